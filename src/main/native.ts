@@ -1,0 +1,200 @@
+/**
+ * The native surface (src/native/*.cc), declared once, and its loader.
+ *
+ * The native layer moves bytes and descriptors; it knows no message types. Every descriptor it
+ * returns is close-on-exec and non-blocking, and is registered in a per-environment table that
+ * closes whatever is still open when the environment (main thread or worker) is torn down.
+ * Descriptors are plain numbers here: the TypeScript layer gives each one exactly one owner.
+ *
+ * Errors: functions throw an `Error` with `code` (e.g. 'EBADF'), `errno` (positive) and `syscall`
+ * for OS failures, except where a negative errno return is documented (the expected, frequent
+ * outcomes of non-blocking calls).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Negated errno values that native calls return instead of throwing. */
+export const EAGAIN = -11;
+export const EPIPE = -32;
+export const ECONNRESET = -104;
+export const EMSGSIZE = -90;
+export const ENOBUFS = -105;
+
+/** Flags of one received packet, see {@link NativeBinding.recvPackets}. */
+export const PACKET_TRUNCATED = 1; // MSG_TRUNC: the packet was larger than the buffer
+export const PACKET_CTRUNCATED = 2; // MSG_CTRUNC: descriptors were dropped by the kernel
+
+/** uv_poll event bits. */
+export const POLL_READABLE = 1;
+export const POLL_WRITABLE = 2;
+export const POLL_DISCONNECT = 4;
+
+/** What kind of object a descriptor refers to (from fstat/getsockopt/fcntl). */
+export interface FdInfo {
+  kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other';
+  /** File size for files and memfds. */
+  size: number;
+  /** F_GET_SEALS bits for memfds (F_SEAL_SEAL=1, SHRINK=2, GROW=4, WRITE=8, FUTURE_WRITE=16), else 0. */
+  seals: number;
+  /** True when the descriptor is a listening socket (SO_ACCEPTCONN). */
+  listening: boolean;
+}
+
+/** Credentials of the peer of a connected Unix socket (SO_PEERCRED). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * A libuv poll handle on one descriptor, driven by the JS thread's event loop.
+ * The callback runs on the JS thread with (status, events): status is 0 or a negative errno.
+ * An active poller keeps the event loop alive unless `unref()` was called.
+ */
+export interface NativePoller {
+  /** Starts or changes the watched events (POLL_* bits); 0 is the same as stop(). */
+  start(events: number): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  /** Stops and releases the handle. Idempotent. Does not close the descriptor. */
+  close(): void;
+}
+
+export interface NativePollerConstructor {
+  new (fd: number, callback: (status: number, events: number) => void): NativePoller;
+}
+
+/** Result of Landlock/no_new_privs setup, see lockdown() in src/main/lockdown.ts. */
+export interface NativeLandlockResult {
+  abi: number;
+  handledAccessFs: number;
+  handledAccessNet: number;
+  scoped: number;
+}
+
+export interface NativeBinding {
+  // ---- descriptors
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK). */
+  socketpair(): [number, number];
+  /** close(2), and removes the descriptor from the environment's table. EINTR is not an error. */
+  close(fd: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC); the copy is registered. */
+  dup(fd: number): number;
+  /** Registers an fd that came from elsewhere (fs.open...) so env teardown closes it. */
+  adopt(fd: number): void;
+  fdInfo(fd: number): FdInfo;
+  /** Number of descriptors in this environment's table. */
+  openCount(): number;
+  /** setsockopt SO_SNDBUF/SO_RCVBUF (0 leaves one as is); returns the effective [snd, rcv]. */
+  setBufferSizes(fd: number, sndbuf: number, rcvbuf: number): [number, number];
+
+  // ---- packets
+  /**
+   * One sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT) of the concatenation of `parts` (an iovec each) with
+   * `fds` as SCM_RIGHTS (at most 253). Returns the byte count written (always all of it: the
+   * socket is SOCK_SEQPACKET), or EAGAIN, EPIPE, ECONNRESET, EMSGSIZE or ENOBUFS negated.
+   * Throws for any other errno.
+   */
+  sendPacket(fd: number, parts: Uint8Array[], fds: number[] | null): number;
+  /**
+   * Reads up to `maxPackets` packets with recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC), each into a
+   * buffer of `maxPacketBytes`, and returns them copied back to back (each starting at an
+   * 8-byte-aligned offset) in one new Buffer. `meta` receives: meta[0] = packet count n,
+   * meta[1] = 1 when end-of-file was seen after them (else 0), then for packet i at 2 + 4i:
+   * [offset, length, fdCount, flags (PACKET_*)]. Received descriptors go to `fdsOut` in order
+   * and are registered; a packet whose descriptors do not fit in `fdsOut` stops the batch before
+   * it (it is read by the next call), unless it is the first, which throws RangeError.
+   * Returns the Buffer when n > 0; otherwise 0 at end-of-file, or EAGAIN negated.
+   * A zero-length read is end-of-file only if the peer has hung up (poll POLLRDHUP/POLLHUP);
+   * otherwise it is reported as a packet of length 0.
+   */
+  recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number): Buffer | number;
+  /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
+  peerHungUp(fd: number): boolean;
+
+  // ---- one-shot server
+  /** A SOCK_SEQPACKET Unix socket bound to `path` and listening (backlog 1), non-blocking. */
+  listen(path: string): number;
+  /** accept4(SOCK_CLOEXEC | SOCK_NONBLOCK): the new fd, or EAGAIN negated. */
+  accept(fd: number): number;
+  /** A SOCK_SEQPACKET socket connected to `path` (blocking connect, then made non-blocking). */
+  connect(path: string): number;
+  peerCredentials(fd: number): PeerCredentials;
+
+  // ---- memory
+  /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) sized to `size`. */
+  memfdCreate(name: string, size: number): number;
+  /** pwrite the bytes at `offset` (loops until all are written). */
+  pwrite(fd: number, data: Uint8Array, offset: number): void;
+  /** fcntl(F_ADD_SEALS). */
+  addSeals(fd: number, seals: number): void;
+  /**
+   * mmap(fd, length, PROT_READ [| PROT_WRITE], MAP_SHARED) as an ArrayBuffer. Zero-copy (an
+   * external ArrayBuffer unmapped by its finalizer) unless `copy` is true or the runtime forbids
+   * external buffers (Electron's V8 memory cage); then the contents are copied into an ordinary
+   * ArrayBuffer and the mapping is dropped at once. Length 0 gives an empty ArrayBuffer.
+   */
+  mapFd(fd: number, length: number, writable: boolean, copy: boolean): ArrayBuffer;
+  /** Whether this runtime allows external ArrayBuffers (false inside Electron's memory cage). */
+  externalBuffersAllowed(): boolean;
+
+  // ---- sandbox
+  /** prctl(PR_SET_NO_NEW_PRIVS) then a Landlock ruleset; see src/native/landlock.cc. */
+  landlockAbi(): number;
+  landlockRestrict(rules: {
+    readPaths: string[];
+    writePaths: string[];
+    execPaths: string[];
+    bindPorts: number[];
+    connectPorts: number[];
+    scopeSignals: boolean;
+    scopeAbstractSockets: boolean;
+  }): NativeLandlockResult;
+
+  Poller: NativePollerConstructor;
+}
+
+function packageRoot(): string {
+  // Both src/main/native.ts and the bundled dist/main/index.{js,cjs} sit two levels down.
+  const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
+  return path.resolve(here, '..', '..');
+}
+
+let loaded: NativeBinding | undefined;
+
+/**
+ * Loads the addon: `ELECTRON_IPC_CHANNEL_NATIVE` (a path to the .node file) if set, then
+ * build/Release, then build/Debug. The error lists every path tried and how to rebuild.
+ */
+export function native(): NativeBinding {
+  if (loaded) return loaded;
+  const root = packageRoot();
+  const candidates = [
+    process.env.ELECTRON_IPC_CHANNEL_NATIVE,
+    path.join(root, 'build', 'Release', 'electron_ipc_channel.node'),
+    path.join(root, 'build', 'Debug', 'electron_ipc_channel.node'),
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  const req = createRequire(path.join(root, 'package.json'));
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    if (!existsSync(candidate)) {
+      failures.push(`${candidate}: not found`);
+      continue;
+    }
+    try {
+      loaded = req(candidate) as NativeBinding;
+      return loaded;
+    } catch (e) {
+      failures.push(`${candidate}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(
+    'electron-ipc-channel: could not load the native addon. Tried:\n  ' +
+      failures.join('\n  ') +
+      `\nRebuild it with \`npm run build:native\` in ${root} (needs g++, make and python3).`,
+  );
+}
