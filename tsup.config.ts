@@ -6,6 +6,8 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     shims: true,
+    // One file per entry: native.ts locates the addon relative to its own file.
+    splitting: false,
     sourcemap: true,
     clean: false,
     target: 'node20',

@@ -1,0 +1,245 @@
+// This library, through its public API only (docs/architecture.md), from ../dist/main/index.js.
+// driver: node library.mjs driver '{"case":"...","childCpu":0,"warmup":W,"count":N}'
+// Cases: rtt, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, growth.
+// Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
+// child connects, makes its own channel() and sends that sender as the first message.
+import { existsSync, openSync } from 'node:fs';
+import { MIB, openFdCount, report, rssBytes, small, spawnNode } from './harness.mjs';
+
+const DIST = new URL('../dist/main/index.js', import.meta.url);
+const [role, raw] = process.argv.slice(2);
+const p = JSON.parse(raw);
+
+if (!existsSync(DIST)) {
+  report({ skipped: 'dist/main/index.js is missing (run `npm run build:ts`)' });
+} else {
+  const lib = await import(DIST.href);
+  try {
+    if (role === 'driver') await driver(lib);
+    else await child(lib);
+  } catch (err) {
+    if (role === 'driver') report({ error: `${err?.code ?? err?.name}: ${err?.message}` });
+    else {
+      console.error(`library child: ${err?.stack ?? err}`);
+      process.exit(1);
+    }
+  }
+}
+
+/** Receives `total` messages, taking whatever is already read without a promise each. */
+async function drain(rx, total, onMessage) {
+  const canTry = typeof rx.tryRecv === 'function';
+  let n = 0;
+  while (n < total) {
+    if (canTry) {
+      let r;
+      while (n < total && (r = rx.tryRecv()) !== undefined) {
+        onMessage(r.message);
+        n++;
+      }
+      if (n === total) break;
+    }
+    onMessage(await rx.recv());
+    n++;
+  }
+}
+
+function sizeOf(m) {
+  if (m instanceof Uint8Array) return m.byteLength;
+  if (m?.data) return m.data.byteLength;
+  if (m?.shm) return m.shm.length;
+  return 0;
+}
+
+/** RSS and descriptors, plus V8's view to tell a heap leak from memory V8 keeps committed. */
+function memStats() {
+  const { heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  return { rss: rssBytes(), fds: openFdCount(), heapUsed, heapTotal, external, arrayBuffers };
+}
+
+function gc() {
+  globalThis.gc?.();
+}
+
+async function driver(lib) {
+  // The default limit is 64 MiB per message body: a 64 MiB payload plus its envelope needs more.
+  const server = new lib.IpcOneShotServer(p.case === 'mib64' ? { maxMessageBytes: 80 * MIB } : undefined);
+  const child = spawnNode(
+    p.childCpu,
+    new URL(import.meta.url).pathname,
+    ['child', raw],
+    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, BENCH_IPC_NAME: server.name } },
+    ['--expose-gc'],
+  );
+  child.on('exit', (code) => {
+    if (code) report({ error: `child exited with ${code}` });
+  });
+  const [rx, toChild] = await server.accept({ timeout: 30_000 });
+  const total = p.warmup + p.count;
+  let result;
+
+  if (p.case === 'rtt') {
+    const msg = small();
+    let t0 = 0;
+    for (let i = 0; i < total; i++) {
+      if (i === p.warmup) t0 = performance.now();
+      toChild.send(msg);
+      await rx.recv();
+    }
+    result = { us: ((performance.now() - t0) * 1e3) / p.count };
+  } else if (p.case === 'fd') {
+    const fh = lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
+    let t0 = 0;
+    for (let i = 0; i < total; i++) {
+      if (i === p.warmup) t0 = performance.now();
+      toChild.send({ fh });
+      const m = await rx.recv();
+      m.fh.close();
+    }
+    result = { rtps: p.count / ((performance.now() - t0) / 1e3) };
+    fh.close();
+  } else if (p.case === 'growth') {
+    // Phase 1: warm up both sides, then measure a baseline after GC in each process.
+    toChild.send({ start: true });
+    await drain(rx, p.warmup, () => {});
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+    const before = memStats();
+    toChild.send({ go: true });
+    // Phase 2: p.count messages, then the child's own figures.
+    await drain(rx, p.count, () => {});
+    const childStats = await rx.recv();
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+    const after = memStats();
+    const pct = (a, b) => ((a - b) / b) * 100;
+    result = {
+      rssPct: Math.max(pct(after.rss, before.rss), pct(childStats.after.rss, childStats.before.rss)),
+      fds: Math.max(after.fds - before.fds, childStats.after.fds - childStats.before.fds),
+      receiver: { before, after },
+      sender: childStats,
+    };
+  } else {
+    // One-way: the child sends, this process receives and keeps the clock.
+    let brx;
+    let closeLater;
+    if (p.case === 'bytes64') {
+      const [btx, b] = lib.bytesChannel();
+      brx = b;
+      toChild.send({ bytes: btx });
+      closeLater = btx;
+    } else {
+      toChild.send({ go: true });
+    }
+    let seen = 0;
+    let t0 = 0;
+    let bytes = 0;
+    const touch = p.case.startsWith('shm');
+    await drain(brx ?? rx, total, (m) => {
+      if (seen === p.warmup) t0 = performance.now();
+      else if (seen > p.warmup) bytes += sizeOf(m);
+      seen++;
+      if (touch) {
+        const v = m.shm.bytes;
+        if (v[0] !== 7 || v[v.length - 1] !== 7) throw new Error('shared memory content is wrong');
+        m.shm.close();
+      }
+    });
+    const seconds = (performance.now() - t0) / 1e3;
+    result = p.case === 'stream' || p.case === 'bytes64' ? { msgs: (p.count - 1) / seconds } : { gbps: bytes / seconds / 1e9 };
+    if (touch && typeof lib.sharedMemoryIsZeroCopy === 'function') result.zeroCopy = lib.sharedMemoryIsZeroCopy();
+    brx?.close();
+    closeLater?.close();
+  }
+  child.removeAllListeners('exit');
+  rx.close();
+  toChild.close();
+  server.close();
+  child.kill();
+  report(result);
+}
+
+async function child(lib) {
+  const toParent = lib.IpcSender.connect(process.env.BENCH_IPC_NAME);
+  const [mine, rx] = lib.channel();
+  toParent.send(mine);
+  const total = p.warmup + p.count;
+  const finish = async () => {
+    await toParent.flush();
+    // Stay until the driver hangs up: its receiver may still be reading what we sent.
+    try {
+      for await (const _ of rx);
+    } catch {}
+    process.exit(0);
+  };
+
+  if (p.case === 'rtt') {
+    for await (const m of rx) toParent.send(m);
+    process.exit(0);
+  }
+  if (p.case === 'fd') {
+    let prev;
+    for await (const m of rx) {
+      toParent.send({ fh: m.fh });
+      prev?.close(); // closed one message later so the send never races the close
+      prev = m.fh;
+    }
+    process.exit(0);
+  }
+
+  const first = await rx.recv();
+  if (p.case === 'growth') {
+    for (let i = 0; i < p.warmup; i++) toParent.send(small());
+    await toParent.flush();
+    gc();
+    const before = memStats();
+    await rx.recv(); // go
+    for (let i = 0; i < p.count; i++) {
+      toParent.send(small());
+      if (i % 10_000 === 9_999) await toParent.flush(); // bound what waits in this process
+    }
+    await toParent.flush();
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+    toParent.send({ before, after: memStats() });
+  } else if (p.case === 'stream') {
+    for (let i = 0; i < total; i++) toParent.send(small());
+  } else if (p.case === 'bytes64') {
+    const btx = first.bytes;
+    const packet = new Uint8Array(64).fill(7);
+    for (let i = 0; i < total; i++) btx.send(packet);
+    if (typeof btx.flush === 'function') await btx.flush();
+  } else if (p.case === 'mib1' || p.case === 'mib64') {
+    const data = new Uint8Array(p.case === 'mib1' ? MIB : 64 * MIB).fill(7);
+    const every = p.case === 'mib1' ? 4 : 1; // at most ~4 MiB (or one 64 MiB) waiting here
+    for (let i = 0; i < total; i++) {
+      toParent.send({ data });
+      if (i % every === every - 1) await toParent.flush();
+    }
+  } else if (p.case === 'shm-reuse') {
+    const shm = lib.IpcSharedMemory.fromBytes(new Uint8Array(64 * MIB).fill(7));
+    for (let i = 0; i < total; i++) {
+      toParent.send({ shm });
+      if (i % 8 === 7) await toParent.flush();
+    }
+  } else if (p.case === 'shm-fresh') {
+    const src = new Uint8Array(64 * MIB).fill(7);
+    let pending = [];
+    for (let i = 0; i < total; i++) {
+      const shm = lib.IpcSharedMemory.fromBytes(src);
+      toParent.send({ shm });
+      pending.push(shm);
+      if (pending.length === 4) {
+        await toParent.flush();
+        for (const s of pending) s.close();
+        pending = [];
+      }
+    }
+  } else {
+    throw new Error(`unknown case ${p.case}`);
+  }
+  await finish();
+}

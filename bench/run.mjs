@@ -1,0 +1,338 @@
+#!/usr/bin/env node
+// Benchmark suite: this library against a raw C floor, Node child_process IPC (json and
+// advanced) and a net Unix socket with length-prefixed JSON, all measured in the same run.
+// Usage: node bench/run.mjs [--json] [--quick] [--case NAME[,NAME...]] [--repeats N]
+// Method and meaning of every figure: docs/performance.md.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BENCH_DIR, canPin, fmtNum, pinned, ROOT, runMeasurement, summarize } from './harness.mjs';
+
+// ---- arguments
+
+const argv = process.argv.slice(2);
+const opts = { json: false, quick: false, cases: null, repeats: null };
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === '--json') opts.json = true;
+  else if (a === '--quick') opts.quick = true;
+  else if (a === '--case') opts.cases = (argv[++i] ?? '').split(',').filter(Boolean);
+  else if (a.startsWith('--case=')) opts.cases = a.slice(7).split(',').filter(Boolean);
+  else if (a === '--repeats') opts.repeats = Number(argv[++i]);
+  else if (a === '--help' || a === '-h') {
+    console.log('node bench/run.mjs [--json] [--quick] [--case NAME[,NAME...]] [--repeats N]');
+    console.log(`cases: ${CASES_HELP()}`);
+    process.exit(0);
+  } else {
+    console.error(`bench: unknown argument ${a} (try --help)`);
+    process.exit(2);
+  }
+}
+const REPEATS = opts.repeats ?? (opts.quick ? 2 : 5);
+
+// ---- modes, peers, cases
+
+const MODES = {
+  one: { label: '1 CPU', parent: 0, child: 0 },
+  cross: { label: '2 CPUs', parent: 0, child: 1 },
+  inproc: { label: 'in-process', parent: 0, child: 0 },
+};
+const PEERS = [
+  { id: 'lib', label: 'this library' },
+  { id: 'c', label: 'C floor' },
+  { id: 'json', label: 'Node IPC json' },
+  { id: 'advanced', label: 'Node IPC advanced' },
+  { id: 'net', label: 'net + JSON' },
+];
+
+// Iteration counts: [default, quick] of { warmup, count }, per peer where the rates differ a lot.
+const n = (warmup, count, qWarmup, qCount) => (opts.quick ? { warmup: qWarmup, count: qCount } : { warmup, count });
+
+const CASES = [
+  {
+    id: 'rtt',
+    title: 'round trip, small object',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'us', unit: 'µs', lower: true, target: { mode: 'one', op: '<=', value: 11, text: '≤ 11 µs (1 CPU)' } }],
+    peers: {
+      lib: { run: 'lib', case: 'rtt', ...n(2000, 10000, 500, 2000) },
+      c: { run: 'c', mode: 'rtt', ...n(5000, 50000, 1000, 10000) },
+      json: { run: 'ipc', case: 'rtt', ...n(2000, 10000, 500, 2000) },
+      advanced: { run: 'ipc', case: 'rtt', ...n(2000, 10000, 500, 2000) },
+      net: { run: 'net', case: 'rtt', ...n(2000, 10000, 500, 2000) },
+    },
+  },
+  {
+    id: 'stream',
+    title: 'one-way stream, small objects',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'msgs', unit: 'msg/s', target: { mode: 'cross', op: '>=', value: 600e3, text: '≥ 600k msg/s' } }],
+    peers: {
+      lib: { run: 'lib', case: 'stream', ...n(10000, 100000, 2000, 20000) },
+      c: { run: 'c', mode: 'stream', ...n(10000, 400000, 2000, 100000) },
+      json: { run: 'ipc', case: 'stream', ...n(10000, 100000, 2000, 20000) },
+      advanced: { run: 'ipc', case: 'stream', ...n(10000, 100000, 2000, 20000) },
+      net: { run: 'net', case: 'stream', ...n(10000, 100000, 2000, 20000) },
+    },
+  },
+  {
+    id: 'bytes64',
+    note: 'C floor here is the 64 B packet stream (same measurement as the stream row).',
+    title: 'one-way bytes, 64 B (bytesChannel)',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'msgs', unit: 'msg/s', target: { mode: 'cross', op: '>=', value: 800e3, text: '≥ 800k msg/s' } }],
+    peers: {
+      lib: { run: 'lib', case: 'bytes64', ...n(10000, 200000, 2000, 40000) },
+      c: { run: 'c', mode: 'stream', ...n(10000, 400000, 2000, 100000) },
+    },
+  },
+  {
+    id: 'mib1',
+    title: 'one-way 1 MiB messages',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'gbps', unit: 'GB/s', target: { mode: 'cross', op: '>=', value: 4.5, text: '≥ 4.5 GB/s' } }],
+    peers: {
+      lib: { run: 'lib', case: 'mib1', ...n(20, 300, 5, 60) },
+      c: { run: 'c', mode: 'mib', ...n(50, 3000, 10, 500) },
+      json: { run: 'ipc', case: 'mib1', ...n(10, 100, 3, 20) },
+      advanced: { run: 'ipc', case: 'mib1', ...n(10, 200, 3, 40) },
+      net: { run: 'net', case: 'mib1', ...n(10, 100, 3, 20) },
+    },
+  },
+  {
+    id: 'mib64',
+    note: 'C floor here is the kernel copy rate: 1 MiB messages in 64 KiB packets.',
+    title: 'one-way 64 MiB Uint8Array in a message',
+    modes: ['cross'],
+    metrics: [{ key: 'gbps', unit: 'GB/s' }],
+    peers: {
+      lib: { run: 'lib', case: 'mib64', ...n(2, 20, 1, 5) },
+      c: { run: 'c', mode: 'mib', ...n(50, 3000, 10, 500) },
+    },
+  },
+  {
+    id: 'shm-reuse',
+    note: 'C floor here is the kernel copy rate: 1 MiB messages in 64 KiB packets.',
+    title: '64 MiB IpcSharedMemory, same one sent again',
+    modes: ['cross'],
+    metrics: [{ key: 'gbps', unit: 'GB/s', target: { mode: 'cross', op: '>=', value: 5, text: '≥ 5 GB/s' } }],
+    peers: {
+      lib: { run: 'lib', case: 'shm-reuse', ...n(5, 100, 2, 20) },
+      c: { run: 'c', mode: 'mib', ...n(50, 3000, 10, 500) },
+    },
+  },
+  {
+    id: 'shm-fresh',
+    note: 'C floor here is the kernel copy rate: 1 MiB messages in 64 KiB packets.',
+    title: '64 MiB IpcSharedMemory, fromBytes each time',
+    modes: ['cross'],
+    metrics: [{ key: 'gbps', unit: 'GB/s', target: { mode: 'cross', op: '>=', value: 5, text: '≥ 5 GB/s' } }],
+    peers: {
+      lib: { run: 'lib', case: 'shm-fresh', ...n(2, 30, 1, 8) },
+      c: { run: 'c', mode: 'mib', ...n(50, 3000, 10, 500) },
+    },
+  },
+  {
+    id: 'fd',
+    title: 'round trips carrying a descriptor',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'rtps', unit: 'round trips/s', target: { mode: 'one', op: '>=', value: 70e3, text: '≥ 70k/s (1 CPU)' } }],
+    peers: {
+      lib: { run: 'lib', case: 'fd', ...n(1000, 10000, 300, 2000) },
+      c: { run: 'c', mode: 'fd', ...n(2000, 40000, 500, 8000) },
+    },
+  },
+  {
+    id: 'codec',
+    note: 'Node IPC json column is JSON.stringify + JSON.parse; advanced is v8.serialize + v8.deserialize.',
+    title: 'encode + decode, 10,000 small objects',
+    modes: ['inproc'],
+    metrics: [{ key: 'ms', unit: 'ms', lower: true, target: { mode: 'inproc', op: '<=', ratioTo: 'json', value: 2, text: '≤ 2× JSON' } }],
+    peers: {
+      lib: { run: 'codec', codec: 'lib', ...n(30, 100, 10, 20) },
+      json: { run: 'codec', codec: 'json', ...n(30, 100, 10, 20) },
+      advanced: { run: 'codec', codec: 'v8', ...n(30, 100, 10, 20) },
+    },
+  },
+  {
+    id: 'growth',
+    note: 'the worse of the receiving and the sending process, each after GC; both in the --json output.',
+    title: `growth after ${opts.quick ? '200,000' : '1,000,000'} small messages`,
+    modes: ['cross'],
+    repeats: 1,
+    metrics: [
+      { key: 'rssPct', unit: '% RSS', lower: true, target: { mode: 'cross', op: '<=', value: 10, text: '≤ +10% RSS' } },
+      { key: 'fds', unit: 'fds', lower: true, target: { mode: 'cross', op: '<=', value: 5, text: '≤ +5 fds' } },
+    ],
+    peers: { lib: { run: 'lib', case: 'growth', ...n(100_000, 1_000_000, 20_000, 200_000) } },
+  },
+];
+
+function CASES_HELP() {
+  return 'rtt, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, codec, growth';
+}
+
+// ---- running one measurement
+
+const FLOOR_SRC = path.join(BENCH_DIR, 'c', 'floor.c');
+const FLOOR_BIN = path.join(BENCH_DIR, 'build', 'floor');
+
+function buildFloor() {
+  if (existsSync(FLOOR_BIN) && statSync(FLOOR_BIN).mtimeMs >= statSync(FLOOR_SRC).mtimeMs) return null;
+  mkdirSync(path.dirname(FLOOR_BIN), { recursive: true });
+  const cc = process.env.CC || 'cc';
+  const r = spawnSync(cc, ['-O2', '-o', FLOOR_BIN, FLOOR_SRC], { encoding: 'utf8' });
+  if (r.status !== 0) return `${cc} -O2 failed: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`;
+  return null;
+}
+
+function command(peerId, spec, mode) {
+  const m = MODES[mode];
+  const node = process.execPath;
+  const script = (f) => path.join(BENCH_DIR, f);
+  const params = (extra) => JSON.stringify({ childCpu: m.child, warmup: spec.warmup, count: spec.count, ...extra });
+  switch (spec.run) {
+    case 'c':
+      // floor pins both of its processes itself.
+      return [FLOOR_BIN, [spec.mode, String(m.parent), String(m.child), String(spec.warmup), String(spec.count)]];
+    case 'ipc':
+      return pinned(m.parent, [node, script('peer-node-ipc.mjs'), 'driver', params({ case: spec.case, serialization: peerId })]);
+    case 'net':
+      return pinned(m.parent, [node, script('peer-net.mjs'), 'driver', params({ case: spec.case })]);
+    case 'lib':
+      return pinned(m.parent, [node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case })]);
+    case 'codec':
+      return pinned(m.parent, [node, script('codec.mjs'), JSON.stringify({ codec: spec.codec, warmup: spec.warmup, count: spec.count })]);
+    default:
+      throw new Error(`unknown runner ${spec.run}`);
+  }
+}
+
+/** The library's codec lives in dist/shared, its channels in dist/main: either may be missing. */
+const skipKey = (peerId, spec) => (peerId === 'lib' && spec.run === 'codec' ? 'codec' : peerId);
+
+// ---- main
+
+const selected = opts.cases ? CASES.filter((c) => opts.cases.includes(c.id)) : CASES;
+if (opts.cases) {
+  const unknown = opts.cases.filter((id) => !CASES.some((c) => c.id === id));
+  if (unknown.length) {
+    console.error(`bench: unknown case ${unknown.join(', ')}; cases: ${CASES_HELP()}`);
+    process.exit(2);
+  }
+}
+
+const started = Date.now();
+const log = (s) => process.stderr.write(`${s}\n`);
+const skipped = {}; // peer id -> reason, once known for the whole run
+const floorError = buildFloor();
+if (floorError) skipped.c = `C floor not built: ${floorError}`;
+if (!canPin()) log('bench: taskset cannot pin to CPUs 0 and 1: running unpinned, 2-CPU rows are skipped');
+if (!existsSync(path.join(ROOT, 'dist', 'main', 'index.js'))) {
+  log('bench: library cases skipped: dist/main/index.js is missing (run `npm run build:ts`); the peers still run');
+}
+const load = os.loadavg();
+log(`bench: ${REPEATS} repeats${opts.quick ? ' (--quick)' : ''}, load average ${load.map((l) => l.toFixed(2)).join(' ')}`);
+
+const rows = [];
+for (const c of selected) {
+  for (const mode of c.modes) {
+    if (mode === 'cross' && !canPin()) continue;
+    const repeats = c.repeats ?? REPEATS;
+    const samples = {}; // peer -> [result]
+    const errors = {};
+    // Peers alternate within each repeat so that drift in the machine's load hits all of them.
+    for (let rep = 0; rep < repeats; rep++) {
+      for (const peer of PEERS) {
+        const spec = c.peers[peer.id];
+        if (!spec || errors[peer.id] || skipped[skipKey(peer.id, spec)]) continue;
+        const [cmd, args] = command(peer.id, spec, mode);
+        const t = Date.now();
+        const r = await runMeasurement(cmd, args, { timeoutMs: (c.id === 'growth' ? 300_000 : 90_000) / (opts.quick ? 3 : 1) });
+        log(`  ${c.id} ${MODES[mode].label} ${peer.label} #${rep + 1}: ${r.skipped ? `skipped (${r.skipped})` : r.error ? `ERROR ${r.error}` : JSON.stringify(r)} [${Date.now() - t} ms]`);
+        if (r.skipped) skipped[skipKey(peer.id, spec)] = r.skipped;
+        else if (r.error) errors[peer.id] = r.error;
+        else (samples[peer.id] ??= []).push(r);
+      }
+    }
+    for (const metric of c.metrics) {
+      const row = { case: c.id, title: c.title, mode, modeLabel: MODES[mode].label, metric: metric.key, unit: metric.unit, lower: !!metric.lower, peers: {} };
+      for (const peer of PEERS) {
+        const spec = c.peers[peer.id];
+        if (!spec) continue;
+        if (samples[peer.id]?.length) {
+          row.peers[peer.id] = summarize(samples[peer.id].map((s) => s[metric.key]));
+          if (c.id === 'growth') row.peers[peer.id].detail = samples[peer.id];
+          if (c.id === 'codec') row.peers[peer.id].detail = samples[peer.id].map(({ encodeUs, decodeUs, bytes }) => ({ encodeUs, decodeUs, bytes }));
+        } else if (errors[peer.id]) row.peers[peer.id] = { error: errors[peer.id] };
+        else row.peers[peer.id] = { skipped: skipped[skipKey(peer.id, spec)] ?? 'not run' };
+      }
+      const lib = row.peers.lib?.median;
+      row.ratioJson = lib !== undefined && row.peers.json?.median ? lib / row.peers.json.median : undefined;
+      row.ratioC = lib !== undefined && row.peers.c?.median ? lib / row.peers.c.median : undefined;
+      const tgt = metric.target && metric.target.mode === mode ? metric.target : undefined;
+      if (tgt) {
+        row.target = tgt.text;
+        const v = tgt.ratioTo ? row.ratioJson : lib;
+        row.met = v === undefined ? undefined : tgt.op === '<=' ? v <= tgt.value : v >= tgt.value;
+      }
+      rows.push(row);
+    }
+  }
+}
+
+// ---- output
+
+const cell = (s) => {
+  if (!s) return '—';
+  if (s.error) return 'error';
+  if (s.skipped) return 'skipped';
+  if (s.n === 1) return fmtNum(s.median);
+  return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
+};
+const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'met'];
+const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+for (const r of rows) {
+  lines.push(
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+  );
+}
+const seconds = (Date.now() - started) / 1000;
+const problems = [];
+for (const r of rows) for (const [id, s] of Object.entries(r.peers)) if (s.error) problems.push(`${r.case} ${r.modeLabel} ${id}: ${s.error}`);
+const notes = [...new Set(Object.values(skipped))].map((s) => `skipped: ${s}`);
+
+console.log(lines.join('\n'));
+console.log(
+  `\nmedian (min–max) of ${REPEATS} runs (growth: 1 run); ↓ lower is better, ↑ higher is better; ratios are library ÷ peer medians. ${seconds.toFixed(0)} s, node ${process.version}, ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}.`,
+);
+for (const c of selected) if (c.note) console.log(`${c.id}: ${c.note}`);
+for (const l of [...notes, ...[...new Set(problems)].map((p) => `error: ${p}`)]) console.log(l);
+
+if (opts.json) {
+  const out = path.join(BENCH_DIR, 'results', 'latest.json');
+  mkdirSync(path.dirname(out), { recursive: true });
+  let commit;
+  try {
+    commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() || undefined;
+  } catch {}
+  const meta = {
+    date: new Date().toISOString(),
+    seconds,
+    quick: opts.quick,
+    repeats: REPEATS,
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    kernel: os.release(),
+    loadavgAtStart: load,
+    pinned: canPin(),
+    commit,
+    libraryBuilt: existsSync(path.join(ROOT, 'dist', 'main', 'index.js')),
+    package: JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
+  };
+  writeFileSync(out, `${JSON.stringify({ meta, skipped, rows, table: lines.join('\n') }, null, 2)}\n`);
+  log(`bench: wrote ${path.relative(process.cwd(), out)}`);
+}

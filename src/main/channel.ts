@@ -1,0 +1,1048 @@
+/**
+ * Senders and receivers over SOCK_SEQPACKET sockets: the typed channel (`channel<T>()`) and the
+ * untyped bytes channel (`bytesChannel()`), sharing one implementation of writing, reading,
+ * framing and descriptor ownership.
+ */
+import { decodeMessage, encodeMessage, peekHandleCount } from '../shared/codec.js';
+import type { EncodeHooks } from '../shared/codec.js';
+import { IpcError } from '../shared/errors.js';
+import { DEFAULT_LIMITS } from '../shared/limits.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { validate } from '../shared/validate.js';
+import { randomBytes } from 'node:crypto';
+import {
+  MAX_RECV_PACKET_BYTES,
+  PacketParser,
+  RecordBatcher,
+  fitsOnePacket,
+  fragmentPackets,
+  malformed,
+  singleRecordPacket,
+  switchPacket,
+} from './framing.js';
+import type { OutPacket, ParsedItem, WireRecord } from './framing.js';
+import {
+  assertThread,
+  closedError,
+  currentThreadId,
+  handleKind,
+  isHandleSource,
+  kDetach,
+  kHandle,
+  osError,
+  registerHandleKind,
+  trackForGc,
+  untrackForGc,
+} from './handles.js';
+import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, native } from './native.js';
+import type { NativePoller } from './native.js';
+
+/** Limits and checks a receiver applies to what its peers send. */
+export interface ReceiverOptions<T = unknown> {
+  /** Largest message body in bytes (default 64 MiB). Bigger messages are refused with TOO_LARGE. */
+  maxMessageBytes?: number;
+  /** Most descriptors in one message (default 1024). */
+  maxHandles?: number;
+  /** Deepest nesting of a decoded value (default 256). */
+  maxDepth?: number;
+  /** Most values in one decoded message (default 1,000,000). */
+  maxElements?: number;
+  /** Most packets read from the socket ahead of `recv()` calls (default 64); the rest wait in the kernel. */
+  maxQueue?: number;
+  /** A Standard Schema (zod, valibot, arktype...) every incoming message must pass, else INVALID. */
+  schema?: StandardSchemaV1<unknown, T>;
+}
+
+interface Limits {
+  maxMessageBytes: number;
+  maxHandles: number;
+  maxDepth: number;
+  maxElements: number;
+  maxQueue: number;
+}
+
+function positiveInt(v: unknown, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function resolveLimits(o: ReceiverOptions<unknown> | undefined): Limits {
+  return {
+    maxMessageBytes: positiveInt(o?.maxMessageBytes, 'maxMessageBytes', DEFAULT_LIMITS.maxMessageBytes),
+    maxHandles: positiveInt(o?.maxHandles, 'maxHandles', DEFAULT_LIMITS.maxHandles),
+    maxDepth: positiveInt(o?.maxDepth, 'maxDepth', DEFAULT_LIMITS.maxDepth),
+    maxElements: positiveInt(o?.maxElements, 'maxElements', DEFAULT_LIMITS.maxElements),
+    maxQueue: positiveInt(o?.maxQueue, 'maxQueue', DEFAULT_LIMITS.maxQueue),
+  };
+}
+
+/**
+ * Endpoints with work in flight (a pending recv, queued packets) stay reachable until it is
+ * done, even if the program dropped every reference to them; idle ones can be collected.
+ */
+const busy = new Set<Pinnable>();
+
+abstract class Pinnable {
+  private readonly owner: WeakRef<object>;
+  private pinned: object | undefined;
+  constructor(owner: object) {
+    this.owner = new WeakRef(owner);
+  }
+  protected pin(on: boolean): void {
+    if (on) {
+      if (this.pinned) return;
+      this.pinned = this.owner.deref();
+      busy.add(this);
+    } else if (this.pinned) {
+      this.pinned = undefined;
+      busy.delete(this);
+    }
+  }
+}
+
+const encodeHooks: EncodeHooks = {
+  handleKind(value: object): string | undefined {
+    return isHandleSource(value) ? value[kHandle]().kind : undefined;
+  },
+};
+
+function closeFds(fds: number[]): void {
+  const n = native();
+  for (const fd of fds) {
+    try {
+      n.close(fd);
+    } catch {
+      // Already gone; nothing to release.
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+interface Queued extends OutPacket {
+  /** The queue owns these descriptors and closes them once the packet is written or dropped. */
+  owned: boolean;
+}
+
+/** The writing half: one socket, an ordered queue, batching of small records. */
+class SenderCore extends Pinnable {
+  readonly fd: number;
+  closed = false;
+  disconnected = false;
+  private readonly streamId = randomBytes(8).readBigUInt64LE(0);
+  private seq = 0;
+  private queue: Queued[] = [];
+  private readonly batcher = new RecordBatcher();
+  private flushScheduled = false;
+  private sentThisTick = false;
+  private poller: NativePoller | undefined;
+  private flushWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private closeWhenFlushed = false;
+  private readonly disposer: Disposer;
+
+  constructor(fd: number, owner: object, readonly what: string) {
+    super(owner);
+    this.fd = fd;
+    this.disposer = { fd, release: () => this.poller?.close() };
+    trackForGc(owner, this.disposer);
+  }
+
+  get idle(): boolean {
+    return this.queue.length === 0 && this.batcher.empty;
+  }
+
+  /**
+   * Writes one encoded message with its handles. Throws DISCONNECTED/CLOSED synchronously;
+   * on a throw nothing was sent and nothing was consumed.
+   */
+  write(parts: Uint8Array[], bytes: number, handles: HandleSource[]): void {
+    if (this.closed) throw closedError(this.what);
+    if (this.disconnected) throw disconnected(this.what);
+    const infos: HandleInfo[] = handles.map((h) => h[kHandle]());
+    for (let i = 0; i < infos.length; i++) {
+      if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
+      if (infos[i]!.move && infos[i]!.fd === this.fd) throw new TypeError('a receiver cannot be sent through its own channel');
+    }
+    // Moved handles (receivers) are detached first: a receiver with messages already read
+    // hands over a different socket than its own (see ReceiverCore.detachWithPending).
+    const moved = this.detachMoved(handles, infos);
+    const fds = infos.map((info, i) => (info.move ? moved[i]! : info.fd));
+    const single = fitsOnePacket(bytes, fds.length);
+    if (single && this.idle && !this.sentThisTick) {
+      const r = native().sendPacket(this.fd, singleRecordPacket(parts, bytes, fds).parts, fds.length ? fds : null);
+      if (r >= 0) {
+        this.sentThisTick = true;
+        queueMicrotask(() => (this.sentThisTick = false));
+        closeFds(moved.filter((fd) => fd >= 0));
+        return;
+      }
+      if (r !== EAGAIN && r !== ENOBUFS && r !== EMSGSIZE) {
+        closeFds(moved.filter((fd) => fd >= 0));
+        if (r === EPIPE || r === ECONNRESET) {
+          this.setDisconnected();
+          throw disconnected(this.what);
+        }
+        throw osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r }, 'sendmsg');
+      }
+    }
+    // Queue: from here the queue owns a descriptor for each handle (a duplicate for those
+    // that stay with their object), and the message bytes are copied.
+    const owned = this.ownAll(infos, moved);
+    if (single) {
+      if (!this.batcher.fits(bytes, owned.length)) this.takeBatch();
+      this.batcher.add(parts, bytes, owned);
+    } else {
+      this.takeBatch();
+      for (const p of fragmentPackets(this.streamId, this.seq++ >>> 0, parts, bytes, owned)) this.queue.push({ ...p, owned: true });
+    }
+    this.pin(true);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.drain();
+      });
+    }
+  }
+
+  /** Queues ready-made packets whose descriptors the queue takes over. */
+  writePackets(packets: OutPacket[]): void {
+    this.takeBatch();
+    for (const p of packets) this.queue.push({ ...p, owned: true });
+    this.pin(true);
+    this.drain();
+  }
+
+  /** Detaches the moved handles: their descriptors (now owned here) by index, -1 for the others. */
+  private detachMoved(handles: HandleSource[], infos: HandleInfo[]): number[] {
+    const moved = new Array<number>(handles.length).fill(-1);
+    for (let i = 0; i < handles.length; i++) if (infos[i]!.move) moved[i] = handles[i]![kDetach]!();
+    return moved;
+  }
+
+  /** Descriptors for a queued message: the moved ones, plus duplicates of the borrowed ones. */
+  private ownAll(infos: HandleInfo[], moved: number[]): number[] {
+    const owned: number[] = [];
+    const n = native();
+    try {
+      for (let i = 0; i < infos.length; i++) owned.push(infos[i]!.move ? moved[i]! : n.dup(infos[i]!.fd));
+    } catch (e) {
+      closeFds(owned.filter((fd, i) => !infos[i]!.move));
+      closeFds(moved.filter((fd) => fd >= 0));
+      throw osError(e, 'duplicating a descriptor to send');
+    }
+    return owned;
+  }
+
+  private takeBatch(): void {
+    const p = this.batcher.take();
+    if (p) {
+      this.queue.push({ ...p, owned: true });
+    }
+  }
+
+  /** Writes queued packets until the socket is full. */
+  drain(): void {
+    this.takeBatch();
+    const n = native();
+    while (this.queue.length > 0) {
+      const p = this.queue[0]!;
+      const r = n.sendPacket(this.fd, p.parts, p.fds.length ? p.fds : null);
+      if (r >= 0) {
+        this.queue.shift();
+        if (p.owned) closeFds(p.fds);
+        continue;
+      }
+      if (r === EAGAIN || r === ENOBUFS) {
+        this.watchWritable(true);
+        return;
+      }
+      if (r === EPIPE || r === ECONNRESET) {
+        this.setDisconnected();
+        return;
+      }
+      // Any other failure (EMSGSIZE here means the peer's buffer is smaller than our packets).
+      this.fail(osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r, message: 'writing a queued packet failed' }, 'sendmsg'));
+      return;
+    }
+    this.watchWritable(false);
+    this.pin(false);
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of waiters) w.resolve();
+    if (this.closeWhenFlushed) this.release();
+  }
+
+  private watchWritable(on: boolean): void {
+    if (on) {
+      if (!this.poller) this.poller = new (native().Poller)(this.fd, () => this.drain());
+      this.poller.start(POLL_WRITABLE);
+    } else this.poller?.stop();
+  }
+
+  flush(): Promise<void> {
+    if (this.disconnected && !this.idle) return Promise.reject(disconnected(this.what));
+    if (this.idle) return this.disconnected ? Promise.reject(disconnected(this.what)) : Promise.resolve();
+    return new Promise((resolve, reject) => this.flushWaiters.push({ resolve, reject }));
+  }
+
+  private setDisconnected(): void {
+    this.disconnected = true;
+    this.fail(disconnected(this.what));
+  }
+
+  private fail(err: Error): void {
+    this.dropQueue();
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of waiters) w.reject(err);
+    if (this.closeWhenFlushed) this.release();
+  }
+
+  private dropQueue(): void {
+    this.takeBatch();
+    for (const p of this.queue) if (p.owned) closeFds(p.fds);
+    this.queue = [];
+    this.watchWritable(false);
+    this.pin(false);
+  }
+
+  close(owner: object): void {
+    if (this.closed) return;
+    this.closed = true;
+    untrackForGc(owner);
+    // Queued messages are still delivered: the socket stays open until they are written.
+    if (!this.idle && !this.disconnected) {
+      this.closeWhenFlushed = true;
+      return;
+    }
+    this.release();
+  }
+
+  private release(): void {
+    if (this.disposer.fd < 0) return;
+    this.dropQueue();
+    this.poller?.close();
+    this.poller = undefined;
+    closeFds([this.fd]);
+    this.disposer.fd = -1;
+  }
+}
+
+function disconnected(what: string): IpcError {
+  return new IpcError('DISCONNECTED', `the receiving end of this ${what} is closed`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+interface Waiter {
+  resolve: (item: ParsedItem) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const META_SIZE = 2 + 4 * 256;
+
+/** The reading half: one socket, a parser, a queue of complete records, pending receives. */
+class ReceiverCore extends Pinnable {
+  fd: number;
+  closed = false;
+  eof = false;
+  readonly limits: Limits;
+  readonly parser: PacketParser;
+  private items: ParsedItem[] = [];
+  private head = 0;
+  private waiters: Waiter[] = [];
+  private poller: NativePoller | undefined;
+  private refed = true;
+  private readonly disposer: Disposer;
+  private readonly meta = new Int32Array(META_SIZE);
+  private readonly fdsOut = new Int32Array(1024);
+  /** Called when items arrive or the state changes, for select(). */
+  onActivity: (() => void) | undefined;
+
+  constructor(fd: number, owner: object, options: ReceiverOptions<unknown> | undefined, readonly what: string) {
+    super(owner);
+    this.fd = fd;
+    this.limits = resolveLimits(options);
+    this.parser = new PacketParser(this.limits, closeFds);
+    this.disposer = { fd, release: () => this.closeItems() };
+    trackForGc(owner, this.disposer);
+  }
+
+  get pending(): number {
+    return this.items.length - this.head;
+  }
+
+  /** Takes the next complete record or error, reading the socket without waiting if needed. */
+  takeNow(): ParsedItem | undefined {
+    if (this.pending === 0 && !this.eof) this.read();
+    return this.shift();
+  }
+
+  private shift(): ParsedItem | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head]!;
+    this.items[this.head++] = undefined as unknown as ParsedItem;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  /** Waits for the next item; rejects DISCONNECTED at end of file, TIMEOUT after `timeout` ms. */
+  next(timeout: number | undefined, signal: AbortSignal | undefined): Promise<ParsedItem> {
+    if (this.closed) return Promise.reject(closedError(this.what));
+    const ready = this.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.eof) return Promise.reject(this.eofError());
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<ParsedItem>((resolve, reject) => {
+      const w: Waiter = { resolve, reject };
+      if (timeout !== undefined) {
+        w.timer = setTimeout(() => {
+          this.removeWaiter(w);
+          reject(new IpcError('TIMEOUT', `no message arrived within ${timeout} ms`));
+        }, timeout);
+        if (!this.refed) w.timer.unref();
+      }
+      if (signal) {
+        const onAbort = (): void => {
+          this.removeWaiter(w);
+          if (w.timer) clearTimeout(w.timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const done = (): void => signal.removeEventListener('abort', onAbort);
+        w.resolve = (v) => (done(), resolve(v));
+        w.reject = (e) => (done(), reject(e));
+      }
+      this.waiters.push(w);
+      this.demand();
+    });
+  }
+
+  private removeWaiter(w: Waiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+    this.demand();
+  }
+
+  /** Starts or stops watching the socket depending on whether anyone waits. */
+  demand(watch = this.waiters.length > 0): void {
+    if (this.closed) return;
+    if (watch && !this.eof) {
+      if (!this.poller) {
+        this.poller = new (native().Poller)(this.fd, (status) => this.onReadable(status));
+        if (!this.refed) this.poller.unref();
+      }
+      this.poller.start(POLL_READABLE);
+      if (this.waiters.length > 0) this.pin(true);
+    } else {
+      this.poller?.stop();
+      this.pin(false);
+    }
+  }
+
+  /** A select() set watching this receiver keeps it readable while the set waits. */
+  watchers = 0;
+
+  private onReadable(status: number): void {
+    if (this.closed) return;
+    if (status < 0) {
+      this.eof = true;
+    } else this.read();
+    this.dispatch();
+  }
+
+  /** One non-blocking batch read into the item queue. */
+  read(): void {
+    if (this.closed || this.eof) return;
+    const n = native();
+    const maxPackets = Math.min(this.limits.maxQueue, 256);
+    let r: Buffer | number;
+    try {
+      r = n.recvPackets(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES);
+    } catch (e) {
+      this.items.push(osError(e, 'recvmsg'));
+      return;
+    }
+    if (typeof r === 'number') {
+      if (r === 0) this.setEof();
+      else if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
+      return;
+    }
+    const count = this.meta[0]!;
+    let fdAt = 0;
+    for (let i = 0; i < count; i++) {
+      const off = this.meta[2 + 4 * i]!;
+      const len = this.meta[3 + 4 * i]!;
+      const nfds = this.meta[4 + 4 * i]!;
+      const flags = this.meta[5 + 4 * i]!;
+      const fds: number[] = new Array(nfds);
+      for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
+      fdAt += nfds;
+      const sw = this.parser.parse(r.subarray(off, off + len), fds, flags, this.items);
+      if (sw) {
+        // The rest of the channel comes on another socket; this one is done.
+        const rest = this.remainingFds(i + 1, count);
+        for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
+        this.switchTo(sw.switchTo);
+        return;
+      }
+    }
+    if (this.meta[1] === 1) this.setEof();
+  }
+
+  private remainingFds(from: number, count: number): number {
+    let n = 0;
+    for (let i = from; i < count; i++) n += this.meta[4 + 4 * i]!;
+    return n;
+  }
+
+  private switchTo(fd: number): void {
+    const info = native().fdInfo(fd);
+    if (info.kind !== 'seqpacket') {
+      closeFds([fd]);
+      this.items.push(malformed(`a switch packet carried a ${info.kind}, not a SOCK_SEQPACKET socket`));
+      return;
+    }
+    const wasWatching = this.poller !== undefined;
+    this.poller?.close();
+    this.poller = undefined;
+    closeFds([this.fd]);
+    this.fd = fd;
+    this.disposer.fd = fd;
+    if (wasWatching) this.demand();
+  }
+
+  private setEof(): void {
+    this.eof = true;
+    // A message cut short by the peer's death is dropped whole, never delivered in part.
+    this.parser.reset();
+  }
+
+  private eofError(): IpcError {
+    return new IpcError('DISCONNECTED', `every sender of this ${this.what} is closed`);
+  }
+
+  /** Hands queued items to waiting receives. */
+  dispatch(): void {
+    while (this.waiters.length > 0) {
+      const item = this.shift();
+      if (!item) break;
+      const w = this.waiters.shift()!;
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(item);
+    }
+    if (this.eof && this.pending === 0) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(this.eofError());
+      }
+    }
+    this.demand();
+    this.onActivity?.();
+  }
+
+  ref(): void {
+    this.refed = true;
+    this.poller?.ref();
+  }
+
+  unref(): void {
+    this.refed = false;
+    this.poller?.unref();
+  }
+
+  private closeItems(): void {
+    for (let i = this.head; i < this.items.length; i++) {
+      const it = this.items[i];
+      if (it && !(it instanceof Error)) closeFds(it.fds);
+    }
+    this.items = [];
+    this.head = 0;
+    this.parser.reset();
+    this.poller?.close();
+    this.poller = undefined;
+  }
+
+  /**
+   * Gives the socket away. Messages already read from it (and partial ones) must travel with it:
+   * they are written into a fresh socket, followed by a SWITCH packet carrying the original, and
+   * the fresh socket's other end is what is sent.
+   */
+  private detachWithPending(fd: number): number {
+    const packets: OutPacket[] = [];
+    for (let i = this.head; i < this.items.length; i++) {
+      const it = this.items[i]!;
+      if (it instanceof Error) continue; // an error stands for a message already refused
+      if (fitsOnePacket(it.body.byteLength, it.fds.length)) packets.push(singleRecordPacket([it.body], it.body.byteLength, it.fds));
+      else packets.push(...fragmentPackets(randomBytes(8).readBigUInt64LE(0), 0, [it.body], it.body.byteLength, it.fds));
+    }
+    this.items = [];
+    this.head = 0;
+    packets.push(...this.parser.exportPartials());
+    this.poller?.close();
+    this.poller = undefined;
+    if (packets.length === 0) return fd;
+    let pair: [number, number];
+    try {
+      pair = native().socketpair();
+    } catch (e) {
+      for (const p of packets) closeFds(p.fds);
+      closeFds([fd]);
+      throw osError(e, 'socketpair');
+    }
+    packets.push(switchPacket(fd));
+    const carrier = {};
+    const sender = new SenderCore(pair[0], carrier, 'IpcReceiver');
+    sender.writePackets(packets);
+    sender.close(carrier);
+    return pair[1];
+  }
+
+  /** Closes, or (`detach`) gives the descriptor to the caller. Pending receives reject CLOSED. */
+  close(owner: object, detach = false): number {
+    if (this.closed) return -1;
+    this.closed = true;
+    untrackForGc(owner);
+    this.pin(false);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(detach ? new IpcError('CLOSED', `this ${this.what} was sent to another endpoint`) : closedError(this.what));
+    }
+    const fd = this.fd;
+    this.fd = -1;
+    this.disposer.fd = -1;
+    if (detach) return this.detachWithPending(fd);
+    this.closeItems();
+    closeFds([fd]);
+    this.onActivity?.();
+    return -1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed channel
+
+function decodeRecord<T>(rec: WireRecord, limits: Limits): T {
+  let expected: number;
+  try {
+    expected = peekHandleCount(rec.body);
+  } catch (e) {
+    closeFds(rec.fds);
+    throw e;
+  }
+  if (expected !== rec.fds.length) {
+    closeFds(rec.fds);
+    throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
+  }
+  const used = new Array<boolean>(rec.fds.length).fill(false);
+  const revived: Array<{ close(): void }> = [];
+  const n = native();
+  try {
+    const value = decodeMessage(
+      rec.body,
+      rec.fds.length,
+      {
+        reviveHandle(kind: string, index: number): unknown {
+          const entry = handleKind(kind);
+          if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(kind)}`);
+          if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
+          const fd = rec.fds[index]!;
+          const problem = entry.check(n.fdInfo(fd));
+          if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
+          used[index] = true;
+          const obj = entry.revive(fd, n.fdInfo(fd)) as { close(): void };
+          revived.push(obj);
+          return obj;
+        },
+      },
+      limits,
+    ) as T;
+    closeFds(rec.fds.filter((_, i) => !used[i]));
+    return value;
+  } catch (e) {
+    for (const o of revived) o.close();
+    closeFds(rec.fds.filter((_, i) => !used[i]));
+    throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
+  }
+}
+
+/** Options of `recv()`. */
+export interface RecvOptions {
+  /** Reject with TIMEOUT after this many milliseconds. */
+  timeout?: number;
+  /** Reject with the signal's reason when it aborts. */
+  signal?: AbortSignal;
+}
+
+function checkRecvOptions(o: RecvOptions | undefined): number | undefined {
+  if (o === undefined) return undefined;
+  if (typeof o !== 'object' || o === null) throw new TypeError('recv options must be an object');
+  if (o.timeout !== undefined && (typeof o.timeout !== 'number' || !(o.timeout >= 0) || !Number.isFinite(o.timeout))) {
+    throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(o.timeout)}`);
+  }
+  return o.timeout;
+}
+
+/** The sending end of a typed channel. Cloneable, and sendable inside messages (it stays usable). */
+export class IpcSender<T> implements HandleSource, Disposable {
+  /** @internal */
+  readonly core: SenderCore;
+  private readonly thread = currentThreadId;
+
+  /** @internal Use `channel()` or `IpcSender.connect()`. */
+  constructor(fd: number) {
+    this.core = new SenderCore(fd, this, 'IpcSender');
+  }
+
+  /** Connects to an `IpcOneShotServer` by its name (run in the process that was given the name). */
+  static connect<T>(name: string): IpcSender<T> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('IpcSender.connect(name) needs the server name, a non-empty string');
+    let fd: number;
+    try {
+      fd = native().connect(name);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+        const err = osError(e, `no one-shot server is listening at ${name}: it was already used, closed, or never existed`);
+        throw err;
+      }
+      throw osError(e, `connecting to ${name}`);
+    }
+    return new IpcSender<T>(fd);
+  }
+
+  /**
+   * Sends a value. Never blocks: when the socket is full the message is queued in order and
+   * written when the peer reads. Throws `UNSERIALIZABLE` (nothing sent), `DISCONNECTED` once the
+   * receiver is known closed, `CLOSED` after `close()`.
+   */
+  send(value: T): void {
+    assertThread(this.thread, 'this IpcSender');
+    if (this.core.closed) throw closedError('IpcSender');
+    const enc = encodeMessage(value, encodeHooks);
+    this.core.write(enc.parts, enc.byteLength, enc.handles as HandleSource[]);
+  }
+
+  /** Resolves when every queued message has been handed to the kernel. */
+  flush(): Promise<void> {
+    return this.core.flush();
+  }
+
+  /** A second sender to the same receiver (a duplicated descriptor). */
+  clone(): IpcSender<T> {
+    if (this.core.closed) throw closedError('IpcSender');
+    return new IpcSender<T>(native().dup(this.core.fd));
+  }
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  /** Closes this sender; messages already queued are still written. Idempotent. */
+  close(): void {
+    this.core.close(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'S', fd: this.core.closed ? -1 : this.core.fd, move: false };
+  }
+}
+
+/** The receiving end of a typed channel. Sending it inside a message moves it. */
+export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T> {
+  /** @internal */
+  readonly core: ReceiverCore;
+  private readonly schema: StandardSchemaV1<unknown, T> | undefined;
+  private readonly thread = currentThreadId;
+
+  /** @internal Use `channel()` or `IpcOneShotServer`. */
+  constructor(fd: number, options?: ReceiverOptions<T>) {
+    this.core = new ReceiverCore(fd, this, options as ReceiverOptions<unknown>, 'IpcReceiver');
+    this.schema = options?.schema;
+  }
+
+  /**
+   * The next message. Rejects `DISCONNECTED` once every sender is closed and all sent messages
+   * were received, `TIMEOUT`, `CLOSED`, or with the error that stands for one bad message
+   * (`MALFORMED`, `TOO_LARGE`, `INVALID`); the receiver stays usable after those.
+   */
+  recv(options?: RecvOptions): Promise<T> {
+    assertThread(this.thread, 'this IpcReceiver');
+    let timeout: number | undefined;
+    try {
+      timeout = checkRecvOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.core.next(timeout, options?.signal).then((item) => this.finish(item));
+  }
+
+  /** The next message if one is already there (shape of Node's `receiveMessageOnPort`), else undefined. */
+  tryRecv(): { message: T } | undefined {
+    assertThread(this.thread, 'this IpcReceiver');
+    if (this.core.closed) throw closedError('IpcReceiver');
+    const item = this.core.takeNow();
+    if (item === undefined) {
+      if (this.core.eof) throw new IpcError('DISCONNECTED', 'every sender of this IpcReceiver is closed');
+      return undefined;
+    }
+    const value = this.finish(item);
+    if (value instanceof Promise) throw new TypeError('tryRecv() cannot be used with an asynchronous schema; use recv()');
+    return { message: value as T };
+  }
+
+  private finish(item: ParsedItem): T {
+    if (item instanceof Error) throw item;
+    const value = decodeRecord<T>(item, this.core.limits);
+    return this.schema ? (validate(this.schema, value) as T) : value;
+  }
+
+  /** Iterates messages until every sender is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.recv();
+      } catch (e) {
+        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
+        throw e;
+      }
+    }
+  }
+
+  /** Lets a pending `recv()` keep the process alive (the default). */
+  ref(): this {
+    this.core.ref();
+    return this;
+  }
+
+  /** Lets the process exit even while a `recv()` is pending. */
+  unref(): this {
+    this.core.unref();
+    return this;
+  }
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  /** Closes the receiver: pending receives reject `CLOSED`, queued messages are dropped. Idempotent. */
+  close(): void {
+    this.core.close(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'R', fd: this.core.closed ? -1 : this.core.fd, move: true };
+  }
+
+  /** @internal */
+  [kDetach](): number {
+    return this.core.close(this, true);
+  }
+}
+
+/** Creates a typed channel: a sender and the receiver it sends to. */
+export function channel<T>(options?: ReceiverOptions<T>): [IpcSender<T>, IpcReceiver<T>] {
+  resolveLimits(options as ReceiverOptions<unknown>); // throws on bad options before anything is allocated
+  let pair: [number, number];
+  try {
+    pair = native().socketpair();
+  } catch (e) {
+    throw osError(e, 'socketpair');
+  }
+  return [new IpcSender<T>(pair[0]), new IpcReceiver<T>(pair[1], options)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes channel
+
+function checkBytes(data: unknown): asserts data is Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new TypeError(`IpcBytesSender.send() takes a Uint8Array (or Buffer), got ${data === null ? 'null' : typeof data}`);
+}
+
+/** The sending end of a bytes channel: raw `Uint8Array`s, no serialization. */
+export class IpcBytesSender implements HandleSource, Disposable {
+  /** @internal */
+  readonly core: SenderCore;
+  private readonly thread = currentThreadId;
+
+  /** @internal Use `bytesChannel()`. */
+  constructor(fd: number) {
+    this.core = new SenderCore(fd, this, 'IpcBytesSender');
+  }
+
+  /** Sends the bytes (copied when they cannot be written at once). */
+  send(data: Uint8Array): void {
+    assertThread(this.thread, 'this IpcBytesSender');
+    checkBytes(data);
+    this.core.write([data], data.byteLength, []);
+  }
+
+  flush(): Promise<void> {
+    return this.core.flush();
+  }
+
+  clone(): IpcBytesSender {
+    if (this.core.closed) throw closedError('IpcBytesSender');
+    return new IpcBytesSender(native().dup(this.core.fd));
+  }
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  close(): void {
+    this.core.close(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'BS', fd: this.core.closed ? -1 : this.core.fd, move: false };
+  }
+}
+
+/** The receiving end of a bytes channel. */
+export class IpcBytesReceiver implements HandleSource, Disposable, AsyncIterable<Uint8Array> {
+  /** @internal */
+  readonly core: ReceiverCore;
+  private readonly thread = currentThreadId;
+
+  /** @internal Use `bytesChannel()`. */
+  constructor(fd: number, options?: Pick<ReceiverOptions, 'maxMessageBytes' | 'maxQueue'>) {
+    this.core = new ReceiverCore(fd, this, { ...options, maxHandles: 1 }, 'IpcBytesReceiver');
+  }
+
+  recv(options?: RecvOptions): Promise<Uint8Array> {
+    assertThread(this.thread, 'this IpcBytesReceiver');
+    let timeout: number | undefined;
+    try {
+      timeout = checkRecvOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.core.next(timeout, options?.signal).then(bytesOf);
+  }
+
+  tryRecv(): { message: Uint8Array } | undefined {
+    assertThread(this.thread, 'this IpcBytesReceiver');
+    if (this.core.closed) throw closedError('IpcBytesReceiver');
+    const item = this.core.takeNow();
+    if (item === undefined) {
+      if (this.core.eof) throw new IpcError('DISCONNECTED', 'every sender of this IpcBytesReceiver is closed');
+      return undefined;
+    }
+    return { message: bytesOf(item) };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.recv();
+      } catch (e) {
+        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
+        throw e;
+      }
+    }
+  }
+
+  ref(): this {
+    this.core.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.core.unref();
+    return this;
+  }
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  close(): void {
+    this.core.close(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'BR', fd: this.core.closed ? -1 : this.core.fd, move: true };
+  }
+
+  /** @internal */
+  [kDetach](): number {
+    return this.core.close(this, true);
+  }
+}
+
+function bytesOf(item: ParsedItem): Uint8Array {
+  if (item instanceof Error) throw item;
+  if (item.fds.length > 0) {
+    closeFds(item.fds);
+    throw malformed('a bytes-channel message carried descriptors');
+  }
+  const b = item.body;
+  // A reassembled message owns its whole buffer; a batched one is copied out of the packet.
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
+}
+
+/** Creates a bytes channel: `send(Uint8Array)` / `recv()` -> `Uint8Array`, no serialization. */
+export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' | 'maxQueue'>): [IpcBytesSender, IpcBytesReceiver] {
+  let pair: [number, number];
+  try {
+    pair = native().socketpair();
+  } catch (e) {
+    throw osError(e, 'socketpair');
+  }
+  return [new IpcBytesSender(pair[0]), new IpcBytesReceiver(pair[1], options)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handle kinds of this module
+
+const isSeqpacket = (info: { kind: string }): string | undefined =>
+  info.kind === 'seqpacket' ? undefined : `is a ${info.kind}, not a SOCK_SEQPACKET socket`;
+
+registerHandleKind('S', isSeqpacket, (fd) => new IpcSender(fd));
+registerHandleKind('R', isSeqpacket, (fd) => new IpcReceiver(fd));
+registerHandleKind('BS', isSeqpacket, (fd) => new IpcBytesSender(fd));
+registerHandleKind('BR', isSeqpacket, (fd) => new IpcBytesReceiver(fd));
+
+/** @internal for select() and the server: the core of a receiver. */
+export function receiverCore(r: IpcReceiver<unknown> | IpcBytesReceiver): ReceiverCore {
+  return r.core;
+}
+
+export type { ReceiverCore };

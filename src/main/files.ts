@@ -1,0 +1,75 @@
+/**
+ * IpcFileHandle: an owned descriptor (file, pipe, socket, memfd...) that can travel in messages.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { closedError, currentThreadId, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
+import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import { native } from './native.js';
+
+/**
+ * An owned descriptor. `IpcFileHandle.from()` duplicates the caller's descriptor (the caller
+ * keeps and still owns its own); a received handle is owned by the receiver. Sending a handle
+ * keeps it usable here: the receiving process gets its own descriptor (close-on-exec).
+ */
+export class IpcFileHandle implements HandleSource, Disposable {
+  private fdValue: number;
+  private readonly disposer: Disposer;
+  /** @internal */
+  readonly thread = currentThreadId;
+
+  /** @internal Use `IpcFileHandle.from()`. */
+  constructor(fd: number) {
+    this.fdValue = fd;
+    this.disposer = { fd };
+    trackForGc(this, this.disposer);
+  }
+
+  /** Wraps a duplicate of `fd` (a number or a `fs.promises.FileHandle`). */
+  static from(source: number | FileHandle): IpcFileHandle {
+    let fd: number;
+    if (typeof source === 'number') fd = source;
+    else if (source && typeof source === 'object' && typeof (source as FileHandle).fd === 'number') fd = (source as FileHandle).fd;
+    else throw new TypeError('IpcFileHandle.from() takes a file descriptor number or a fs.promises.FileHandle');
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not an open file descriptor: ${String(fd)}`);
+    try {
+      return new IpcFileHandle(native().dup(fd));
+    } catch (e) {
+      throw osError(e, `duplicating descriptor ${fd}`);
+    }
+  }
+
+  /** The descriptor, owned by this object: valid until `close()`. Use it with `fs.readSync` etc. */
+  get fd(): number {
+    if (this.fdValue < 0) throw closedError('IpcFileHandle');
+    return this.fdValue;
+  }
+
+  get closed(): boolean {
+    return this.fdValue < 0;
+  }
+
+  /** Closes the descriptor. Idempotent. */
+  close(): void {
+    if (this.fdValue < 0) return;
+    untrackForGc(this);
+    const fd = this.fdValue;
+    this.fdValue = -1;
+    this.disposer.fd = -1;
+    native().close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'F', fd: this.fdValue, move: false };
+  }
+}
+
+registerHandleKind(
+  'F',
+  (info) => (info.listening ? 'is a listening socket' : undefined),
+  (fd) => new IpcFileHandle(fd),
+);

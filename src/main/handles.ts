@@ -1,0 +1,98 @@
+/**
+ * How objects that stand for descriptors (senders, receivers, file handles, shared memory) take
+ * part in messages, and the bookkeeping every descriptor owner shares.
+ */
+import { threadId } from 'node:worker_threads';
+import { IpcError } from '../shared/errors.js';
+import type { FdInfo } from './native.js';
+import { native } from './native.js';
+
+/** Implemented by every object that can travel inside a message as a descriptor. */
+export const kHandle = Symbol('electron-ipc-channel.handle');
+/** Moves the descriptor out of a handle that is sent by transfer; the object becomes closed. */
+export const kDetach = Symbol('electron-ipc-channel.detach');
+
+export interface HandleInfo {
+  /** Kind tag written into the message. */
+  kind: string;
+  /** The descriptor, borrowed: it stays owned by the object. */
+  fd: number;
+  /** True when sending moves the object (a receiver): the sender takes the descriptor over. */
+  move: boolean;
+}
+
+export interface HandleSource {
+  [kHandle](): HandleInfo;
+  [kDetach]?(): number;
+}
+
+export function isHandleSource(v: object): v is HandleSource {
+  return typeof (v as Partial<HandleSource>)[kHandle] === 'function';
+}
+
+/** Builds the object for a received descriptor of one kind; it owns `fd` from then on. */
+export type HandleReviver = (fd: number, info: FdInfo) => object;
+
+interface KindEntry {
+  revive: HandleReviver;
+  /** Checks that the descriptor is of the right kind; returns what is wrong, or undefined. */
+  check: (info: FdInfo) => string | undefined;
+}
+
+const kinds = new Map<string, KindEntry>();
+
+export function registerHandleKind(kind: string, check: KindEntry['check'], revive: HandleReviver): void {
+  kinds.set(kind, { check, revive });
+}
+
+export function handleKind(kind: string): KindEntry | undefined {
+  return kinds.get(kind);
+}
+
+/** Safety net: descriptors of endpoints that are garbage collected without close(). */
+export interface Disposer {
+  fd: number;
+  release?: () => void;
+}
+const finalizer = new FinalizationRegistry<Disposer>((d) => {
+  try {
+    d.release?.();
+    if (d.fd >= 0) native().close(d.fd);
+  } catch {
+    // The environment may be going away; the addon's cleanup hook closes what is left.
+  }
+});
+
+export function trackForGc(owner: object, d: Disposer): void {
+  finalizer.register(owner, d, owner);
+}
+
+export function untrackForGc(owner: object): void {
+  finalizer.unregister(owner);
+}
+
+/** Throws if the endpoint is used from another thread than the one that created or received it. */
+export function assertThread(ownerThread: number, what: string): void {
+  if (ownerThread !== threadId) {
+    throw new Error(`${what} belongs to thread ${ownerThread} and cannot be used from thread ${threadId}; send it through a channel instead`);
+  }
+}
+
+export { threadId as currentThreadId };
+
+export function closedError(what: string): IpcError {
+  return new IpcError('CLOSED', `${what} is closed`);
+}
+
+/** Maps an errno-carrying Error from the addon to an IpcError of code OS. */
+export function osError(e: unknown, doing: string): IpcError {
+  const err = e as { errno?: number; syscall?: string; code?: string; message?: string };
+  if (typeof err?.errno === 'number') {
+    return new IpcError('OS', `${doing}: ${err.code ?? 'error'} (${err.message ?? ''})`, {
+      errno: Math.abs(err.errno),
+      syscall: err.syscall,
+      cause: e,
+    });
+  }
+  return e instanceof IpcError ? e : new IpcError('OS', `${doing}: ${err?.message ?? String(e)}`, { cause: e });
+}

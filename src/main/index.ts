@@ -1,0 +1,17 @@
+/**
+ * electron-ipc-channel, the Node side (Electron main, utility processes, plain Node).
+ */
+export { IpcError, isIpcError } from '../shared/errors.js';
+export type { IpcErrorCode, IpcErrorOptions } from '../shared/errors.js';
+export { channel, bytesChannel, IpcSender, IpcReceiver, IpcBytesSender, IpcBytesReceiver } from './channel.js';
+export type { ReceiverOptions, RecvOptions } from './channel.js';
+export { IpcOneShotServer } from './server.js';
+export type { AcceptOptions } from './server.js';
+export { IpcFileHandle } from './files.js';
+export { IpcSharedMemory, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
+export { spawnHelper, connectToParent, HELPER_SERVER_ENV } from './helper.js';
+export type { Helper, HelperExit, SpawnHelperOptions, ConnectToParentOptions, ParentEndpoint, ReceiverLimits } from './helper.js';
+export { exposeToWindow, preloadWebPreferences, attachPort, pumpToPort, findHandle, assertNoHandles, closeHandles } from './bridge.js';
+export type { ExposeOptions, WindowBridge, MainPortLike, PortLink, AttachPortOptions, PumpOptions, BridgeEnvelope, SenderLike, ReceiverLike } from './bridge.js';
+export { validate, isStandardSchema, formatIssues } from '../shared/validate.js';
+export type { StandardSchemaV1 } from '../shared/validate.js';

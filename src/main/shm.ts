@@ -1,0 +1,138 @@
+/**
+ * IpcSharedMemory: an immutable block of memory backed by a sealed memfd, sent as a descriptor.
+ */
+import { closedError, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
+import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import { native } from './native.js';
+
+const F_SEAL_SEAL = 1;
+const F_SEAL_SHRINK = 2;
+const F_SEAL_GROW = 4;
+const F_SEAL_WRITE = 8;
+const REQUIRED_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+
+let forceCopy = process.env.ELECTRON_IPC_CHANNEL_COPY_SHM === '1';
+
+/**
+ * Forces `IpcSharedMemory.bytes` to copy the contents instead of viewing the mapping, as it must
+ * inside Electron (whose V8 memory cage refuses external ArrayBuffers; that case is detected by
+ * itself). Also set by the environment variable `ELECTRON_IPC_CHANNEL_COPY_SHM=1`.
+ */
+export function setSharedMemoryCopyMode(copy: boolean): void {
+  forceCopy = Boolean(copy);
+}
+
+/** Whether `.bytes` views the mapping without copying in this process. */
+export function sharedMemoryIsZeroCopy(): boolean {
+  return !forceCopy && native().externalBuffersAllowed();
+}
+
+/**
+ * Shared memory that cannot change once created: the memfd is sealed against writes, shrinking
+ * and growing before anyone else can see it, so an untrusting receiver can rely on its contents.
+ * Sending it keeps it usable here; the receiver gets its own descriptor.
+ */
+export class IpcSharedMemory implements HandleSource, Disposable {
+  private fd: number;
+  /** Size in bytes. */
+  readonly length: number;
+  private view: Uint8Array | undefined;
+  private readonly disposer: Disposer;
+
+  /** @internal Use `fromBytes()` or `fromByte()`. */
+  constructor(fd: number, length: number) {
+    this.fd = fd;
+    this.length = length;
+    this.disposer = { fd };
+    trackForGc(this, this.disposer);
+  }
+
+  /** A new block holding a copy of `bytes`. */
+  static fromBytes(bytes: Uint8Array): IpcSharedMemory {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('IpcSharedMemory.fromBytes() takes a Uint8Array');
+    return create(bytes.byteLength, (fd) => {
+      if (bytes.byteLength > 0) native().pwrite(fd, bytes, 0);
+    });
+  }
+
+  /** A new block of `length` bytes, each `byte`. */
+  static fromByte(byte: number, length: number): IpcSharedMemory {
+    if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw new RangeError(`byte must be an integer 0..255, got ${String(byte)}`);
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`length must be a non-negative integer, got ${String(length)}`);
+    return create(length, (fd) => {
+      if (byte === 0 || length === 0) return; // a new memfd reads as zeros
+      const chunk = new Uint8Array(Math.min(length, 1 << 20)).fill(byte);
+      for (let at = 0; at < length; at += chunk.length) {
+        native().pwrite(fd, chunk.subarray(0, Math.min(chunk.length, length - at)), at);
+      }
+    });
+  }
+
+  /**
+   * The contents. In Node this is a zero-copy view of a private mapping (writes to it change
+   * only this process's copy-on-write pages, never the shared block); in Electron, or with
+   * `setSharedMemoryCopyMode(true)`, a copy. The same array is returned on every access.
+   */
+  get bytes(): Uint8Array {
+    if (this.fd < 0) throw closedError('IpcSharedMemory');
+    if (!this.view) {
+      try {
+        this.view = new Uint8Array(native().mapFd(this.fd, this.length, false, forceCopy));
+      } catch (e) {
+        throw osError(e, 'mapping shared memory');
+      }
+    }
+    return this.view;
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  /** Closes the descriptor. A view from `.bytes` stays valid until it is garbage collected. */
+  close(): void {
+    if (this.fd < 0) return;
+    untrackForGc(this);
+    const fd = this.fd;
+    this.fd = -1;
+    this.disposer.fd = -1;
+    native().close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: 'M', fd: this.fd, move: false };
+  }
+}
+
+function create(length: number, fill: (fd: number) => void): IpcSharedMemory {
+  const n = native();
+  let fd: number;
+  try {
+    fd = n.memfdCreate('electron-ipc-channel', length);
+  } catch (e) {
+    throw osError(e, `creating ${length} bytes of shared memory`);
+  }
+  try {
+    fill(fd);
+    n.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  } catch (e) {
+    n.close(fd);
+    throw osError(e, 'filling and sealing shared memory');
+  }
+  return new IpcSharedMemory(fd, length);
+}
+
+registerHandleKind(
+  'M',
+  (info) => {
+    if (info.kind !== 'memfd') return `is a ${info.kind}, not a memfd`;
+    if ((info.seals & REQUIRED_SEALS) !== REQUIRED_SEALS) return 'is a memfd that is not sealed against writes, shrinking and growing';
+    return undefined;
+  },
+  (fd, info) => new IpcSharedMemory(fd, info.size),
+);

@@ -1,0 +1,206 @@
+// Module init, the per-environment state and descriptor table, and error helpers.
+// Everything here runs on the JS thread of the environment concerned, except the descriptor
+// table, which all environments of the process share under TableMutex().
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace eic {
+namespace {
+
+std::atomic<uint32_t> g_next_env_id{1};
+
+// owner[fd] = id of the environment that owns fd, 0 for none. Heap-allocated and never freed
+// so that a worker's teardown cannot race static destruction at process exit.
+std::mutex& TableMutex() {
+  static std::mutex* m = new std::mutex;
+  return *m;
+}
+std::vector<uint32_t>& Owners() {
+  static std::vector<uint32_t>* v = new std::vector<uint32_t>;
+  return *v;
+}
+
+void SetOwnerLocked(int fd, uint32_t id) {
+  std::vector<uint32_t>& owners = Owners();
+  if (static_cast<size_t>(fd) >= owners.size()) {
+    if (id == 0) return;
+    owners.resize(std::max<size_t>(static_cast<size_t>(fd) + 1, owners.size() * 2 + 64), 0);
+  }
+  owners[fd] = id;
+}
+
+// Runs on the JS thread while the environment is torn down (after JS has stopped): closes the
+// pollers first (their epoll registrations must go while the fds are open), then the fds.
+// Node keeps running the loop until napi_remove_async_cleanup_hook, so the uv close callbacks run.
+void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  EnvState* s = static_cast<EnvState*>(arg);
+  s->tornDown = true;
+  std::vector<PollHandle*> open;
+  open.reserve(s->pollers.size());
+  for (auto& entry : s->pollers) open.push_back(entry.second);
+  for (PollHandle* h : open) ClosePollHandle(h);
+
+  std::vector<int> fds;
+  {
+    std::lock_guard<std::mutex> lock(TableMutex());
+    std::vector<uint32_t>& owners = Owners();
+    for (size_t fd = 0; fd < owners.size(); fd++) {
+      if (owners[fd] == s->id) {
+        owners[fd] = 0;
+        fds.push_back(static_cast<int>(fd));
+      }
+    }
+  }
+  for (int fd : fds) close(fd);
+
+  if (s->liveHandles == 0) {
+    napi_remove_async_cleanup_hook(handle);
+    Release(s);
+  } else {
+    s->cleanupHook = handle;
+  }
+}
+
+void FinalizeState(napi_env env, void* data, void* hint) { Release(static_cast<EnvState*>(data)); }
+
+}  // namespace
+
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall) {
+  char name[64];
+  uv_err_name_r(-err, name, sizeof name);
+  std::string message = std::string(name) + ": " + uv_strerror(-err) + ", " + syscall;
+  Napi::Error error = Napi::Error::New(env, message);
+  Napi::Object obj = error.Value();
+  obj.Set("code", Napi::String::New(env, name));
+  obj.Set("errno", Napi::Number::New(env, err));
+  obj.Set("syscall", Napi::String::New(env, syscall));
+  throw error;
+}
+
+[[noreturn]] void ThrowTypeError(Napi::Env env, const char* message) { throw Napi::TypeError::New(env, message); }
+
+[[noreturn]] void ThrowRangeError(Napi::Env env, const char* message) { throw Napi::RangeError::New(env, message); }
+
+[[noreturn]] void ThrowPending(Napi::Env env, napi_status status) { throw Napi::Error::New(env); }
+
+int ArgFd(const Napi::CallbackInfo& info, size_t i) {
+  double d;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), "fd must be a number");
+  if (!(d >= 0 && d <= 2147483647.0) || d != static_cast<double>(static_cast<int>(d))) {
+    ThrowTypeError(info.Env(), "fd must be an integer >= 0");
+  }
+  return static_cast<int>(d);
+}
+
+EnvState* State(napi_env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  return static_cast<EnvState*>(data);
+}
+
+void Retain(EnvState* s) { s->refs++; }
+
+void Release(EnvState* s) {
+  if (--s->refs > 0) return;
+  free(s->scratch);
+  delete s;
+}
+
+void PollHandleFreed(EnvState* s) {
+  s->liveHandles--;
+  if (s->liveHandles == 0 && s->cleanupHook != nullptr) {
+    napi_async_cleanup_hook_handle hook = s->cleanupHook;
+    s->cleanupHook = nullptr;
+    napi_remove_async_cleanup_hook(hook);
+    s->refs--;  // the hook's; this handle's reference keeps `s` alive until the next line
+  }
+  Release(s);
+}
+
+void RegisterFd(napi_env env, int fd) { RegisterFds(env, &fd, 1); }
+
+void RegisterFds(napi_env env, const int* fds, int count) {
+  if (count <= 0) return;
+  uint32_t id = State(env)->id;
+  std::lock_guard<std::mutex> lock(TableMutex());
+  for (int i = 0; i < count; i++) SetOwnerLocked(fds[i], id);
+}
+
+void UnregisterFd(napi_env env, int fd) {
+  EnvState* s = State(env);
+  if (!s->pollers.empty()) {
+    auto it = s->pollers.find(fd);
+    if (it != s->pollers.end()) ClosePollHandle(it->second);
+  }
+  std::lock_guard<std::mutex> lock(TableMutex());
+  SetOwnerLocked(fd, 0);
+}
+
+int CloseFd(napi_env env, int fd) {
+  UnregisterFd(env, fd);
+  // Linux releases the number even when close fails with EINTR; retrying could close another fd.
+  if (close(fd) != 0 && errno != EINTR) return errno;
+  return 0;
+}
+
+size_t OpenCount(napi_env env) {
+  uint32_t id = State(env)->id;
+  size_t n = 0;
+  std::lock_guard<std::mutex> lock(TableMutex());
+  for (uint32_t owner : Owners()) n += owner == id;
+  return n;
+}
+
+uint8_t* Scratch(napi_env env, size_t bytes) {
+  EnvState* s = State(env);
+  if (bytes > s->scratchSize || s->scratch == nullptr) {
+    size_t size = std::max<size_t>(bytes, 64 * 1024);
+    uint8_t* p = static_cast<uint8_t*>(malloc(size));
+    if (p == nullptr) throw std::bad_alloc();
+    free(s->scratch);
+    s->scratch = p;
+    s->scratchSize = size;
+  }
+  return s->scratch;
+}
+
+}  // namespace eic
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* s = new eic::EnvState;
+  s->id = eic::g_next_env_id.fetch_add(1);
+  s->refs = 2;  // instance data + cleanup hook
+  if (napi_get_uv_event_loop(env, &s->loop) != napi_ok) {
+    delete s;
+    eic::ThrowPending(env, napi_generic_failure);
+  }
+  if (napi_set_instance_data(env, s, eic::FinalizeState, nullptr) != napi_ok) {
+    delete s;
+    eic::ThrowPending(env, napi_generic_failure);
+  }
+  if (napi_add_async_cleanup_hook(env, eic::OnTeardown, s, nullptr) != napi_ok) {
+    eic::Release(s);
+    eic::ThrowPending(env, napi_generic_failure);
+  }
+  eic::InitChannel(env, exports);
+  eic::InitShm(env, exports);
+  InitLandlock(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(electron_ipc_channel, Init)

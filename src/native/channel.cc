@@ -1,0 +1,696 @@
+// SOCK_SEQPACKET descriptors, packets with SCM_RIGHTS, the one-shot server socket, and Poller.
+// Every function runs on the JS thread of the environment that calls it; Poller callbacks run on
+// that thread's libuv loop.
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace eic {
+
+class Poller;
+
+struct PollHandle {
+  uv_poll_t poll;
+  EnvState* state;
+  Poller* owner;  // null once the Poller closed or was collected
+  int fd;
+};
+
+namespace {
+
+constexpr int kPacketTruncated = 1;
+constexpr int kPacketCtruncated = 2;
+// A batch of recvPackets stops before the next packet could take it past this many bytes.
+constexpr size_t kBatchBytes = 1 << 20;
+constexpr uint32_t kStackIov = 32;
+
+union ControlBuffer {
+  struct cmsghdr align;
+  char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerPacket)];
+};
+
+inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+// Closes the descriptor on scope exit unless released; used from creation to hand-over.
+class FdGuard {
+ public:
+  FdGuard(napi_env env, int fd) : env_(env), fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) CloseFd(env_, fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  napi_env env_;
+  int fd_;
+};
+
+int ArgInt(const Napi::CallbackInfo& info, size_t i, int min, int max, const char* message) {
+  double d;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int>(d))) ThrowRangeError(info.Env(), message);
+  return static_cast<int>(d);
+}
+
+std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) ThrowTypeError(info.Env(), "path must be a string");
+  std::string path = info[i].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    ThrowTypeError(info.Env(), "path must be a non-empty string without NUL characters");
+  }
+  return path;
+}
+
+// Fills `addr`; returns its length, or 0 when the path does not fit in sun_path.
+socklen_t UnixAddress(const std::string& path, struct sockaddr_un* addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr->sun_path) return 0;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
+}
+
+void GetInt32Array(napi_env env, napi_value value, int32_t** data, size_t* length, const char* message) {
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, length, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    ThrowTypeError(env, message);
+  }
+  *data = static_cast<int32_t*>(p);
+}
+
+size_t ElementSize(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 1;
+  }
+}
+
+// 0 no, 1 yes, or -errno from poll.
+int PollHangUp(int fd) {
+  struct pollfd p = {fd, POLLRDHUP, 0};
+  int r;
+  do {
+    r = poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (p.revents & POLLNVAL) return -EBADF;
+  return (p.revents & (POLLHUP | POLLRDHUP)) != 0 ? 1 : 0;
+}
+
+// Whether the next packet's descriptors fit in `room` slots: 1 yes, 0 no, or -errno.
+// MSG_PEEK installs duplicates of the descriptors that fit (scm_fp_dup), closed at once; with
+// room 0 there is no control buffer and the kernel reports any descriptor as MSG_CTRUNC.
+int PeekFdsFit(int fd, size_t room) {
+  ControlBuffer ctrl;
+  struct msghdr msg = {};
+  if (room > 0) {
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = CMSG_LEN(sizeof(int) * room);
+  }
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int dup;
+      memcpy(&dup, CMSG_DATA(c) + i * sizeof(int), sizeof dup);
+      close(dup);
+    }
+  }
+  return (msg.msg_flags & MSG_CTRUNC) ? 0 : 1;
+}
+
+Napi::Value Socketpair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) ThrowErrno(env, errno, "socketpair");
+  RegisterFds(env, sv, 2);
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Napi::Number::New(env, sv[0]));
+  pair.Set(1u, Napi::Number::New(env, sv[1]));
+  return pair;
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int err = CloseFd(info.Env(), ArgFd(info, 0));
+  if (err != 0) ThrowErrno(info.Env(), err, "close");
+  return info.Env().Undefined();
+}
+
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(ArgFd(info, 0), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, errno, "fcntl");
+  RegisterFd(env, fd);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Adopt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  if (fcntl(fd, F_GETFD) < 0) ThrowErrno(env, errno, "fcntl");
+  RegisterFd(env, fd);
+  return env.Undefined();
+}
+
+// F_GET_SEALS also works on plain tmpfs files, so the /proc link tells a memfd apart.
+bool IsMemfd(int fd) {
+  char link[64];
+  char target[16];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target);
+  if (n < 0) return true;
+  return n >= 7 && memcmp(target, "/memfd:", 7) == 0;
+}
+
+Napi::Value FdInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  struct stat st;
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+  const char* kind = "other";
+  double size = 0;
+  int seals = 0;
+  bool listening = false;
+  if (S_ISSOCK(st.st_mode)) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    kind = "socket";
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
+      if (type == SOCK_SEQPACKET) kind = "seqpacket";
+      else if (type == SOCK_STREAM) kind = "stream-socket";
+      else if (type == SOCK_DGRAM) kind = "dgram-socket";
+    }
+    int accepting = 0;
+    len = sizeof accepting;
+    listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0;
+  } else if (S_ISREG(st.st_mode)) {
+    size = static_cast<double>(st.st_size);
+    int s = fcntl(fd, F_GET_SEALS);
+    if (s >= 0 && IsMemfd(fd)) {
+      kind = "memfd";
+      seals = s;
+    } else {
+      kind = "file";
+    }
+  } else if (S_ISFIFO(st.st_mode)) {
+    kind = "pipe";
+  } else if (S_ISDIR(st.st_mode)) {
+    kind = "dir";
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kind", Napi::String::New(env, kind));
+  out.Set("size", Napi::Number::New(env, size));
+  out.Set("seals", Napi::Number::New(env, seals));
+  out.Set("listening", Napi::Boolean::New(env, listening));
+  return out;
+}
+
+Napi::Value OpenCountFn(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(OpenCount(info.Env())));
+}
+
+Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int snd = ArgInt(info, 1, 0, INT_MAX, "sndbuf must be an integer >= 0");
+  int rcv = ArgInt(info, 2, 0, INT_MAX, "rcvbuf must be an integer >= 0");
+  if (snd > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd) != 0) ThrowErrno(env, errno, "setsockopt");
+  if (rcv > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv) != 0) ThrowErrno(env, errno, "setsockopt");
+  socklen_t len = sizeof snd;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  len = sizeof rcv;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, snd));
+  out.Set(1u, Napi::Number::New(env, rcv));
+  return out;
+}
+
+Napi::Value SendPacket(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  napi_value parts = info[1];
+  bool isArray = false;
+  if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) {
+    ThrowTypeError(env, "parts must be an array of Uint8Arrays");
+  }
+  uint32_t count = 0;
+  if (napi_get_array_length(env, parts, &count) != napi_ok) ThrowPending(env, napi_generic_failure);
+  if (count > IOV_MAX) ThrowRangeError(env, "a packet has at most 1024 parts");
+  struct iovec stackIov[kStackIov];
+  std::vector<struct iovec> heapIov;
+  struct iovec* iov = stackIov;
+  if (count > kStackIov) {
+    heapIov.resize(count);
+    iov = heapIov.data();
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value part;
+    napi_status status = napi_get_element(env, parts, i, &part);
+    if (status != napi_ok) ThrowPending(env, status);
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok) {
+      ThrowTypeError(env, "parts must be an array of Uint8Arrays");
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = length * ElementSize(type);
+  }
+
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ControlBuffer ctrl;
+  napi_value fdList = info[2];
+  napi_valuetype fdListType;
+  napi_typeof(env, fdList, &fdListType);
+  if (fdListType != napi_null && fdListType != napi_undefined) {
+    if (napi_is_array(env, fdList, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
+    uint32_t fdCount = 0;
+    napi_get_array_length(env, fdList, &fdCount);
+    if (fdCount > static_cast<uint32_t>(kMaxFdsPerPacket)) ThrowRangeError(env, "a packet carries at most 253 descriptors");
+    if (fdCount > 0) {
+      memset(ctrl.bytes, 0, CMSG_SPACE(sizeof(int) * fdCount));
+      msg.msg_control = ctrl.bytes;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fdCount);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fdCount);
+      unsigned char* out = CMSG_DATA(c);
+      for (uint32_t i = 0; i < fdCount; i++) {
+        napi_value v;
+        double d;
+        if (napi_get_element(env, fdList, i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok ||
+            !(d >= 0 && d <= INT_MAX) || d != static_cast<double>(static_cast<int>(d))) {
+          ThrowTypeError(env, "fds must hold integers >= 0");
+        }
+        int one = static_cast<int>(d);
+        memcpy(out + i * sizeof(int), &one, sizeof one);
+      }
+    }
+  }
+
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  napi_value result;
+  if (r < 0) {
+    int err = errno;
+    switch (err) {
+      case EAGAIN:
+      case EPIPE:
+      case ECONNRESET:
+      case EMSGSIZE:
+      case ENOBUFS:
+        napi_create_int32(env, -err, &result);
+        return Napi::Value(env, result);
+      default:
+        ThrowErrno(env, err, "sendmsg");
+    }
+  }
+  napi_create_double(env, static_cast<double>(r), &result);
+  return Napi::Value(env, result);
+}
+
+Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int32_t* meta;
+  size_t metaLength;
+  int32_t* fdsOut;
+  size_t fdsCapacity;
+  GetInt32Array(env, info[1], &meta, &metaLength, "meta must be an Int32Array");
+  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
+  int maxPackets = ArgInt(info, 3, 1, 1 << 20, "maxPackets must be an integer from 1 to 2^20");
+  int maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
+  if (metaLength < 2 + 4 * static_cast<size_t>(maxPackets)) {
+    ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
+  }
+  const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
+  const size_t budget = std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
+  uint8_t* buf = Scratch(env, std::max<size_t>(budget, 8));
+
+  ControlBuffer ctrl;
+  int n = 0;
+  size_t off = 0;
+  size_t end = 0;
+  size_t fdsUsed = 0;
+  bool eof = false;
+  bool retried = false;
+  while (n < maxPackets) {
+    if (n > 0 && off + slot > budget) break;
+    size_t room = fdsCapacity - fdsUsed;
+    if (room < static_cast<size_t>(kMaxFdsPerPacket)) {
+      // Only the first packet may be peeked with descriptors installed; later ones just stop
+      // the batch when they carry any.
+      int fit = PeekFdsFit(fd, n == 0 ? room : 0);
+      if (fit == -EAGAIN) break;
+      if (fit == 0) {
+        if (n == 0) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+        break;
+      }
+    }
+    struct iovec iov = {buf + off, static_cast<size_t>(maxPacketBytes)};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = sizeof ctrl.bytes;
+    ssize_t r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0) {
+      int err = errno;
+      // ECONNRESET is the one-shot sk_err a peer leaves when it closes with unread data
+      // (unix_release_sock); the packets queued before it are still there.
+      if (err == EINTR || (err == ECONNRESET && !retried)) {
+        retried = err == ECONNRESET;
+        continue;
+      }
+      if (err == EAGAIN || n > 0) break;
+      ThrowErrno(env, err, "recvmsg");
+    }
+    int flags = 0;
+    int got = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int fds[kMaxFdsPerPacket];
+      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      count = std::min(count, kMaxFdsPerPacket);
+      memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
+      RegisterFds(env, fds, count);
+      for (int i = 0; i < count; i++) {
+        if (fdsUsed + got < fdsCapacity) {
+          fdsOut[fdsUsed + got++] = fds[i];
+        } else {
+          CloseFd(env, fds[i]);
+          flags |= kPacketCtruncated;
+        }
+      }
+    }
+    if (msg.msg_flags & MSG_TRUNC) flags |= kPacketTruncated;
+    if (msg.msg_flags & MSG_CTRUNC) flags |= kPacketCtruncated;
+    // SOCK_SEQPACKET reads 0 both for an empty packet and at end-of-file.
+    if (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) {
+      eof = true;
+      break;
+    }
+    int32_t* m = meta + 2 + 4 * n;
+    m[0] = static_cast<int32_t>(off);
+    m[1] = static_cast<int32_t>(r);
+    m[2] = got;
+    m[3] = flags;
+    fdsUsed += got;
+    n++;
+    end = off + static_cast<size_t>(r);
+    off = Align8(end);
+    memset(buf + end, 0, off - end);
+  }
+  meta[0] = n;
+  meta[1] = eof ? 1 : 0;
+  napi_value result;
+  if (n == 0) {
+    napi_create_int32(env, eof ? 0 : -EAGAIN, &result);
+    return Napi::Value(env, result);
+  }
+  napi_status status = napi_create_buffer_copy(env, end, buf, nullptr, &result);
+  if (status != napi_ok) ThrowPending(env, status);
+  return Napi::Value(env, result);
+}
+
+Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
+  int r = PollHangUp(ArgFd(info, 0));
+  if (r < 0) ThrowErrno(info.Env(), -r, "poll");
+  return Napi::Boolean::New(info.Env(), r == 1);
+}
+
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgPath(info, 0);
+  struct sockaddr_un addr;
+  socklen_t addrLength = UnixAddress(path, &addr);
+  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "bind");
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  RegisterFd(env, fd);
+  FdGuard guard(env, fd);
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength) != 0) ThrowErrno(env, errno, "bind");
+  if (listen(fd, 1) != 0) ThrowErrno(env, errno, "listen");
+  return Napi::Number::New(env, guard.release());
+}
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int listener = ArgFd(info, 0);
+  int fd;
+  do {
+    fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    // ECONNABORTED: the connection went away before it was accepted; wait for the next one.
+    if (errno == EAGAIN || errno == ECONNABORTED) return Napi::Number::New(env, -EAGAIN);
+    ThrowErrno(env, errno, "accept4");
+  }
+  RegisterFd(env, fd);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgPath(info, 0);
+  struct sockaddr_un addr;
+  socklen_t addrLength = UnixAddress(path, &addr);
+  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "connect");
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  RegisterFd(env, fd);
+  FdGuard guard(env, fd);
+  // A Unix connect interrupted by a signal leaves the socket unconnected, so it can be retried.
+  int r;
+  do {
+    r = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) ThrowErrno(env, errno, "connect");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) ThrowErrno(env, errno, "fcntl");
+  return Napi::Number::New(env, guard.release());
+}
+
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(ArgFd(info, 0), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
+}
+
+void OnPoll(uv_poll_t* poll, int status, int events);
+void OnPollClosed(uv_handle_t* handle);
+
+}  // namespace
+
+// A uv_poll_t on the loop of the JS thread that created it. The JS object is weak: collecting
+// it closes the handle. close(fd) through the addon and environment teardown close it too.
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {
+                           InstanceMethod<&Poller::Start>("start"),
+                           InstanceMethod<&Poller::Stop>("stop"),
+                           InstanceMethod<&Poller::Ref>("ref"),
+                           InstanceMethod<&Poller::Unref>("unref"),
+                           InstanceMethod<&Poller::Close>("close"),
+                       });
+  }
+
+  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+    Napi::Env env = info.Env();
+    int fd = ArgFd(info, 0);
+    if (!info[1].IsFunction()) ThrowTypeError(env, "callback must be a function");
+    EnvState* state = State(env);
+    if (state->tornDown) throw Napi::Error::New(env, "the environment is shutting down");
+    if (state->pollers.count(fd) != 0) ThrowErrno(env, EEXIST, "uv_poll_init");
+    auto* h = new PollHandle();
+    int err = uv_poll_init(state->loop, &h->poll, fd);
+    if (err != 0) {
+      delete h;
+      ThrowErrno(env, -err, "uv_poll_init");
+    }
+    // From here on nothing throws: the handle must be closed through uv_close only.
+    h->poll.data = h;
+    h->state = state;
+    h->owner = this;
+    h->fd = fd;
+    Retain(state);
+    state->liveHandles++;
+    state->pollers[fd] = h;
+    h_ = h;
+    napi_create_reference(env, info[1], 1, &callback_);
+    napi_value name;
+    napi_create_string_utf8(env, "electron-ipc-channel:Poller", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, nullptr, name, &context_);
+  }
+
+  ~Poller() override {
+    if (h_ != nullptr) ClosePollHandle(h_);
+    if (context_ != nullptr) napi_async_destroy(Env(), context_);
+    if (callback_ != nullptr) napi_delete_reference(Env(), callback_);
+  }
+
+  void Detach() { h_ = nullptr; }
+
+  // Runs on the JS thread from the uv loop.
+  void Fire(int status, int events) {
+    napi_env env = Env();
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    // Holding the wrapper in this scope keeps the Poller alive through the callback.
+    napi_value self = nullptr;
+    napi_value fn = nullptr;
+    napi_get_reference_value(env, static_cast<napi_ref>(*this), &self);
+    napi_get_reference_value(env, callback_, &fn);
+    if (self != nullptr && fn != nullptr) {
+      napi_value argv[2];
+      napi_value result;
+      napi_create_int32(env, status, &argv[0]);
+      napi_create_int32(env, events, &argv[1]);
+      if (napi_make_callback(env, context_, self, fn, 2, argv, &result) == napi_pending_exception) {
+        napi_value exception;
+        if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+      }
+    }
+    napi_close_handle_scope(env, scope);
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    int events = ArgInt(info, 0, 0, 7, "events must be a combination of POLL_READABLE, POLL_WRITABLE and POLL_DISCONNECT");
+    if (h_ == nullptr) throw Napi::Error::New(info.Env(), "the poller is closed");
+    uv_handle_t* handle = reinterpret_cast<uv_handle_t*>(&h_->poll);
+    if (events == 0) {
+      uv_poll_stop(&h_->poll);
+      return info.Env().Undefined();
+    }
+    if (uv_is_active(handle) && events == events_) return info.Env().Undefined();
+    // libuv aborts the process when epoll_ctl fails with EBADF inside the loop.
+    if (fcntl(h_->fd, F_GETFD) < 0) ThrowErrno(info.Env(), errno, "uv_poll_start");
+    int err = uv_poll_start(&h_->poll, events, OnPoll);
+    if (err != 0) ThrowErrno(info.Env(), -err, "uv_poll_start");
+    events_ = events;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (h_ != nullptr) uv_poll_stop(&h_->poll);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (h_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&h_->poll));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (h_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&h_->poll));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (h_ != nullptr) ClosePollHandle(h_);
+    return info.Env().Undefined();
+  }
+
+  PollHandle* h_ = nullptr;
+  int events_ = 0;
+  napi_ref callback_ = nullptr;
+  napi_async_context context_ = nullptr;
+};
+
+namespace {
+
+void OnPoll(uv_poll_t* poll, int status, int events) {
+  PollHandle* h = static_cast<PollHandle*>(poll->data);
+  if (h->owner != nullptr) h->owner->Fire(status, events);
+}
+
+void OnPollClosed(uv_handle_t* handle) {
+  PollHandle* h = static_cast<PollHandle*>(handle->data);
+  EnvState* state = h->state;
+  delete h;
+  PollHandleFreed(state);
+}
+
+}  // namespace
+
+void ClosePollHandle(PollHandle* h) {
+  if (h->owner != nullptr) {
+    h->owner->Detach();
+    h->owner = nullptr;
+  }
+  auto it = h->state->pollers.find(h->fd);
+  if (it != h->state->pollers.end() && it->second == h) h->state->pollers.erase(it);
+  uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), OnPollClosed);
+}
+
+void InitChannel(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
+  exports.Set("fdInfo", Napi::Function::New(env, FdInfo, "fdInfo"));
+  exports.Set("openCount", Napi::Function::New(env, OpenCountFn, "openCount"));
+  exports.Set("setBufferSizes", Napi::Function::New(env, SetBufferSizes, "setBufferSizes"));
+  exports.Set("sendPacket", Napi::Function::New(env, SendPacket, "sendPacket"));
+  exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
+  exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
+  exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
+  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("Poller", Poller::Define(env));
+}
+
+}  // namespace eic

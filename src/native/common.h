@@ -1,0 +1,75 @@
+// Shared by the addon's translation units. Every function here runs on the JS thread of the
+// environment it is given.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <unordered_map>
+
+// Adds landlockAbi and landlockRestrict to `exports` (src/native/landlock.cc).
+void InitLandlock(Napi::Env env, Napi::Object exports);
+
+namespace eic {
+
+// SCM_MAX_FD (include/net/scm.h): the most descriptors one sendmsg can carry.
+constexpr int kMaxFdsPerPacket = 253;
+
+// Throws an Error with code (errno name), errno (positive) and syscall.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
+[[noreturn]] void ThrowTypeError(Napi::Env env, const char* message);
+[[noreturn]] void ThrowRangeError(Napi::Env env, const char* message);
+// Throws the JS exception pending on `env` after a raw napi_* call returned `status`.
+[[noreturn]] void ThrowPending(Napi::Env env, napi_status status);
+
+// Argument `i` as a descriptor (an integer >= 0), else TypeError.
+int ArgFd(const Napi::CallbackInfo& info, size_t i);
+
+struct PollHandle;  // channel.cc
+
+// Per-environment state, the napi instance data. Freed when its last reference goes: the
+// instance data finalizer, the async cleanup hook and every PollHandle not yet freed by libuv.
+struct EnvState {
+  uint32_t id = 0;
+  uv_loop_t* loop = nullptr;
+  int refs = 0;
+  int liveHandles = 0;
+  bool tornDown = false;
+  napi_async_cleanup_hook_handle cleanupHook = nullptr;
+  std::unordered_map<int, PollHandle*> pollers;  // open handles by fd; one per fd per loop
+  uint8_t* scratch = nullptr;
+  size_t scratchSize = 0;
+};
+
+EnvState* State(napi_env env);
+void Retain(EnvState* s);
+void Release(EnvState* s);
+// A PollHandle's uv close callback ran and it was freed.
+void PollHandleFreed(EnvState* s);
+
+// channel.cc: detaches the handle from its Poller, removes it from `pollers` and uv_closes it
+// (which also drops its epoll registration, so call it while the fd is still open).
+void ClosePollHandle(PollHandle* h);
+
+// The descriptor table. An fd belongs to at most one environment; registering it takes it over
+// (a stale entry for a reused number is simply replaced).
+void RegisterFd(napi_env env, int fd);
+void RegisterFds(napi_env env, const int* fds, int count);
+// Removes `fd` from whichever table holds it and closes this environment's poller on it: libuv
+// must drop the epoll registration while the number still names the same file.
+void UnregisterFd(napi_env env, int fd);
+// close(2) that unregisters first; EINTR counts as closed (Linux always releases the number).
+// Returns 0 or an errno.
+int CloseFd(napi_env env, int fd);
+size_t OpenCount(napi_env env);
+
+// Per-environment reusable buffer of at least `bytes` bytes (contents undefined).
+uint8_t* Scratch(napi_env env, size_t bytes);
+
+void InitChannel(Napi::Env env, Napi::Object exports);
+void InitShm(Napi::Env env, Napi::Object exports);
+
+}  // namespace eic

@@ -1,0 +1,175 @@
+// memfd shared memory: create, fill, seal, map. Every function runs on the JS thread that calls
+// it; a mapping's finalizer runs on that thread too.
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+namespace eic {
+namespace {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+int64_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* message) {
+  double d;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
+  if (!(d >= 0 && d <= kMaxSafeInteger) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    ThrowRangeError(info.Env(), message);
+  }
+  return static_cast<int64_t>(d);
+}
+
+// -1 unknown, 0 no, 1 yes. The answer is a property of the runtime, the same for every thread.
+std::atomic<int> g_external_allowed{-1};
+
+bool ExternalAllowed(napi_env env) {
+  int known = g_external_allowed.load(std::memory_order_relaxed);
+  if (known >= 0) return known == 1;
+  static char probe[8];
+  napi_value ab;
+  napi_status status = napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &ab);
+  if (status != napi_ok && status != napi_no_external_buffers_allowed) ThrowPending(env, status);
+  bool allowed = status == napi_ok;
+  g_external_allowed.store(allowed ? 1 : 0, std::memory_order_relaxed);
+  return allowed;
+}
+
+void Unmap(napi_env env, void* data, void* hint) { munmap(data, reinterpret_cast<size_t>(hint)); }
+
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) ThrowTypeError(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name.find('\0') != std::string::npos) ThrowTypeError(env, "name must not contain NUL characters");
+  int64_t size = ArgSize(info, 1, "size must be an integer >= 0");
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) ThrowErrno(env, errno, "memfd_create");
+  RegisterFd(env, fd);
+  if (size > 0 && ftruncate(fd, size) != 0) {
+    int err = errno;
+    CloseFd(env, fd);
+    ThrowErrno(env, err, "ftruncate");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  if (napi_get_typedarray_info(env, info[1], &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
+    ThrowTypeError(env, "data must be a Uint8Array");
+  }
+  int64_t offset = ArgSize(info, 2, "offset must be an integer >= 0");
+  const char* p = static_cast<const char*>(data);
+  while (length > 0) {
+    ssize_t n = pwrite(fd, p, length, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno(env, errno, "pwrite");
+    }
+    if (n == 0) ThrowErrno(env, EIO, "pwrite");
+    p += n;
+    length -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value AddSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int64_t seals = ArgSize(info, 1, "seals must be an integer >= 0");
+  if (seals > INT32_MAX) ThrowRangeError(env, "seals must be a combination of F_SEAL_* bits");
+  if (fcntl(fd, F_ADD_SEALS, static_cast<int>(seals)) != 0) ThrowErrno(env, errno, "fcntl");
+  return env.Undefined();
+}
+
+// Reads `length` bytes from offset 0 into a new ArrayBuffer. pread rather than mmap + memcpy:
+// a file that shrinks meanwhile gives a short read, not SIGBUS.
+Napi::Value CopyOut(napi_env env, int fd, size_t length, bool writable) {
+  if (writable) {
+    // Refuse what a writable mapping would refuse, so both paths fail alike.
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) ThrowErrno(env, errno, "fcntl");
+    if ((fl & O_ACCMODE) != O_RDWR) ThrowErrno(env, EACCES, "mmap");
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0) ThrowErrno(env, EPERM, "mmap");
+  }
+  void* data;
+  napi_value ab;
+  napi_status status = napi_create_arraybuffer(env, length, &data, &ab);
+  if (status != napi_ok) ThrowPending(env, status);
+  char* p = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, p + done, length - done, static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno(env, errno, "pread");
+    }
+    if (n == 0) ThrowRangeError(env, "length exceeds the size of the file");
+    done += static_cast<size_t>(n);
+  }
+  return Napi::Value(env, ab);
+}
+
+Napi::Value MapFd(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int64_t length = ArgSize(info, 1, "length must be an integer >= 0");
+  bool writable = info[2].ToBoolean().Value();
+  bool copy = info[3].ToBoolean().Value();
+  napi_value ab;
+  if (length == 0) {
+    void* data;
+    napi_status status = napi_create_arraybuffer(env, 0, &data, &ab);
+    if (status != napi_ok) ThrowPending(env, status);
+    return Napi::Value(env, ab);
+  }
+  // Touching a MAP_SHARED page beyond the end of the file raises SIGBUS.
+  struct stat st;
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+  if (length > st.st_size) ThrowRangeError(env, "length exceeds the size of the file");
+  if (copy || !ExternalAllowed(env)) return CopyOut(env, fd, static_cast<size_t>(length), writable);
+
+  size_t size = static_cast<size_t>(length);
+  void* addr = mmap(nullptr, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  napi_status status = napi_create_external_arraybuffer(env, addr, size, Unmap, reinterpret_cast<void*>(size), &ab);
+  if (status == napi_ok) return Napi::Value(env, ab);
+  munmap(addr, size);
+  if (status != napi_no_external_buffers_allowed) ThrowPending(env, status);
+  g_external_allowed.store(0, std::memory_order_relaxed);
+  return CopyOut(env, fd, size, writable);
+}
+
+Napi::Value ExternalBuffersAllowed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), ExternalAllowed(info.Env()));
+}
+
+}  // namespace
+
+void InitShm(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
+  exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
+  exports.Set("mapFd", Napi::Function::New(env, MapFd, "mapFd"));
+  exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
+}
+
+}  // namespace eic

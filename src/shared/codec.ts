@@ -1,0 +1,1099 @@
+/**
+ * The message codec: a value <-> one message body (bytes) plus an out-of-band list of handle
+ * objects. Plain JSON data takes a JSON fast path; everything else is devalue text. Binary data
+ * (typed arrays, `DataView`s, `ArrayBuffer`s) travels as raw sections after the text, never as
+ * base64. The layout is specified in docs/wire-format.md, section "Message body".
+ *
+ * Imports neither Node nor Electron: it runs in main, helpers and the preload bundle.
+ */
+import { DevalueError, stringify, unflatten } from 'devalue';
+import { IpcError } from './errors.js';
+import { DEFAULT_LIMITS, type DecodeLimits } from './limits.js';
+
+/** What {@link encodeMessage} asks about the objects of a value. */
+export interface EncodeHooks {
+  /**
+   * For every object in the value: a short non-empty kind tag (e.g. `'S'`, `'R'`, `'F'`, `'M'`)
+   * if it is a handle object that travels as a descriptor, else `undefined`. Must not have side
+   * effects: it may be called more than once per object, also when encoding then fails.
+   */
+  handleKind(value: object): string | undefined;
+}
+
+/** Options of {@link encodeMessage}. */
+export interface EncodeOptions {
+  /**
+   * Deepest nesting accepted, measured as {@link DecodeLimits.maxDepth}; deeper values throw
+   * `UNSERIALIZABLE`. Default {@link DEFAULT_LIMITS}`.maxDepth`.
+   */
+  maxDepth?: number;
+}
+
+/** A value encoded by {@link encodeMessage}. */
+export interface EncodedMessage {
+  /**
+   * Parts to write back to back (an iovec each): header+text first, then each binary section
+   * (a zero-copy view of the caller's memory, so write it before the caller changes it), with
+   * padding parts; their sum is `byteLength`. Empty sections have no part.
+   */
+  parts: Uint8Array[];
+  /** Total length of the body, the sum of the lengths of `parts`. */
+  byteLength: number;
+  /** Handle objects in index order (what `handleKind` tagged), deduplicated by identity. */
+  handles: object[];
+}
+
+/** What {@link decodeMessage} asks to turn handle references into live objects. */
+export interface DecodeHooks {
+  /**
+   * Turns handle #`index` of kind `kind` into the live object. Called at most once per index,
+   * only after the whole body has been validated; an exception it throws propagates unchanged.
+   */
+  reviveHandle(kind: string, index: number): unknown;
+}
+
+/** Body format byte: the text is plain JSON (the value was JSON-exact). */
+export const BODY_FORMAT_JSON = 0;
+/** Body format byte: the text is devalue's flat JSON form. */
+export const BODY_FORMAT_DEVALUE = 1;
+/** Body version byte. */
+export const BODY_VERSION = 1;
+/** Bytes of the fixed body header, before the binary table. */
+export const BODY_HEADER_BYTES = 16;
+
+/** Largest absolute BigInt accepted (10^10000, about 33,000 bits); its parsing cost is bounded. */
+const MAX_BIGINT_DIGITS = 10_000;
+const BIGINT_LIMIT = 10n ** BigInt(MAX_BIGINT_DIGITS);
+
+const REDUCER_HANDLE = 'h';
+const REDUCER_BINARY = 'b';
+
+// ---------------------------------------------------------------------------------------------
+// Binary kinds
+
+/** Binary kind codes, by index (wire values; never reorder). */
+const KIND_NAMES = [
+  'ArrayBuffer',
+  'DataView',
+  'Int8Array',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'Int16Array',
+  'Uint16Array',
+  'Int32Array',
+  'Uint32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Float16Array',
+] as const;
+const KIND_ELEMENT_BYTES = [1, 1, 1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 2];
+const KIND_ARRAY_BUFFER = 0;
+const KIND_DATA_VIEW = 1;
+const KIND_CODE_BY_NAME = new Map<string, number>(KIND_NAMES.map((name, code) => [name, code]));
+
+type AnyGetter = (this: unknown) => unknown;
+function intrinsicGetter(proto: object, key: PropertyKey): AnyGetter {
+  return Object.getOwnPropertyDescriptor(proto, key)!.get as AnyGetter;
+}
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const taTag = intrinsicGetter(TypedArrayPrototype, Symbol.toStringTag);
+const taBuffer = intrinsicGetter(TypedArrayPrototype, 'buffer');
+const taByteOffset = intrinsicGetter(TypedArrayPrototype, 'byteOffset');
+const taByteLength = intrinsicGetter(TypedArrayPrototype, 'byteLength');
+const dvBuffer = intrinsicGetter(DataView.prototype, 'buffer');
+const dvByteOffset = intrinsicGetter(DataView.prototype, 'byteOffset');
+const dvByteLength = intrinsicGetter(DataView.prototype, 'byteLength');
+const abByteLength = intrinsicGetter(ArrayBuffer.prototype, 'byteLength');
+const objectToString = Object.prototype.toString;
+
+/** True for a genuine `ArrayBuffer` of any realm (not a `SharedArrayBuffer`, not a look-alike). */
+function isArrayBuffer(value: object): value is ArrayBuffer {
+  if (value instanceof ArrayBuffer) return true;
+  if (objectToString.call(value) !== '[object ArrayBuffer]') return false;
+  try {
+    abByteLength.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The kind code and own bytes of a binary object, or undefined when `value` is not binary. */
+function binaryOf(value: object): { code: number; bytes: Uint8Array } | undefined {
+  if (ArrayBuffer.isView(value)) {
+    const name = taTag.call(value) as string | undefined;
+    if (name === undefined) {
+      const bytes = new Uint8Array(
+        dvBuffer.call(value) as ArrayBufferLike,
+        dvByteOffset.call(value) as number,
+        dvByteLength.call(value) as number,
+      );
+      return { code: KIND_DATA_VIEW, bytes };
+    }
+    const code = KIND_CODE_BY_NAME.get(name);
+    if (code === undefined) return undefined;
+    const bytes = new Uint8Array(
+      taBuffer.call(value) as ArrayBufferLike,
+      taByteOffset.call(value) as number,
+      taByteLength.call(value) as number,
+    );
+    return { code, bytes };
+  }
+  if (isArrayBuffer(value)) {
+    return { code: KIND_ARRAY_BUFFER, bytes: new Uint8Array(value, 0, abByteLength.call(value) as number) };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+function malformed(what: string, cause?: unknown): IpcError {
+  return new IpcError('MALFORMED', `Malformed message body: ${what}.`, { cause });
+}
+
+function tooLarge(what: string): IpcError {
+  return new IpcError('TOO_LARGE', `Message exceeds a limit of the receiver: ${what}.`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return value.name ? `function ${value.name}` : 'a function';
+  if (typeof value === 'symbol') return `symbol ${String(value)}`;
+  if (typeof value === 'bigint') return 'a bigint';
+  if (typeof value !== 'object' || value === null) return typeof value;
+  let ctor: unknown;
+  try {
+    ctor = (Object.getPrototypeOf(value) as { constructor?: unknown } | null)?.constructor;
+  } catch {
+    ctor = undefined;
+  }
+  if (typeof ctor === 'function' && ctor.name) return `an instance of ${ctor.name}`;
+  return `an object (${objectToString.call(value)})`;
+}
+
+function pathText(path: string): string {
+  if (path === '') return 'the value itself';
+  return path.length <= 160 ? `value${path}` : `value${path.slice(0, 60)}...${path.slice(-80)}`;
+}
+
+function unserializable(what: string, path: string, reason: string, cause?: unknown): IpcError {
+  return new IpcError('UNSERIALIZABLE', `Cannot send ${what} at ${pathText(path)}: ${reason}.`, { cause });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+function isJsonScalar(v: unknown): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      // finite and not -0
+      return v - v === 0 && (v !== 0 || 1 / v > 0);
+    default:
+      return false;
+  }
+}
+
+/**
+ * True when JSON.stringify + JSON.parse gives exactly what devalue would: plain objects, dense
+ * arrays, strings, booleans, null, finite numbers other than -0, no shared references, no
+ * handles, binaries, `__proto__` keys or symbol keys, and no deeper than `maxDepth`.
+ * Iterative; returns false at the first doubt.
+ */
+function isJsonExact(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): boolean {
+  if (typeof root !== 'object') return isJsonScalar(root);
+  if (root === null) return true;
+  // Objects seen so far: a short array first (cheaper than a Set for small values), then a Set.
+  let seenList: object[] | undefined = [];
+  let seenSet: Set<object> | undefined;
+  // Pairs of (object, depth).
+  const stack: unknown[] = [root, 1];
+  const objectPrototype = Object.prototype;
+  while (stack.length > 0) {
+    const d = stack.pop() as number;
+    const v = stack.pop() as object;
+    if (d > maxDepth) return false;
+    if (seenList !== undefined) {
+      if (seenList.includes(v)) return false;
+      seenList.push(v);
+      if (seenList.length > SEEN_LIST_MAX) {
+        seenSet = new Set(seenList);
+        seenList = undefined;
+      }
+    } else {
+      if (seenSet!.has(v)) return false;
+      seenSet!.add(v);
+    }
+    if (hooks !== undefined && hooks.handleKind(v) !== undefined) return false;
+    if (Array.isArray(v)) {
+      for (let i = 0, n = v.length; i < n; i++) {
+        const e: unknown = v[i];
+        if (typeof e === 'object') {
+          if (e !== null) stack.push(e, d + 1);
+        } else if (!isJsonScalar(e)) {
+          return false;
+        }
+      }
+    } else {
+      if (Object.getPrototypeOf(v) !== objectPrototype) return false;
+      const keys = Object.keys(v);
+      for (let i = 0, n = keys.length; i < n; i++) {
+        const k = keys[i];
+        if (k === '__proto__') return false;
+        const e: unknown = (v as Record<string, unknown>)[k];
+        if (typeof e === 'object') {
+          if (e !== null) stack.push(e, d + 1);
+        } else if (!isJsonScalar(e)) {
+          return false;
+        }
+      }
+      if (Object.getOwnPropertySymbols(v).length > 0) return false;
+    }
+  }
+  return true;
+}
+
+const SEEN_LIST_MAX = 16;
+
+const LEAF_TAGS = new Set([
+  '[object Date]',
+  '[object RegExp]',
+  '[object URL]',
+  '[object URLSearchParams]',
+  '[object Number]',
+  '[object String]',
+  '[object Boolean]',
+  '[object BigInt]',
+]);
+
+interface WalkFrame {
+  kids: object[];
+  keys: string[];
+  pos: number;
+}
+
+function keyLabel(key: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function mapKeyLabel(key: unknown): string {
+  if (typeof key === 'string') return `.get(${JSON.stringify(key)})`;
+  if (typeof key === 'object' && key !== null) return '.get(...)';
+  return `.get(${String(key)})`;
+}
+
+/** The object children of `v` in the order devalue visits them, with path labels. */
+function childrenOf(v: object, hooks: EncodeHooks | undefined): WalkFrame | undefined {
+  if (hooks !== undefined && hooks.handleKind(v) !== undefined) return undefined;
+  if (binaryOf(v) !== undefined) return undefined;
+  const kids: object[] = [];
+  const keys: string[] = [];
+  const add = (e: unknown, label: string): void => {
+    if ((typeof e === 'object' && e !== null) || typeof e === 'function') {
+      kids.push(e);
+      keys.push(label);
+    }
+  };
+  if (Array.isArray(v)) {
+    const n = v.length;
+    for (let i = 0; i < n; i++) {
+      const e: unknown = v[i];
+      if (e === undefined && !(i in v)) {
+        // First hole: the array may be very sparse, so visit only its populated indices.
+        for (const k of Object.keys(v)) {
+          const idx = Number(k);
+          if (Number.isInteger(idx) && idx > i && String(idx) === k && idx < n) add(v[idx], `[${k}]`);
+        }
+        break;
+      }
+      add(e, `[${i}]`);
+    }
+  } else {
+    const tag = objectToString.call(v);
+    if (tag === '[object Map]') {
+      for (const [k, e] of v as Map<unknown, unknown>) {
+        const label = mapKeyLabel(k);
+        add(k, label);
+        add(e, label);
+      }
+    } else if (tag === '[object Set]') {
+      for (const e of v as Set<unknown>) add(e, '[...]');
+    } else if (!LEAF_TAGS.has(tag) && typeof v !== 'function') {
+      for (const k of Object.keys(v)) add((v as Record<string, unknown>)[k], keyLabel(k));
+    }
+  }
+  return kids.length > 0 ? { kids, keys, pos: 0 } : undefined;
+}
+
+/**
+ * Throws UNSERIALIZABLE when `root` nests deeper than `maxDepth`, measured in the order devalue
+ * visits (depth-first, shared objects at their first visit), which is also how the receiver
+ * measures it. Iterative, so it bounds devalue's recursion before devalue runs.
+ */
+function checkEncodeDepth(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): void {
+  if (typeof root !== 'object' || root === null) return;
+  if (maxDepth < 1) throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
+  const seen = new Set<object>([root]);
+  const frames: WalkFrame[] = [];
+  const first = childrenOf(root, hooks);
+  if (first !== undefined) frames.push(first);
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1];
+    if (top.pos === top.kids.length) {
+      frames.pop();
+      continue;
+    }
+    const kid = top.kids[top.pos++];
+    if (seen.has(kid)) continue;
+    seen.add(kid);
+    if (frames.length + 1 > maxDepth) {
+      const path = frames.map((f) => f.keys[f.pos - 1]).join('');
+      throw unserializable(describe(kid), path, `it nests deeper than maxDepth ${maxDepth}`);
+    }
+    const frame = childrenOf(kid, hooks);
+    if (frame !== undefined) frames.push(frame);
+  }
+}
+
+const encoder = new TextEncoder();
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Lone surrogates, which UTF-8 cannot carry; devalue leaves them unescaped in its text. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function escapeLoneSurrogates(text: string): string {
+  const wellFormed = (text as { isWellFormed?: () => boolean }).isWellFormed;
+  if (wellFormed !== undefined && wellFormed.call(text)) return text;
+  // Lone surrogates only occur inside devalue's JSON string literals, where \uXXXX is valid.
+  return text.replace(LONE_SURROGATE, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
+/**
+ * Small first parts are carved out of shared slabs, like Node's Buffer pool: allocating a typed
+ * array costs more than encoding a small message. A slab is never reused, so a part stays valid
+ * as long as it is referenced; its bytes are only the part's own (but `part.buffer` is the slab).
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_PART = 4096;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** A zeroed Uint8Array of `n` bytes (`n` a multiple of 8, so slab parts stay 8-aligned). */
+function allocPart(n: number): Uint8Array {
+  if (n > SLAB_MAX_PART) return new Uint8Array(n);
+  // A detached slab (someone transferred a part's buffer) is replaced too.
+  if (slabUsed + n > SLAB_BYTES || slab.byteLength === 0) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const part = new Uint8Array(slab, slabUsed, n);
+  slabUsed += n;
+  return part;
+}
+
+/** Allocates the first part (header + binary table + text + padding) and writes the text. */
+function writeText(text: string, headerBytes: number): { first: Uint8Array; textBytes: number } {
+  const n = text.length;
+  if (n <= 1 << 20) {
+    // Guess the UTF-8 size is the string length (ASCII); fall back when it does not fit.
+    const size = align8(headerBytes + n);
+    const first = allocPart(size);
+    const { read, written } = encoder.encodeInto(text, new Uint8Array(first.buffer, first.byteOffset + headerBytes, size - headerBytes));
+    if (read === n) {
+      const end = align8(headerBytes + written);
+      return { first: end === size ? first : first.subarray(0, end), textBytes: written };
+    }
+    first.fill(0, headerBytes);
+  }
+  const encoded = encoder.encode(text);
+  const first = allocPart(align8(headerBytes + encoded.length));
+  first.set(encoded, headerBytes);
+  return { first, textBytes: encoded.length };
+}
+
+function setU32(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value;
+  bytes[offset + 1] = value >>> 8;
+  bytes[offset + 2] = value >>> 16;
+  bytes[offset + 3] = value >>> 24;
+}
+
+function getU32(bytes: Uint8Array, offset: number): number {
+  return (bytes[offset] | (bytes[offset + 1] << 8) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 24)) >>> 0;
+}
+
+function buildBody(
+  format: number,
+  text: string,
+  sections: Uint8Array[],
+  codes: number[],
+  handles: object[],
+): EncodedMessage {
+  const count = sections.length;
+  const headerBytes = BODY_HEADER_BYTES + 8 * count;
+  const { first, textBytes } = writeText(text, headerBytes);
+  first[0] = format;
+  first[1] = BODY_VERSION;
+  setU32(first, 4, textBytes);
+  setU32(first, 8, count);
+  setU32(first, 12, handles.length);
+  const parts: Uint8Array[] = [first];
+  let byteLength = first.length;
+  for (let i = 0; i < count; i++) {
+    const bytes = sections[i];
+    setU32(first, BODY_HEADER_BYTES + 8 * i, codes[i]);
+    setU32(first, BODY_HEADER_BYTES + 8 * i + 4, bytes.length);
+    if (bytes.length === 0) continue;
+    parts.push(bytes);
+    byteLength += bytes.length;
+    const pad = align8(bytes.length) - bytes.length;
+    if (pad > 0) {
+      parts.push(new Uint8Array(pad));
+      byteLength += pad;
+    }
+  }
+  return { parts, byteLength, handles };
+}
+
+/**
+ * Encodes `value` into a message body and a list of handle objects.
+ *
+ * Plain JSON data (see docs/wire-format.md) is JSON text; anything else devalue supports is
+ * devalue text with the same round-trip semantics as devalue. Typed arrays, `DataView`s,
+ * `ArrayBuffer`s and Node `Buffer`s anywhere in the value travel as raw binary sections holding
+ * only their own bytes (a `Buffer` arrives as a `Uint8Array`); objects that `hooks.handleKind`
+ * tags travel as handle references.
+ *
+ * Throws `IpcError('UNSERIALIZABLE')`, naming the offending value and its path, for functions,
+ * symbols, class instances, promises, `SharedArrayBuffer`s, values nested deeper than
+ * `options.maxDepth`, BigInts over 10,000 digits, and anything else devalue refuses; an exception
+ * of a getter or of `hooks.handleKind` becomes its `cause`. A `TypeError` when `handleKind`
+ * returns something other than a non-empty string or `undefined`. Nothing else happens on
+ * failure. Getters of the value may run more than once; depth is checked without recursion
+ * before devalue (which recurses) runs.
+ *
+ * `parts[0]` may be a view into a slab shared with other small messages (like Node's Buffer
+ * pool): write its own bytes, never its `.buffer`.
+ */
+export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: EncodeOptions): EncodedMessage {
+  const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
+  try {
+    if (isJsonExact(value, hooks, maxDepth)) {
+      return buildBody(BODY_FORMAT_JSON, JSON.stringify(value), [], [], []);
+    }
+    checkEncodeDepth(value, hooks, maxDepth);
+    return encodeDevalue(value, hooks);
+  } catch (error) {
+    if (error instanceof IpcError || isHookMisuse(error)) throw error;
+    // A getter, proxy trap or hook threw, or a raised maxDepth exhausted the stack.
+    throw unserializable('the value', '', `serializing it threw ${String(error)}`, error);
+  }
+}
+
+function isHookMisuse(error: unknown): boolean {
+  return error instanceof TypeError && error.message.startsWith('EncodeHooks.');
+}
+
+/** The devalue path of {@link encodeMessage}, for a value whose depth is known to be bounded. */
+function encodeDevalue(value: unknown, hooks: EncodeHooks | undefined): EncodedMessage {
+  const handles: object[] = [];
+  const sections: Uint8Array[] = [];
+  const codes: number[] = [];
+  const payloads = new Set<object>();
+  let text: string;
+  try {
+    text = stringify(value, {
+      [REDUCER_HANDLE]: (v: unknown) => {
+        if (typeof v !== 'object' || v === null) {
+          if (typeof v === 'bigint' && (v < 0n ? -v : v) >= BIGINT_LIMIT) {
+            throw new DevalueError(`BigInts are limited to ${MAX_BIGINT_DIGITS} digits`, [], v, value);
+          }
+          return undefined;
+        }
+        if (hooks === undefined || payloads.has(v)) return undefined;
+        const kind = hooks.handleKind(v);
+        if (kind === undefined) return undefined;
+        if (typeof kind !== 'string' || kind.length === 0) {
+          throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
+        }
+        const payload = [kind, handles.length];
+        handles.push(v);
+        payloads.add(payload);
+        return payload;
+      },
+      [REDUCER_BINARY]: (v: unknown) => {
+        if (typeof v !== 'object' || v === null || payloads.has(v)) return undefined;
+        const binary = binaryOf(v);
+        if (binary === undefined) return undefined;
+        const payload = [sections.length];
+        sections.push(binary.bytes);
+        codes.push(binary.code);
+        payloads.add(payload);
+        return payload;
+      },
+    });
+  } catch (error) {
+    if (error instanceof DevalueError) {
+      throw unserializable(describe(error.value), error.path, `devalue says "${error.message}"`, error);
+    }
+    throw error;
+  }
+  return buildBody(BODY_FORMAT_DEVALUE, escapeLoneSurrogates(text), sections, codes, handles);
+}
+
+/** Joins the parts of an encoded message into one contiguous body (a copy). */
+export function joinParts(message: EncodedMessage): Uint8Array {
+  const body = new Uint8Array(message.byteLength);
+  let offset = 0;
+  for (const part of message.parts) {
+    body.set(part, offset);
+    offset += part.length;
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+interface Header {
+  format: number;
+  textStart: number;
+  textBytes: number;
+  binaryCount: number;
+  handleCount: number;
+}
+
+function readHeader(body: Uint8Array): Header {
+  if (!(body instanceof Uint8Array)) throw new TypeError('The message body must be a Uint8Array.');
+  if (body.length < BODY_HEADER_BYTES) {
+    throw malformed(`${body.length} bytes is shorter than the ${BODY_HEADER_BYTES}-byte header`);
+  }
+  const format = body[0];
+  if (format !== BODY_FORMAT_JSON && format !== BODY_FORMAT_DEVALUE) throw malformed(`unknown format ${format}`);
+  const version = body[1];
+  if (version !== BODY_VERSION) throw malformed(`unknown version ${version}`);
+  if (body[2] !== 0 || body[3] !== 0) throw malformed('reserved header bytes are not zero');
+  const textBytes = getU32(body, 4);
+  const binaryCount = getU32(body, 8);
+  const handleCount = getU32(body, 12);
+  if (binaryCount > (body.length - BODY_HEADER_BYTES) / 8) {
+    throw malformed(`the binary table of ${binaryCount} entries does not fit in ${body.length} bytes`);
+  }
+  const textStart = BODY_HEADER_BYTES + 8 * binaryCount;
+  if (textBytes > body.length - textStart) {
+    throw malformed(`text of ${textBytes} bytes does not fit in ${body.length} bytes`);
+  }
+  return { format, textStart, textBytes, binaryCount, handleCount };
+}
+
+/**
+ * The number of handles (descriptors) the body refers to, from its header, for the framing
+ * layer. Throws `IpcError('MALFORMED')` if the header is short or invalid.
+ */
+export function peekHandleCount(body: Uint8Array): number {
+  return readHeader(body).handleCount;
+}
+
+function checkZero(body: Uint8Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    if (body[i] !== 0) throw malformed(`padding byte at offset ${i} is not zero`);
+  }
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Strict UTF-8 decoding of the text (a JS loop with String.fromCharCode was slower, even short). */
+function decodeText(body: Uint8Array, start: number, length: number): string {
+  const bytes = new Uint8Array(body.buffer, body.byteOffset + start, length);
+  try {
+    return decoder.decode(bytes);
+  } catch (cause) {
+    throw malformed('the text is not valid UTF-8', cause);
+  }
+}
+
+/**
+ * Checks the nesting depth and value count of JSON text without recursing or allocating:
+ * brackets outside strings give the depth; commas plus non-empty containers plus one give the
+ * number of values. Unbalanced or otherwise invalid text is left to JSON.parse to reject.
+ */
+function checkJsonText(text: string, limits: DecodeLimits): void {
+  const n = text.length;
+  // Depth needs two characters per level and every value at least two characters but one.
+  if (n <= 2 * limits.maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return;
+  const maxDepth = limits.maxDepth;
+  let depth = 0;
+  let containers = 0;
+  let commas = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string (inline: calling indexOf per string was slower on typical short strings).
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x22) break;
+        if (d === 0x5c) i++;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw tooLarge(`nesting deeper than maxDepth ${maxDepth}`);
+      containers++;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+      const p = text.charCodeAt(i - 1);
+      if (p === 0x5b || p === 0x7b) containers--;
+    } else if (c === 0x2c) {
+      commas++;
+    }
+  }
+  const elements = commas + containers + 1;
+  if (elements > limits.maxElements) {
+    throw tooLarge(`${elements} values, more than maxElements ${limits.maxElements}`);
+  }
+}
+
+/** Walks a JSON.parse result iteratively for own `__proto__` keys, which devalue refuses. */
+function hasProtoKey(root: unknown): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      for (const e of v) stack.push(e);
+    } else {
+      if (Object.hasOwn(v, '__proto__')) return true;
+      for (const k of Object.keys(v)) stack.push((v as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
+}
+
+// devalue's special references
+const UNDEFINED = -1;
+const HOLE = -2;
+const NAN = -3;
+const POSITIVE_INFINITY = -4;
+const NEGATIVE_INFINITY = -5;
+const NEGATIVE_ZERO = -6;
+const SPARSE = -7;
+const MAX_ARRAY_LEN = 2 ** 32 - 1;
+
+function isSpecialValue(ref: number): boolean {
+  return ref === UNDEFINED || ref === NAN || ref === POSITIVE_INFINITY || ref === NEGATIVE_INFINITY || ref === NEGATIVE_ZERO;
+}
+
+const BIGINT_TEXT = /^-?[0-9]+$/;
+const TEMPORAL_PREFIX = 'Temporal.';
+const TEMPORAL_CLASSES = new Set([
+  'Duration',
+  'Instant',
+  'PlainDate',
+  'PlainTime',
+  'PlainDateTime',
+  'PlainMonthDay',
+  'PlainYearMonth',
+  'ZonedDateTime',
+]);
+
+/** The Temporal class devalue would revive `Temporal.<name>` with, if this runtime has it. */
+function temporalClass(name: string): { from(text: string): unknown } | undefined {
+  if (!TEMPORAL_CLASSES.has(name)) return undefined;
+  const temporal = (globalThis as { Temporal?: Record<string, { from(text: string): unknown } | undefined> }).Temporal;
+  return temporal?.[name];
+}
+
+interface ScanResult {
+  /** Binary index -> true when referenced. */
+  binaryUsed: Uint8Array;
+  handleUsed: Uint8Array;
+}
+
+function canParseUrl(text: string): boolean {
+  const canParse = (URL as unknown as { canParse?: (u: string) => boolean }).canParse;
+  if (canParse !== undefined) return canParse(text);
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Validates devalue's flat array before `unflatten` sees it, in the order `unflatten` hydrates
+ * (depth-first from entry 0, each entry once), without recursion: every entry shape, every
+ * reference, binary and handle references (each exactly once, in range), and the depth and
+ * element limits. After it passes, `unflatten` neither throws nor recurses deeper than maxDepth.
+ */
+function scanFlat(
+  values: unknown[],
+  binaryCount: number,
+  handleCount: number,
+  limits: DecodeLimits,
+): ScanResult {
+  const n = values.length;
+  const visited = new Uint8Array(n);
+  const binaryUsed = new Uint8Array(binaryCount);
+  const handleUsed = new Uint8Array(handleCount);
+  const maxDepth = limits.maxDepth;
+  const maxElements = limits.maxElements;
+  let elements = 1;
+  // Frames of containers being hydrated: the entry and the next position in its reference list.
+  const frameRefs: number[][] = [];
+  const framePos: number[] = [];
+
+  const refIndex = (ref: unknown, where: number): number => {
+    if (typeof ref !== 'number' || !Number.isInteger(ref)) throw malformed(`entry ${where} has an invalid reference`);
+    if (ref >= n || (ref < 0 && !isSpecialValue(ref))) throw malformed(`entry ${where} refers to absent entry ${ref}`);
+    return ref;
+  };
+
+  const primitiveAt = (ref: unknown, where: number): unknown => {
+    if (typeof ref !== 'number' || !Number.isInteger(ref) || ref < 0 || ref >= n) {
+      throw malformed(`entry ${where} has an invalid reference`);
+    }
+    const v = values[ref];
+    if (typeof v === 'object' && v !== null) throw malformed(`entry ${where} refers to a non-primitive entry`);
+    return v;
+  };
+
+  const payloadOf = (entry: unknown[], where: number, size: number): unknown[] => {
+    if (entry.length !== 2) throw malformed(`entry ${where} has a bad shape`);
+    const p = entry[1];
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p >= n) {
+      throw malformed(`entry ${where} has an invalid reference`);
+    }
+    const payload = values[p];
+    if (!Array.isArray(payload) || payload.length !== size) throw malformed(`entry ${where} has a bad payload`);
+    return payload as unknown[];
+  };
+
+  const checkString = (entry: unknown[], where: number): string => {
+    if (entry.length !== 2 || typeof entry[1] !== 'string') throw malformed(`entry ${where} has a bad shape`);
+    return entry[1];
+  };
+
+  const addElements = (count: number): void => {
+    elements += count;
+    if (elements > maxElements) throw tooLarge(`more than maxElements ${maxElements} values`);
+  };
+
+  /** Validates entry `ref` at depth `depth`; returns the references it hydrates, if any. */
+  const enter = (ref: number, depth: number): void => {
+    if (ref < 0 || visited[ref] === 1) return;
+    visited[ref] = 1;
+    const entry = values[ref];
+    if (typeof entry !== 'object' || entry === null) return; // a primitive
+    const isBigInt = Array.isArray(entry) && entry[0] === 'BigInt';
+    if (!isBigInt && depth > maxDepth) throw tooLarge(`nesting deeper than maxDepth ${maxDepth}`);
+    let refs: number[] | undefined;
+    if (!Array.isArray(entry)) {
+      const keys = Object.keys(entry);
+      refs = new Array<number>(keys.length);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (k === '__proto__') throw malformed(`entry ${ref} has a __proto__ key`);
+        refs[i] = refIndex((entry as Record<string, unknown>)[k], ref);
+      }
+      addElements(keys.length);
+    } else if (typeof entry[0] === 'string') {
+      const type = entry[0];
+      switch (type) {
+        case 'Date':
+          checkString(entry, ref);
+          break;
+        case 'RegExp': {
+          if ((entry.length !== 2 && entry.length !== 3) || typeof entry[1] !== 'string') {
+            throw malformed(`entry ${ref} has a bad shape`);
+          }
+          if (entry.length === 3 && typeof entry[2] !== 'string') throw malformed(`entry ${ref} has a bad shape`);
+          try {
+            new RegExp(entry[1], entry[2] as string | undefined);
+          } catch (cause) {
+            throw malformed(`entry ${ref} is an invalid RegExp`, cause);
+          }
+          break;
+        }
+        case 'BigInt': {
+          const digits = checkString(entry, ref);
+          if (!BIGINT_TEXT.test(digits)) throw malformed(`entry ${ref} is an invalid BigInt`);
+          if (digits.length - (digits.charCodeAt(0) === 0x2d ? 1 : 0) > MAX_BIGINT_DIGITS) {
+            throw tooLarge(`a BigInt of over ${MAX_BIGINT_DIGITS} digits`);
+          }
+          break;
+        }
+        case 'Object': {
+          if (entry.length !== 2) throw malformed(`entry ${ref} has a bad shape`);
+          const wrapped = refIndex(entry[1], ref);
+          if (wrapped === UNDEFINED) throw malformed(`entry ${ref} boxes undefined`);
+          if (wrapped >= 0) {
+            const inner = values[wrapped];
+            if (inner === null) throw malformed(`entry ${ref} boxes null`);
+            if (typeof inner === 'object' && !(Array.isArray(inner) && inner[0] === 'BigInt')) {
+              throw malformed(`entry ${ref} boxes a non-primitive`);
+            }
+          }
+          refs = [wrapped];
+          break;
+        }
+        case 'Set':
+          refs = new Array<number>(entry.length - 1);
+          for (let i = 1; i < entry.length; i++) refs[i - 1] = refIndex(entry[i], ref);
+          addElements(refs.length);
+          break;
+        case 'Map':
+          if ((entry.length - 1) % 2 !== 0) throw malformed(`entry ${ref} has a bad shape`);
+          refs = new Array<number>(entry.length - 1);
+          for (let i = 1; i < entry.length; i++) refs[i - 1] = refIndex(entry[i], ref);
+          addElements(refs.length);
+          break;
+        case 'null':
+          if ((entry.length - 1) % 2 !== 0) throw malformed(`entry ${ref} has a bad shape`);
+          refs = [];
+          for (let i = 1; i < entry.length; i += 2) {
+            const key = entry[i];
+            if (typeof key !== 'string') throw malformed(`entry ${ref} has a non-string key`);
+            if (key === '__proto__') throw malformed(`entry ${ref} has a __proto__ key`);
+            refs.push(refIndex(entry[i + 1], ref));
+          }
+          addElements(refs.length);
+          break;
+        case 'URL':
+          if (!canParseUrl(checkString(entry, ref))) throw malformed(`entry ${ref} is an invalid URL`);
+          break;
+        case 'URLSearchParams':
+          checkString(entry, ref);
+          break;
+        case REDUCER_BINARY: {
+          const [indexRef] = payloadOf(entry, ref, 1);
+          const index = primitiveAt(indexRef, ref);
+          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= binaryCount) {
+            throw malformed(`entry ${ref} refers to absent binary section ${String(index)}`);
+          }
+          if (binaryUsed[index] === 1) throw malformed(`binary section ${index} is referenced twice`);
+          binaryUsed[index] = 1;
+          break;
+        }
+        case REDUCER_HANDLE: {
+          const [kindRef, indexRef] = payloadOf(entry, ref, 2);
+          const kind = primitiveAt(kindRef, ref);
+          const index = primitiveAt(indexRef, ref);
+          if (typeof kind !== 'string' || kind.length === 0) throw malformed(`entry ${ref} has an invalid handle kind`);
+          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= handleCount) {
+            throw malformed(`entry ${ref} refers to absent handle ${String(index)}`);
+          }
+          if (handleUsed[index] === 1) throw malformed(`handle ${index} is referenced twice`);
+          handleUsed[index] = 1;
+          break;
+        }
+        default: {
+          const ctor = type.startsWith(TEMPORAL_PREFIX) ? temporalClass(type.slice(TEMPORAL_PREFIX.length)) : undefined;
+          if (ctor !== undefined) {
+            try {
+              ctor.from(checkString(entry, ref));
+            } catch (cause) {
+              throw malformed(`entry ${ref} is an invalid ${type}`, cause);
+            }
+            break;
+          }
+          // Includes devalue's own typed array and ArrayBuffer forms: binaries travel out of band.
+          throw malformed(`entry ${ref} has unknown or unsupported type ${JSON.stringify(type).slice(0, 40)}`);
+        }
+      }
+    } else if (entry[0] === SPARSE) {
+      const len = entry[1];
+      if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > MAX_ARRAY_LEN || entry.length % 2 !== 0) {
+        throw malformed(`entry ${ref} is an invalid sparse array`);
+      }
+      refs = [];
+      for (let i = 2; i < entry.length; i += 2) {
+        const idx = entry[i];
+        if (typeof idx !== 'number' || !Number.isInteger(idx) || idx < 0 || idx >= len) {
+          throw malformed(`entry ${ref} has an invalid sparse index`);
+        }
+        refs.push(refIndex(entry[i + 1], ref));
+      }
+      addElements(refs.length);
+    } else {
+      refs = [];
+      for (let i = 0; i < entry.length; i++) {
+        const e = entry[i];
+        if (e !== HOLE) refs.push(refIndex(e, ref));
+      }
+      addElements(refs.length);
+    }
+    if (refs !== undefined && refs.length > 0) {
+      frameRefs.push(refs);
+      framePos.push(0);
+    }
+  };
+
+  enter(0, 1);
+  while (frameRefs.length > 0) {
+    const top = frameRefs.length - 1;
+    const refs = frameRefs[top];
+    const pos = framePos[top];
+    if (pos === refs.length) {
+      frameRefs.pop();
+      framePos.pop();
+      continue;
+    }
+    framePos[top] = pos + 1;
+    enter(refs[pos], frameRefs.length + 1);
+  }
+  return { binaryUsed, handleUsed };
+}
+
+/**
+ * Decodes a message body into a value. `handleCount` is the number of handles (descriptors)
+ * that came with the body and must equal the header's; `hooks.reviveHandle` turns each into a
+ * live object, once per index, and only after the whole body has been validated.
+ *
+ * Every binary section is copied into its own `ArrayBuffer` (the result never aliases `body`).
+ * Throws `IpcError('MALFORMED')` for anything that is not a body `encodeMessage` could have
+ * produced (short or inconsistent lengths, bad UTF-8, unknown format or type, references to
+ * absent entries, binaries or handles, a handle or binary referenced twice or never), and
+ * `IpcError('TOO_LARGE')` when it exceeds `limits`. Never recurses deeper than
+ * `limits.maxDepth`, and spends time linear in the body size.
+ */
+export function decodeMessage(
+  body: Uint8Array,
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+): unknown {
+  const header = readHeader(body);
+  const { format, textStart, textBytes, binaryCount } = header;
+  if (header.handleCount !== handleCount) {
+    throw malformed(`the header announces ${header.handleCount} handles but ${handleCount} came with it`);
+  }
+  if (limits.maxBinaries !== undefined && binaryCount > limits.maxBinaries) {
+    throw tooLarge(`${binaryCount} binary sections, more than maxBinaries ${limits.maxBinaries}`);
+  }
+  const textEnd = textStart + textBytes;
+  let offset = align8(textEnd);
+  const starts = new Array<number>(binaryCount);
+  for (let i = 0; i < binaryCount; i++) {
+    const code = getU32(body, BODY_HEADER_BYTES + 8 * i);
+    const length = getU32(body, BODY_HEADER_BYTES + 8 * i + 4);
+    if (code >= KIND_NAMES.length) throw malformed(`binary section ${i} has unknown kind ${code}`);
+    if (length % KIND_ELEMENT_BYTES[code] !== 0) {
+      throw malformed(`binary section ${i} of ${length} bytes is not a whole number of ${KIND_NAMES[code]} elements`);
+    }
+    if (offset > body.length || length > body.length - offset) {
+      throw malformed(`binary section ${i} of ${length} bytes does not fit in ${body.length} bytes`);
+    }
+    starts[i] = offset;
+    offset = align8(offset + length);
+  }
+  if (offset !== body.length) {
+    if (offset > body.length) throw malformed(`padding does not fit in ${body.length} bytes`);
+    throw malformed(`${body.length - offset} bytes follow the last section`);
+  }
+  // Padding after the text and after each section must be zero.
+  checkZero(body, textEnd, Math.min(align8(textEnd), body.length));
+  for (let i = 0; i < binaryCount; i++) {
+    const end = starts[i] + getU32(body, BODY_HEADER_BYTES + 8 * i + 4);
+    checkZero(body, end, align8(end));
+  }
+
+  const text = decodeText(body, textStart, textBytes);
+
+  if (format === BODY_FORMAT_JSON) {
+    if (binaryCount !== 0 || handleCount !== 0) throw malformed('a JSON body cannot have binaries or handles');
+    return decodeJson(text, limits);
+  }
+  return decodeDevalue(body, text, starts, handleCount, hooks, limits);
+}
+
+function decodeJson(text: string, limits: DecodeLimits): unknown {
+  checkJsonText(text, limits);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw malformed('the JSON text does not parse', cause);
+  }
+  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(value)) {
+    throw malformed('an object has a __proto__ key');
+  }
+  return value;
+}
+
+function decodeDevalue(
+  body: Uint8Array,
+  text: string,
+  starts: number[],
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+): unknown {
+  const binaryCount = starts.length;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw malformed('the devalue text does not parse', cause);
+  }
+  if (typeof parsed === 'number') {
+    if (!isSpecialValue(parsed)) throw malformed('the devalue text is a bare number that is no special value');
+    if (binaryCount !== 0) throw malformed('binary section 0 is never referenced');
+    if (handleCount !== 0) throw malformed('handle 0 is never referenced');
+    return unflatten(parsed);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw malformed('the devalue text is not a non-empty array');
+  const { binaryUsed, handleUsed } = scanFlat(parsed as unknown[], binaryCount, handleCount, limits);
+  const unusedBinary = binaryUsed.indexOf(0);
+  if (unusedBinary >= 0) throw malformed(`binary section ${unusedBinary} is never referenced`);
+  const unusedHandle = handleUsed.indexOf(0);
+  if (unusedHandle >= 0) throw malformed(`handle ${unusedHandle} is never referenced`);
+  if (handleCount > 0 && hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
+
+  // Resolve every binary constructor before any hook runs.
+  for (let i = 0; i < binaryCount; i++) {
+    const name = KIND_NAMES[getU32(body, BODY_HEADER_BYTES + 8 * i)];
+    if (typeof (globalThis as Record<string, unknown>)[name] !== 'function') {
+      throw malformed(`binary section ${i} is a ${name}, which this runtime lacks`);
+    }
+  }
+
+  let hookError: { error: unknown } | undefined;
+  const revivers = {
+    [REDUCER_BINARY]: (payload: [number]) => {
+      const index = payload[0];
+      const code = getU32(body, BODY_HEADER_BYTES + 8 * index);
+      const length = getU32(body, BODY_HEADER_BYTES + 8 * index + 4);
+      const copy = new Uint8Array(length);
+      copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
+      const buffer = copy.buffer;
+      if (code === KIND_ARRAY_BUFFER) return buffer;
+      if (code === KIND_DATA_VIEW) return new DataView(buffer);
+      const Ctor = (globalThis as Record<string, unknown>)[KIND_NAMES[code]] as new (b: ArrayBuffer) => unknown;
+      return new Ctor(buffer);
+    },
+    [REDUCER_HANDLE]: (payload: [string, number]) => {
+      try {
+        return hooks!.reviveHandle(payload[0], payload[1]);
+      } catch (error) {
+        hookError = { error };
+        throw error;
+      }
+    },
+  };
+  try {
+    return unflatten(parsed, revivers);
+  } catch (error) {
+    if (hookError !== undefined) throw hookError.error;
+    if (error instanceof RangeError) {
+      // Only reachable when a receiver raised maxDepth beyond what the stack holds.
+      throw new IpcError('TOO_LARGE', 'Message nests too deeply for the stack; lower maxDepth.', { cause: error });
+    }
+    throw malformed('the devalue text does not describe a value', error);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The process-neutral part of electron-ipc-channel (`electron-ipc-channel/shared`): errors, the
+ * message codec and the receiver limits. Imports neither Node nor Electron.
+ */
+export { IpcError, isIpcError } from './errors.js';
+export type { IpcErrorCode, IpcErrorOptions } from './errors.js';
+export {
+  BODY_FORMAT_DEVALUE,
+  BODY_FORMAT_JSON,
+  BODY_HEADER_BYTES,
+  BODY_VERSION,
+  decodeMessage,
+  encodeMessage,
+  joinParts,
+  peekHandleCount,
+} from './codec.js';
+export type { DecodeHooks, EncodedMessage, EncodeHooks, EncodeOptions } from './codec.js';
+export { DEFAULT_LIMITS } from './limits.js';
+export type { DecodeLimits, Limits } from './limits.js';
+export { validate, isStandardSchema, formatIssues } from './validate.js';
+export type { StandardSchemaV1 } from './validate.js';

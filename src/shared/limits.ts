@@ -1,0 +1,57 @@
+/**
+ * Limits a receiver applies to what a peer sends. Every limit exists so that a hostile or buggy
+ * peer cannot make the receiver use unbounded memory, stack or time; a message over a limit is
+ * rejected with `IpcError('TOO_LARGE')` and nothing of it is delivered.
+ */
+
+/** The limits {@link decodeMessage} checks while turning a body into a value. */
+export interface DecodeLimits {
+  /**
+   * Deepest nesting of objects accepted. A value's depth is 0 for a primitive and
+   * 1 + the depth of its deepest child for an object (so `[]`, a `Date` or a `Uint8Array` is 1,
+   * `[[1]]` is 2). `encodeMessage` refuses values deeper than its own `maxDepth` the same way.
+   */
+  maxDepth: number;
+  /**
+   * Most values accepted in one message: the root plus every array item, object property,
+   * `Map` key and value and `Set` member (each slot counts, also when it repeats a reference).
+   */
+  maxElements: number;
+  /** Most out-of-band binary sections (typed arrays, `DataView`s, `ArrayBuffer`s); unlimited when absent. */
+  maxBinaries?: number;
+}
+
+/** Every limit of a receiver, with the defaults in {@link DEFAULT_LIMITS}. */
+export interface Limits extends DecodeLimits {
+  /** Largest message body, in bytes, including its binary sections. */
+  maxMessageBytes: number;
+  /** Most descriptors (senders, receivers, files, shared memory) in one message. */
+  maxHandles: number;
+  /** Most out-of-band binary sections in one message. */
+  maxBinaries: number;
+  /** Most messages a receiver holds read from its socket but not yet taken by `recv`. */
+  maxQueue: number;
+}
+
+/**
+ * Defaults for every receiver. A receiver that expects bigger messages raises them in its options.
+ *
+ * - `maxMessageBytes` 128 MiB: room for a 64 MiB typed array or a 10 MB string with headroom,
+ *   small enough that one message cannot exhaust memory; bulk data belongs in `IpcSharedMemory`.
+ * - `maxHandles` 1024: more than `SCM_MAX_FD` (253 per `sendmsg`; larger sets are spread over
+ *   fragments), and no more than a process's usual soft descriptor limit.
+ * - `maxDepth` 256: deeper than any sane data structure; decoding recurses this deep at most.
+ * - `maxElements` 1,000,000: about what 64 MiB of small values holds; large numeric data should
+ *   travel as a typed array, which counts as one element.
+ * - `maxBinaries` 65,536.
+ * - `maxQueue` 64 packets: how many packets a receiver reads from its socket ahead of `recv()`;
+ *   the rest wait in the kernel, which makes a fast sender queue on its side (backpressure).
+ */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxMessageBytes: 128 * 1024 * 1024,
+  maxHandles: 1024,
+  maxDepth: 256,
+  maxElements: 1_000_000,
+  maxBinaries: 65_536,
+  maxQueue: 64,
+});

@@ -1,0 +1,352 @@
+import { describe, expect, it } from 'vitest';
+import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
+import { fdCount, spawnFixture } from './helpers.js';
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(IpcError);
+    expect((e as IpcError).code).toBe(code);
+    return e as IpcError;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+function throwsWith(f: () => unknown, code: string): void {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(IpcError);
+    expect((e as IpcError).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected a throw with ${code}`);
+}
+
+describe('channel in one process (through the kernel)', () => {
+  it('round-trips every devalue type exactly', async () => {
+    const [tx, rx] = channel<unknown>();
+    const shared = { s: 1 };
+    const cyclic: Record<string, unknown> = { name: 'c' };
+    cyclic.self = cyclic;
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 3];
+    const value = {
+      u: undefined,
+      nan: NaN,
+      negZero: -0,
+      inf: -Infinity,
+      big: 12345678901234567890n,
+      date: new Date(1700000000000),
+      re: /a+b/gi,
+      map: new Map<unknown, unknown>([[1, 'one'], [{ k: 1 }, [2]]]),
+      set: new Set([1, 'two', 3n]),
+      sparse,
+      repeated: [shared, shared],
+      cyclic,
+      str: 'héllo \u{1F600}',
+    };
+    tx.send(value);
+    const got = (await rx.recv()) as typeof value;
+    expect(got.u).toBeUndefined();
+    expect('u' in got).toBe(true);
+    expect(Number.isNaN(got.nan)).toBe(true);
+    expect(Object.is(got.negZero, -0)).toBe(true);
+    expect(got.inf).toBe(-Infinity);
+    expect(got.big).toBe(12345678901234567890n);
+    expect(got.date).toBeInstanceOf(Date);
+    expect(got.date.getTime()).toBe(1700000000000);
+    expect(got.re).toBeInstanceOf(RegExp);
+    expect(got.re.source).toBe('a+b');
+    expect(got.re.flags).toBe('gi');
+    expect(got.map).toBeInstanceOf(Map);
+    expect([...got.map.keys()][1]).toEqual({ k: 1 });
+    expect(got.set).toEqual(new Set([1, 'two', 3n]));
+    expect(got.sparse.length).toBe(3);
+    expect(1 in got.sparse).toBe(false);
+    expect(got.repeated[0]).toBe(got.repeated[1]);
+    expect(got.cyclic.self).toBe(got.cyclic);
+    expect(got.str).toBe(value.str);
+    tx.close();
+    rx.close();
+  });
+
+  it('keeps FIFO order for 10,000 messages', async () => {
+    const [tx, rx] = channel<{ i: number }>();
+    for (let i = 0; i < 10_000; i++) tx.send({ i });
+    for (let i = 0; i < 10_000; i++) expect((await rx.recv()).i).toBe(i);
+    tx.close();
+    await rejectsWith(rx.recv(), 'DISCONNECTED');
+    rx.close();
+  });
+
+  it('tryRecv returns undefined when empty, the message when there, and throws DISCONNECTED at the end', async () => {
+    const [tx, rx] = channel<number>();
+    expect(rx.tryRecv()).toBeUndefined();
+    tx.send(7);
+    await tx.flush();
+    expect(rx.tryRecv()).toEqual({ message: 7 });
+    tx.close();
+    throwsWith(() => rx.tryRecv(), 'DISCONNECTED');
+    rx.close();
+  });
+
+  it('recv({ timeout }) rejects TIMEOUT and the receiver stays usable', async () => {
+    const [tx, rx] = channel<string>();
+    await rejectsWith(rx.recv({ timeout: 20 }), 'TIMEOUT');
+    tx.send('after');
+    expect(await rx.recv({ timeout: 1000 })).toBe('after');
+    tx.close();
+    rx.close();
+  });
+
+  it('async iteration ends when every sender is closed', async () => {
+    const [tx, rx] = channel<number>();
+    const tx2 = tx.clone();
+    tx.send(1);
+    tx2.send(2);
+    tx.close();
+    setTimeout(() => {
+      tx2.send(3);
+      tx2.close();
+    }, 10);
+    const got: number[] = [];
+    for await (const m of rx) got.push(m);
+    expect(got).toEqual([1, 2, 3]);
+    rx.close();
+  });
+
+  it('send throws UNSERIALIZABLE and sends nothing; DISCONNECTED after the receiver closes; CLOSED after close', async () => {
+    const [tx, rx] = channel<unknown>();
+    throwsWith(() => tx.send({ f: () => 1 }), 'UNSERIALIZABLE');
+    throwsWith(() => tx.send({ s: Symbol('x') }), 'UNSERIALIZABLE');
+    class Custom {
+      x = 1;
+    }
+    throwsWith(() => tx.send(new Custom()), 'UNSERIALIZABLE');
+    tx.send('ok');
+    expect(await rx.recv()).toBe('ok');
+    expect(rx.tryRecv()).toBeUndefined();
+    rx.close();
+    throwsWith(() => tx.send('lost'), 'DISCONNECTED');
+    tx.close();
+    throwsWith(() => tx.send('x'), 'CLOSED');
+    await rejectsWith(rx.recv(), 'CLOSED');
+    throwsWith(() => rx.tryRecv(), 'CLOSED');
+  });
+
+  it('close() while a recv is pending rejects it with CLOSED', async () => {
+    const [tx, rx] = channel<number>();
+    const p = rx.recv();
+    rx.close();
+    await rejectsWith(p, 'CLOSED');
+    tx.close();
+  });
+
+  it('Symbol.dispose closes both ends', async () => {
+    let rxOut: IpcReceiver<number>;
+    {
+      using pair = disposablePair();
+      rxOut = pair.rx;
+    }
+    expect(rxOut.closed).toBe(true);
+  });
+
+  it('nested channels travel inside messages: a sent receiver moves, a sent sender stays usable', async () => {
+    const [tx, rx] = channel<{ inner: { r: IpcReceiver<string>; list: [IpcSender<string>]; map: Map<string, IpcSender<string>> } }>();
+    const [itx, irx] = channel<string>();
+    tx.send({ inner: { r: irx, list: [itx], map: new Map([['s', itx]]) } });
+    expect(irx.closed).toBe(true);
+    await rejectsWith(irx.recv(), 'CLOSED');
+    const got = await rx.recv();
+    expect(got.inner.list[0]).toBe(got.inner.map.get('s'));
+    itx.send('from the original sender');
+    got.inner.list[0].send('from the received sender');
+    expect(await got.inner.r.recv()).toBe('from the original sender');
+    expect(await got.inner.r.recv()).toBe('from the received sender');
+    itx.close();
+    got.inner.list[0].close();
+    await rejectsWith(got.inner.r.recv(), 'DISCONNECTED');
+    got.inner.r.close();
+    tx.close();
+    rx.close();
+  });
+
+  it('a receiver sent with messages already read keeps them', async () => {
+    const [tx, rx] = channel<{ r: IpcReceiver<number> }>();
+    const [itx, irx] = channel<number>();
+    for (let i = 0; i < 100; i++) itx.send(i);
+    await itx.flush();
+    expect(await irx.recv()).toBe(0); // reads a batch from the socket into memory
+    tx.send({ r: irx });
+    const { r } = await rx.recv();
+    itx.close();
+    const rest: number[] = [];
+    for await (const m of r) rest.push(m);
+    expect(rest).toEqual(Array.from({ length: 99 }, (_, i) => i + 1));
+    r.close();
+    tx.close();
+    rx.close();
+  });
+
+  it('bytes channel carries raw bytes of any size', async () => {
+    const [tx, rx] = bytesChannel();
+    tx.send(new Uint8Array([1, 2, 3]));
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => i * 7);
+    tx.send(big);
+    tx.send(new Uint8Array(0));
+    expect([...(await rx.recv())]).toEqual([1, 2, 3]);
+    expect(Buffer.compare(await rx.recv(), big)).toBe(0);
+    expect((await rx.recv()).byteLength).toBe(0);
+    tx.close();
+    rx.close();
+  });
+
+  it('returns to the descriptor baseline after 1,000 channels are created, sent and closed', async () => {
+    const [carrier, carrierRx] = channel<{ s: IpcSender<number>; r: IpcReceiver<number> }>();
+    const before = fdCount();
+    for (let i = 0; i < 1000; i++) {
+      const [s, r] = channel<number>();
+      carrier.send({ s, r });
+      s.close();
+      const got = await carrierRx.recv();
+      got.s.send(i);
+      expect(await got.r.recv()).toBe(i);
+      got.s.close();
+      got.r.close();
+    }
+    expect(fdCount()).toBe(before);
+    carrier.close();
+    carrierRx.close();
+  });
+});
+
+function disposablePair(): { tx: IpcSender<number>; rx: IpcReceiver<number>; [Symbol.dispose](): void } {
+  const [tx, rx] = channel<number>();
+  return {
+    tx,
+    rx,
+    [Symbol.dispose]() {
+      tx[Symbol.dispose]();
+      rx[Symbol.dispose]();
+    },
+  };
+}
+
+async function startPeer<In, Out>(role: string, env: Record<string, string> = {}) {
+  const server = new IpcOneShotServer<{ pid: number; sender: IpcSender<Out> }>();
+  const spawned = spawnFixture('core/peer.mjs', { EIPC_SERVER: server.name, EIPC_ROLE: role, ...env }, 60_000);
+  const [rx, first] = await server.accept({ timeout: 15_000 });
+  expect(first.pid).toBe(spawned.child.pid);
+  return { rx: rx as unknown as IpcReceiver<In>, tx: first.sender, spawned, server };
+}
+
+describe('across processes', () => {
+  it('bootstraps by a one-shot server name and echoes', async () => {
+    const { rx, tx, spawned, server } = await startPeer<unknown, unknown>('echo');
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(server.name)).toBe(false); // the name is removed after accept
+    const msgs = [1, 'two', { three: [3n] }, new Map([[4, new Set([4])]])];
+    for (const m of msgs) tx.send(m);
+    for (const m of msgs) expect(await rx.recv()).toEqual(m);
+    tx.close();
+    await rejectsWith(rx.recv(), 'DISCONNECTED');
+    rx.close();
+    const r = await spawned.done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('a flooding sender loses and reorders nothing, and its queue keeps it alive until written', async () => {
+    const count = 50_000;
+    const { rx, tx, spawned } = await startPeer<{ i: number; pad: string }, never>('flood', { EIPC_COUNT: String(count) });
+    tx.close();
+    // A slow receiver: pause now and then so the child's socket fills and it must queue.
+    for (let i = 0; i < count; i++) {
+      const m = await rx.recv({ timeout: 20_000 });
+      expect(m.i).toBe(i);
+      if (i % 10_000 === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    await rejectsWith(rx.recv({ timeout: 20_000 }), 'DISCONNECTED');
+    rx.close();
+    expect((await spawned.done).code).toBe(0);
+  });
+
+  it('hands a channel across three processes: B writes straight to C', async () => {
+    const b = await startPeer<{ done: boolean }, { sender: IpcSender<unknown>; count: number }>('relay-writer');
+    const c = await startPeer<{ got: Array<{ from: number; i: number }> }, { receiver: IpcReceiver<unknown> }>('relay-reader');
+    const [s, r] = channel<unknown>();
+    c.tx.send({ receiver: r });
+    b.tx.send({ sender: s, count: 500 });
+    s.close(); // A keeps nothing of the channel: B and C talk without it
+    expect(await b.rx.recv({ timeout: 20_000 })).toEqual({ done: true });
+    const { got } = await c.rx.recv({ timeout: 20_000 });
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => ({ from: b.spawned.child.pid, i })));
+    for (const p of [b, c]) {
+      p.tx.close();
+      p.rx.close();
+      expect((await p.spawned.done).code).toBe(0);
+    }
+  });
+
+  it('a peer SIGKILLed mid-stream leaves every complete message and then DISCONNECTED', async () => {
+    const { rx, tx, spawned } = await startPeer<{ i: number; big?: Uint8Array }, never>('stream-until-killed');
+    tx.close();
+    let next = 0;
+    let killed = false;
+    for (;;) {
+      let m: { i: number; big?: Uint8Array };
+      try {
+        m = await rx.recv({ timeout: 20_000 });
+      } catch (e) {
+        expect((e as IpcError).code).toBe('DISCONNECTED');
+        break;
+      }
+      expect(m.i).toBe(next);
+      if (m.i % 7 === 3) {
+        expect(m.big!.byteLength).toBe(300 * 1024);
+        expect(m.big!.every((x) => x === (m.i & 255))).toBe(true);
+      }
+      next++;
+      if (next === 2000 && !killed) {
+        killed = true;
+        spawned.child.kill('SIGKILL');
+      }
+    }
+    expect(killed).toBe(true);
+    expect(next).toBeGreaterThanOrEqual(2000);
+    rx.close();
+    expect((await spawned.done).signal).toBe('SIGKILL');
+  });
+
+  it('an unref()ed pending recv lets the process exit', async () => {
+    const { rx, tx, spawned } = await startPeer<{ ready: boolean }, never>('pending-recv-unref');
+    expect(await rx.recv()).toEqual({ ready: true });
+    const r = await spawned.done; // must exit by itself although tx (its channel) is still open here
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    tx.close();
+    rx.close();
+  });
+
+  it('a second connect to a used name fails clearly, and accept times out when nobody connects', async () => {
+    const server = new IpcOneShotServer<number>();
+    const name = server.name;
+    const p = server.accept({ timeout: 5000 });
+    const s = IpcSender.connect<number>(name);
+    s.send(1);
+    const [r, first] = await p;
+    expect(first).toBe(1);
+    expect(() => IpcSender.connect(name)).toThrow(/no one-shot server is listening/);
+    s.close();
+    r.close();
+    const lonely = new IpcOneShotServer<number>();
+    await rejectsWith(lonely.accept({ timeout: 50 }), 'TIMEOUT');
+    lonely.close();
+    const closing = new IpcOneShotServer<number>();
+    const pending = closing.accept();
+    closing.close();
+    await rejectsWith(pending, 'CLOSED');
+  });
+});

@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Open descriptors of this process, from /proc/self/fd (the listing's own fd excluded). */
+export function fdCount(): number {
+  return readdirSync('/proc/self/fd').length - 1;
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  /** Resolves with exit code/signal and captured output; rejects after the hard timeout. */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Runs `test/fixtures/<rel>` under node with a hard timeout, capturing its output. */
+export function spawnFixture(rel: string, env: Record<string, string> = {}, timeoutMs = 20_000, args: string[] = []): Spawned {
+  const child = spawn(process.execPath, [path.join(root, 'test', 'fixtures', rel), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`fixture ${rel} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      // Let the pipes drain.
+      setImmediate(() => resolve({ code, signal, stdout, stderr }));
+    });
+  });
+  return { child, done };
+}
