@@ -616,7 +616,7 @@ describe('limits', () => {
   });
 
   it('has documented defaults', () => {
-    expect(DEFAULT_LIMITS).toMatchObject({ maxMessageBytes: 64 * 1024 * 1024, maxDepth: 256, maxElements: 1_000_000 });
+    expect(DEFAULT_LIMITS).toMatchObject({ maxMessageBytes: 128 * 1024 * 1024, maxHandles: 1024, maxDepth: 256, maxElements: 1_000_000, maxQueue: 64 });
     expect(Object.isFrozen(DEFAULT_LIMITS)).toBe(true);
   });
 });

@@ -40,7 +40,7 @@ import type { NativePoller } from './native.js';
 
 /** Limits and checks a receiver applies to what its peers send. */
 export interface ReceiverOptions<T = unknown> {
-  /** Largest message body in bytes (default 64 MiB). Bigger messages are refused with TOO_LARGE. */
+  /** Largest message body in bytes (default 128 MiB). Bigger messages are refused with TOO_LARGE. */
   maxMessageBytes?: number;
   /** Most descriptors in one message (default 1024). */
   maxHandles?: number;
@@ -48,6 +48,8 @@ export interface ReceiverOptions<T = unknown> {
   maxDepth?: number;
   /** Most values in one decoded message (default 1,000,000). */
   maxElements?: number;
+  /** Most binary sections (typed arrays, `ArrayBuffer`s, `DataView`s) in one message (default 65,536). */
+  maxBinaries?: number;
   /** Most packets read from the socket ahead of `recv()` calls (default 64); the rest wait in the kernel. */
   maxQueue?: number;
   /** A Standard Schema (zod, valibot, arktype...) every incoming message must pass, else INVALID. */
@@ -59,6 +61,7 @@ interface Limits {
   maxHandles: number;
   maxDepth: number;
   maxElements: number;
+  maxBinaries: number;
   maxQueue: number;
 }
 
@@ -74,6 +77,7 @@ function resolveLimits(o: ReceiverOptions<unknown> | undefined): Limits {
     maxHandles: positiveInt(o?.maxHandles, 'maxHandles', DEFAULT_LIMITS.maxHandles),
     maxDepth: positiveInt(o?.maxDepth, 'maxDepth', DEFAULT_LIMITS.maxDepth),
     maxElements: positiveInt(o?.maxElements, 'maxElements', DEFAULT_LIMITS.maxElements),
+    maxBinaries: positiveInt(o?.maxBinaries, 'maxBinaries', DEFAULT_LIMITS.maxBinaries),
     maxQueue: positiveInt(o?.maxQueue, 'maxQueue', DEFAULT_LIMITS.maxQueue),
   };
 }
@@ -437,7 +441,7 @@ class ReceiverCore extends Pinnable {
   }
 
   /** Starts or stops watching the socket depending on whether anyone waits. */
-  demand(watch = this.waiters.length > 0): void {
+  demand(watch = this.waiters.length > 0 || this.watchers > 0): void {
     if (this.closed) return;
     if (watch && !this.eof) {
       if (!this.poller) {
@@ -812,7 +816,8 @@ export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T
     return { message: value as T };
   }
 
-  private finish(item: ParsedItem): T {
+  /** @internal Turns a queued item into the message (or throws the error it stands for). */
+  finish(item: ParsedItem): T {
     if (item instanceof Error) throw item;
     const value = decodeRecord<T>(item, this.core.limits);
     return this.schema ? (validate(this.schema, value) as T) : value;
@@ -963,6 +968,11 @@ export class IpcBytesReceiver implements HandleSource, Disposable, AsyncIterable
     return { message: bytesOf(item) };
   }
 
+  /** @internal Turns a queued item into the message (or throws the error it stands for). */
+  finish(item: ParsedItem): Uint8Array {
+    return bytesOf(item);
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
     for (;;) {
       try {
@@ -1032,8 +1042,8 @@ export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' |
 // ---------------------------------------------------------------------------------------------
 // Handle kinds of this module
 
-const isSeqpacket = (info: { kind: string }): string | undefined =>
-  info.kind === 'seqpacket' ? undefined : `is a ${info.kind}, not a SOCK_SEQPACKET socket`;
+const isSeqpacket = (info: { kind: string; listening: boolean }): string | undefined =>
+  info.kind !== 'seqpacket' ? `is a ${info.kind}, not a SOCK_SEQPACKET socket` : info.listening ? 'is a listening socket, not a connected one' : undefined;
 
 registerHandleKind('S', isSeqpacket, (fd) => new IpcSender(fd));
 registerHandleKind('R', isSeqpacket, (fd) => new IpcReceiver(fd));

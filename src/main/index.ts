@@ -15,3 +15,5 @@ export { exposeToWindow, preloadWebPreferences, attachPort, pumpToPort, findHand
 export type { ExposeOptions, WindowBridge, MainPortLike, PortLink, AttachPortOptions, PumpOptions, BridgeEnvelope, SenderLike, ReceiverLike } from './bridge.js';
 export { validate, isStandardSchema, formatIssues } from '../shared/validate.js';
 export type { StandardSchemaV1 } from '../shared/validate.js';
+export { lockdown } from './lockdown.js';
+export type { LockdownOptions, LockdownReport } from './lockdown.js';

@@ -74,6 +74,11 @@ export interface NativeLandlockResult {
   handledAccessFs: number;
   handledAccessNet: number;
   scoped: number;
+  /** Threads restricted (-1 when LANDLOCK_RESTRICT_SELF_TSYNC did it in one call). */
+  threads?: number;
+  /** Threads that could not be reached (they block every signal). */
+  unrestrictedThreads?: number;
+  threadError?: string;
 }
 
 export interface NativeBinding {
@@ -133,7 +138,8 @@ export interface NativeBinding {
   /** fcntl(F_ADD_SEALS). */
   addSeals(fd: number, seals: number): void;
   /**
-   * mmap(fd, length, PROT_READ [| PROT_WRITE], MAP_SHARED) as an ArrayBuffer. Zero-copy (an
+   * mmap(fd, length) as an ArrayBuffer: MAP_SHARED when `writable`, else MAP_PRIVATE
+   * (copy-on-write: stores through the view never reach the file, and cannot fault). Zero-copy (an
    * external ArrayBuffer unmapped by its finalizer) unless `copy` is true or the runtime forbids
    * external buffers (Electron's V8 memory cage); then the contents are copied into an ordinary
    * ArrayBuffer and the mapping is dropped at once. Length 0 gives an empty ArrayBuffer.

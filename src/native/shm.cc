@@ -148,7 +148,10 @@ Napi::Value MapFd(const Napi::CallbackInfo& info) {
   if (copy || !ExternalAllowed(env)) return CopyOut(env, fd, static_cast<size_t>(length), writable);
 
   size_t size = static_cast<size_t>(length);
-  void* addr = mmap(nullptr, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+  // A read-only view is still mapped writable, but private (copy-on-write): JS cannot tell a
+  // read-only ArrayBuffer from another, and a store into PROT_READ memory would kill the process.
+  // Stores change only this process's pages, never the file.
+  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, writable ? MAP_SHARED : MAP_PRIVATE, fd, 0);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   napi_status status = napi_create_external_arraybuffer(env, addr, size, Unmap, reinterpret_cast<void*>(size), &ab);
   if (status == napi_ok) return Napi::Value(env, ab);
