@@ -16,6 +16,7 @@ import {
   RecordBatcher,
   fitsOnePacket,
   fragmentPackets,
+  immediateRecordParts,
   malformed,
   singleRecordPacket,
   switchPacket,
@@ -112,6 +113,9 @@ const encodeHooks: EncodeHooks = {
   },
 };
 
+/** IOV_MAX: the most parts one sendPacket (sendmsg) takes. */
+const MAX_SEND_PARTS = 1024;
+
 function closeFds(fds: number[]): void {
   const n = native();
   for (const fd of fds) {
@@ -175,8 +179,10 @@ class SenderCore extends Pinnable {
     const moved = this.detachMoved(handles, infos);
     const fds = infos.map((info, i) => (info.move ? moved[i]! : info.fd));
     const single = fitsOnePacket(bytes, fds.length);
-    if (single && this.idle && !this.sentThisTick) {
-      const r = native().sendPacket(this.fd, singleRecordPacket(parts, bytes, fds).parts, fds.length ? fds : null);
+    // Written as is (one iovec per part) only when sendmsg takes that many parts: a message with
+    // hundreds of small binaries has more, and goes through the batcher, which copies.
+    if (single && this.idle && !this.sentThisTick && parts.length + 2 <= MAX_SEND_PARTS) {
+      const r = native().sendPacket(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
       if (r >= 0) {
         this.sentThisTick = true;
         queueMicrotask(() => (this.sentThisTick = false));
@@ -402,15 +408,33 @@ class ReceiverCore extends Pinnable {
     return item;
   }
 
-  /** Waits for the next item; rejects DISCONNECTED at end of file, TIMEOUT after `timeout` ms. */
-  next(timeout: number | undefined, signal: AbortSignal | undefined): Promise<ParsedItem> {
+  /**
+   * Waits for the next item and turns it into the result with `finish` (which may throw, for
+   * an error item or a bad message). Rejects DISCONNECTED at end of file, TIMEOUT after `timeout`.
+   */
+  next<R>(timeout: number | undefined, signal: AbortSignal | undefined, finish: (item: ParsedItem) => R): Promise<Awaited<R>> {
     if (this.closed) return Promise.reject(closedError(this.what));
     const ready = this.shift();
-    if (ready) return Promise.resolve(ready);
+    if (ready) {
+      try {
+        return Promise.resolve(finish(ready)) as Promise<Awaited<R>>;
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     if (this.eof) return Promise.reject(this.eofError());
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<ParsedItem>((resolve, reject) => {
-      const w: Waiter = { resolve, reject };
+    return new Promise<Awaited<R>>((resolve, reject) => {
+      const w: Waiter = {
+        resolve: (item) => {
+          try {
+            resolve(finish(item) as Awaited<R>);
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject,
+      };
       if (timeout !== undefined) {
         w.timer = setTimeout(() => {
           this.removeWaiter(w);
@@ -426,7 +450,8 @@ class ReceiverCore extends Pinnable {
         };
         signal.addEventListener('abort', onAbort, { once: true });
         const done = (): void => signal.removeEventListener('abort', onAbort);
-        w.resolve = (v) => (done(), resolve(v));
+        const settle = w.resolve;
+        w.resolve = (item) => (done(), settle(item));
         w.reject = (e) => (done(), reject(e));
       }
       this.waiters.push(w);
@@ -443,17 +468,43 @@ class ReceiverCore extends Pinnable {
   /** Starts or stops watching the socket depending on whether anyone waits. */
   demand(watch = this.waiters.length > 0 || this.watchers > 0): void {
     if (this.closed) return;
+    const waiting = this.waiters.length > 0;
     if (watch && !this.eof) {
       if (!this.poller) {
         this.poller = new (native().Poller)(this.fd, (status) => this.onReadable(status));
-        if (!this.refed) this.poller.unref();
+        this.polling = false;
+        this.pollRef = true;
       }
-      this.poller.start(POLL_READABLE);
-      if (this.waiters.length > 0) this.pin(true);
+      if (!this.polling) {
+        this.poller.start(POLL_READABLE);
+        this.polling = true;
+      }
+      this.setPollRef(this.refed && waiting);
+      if (waiting) this.pin(true);
     } else {
-      this.poller?.stop();
+      // Lazy stop: the watch stays until the next readiness event (onReadable stops it then),
+      // which saves two epoll_ctl calls per message in request/response traffic; but an idle
+      // receiver no longer keeps the process alive.
+      if (this.poller) this.setPollRef(false);
       this.pin(false);
     }
+  }
+
+  private polling = false;
+  private pollRef = true;
+
+  private setPollRef(on: boolean): void {
+    if (this.poller && on !== this.pollRef) {
+      if (on) this.poller.ref();
+      else this.poller.unref();
+      this.pollRef = on;
+    }
+  }
+
+  private dropPoller(): void {
+    this.poller?.close();
+    this.poller = undefined;
+    this.polling = false;
   }
 
   /** A select() set watching this receiver keeps it readable while the set waits. */
@@ -461,6 +512,12 @@ class ReceiverCore extends Pinnable {
 
   private onReadable(status: number): void {
     if (this.closed) return;
+    if (this.waiters.length === 0 && this.watchers === 0) {
+      // Nobody wants data now: leave it in the kernel (backpressure) and stop watching.
+      this.poller?.stop();
+      this.polling = false;
+      return;
+    }
     if (status < 0) {
       this.eof = true;
     } else this.read();
@@ -495,11 +552,11 @@ class ReceiverCore extends Pinnable {
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
       fdAt += nfds;
       const sw = this.parser.parse(r.subarray(off, off + len), fds, flags, this.items);
-      if (sw) {
+      // A refused switch is one bad message; the rest of the batch is still this socket's.
+      if (sw && this.switchTo(sw.switchTo)) {
         // The rest of the channel comes on another socket; this one is done.
         const rest = this.remainingFds(i + 1, count);
         for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
-        this.switchTo(sw.switchTo);
         return;
       }
     }
@@ -512,20 +569,21 @@ class ReceiverCore extends Pinnable {
     return n;
   }
 
-  private switchTo(fd: number): void {
+  /** Continues on `fd`; false (and one MALFORMED item) when it is not a connected SOCK_SEQPACKET socket. */
+  private switchTo(fd: number): boolean {
     const info = native().fdInfo(fd);
-    if (info.kind !== 'seqpacket') {
+    if (info.kind !== 'seqpacket' || info.listening) {
       closeFds([fd]);
-      this.items.push(malformed(`a switch packet carried a ${info.kind}, not a SOCK_SEQPACKET socket`));
-      return;
+      this.items.push(malformed(`a switch packet carried a ${info.listening ? 'listening socket' : info.kind}, not a connected SOCK_SEQPACKET socket`));
+      return false;
     }
     const wasWatching = this.poller !== undefined;
-    this.poller?.close();
-    this.poller = undefined;
+    this.dropPoller();
     closeFds([this.fd]);
     this.fd = fd;
     this.disposer.fd = fd;
     if (wasWatching) this.demand();
+    return true;
   }
 
   private setEof(): void {
@@ -561,12 +619,12 @@ class ReceiverCore extends Pinnable {
 
   ref(): void {
     this.refed = true;
-    this.poller?.ref();
+    this.setPollRef(this.waiters.length > 0);
   }
 
   unref(): void {
     this.refed = false;
-    this.poller?.unref();
+    this.setPollRef(false);
   }
 
   private closeItems(): void {
@@ -577,8 +635,7 @@ class ReceiverCore extends Pinnable {
     this.items = [];
     this.head = 0;
     this.parser.reset();
-    this.poller?.close();
-    this.poller = undefined;
+    this.dropPoller();
   }
 
   /**
@@ -597,8 +654,7 @@ class ReceiverCore extends Pinnable {
     this.items = [];
     this.head = 0;
     packets.push(...this.parser.exportPartials());
-    this.poller?.close();
-    this.poller = undefined;
+    this.dropPoller();
     if (packets.length === 0) return fd;
     let pair: [number, number];
     try {
@@ -642,7 +698,8 @@ class ReceiverCore extends Pinnable {
 // ---------------------------------------------------------------------------------------------
 // Typed channel
 
-function decodeRecord<T>(rec: WireRecord, limits: Limits): T {
+/** Decodes a record; the handle objects it creates are also pushed to `revived`. */
+function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> = []): T {
   let expected: number;
   try {
     expected = peekHandleCount(rec.body);
@@ -655,7 +712,6 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits): T {
     throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
   }
   const used = new Array<boolean>(rec.fds.length).fill(false);
-  const revived: Array<{ close(): void }> = [];
   const n = native();
   try {
     const value = decodeMessage(
@@ -799,7 +855,7 @@ export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.core.next(timeout, options?.signal).then((item) => this.finish(item));
+    return this.core.next(timeout, options?.signal, this.finishItem);
   }
 
   /** The next message if one is already there (shape of Node's `receiveMessageOnPort`), else undefined. */
@@ -816,11 +872,25 @@ export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T
     return { message: value as T };
   }
 
+  private readonly finishItem = (item: ParsedItem): T => this.finish(item);
+
   /** @internal Turns a queued item into the message (or throws the error it stands for). */
   finish(item: ParsedItem): T {
     if (item instanceof Error) throw item;
-    const value = decodeRecord<T>(item, this.core.limits);
-    return this.schema ? (validate(this.schema, value) as T) : value;
+    if (!this.schema) return decodeRecord<T>(item, this.core.limits);
+    // A message the schema refuses releases the handles it carried.
+    const revived: Array<{ close(): void }> = [];
+    const value = decodeRecord<T>(item, this.core.limits, revived);
+    const release = (e: unknown): never => {
+      for (const o of revived) o.close();
+      throw e;
+    };
+    try {
+      const out = validate(this.schema, value);
+      return (out instanceof Promise ? out.catch(release) : out) as T;
+    } catch (e) {
+      return release(e);
+    }
   }
 
   /** Iterates messages until every sender is closed. */
@@ -954,7 +1024,7 @@ export class IpcBytesReceiver implements HandleSource, Disposable, AsyncIterable
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.core.next(timeout, options?.signal).then(bytesOf);
+    return this.core.next(timeout, options?.signal, bytesOf);
   }
 
   tryRecv(): { message: Uint8Array } | undefined {
@@ -1030,6 +1100,7 @@ function bytesOf(item: ParsedItem): Uint8Array {
 
 /** Creates a bytes channel: `send(Uint8Array)` / `recv()` -> `Uint8Array`, no serialization. */
 export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' | 'maxQueue'>): [IpcBytesSender, IpcBytesReceiver] {
+  resolveLimits(options); // throws on bad options before anything is allocated
   let pair: [number, number];
   try {
     pair = native().socketpair();

@@ -34,6 +34,33 @@ export interface WireRecord {
   fds: number[];
 }
 
+// Off-heap (ArrayBuffer-backed) scratch for the immediate send path: small typed arrays made
+// with `new Uint8Array(n)` live on the V8 heap and cost an extra copy when the addon reads them.
+const IMMEDIATE_HEADER = new Uint8Array(new ArrayBuffer(PACKET_HEADER + RECORD_HEADER));
+const IMMEDIATE_VIEW = new DataView(IMMEDIATE_HEADER.buffer);
+const OFFHEAP_ZEROS = new Uint8Array(new ArrayBuffer(8));
+const immediateParts: Uint8Array[] = [];
+
+/**
+ * The parts of a RECORDS packet holding one record, for a sendmsg made right away: the header
+ * and the returned array are reused by the next call.
+ */
+export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount: number): Uint8Array[] {
+  if (IMMEDIATE_VIEW.getUint32(0, true) !== MAGIC) {
+    IMMEDIATE_VIEW.setUint32(0, MAGIC, true);
+    IMMEDIATE_HEADER[4] = TYPE_RECORDS;
+    IMMEDIATE_HEADER[5] = VERSION;
+  }
+  IMMEDIATE_VIEW.setUint32(PACKET_HEADER, bytes, true);
+  IMMEDIATE_VIEW.setUint32(PACKET_HEADER + 4, fdCount, true);
+  immediateParts.length = 0;
+  immediateParts.push(IMMEDIATE_HEADER);
+  for (let i = 0; i < parts.length; i++) immediateParts.push(parts[i]!);
+  const padding = pad8(bytes) - bytes;
+  if (padding) immediateParts.push(OFFHEAP_ZEROS.subarray(0, padding));
+  return immediateParts;
+}
+
 /** A packet ready for sendmsg. */
 export interface OutPacket {
   parts: Uint8Array[];
@@ -238,6 +265,8 @@ interface Partial {
   body: Uint8Array | undefined; // undefined while discarding an over-limit message
   fds: number[];
   error?: IpcError;
+  /** Already reported MALFORMED; its remaining fragments are consumed silently. */
+  failed?: boolean;
 }
 
 /**
@@ -343,18 +372,40 @@ export class PacketParser {
     const totalFds = v.getUint32(40, true);
     const flags = v.getUint32(44, true);
     const chunk = packet.subarray(FRAGMENT_HEADER);
-    const p = this.partials.get(stream);
-    const fail = (why: string, err = malformed(why)): void => {
+    let p = this.partials.get(stream);
+    if (p?.failed) {
+      // The rest of a message already reported bad is consumed silently: one error per message.
+      if (!(flags & FRAG_FIRST) && seq === p.seq) {
+        this.close(fds);
+        return;
+      }
+      if (flags & FRAG_FIRST) {
+        this.partials.delete(stream);
+        p = undefined;
+      }
+    }
+    if (p && seq !== p.seq && !(flags & FRAG_FIRST)) {
+      // Bad itself; the message in progress is left intact.
       this.close(fds);
-      if (p) this.drop(stream, p);
-      out.push(err);
-    };
-    if (nfds !== fds.length) return fail(`a fragment names ${nfds} descriptors but carried ${fds.length}`);
-    if (flags & ~(FRAG_FIRST | FRAG_LAST)) return fail('a fragment with unknown flags');
+      out.push(malformed('a fragment from another message interleaved with a fragmented message'));
+      return;
+    }
+    if (nfds !== fds.length) return this.fail(stream, p, seq, fds, out, `a fragment names ${nfds} descriptors but carried ${fds.length}`);
+    if (flags & ~(FRAG_FIRST | FRAG_LAST)) return this.fail(stream, p, seq, fds, out, 'a fragment with unknown flags');
     if (flags & FRAG_FIRST) {
-      if (p) return fail('a new fragmented message started before the previous one from the same sender ended');
-      if (offset !== 0n) return fail('a first fragment at a non-zero offset');
-      if (this.partials.size >= MAX_PARTIAL_STREAMS) return fail(`more than ${MAX_PARTIAL_STREAMS} fragmented messages in progress at once`);
+      if (p) {
+        // The previous message of this sender never ended: it is dropped (one error), and the
+        // new one is read on its own merits.
+        this.drop(stream, p);
+        out.push(malformed('a new fragmented message started before the previous one from the same sender ended'));
+      }
+      if (offset !== 0n) return this.fail(stream, undefined, seq, fds, out, 'a first fragment at a non-zero offset');
+      if (this.partials.size >= MAX_PARTIAL_STREAMS) this.evictFailed();
+      if (this.partials.size >= MAX_PARTIAL_STREAMS) {
+        this.close(fds);
+        out.push(malformed(`more than ${MAX_PARTIAL_STREAMS} fragmented messages in progress at once`));
+        return;
+      }
       const np: Partial = { seq, total: 0, totalFds, received: 0, body: undefined, fds: [] };
       if (total > BigInt(this.limits.maxMessageBytes)) {
         np.error = tooLarge(`a message of ${total} bytes exceeds this receiver's maxMessageBytes (${this.limits.maxMessageBytes})`);
@@ -371,9 +422,37 @@ export class PacketParser {
       this.partials.set(stream, np);
       return this.continueFragment(stream, np, offset, total, totalFds, flags, chunk, fds, out);
     }
-    if (!p) return fail('a fragment of a message whose first fragment never arrived');
-    if (p.seq !== seq) return fail('a fragment from another message interleaved with a fragmented message');
+    if (!p) {
+      this.close(fds);
+      out.push(malformed('a fragment of a message whose first fragment never arrived'));
+      return;
+    }
     return this.continueFragment(stream, p, offset, total, totalFds, flags, chunk, fds, out);
+  }
+
+  /**
+   * Reports one bad message: closes the packet's descriptors and what the message held, and
+   * remembers the message as failed (a tombstone holding nothing, until the sender's next first
+   * fragment) so that its other fragments are consumed without further errors.
+   */
+  private fail(stream: bigint, p: Partial | undefined, seq: number, fds: number[], out: ParsedItem[], why: string): void {
+    this.close(fds);
+    if (p) this.drop(stream, p);
+    if (this.partials.size >= MAX_PARTIAL_STREAMS) this.evictFailed();
+    if (this.partials.size < MAX_PARTIAL_STREAMS) {
+      this.partials.set(stream, { seq, total: 0, totalFds: 0, received: 0, body: undefined, fds: [], failed: true });
+    }
+    out.push(malformed(why));
+  }
+
+  /** Forgets the oldest tombstone, if any, to make room. */
+  private evictFailed(): void {
+    for (const [stream, p] of this.partials) {
+      if (p.failed) {
+        this.partials.delete(stream);
+        return;
+      }
+    }
   }
 
   private continueFragment(
@@ -387,11 +466,7 @@ export class PacketParser {
     fds: number[],
     out: ParsedItem[],
   ): void {
-    const bad = (why: string): void => {
-      this.close(fds);
-      this.drop(stream, p);
-      out.push(malformed(why));
-    };
+    const bad = (why: string): void => this.fail(stream, p, p.seq, fds, out, why);
     if (total !== BigInt(p.total) && !p.error) return bad('fragments of one message disagree on its size');
     if (totalFds !== p.totalFds) return bad('fragments of one message disagree on its descriptor count');
     if (offset !== BigInt(p.received)) return bad('a fragment out of order (offset mismatch)');

@@ -17,3 +17,5 @@ export { validate, isStandardSchema, formatIssues } from '../shared/validate.js'
 export type { StandardSchemaV1 } from '../shared/validate.js';
 export { lockdown } from './lockdown.js';
 export type { LockdownOptions, LockdownReport } from './lockdown.js';
+export { IpcReceiverSet } from './select.js';
+export type { SelectResult, SelectOptions } from './select.js';

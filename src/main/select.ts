@@ -1,0 +1,246 @@
+/**
+ * IpcReceiverSet: waits on several receivers at once (servo's `IpcReceiverSet`).
+ */
+import { IpcError } from '../shared/errors.js';
+import { IpcBytesReceiver, IpcReceiver, receiverCore } from './channel.js';
+import type { ReceiverCore } from './channel.js';
+import type { ParsedItem } from './framing.js';
+import { assertThread, closedError, currentThreadId } from './handles.js';
+
+/** One ready receiver in the answer of {@link IpcReceiverSet.select}. */
+export type SelectResult<T = unknown> =
+  /** A message arrived on receiver `id`. */
+  | { id: number; type: 'message'; message: T }
+  /**
+   * Receiver `id` is done: every sender closed and everything sent was received (or it was
+   * closed or sent away here). It has left the set.
+   */
+  | { id: number; type: 'closed' }
+  /**
+   * What arrived on receiver `id` is refused (`MALFORMED`, `TOO_LARGE`, `INVALID`...), standing
+   * for one message, as it would reject one `recv()`. The receiver stays in the set.
+   */
+  | { id: number; type: 'error'; error: IpcError };
+
+/** Options of {@link IpcReceiverSet.select}. */
+export interface SelectOptions {
+  /** Reject with TIMEOUT when nothing is ready within this many milliseconds. */
+  timeout?: number;
+  /** Reject with the signal's reason when it aborts. */
+  signal?: AbortSignal;
+}
+
+type AnyReceiver = IpcReceiver<unknown> | IpcBytesReceiver;
+
+interface Member {
+  receiver: AnyReceiver;
+  core: ReceiverCore;
+}
+
+interface PendingSelect {
+  resolve: (r: SelectResult[]) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  cleanup?: () => void;
+}
+
+/** Sets with a select() in flight stay reachable (with their receivers) until it settles. */
+const selecting = new Set<IpcReceiverSet>();
+
+/**
+ * A set of receivers to wait on together. `add()` gives each an id; `select()` resolves with
+ * everything ready at that moment (at least one result). Closing the set closes its receivers.
+ * Use it from the thread that created it.
+ */
+export class IpcReceiverSet implements Disposable {
+  private readonly members = new Map<number, Member>();
+  private nextId = 0;
+  private pending: PendingSelect | undefined;
+  private isClosed = false;
+  private readonly thread = currentThreadId;
+
+  /**
+   * Adds a receiver and returns its id. The set reads its messages from now on: do not also
+   * `recv()` on it (a pending `recv()` is served first). A receiver can be in one set at a time.
+   */
+  add(receiver: AnyReceiver): number {
+    assertThread(this.thread, 'this IpcReceiverSet');
+    if (this.isClosed) throw closedError('IpcReceiverSet');
+    if (!(receiver instanceof IpcReceiver) && !(receiver instanceof IpcBytesReceiver)) {
+      throw new TypeError('IpcReceiverSet.add() takes an IpcReceiver or an IpcBytesReceiver');
+    }
+    const core = receiverCore(receiver);
+    if (core.closed) throw closedError(receiver.constructor.name);
+    if (core.onActivity) throw new TypeError('this receiver is already in an IpcReceiverSet');
+    const id = this.nextId++;
+    this.members.set(id, { receiver, core });
+    core.onActivity = () => this.wake();
+    if (this.pending) this.watch(core, true);
+    return id;
+  }
+
+  /** Takes a receiver out of the set (it stays open and yours); undefined for an unknown id. */
+  remove(id: number): AnyReceiver | undefined {
+    const m = this.members.get(id);
+    if (!m) return undefined;
+    this.detach(id, m);
+    return m.receiver;
+  }
+
+  /** How many receivers the set holds. */
+  get size(): number {
+    return this.members.size;
+  }
+
+  /** Everything ready now, without waiting (possibly an empty array). */
+  trySelect(): SelectResult[] {
+    assertThread(this.thread, 'this IpcReceiverSet');
+    if (this.isClosed) throw closedError('IpcReceiverSet');
+    const out = this.collect();
+    for (const r of out) {
+      if (r.type === 'message' && r.message instanceof Promise) {
+        throw new TypeError('trySelect() cannot be used with a receiver that has an asynchronous schema; use select()');
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Waits until at least one receiver is ready and resolves with everything ready at that
+   * moment. Rejects TIMEOUT, CLOSED (the set was closed), or with the signal's reason.
+   * With no receivers left it rejects DISCONNECTED. One select() at a time.
+   */
+  select(options: SelectOptions = {}): Promise<SelectResult[]> {
+    try {
+      assertThread(this.thread, 'this IpcReceiverSet');
+      if (this.isClosed) throw closedError('IpcReceiverSet');
+      if (this.pending) throw new TypeError('IpcReceiverSet.select() is already waiting; call it again once it settles');
+      const { timeout, signal } = options;
+      if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
+        throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
+      }
+      const ready = this.collect();
+      if (ready.length > 0) return Promise.resolve(settleAsync(ready));
+      if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      return new Promise<SelectResult[]>((resolve, reject) => {
+        const p: PendingSelect = { resolve, reject };
+        if (timeout !== undefined) {
+          p.timer = setTimeout(() => this.settle(undefined, new IpcError('TIMEOUT', `no receiver was ready within ${timeout} ms`)), timeout);
+        }
+        if (signal) {
+          const onAbort = (): void => this.settle(undefined, signal.reason as Error);
+          signal.addEventListener('abort', onAbort, { once: true });
+          p.cleanup = () => signal.removeEventListener('abort', onAbort);
+        }
+        this.pending = p;
+        selecting.add(this);
+        for (const m of this.members.values()) this.watch(m.core, true);
+      }).then(settleAsync);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Closes every receiver in the set and the set; a pending select() rejects CLOSED. Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const members = [...this.members.values()];
+    this.members.clear();
+    this.settle(undefined, closedError('IpcReceiverSet'));
+    for (const m of members) {
+      m.core.onActivity = undefined;
+      m.receiver.close();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Called by a receiver's core when items arrive or its state changes. */
+  private wake(): void {
+    if (!this.pending) return;
+    const ready = this.collect();
+    if (ready.length > 0) this.settle(ready);
+    else if (this.members.size === 0) this.settle(undefined, new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers'));
+  }
+
+  private settle(ready: SelectResult[] | undefined, err?: Error): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    selecting.delete(this);
+    if (p.timer) clearTimeout(p.timer);
+    p.cleanup?.();
+    for (const m of this.members.values()) this.watch(m.core, false);
+    if (ready) p.resolve(ready);
+    else p.reject(err!);
+  }
+
+  /** Keeps a receiver's socket watched while a select() waits (and only then: backpressure). */
+  private watch(core: ReceiverCore, on: boolean): void {
+    if (core.closed) return;
+    core.watchers = on ? 1 : 0;
+    core.demand();
+  }
+
+  private detach(id: number, m: Member): void {
+    this.members.delete(id);
+    if (m.core.onActivity) m.core.onActivity = undefined;
+    if (!m.core.closed) {
+      m.core.watchers = 0;
+      m.core.demand();
+    }
+  }
+
+  /** Takes what is ready on every member: the items already read, after one read if none. */
+  private collect(): SelectResult[] {
+    const out: SelectResult[] = [];
+    for (const [id, m] of this.members) {
+      const { core } = m;
+      if (!core.closed) {
+        const first = core.takeNow();
+        if (first !== undefined) {
+          this.push(out, id, m, first);
+          // Only what is already queued: a fast sender cannot keep one select() going forever.
+          for (let n = core.pending; n > 0; n--) this.push(out, id, m, core.takeNow()!);
+        }
+      }
+      if (core.closed || (core.eof && core.pending === 0)) {
+        out.push({ id, type: 'closed' });
+        this.detach(id, m);
+      }
+    }
+    return out;
+  }
+
+  private push(out: SelectResult[], id: number, m: Member, item: ParsedItem): void {
+    try {
+      const message: unknown = (m.receiver as { finish(item: ParsedItem): unknown }).finish(item);
+      out.push({ id, type: 'message', message });
+    } catch (e) {
+      out.push({ id, type: 'error', error: e instanceof IpcError ? e : new IpcError('MALFORMED', String((e as Error)?.message ?? e), { cause: e }) });
+    }
+  }
+}
+
+/** Resolves messages that an asynchronous schema turned into promises. */
+function settleAsync(ready: SelectResult[]): Promise<SelectResult[]> | SelectResult[] {
+  if (!ready.some((r) => r.type === 'message' && r.message instanceof Promise)) return ready;
+  return Promise.all(
+    ready.map(async (r): Promise<SelectResult> => {
+      if (r.type !== 'message' || !(r.message instanceof Promise)) return r;
+      try {
+        return { id: r.id, type: 'message', message: await r.message };
+      } catch (e) {
+        return { id: r.id, type: 'error', error: e as IpcError };
+      }
+    }),
+  );
+}
