@@ -468,7 +468,7 @@ class ReceiverCore extends Pinnable {
   /** Starts or stops watching the socket depending on whether anyone waits. */
   demand(watch = this.waiters.length > 0 || this.watchers > 0): void {
     if (this.closed) return;
-    const waiting = this.waiters.length > 0;
+    const waiting = this.waiters.length > 0 || this.watchers > 0;
     if (watch && !this.eof) {
       if (!this.poller) {
         this.poller = new (native().Poller)(this.fd, (status) => this.onReadable(status));
@@ -526,7 +526,16 @@ class ReceiverCore extends Pinnable {
 
   /** One non-blocking batch read into the item queue. */
   read(): void {
-    if (this.closed || this.eof) return;
+    // The addon takes a zero-length read from a peer that has hung up for end-of-file, but an
+    // empty packet sent before the hang-up reads the same: when packets follow, it was a packet
+    // (one MALFORMED) and reading goes on.
+    let zero = this.readBatch(false);
+    while (zero) zero = this.readBatch(true);
+  }
+
+  /** Returns true when it saw what may be end-of-file (see read()). */
+  private readBatch(afterZero: boolean): boolean {
+    if (this.closed || this.eof) return false;
     const n = native();
     const maxPackets = Math.min(this.limits.maxQueue, 256);
     let r: Buffer | number;
@@ -534,13 +543,19 @@ class ReceiverCore extends Pinnable {
       r = n.recvPackets(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
-      return;
+      return false;
     }
     if (typeof r === 'number') {
-      if (r === 0) this.setEof();
-      else if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
-      return;
+      if (r === 0) {
+        if (!afterZero) return true;
+        this.setEof();
+      } else {
+        if (afterZero) this.items.push(malformed('an empty packet'));
+        if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
+      }
+      return false;
     }
+    if (afterZero) this.items.push(malformed('an empty packet'));
     const count = this.meta[0]!;
     let fdAt = 0;
     for (let i = 0; i < count; i++) {
@@ -557,10 +572,10 @@ class ReceiverCore extends Pinnable {
         // The rest of the channel comes on another socket; this one is done.
         const rest = this.remainingFds(i + 1, count);
         for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
-        return;
+        return false;
       }
     }
-    if (this.meta[1] === 1) this.setEof();
+    return this.meta[1] === 1;
   }
 
   private remainingFds(from: number, count: number): number {
