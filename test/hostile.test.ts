@@ -6,7 +6,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IpcError, IpcFileHandle, IpcOneShotServer, IpcReceiver, channel } from '../src/main/index.js';
+import { IpcError, IpcFileHandle, IpcOneShotServer, IpcReceiver, bytesChannel, channel } from '../src/main/index.js';
+import { native } from '../src/main/native.js';
 import { receiverCore } from '../src/main/channel.js';
 import type { ReceiverOptions } from '../src/main/index.js';
 import { fdCount, root } from './helpers.js';
@@ -158,6 +159,45 @@ describe('a hostile peer over a real socket', () => {
     expect((await peer.done).code).toBe(0);
     rx.close();
     server.close();
+    expect(await settledFdCount()).toBe(before);
+  });
+
+  it('an empty packet just before the peer hangs up is one MALFORMED, not end-of-file', async () => {
+    const server = new IpcOneShotServer<unknown>();
+    const peer = runPeer(['hangup-after-empty', server.name]);
+    const [rx, first] = await server.accept({ timeout: 10_000 });
+    expect(first).toEqual({ hello: 'empty' });
+    await peer.done; // everything is queued and the peer is gone before the first read
+    const bad = await outcome(rx.recv());
+    expect(bad.error?.code).toBe('MALFORMED');
+    expect(bad.error?.message).toContain('empty packet');
+    expect(await rx.recv()).toEqual({ 'after-empty': true });
+    await expect(rx.recv()).rejects.toMatchObject({ code: 'DISCONNECTED' });
+    rx.close();
+  });
+
+  it('a bytes receiver refuses a message carrying descriptors (MALFORMED, descriptors closed) and goes on', async () => {
+    const before = await settledFdCount();
+    const [tx, rx] = bytesChannel();
+    // A records packet with one 8-byte record naming one descriptor, written on the raw socket.
+    const packet = new Uint8Array(24);
+    const v = new DataView(packet.buffer);
+    v.setUint32(0, 0x43504945, true);
+    packet[4] = 1;
+    packet[5] = 1;
+    v.setUint32(8, 8, true);
+    v.setUint32(12, 1, true);
+    const [a, b] = native().socketpair();
+    expect(native().sendPacket(tx.core.fd, [packet], [a])).toBe(24);
+    native().close(a);
+    native().close(b);
+    tx.send(new Uint8Array([9]));
+    const bad = await outcome(rx.recv());
+    expect(bad.error?.code).toBe('MALFORMED');
+    expect(bad.error?.message).toContain('carried descriptors');
+    expect([...(await rx.recv())]).toEqual([9]);
+    tx.close();
+    rx.close();
     expect(await settledFdCount()).toBe(before);
   });
 

@@ -74,13 +74,9 @@ export class IpcOneShotServer<T> implements Disposable {
       throw osError(e, `listening at ${this.name}`);
     }
     const dir = this.dir;
-    this.disposer = {
-      fd: this.fd,
-      release: () => {
-        this.poller?.close();
-        removeDir(dir);
-      },
-    };
+    // The release callback must not reach `this`: the registry would then keep the server alive.
+    // (A poller only exists during accept(), and its callback keeps the server reachable.)
+    this.disposer = { fd: this.fd, release: () => removeDir(dir) };
     trackForGc(this, this.disposer);
   }
 
