@@ -350,3 +350,32 @@ describe('across processes', () => {
     await rejectsWith(pending, 'CLOSED');
   });
 });
+
+describe('big messages from several senders at once', () => {
+  it('arrive whole when their fragments interleave with each other and with small messages', async () => {
+    const [tx, rx] = channel<{ from: number; i: number; data?: Uint8Array }>();
+    const senders = [tx, tx.clone(), tx.clone()];
+    const size = 3 * 1024 * 1024 + 5;
+    const per = 6;
+    // Each sender queues its messages at once, so their fragments are written in turns as the
+    // socket drains: fragments of different messages interleave on the wire.
+    senders.forEach((s, from) => {
+      for (let i = 0; i < per; i++) {
+        s.send(from === 2 ? { from, i } : { from, i, data: new Uint8Array(size).fill(from * 16 + i) });
+      }
+    });
+    const next = [0, 0, 0];
+    for (let k = 0; k < per * senders.length; k++) {
+      const m = await rx.recv({ timeout: 20_000 });
+      expect(m.i).toBe(next[m.from]);
+      next[m.from]!++;
+      if (m.from !== 2) {
+        expect(m.data!.byteLength).toBe(size);
+        expect(m.data!.every((b) => b === m.from * 16 + m.i)).toBe(true);
+      }
+    }
+    for (const s of senders) s.close();
+    await rejectsWith(rx.recv(), 'DISCONNECTED');
+    rx.close();
+  });
+});

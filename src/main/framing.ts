@@ -16,10 +16,16 @@ export const FRAGMENT_HEADER = 48;
 export const FRAG_FIRST = 1;
 export const FRAG_LAST = 2;
 
-/** Largest packet this library writes; fits in Linux's default socket send buffer (208 KiB). */
+/**
+ * Largest records packet this library writes; fits in Linux's default socket send buffer
+ * (208 KiB). Fragments of big messages may be bigger, up to MAX_FRAGMENT_BYTES, where the
+ * sender's socket buffer was raised to hold them.
+ */
 export const MAX_PACKET_BYTES = 128 * 1024;
+/** Largest fragment packet this library writes (where the socket send buffer allows). */
+export const MAX_FRAGMENT_BYTES = 1024 * 1024;
 /** Largest packet a receiver accepts; bigger ones arrive truncated and are MALFORMED. */
-export const MAX_RECV_PACKET_BYTES = 256 * 1024;
+export const MAX_RECV_PACKET_BYTES = MAX_FRAGMENT_BYTES;
 /** SCM_MAX_FD: the kernel's limit of descriptors per sendmsg. */
 export const MAX_FDS_PER_PACKET = 253;
 /** Partial fragmented messages a receiver keeps at once (one per concurrent sending endpoint). */
@@ -30,8 +36,11 @@ const ZEROS = new Uint8Array(8);
 
 /** A complete message as it came off the wire: its body and the descriptors that belong to it. */
 export interface WireRecord {
+  /** The body; for a split record, its head only (see `sections`). */
   body: Uint8Array;
   fds: number[];
+  /** Binary sections received straight into buffers of their own (see codec bodyLayout). */
+  sections?: Uint8Array[];
 }
 
 // Off-heap (ArrayBuffer-backed) scratch for the immediate send path: small typed arrays made
@@ -138,6 +147,18 @@ export class RecordBatcher {
     for (const fd of fds) this.fds.push(fd);
   }
 
+  /** The packet built so far, without copying (valid until the next add/reset/take). */
+  current(): { bytes: Uint8Array; fds: number[] } {
+    this.buf.set(RECORDS_HEADER, 0);
+    return { bytes: this.buf.subarray(0, this.len), fds: this.fds };
+  }
+
+  /** Drops the packet built so far (after it was written from `current()`). */
+  reset(): void {
+    this.len = 0;
+    this.fds = [];
+  }
+
   /** Takes the packet built so far (undefined when empty) and starts a new one. */
   take(): OutPacket | undefined {
     if (this.len === 0) return undefined;
@@ -154,56 +175,89 @@ export class RecordBatcher {
   }
 }
 
+/** One fragment of a message: its header, and which bytes and descriptors it carries. */
+export interface Fragment {
+  header: Uint8Array;
+  /** Offset of its bytes in the message body. */
+  offset: number;
+  bytes: number;
+  /** Index of its first descriptor in the message's descriptor list, and how many it carries. */
+  fdStart: number;
+  fdCount: number;
+}
+
 /**
- * Cuts one message into FRAGMENT packets of at most MAX_PACKET_BYTES and MAX_FDS_PER_PACKET
- * descriptors. `parts` are copied into the packets, so the caller's memory may change afterwards.
+ * Plans the FRAGMENT packets of one message: at most MAX_PACKET_BYTES and MAX_FDS_PER_PACKET
+ * descriptors each, descriptors in the first packets.
  */
-export function fragmentPackets(streamId: bigint, seq: number, parts: Uint8Array[], bytes: number, fds: number[]): OutPacket[] {
-  const chunk = MAX_PACKET_BYTES - FRAGMENT_HEADER;
-  const out: OutPacket[] = [];
+export function planFragments(streamId: bigint, seq: number, bytes: number, fdCount: number, packetBytes = MAX_PACKET_BYTES): Fragment[] {
+  const chunk = packetBytes - FRAGMENT_HEADER;
+  const out: Fragment[] = [];
   let offset = 0;
   let fdAt = 0;
-  let partIndex = 0;
-  let partOffset = 0;
-  do {
+  for (;;) {
     const n = Math.min(chunk, bytes - offset);
-    const nfds = Math.min(MAX_FDS_PER_PACKET, fds.length - fdAt);
-    const pkt = new Uint8Array(FRAGMENT_HEADER + n);
-    const v = new DataView(pkt.buffer);
+    const nfds = Math.min(MAX_FDS_PER_PACKET, fdCount - fdAt);
+    const header = new Uint8Array(new ArrayBuffer(FRAGMENT_HEADER));
+    const v = new DataView(header.buffer);
     v.setUint32(0, MAGIC, true);
-    pkt[4] = TYPE_FRAGMENT;
-    pkt[5] = VERSION;
+    header[4] = TYPE_FRAGMENT;
+    header[5] = VERSION;
     v.setBigUint64(8, streamId, true);
     v.setUint32(16, seq, true);
     v.setUint32(20, nfds, true);
     v.setBigUint64(24, BigInt(bytes), true);
     v.setBigUint64(32, BigInt(offset), true);
-    v.setUint32(40, fds.length, true);
-    let flags = offset === 0 ? FRAG_FIRST : 0;
-    const last = offset + n >= bytes && fdAt + nfds >= fds.length;
-    if (last) flags |= FRAG_LAST;
-    v.setUint32(44, flags, true);
-    // Copy n bytes from the parts.
-    let at = FRAGMENT_HEADER;
-    let left = n;
-    while (left > 0) {
-      const p = parts[partIndex]!;
-      const take = Math.min(left, p.byteLength - partOffset);
-      pkt.set(p.subarray(partOffset, partOffset + take), at);
-      at += take;
-      left -= take;
-      partOffset += take;
-      if (partOffset === p.byteLength) {
-        partIndex++;
-        partOffset = 0;
-      }
-    }
-    out.push({ parts: [pkt], fds: fds.slice(fdAt, fdAt + nfds) });
+    v.setUint32(40, fdCount, true);
+    const last = offset + n >= bytes && fdAt + nfds >= fdCount;
+    v.setUint32(44, (offset === 0 ? FRAG_FIRST : 0) | (last ? FRAG_LAST : 0), true);
+    out.push({ header, offset, bytes: n, fdStart: fdAt, fdCount: nfds });
     offset += n;
     fdAt += nfds;
-    if (last) break;
-  } while (true);
+    if (last) return out;
+  }
+}
+
+/** Views of bytes [offset, offset + n) of the concatenation of `parts` (no copy). */
+export function sliceParts(parts: Uint8Array[], offset: number, n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const end = at + p.byteLength;
+    if (end > offset && n > 0) {
+      const from = Math.max(0, offset - at);
+      const take = Math.min(p.byteLength - from, n);
+      out.push(p.subarray(from, from + take));
+      offset += take;
+      n -= take;
+    }
+    at = end;
+    if (n === 0) break;
+  }
   return out;
+}
+
+/** A copy of bytes [offset, offset + n) of the concatenation of `parts`, in one buffer. */
+export function copyParts(parts: Uint8Array[], offset: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const v of sliceParts(parts, offset, n)) {
+    out.set(v, at);
+    at += v.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The FRAGMENT packets of one message, with its bytes copied (so the caller's memory may
+ * change afterwards) into one buffer that the packets view.
+ */
+export function fragmentPackets(streamId: bigint, seq: number, parts: Uint8Array[], bytes: number, fds: number[]): OutPacket[] {
+  const copy = copyParts(parts, 0, bytes);
+  return planFragments(streamId, seq, bytes, fds.length).map((f) => ({
+    parts: [f.header, copy.subarray(f.offset, f.offset + f.bytes)],
+    fds: fds.slice(f.fdStart, f.fdStart + f.fdCount),
+  }));
 }
 
 /** Limits the packet parser enforces while reassembling. */
@@ -229,7 +283,7 @@ export function switchPacket(fd: number): OutPacket {
  * Fragments that re-create the first `received` bytes of a partial message (for handing a
  * receiver with a message half read to another process); the rest follows from the sender.
  */
-function partialPackets(stream: bigint, p: { seq: number; total: number; totalFds: number; received: number; body?: Uint8Array; fds: number[] }): OutPacket[] {
+function partialPackets(stream: bigint, p: { seq: number; total: number; totalFds: number; received: number; segs?: Segment[]; fds: number[] }): OutPacket[] {
   const chunk = MAX_PACKET_BYTES - FRAGMENT_HEADER;
   const out: OutPacket[] = [];
   let offset = 0;
@@ -249,7 +303,11 @@ function partialPackets(stream: bigint, p: { seq: number; total: number; totalFd
     v.setBigUint64(32, BigInt(offset), true);
     v.setUint32(40, p.totalFds, true);
     v.setUint32(44, offset === 0 ? FRAG_FIRST : 0, true);
-    pkt.set(p.body!.subarray(offset, offset + n), FRAGMENT_HEADER);
+    let at = FRAGMENT_HEADER;
+    for (const v of sliceSegments(p.segs!, offset, n)) {
+      pkt.set(v, at);
+      at += v.byteLength;
+    }
     out.push({ parts: [pkt], fds: p.fds.slice(fdAt, fdAt + nfds) });
     offset += n;
     fdAt += nfds;
@@ -257,12 +315,24 @@ function partialPackets(stream: bigint, p: { seq: number; total: number; totalFd
   return out;
 }
 
+/** A run of body bytes [start, end) and the buffer that holds them. */
+interface Segment {
+  start: number;
+  end: number;
+  dest: Uint8Array;
+}
+
 interface Partial {
   seq: number;
   total: number;
   totalFds: number;
   received: number;
-  body: Uint8Array | undefined; // undefined while discarding an over-limit message
+  /** Where the body's bytes go; undefined while discarding an over-limit or failed message. */
+  segs?: Segment[];
+  /** Split mode: the head and the sections the segments point into; else the whole body. */
+  head?: Uint8Array;
+  sections?: Uint8Array[];
+  body?: Uint8Array;
   fds: number[];
   error?: IpcError;
   /** Already reported MALFORMED; its remaining fragments are consumed silently. */
@@ -273,10 +343,48 @@ interface Partial {
  * Turns packets into records. Every descriptor it is given ends up either in a yielded record
  * or in `close` (the caller closes those), so nothing leaks.
  */
+/** Where the codec puts binary sections in a body (codec.bodyLayout), for split reassembly. */
+export type LayoutOf = (prefix: Uint8Array, total: number) => { headBytes: number; sections: Array<{ offset: number; length: number }> } | undefined;
+
+/** Messages at least this big are reassembled split by their layout. */
+const SPLIT_MIN_BYTES = 64 * 1024;
+/** Receiving in place is worth it while at least this much of a message is still to come. */
+const DIRECT_MIN_BYTES = 16 * 1024;
+/** Padding bytes between sections go nowhere in particular (at most 7 at a time). */
+const PAD_SINK = new Uint8Array(8);
+
+/** Views of body bytes [offset, offset + n) in the segments' buffers. */
+function sliceSegments(segs: Segment[], offset: number, n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const s of segs) {
+    if (n <= 0) break;
+    if (s.end <= offset) continue;
+    const from = offset - s.start;
+    const take = Math.min(s.end - offset, n);
+    out.push(s.dest.subarray(from, from + take));
+    offset += take;
+    n -= take;
+  }
+  return out;
+}
+
+/** Copies `chunk` into the segments from body offset `offset`. */
+function scatter(segs: Segment[], offset: number, chunk: Uint8Array): void {
+  let at = 0;
+  for (const v of sliceSegments(segs, offset, chunk.byteLength)) {
+    v.set(chunk.subarray(at, at + v.byteLength));
+    at += v.byteLength;
+  }
+}
+
 export class PacketParser {
   private partials = new Map<bigint, Partial>();
 
-  constructor(private readonly limits: FramingLimits, private readonly close: (fds: number[]) => void) {}
+  constructor(
+    private readonly limits: FramingLimits,
+    private readonly close: (fds: number[]) => void,
+    private readonly layoutOf?: LayoutOf,
+  ) {}
 
   /**
    * Parses one packet; `fds` are the descriptors that came with it. Returns a SwitchItem for a
@@ -406,7 +514,7 @@ export class PacketParser {
         out.push(malformed(`more than ${MAX_PARTIAL_STREAMS} fragmented messages in progress at once`));
         return;
       }
-      const np: Partial = { seq, total: 0, totalFds, received: 0, body: undefined, fds: [] };
+      const np: Partial = { seq, total: 0, totalFds, received: 0, fds: [] };
       if (total > BigInt(this.limits.maxMessageBytes)) {
         np.error = tooLarge(`a message of ${total} bytes exceeds this receiver's maxMessageBytes (${this.limits.maxMessageBytes})`);
       } else if (totalFds > this.limits.maxHandles) {
@@ -414,7 +522,7 @@ export class PacketParser {
       } else {
         np.total = Number(total);
         try {
-          np.body = new Uint8Array(np.total);
+          this.allocate(np, chunk);
         } catch (e) {
           np.error = tooLarge(`cannot allocate ${np.total} bytes for a message`);
         }
@@ -440,7 +548,7 @@ export class PacketParser {
     if (p) this.drop(stream, p);
     if (this.partials.size >= MAX_PARTIAL_STREAMS) this.evictFailed();
     if (this.partials.size < MAX_PARTIAL_STREAMS) {
-      this.partials.set(stream, { seq, total: 0, totalFds: 0, received: 0, body: undefined, fds: [], failed: true });
+      this.partials.set(stream, { seq, total: 0, totalFds: 0, received: 0, fds: [], failed: true });
     }
     out.push(malformed(why));
   }
@@ -462,10 +570,12 @@ export class PacketParser {
     total: bigint,
     totalFds: number,
     flags: number,
-    chunk: Uint8Array,
+    chunk: Uint8Array | number,
     fds: number[],
     out: ParsedItem[],
   ): void {
+    // A number: that many bytes were already received in place (readDirect).
+    const n = typeof chunk === 'number' ? chunk : chunk.byteLength;
     const bad = (why: string): void => this.fail(stream, p, p.seq, fds, out, why);
     if (total !== BigInt(p.total) && !p.error) return bad('fragments of one message disagree on its size');
     if (totalFds !== p.totalFds) return bad('fragments of one message disagree on its descriptor count');
@@ -473,17 +583,17 @@ export class PacketParser {
     if (p.error) {
       // Over a limit: consume the rest of the message without keeping it.
       this.close(fds);
-      p.received += chunk.byteLength;
+      p.received += n;
       if (flags & FRAG_LAST) {
         this.partials.delete(stream);
         out.push(p.error);
       }
       return;
     }
-    if (p.received + chunk.byteLength > p.total) return bad('fragments carry more bytes than their message size');
+    if (p.received + n > p.total) return bad('fragments carry more bytes than their message size');
     if (p.fds.length + fds.length > p.totalFds) return bad('fragments carry more descriptors than their message names');
-    p.body!.set(chunk, p.received);
-    p.received += chunk.byteLength;
+    if (typeof chunk !== 'number') scatter(p.segs!, p.received, chunk);
+    p.received += n;
     for (const fd of fds) p.fds.push(fd);
     if (flags & FRAG_LAST) {
       this.partials.delete(stream);
@@ -492,8 +602,62 @@ export class PacketParser {
         out.push(malformed('the last fragment arrived before the whole message'));
         return;
       }
-      out.push({ body: p.body!, fds: p.fds });
+      out.push(p.sections ? { body: p.head!, sections: p.sections, fds: p.fds } : { body: p.body!, fds: p.fds });
     }
+  }
+
+  /**
+   * Allocates where a message's body goes: split by the codec's layout when the message is big
+   * and its layout is known from the first fragment (each binary section then lands in a buffer
+   * of its own, which decoding adopts without a copy), else one buffer for the whole body.
+   */
+  private allocate(p: Partial, first: Uint8Array): void {
+    const layout = p.total >= SPLIT_MIN_BYTES ? this.layoutOf?.(first, p.total) : undefined;
+    if (!layout) {
+      p.body = new Uint8Array(p.total);
+      p.segs = [{ start: 0, end: p.total, dest: p.body }];
+      return;
+    }
+    p.head = new Uint8Array(layout.headBytes);
+    p.sections = layout.sections.map((sec) => new Uint8Array(sec.length));
+    const segs: Segment[] = [{ start: 0, end: layout.headBytes, dest: p.head }];
+    let at = layout.headBytes;
+    layout.sections.forEach((sec, i) => {
+      if (sec.offset > at) segs.push({ start: at, end: sec.offset, dest: PAD_SINK.subarray(0, sec.offset - at) });
+      if (sec.length > 0) segs.push({ start: sec.offset, end: sec.offset + sec.length, dest: p.sections![i]! });
+      at = sec.offset + sec.length;
+    });
+    if (p.total > at) segs.push({ start: at, end: p.total, dest: PAD_SINK.subarray(0, p.total - at) });
+    p.segs = segs;
+  }
+
+  /**
+   * When exactly one message is being reassembled and much of it is still to come: where its
+   * next `maxBytes` bytes go, so that they can be received in place (see parseDirect).
+   */
+  directTarget(maxBytes: number): { stream: bigint; regions: Uint8Array[] } | undefined {
+    if (this.partials.size !== 1) return undefined;
+    const [stream, p] = this.partials.entries().next().value as [bigint, Partial];
+    if (!p.segs || p.error || p.failed || p.total - p.received < DIRECT_MIN_BYTES) return undefined;
+    return { stream, regions: sliceSegments(p.segs, p.received, Math.min(p.total - p.received, maxBytes)) };
+  }
+
+  /**
+   * A packet received in place for `directTarget(stream)`: `header` holds its first 48 bytes and
+   * `n` more bytes went to the regions. Returns false, touching nothing, unless it is the next
+   * fragment of that message (the caller then rebuilds the packet and calls parse()).
+   */
+  parseDirect(stream: bigint, header: Uint8Array, n: number, regionBytes: number, fds: number[], flags: number, out: ParsedItem[]): boolean {
+    const p = this.partials.get(stream);
+    if (!p || flags !== 0 || n > regionBytes) return false;
+    const v = new DataView(header.buffer, header.byteOffset, FRAGMENT_HEADER);
+    if (v.getUint32(0, true) !== MAGIC || header[4] !== TYPE_FRAGMENT || header[5] !== VERSION || header[6] !== 0 || header[7] !== 0) return false;
+    if (v.getBigUint64(8, true) !== stream || v.getUint32(16, true) !== p.seq) return false;
+    const fflags = v.getUint32(44, true);
+    if (fflags & FRAG_FIRST || v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fds.length) return false;
+    if (fflags & ~(FRAG_FIRST | FRAG_LAST)) return false;
+    this.continueFragment(stream, p, v.getBigUint64(32, true), v.getBigUint64(24, true), v.getUint32(40, true), fflags, n, fds, out);
+    return true;
   }
 
   /**
@@ -503,7 +667,7 @@ export class PacketParser {
   exportPartials(): OutPacket[] {
     const out: OutPacket[] = [];
     for (const [stream, p] of this.partials) {
-      if (p.error || !p.body) this.close(p.fds);
+      if (p.error || !p.segs) this.close(p.fds);
       else out.push(...partialPackets(stream, p));
     }
     this.partials.clear();

@@ -118,6 +118,19 @@ export interface NativeBinding {
    * otherwise it is reported as a packet of length 0.
    */
   recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number): Buffer | number;
+  /**
+   * Arena mode: the same, but packets are read straight into `arena` from `arenaOffset` (8-aligned,
+   * with at least `maxPacketBytes` of room after it), offsets in `meta` are indexes into `arena`,
+   * and the return value is the packet count n > 0 (or 0 at end-of-file, or EAGAIN negated).
+   */
+  recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number, arena: Uint8Array, arenaOffset: number): number;
+  /**
+   * One recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) scattered over `iovs` (at most 1024), so that a
+   * packet's bytes land directly where they belong. Descriptors go to `fdsOut` (253 entries) and
+   * are registered; `meta` gets [fdCount, flags (PACKET_*), eof (1 when a zero-length read was
+   * end-of-file)]. Returns the packet length, or EAGAIN negated.
+   */
+  recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array): number;
   /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
   peerHungUp(fd: number): boolean;
 

@@ -367,8 +367,29 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
   }
   const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
-  const size_t budget = std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
-  uint8_t* buf = Scratch(env, std::max<size_t>(budget, 8));
+  size_t budget = std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
+  uint8_t* buf;
+  // Arena mode (args 5 and 6): packets land directly in the caller's Uint8Array from the given
+  // 8-aligned offset, with no Buffer allocated and no copy; the caller keeps room for one
+  // maxPacketBytes packet at least.
+  bool arenaMode = info.Length() > 5 && !info[5].IsUndefined();
+  size_t arenaBase = 0;
+  if (arenaMode) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      ThrowTypeError(env, "arena must be a Uint8Array");
+    }
+    arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
+    if (arenaBase % 8 != 0 || arenaBase > length || length - arenaBase < slot) {
+      ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
+    }
+    buf = static_cast<uint8_t*>(data) + arenaBase;
+    budget = length - arenaBase;
+  } else {
+    buf = Scratch(env, std::max<size_t>(budget, 8));
+  }
 
   ControlBuffer ctrl;
   int n = 0;
@@ -434,7 +455,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
       break;
     }
     int32_t* m = meta + 2 + 4 * n;
-    m[0] = static_cast<int32_t>(off);
+    m[0] = static_cast<int32_t>(arenaBase + off);
     m[1] = static_cast<int32_t>(r);
     m[2] = got;
     m[3] = flags;
@@ -451,8 +472,97 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     napi_create_int32(env, eof ? 0 : -EAGAIN, &result);
     return Napi::Value(env, result);
   }
+  if (arenaMode) {
+    napi_create_int32(env, n, &result);
+    return Napi::Value(env, result);
+  }
   napi_status status = napi_create_buffer_copy(env, end, buf, nullptr, &result);
   if (status != napi_ok) ThrowPending(env, status);
+  return Napi::Value(env, result);
+}
+
+// Runs on the JS thread. One recvmsg scattered over caller-provided Uint8Arrays (the rest of a
+// fragmented message goes straight to its final buffers). meta: [fdCount, flags, eof].
+Napi::Value RecvInto(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  napi_value parts = info[1];
+  bool isArray = false;
+  if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "iovs must be an array of Uint8Arrays");
+  uint32_t count = 0;
+  napi_get_array_length(env, parts, &count);
+  if (count == 0 || count > IOV_MAX) ThrowRangeError(env, "iovs must hold 1 to 1024 Uint8Arrays");
+  struct iovec stackIov[kStackIov];
+  std::vector<struct iovec> heapIov;
+  struct iovec* iov = stackIov;
+  if (count > kStackIov) {
+    heapIov.resize(count);
+    iov = heapIov.data();
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value part;
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_element(env, parts, i, &part) != napi_ok ||
+        napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      ThrowTypeError(env, "iovs must be an array of Uint8Arrays");
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = length;
+  }
+  int32_t* fdsOut;
+  size_t fdsCapacity;
+  int32_t* meta;
+  size_t metaLength;
+  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
+  GetInt32Array(env, info[3], &meta, &metaLength, "meta must be an Int32Array");
+  if (fdsCapacity < static_cast<size_t>(kMaxFdsPerPacket) || metaLength < 3) {
+    ThrowRangeError(env, "fdsOut must hold 253 entries and meta 3");
+  }
+  ControlBuffer ctrl;
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  msg.msg_control = ctrl.bytes;
+  msg.msg_controllen = sizeof ctrl.bytes;
+  ssize_t r;
+  bool retried = false;
+  for (;;) {
+    r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r >= 0) break;
+    int err = errno;
+    if (err == EINTR) continue;
+    // The one-shot error a peer leaves when it closes with unread data; packets remain.
+    if (err == ECONNRESET && !retried) {
+      retried = true;
+      continue;
+    }
+    napi_value result;
+    if (err == EAGAIN) {
+      napi_create_int32(env, -EAGAIN, &result);
+      return Napi::Value(env, result);
+    }
+    ThrowErrno(env, err, "recvmsg");
+  }
+  int got = 0;
+  int flags = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int fds[kMaxFdsPerPacket];
+    int n = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    n = std::min(n, kMaxFdsPerPacket - got);
+    memcpy(fds, CMSG_DATA(c), sizeof(int) * n);
+    RegisterFds(env, fds, n);
+    for (int i = 0; i < n; i++) fdsOut[got++] = fds[i];
+  }
+  if (msg.msg_flags & MSG_TRUNC) flags |= kPacketTruncated;
+  if (msg.msg_flags & MSG_CTRUNC) flags |= kPacketCtruncated;
+  meta[0] = got;
+  meta[1] = flags;
+  meta[2] = (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) ? 1 : 0;
+  napi_value result;
+  napi_create_double(env, static_cast<double>(r), &result);
   return Napi::Value(env, result);
 }
 
@@ -685,6 +795,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("setBufferSizes", Napi::Function::New(env, SetBufferSizes, "setBufferSizes"));
   exports.Set("sendPacket", Napi::Function::New(env, SendPacket, "sendPacket"));
   exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
+  exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));

@@ -967,7 +967,9 @@ export function decodeMessage(
   handleCount: number,
   hooks: DecodeHooks | undefined,
   limits: DecodeLimits,
+  sections?: Uint8Array[],
 ): unknown {
+  if (sections !== undefined) return decodeSplit(body, sections, handleCount, hooks, limits);
   const header = readHeader(body);
   const { format, textStart, textBytes, binaryCount } = header;
   if (header.handleCount !== handleCount) {
@@ -1009,7 +1011,88 @@ export function decodeMessage(
     if (binaryCount !== 0 || handleCount !== 0) throw malformed('a JSON body cannot have binaries or handles');
     return decodeJson(text, limits);
   }
-  return decodeDevalue(body, text, starts, handleCount, hooks, limits);
+  return decodeDevalue(body, text, starts, handleCount, hooks, limits, (index, length) => {
+    const copy = new Uint8Array(length);
+    copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
+    return copy.buffer;
+  });
+}
+
+/** Where the parts of a message body lie: see {@link bodyLayout}. */
+export interface BodyLayout {
+  /** Bytes of the header, binary table, text and its padding. */
+  headBytes: number;
+  /** Offset and length of each binary section in the body. */
+  sections: Array<{ offset: number; length: number }>;
+}
+
+/**
+ * The layout of a body of `total` bytes, read from its first bytes (`prefix`), so that a
+ * receiver can put each binary section straight into a buffer of its own while the body
+ * arrives in pieces. Undefined when `prefix` is too short to tell or the layout does not add up
+ * to `total` (the receiver then assembles the body whole and `decodeMessage` says what is wrong).
+ */
+export function bodyLayout(prefix: Uint8Array, total: number): BodyLayout | undefined {
+  if (prefix.length < BODY_HEADER_BYTES || prefix[0] !== BODY_FORMAT_DEVALUE) return undefined;
+  const textBytes = getU32(prefix, 4);
+  const binaryCount = getU32(prefix, 8);
+  if (BODY_HEADER_BYTES + 8 * binaryCount > prefix.length) return undefined;
+  let offset = align8(BODY_HEADER_BYTES + 8 * binaryCount + textBytes);
+  const headBytes = offset;
+  const sections: Array<{ offset: number; length: number }> = [];
+  for (let i = 0; i < binaryCount; i++) {
+    const length = getU32(prefix, BODY_HEADER_BYTES + 8 * i + 4);
+    sections.push({ offset, length });
+    offset = align8(offset + length);
+    if (offset > total) return undefined;
+  }
+  return offset === total ? { headBytes, sections } : undefined;
+}
+
+/**
+ * Decodes a body received split by {@link bodyLayout}: `head` holds the header, binary table and
+ * text; `sections[i]` holds binary section i. A section that is a whole ArrayBuffer of its own is
+ * adopted as it is (no copy); the caller must not use it afterwards.
+ */
+function decodeSplit(
+  head: Uint8Array,
+  sections: Uint8Array[],
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+): unknown {
+  const header = readHeader(head);
+  const { format, textStart, textBytes, binaryCount } = header;
+  if (header.handleCount !== handleCount) {
+    throw malformed(`the header announces ${header.handleCount} handles but ${handleCount} came with it`);
+  }
+  if (format !== BODY_FORMAT_DEVALUE) throw malformed('a JSON body cannot have binaries');
+  if (limits.maxBinaries !== undefined && binaryCount > limits.maxBinaries) {
+    throw tooLarge(`${binaryCount} binary sections, more than maxBinaries ${limits.maxBinaries}`);
+  }
+  if (sections.length !== binaryCount) throw malformed(`${sections.length} sections for a table of ${binaryCount}`);
+  const textEnd = textStart + textBytes;
+  if (head.length !== align8(textEnd)) throw malformed('the head of a split body has the wrong length');
+  checkZero(head, textEnd, head.length);
+  for (let i = 0; i < binaryCount; i++) {
+    const code = getU32(head, BODY_HEADER_BYTES + 8 * i);
+    const length = getU32(head, BODY_HEADER_BYTES + 8 * i + 4);
+    if (code >= KIND_NAMES.length) throw malformed(`binary section ${i} has unknown kind ${code}`);
+    if (length % KIND_ELEMENT_BYTES[code] !== 0) {
+      throw malformed(`binary section ${i} of ${length} bytes is not a whole number of ${KIND_NAMES[code]} elements`);
+    }
+    if (sections[i].byteLength !== length) throw malformed(`binary section ${i} has ${sections[i].byteLength} bytes, not ${length}`);
+  }
+  const text = decodeText(head, textStart, textBytes);
+  return decodeDevalue(head, text, new Array<number>(binaryCount).fill(0), handleCount, hooks, limits, (index, length) => {
+    const section = sections[index];
+    if (section.byteOffset === 0 && section.byteLength === section.buffer.byteLength && section.buffer instanceof ArrayBuffer) {
+      return section.buffer;
+    }
+    const copy = new Uint8Array(length);
+    copy.set(section);
+    return copy.buffer;
+  });
 }
 
 function decodeJson(text: string, limits: DecodeLimits): unknown {
@@ -1033,6 +1116,7 @@ function decodeDevalue(
   handleCount: number,
   hooks: DecodeHooks | undefined,
   limits: DecodeLimits,
+  takeBinary: (index: number, length: number) => ArrayBuffer,
 ): unknown {
   const binaryCount = starts.length;
   let parsed: unknown;
@@ -1069,9 +1153,7 @@ function decodeDevalue(
       const index = payload[0];
       const code = getU32(body, BODY_HEADER_BYTES + 8 * index);
       const length = getU32(body, BODY_HEADER_BYTES + 8 * index + 4);
-      const copy = new Uint8Array(length);
-      copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
-      const buffer = copy.buffer;
+      const buffer = takeBinary(index, length);
       if (code === KIND_ARRAY_BUFFER) return buffer;
       if (code === KIND_DATA_VIEW) return new DataView(buffer);
       const Ctor = (globalThis as Record<string, unknown>)[KIND_NAMES[code]] as new (b: ArrayBuffer) => unknown;

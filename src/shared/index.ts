@@ -9,12 +9,13 @@ export {
   BODY_FORMAT_JSON,
   BODY_HEADER_BYTES,
   BODY_VERSION,
+  bodyLayout,
   decodeMessage,
   encodeMessage,
   joinParts,
   peekHandleCount,
 } from './codec.js';
-export type { DecodeHooks, EncodedMessage, EncodeHooks, EncodeOptions } from './codec.js';
+export type { BodyLayout, DecodeHooks, EncodedMessage, EncodeHooks, EncodeOptions } from './codec.js';
 export { DEFAULT_LIMITS } from './limits.js';
 export type { DecodeLimits, Limits } from './limits.js';
 export { validate, isStandardSchema, formatIssues } from './validate.js';
