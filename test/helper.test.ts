@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { channel } from '../src/main/channel.js';
 import { connectToParent, spawnHelper, type Helper } from '../src/main/helper.js';
 import { IpcError } from '../src/shared/errors.js';
+import { fdCount } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/helpers/${name}`, import.meta.url));
 const T = { timeout: 20_000 };
@@ -66,6 +67,18 @@ describe('spawnHelper', () => {
     expect(e.message).toMatch(/ok: /);
     h.send({ op: 'say', value: { ok: true } });
     expect(await h.recv()).toEqual({ ok: true });
+  });
+
+  it('closes the descriptors of a message its schema refuses', T, async () => {
+    const Msg = z.object({ ok: z.boolean() });
+    const h = await spawn<unknown, z.infer<typeof Msg>>('echo.mjs', { schema: Msg });
+    const [s, r] = channel<number>();
+    const before = fdCount();
+    h.send({ op: 'say', value: { ok: 'no', s } });
+    expect((await rejection(h.recv())).code).toBe('INVALID');
+    expect(fdCount()).toBe(before);
+    s.close();
+    r.close();
   });
 
   it('lets the helper validate what the parent sends', T, async () => {

@@ -251,7 +251,7 @@ class SenderCore extends Pinnable {
     if (i === frags.length) return;
     const owned = this.ownAll(infos.slice(firstFd), moved.slice(firstFd));
     const start = frags[i]!.offset;
-    const rest = copyParts(parts, start, bytes - start);
+    const rest = this.spillCopy(parts, start, bytes - start);
     for (; i < frags.length; i++) {
       const f = frags[i]!;
       this.queue.push({
@@ -261,6 +261,38 @@ class SenderCore extends Pinnable {
       });
     }
     this.schedule();
+  }
+
+  /**
+   * Where the unsent rest of a big message is copied. Reused while it is free (fresh memory
+   * costs a page fault per 4 KiB, as much as the copy itself), and dropped a second after use.
+   */
+  private spill: Uint8Array | undefined;
+  private spillBusy = false;
+  private spillTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private spillCopy(parts: Uint8Array[], offset: number, n: number): Uint8Array {
+    if (this.spillBusy || n < SPILL_MIN_BYTES) return copyParts(parts, offset, n);
+    if (!this.spill || this.spill.byteLength < n) this.spill = new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+    this.spillBusy = true;
+    const out = this.spill.subarray(0, n);
+    let at = 0;
+    for (const v of sliceParts(parts, offset, n)) {
+      out.set(v, at);
+      at += v.byteLength;
+    }
+    return out;
+  }
+
+  /** The queue is empty: the spill buffer is free again, and released if not reused soon. */
+  private releaseSpill(): void {
+    if (!this.spillBusy) return;
+    this.spillBusy = false;
+    clearTimeout(this.spillTimer);
+    this.spillTimer = setTimeout(() => {
+      if (!this.spillBusy) this.spill = undefined;
+    }, 1000);
+    this.spillTimer.unref();
   }
 
   /** Size of this sender's fragment packets, once a big message raised its send buffer. */
@@ -367,6 +399,7 @@ class SenderCore extends Pinnable {
     }
     this.watchWritable(false);
     this.pin(false);
+    this.releaseSpill();
     const waiters = this.flushWaiters;
     this.flushWaiters = [];
     for (const w of waiters) w.resolve();
@@ -403,6 +436,7 @@ class SenderCore extends Pinnable {
     this.takeBatch();
     for (const p of this.queue) if (p.owned) closeFds(p.fds);
     this.queue = [];
+    this.releaseSpill();
     this.watchWritable(false);
     this.pin(false);
   }
@@ -457,6 +491,8 @@ const DIRECT_OVERFLOW = new Uint8Array(new ArrayBuffer(MAX_RECV_PACKET_BYTES));
 const DIRECT_ROUNDS = 64;
 /** Socket send buffer asked for once a sender writes big messages (the kernel caps it). */
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The rest of a message at least this big is copied into the sender's reusable spill buffer. */
+const SPILL_MIN_BYTES = 1024 * 1024;
 /** A packet at least this big suggests a bulk transfer: read ahead. */
 const BULK_PACKET_BYTES = 32 * 1024;
 const arenaState = { buf: new Uint8Array(0), off: 0 };

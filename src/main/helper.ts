@@ -8,6 +8,7 @@
  * sender as the first message. The parent accepts only a connection whose SO_PEERCRED pid is the
  * pid it spawned.
  */
+import { closeHandles } from './bridge.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -384,7 +385,13 @@ export async function spawnHelper<Out = unknown, In = unknown>(
       } catch (e) {
         return explain(e);
       }
-      return schema === undefined ? value : await validate(schema, value);
+      if (schema === undefined) return value;
+      try {
+        return await validate(schema, value);
+      } catch (e) {
+        closeHandles(value); // a refused message gives back the descriptors it carried
+        throw e;
+      }
     },
     async *[Symbol.asyncIterator](): AsyncGenerator<In, void, undefined> {
       for (;;) {
