@@ -72,6 +72,8 @@ describe('lifecycle', () => {
     const before = await settledFdCount();
     const server = new IpcOneShotServer<unknown>();
     const w = new Worker(fixture('lifecycle/worker-talk.mjs'), { workerData: { name: server.name } });
+    // Listen at once: the worker may be gone before the main thread gets to its last step.
+    const exited = workerExit(w);
     const [rx, first] = await server.accept({ timeout: 10_000 });
     const { hello, reply } = first as { hello: string; reply: IpcSender<number> };
     expect(hello).toBe('from worker');
@@ -80,7 +82,7 @@ describe('lifecycle', () => {
     reply.close();
     await expect(rx.recv()).rejects.toMatchObject({ code: 'DISCONNECTED' });
     rx.close();
-    expect(await workerExit(w)).toBe(0);
+    expect(await exited).toBe(0);
     expect(await settledFdCount()).toBe(before);
   });
 

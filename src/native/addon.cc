@@ -148,6 +148,16 @@ void UnregisterFd(napi_env env, int fd) {
 }
 
 int CloseFd(napi_env env, int fd) {
+  // Only a descriptor this environment owns is closed: a stale number (closed before, maybe
+  // reused since by another thread, libuv or Node) must never close someone else's descriptor.
+  {
+    EnvState* s = State(env);
+    std::lock_guard<std::mutex> lock(TableMutex());
+    std::vector<uint32_t>& owners = Owners();
+    if (fd < 0 || static_cast<size_t>(fd) >= owners.size() || owners[fd] != s->id) {
+      return EBADF;
+    }
+  }
   UnregisterFd(env, fd);
   // Linux releases the number even when close fails with EINTR; retrying could close another fd.
   if (close(fd) != 0 && errno != EINTR) return errno;

@@ -41,6 +41,22 @@ describe('descriptor table', () => {
     expect(() => n.close(a)).toThrow(expect.objectContaining({ code: 'EBADF', errno: 9, syscall: 'close' }));
   });
 
+  it('close never closes a descriptor this environment does not own (a stale or foreign number)', () => {
+    const foreign = openSync('/dev/null', 'r'); // opened by Node, not through the addon
+    expect(() => n.close(foreign)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(isOpen(foreign)).toBe(true);
+    closeSync(foreign);
+    // A number closed through the addon and then reused by someone else stays theirs.
+    const [a, b] = n.socketpair();
+    n.close(a);
+    const reused = openSync('/dev/null', 'r');
+    expect(reused).toBe(a);
+    expect(() => n.close(a)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(isOpen(reused)).toBe(true);
+    closeSync(reused);
+    n.close(b);
+  });
+
   it('dup registers a close-on-exec copy', () => {
     const [a, b] = n.socketpair();
     const before = n.openCount();
