@@ -1007,44 +1007,21 @@ function checkRecvOptions(o: RecvOptions | undefined): number | undefined {
   return o.timeout;
 }
 
-/** The sending end of a typed channel. Cloneable, and sendable inside messages (it stays usable). */
-export class IpcSender<T> implements HandleSource, Disposable {
+/** What every sending end shares: its socket core, flushing, cloning, closing, travelling. */
+abstract class SenderBase implements HandleSource, Disposable {
   /** @internal */
   readonly core: SenderCore;
-  private readonly thread = currentThreadId;
+  /** @internal */
+  protected readonly thread = currentThreadId;
 
-  /** @internal Use `channel()` or `IpcSender.connect()`. */
-  constructor(fd: number) {
-    this.core = new SenderCore(fd, this, 'IpcSender');
+  constructor(fd: number, private readonly kind: 'S' | 'BS', what: string) {
+    this.core = new SenderCore(fd, this, what);
   }
 
-  /** Connects to an `IpcOneShotServer` by its name (run in the process that was given the name). */
-  static connect<T>(name: string): IpcSender<T> {
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('IpcSender.connect(name) needs the server name, a non-empty string');
-    let fd: number;
-    try {
-      fd = native().connect(name);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-        const err = osError(e, `no one-shot server is listening at ${name}: it was already used, closed, or never existed`);
-        throw err;
-      }
-      throw osError(e, `connecting to ${name}`);
-    }
-    return new IpcSender<T>(fd);
-  }
-
-  /**
-   * Sends a value. Never blocks: when the socket is full the message is queued in order and
-   * written when the peer reads. Throws `UNSERIALIZABLE` (nothing sent), `DISCONNECTED` once the
-   * receiver is known closed, `CLOSED` after `close()`.
-   */
-  send(value: T): void {
-    assertThread(this.thread, 'this IpcSender');
-    if (this.core.closed) throw closedError('IpcSender');
-    const enc = encodeMessage(value, encodeHooks);
-    this.core.write(enc.parts, enc.byteLength, enc.handles as HandleSource[]);
+  /** @internal Throws unless this sender may send now (right thread, not closed). */
+  protected ready(): void {
+    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.core.closed) throw closedError(this.core.what);
   }
 
   /** Resolves when every queued message has been handed to the kernel. */
@@ -1052,10 +1029,10 @@ export class IpcSender<T> implements HandleSource, Disposable {
     return this.core.flush();
   }
 
-  /** A second sender to the same receiver (a duplicated descriptor). */
-  clone(): IpcSender<T> {
-    if (this.core.closed) throw closedError('IpcSender');
-    return new IpcSender<T>(native().dup(this.core.fd));
+  /** @internal A duplicate of this sender's descriptor, for clone(). */
+  protected dupFd(): number {
+    if (this.core.closed) throw closedError(this.core.what);
+    return native().dup(this.core.fd);
   }
 
   get closed(): boolean {
@@ -1073,76 +1050,59 @@ export class IpcSender<T> implements HandleSource, Disposable {
 
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: 'S', fd: this.core.closed ? -1 : this.core.fd, move: false };
+    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: false };
   }
 }
 
-/** The receiving end of a typed channel. Sending it inside a message moves it. */
-export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T> {
+/**
+ * What every receiving end shares: recv/tryRecv/iteration over its socket core, ref/unref,
+ * closing, and moving when sent. `finish` turns one queued item into a message.
+ */
+abstract class ReceiverBase<M> implements HandleSource, Disposable, AsyncIterable<M> {
   /** @internal */
   readonly core: ReceiverCore;
-  private readonly schema: StandardSchemaV1<unknown, T> | undefined;
   private readonly thread = currentThreadId;
+  private readonly finishItem = (item: ParsedItem): M => this.finish(item);
 
-  /** @internal Use `channel()` or `IpcOneShotServer`. */
-  constructor(fd: number, options?: ReceiverOptions<T>) {
-    this.core = new ReceiverCore(fd, this, options as ReceiverOptions<unknown>, 'IpcReceiver', bodyLayout);
-    this.schema = options?.schema;
+  constructor(fd: number, options: ReceiverOptions<unknown>, private readonly kind: 'R' | 'BR', what: string, layoutOf?: LayoutOf) {
+    this.core = new ReceiverCore(fd, this, options, what, layoutOf);
   }
+
+  /** @internal Turns a queued item into the message (or throws the error it stands for). */
+  abstract finish(item: ParsedItem): M;
 
   /**
    * The next message. Rejects `DISCONNECTED` once every sender is closed and all sent messages
    * were received, `TIMEOUT`, `CLOSED`, or with the error that stands for one bad message
    * (`MALFORMED`, `TOO_LARGE`, `INVALID`); the receiver stays usable after those.
    */
-  recv(options?: RecvOptions): Promise<T> {
-    assertThread(this.thread, 'this IpcReceiver');
+  recv(options?: RecvOptions): Promise<M> {
+    assertThread(this.thread, `this ${this.core.what}`);
     let timeout: number | undefined;
     try {
       timeout = checkRecvOptions(options);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.core.next(timeout, options?.signal, this.finishItem);
+    return this.core.next(timeout, options?.signal, this.finishItem) as Promise<M>;
   }
 
   /** The next message if one is already there (shape of Node's `receiveMessageOnPort`), else undefined. */
-  tryRecv(): { message: T } | undefined {
-    assertThread(this.thread, 'this IpcReceiver');
-    if (this.core.closed) throw closedError('IpcReceiver');
+  tryRecv(): { message: M } | undefined {
+    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.core.closed) throw closedError(this.core.what);
     const item = this.core.takeNow();
     if (item === undefined) {
-      if (this.core.eof) throw new IpcError('DISCONNECTED', 'every sender of this IpcReceiver is closed');
+      if (this.core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${this.core.what} is closed`);
       return undefined;
     }
     const value = this.finish(item);
     if (value instanceof Promise) throw new TypeError('tryRecv() cannot be used with an asynchronous schema; use recv()');
-    return { message: value as T };
-  }
-
-  private readonly finishItem = (item: ParsedItem): T => this.finish(item);
-
-  /** @internal Turns a queued item into the message (or throws the error it stands for). */
-  finish(item: ParsedItem): T {
-    if (item instanceof Error) throw item;
-    if (!this.schema) return decodeRecord<T>(item, this.core.limits);
-    // A message the schema refuses releases the handles it carried.
-    const revived: Array<{ close(): void }> = [];
-    const value = decodeRecord<T>(item, this.core.limits, revived);
-    const release = (e: unknown): never => {
-      for (const o of revived) o.close();
-      throw e;
-    };
-    try {
-      const out = validate(this.schema, value);
-      return (out instanceof Promise ? out.catch(release) : out) as T;
-    } catch (e) {
-      return release(e);
-    }
+    return { message: value };
   }
 
   /** Iterates messages until every sender is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<M, void, undefined> {
     for (;;) {
       try {
         yield await this.recv();
@@ -1180,12 +1140,83 @@ export class IpcReceiver<T> implements HandleSource, Disposable, AsyncIterable<T
 
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: 'R', fd: this.core.closed ? -1 : this.core.fd, move: true };
+    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: true };
   }
 
   /** @internal */
   [kDetach](): number {
     return this.core.close(this, true);
+  }
+}
+
+/** The sending end of a typed channel. Cloneable, and sendable inside messages (it stays usable). */
+export class IpcSender<T> extends SenderBase {
+  /** @internal Use `channel()` or `IpcSender.connect()`. */
+  constructor(fd: number) {
+    super(fd, 'S', 'IpcSender');
+  }
+
+  /** Connects to an `IpcOneShotServer` by its name (run in the process that was given the name). */
+  static connect<T>(name: string): IpcSender<T> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('IpcSender.connect(name) needs the server name, a non-empty string');
+    let fd: number;
+    try {
+      fd = native().connect(name);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+        const err = osError(e, `no one-shot server is listening at ${name}: it was already used, closed, or never existed`);
+        throw err;
+      }
+      throw osError(e, `connecting to ${name}`);
+    }
+    return new IpcSender<T>(fd);
+  }
+
+  /**
+   * Sends a value. Never blocks: when the socket is full the message is queued in order and
+   * written when the peer reads. Throws `UNSERIALIZABLE` (nothing sent), `DISCONNECTED` once the
+   * receiver is known closed, `CLOSED` after `close()`.
+   */
+  send(value: T): void {
+    this.ready();
+    const enc = encodeMessage(value, encodeHooks);
+    this.core.write(enc.parts, enc.byteLength, enc.handles as HandleSource[]);
+  }
+
+  /** A second sender to the same receiver (a duplicated descriptor). */
+  clone(): IpcSender<T> {
+    return new IpcSender<T>(this.dupFd());
+  }
+}
+
+/** The receiving end of a typed channel. Sending it inside a message moves it. */
+export class IpcReceiver<T> extends ReceiverBase<T> {
+  private readonly schema: StandardSchemaV1<unknown, T> | undefined;
+
+  /** @internal Use `channel()` or `IpcOneShotServer`. */
+  constructor(fd: number, options?: ReceiverOptions<T>) {
+    super(fd, options as ReceiverOptions<unknown>, 'R', 'IpcReceiver', bodyLayout);
+    this.schema = options?.schema;
+  }
+
+  /** @internal Turns a queued item into the message (or throws the error it stands for). */
+  finish(item: ParsedItem): T {
+    if (item instanceof Error) throw item;
+    if (!this.schema) return decodeRecord<T>(item, this.core.limits);
+    // A message the schema refuses releases the handles it carried.
+    const revived: Array<{ close(): void }> = [];
+    const value = decodeRecord<T>(item, this.core.limits, revived);
+    const release = (e: unknown): never => {
+      for (const o of revived) o.close();
+      throw e;
+    };
+    try {
+      const out = validate(this.schema, value);
+      return (out instanceof Promise ? out.catch(release) : out) as T;
+    } catch (e) {
+      return release(e);
+    }
   }
 }
 
@@ -1209,129 +1240,35 @@ function checkBytes(data: unknown): asserts data is Uint8Array {
 }
 
 /** The sending end of a bytes channel: raw `Uint8Array`s, no serialization. */
-export class IpcBytesSender implements HandleSource, Disposable {
-  /** @internal */
-  readonly core: SenderCore;
-  private readonly thread = currentThreadId;
-
+export class IpcBytesSender extends SenderBase {
   /** @internal Use `bytesChannel()`. */
   constructor(fd: number) {
-    this.core = new SenderCore(fd, this, 'IpcBytesSender');
+    super(fd, 'BS', 'IpcBytesSender');
   }
 
   /** Sends the bytes (copied when they cannot be written at once). */
   send(data: Uint8Array): void {
-    assertThread(this.thread, 'this IpcBytesSender');
+    this.ready();
     checkBytes(data);
     this.core.write([data], data.byteLength, []);
   }
 
-  flush(): Promise<void> {
-    return this.core.flush();
-  }
-
+  /** A second sender to the same receiver (a duplicated descriptor). */
   clone(): IpcBytesSender {
-    if (this.core.closed) throw closedError('IpcBytesSender');
-    return new IpcBytesSender(native().dup(this.core.fd));
-  }
-
-  get closed(): boolean {
-    return this.core.closed;
-  }
-
-  close(): void {
-    this.core.close(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** @internal */
-  [kHandle](): HandleInfo {
-    return { kind: 'BS', fd: this.core.closed ? -1 : this.core.fd, move: false };
+    return new IpcBytesSender(this.dupFd());
   }
 }
 
 /** The receiving end of a bytes channel. */
-export class IpcBytesReceiver implements HandleSource, Disposable, AsyncIterable<Uint8Array> {
-  /** @internal */
-  readonly core: ReceiverCore;
-  private readonly thread = currentThreadId;
-
+export class IpcBytesReceiver extends ReceiverBase<Uint8Array> {
   /** @internal Use `bytesChannel()`. */
   constructor(fd: number, options?: Pick<ReceiverOptions, 'maxMessageBytes' | 'maxQueue'>) {
-    this.core = new ReceiverCore(fd, this, { ...options, maxHandles: 1 }, 'IpcBytesReceiver');
+    super(fd, { ...options, maxHandles: 1 }, 'BR', 'IpcBytesReceiver');
   }
 
-  recv(options?: RecvOptions): Promise<Uint8Array> {
-    assertThread(this.thread, 'this IpcBytesReceiver');
-    let timeout: number | undefined;
-    try {
-      timeout = checkRecvOptions(options);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.core.next(timeout, options?.signal, bytesOf);
-  }
-
-  tryRecv(): { message: Uint8Array } | undefined {
-    assertThread(this.thread, 'this IpcBytesReceiver');
-    if (this.core.closed) throw closedError('IpcBytesReceiver');
-    const item = this.core.takeNow();
-    if (item === undefined) {
-      if (this.core.eof) throw new IpcError('DISCONNECTED', 'every sender of this IpcBytesReceiver is closed');
-      return undefined;
-    }
-    return { message: bytesOf(item) };
-  }
-
-  /** @internal Turns a queued item into the message (or throws the error it stands for). */
+  /** @internal */
   finish(item: ParsedItem): Uint8Array {
     return bytesOf(item);
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.recv();
-      } catch (e) {
-        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
-        throw e;
-      }
-    }
-  }
-
-  ref(): this {
-    this.core.ref();
-    return this;
-  }
-
-  unref(): this {
-    this.core.unref();
-    return this;
-  }
-
-  get closed(): boolean {
-    return this.core.closed;
-  }
-
-  close(): void {
-    this.core.close(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** @internal */
-  [kHandle](): HandleInfo {
-    return { kind: 'BR', fd: this.core.closed ? -1 : this.core.fd, move: true };
-  }
-
-  /** @internal */
-  [kDetach](): number {
-    return this.core.close(this, true);
   }
 }
 
