@@ -263,43 +263,55 @@ Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Runs on the JS thread. The iovecs of a JS array of typed arrays; the memory they point to
+// stays valid for the duration of the native call that builds them.
+class Iovecs {
+ public:
+  Iovecs(napi_env env, napi_value parts, bool uint8Only, const char* message) {
+    bool isArray = false;
+    if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) ThrowTypeError(env, message);
+    if (napi_get_array_length(env, parts, &count_) != napi_ok) ThrowPending(env, napi_generic_failure);
+    if (count_ > IOV_MAX) ThrowRangeError(env, message);
+    if (count_ > kStackIov) {
+      heap_.resize(count_);
+      iov_ = heap_.data();
+    }
+    for (uint32_t i = 0; i < count_; i++) {
+      napi_value part;
+      napi_typedarray_type type;
+      size_t length;
+      void* data;
+      if (napi_get_element(env, parts, i, &part) != napi_ok ||
+          napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          (uint8Only && type != napi_uint8_array)) {
+        ThrowTypeError(env, message);
+      }
+      iov_[i].iov_base = data;
+      iov_[i].iov_len = length * ElementSize(type);
+    }
+  }
+  struct iovec* data() { return iov_; }
+  uint32_t count() const { return count_; }
+
+ private:
+  struct iovec stack_[kStackIov];
+  std::vector<struct iovec> heap_;
+  struct iovec* iov_ = stack_;
+  uint32_t count_ = 0;
+};
+
 Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd = ArgFd(info, 0);
-  napi_value parts = info[1];
-  bool isArray = false;
-  if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) {
-    ThrowTypeError(env, "parts must be an array of Uint8Arrays");
-  }
-  uint32_t count = 0;
-  if (napi_get_array_length(env, parts, &count) != napi_ok) ThrowPending(env, napi_generic_failure);
-  if (count > IOV_MAX) ThrowRangeError(env, "a packet has at most 1024 parts");
-  struct iovec stackIov[kStackIov];
-  std::vector<struct iovec> heapIov;
-  struct iovec* iov = stackIov;
-  if (count > kStackIov) {
-    heapIov.resize(count);
-    iov = heapIov.data();
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value part;
-    napi_status status = napi_get_element(env, parts, i, &part);
-    if (status != napi_ok) ThrowPending(env, status);
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    if (napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok) {
-      ThrowTypeError(env, "parts must be an array of Uint8Arrays");
-    }
-    iov[i].iov_base = data;
-    iov[i].iov_len = length * ElementSize(type);
-  }
-
+  Iovecs iovecs(env, info[1], false, "parts must be an array of 0 to 1024 typed arrays");
+  struct iovec* iov = iovecs.data();
+  uint32_t count = iovecs.count();
   struct msghdr msg = {};
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
   ControlBuffer ctrl;
   napi_value fdList = info[2];
+  bool isArray = false;
   napi_valuetype fdListType;
   napi_typeof(env, fdList, &fdListType);
   if (fdListType != napi_null && fdListType != napi_undefined) {
@@ -486,31 +498,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
 Napi::Value RecvInto(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd = ArgFd(info, 0);
-  napi_value parts = info[1];
-  bool isArray = false;
-  if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "iovs must be an array of Uint8Arrays");
-  uint32_t count = 0;
-  napi_get_array_length(env, parts, &count);
-  if (count == 0 || count > IOV_MAX) ThrowRangeError(env, "iovs must hold 1 to 1024 Uint8Arrays");
-  struct iovec stackIov[kStackIov];
-  std::vector<struct iovec> heapIov;
-  struct iovec* iov = stackIov;
-  if (count > kStackIov) {
-    heapIov.resize(count);
-    iov = heapIov.data();
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value part;
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    if (napi_get_element(env, parts, i, &part) != napi_ok ||
-        napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-      ThrowTypeError(env, "iovs must be an array of Uint8Arrays");
-    }
-    iov[i].iov_base = data;
-    iov[i].iov_len = length;
-  }
+  Iovecs iovecs(env, info[1], true, "iovs must be an array of 1 to 1024 Uint8Arrays");
+  if (iovecs.count() == 0) ThrowRangeError(env, "iovs must be an array of 1 to 1024 Uint8Arrays");
+  struct iovec* iov = iovecs.data();
+  uint32_t count = iovecs.count();
   int32_t* fdsOut;
   size_t fdsCapacity;
   int32_t* meta;
