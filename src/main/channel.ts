@@ -114,6 +114,26 @@ abstract class Pinnable {
   }
 }
 
+const NO_INFOS: HandleInfo[] = [];
+const NO_FDS: number[] = [];
+
+/**
+ * A counter of JavaScript ticks, advanced by one microtask per tick in which anything was sent
+ * (not one per send): the first send of a tick is written at once, the rest of a burst batched.
+ */
+let currentTick = 0;
+let tickScheduled = false;
+function tick(): number {
+  if (!tickScheduled) {
+    tickScheduled = true;
+    queueMicrotask(() => {
+      tickScheduled = false;
+      currentTick++;
+    });
+  }
+  return currentTick;
+}
+
 const encodeHooks: EncodeHooks = {
   handleKind(value: object): string | undefined {
     return isHandleSource(value) ? value[kHandle]().kind : undefined;
@@ -152,7 +172,8 @@ class SenderCore extends Pinnable {
   private queue: Queued[] = [];
   private readonly batcher = new RecordBatcher();
   private flushScheduled = false;
-  private sentThisTick = false;
+  /** The tick of this sender's last immediate write: later sends in the same tick are batched. */
+  private sentAt = -1;
   private poller: NativePoller | undefined;
   private flushWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private closeWhenFlushed = false;
@@ -176,24 +197,23 @@ class SenderCore extends Pinnable {
   write(parts: Uint8Array[], bytes: number, handles: HandleSource[]): void {
     if (this.closed) throw closedError(this.what);
     if (this.disconnected) throw disconnected(this.what);
-    const infos: HandleInfo[] = handles.map((h) => h[kHandle]());
+    const infos: HandleInfo[] = handles.length === 0 ? NO_INFOS : handles.map((h) => h[kHandle]());
     for (let i = 0; i < infos.length; i++) {
       if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
       if (infos[i]!.move && infos[i]!.fd === this.fd) throw new TypeError('a receiver cannot be sent through its own channel');
     }
     // Moved handles (receivers) are detached first: a receiver with messages already read
     // hands over a different socket than its own (see ReceiverCore.detachWithPending).
-    const moved = this.detachMoved(handles, infos);
-    const fds = infos.map((info, i) => (info.move ? moved[i]! : info.fd));
+    const moved = handles.length === 0 ? NO_FDS : this.detachMoved(handles, infos);
+    const fds = handles.length === 0 ? NO_FDS : infos.map((info, i) => (info.move ? moved[i]! : info.fd));
     const single = fitsOnePacket(bytes, fds.length);
     // Written as is (one iovec per part) only when sendmsg takes that many parts: a message with
     // hundreds of small binaries has more, and goes through the batcher, which copies.
-    if (single && this.idle && !this.sentThisTick && parts.length + 2 <= MAX_SEND_PARTS) {
+    if (single && this.idle && this.sentAt !== currentTick && parts.length + 2 <= MAX_SEND_PARTS) {
       const r = native().sendPacket(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
       if (r >= 0) {
-        this.sentThisTick = true;
-        queueMicrotask(() => (this.sentThisTick = false));
-        closeFds(moved.filter((fd) => fd >= 0));
+        this.sentAt = tick();
+        if (moved.length) closeFds(moved.filter((fd) => fd >= 0));
         return;
       }
       if (r !== EAGAIN && r !== ENOBUFS && r !== EMSGSIZE) {
@@ -932,6 +952,12 @@ class ReceiverCore extends Pinnable {
 // Typed channel
 
 /** Decodes a record; the handle objects it creates are also pushed to `revived`. */
+const noHandleHooks = {
+  reviveHandle(): never {
+    throw malformed('a handle reference in a message that carried no descriptors');
+  },
+};
+
 function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> = []): T {
   let expected: number;
   try {
@@ -944,6 +970,7 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
     closeFds(rec.fds);
     throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
   }
+  if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
   const used = new Array<boolean>(rec.fds.length).fill(false);
   const n = native();
   try {
