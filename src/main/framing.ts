@@ -353,6 +353,15 @@ const DIRECT_MIN_BYTES = 16 * 1024;
 /** Padding bytes between sections go nowhere in particular (at most 7 at a time). */
 const PAD_SINK = new Uint8Array(8);
 
+/**
+ * A buffer of its own for `n` bytes that will all be overwritten before anyone sees them (a
+ * message is delivered only when every byte arrived), so it is not zeroed first: zeroing a big
+ * buffer costs as much as filling it.
+ */
+function uninitialized(n: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+}
+
 /** Views of body bytes [offset, offset + n) in the segments' buffers. */
 function sliceSegments(segs: Segment[], offset: number, n: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -614,12 +623,12 @@ export class PacketParser {
   private allocate(p: Partial, first: Uint8Array): void {
     const layout = p.total >= SPLIT_MIN_BYTES ? this.layoutOf?.(first, p.total) : undefined;
     if (!layout) {
-      p.body = new Uint8Array(p.total);
+      p.body = uninitialized(p.total);
       p.segs = [{ start: 0, end: p.total, dest: p.body }];
       return;
     }
     p.head = new Uint8Array(layout.headBytes);
-    p.sections = layout.sections.map((sec) => new Uint8Array(sec.length));
+    p.sections = layout.sections.map((sec) => uninitialized(sec.length));
     const segs: Segment[] = [{ start: 0, end: layout.headBytes, dest: p.head }];
     let at = layout.headBytes;
     layout.sections.forEach((sec, i) => {
