@@ -379,3 +379,31 @@ describe('big messages from several senders at once', () => {
     rx.close();
   });
 });
+
+describe('moving a receiver in the middle of a big message', () => {
+  it('hands over the part already read, and the message arrives whole on the other side', async () => {
+    const [tx, rx] = channel<{ data: Uint8Array; tag: string }>();
+    const [carrier, carrierRx] = channel<{ r: IpcReceiver<{ data: Uint8Array; tag: string }> }>();
+    const size = 24 * 1024 * 1024 + 3;
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4093) data[i] = (i / 4093) & 255;
+    tx.send({ data, tag: 'big' }); // what the socket does not take at once waits in tx's queue
+    // Each tryRecv() reads what is there: the first fragment, then more of them in place (a
+    // partial message of a few MiB out of 24).
+    for (let i = 0; i < 3; i++) expect(rx.tryRecv()).toBeUndefined();
+    carrier.send({ r: rx });
+    expect(rx.closed).toBe(true);
+    const { r } = await carrierRx.recv();
+    tx.send({ data: new Uint8Array([1, 2, 3]), tag: 'after' });
+    const got = await r.recv({ timeout: 20_000 });
+    expect(got.tag).toBe('big');
+    expect(got.data.byteLength).toBe(size);
+    expect(Buffer.compare(got.data, data)).toBe(0);
+    expect(await r.recv({ timeout: 20_000 })).toEqual({ data: new Uint8Array([1, 2, 3]), tag: 'after' });
+    tx.close();
+    await rejectsWith(r.recv(), 'DISCONNECTED');
+    r.close();
+    carrier.close();
+    carrierRx.close();
+  });
+});
