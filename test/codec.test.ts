@@ -3,6 +3,7 @@ import * as devalue from 'devalue';
 import { describe, expect, it, vi } from 'vitest';
 import {
   BODY_FORMAT_DEVALUE,
+  BODY_FORMAT_JSON_HANDLES,
   BODY_FORMAT_JSON,
   decodeMessage,
   DEFAULT_LIMITS,
@@ -196,9 +197,46 @@ describe('round trips', () => {
     expect(roundTrip(withSymbolKey)).toStrictEqual({ a: 1 });
   });
 
-  it('sends handles as a JSON-exact value would not: they force the devalue path', () => {
+  it('sends JSON data with handles as JSON with handle markers, and anything more through devalue', () => {
     const h = new Handle('S', 'x');
-    expect(encodeMessage({ h }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    expect(encodeMessage({ h }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
+    expect(encodeMessage([1, 'two', { h, n: null }], handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
+    expect(encodeMessage(h, handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
+    expect(encodeMessage({ h, m: new Map() }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    expect(encodeMessage({ h, u: undefined }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    // An object that looks like a marker forces devalue, and comes back as it was.
+    const lookalike = { '\u0000h': [0, 'S'] };
+    const encoded = encodeMessage({ h, lookalike }, handleHooks);
+    expect(encoded.parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    const d = decodeMessage(joinParts(encoded), 1, reviveHooks(), LIMITS) as { lookalike: unknown };
+    expect(d.lookalike).toStrictEqual({ '\u0000h': [0, 'S'] });
+  });
+
+  it('rejects bad handle markers in a JSON body with handles', () => {
+    const body = (text: string, handles: number): Uint8Array => {
+      const t = new TextEncoder().encode(text);
+      const out = new Uint8Array(16 + Math.ceil(t.length / 8) * 8);
+      out[0] = BODY_FORMAT_JSON_HANDLES;
+      out[1] = 1;
+      new DataView(out.buffer).setUint32(4, t.length, true);
+      new DataView(out.buffer).setUint32(12, handles, true);
+      out.set(t, 16);
+      return out;
+    };
+    const good = body('{"a":{"\\u0000h":[0,"S"]}}', 1);
+    expect(decodeMessage(good, 1, reviveHooks(), LIMITS)).toEqual({ a: { revived: 'S', index: 0 } });
+    const cases: Array<[string, number, RegExp]> = [
+      ['{"a":{"\\u0000h":[1,"S"]}}', 1, /refers to handle 1 of 1/],
+      ['{"a":{"\\u0000h":[0,"S"],"b":1}}', 1, /not \{/],
+      ['{"a":{"\\u0000h":"S"}}', 1, /not \{/],
+      ['{"a":{"\\u0000h":[0.5,"S"]}}', 1, /refers to handle 0.5/],
+      ['[{"\\u0000h":[0,"S"]},{"\\u0000h":[0,"R"]}]', 1, /two kinds/],
+      ['{"a":1}', 1, /handle 0 is never referenced/],
+      ['{"a":{"\\u0000h":[0,"S"]}}', 0, /names no handle/],
+    ];
+    for (const [text, handles, message] of cases) {
+      expectIpcError(() => decodeMessage(body(text, handles), handles, reviveHooks(), LIMITS), 'MALFORMED', message);
+    }
   });
 
   it('encodes a huge sparse array quickly', () => {
@@ -464,7 +502,7 @@ describe('malformed bodies', () => {
   };
 
   const cases: Array<[string, Uint8Array, RegExp]> = [
-    ['unknown format', patched(0, [2]), /unknown format 2/],
+    ['unknown format', patched(0, [3]), /unknown format 3/],
     ['unknown version', patched(1, [0]), /unknown version 0/],
     ['non-zero reserved bytes', patched(3, [1]), /reserved/],
     ['text length beyond the body', patched(4, [0xff, 0xff, 0xff, 0x7f]), /does not fit/],

@@ -56,6 +56,13 @@ export interface DecodeHooks {
 export const BODY_FORMAT_JSON = 0;
 /** Body format byte: the text is devalue's flat JSON form. */
 export const BODY_FORMAT_DEVALUE = 1;
+/**
+ * Body format byte: plain JSON in which each handle is a marker object `{"\u0000h":[index,kind]}`
+ * (the value was JSON-exact but for handle objects, and held no object with that key).
+ */
+export const BODY_FORMAT_JSON_HANDLES = 2;
+/** The key of a handle marker in a format-2 body. */
+const HANDLE_MARKER = '\u0000h';
 /** Body version byte. */
 export const BODY_VERSION = 1;
 /** Bytes of the fixed body header, before the binary table. */
@@ -255,6 +262,63 @@ function isJsonExact(root: unknown, hooks: EncodeHooks | undefined, maxDepth: nu
     }
   }
   return true;
+}
+
+/**
+ * Like isJsonExact, but objects that `hooks` tags as handles are allowed (and not walked into):
+ * returns them with their indexes (in the order first met), or undefined when the value is not
+ * JSON-exact but for handles, holds no handle at all, or holds an object with the handle
+ * marker's key (which would be read back as a marker). A handle's marker is two levels deep, so
+ * a handle counts as depth 2 here (the receiver measures the marker).
+ */
+function jsonExactHandles(root: unknown, hooks: EncodeHooks, maxDepth: number): Map<object, [number, string]> | undefined {
+  if (typeof root !== 'object' || root === null) return undefined;
+  const handles = new Map<object, [number, string]>();
+  const seen = new Set<object>();
+  const stack: unknown[] = [root, 1];
+  const objectPrototype = Object.prototype;
+  while (stack.length > 0) {
+    const d = stack.pop() as number;
+    const v = stack.pop() as object;
+    const kind = hooks.handleKind(v);
+    if (kind !== undefined) {
+      if (typeof kind !== 'string' || kind.length === 0) {
+        throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
+      }
+      if (d + 1 > maxDepth) return undefined;
+      if (!handles.has(v)) handles.set(v, [handles.size, kind]);
+      continue;
+    }
+    if (d > maxDepth || seen.has(v)) return undefined;
+    seen.add(v);
+    // Children are pushed last first, so that they are visited in order: handles are numbered
+    // in the order of their first appearance.
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) {
+        const e: unknown = v[i];
+        if (typeof e === 'object') {
+          if (e !== null) stack.push(e, d + 1);
+        } else if (!isJsonScalar(e)) {
+          return undefined;
+        }
+      }
+    } else {
+      if (Object.getPrototypeOf(v) !== objectPrototype) return undefined;
+      if (Object.getOwnPropertySymbols(v).length > 0) return undefined;
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i];
+        if (k === '__proto__' || k === HANDLE_MARKER) return undefined;
+        const e: unknown = (v as Record<string, unknown>)[k];
+        if (typeof e === 'object') {
+          if (e !== null) stack.push(e, d + 1);
+        } else if (!isJsonScalar(e)) {
+          return undefined;
+        }
+      }
+    }
+  }
+  return handles.size === 0 ? undefined : handles;
 }
 
 const SEEN_LIST_MAX = 16;
@@ -488,6 +552,15 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
     if (isJsonExact(value, hooks, maxDepth)) {
       return buildBody(BODY_FORMAT_JSON, JSON.stringify(value), [], [], []);
     }
+    const handles = hooks === undefined ? undefined : jsonExactHandles(value, hooks, maxDepth);
+    if (handles !== undefined) {
+      const text = JSON.stringify(value, (_key: string, v: unknown) => {
+        if (typeof v !== 'object' || v === null) return v;
+        const handle = handles.get(v);
+        return handle === undefined ? v : { [HANDLE_MARKER]: handle };
+      });
+      return buildBody(BODY_FORMAT_JSON_HANDLES, text, [], [], [...handles.keys()]);
+    }
     checkEncodeDepth(value, hooks, maxDepth);
     return encodeDevalue(value, hooks);
   } catch (error) {
@@ -576,7 +649,9 @@ function readHeader(body: Uint8Array): Header {
     throw malformed(`${body.length} bytes is shorter than the ${BODY_HEADER_BYTES}-byte header`);
   }
   const format = body[0];
-  if (format !== BODY_FORMAT_JSON && format !== BODY_FORMAT_DEVALUE) throw malformed(`unknown format ${format}`);
+  if (format !== BODY_FORMAT_JSON && format !== BODY_FORMAT_DEVALUE && format !== BODY_FORMAT_JSON_HANDLES) {
+    throw malformed(`unknown format ${format}`);
+  }
   const version = body[1];
   if (version !== BODY_VERSION) throw malformed(`unknown version ${version}`);
   if (body[2] !== 0 || body[3] !== 0) throw malformed('reserved header bytes are not zero');
@@ -1011,6 +1086,10 @@ export function decodeMessage(
     if (binaryCount !== 0 || handleCount !== 0) throw malformed('a JSON body cannot have binaries or handles');
     return decodeJson(text, limits);
   }
+  if (format === BODY_FORMAT_JSON_HANDLES) {
+    if (binaryCount !== 0) throw malformed('a JSON body with handles cannot have binaries');
+    return decodeJsonHandles(text, handleCount, hooks, limits);
+  }
   return decodeDevalue(body, text, starts, handleCount, hooks, limits, (index, length) => {
     const copy = new Uint8Array(length);
     copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
@@ -1107,6 +1186,61 @@ function decodeJson(text: string, limits: DecodeLimits): unknown {
     throw malformed('an object has a __proto__ key');
   }
   return value;
+}
+
+/**
+ * Format 2: JSON whose handle markers `{"\u0000h":[index,kind]}` become the revived handles.
+ * Every handle must be referenced, always with the same kind; one object per index.
+ */
+function decodeJsonHandles(text: string, handleCount: number, hooks: DecodeHooks | undefined, limits: DecodeLimits): unknown {
+  if (handleCount === 0) throw malformed('a JSON body with handles names no handle');
+  if (hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
+  const value = decodeJson(text, limits);
+  const kinds = new Array<string | undefined>(handleCount);
+  // Pairs of (container, key) whose value is a marker, found without recursion.
+  const markers: Array<[Record<string, unknown> | unknown[] | undefined, string | number, number]> = [];
+  const readMarker = (v: unknown): number | undefined => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, HANDLE_MARKER)) return undefined;
+    const keys = Object.keys(v);
+    const m = (v as Record<string, unknown>)[HANDLE_MARKER];
+    if (keys.length !== 1 || !Array.isArray(m) || m.length !== 2 || typeof m[1] !== 'string' || m[1].length === 0) {
+      throw malformed('a handle marker that is not {"\\u0000h":[index,kind]}');
+    }
+    const index = m[0];
+    if (!Number.isInteger(index) || index < 0 || index >= handleCount) throw malformed(`a handle marker refers to handle ${String(index)} of ${handleCount}`);
+    if (kinds[index] !== undefined && kinds[index] !== m[1]) throw malformed(`handle ${index} is referred to with two kinds`);
+    kinds[index] = m[1];
+    return index;
+  };
+  const rootIndex = readMarker(value);
+  if (rootIndex !== undefined) markers.push([undefined, '', rootIndex]);
+  const stack: unknown[] = rootIndex === undefined ? [value] : [];
+  while (stack.length > 0) {
+    const v = stack.pop() as Record<string, unknown> | unknown[];
+    if (typeof v !== 'object' || v === null) continue;
+    const keys: Array<string | number> = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+    for (const k of keys) {
+      const child = (v as Record<string, unknown>)[k as string];
+      if (typeof child !== 'object' || child === null) continue;
+      const index = readMarker(child);
+      if (index === undefined) stack.push(child);
+      else markers.push([v, k, index]);
+    }
+  }
+  const missing = kinds.findIndex((k) => k === undefined);
+  if (missing >= 0) throw malformed(`handle ${missing} is never referenced`);
+  const revived = new Array<unknown>(handleCount);
+  const done = new Array<boolean>(handleCount).fill(false);
+  let root = value;
+  for (const [container, key, index] of markers) {
+    if (!done[index]) {
+      revived[index] = hooks.reviveHandle(kinds[index]!, index);
+      done[index] = true;
+    }
+    if (container === undefined) root = revived[index];
+    else (container as Record<string, unknown>)[key as string] = revived[index];
+  }
+  return root;
 }
 
 function decodeDevalue(

@@ -7,6 +7,7 @@ export type { IpcErrorCode, IpcErrorOptions } from './errors.js';
 export {
   BODY_FORMAT_DEVALUE,
   BODY_FORMAT_JSON,
+  BODY_FORMAT_JSON_HANDLES,
   BODY_HEADER_BYTES,
   BODY_VERSION,
   bodyLayout,
