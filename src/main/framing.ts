@@ -23,7 +23,7 @@ export const FRAG_LAST = 2;
  */
 export const MAX_PACKET_BYTES = 128 * 1024;
 /** Largest fragment packet this library writes (where the socket send buffer allows). */
-export const MAX_FRAGMENT_BYTES = 1024 * 1024;
+export const MAX_FRAGMENT_BYTES = 1024 * 1024 + 64 * 1024;
 /** Largest packet a receiver accepts; bigger ones arrive truncated and are MALFORMED. */
 export const MAX_RECV_PACKET_BYTES = MAX_FRAGMENT_BYTES;
 /** SCM_MAX_FD: the kernel's limit of descriptors per sendmsg. */
