@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
-import { fdCount, spawnFixture } from './helpers.js';
+import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpcError);
-    expect((e as IpcError).code).toBe(code);
-    return e as IpcError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 function throwsWith(f: () => unknown, code: string): void {
   try {

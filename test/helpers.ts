@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { expect } from 'vitest';
+import { IpcError } from '../src/shared/errors.js';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -39,4 +41,16 @@ export function spawnFixture(rel: string, env: Record<string, string> = {}, time
     });
   });
   return { child, done };
+}
+
+/** Awaits `p` and checks that it rejects with an IpcError of `code`; returns the error. */
+export async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(IpcError);
+    expect((e as IpcError).code).toBe(code);
+    return e as IpcError;
+  }
+  throw new Error(`expected a rejection with ${code}`);
 }

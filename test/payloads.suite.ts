@@ -24,7 +24,7 @@ import {
   setSharedMemoryCopyMode,
   sharedMemoryIsZeroCopy,
 } from '../src/main/index.js';
-import { fdCount, spawnFixture } from './helpers.js';
+import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
 import type { Spawned } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -58,16 +58,6 @@ function pattern(n: number, seed = 1): Uint8Array {
   return u8;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpcError);
-    expect((e as IpcError).code).toBe(code);
-    return e as IpcError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 interface Peer {
   pid: number;

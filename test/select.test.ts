@@ -2,18 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiverSet, bytesChannel, channel } from '../src/main/index.js';
 import type { SelectResult } from '../src/main/index.js';
 import { native } from '../src/main/native.js';
-import { fdCount, spawnFixture } from './helpers.js';
+import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<IpcError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpcError);
-    expect((e as IpcError).code).toBe(code);
-    return e as IpcError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 describe('IpcReceiverSet', () => {
   it('reports every receiver that is ready, typed and bytes alike, with their ids', async () => {

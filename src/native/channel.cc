@@ -364,6 +364,32 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   return Napi::Value(env, result);
 }
 
+// Runs on the JS thread, right after recvmsg: registers every descriptor the kernel installed
+// (owned from this moment), stores up to `room` of them in `out` and closes the rest, and adds
+// the PACKET_* flags of the message to `flags`. Returns how many were stored.
+int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* flags) {
+  int got = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int fds[kMaxFdsPerPacket];
+    int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    count = std::min(count, kMaxFdsPerPacket);
+    memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
+    RegisterFds(env, fds, count);
+    for (int i = 0; i < count; i++) {
+      if (static_cast<size_t>(got) < room) {
+        out[got++] = fds[i];
+      } else {
+        CloseFd(env, fds[i]);
+        *flags |= kPacketCtruncated;
+      }
+    }
+  }
+  if (msg->msg_flags & MSG_TRUNC) *flags |= kPacketTruncated;
+  if (msg->msg_flags & MSG_CTRUNC) *flags |= kPacketCtruncated;
+  return got;
+}
+
 Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd = ArgFd(info, 0);
@@ -442,25 +468,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
       ThrowErrno(env, err, "recvmsg");
     }
     int flags = 0;
-    int got = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int fds[kMaxFdsPerPacket];
-      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      count = std::min(count, kMaxFdsPerPacket);
-      memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
-      RegisterFds(env, fds, count);
-      for (int i = 0; i < count; i++) {
-        if (fdsUsed + got < fdsCapacity) {
-          fdsOut[fdsUsed + got++] = fds[i];
-        } else {
-          CloseFd(env, fds[i]);
-          flags |= kPacketCtruncated;
-        }
-      }
-    }
-    if (msg.msg_flags & MSG_TRUNC) flags |= kPacketTruncated;
-    if (msg.msg_flags & MSG_CTRUNC) flags |= kPacketCtruncated;
+    int got = TakeFds(env, &msg, fdsOut + fdsUsed, fdsCapacity - fdsUsed, &flags);
     // SOCK_SEQPACKET reads 0 both for an empty packet and at end-of-file.
     if (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) {
       eof = true;
@@ -536,19 +544,8 @@ Napi::Value RecvInto(const Napi::CallbackInfo& info) {
     }
     ThrowErrno(env, err, "recvmsg");
   }
-  int got = 0;
   int flags = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int fds[kMaxFdsPerPacket];
-    int n = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    n = std::min(n, kMaxFdsPerPacket - got);
-    memcpy(fds, CMSG_DATA(c), sizeof(int) * n);
-    RegisterFds(env, fds, n);
-    for (int i = 0; i < n; i++) fdsOut[got++] = fds[i];
-  }
-  if (msg.msg_flags & MSG_TRUNC) flags |= kPacketTruncated;
-  if (msg.msg_flags & MSG_CTRUNC) flags |= kPacketCtruncated;
+  int got = TakeFds(env, &msg, fdsOut, fdsCapacity, &flags);
   meta[0] = got;
   meta[1] = flags;
   meta[2] = (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) ? 1 : 0;
