@@ -397,3 +397,34 @@ describe('moving a receiver in the middle of a big message', () => {
     carrierRx.close();
   });
 });
+
+describe('a stream of big messages', () => {
+  it('carrying descriptors and mixed with small ones, arrives whole and in order', async () => {
+    const { IpcFileHandle } = await import('../src/main/index.js');
+    const { openSync, closeSync, fstatSync } = await import('node:fs');
+    const before = fdCount();
+    const [tx, rx] = channel<{ i: number; data?: Uint8Array; fh?: InstanceType<typeof IpcFileHandle> }>();
+    const devnull = openSync('/dev/null', 'r');
+    const fh = IpcFileHandle.from(devnull);
+    closeSync(devnull);
+    const sizes = [200_000, 1024 * 1024, 3 * 1024 * 1024 + 1, 70_000];
+    for (let i = 0; i < 20; i++) {
+      if (i % 3 === 2) tx.send({ i });
+      else tx.send({ i, data: new Uint8Array(sizes[i % sizes.length]!).fill(i), fh });
+    }
+    // (No flush() here: in one process nobody reads while it waits, so it would never resolve.)
+    for (let i = 0; i < 20; i++) {
+      const m = await rx.recv({ timeout: 20_000 });
+      expect(m.i).toBe(i);
+      if (i % 3 === 2) continue;
+      expect(m.data!.byteLength).toBe(sizes[i % sizes.length]);
+      expect(m.data!.every((b) => b === i)).toBe(true);
+      expect(fstatSync(m.fh!.fd).isCharacterDevice()).toBe(true);
+      m.fh!.close();
+    }
+    fh.close();
+    tx.close();
+    rx.close();
+    expect(fdCount()).toBe(before);
+  });
+});

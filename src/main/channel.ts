@@ -507,6 +507,8 @@ const ARENA_BYTES = 4 * 1024 * 1024;
 /** Where readDirect receives a fragment's header, and what does not fit the awaited regions. */
 const DIRECT_HEADER = new Uint8Array(new ArrayBuffer(FRAGMENT_HEADER));
 const DIRECT_OVERFLOW = new Uint8Array(new ArrayBuffer(MAX_RECV_PACKET_BYTES));
+/** Where prepareBig peeks at the start of a first fragment's chunk (its body header and table). */
+const PEEK_PREFIX = new Uint8Array(new ArrayBuffer(4096));
 /** Packets readDirect takes per readiness event before it lets others run. */
 const DIRECT_ROUNDS = 64;
 /** Socket send buffer asked for once a sender writes big messages (the kernel caps it). */
@@ -706,6 +708,7 @@ class ReceiverCore extends Pinnable {
     if (this.closed || this.eof) return false;
     const n = native();
     if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
+    if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
     // One packet per read unless packets are arriving in bulk: a request/response exchange then
     // costs one recvmsg, not a second one that fails with EAGAIN (level-triggered polling brings
     // us back at once if more is queued).
@@ -733,6 +736,7 @@ class ReceiverCore extends Pinnable {
     arena.off = pad8(this.meta[lastAt]! + this.meta[lastAt + 1]!);
     // Full batches of big packets (fragments, bursts of batched records) mean more is coming.
     this.readAhead = r === maxPackets && this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;
+    this.bigAhead = this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;
     if (afterZero) this.items.push(malformed('an empty packet'));
     const count = this.meta[0]!;
     let fdAt = 0;
@@ -765,8 +769,9 @@ class ReceiverCore extends Pinnable {
   private readDirect(afterZero: boolean): boolean {
     const n = native();
     for (let round = 0; round < DIRECT_ROUNDS; round++) {
+      if (this.closed || this.eof) return false;
       const target = this.parser.directTarget(MAX_RECV_PACKET_BYTES - FRAGMENT_HEADER);
-      if (!target || this.closed || this.eof) return false;
+      if (!target) return false;
       const iovs = [DIRECT_HEADER, ...target.regions, DIRECT_OVERFLOW];
       let r: number;
       try {
@@ -795,9 +800,11 @@ class ReceiverCore extends Pinnable {
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[j]!;
       const regionBytes = target.regions.reduce((sum, v) => sum + v.byteLength, 0);
       if (r >= FRAGMENT_HEADER && this.parser.parseDirect(target.stream, DIRECT_HEADER, r - FRAGMENT_HEADER, regionBytes, fds, flags, this.items)) {
+        this.bigAhead = true;
         continue;
       }
       // Not the awaited fragment: rebuild the packet from where its bytes landed.
+      this.parser.unprepare(target.stream);
       const packet = new Uint8Array(r);
       let at = 0;
       for (const v of iovs) {
@@ -813,6 +820,25 @@ class ReceiverCore extends Pinnable {
   }
 
   private readonly directMeta = new Int32Array(3);
+  /** The last packet was big: peek at the next one, which may start another big message. */
+  private bigAhead = false;
+
+  /**
+   * Peeks at the next packet (no descriptors, nothing consumed): when it starts a big message,
+   * the parser sets that message up so that its first fragment too is received in place.
+   */
+  private prepareBig(): boolean {
+    let r: number;
+    try {
+      r = native().recvInto(this.fd, [DIRECT_HEADER, PEEK_PREFIX], this.fdsOut, this.directMeta, true);
+    } catch {
+      return false;
+    }
+    if (r < 0) return false; // nothing there yet: peek again next time
+    const ok = r >= FRAGMENT_HEADER && this.parser.prepareFirst(DIRECT_HEADER, PEEK_PREFIX.subarray(0, r - FRAGMENT_HEADER));
+    this.bigAhead = ok;
+    return ok;
+  }
 
   private remainingFds(from: number, count: number): number {
     let n = 0;

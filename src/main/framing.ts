@@ -335,6 +335,8 @@ interface Partial {
   body?: Uint8Array;
   fds: number[];
   error?: IpcError;
+  /** Made from a peeked first fragment (prepareFirst): that fragment itself is still to come. */
+  awaitingFirst?: boolean;
   /** Already reported MALFORMED; its remaining fragments are consumed silently. */
   failed?: boolean;
 }
@@ -652,6 +654,38 @@ export class PacketParser {
   }
 
   /**
+   * From the peeked start of the next packet (`header`, then the first bytes of its chunk):
+   * when it is the first fragment of a big message and nothing else is being reassembled, sets
+   * up that message so that the fragment itself can be received in place (readDirect).
+   * Returns false, changing nothing, otherwise (the packet is then read the usual way).
+   */
+  prepareFirst(header: Uint8Array, prefix: Uint8Array): boolean {
+    if (this.partials.size !== 0) return false;
+    const v = new DataView(header.buffer, header.byteOffset, FRAGMENT_HEADER);
+    if (v.getUint32(0, true) !== MAGIC || header[4] !== TYPE_FRAGMENT || header[5] !== VERSION || header[6] !== 0 || header[7] !== 0) return false;
+    const flags = v.getUint32(44, true);
+    const total = v.getBigUint64(24, true);
+    const totalFds = v.getUint32(40, true);
+    if (flags !== FRAG_FIRST && flags !== (FRAG_FIRST | FRAG_LAST)) return false;
+    if (v.getBigUint64(32, true) !== 0n || total < BigInt(SPLIT_MIN_BYTES)) return false;
+    if (total > BigInt(this.limits.maxMessageBytes) || totalFds > this.limits.maxHandles) return false;
+    const p: Partial = { seq: v.getUint32(16, true), total: Number(total), totalFds, received: 0, fds: [], awaitingFirst: true };
+    try {
+      this.allocate(p, prefix);
+    } catch {
+      return false;
+    }
+    this.partials.set(v.getBigUint64(8, true), p);
+    return true;
+  }
+
+  /** Forgets a message set up by prepareFirst whose first fragment did not come as peeked. */
+  unprepare(stream: bigint): void {
+    const p = this.partials.get(stream);
+    if (p?.awaitingFirst) this.partials.delete(stream);
+  }
+
+  /**
    * A packet received in place for `directTarget(stream)`: `header` holds its first 48 bytes and
    * `n` more bytes went to the regions. Returns false, touching nothing, unless it is the next
    * fragment of that message (the caller then rebuilds the packet and calls parse()).
@@ -663,8 +697,10 @@ export class PacketParser {
     if (v.getUint32(0, true) !== MAGIC || header[4] !== TYPE_FRAGMENT || header[5] !== VERSION || header[6] !== 0 || header[7] !== 0) return false;
     if (v.getBigUint64(8, true) !== stream || v.getUint32(16, true) !== p.seq) return false;
     const fflags = v.getUint32(44, true);
-    if (fflags & FRAG_FIRST || v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fds.length) return false;
+    if (Boolean(fflags & FRAG_FIRST) !== Boolean(p.awaitingFirst)) return false;
+    if (v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fds.length) return false;
     if (fflags & ~(FRAG_FIRST | FRAG_LAST)) return false;
+    p.awaitingFirst = false;
     this.continueFragment(stream, p, v.getBigUint64(32, true), v.getBigUint64(24, true), v.getUint32(40, true), fflags, n, fds, out);
     return true;
   }
@@ -676,7 +712,7 @@ export class PacketParser {
   exportPartials(): OutPacket[] {
     const out: OutPacket[] = [];
     for (const [stream, p] of this.partials) {
-      if (p.error || !p.segs) this.close(p.fds);
+      if (p.error || !p.segs || p.awaitingFirst) this.close(p.fds);
       else out.push(...partialPackets(stream, p));
     }
     this.partials.clear();
@@ -687,6 +723,11 @@ export class PacketParser {
     this.partials.delete(stream);
     this.close(p.fds);
     p.fds = [];
+  }
+
+  /** True when no message is being reassembled. */
+  get idle(): boolean {
+    return this.partials.size === 0;
   }
 
   /** Releases everything held for partial messages (on close, or at end of file). */

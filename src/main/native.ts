@@ -128,9 +128,10 @@ export interface NativeBinding {
    * One recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) scattered over `iovs` (at most 1024), so that a
    * packet's bytes land directly where they belong. Descriptors go to `fdsOut` (253 entries) and
    * are registered; `meta` gets [fdCount, flags (PACKET_*), eof (1 when a zero-length read was
-   * end-of-file)]. Returns the packet length, or EAGAIN negated.
+   * end-of-file)]. Returns the packet length, or EAGAIN negated. With `peek`, MSG_PEEK: the
+   * packet stays queued and no descriptor is received.
    */
-  recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array): number;
+  recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
   /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
   peerHungUp(fd: number): boolean;
 

@@ -523,12 +523,17 @@ Napi::Value RecvInto(const Napi::CallbackInfo& info) {
   struct msghdr msg = {};
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
-  msg.msg_control = ctrl.bytes;
-  msg.msg_controllen = sizeof ctrl.bytes;
+  // A peek takes no control data: descriptors are installed only by the real read (without
+  // room for them the kernel drops its peeked copies).
+  bool peek = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (!peek) {
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = sizeof ctrl.bytes;
+  }
   ssize_t r;
   bool retried = false;
   for (;;) {
-    r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (peek ? MSG_PEEK : 0));
     if (r >= 0) break;
     int err = errno;
     if (err == EINTR) continue;
