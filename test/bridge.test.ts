@@ -29,27 +29,8 @@ import {
   getBridge,
   type RendererPortLike,
 } from '../src/preload/index.js';
+import { mainSide } from './helpers.js';
 
-/** Electron's MessagePortMain shape (listener gets { data }) over a Node MessagePort. */
-function mainSide(port: MessagePort): MainPortLike {
-  const wrapped = new Map<(...a: never[]) => void, (...a: unknown[]) => void>();
-  return {
-    on(event: 'message' | 'close', listener: (e: { data: unknown }) => void) {
-      const w = event === 'message' ? (data: unknown) => listener({ data }) : () => (listener as () => void)();
-      wrapped.set(listener, w);
-      port.on(event, w);
-      return this;
-    },
-    removeListener(event: 'message' | 'close', listener: (e: { data: unknown }) => void) {
-      const w = wrapped.get(listener);
-      if (w) port.off(event, w);
-      return this;
-    },
-    postMessage: (m: unknown) => port.postMessage(m),
-    start: () => port.start(),
-    close: () => port.close(),
-  } as MainPortLike;
-}
 
 const rendererSide = (port: MessagePort): RendererPortLike => port as unknown as RendererPortLike;
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));

@@ -13,31 +13,13 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachPort, type MainPortLike, type PortLink } from '../src/main/bridge.js';
 import { BridgeClient, type RendererPortLike } from '../src/preload/index.js';
+import { mainSide } from './helpers.js';
 
 const appDir = fileURLToPath(new URL('../examples/electron-app/', import.meta.url));
 const T = { timeout: 60_000 };
 
 type AppEvent = { type: string; [k: string]: any };
 
-function mainSide(port: MessagePort): MainPortLike {
-  const wrapped = new Map<unknown, (...a: unknown[]) => void>();
-  return {
-    on(event: 'message' | 'close', listener: (e: { data: unknown }) => void) {
-      const w = event === 'message' ? (data: unknown) => listener({ data }) : () => (listener as () => void)();
-      wrapped.set(listener, w);
-      port.on(event, w);
-      return this;
-    },
-    removeListener(event: 'message' | 'close', listener: unknown) {
-      const w = wrapped.get(listener);
-      if (w) port.off(event, w);
-      return this;
-    },
-    postMessage: (m: unknown) => port.postMessage(m),
-    start: () => port.start(),
-    close: () => port.close(),
-  } as MainPortLike;
-}
 
 describe('file inspector, headless', () => {
   let dir: string;

@@ -7,22 +7,12 @@ import { IpcError, IpcOneShotServer, channel } from '../src/main/index.js';
 import type { IpcSender } from '../src/main/index.js';
 // @ts-expect-error: a plain .mjs module shared with the child fixture
 import { pattern } from './fixtures/faults/pattern.mjs';
-import { fdCount, root, spawnFixture } from './helpers.js';
+import { fdCount, root, settledFdCount, spawnFixture } from './helpers.js';
 
 const LOAD_SENDERS = Number(process.env.EIPC_LOAD_SENDERS ?? 8);
 const LOAD_COUNT = Number(process.env.EIPC_LOAD_COUNT ?? 100_000);
 const SOAK_COUNT = Number(process.env.EIPC_SOAK_COUNT ?? 1_000_000);
 
-async function settledFdCount(): Promise<number> {
-  let last = -1;
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    const n = fdCount();
-    if (n === last) return n;
-    last = n;
-  }
-  return last;
-}
 
 describe('faults', () => {
   it('a peer SIGKILLed at random moments during 1 MiB messages: every delivered message is whole and consecutive', async () => {

@@ -3,6 +3,8 @@ import { expect } from 'vitest';
 import { IpcError } from '../src/shared/errors.js';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import type { MessagePort } from 'node:worker_threads';
+import type { MainPortLike } from '../src/main/bridge.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,4 +55,47 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Ip
     return e as IpcError;
   }
   throw new Error(`expected a rejection with ${code}`);
+}
+
+/** The descriptor count once it stops changing (garbage-collection safety nets run late). */
+export async function settledFdCount(): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = fdCount();
+    if (n === last) return n;
+    last = n;
+  }
+  return last;
+}
+
+/** What `fn` throws (fails when it does not throw). */
+export function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('did not throw');
+}
+
+/** Electron's MessagePortMain shape (listener gets { data }) over a Node MessagePort. */
+export function mainSide(port: MessagePort): MainPortLike {
+  const wrapped = new Map<(...a: never[]) => void, (...a: unknown[]) => void>();
+  return {
+    on(event: 'message' | 'close', listener: (e: { data: unknown }) => void) {
+      const w = event === 'message' ? (data: unknown) => listener({ data }) : () => (listener as () => void)();
+      wrapped.set(listener, w);
+      port.on(event, w);
+      return this;
+    },
+    removeListener(event: 'message' | 'close', listener: (e: { data: unknown }) => void) {
+      const w = wrapped.get(listener);
+      if (w) port.off(event, w);
+      return this;
+    },
+    postMessage: (m: unknown) => port.postMessage(m),
+    start: () => port.start(),
+    close: () => port.close(),
+  } as MainPortLike;
 }

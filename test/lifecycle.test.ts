@@ -6,20 +6,10 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcSender, channel } from '../src/main/index.js';
-import { fdCount, root, spawnFixture } from './helpers.js';
+import { fdCount, root, settledFdCount, spawnFixture } from './helpers.js';
 
 const fixture = (rel: string): string => path.join(root, 'test', 'fixtures', rel);
 
-async function settledFdCount(): Promise<number> {
-  let last = -1;
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    const n = fdCount();
-    if (n === last) return n;
-    last = n;
-  }
-  return last;
-}
 
 function runNode(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRules, reportFrom, type LockdownOptions } from '../src/main/lockdown.js';
+import { catchError } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.join(root, 'test', 'fixtures', 'lockdown', 'probe.mjs');
@@ -16,14 +17,6 @@ const addonPath =
   process.env.ELECTRON_IPC_CHANNEL_NATIVE || path.join(root, 'build', 'Release', 'electron_ipc_channel.node');
 const CHILD_TIMEOUT_MS = 20_000;
 
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('did not throw');
-}
 
 describe('buildRules', () => {
   it('maps no options to empty allow-lists with both scopes on', () => {

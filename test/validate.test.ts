@@ -3,17 +3,10 @@ import { z } from 'zod';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { IpcError } from '../src/shared/errors.js';
 import { formatIssues, isStandardSchema, validate } from '../src/shared/validate.js';
+import { catchError } from './helpers.js';
 
 const Request = z.object({ kind: z.literal('open'), path: z.string().min(1), lines: z.array(z.number()).optional() });
 
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('did not throw');
-}
 
 describe('validate', () => {
   it('returns the parsed value synchronously for a synchronous schema', () => {
