@@ -428,3 +428,73 @@ describe('a stream of big messages', () => {
     expect(fdCount()).toBe(before);
   });
 });
+
+describe('receiving big messages in place, against a misbehaving peer', () => {
+  // Raw packets written into a channel's socket, as a hostile or buggy peer could.
+  async function rawPeer() {
+    const { native } = await import('../src/main/native.js');
+    const { planFragments, FRAGMENT_HEADER } = await import('../src/main/framing.js');
+    const { encodeMessage } = await import('../src/shared/codec.js');
+    const [tx, rx] = channel<{ tag: string; data: Uint8Array }>();
+    const fd = (tx as unknown as { core: { fd: number } }).core.fd;
+    native().setBufferSizes(fd, 8 * 1024 * 1024, 0);
+    /** The fragments of one message (header + chunk, each one packet) of a given stream. */
+    const fragments = (stream: bigint, seq: number, tag: string, size: number): Uint8Array[] => {
+      const enc = encodeMessage({ tag, data: new Uint8Array(size).fill(tag.charCodeAt(0)) });
+      const body = new Uint8Array(enc.byteLength);
+      let at = 0;
+      for (const p of enc.parts) {
+        body.set(p, at);
+        at += p.byteLength;
+      }
+      return planFragments(stream, seq, body.byteLength, 0, 256 * 1024).map((f) => {
+        const pkt = new Uint8Array(FRAGMENT_HEADER + f.bytes);
+        pkt.set(f.header, 0);
+        pkt.set(body.subarray(f.offset, f.offset + f.bytes), FRAGMENT_HEADER);
+        return pkt;
+      });
+    };
+    const write = (pkt: Uint8Array): void => {
+      expect(native().sendPacket(fd, [pkt], null)).toBe(pkt.byteLength);
+    };
+    return { tx, rx, fragments, write };
+  }
+
+  it('a fragment out of order in the middle of a message received in place is one MALFORMED', async () => {
+    const { tx, rx, fragments, write } = await rawPeer();
+    const before = fdCount();
+    for (const p of fragments(1n, 0, 'a', 1_000_000)) write(p); // makes the receiver expect big ones
+    const b = fragments(1n, 1, 'b', 1_500_000);
+    write(b[0]!);
+    write(b[2]!); // skips b[1]
+    for (const p of fragments(1n, 2, 'c', 700_000)) write(p);
+    const a = await rx.recv();
+    expect(a.tag).toBe('a');
+    expect(a.data.every((x) => x === 97)).toBe(true);
+    await rejectsWith(rx.recv(), 'MALFORMED');
+    const c = await rx.recv();
+    expect(c.tag).toBe('c');
+    expect(c.data.byteLength).toBe(700_000);
+    expect(c.data.every((x) => x === 99)).toBe(true);
+    tx.close();
+    await rejectsWith(rx.recv(), 'DISCONNECTED');
+    rx.close();
+    expect(fdCount()).toBe(before - 2); // tx and rx, opened before `before`
+  });
+
+  it('two senders interleaving their big messages both arrive whole', async () => {
+    const { tx, rx, fragments, write } = await rawPeer();
+    for (const p of fragments(7n, 0, 'w', 600_000)) write(p); // warm-up: big packets seen
+    const x = fragments(1n, 0, 'x', 1_200_000);
+    const y = fragments(2n, 0, 'y', 900_000);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+      if (x[i]) write(x[i]!);
+      if (y[i]) write(y[i]!);
+    }
+    const got = [await rx.recv(), await rx.recv(), await rx.recv()];
+    expect(got.map((m) => m.tag).sort()).toEqual(['w', 'x', 'y']);
+    for (const m of got) expect(m.data.every((v) => v === m.tag.charCodeAt(0))).toBe(true);
+    tx.close();
+    rx.close();
+  });
+});
