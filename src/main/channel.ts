@@ -503,7 +503,7 @@ const META_SIZE = 2 + 4 * 256;
  * 1 MiB buffers: no allocation per read, no copy out of the addon. A record keeps a view of its
  * arena, which the garbage collector frees once no record of it is left.
  */
-const ARENA_BYTES = 4 * 1024 * 1024;
+const ARENA_BYTES = 2 * 1024 * 1024;
 /** Where readDirect receives a fragment's header, and what does not fit the awaited regions. */
 const DIRECT_HEADER = new Uint8Array(new ArrayBuffer(FRAGMENT_HEADER));
 const DIRECT_OVERFLOW = new Uint8Array(new ArrayBuffer(MAX_RECV_PACKET_BYTES));
