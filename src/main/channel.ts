@@ -500,8 +500,10 @@ const META_SIZE = 2 + 4 * 256;
 
 /**
  * Received packets land directly in a shared arena (one per thread), in a bump-allocated run of
- * 1 MiB buffers: no allocation per read, no copy out of the addon. A record keeps a view of its
- * arena, which the garbage collector frees once no record of it is left.
+ * 2 MiB buffers (room for the largest packet, MAX_RECV_PACKET_BYTES, at every read): no
+ * allocation per read, no copy out of the addon. A record keeps a view of its arena, which the
+ * garbage collector frees once no record of it is left; small blocks keep what dead arenas hold
+ * until a major collection small.
  */
 const ARENA_BYTES = 2 * 1024 * 1024;
 /** Where readDirect receives a fragment's header, and what does not fit the awaited regions. */
