@@ -1063,13 +1063,49 @@ function checkRecvOptions(o: RecvOptions | undefined): number | undefined {
 }
 
 /** What every sending end shares: its socket core, flushing, cloning, closing, travelling. */
-abstract class SenderBase implements HandleSource, Disposable {
+/**
+ * What every endpoint shares: its state, closing, and how it travels inside a message (a
+ * receiver moves, a sender is duplicated by the kernel).
+ */
+abstract class Endpoint implements HandleSource, Disposable {
+  /** @internal */
+  abstract readonly core: { readonly closed: boolean; readonly fd: number; close(owner: object): unknown };
+
+  constructor(
+    private readonly kind: 'S' | 'BS' | 'R' | 'BR',
+    private readonly move: boolean,
+  ) {}
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  /**
+   * Closes this endpoint. Idempotent. A sender still writes the messages it has queued; a
+   * receiver rejects its pending receives with `CLOSED` and drops what it has queued.
+   */
+  close(): void {
+    this.core.close(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal */
+  [kHandle](): HandleInfo {
+    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: this.move };
+  }
+}
+
+abstract class SenderBase extends Endpoint {
   /** @internal */
   readonly core: SenderCore;
   /** @internal */
   protected readonly thread = currentThreadId;
 
-  constructor(fd: number, private readonly kind: 'S' | 'BS', what: string) {
+  constructor(fd: number, kind: 'S' | 'BS', what: string) {
+    super(kind, false);
     this.core = new SenderCore(fd, this, what);
   }
 
@@ -1090,36 +1126,20 @@ abstract class SenderBase implements HandleSource, Disposable {
     return native().dup(this.core.fd);
   }
 
-  get closed(): boolean {
-    return this.core.closed;
-  }
-
-  /** Closes this sender; messages already queued are still written. Idempotent. */
-  close(): void {
-    this.core.close(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** @internal */
-  [kHandle](): HandleInfo {
-    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: false };
-  }
 }
 
 /**
  * What every receiving end shares: recv/tryRecv/iteration over its socket core, ref/unref,
  * closing, and moving when sent. `finish` turns one queued item into a message.
  */
-abstract class ReceiverBase<M> implements HandleSource, Disposable, AsyncIterable<M> {
+abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
   /** @internal */
   readonly core: ReceiverCore;
   private readonly thread = currentThreadId;
   private readonly finishItem = (item: ParsedItem): M => this.finish(item);
 
-  constructor(fd: number, options: ReceiverOptions<unknown>, private readonly kind: 'R' | 'BR', what: string, layoutOf?: LayoutOf) {
+  constructor(fd: number, options: ReceiverOptions<unknown>, kind: 'R' | 'BR', what: string, layoutOf?: LayoutOf) {
+    super(kind, true);
     this.core = new ReceiverCore(fd, this, options, what, layoutOf);
   }
 
@@ -1178,24 +1198,6 @@ abstract class ReceiverBase<M> implements HandleSource, Disposable, AsyncIterabl
   unref(): this {
     this.core.unref();
     return this;
-  }
-
-  get closed(): boolean {
-    return this.core.closed;
-  }
-
-  /** Closes the receiver: pending receives reject `CLOSED`, queued messages are dropped. Idempotent. */
-  close(): void {
-    this.core.close(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** @internal */
-  [kHandle](): HandleInfo {
-    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: true };
   }
 
   /** @internal */
