@@ -1,6 +1,6 @@
 // This library, through its public API only (docs/architecture.md), from ../dist/main/index.js.
 // driver: node library.mjs driver '{"case":"...","childCpu":0,"warmup":W,"count":N}'
-// Cases: rtt, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, growth.
+// Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, growth.
 // Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
 // child connects, makes its own channel() and sends that sender as the first message.
 import { existsSync, openSync } from 'node:fs';
@@ -92,22 +92,25 @@ async function driver(lib) {
   const total = p.warmup + p.count;
   let result;
 
-  if (p.case === 'rtt') {
+  if (p.case === 'rtt' || p.case === 'rtt-sync') {
     const msg = small();
+    const sync = p.case === 'rtt-sync';
     let t0 = 0;
     for (let i = 0; i < total; i++) {
       if (i === p.warmup) t0 = performance.now();
       toChild.send(msg);
-      await rx.recv();
+      if (sync) rx.recvSync();
+      else await rx.recv();
     }
     result = { us: ((performance.now() - t0) * 1e3) / p.count };
-  } else if (p.case === 'fd') {
+  } else if (p.case === 'fd' || p.case === 'fd-sync') {
     const fh = lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
+    const sync = p.case === 'fd-sync';
     let t0 = 0;
     for (let i = 0; i < total; i++) {
       if (i === p.warmup) t0 = performance.now();
       toChild.send({ fh });
-      const m = await rx.recv();
+      const m = sync ? rx.recvSync() : await rx.recv();
       m.fh.close();
     }
     result = { rtps: p.count / ((performance.now() - t0) / 1e3) };
@@ -189,13 +192,15 @@ async function child(lib) {
     process.exit(0);
   };
 
-  if (p.case === 'rtt') {
-    for await (const m of rx) toParent.send(m);
+  // The -sync cases block in recvSync() on both sides; the driver ends them with a signal.
+  const messages = p.case.endsWith('-sync') ? syncMessages(rx) : rx;
+  if (p.case === 'rtt' || p.case === 'rtt-sync') {
+    for await (const m of messages) toParent.send(m);
     process.exit(0);
   }
-  if (p.case === 'fd') {
+  if (p.case === 'fd' || p.case === 'fd-sync') {
     let prev;
-    for await (const m of rx) {
+    for await (const m of messages) {
       toParent.send({ fh: m.fh });
       prev?.close(); // closed one message later so the send never races the close
       prev = m.fh;
@@ -256,4 +261,16 @@ async function child(lib) {
     throw new Error(`unknown case ${p.case}`);
   }
   await finish();
+}
+
+/** Messages from recvSync() until every sender is gone (iterated without awaiting anything). */
+function* syncMessages(rx) {
+  for (;;) {
+    try {
+      yield rx.recvSync();
+    } catch (err) {
+      if (err?.code === 'DISCONNECTED') return;
+      throw err;
+    }
+  }
 }

@@ -66,6 +66,18 @@ const CASES = [
     },
   },
   {
+    id: 'rtt-sync',
+    note: 'the library blocks in recvSync() on both sides (servo ipc-channel\'s recv() blocks too); the peers are those of the rtt row.',
+    title: 'round trip, small object, recvSync()',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'us', unit: 'µs', lower: true, target: { mode: 'one', op: '<=', value: 11, text: '≤ 11 µs (1 CPU)' } }],
+    peers: {
+      lib: { run: 'lib', case: 'rtt-sync', ...n(20000, 10000, 5000, 2000) },
+      c: { run: 'c', mode: 'rtt', ...n(3000, 30000, 1000, 10000) },
+      json: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
+    },
+  },
+  {
     id: 'stream',
     title: 'one-way stream, small objects',
     modes: ['one', 'cross'],
@@ -146,6 +158,17 @@ const CASES = [
     },
   },
   {
+    id: 'fd-sync',
+    note: 'the library blocks in recvSync() on both sides.',
+    title: 'round trips carrying a descriptor, recvSync()',
+    modes: ['one', 'cross'],
+    metrics: [{ key: 'rtps', unit: 'round trips/s', target: { mode: 'one', op: '>=', value: 70e3, text: '≥ 70k/s (1 CPU)' } }],
+    peers: {
+      lib: { run: 'lib', case: 'fd-sync', ...n(20000, 8000, 5000, 2000) },
+      c: { run: 'c', mode: 'fd', ...n(1000, 15000, 500, 5000) },
+    },
+  },
+  {
     id: 'codec',
     note: 'Node IPC json column is JSON.stringify + JSON.parse; advanced is v8.serialize + v8.deserialize.',
     title: 'encode + decode, 10,000 small objects',
@@ -174,7 +197,7 @@ const CASES = [
 ];
 
 function CASES_HELP() {
-  return 'rtt, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, codec, growth';
+  return 'rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, fd-sync, codec, growth';
 }
 
 // ---- running one measurement

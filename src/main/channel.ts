@@ -43,7 +43,7 @@ import {
   untrackForGc,
 } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource } from './handles.js';
-import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, native } from './native.js';
+import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
 import type { NativePoller } from './native.js';
 
 /** Limits and checks a receiver applies to what its peers send. */
@@ -132,6 +132,26 @@ function tick(): number {
     });
   }
   return currentTick;
+}
+
+/**
+ * Senders of this thread with output waiting (a batch or a queue): a blocking receive writes it
+ * out first, and also waits for their sockets to take it, so that two processes that both block
+ * in recvSync() never wait on messages held back in each other's queues.
+ */
+const waitingSenders = new Set<SenderCore>();
+
+/** Writes what every sender of this thread holds back; returns the sockets still full. */
+function drainWaitingSenders(): Int32Array | null {
+  if (waitingSenders.size === 0) return null;
+  const full: number[] = [];
+  for (const s of [...waitingSenders]) {
+    s.drain();
+    if (!s.idle && !s.closedOrGone) full.push(s.fd);
+  }
+  // A blocking wait ends this burst: the next send is written at once, not batched.
+  currentTick++;
+  return full.length ? Int32Array.from(full) : null;
 }
 
 const encodeHooks: EncodeHooks = {
@@ -334,8 +354,14 @@ class SenderCore extends Pinnable {
     return this.fragmentBytes;
   }
 
+  /** True once nothing more can be written (failed, or the socket released). */
+  get closedOrGone(): boolean {
+    return this.disconnected || this.disposer.fd < 0;
+  }
+
   private schedule(): void {
     this.pin(true);
+    waitingSenders.add(this);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => {
@@ -350,6 +376,7 @@ class SenderCore extends Pinnable {
     this.takeBatch();
     for (const p of packets) this.queue.push({ ...p, owned: true });
     this.pin(true);
+    waitingSenders.add(this);
     this.drain();
   }
 
@@ -419,6 +446,7 @@ class SenderCore extends Pinnable {
     }
     this.watchWritable(false);
     this.pin(false);
+    waitingSenders.delete(this);
     this.releaseSpill();
     const waiters = this.flushWaiters;
     this.flushWaiters = [];
@@ -459,6 +487,7 @@ class SenderCore extends Pinnable {
     this.releaseSpill();
     this.watchWritable(false);
     this.pin(false);
+    waitingSenders.delete(this);
   }
 
   close(owner: object): void {
@@ -559,9 +588,19 @@ class ReceiverCore extends Pinnable {
     return this.items.length - this.head;
   }
 
+  /** Receives waiting for a message (recv() promises). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Takes the next complete record or error, reading the socket without waiting if needed. */
   takeNow(): ParsedItem | undefined {
     if (this.pending === 0 && !this.eof) this.read();
+    return this.shift();
+  }
+
+  /** Takes the next record or error already read, without touching the socket. */
+  takeQueued(): ParsedItem | undefined {
     return this.shift();
   }
 
@@ -850,7 +889,7 @@ class ReceiverCore extends Pinnable {
 
   /** Continues on `fd`; false (and one MALFORMED item) when it is not a connected SOCK_SEQPACKET socket. */
   private switchTo(fd: number): boolean {
-    const info = native().fdInfo(fd);
+    const info = fdInfo(fd);
     if (info.kind !== 'seqpacket' || info.listening) {
       closeFds([fd]);
       this.items.push(malformed(`a switch packet carried a ${info.listening ? 'listening socket' : info.kind}, not a connected SOCK_SEQPACKET socket`));
@@ -1011,7 +1050,7 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
           if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(kind)}`);
           if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
           const fd = rec.fds[index]!;
-          const info = n.fdInfo(fd);
+          const info = fdInfo(fd);
           const problem = entry.check(info);
           if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
           used[index] = true;
@@ -1174,6 +1213,50 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
     const value = this.finish(item);
     if (value instanceof Promise) throw new TypeError('tryRecv() cannot be used with an asynchronous schema; use recv()');
     return { message: value };
+  }
+
+  /**
+   * The next message, blocking this thread until it arrives (like servo ipc-channel's `recv`):
+   * no promise, no event-loop round, so a request/response exchange costs little more than the
+   * system calls. Nothing else runs on this thread meanwhile (no timers, no I/O callbacks), so
+   * it suits a worker or helper process that serves requests in a loop. Messages this thread's
+   * senders hold back are written out first, and their sockets are watched while it waits, so two
+   * processes blocked in `recvSync()` on each other never deadlock on queued output.
+   *
+   * Throws what `recv()` rejects with: `TIMEOUT` after `timeout` ms, `DISCONNECTED`, `CLOSED`,
+   * or the error of one bad message. Cannot be mixed with a pending `recv()` on the same
+   * receiver, nor used with an asynchronous schema.
+   */
+  recvSync(options?: Pick<RecvOptions, 'timeout'>): M {
+    assertThread(this.thread, `this ${this.core.what}`);
+    const timeout = checkRecvOptions(options);
+    const core = this.core;
+    if (core.closed) throw closedError(core.what);
+    if (core.waiting > 0) throw new TypeError(`recvSync() cannot be used while a recv() is pending on this ${core.what}`);
+    const deadline = timeout === undefined ? -1 : performance.now() + timeout;
+    const n = native();
+    // Queued items first; otherwise wait, then read: poll(2) on a socket that is already
+    // readable returns at once, and in request/response traffic the reply is rarely there yet,
+    // so reading first would mostly cost a recvmsg that fails with EAGAIN.
+    let waited = false;
+    for (;;) {
+      const item = waited ? core.takeNow() : core.takeQueued();
+      if (item !== undefined) {
+        const value = this.finish(item);
+        if (value instanceof Promise) throw new TypeError('recvSync() cannot be used with an asynchronous schema; use recv()');
+        return value;
+      }
+      if (core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${core.what} is closed`);
+      if (core.closed) throw closedError(core.what);
+      const full = drainWaitingSenders();
+      const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
+      const r = n.waitFds(core.fd, full, left);
+      if (r === 0 && (deadline < 0 || performance.now() >= deadline)) {
+        throw new IpcError('TIMEOUT', `no message arrived within ${timeout} ms`);
+      }
+      if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
+      waited = r === 1;
+    }
   }
 
   /** Iterates messages until every sender is closed. */

@@ -92,6 +92,8 @@ export interface NativeBinding {
   /** Registers an fd that came from elsewhere (fs.open...) so env teardown closes it. */
   adopt(fd: number): void;
   fdInfo(fd: number): FdInfo;
+  /** The same into `out` ([kind index in FD_KINDS, size, seals, listening]), no object built. */
+  fdInfo(fd: number, out: Float64Array): undefined;
   /** Number of descriptors in this environment's table. */
   openCount(): number;
   /** setsockopt SO_SNDBUF/SO_RCVBUF (0 leaves one as is); returns the effective [snd, rcv]. */
@@ -134,6 +136,8 @@ export interface NativeBinding {
   recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
   /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
   peerHungUp(fd: number): boolean;
+  /** Blocks in poll(2): 1 readFd readable or hung up, 2 a write fd writable, 0 timeout, -errno. */
+  waitFds(readFd: number, writeFds: Int32Array | null, timeoutMs: number): number;
 
   // ---- one-shot server
   /** A SOCK_SEQPACKET Unix socket bound to `path` and listening (backlog 1), non-blocking. */
@@ -185,6 +189,16 @@ function packageRoot(): string {
 }
 
 let loaded: NativeBinding | undefined;
+
+/** fdInfo kinds by the index the addon reports (same order as kFdKinds in channel.cc). */
+const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir'];
+const fdInfoOut = new Float64Array(4);
+
+/** What a descriptor is (fstat and socket options), through the addon's allocation-free form. */
+export function fdInfo(fd: number): FdInfo {
+  native().fdInfo(fd, fdInfoOut);
+  return { kind: FD_KINDS[fdInfoOut[0]!]!, size: fdInfoOut[1]!, seals: fdInfoOut[2]!, listening: fdInfoOut[3] === 1 };
+}
 
 /**
  * Loads the addon: `ELECTRON_IPC_CHANNEL_NATIVE` (a path to the .node file) if set, then

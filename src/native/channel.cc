@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -199,6 +200,9 @@ bool IsMemfd(int fd) {
   return n >= 7 && memcmp(target, "/memfd:", 7) == 0;
 }
 
+// Kinds of fdInfo, in the order of FD_KINDS in src/main/native.ts.
+const char* const kFdKinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir"};
+
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
@@ -233,6 +237,21 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     kind = "pipe";
   } else if (S_ISDIR(st.st_mode)) {
     kind = "dir";
+  }
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    // The fast form: [kind index in kFdKinds, size, seals, listening] into a Float64Array(4),
+    // without building an object (this runs for every descriptor a message carries).
+    Napi::Float64Array o = info[1].As<Napi::Float64Array>();
+    if (o.ElementLength() < 4) throw Napi::TypeError::New(env, "fdInfo: the output array needs 4 elements");
+    double code = 0;
+    for (size_t i = 0; i < sizeof kFdKinds / sizeof kFdKinds[0]; i++) {
+      if (strcmp(kFdKinds[i], kind) == 0) code = static_cast<double>(i);
+    }
+    o[0] = code;
+    o[1] = size;
+    o[2] = seals;
+    o[3] = listening ? 1 : 0;
+    return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("kind", Napi::String::New(env, kind));
@@ -565,6 +584,51 @@ Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), r == 1);
 }
 
+// waitFds(readFd, writeFds: Int32Array | null, timeoutMs): blocks this thread in poll(2) until
+// readFd is readable (or hung up): 1; until one of writeFds is writable: 2; timeout: 0 (-1 waits
+// for ever); -errno on failure. Interruptions by signals continue with the time that is left.
+Napi::Value WaitFds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int readFd = ArgFd(info, 0);
+  std::vector<struct pollfd> fds;
+  fds.push_back({readFd, POLLIN, 0});
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    Napi::Int32Array w = info[1].As<Napi::Int32Array>();
+    for (size_t i = 0; i < w.ElementLength(); i++) fds.push_back({w[i], POLLOUT, 0});
+  }
+  double timeoutArg = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+  int64_t deadline = -1;
+  struct timespec now;
+  if (timeoutArg >= 0) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000 + static_cast<int64_t>(timeoutArg);
+  }
+  int r;
+  for (;;) {
+    int wait = -1;
+    if (deadline >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int64_t left = deadline - (static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000);
+      wait = left > 0 ? static_cast<int>(std::min<int64_t>(left, INT_MAX)) : 0;
+    }
+    r = poll(fds.data(), fds.size(), wait);
+    if (r >= 0 || errno != EINTR) break;
+  }
+  int result;
+  if (r < 0) {
+    result = -errno;
+  } else if (fds[0].revents & POLLNVAL) {
+    result = -EBADF;
+  } else if (fds[0].revents != 0) {
+    result = 1;
+  } else if (r > 0) {
+    result = 2;
+  } else {
+    result = 0;
+  }
+  return Napi::Number::New(env, result);
+}
+
 Napi::Value Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgPath(info, 0);
@@ -790,6 +854,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
   exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
+  exports.Set("waitFds", Napi::Function::New(env, WaitFds, "waitFds"));
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
