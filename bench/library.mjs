@@ -210,20 +210,21 @@ async function child(lib) {
 
   const first = await rx.recv();
   if (p.case === 'growth') {
-    for (let i = 0; i < p.warmup; i++) toParent.send(small());
-    await toParent.flush();
-    gc();
-    const before = memStats();
+    // The warm-up sends the way the measured phase does, and both end with the same settling.
+    const sendAll = async (count) => {
+      for (let i = 0; i < count; i++) {
+        toParent.send(small());
+        if (i % 10_000 === 9_999) await toParent.flush(); // bound what waits in this process
+      }
+      await toParent.flush();
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+      return memStats();
+    };
+    const before = await sendAll(p.warmup);
     await rx.recv(); // go
-    for (let i = 0; i < p.count; i++) {
-      toParent.send(small());
-      if (i % 10_000 === 9_999) await toParent.flush(); // bound what waits in this process
-    }
-    await toParent.flush();
-    gc();
-    await new Promise((r) => setTimeout(r, 50));
-    gc();
-    toParent.send({ before, after: memStats() });
+    toParent.send({ before, after: await sendAll(p.count) });
   } else if (p.case === 'stream') {
     for (let i = 0; i < total; i++) toParent.send(small());
   } else if (p.case === 'bytes64') {

@@ -17,6 +17,7 @@ import {
   MAX_RECV_PACKET_BYTES,
   PacketParser,
   RecordBatcher,
+  releasePacketBuffer,
   fitsOnePacket,
   copyParts,
   fragmentPackets,
@@ -430,6 +431,7 @@ class SenderCore extends Pinnable {
       if (r >= 0) {
         this.queue.shift();
         if (p.owned) closeFds(p.fds);
+        if (p.pooled) releasePacketBuffer(p.pooled);
         continue;
       }
       if (r === EAGAIN || r === ENOBUFS) {
@@ -447,6 +449,7 @@ class SenderCore extends Pinnable {
     this.watchWritable(false);
     this.pin(false);
     waitingSenders.delete(this);
+    this.batcher.idle();
     this.releaseSpill();
     const waiters = this.flushWaiters;
     this.flushWaiters = [];
@@ -482,8 +485,12 @@ class SenderCore extends Pinnable {
 
   private dropQueue(): void {
     this.takeBatch();
-    for (const p of this.queue) if (p.owned) closeFds(p.fds);
+    for (const p of this.queue) {
+      if (p.owned) closeFds(p.fds);
+      if (p.pooled) releasePacketBuffer(p.pooled);
+    }
     this.queue = [];
+    this.batcher.idle();
     this.releaseSpill();
     this.watchWritable(false);
     this.pin(false);

@@ -74,6 +74,8 @@ export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount
 export interface OutPacket {
   parts: Uint8Array[];
   fds: number[];
+  /** A pooled batch buffer that `parts` live in, released once the packet is written or dropped. */
+  pooled?: Uint8Array;
 }
 
 function packetHeader(type: number): Uint8Array {
@@ -105,11 +107,38 @@ export function singleRecordPacket(parts: Uint8Array[], bytes: number, fds: numb
 }
 
 /**
+ * Full-size (MAX_PACKET_BYTES) batch buffers of this thread, reused. A sender under load queues
+ * a full batch every 128 KiB; allocating each one afresh (and growing the next one from 4 KiB by
+ * doubling) churns the allocator, which keeps RSS growing long after the bytes were freed.
+ */
+const packetPool: Uint8Array[] = [];
+/** At most this many idle buffers are kept per thread (4 MiB). */
+const PACKET_POOL_MAX = 32;
+/** Records up to this many bytes are batched in a sender's own small buffer. */
+const SMALL_BATCH_BYTES = 4096;
+
+function acquirePacketBuffer(): Uint8Array {
+  return packetPool.pop() ?? new Uint8Array(MAX_PACKET_BYTES);
+}
+
+/** Gives a buffer from a queued batch (OutPacket.pooled) back once its packet was written or dropped. */
+export function releasePacketBuffer(buf: Uint8Array): void {
+  if (buf.byteLength === MAX_PACKET_BYTES && packetPool.length < PACKET_POOL_MAX) packetPool.push(buf);
+}
+
+/** Idle full-size batch buffers kept by this thread, for tests. */
+export function pooledPacketBuffers(): number {
+  return packetPool.length;
+}
+
+/**
  * Builds RECORDS packets holding several small records, copying each body in, so that a burst of
  * sends costs one system call per packet instead of one per message.
  */
 export class RecordBatcher {
-  private buf: Uint8Array = new Uint8Array(4096);
+  /** This batcher's own small buffer, and the one in use (the small one or a pooled full-size one). */
+  private readonly small = new Uint8Array(SMALL_BATCH_BYTES);
+  private buf: Uint8Array = this.small;
   private view = new DataView(this.buf.buffer);
   private len = 0;
   private fds: number[] = [];
@@ -127,14 +156,7 @@ export class RecordBatcher {
   add(parts: Uint8Array[], bytes: number, fds: number[]): void {
     if (this.len === 0) this.len = PACKET_HEADER;
     const need = this.len + RECORD_HEADER + pad8(bytes);
-    if (need > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < need) size *= 2;
-      const next = new Uint8Array(Math.min(Math.max(size, need), MAX_PACKET_BYTES));
-      next.set(this.buf.subarray(0, this.len));
-      this.buf = next;
-      this.view = new DataView(next.buffer);
-    }
+    if (need > this.buf.length) this.use(acquirePacketBuffer());
     this.view.setUint32(this.len, bytes, true);
     this.view.setUint32(this.len + 4, fds.length, true);
     let at = this.len + RECORD_HEADER;
@@ -145,6 +167,13 @@ export class RecordBatcher {
     this.buf.fill(0, at, this.len + RECORD_HEADER + pad8(bytes));
     this.len += RECORD_HEADER + pad8(bytes);
     for (const fd of fds) this.fds.push(fd);
+  }
+
+  /** Continues the packet built so far in `next`. */
+  private use(next: Uint8Array): void {
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   /** The packet built so far, without copying (valid until the next add/reset/take). */
@@ -159,19 +188,33 @@ export class RecordBatcher {
     this.fds = [];
   }
 
-  /** Takes the packet built so far (undefined when empty) and starts a new one. */
+  /**
+   * Takes the packet built so far (undefined when empty) and starts a new one. A full-size
+   * buffer is handed over as is (`pooled`: release it once written); a small one is copied.
+   */
   take(): OutPacket | undefined {
     if (this.len === 0) return undefined;
-    const packet = this.buf.slice(0, this.len);
-    packet.set(RECORDS_HEADER, 0);
-    const out = { parts: [packet], fds: this.fds };
+    let out: OutPacket;
+    this.buf.set(RECORDS_HEADER, 0);
+    if (this.buf === this.small) {
+      out = { parts: [this.buf.slice(0, this.len)], fds: this.fds };
+    } else {
+      out = { parts: [this.buf.subarray(0, this.len)], fds: this.fds, pooled: this.buf };
+      // A sender that queues a full batch is in a burst: the next batch gets a full-size buffer too.
+      this.buf = acquirePacketBuffer();
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    }
     this.len = 0;
     this.fds = [];
-    if (this.buf.length > 64 * 1024) {
-      this.buf = new Uint8Array(4096);
-      this.view = new DataView(this.buf.buffer);
-    }
     return out;
+  }
+
+  /** Once nothing waits: an empty full-size buffer goes back to the thread's pool. */
+  idle(): void {
+    if (this.len !== 0 || this.buf === this.small) return;
+    releasePacketBuffer(this.buf);
+    this.buf = this.small;
+    this.view = new DataView(this.small.buffer);
   }
 }
 
