@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
-import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
+import { fdCount, rejectsWith, spawnFixture, startPeer } from './helpers.js';
 
 
 function throwsWith(f: () => unknown, code: string): void {
@@ -222,14 +222,6 @@ function disposablePair(): { tx: IpcSender<number>; rx: IpcReceiver<number>; [Sy
       rx[Symbol.dispose]();
     },
   };
-}
-
-async function startPeer<In, Out>(role: string, env: Record<string, string> = {}) {
-  const server = new IpcOneShotServer<{ pid: number; sender: IpcSender<Out> }>();
-  const spawned = spawnFixture('core/peer.mjs', { EIPC_SERVER: server.name, EIPC_ROLE: role, ...env }, 60_000);
-  const [rx, first] = await server.accept({ timeout: 15_000 });
-  expect(first.pid).toBe(spawned.child.pid);
-  return { rx: rx as unknown as IpcReceiver<In>, tx: first.sender, spawned, server };
 }
 
 describe('across processes', () => {

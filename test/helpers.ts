@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
 import { IpcError } from '../src/shared/errors.js';
+import { IpcOneShotServer } from '../src/main/index.js';
+import type { IpcReceiver, IpcSender } from '../src/main/index.js';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
@@ -43,6 +45,18 @@ export function spawnFixture(rel: string, env: Record<string, string> = {}, time
     });
   });
   return { child, done };
+}
+
+/**
+ * Starts test/fixtures/core/peer.mjs in `role`: it connects to a one-shot server, and its first
+ * message carries its pid and a sender to its own channel.
+ */
+export async function startPeer<In, Out>(role: string, env: Record<string, string> = {}) {
+  const server = new IpcOneShotServer<{ pid: number; sender: IpcSender<Out> }>();
+  const spawned = spawnFixture('core/peer.mjs', { EIPC_SERVER: server.name, EIPC_ROLE: role, ...env }, 60_000);
+  const [rx, first] = await server.accept({ timeout: 15_000 });
+  expect(first.pid).toBe(spawned.child.pid);
+  return { rx: rx as unknown as IpcReceiver<In>, tx: first.sender, spawned, server };
 }
 
 /** Awaits `p` and checks that it rejects with an IpcError of `code`; returns the error. */

@@ -2,6 +2,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fdInfo as fastFdInfo } from '../../src/main/native.js';
 import { O_CLOEXEC, O_NONBLOCK, closeQuietly, fdCount, fdFlags, fifo, isOpen, n } from './helpers.js';
 
 describe('descriptor table', () => {
@@ -102,5 +103,30 @@ describe('descriptor table', () => {
       closeQuietly(readFd, writeFd);
     }
     expect(() => n.fdInfo(readFd)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'fstat' }));
+  });
+
+  it('the allocation-free fdInfo form reports what the object form does, for every kind', () => {
+    const { readFd, writeFd } = fifo();
+    const [a, b] = n.socketpair();
+    const sockDir = mkdtempSync(path.join(tmpdir(), 'eic-fdinfo-'));
+    const listener = n.listen(path.join(sockDir, 's'));
+    const mem = n.memfdCreate('fdinfo', 100);
+    n.addSeals(mem, 2);
+    const devNull = openSync('/dev/null', 'r');
+    const dirFd = openSync(tmpdir(), 'r');
+    try {
+      const seen = new Set<string>();
+      for (const fd of [readFd, a, listener, mem, devNull, dirFd, 0]) {
+        const expected = n.fdInfo(fd);
+        seen.add(expected.kind);
+        expect(fastFdInfo(fd)).toEqual(expected);
+      }
+      expect([...seen]).toEqual(expect.arrayContaining(['pipe', 'seqpacket', 'memfd', 'other', 'dir']));
+      expect(() => fastFdInfo(-5)).toThrow();
+    } finally {
+      closeQuietly(readFd, writeFd, devNull, dirFd);
+      for (const fd of [a, b, listener, mem]) n.close(fd);
+      rmSync(sockDir, { recursive: true, force: true });
+    }
   });
 });

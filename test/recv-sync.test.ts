@@ -1,0 +1,141 @@
+// recvSync(): the blocking receive, in one process and between processes that both block.
+import { closeSync, openSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { IpcError, IpcFileHandle, bytesChannel, channel } from '../src/main/index.js';
+import { catchError, fdCount, startPeer } from './helpers.js';
+
+function code(e: unknown): string | undefined {
+  return e instanceof IpcError ? e.code : undefined;
+}
+
+describe('recvSync()', () => {
+  it('returns queued and newly sent messages in order, typed and bytes', () => {
+    const [tx, rx] = channel<{ i: number }>();
+    for (let i = 0; i < 1000; i++) tx.send({ i });
+    for (let i = 0; i < 1000; i++) expect(rx.recvSync()).toEqual({ i });
+    const [btx, brx] = bytesChannel();
+    btx.send(new Uint8Array([1, 2, 3]));
+    expect(brx.recvSync()).toEqual(new Uint8Array([1, 2, 3]));
+    tx.close();
+    rx.close();
+    btx.close();
+    brx.close();
+  });
+
+  it('receives a message bigger than one packet (fragments) while it blocks', () => {
+    const [tx, rx] = channel<Uint8Array>();
+    const big = new Uint8Array(5 * 1024 * 1024).map((_, i) => i % 251);
+    tx.send(big); // written in part; the rest waits in the sender's queue, written while recvSync waits
+    const got = rx.recvSync({ timeout: 10_000 });
+    expect(got.byteLength).toBe(big.byteLength);
+    expect(Buffer.compare(got, big)).toBe(0);
+    tx.close();
+    rx.close();
+  });
+
+  it('throws TIMEOUT after the timeout, and the receiver stays usable', () => {
+    const [tx, rx] = channel<number>();
+    const t0 = performance.now();
+    expect(code(catchError(() => rx.recvSync({ timeout: 60 })))).toBe('TIMEOUT');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
+    expect(code(catchError(() => rx.recvSync({ timeout: 0 })))).toBe('TIMEOUT');
+    tx.send(7);
+    expect(rx.recvSync({ timeout: 0 })).toBe(7);
+    tx.close();
+    rx.close();
+  });
+
+  it('throws DISCONNECTED once every sender is closed and the queue is empty, CLOSED after close()', () => {
+    const [tx, rx] = channel<number>();
+    tx.send(1);
+    tx.close();
+    expect(rx.recvSync()).toBe(1);
+    expect(code(catchError(() => rx.recvSync()))).toBe('DISCONNECTED');
+    rx.close();
+    expect(code(catchError(() => rx.recvSync()))).toBe('CLOSED');
+  });
+
+  it('refuses to run beside a pending recv(), and bad options', async () => {
+    const [tx, rx] = channel<number>();
+    const pending = rx.recv();
+    expect(catchError(() => rx.recvSync({ timeout: 0 }))).toBeInstanceOf(TypeError);
+    tx.send(5);
+    expect(await pending).toBe(5);
+    expect(catchError(() => rx.recvSync({ timeout: -1 }))).toBeInstanceOf(RangeError);
+    tx.close();
+    rx.close();
+  });
+
+  it('gives one bad message as its error and goes on', () => {
+    const schema = {
+      '~standard': {
+        version: 1 as const,
+        vendor: 'test',
+        validate: (v: unknown) => (typeof v === 'number' ? { value: v } : { issues: [{ message: 'not a number' }] }),
+      },
+    };
+    const [tx, rx] = channel<number>({ schema });
+    (tx as unknown as { send(v: unknown): void }).send('nope');
+    tx.send(2);
+    expect(code(catchError(() => rx.recvSync()))).toBe('INVALID');
+    expect(rx.recvSync()).toBe(2);
+    tx.close();
+    rx.close();
+  });
+
+  it('releases the descriptors of received handles: /proc/self/fd back to its count', () => {
+    const before = fdCount();
+    const [tx, rx] = channel<{ fh: IpcFileHandle }>();
+    const fd = openSync('/dev/null', 'r');
+    const fh = IpcFileHandle.from(fd);
+    for (let i = 0; i < 500; i++) {
+      tx.send({ fh });
+      rx.recvSync().fh.close();
+    }
+    fh.close();
+    tx.close();
+    rx.close();
+    closeSync(fd);
+    expect(fdCount()).toBe(before);
+  });
+});
+
+describe('recvSync() across processes', () => {
+  it('serves round trips in a child that blocks in recvSync()', async () => {
+    const { rx, tx, spawned } = await startPeer<{ i: number }, { i: number }>('echo-sync');
+    for (let i = 0; i < 2000; i++) {
+      tx.send({ i });
+      expect(rx.recvSync({ timeout: 10_000 })).toEqual({ i });
+    }
+    tx.close();
+    expect(code(catchError(() => rx.recvSync({ timeout: 10_000 })))).toBe('DISCONNECTED');
+    rx.close();
+    const r = await spawned.done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('two processes blocked in recvSync() with megabytes queued both ways do not deadlock', async () => {
+    const count = 2000; // 2000 x 4 KiB: far more than a socket buffer, so both sides queue
+    const { rx, tx, spawned } = await startPeer<{ i?: number; data?: Uint8Array; bytes?: number; ack?: string }, { i?: number; data?: Uint8Array; ack?: string }>(
+      'bulk-sync',
+      { EIPC_COUNT: String(count) },
+    );
+    const data = new Uint8Array(4096).fill(9);
+    for (let i = 0; i < count; i++) tx.send({ i, data });
+    // The child answers only after it has everything: this recvSync must keep writing our queue.
+    for (let i = 0; i < count; i++) {
+      const m = rx.recvSync({ timeout: 20_000 });
+      expect(m.i).toBe(i);
+      expect(m.data?.byteLength).toBe(4096);
+    }
+    expect(rx.recvSync({ timeout: 20_000 })).toEqual({ bytes: count * 4096 });
+    tx.send({ ack: 'done' });
+    expect(rx.recvSync({ timeout: 20_000 })).toEqual({ ack: { ack: 'done' } });
+    tx.close();
+    rx.close();
+    const r = await spawned.done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+});
