@@ -9,6 +9,8 @@ export { IpcOneShotServer } from './server.js';
 export type { AcceptOptions } from './server.js';
 export { IpcFileHandle } from './files.js';
 export { IpcSharedMemory, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
+export { IpcSharedMemoryPool, IpcSharedBuffer } from './pool.js';
+export type { SharedMemoryPoolOptions, AcquireOptions } from './pool.js';
 export { spawnHelper, connectToParent, HELPER_SERVER_ENV } from './helper.js';
 export type { Helper, HelperExit, SpawnHelperOptions, ConnectToParentOptions, ParentEndpoint, ReceiverLimits } from './helper.js';
 export { exposeToWindow, preloadWebPreferences, attachPort, pumpToPort, findHandle, assertNoHandles, closeHandles } from './bridge.js';

@@ -136,6 +136,11 @@ export interface NativeBinding {
   recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
   /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
   peerHungUp(fd: number): boolean;
+  /**
+   * MSG_PEEK of the next packet's first descriptor: the packet stays queued; the caller owns the
+   * returned duplicate. -1 when that packet has none, -errno (EAGAIN when no packet is queued).
+   */
+  peekFd(fd: number): number;
   /** Blocks in poll(2): 1 readFd readable or hung up, 2 a write fd writable, 0 timeout, -errno. */
   waitFds(readFd: number, writeFds: Int32Array | null, timeoutMs: number): number;
 
@@ -162,7 +167,11 @@ export interface NativeBinding {
    * external buffers (Electron's V8 memory cage); then the contents are copied into an ordinary
    * ArrayBuffer and the mapping is dropped at once. Length 0 gives an empty ArrayBuffer.
    */
-  mapFd(fd: number, length: number, writable: boolean, copy: boolean): ArrayBuffer;
+  mapFd(fd: number, length: number, writable: boolean, copy: boolean, populate?: boolean): ArrayBuffer;
+  /** Detaches an ArrayBuffer (its views read as empty); a mapping behind it is then unmapped. */
+  detachBuffer(buffer: ArrayBuffer): void;
+  /** A finalizer-less ArrayBuffer over the same memory as an external one; keep the original alive. */
+  aliasBuffer(mapping: ArrayBuffer): ArrayBuffer;
   /** Whether this runtime allows external ArrayBuffers (false inside Electron's memory cage). */
   externalBuffersAllowed(): boolean;
 

@@ -22,6 +22,11 @@ export function setSharedMemoryCopyMode(copy: boolean): void {
   forceCopy = Boolean(copy);
 }
 
+/** @internal Whether received shared memory is copied rather than mapped (forced, not detected). */
+export function sharedMemoryCopyMode(): boolean {
+  return forceCopy;
+}
+
 /** Whether `.bytes` views the mapping without copying in this process. */
 export function sharedMemoryIsZeroCopy(): boolean {
   return !forceCopy && native().externalBuffersAllowed();

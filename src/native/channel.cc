@@ -629,6 +629,40 @@ Napi::Value WaitFds(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, result);
 }
 
+// peekFd(fd): the first descriptor of the next packet, received by MSG_PEEK: the packet and its
+// descriptors stay queued for whoever reads it later; the caller owns the returned duplicate
+// (registered). -1 when the next packet carries no descriptor, -errno (EAGAIN: no packet).
+Napi::Value PeekFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  ControlBuffer ctrl;
+  char byte;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctrl.bytes;
+  msg.msg_controllen = sizeof ctrl.bytes;
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Napi::Number::New(env, -errno);
+  int first = -1;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (first < 0) first = got;
+      else close(got);
+    }
+  }
+  if (first >= 0) RegisterFd(env, first);
+  return Napi::Number::New(env, first);
+}
+
 Napi::Value Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgPath(info, 0);
@@ -855,6 +889,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
   exports.Set("waitFds", Napi::Function::New(env, WaitFds, "waitFds"));
+  exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
