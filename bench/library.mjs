@@ -1,6 +1,6 @@
 // This library, through its public API only (docs/architecture.md), from ../dist/main/index.js.
 // driver: node library.mjs driver '{"case":"...","childCpu":0,"warmup":W,"count":N}'
-// Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-fresh, fd, growth.
+// Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-pool, shm-fresh, fd, fd-sync, growth.
 // Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
 // child connects, makes its own channel() and sends that sender as the first message.
 import { existsSync, openSync } from 'node:fs';
@@ -244,6 +244,16 @@ async function child(lib) {
     for (let i = 0; i < total; i++) {
       toParent.send({ shm });
       if (i % 8 === 7) await toParent.flush();
+    }
+  } else if (p.case === 'shm-pool') {
+    // New contents every time, written into segments of a pool that come back when the
+    // receiver closes them.
+    const src = new Uint8Array(64 * MIB).fill(7);
+    const pool = new lib.IpcSharedMemoryPool({ size: 64 * MIB, count: 4 });
+    for (let i = 0; i < total; i++) {
+      const shm = await pool.acquire({ timeout: 30_000 });
+      shm.bytes.set(src);
+      toParent.send({ shm });
     }
   } else if (p.case === 'shm-fresh') {
     const src = new Uint8Array(64 * MIB).fill(7);
