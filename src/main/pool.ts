@@ -266,6 +266,7 @@ export class IpcSharedMemoryPool implements Disposable {
 }
 
 const SCRATCH = new Uint8Array(4096);
+const kOwner = Symbol('electron-ipc-channel.segment');
 
 /** How a sender-side segment reaches its memory: its pool's slot. */
 interface Lent {
@@ -317,7 +318,11 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
       try {
         if (this.lent) {
           const base = this.lent.slot.base;
-          this.view = new Uint8Array(base ? n.aliasBuffer(base) : new ArrayBuffer(this.length));
+          const buffer = base ? n.aliasBuffer(base) : new ArrayBuffer(this.length);
+          // The alias does not own the mapping: while any view of it is reachable, so is this
+          // segment, and through it the pool's mapping (never unmapped under a live view).
+          Object.defineProperty(buffer, kOwner, { value: this });
+          this.view = new Uint8Array(buffer);
         } else {
           this.view = new Uint8Array(n.mapFd(this.memfd, this.length, false, sharedMemoryCopyMode()));
         }
