@@ -192,19 +192,24 @@ async function child(lib) {
     process.exit(0);
   };
 
-  // The -sync cases block in recvSync() on both sides; the driver ends them with a signal.
-  const messages = p.case.endsWith('-sync') ? syncMessages(rx) : rx;
-  if (p.case === 'rtt' || p.case === 'rtt-sync') {
-    for await (const m of messages) toParent.send(m);
+  if (p.case === 'rtt') {
+    for await (const m of rx) toParent.send(m);
+    process.exit(0);
+  }
+  if (p.case === 'rtt-sync') {
+    // Blocks in recvSync() (no promise anywhere); the driver ends it with a signal.
+    for (const m of syncMessages(rx)) toParent.send(m);
     process.exit(0);
   }
   if (p.case === 'fd' || p.case === 'fd-sync') {
     let prev;
-    for await (const m of messages) {
+    const echo = (m) => {
       toParent.send({ fh: m.fh });
       prev?.close(); // closed one message later so the send never races the close
       prev = m.fh;
-    }
+    };
+    if (p.case === 'fd') for await (const m of rx) echo(m);
+    else for (const m of syncMessages(rx)) echo(m);
     process.exit(0);
   }
 

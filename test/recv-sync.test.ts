@@ -83,6 +83,25 @@ describe('recvSync()', () => {
     rx.close();
   });
 
+  it('refuses an asynchronous schema with a TypeError, and its pending refusal goes nowhere', async () => {
+    const schema = {
+      '~standard': {
+        version: 1 as const,
+        vendor: 'test',
+        validate: async () => ({ issues: [{ message: 'never' }] }),
+      },
+    };
+    const [tx, rx] = channel<number>({ schema });
+    tx.send(1);
+    tx.send(2);
+    expect(catchError(() => rx.recvSync())).toBeInstanceOf(TypeError);
+    expect(catchError(() => rx.tryRecv())).toBeInstanceOf(TypeError);
+    // An unhandled rejection from either would fail this test file.
+    await new Promise((r) => setTimeout(r, 20));
+    tx.close();
+    rx.close();
+  });
+
   it('releases the descriptors of received handles: /proc/self/fd back to its count', () => {
     const before = fdCount();
     const [tx, rx] = channel<{ fh: IpcFileHandle }>();

@@ -144,14 +144,14 @@ const waitingSenders = new Set<SenderCore>();
 
 /** Writes what every sender of this thread holds back; returns the sockets still full. */
 function drainWaitingSenders(): Int32Array | null {
+  // A blocking wait ends this burst: the next send is written at once, not batched.
+  currentTick++;
   if (waitingSenders.size === 0) return null;
   const full: number[] = [];
   for (const s of [...waitingSenders]) {
     s.drain();
     if (!s.idle && !s.closedOrGone) full.push(s.fd);
   }
-  // A blocking wait ends this burst: the next send is written at once, not batched.
-  currentTick++;
   return full.length ? Int32Array.from(full) : null;
 }
 
@@ -1091,6 +1091,16 @@ function recordParts(rec: WireRecord): Uint8Array[] {
   return parts;
 }
 
+/**
+ * A synchronous receive met an asynchronous schema: the message is dropped, and so is the
+ * pending validation, whose failure must not surface later as an unhandled rejection (a refused
+ * message releases its handles itself; an accepted one leaves them to the GC safety net).
+ */
+function asyncSchemaError(pending: Promise<unknown>, call: string): TypeError {
+  pending.catch(() => {});
+  return new TypeError(`${call} cannot be used with an asynchronous schema; use recv()`);
+}
+
 /** Options of `recv()`. */
 export interface RecvOptions {
   /** Reject with TIMEOUT after this many milliseconds. */
@@ -1218,7 +1228,7 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
       return undefined;
     }
     const value = this.finish(item);
-    if (value instanceof Promise) throw new TypeError('tryRecv() cannot be used with an asynchronous schema; use recv()');
+    if (value instanceof Promise) throw asyncSchemaError(value, 'tryRecv()');
     return { message: value };
   }
 
@@ -1250,7 +1260,7 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
       const item = waited ? core.takeNow() : core.takeQueued();
       if (item !== undefined) {
         const value = this.finish(item);
-        if (value instanceof Promise) throw new TypeError('recvSync() cannot be used with an asynchronous schema; use recv()');
+        if (value instanceof Promise) throw asyncSchemaError(value, 'recvSync()');
         return value;
       }
       if (core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${core.what} is closed`);
