@@ -138,7 +138,7 @@ const CASES = [
   },
   {
     id: 'shm-pool',
-    note: 'new contents each time, copied into IpcSharedMemoryPool segments (count 4) that the receiver closes; C floor: kernel copy rate.',
+    note: 'new contents each time, copied into IpcSharedMemoryPool segments (count 4); the receiver reads a byte of every page, then closes; C floor: kernel copy rate.',
     title: '64 MiB through an IpcSharedMemoryPool, new contents each time',
     modes: ['cross'],
     metrics: [{ key: 'gbps', unit: 'GB/s', target: { mode: 'cross', op: '>=', value: 5, text: '≥ 5 GB/s' } }],
