@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiverSet, bytesChannel, channel } from '../src/main/index.js';
 import type { SelectResult } from '../src/main/index.js';
 import { native } from '../src/main/native.js';
-import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
+import { catchError, fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
 
 describe('IpcReceiverSet', () => {
@@ -172,5 +172,58 @@ describe('IpcReceiverSet', () => {
     expect(await p).toEqual([{ id: 0, type: 'message', message: 1 }]);
     tx.close();
     set.close();
+  });
+
+  it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', async () => {
+    const servers = [0, 1, 2].map(() => new IpcOneShotServer<unknown>());
+    const count = 2000;
+    const child = spawnFixture('select/writer.mjs', { EIPC_SERVERS: servers.map((s) => s.name).join(','), EIPC_COUNT: String(count) });
+    const accepted = await Promise.all(servers.map((s) => s.accept({ timeout: 10_000 })));
+    const set = new IpcReceiverSet();
+    const ids = accepted.map(([rx]) => set.add(rx));
+    const next = [0, 0, 0];
+    const closed = new Set<number>();
+    while (set.size > 0) {
+      for (const r of set.selectSync({ timeout: 10_000 })) {
+        const k = ids.indexOf(r.id);
+        if (r.type === 'closed') closed.add(k);
+        else if (r.type === 'message') {
+          expect(r.message).toEqual({ k, i: next[k] });
+          next[k]!++;
+        } else throw r.error;
+      }
+    }
+    expect(next).toEqual([count, count, count]);
+    expect(closed.size).toBe(3);
+    expect(catchError(() => set.selectSync())).toMatchObject({ code: 'DISCONNECTED' });
+    expect((await child.done).code).toBe(0);
+    set.close();
+    for (const s of servers) s.close();
+  });
+
+  it('selectSync(): TIMEOUT, CLOSED, refuses beside a pending select() and async schemas', async () => {
+    const [tx, rx] = channel<number>();
+    const set = new IpcReceiverSet();
+    const id = set.add(rx);
+    const t0 = performance.now();
+    expect(catchError(() => set.selectSync({ timeout: 40 }))).toMatchObject({ code: 'TIMEOUT' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(35);
+    expect(catchError(() => set.selectSync({ timeout: -1 }))).toBeInstanceOf(RangeError);
+    const pending = set.select();
+    expect(catchError(() => set.selectSync({ timeout: 0 }))).toBeInstanceOf(TypeError);
+    tx.send(3);
+    expect(await pending).toEqual([{ id, type: 'message', message: 3 }]);
+    const schema = {
+      '~standard': { version: 1 as const, vendor: 'test', validate: async () => ({ issues: [{ message: 'no' }] }) },
+    };
+    const [atx, arx] = channel<number>({ schema });
+    set.add(arx);
+    atx.send(1);
+    expect(catchError(() => set.selectSync({ timeout: 1000 }))).toBeInstanceOf(TypeError);
+    await new Promise((r) => setTimeout(r, 20)); // an unhandled rejection would fail the file
+    set.close();
+    expect(catchError(() => set.selectSync())).toMatchObject({ code: 'CLOSED' });
+    tx.close();
+    atx.close();
   });
 });

@@ -142,8 +142,11 @@ function tick(): number {
  */
 const waitingSenders = new Set<SenderCore>();
 
-/** Writes what every sender of this thread holds back; returns the sockets still full. */
-function drainWaitingSenders(): Int32Array | null {
+/**
+ * @internal Before a blocking wait: writes what every sender of this thread holds back, and
+ * returns the sockets still full (to watch while waiting).
+ */
+export function drainWaitingSenders(): Int32Array | null {
   // A blocking wait ends this burst: the next send is written at once, not batched.
   currentTick++;
   if (waitingSenders.size === 0) return null;
@@ -1092,13 +1095,13 @@ function recordParts(rec: WireRecord): Uint8Array[] {
 }
 
 /**
- * A synchronous receive met an asynchronous schema: the message is dropped, and so is the
+ * @internal A synchronous receive met an asynchronous schema: the message is dropped, and so is the
  * pending validation, whose failure must not surface later as an unhandled rejection (a refused
  * message releases its handles itself; an accepted one leaves them to the GC safety net).
  */
-function asyncSchemaError(pending: Promise<unknown>, call: string): TypeError {
+export function asyncSchemaError(pending: Promise<unknown>, call: string, instead = 'recv()'): TypeError {
   pending.catch(() => {});
-  return new TypeError(`${call} cannot be used with an asynchronous schema; use recv()`);
+  return new TypeError(`${call} cannot be used with an asynchronous schema; use ${instead}`);
 }
 
 /** Options of `recv()`. */

@@ -141,8 +141,8 @@ export interface NativeBinding {
    * returned duplicate. -1 when that packet has none, -errno (EAGAIN when no packet is queued).
    */
   peekFd(fd: number): number;
-  /** Blocks in poll(2): 1 readFd readable or hung up, 2 a write fd writable, 0 timeout, -errno. */
-  waitFds(readFd: number, writeFds: Int32Array | null, timeoutMs: number): number;
+  /** Blocks in poll(2): 1 a read fd readable or hung up, 2 a write fd writable, 0 timeout, -errno. */
+  waitFds(readFds: number | Int32Array, writeFds: Int32Array | null, timeoutMs: number): number;
 
   // ---- one-shot server
   /** A SOCK_SEQPACKET Unix socket bound to `path` and listening (backlog 1), non-blocking. */

@@ -2,10 +2,11 @@
  * IpcReceiverSet: waits on several receivers at once (servo's `IpcReceiverSet`).
  */
 import { IpcError } from '../shared/errors.js';
-import { IpcBytesReceiver, IpcReceiver, receiverCore } from './channel.js';
+import { IpcBytesReceiver, IpcReceiver, asyncSchemaError, drainWaitingSenders, receiverCore } from './channel.js';
 import type { ReceiverCore } from './channel.js';
 import type { ParsedItem } from './framing.js';
-import { assertThread, closedError, currentThreadId } from './handles.js';
+import { assertThread, closedError, currentThreadId, osError } from './handles.js';
+import { native } from './native.js';
 
 /** One ready receiver in the answer of {@link IpcReceiverSet.select}. */
 export type SelectResult<T = unknown> =
@@ -96,13 +97,39 @@ export class IpcReceiverSet implements Disposable {
   trySelect(): SelectResult[] {
     assertThread(this.thread, 'this IpcReceiverSet');
     if (this.isClosed) throw closedError('IpcReceiverSet');
-    const out = this.collect();
-    for (const r of out) {
-      if (r.type === 'message' && r.message instanceof Promise) {
-        throw new TypeError('trySelect() cannot be used with a receiver that has an asynchronous schema; use select()');
-      }
+    return syncResults(this.collect(), 'trySelect()');
+  }
+
+  /**
+   * Blocks this thread until at least one receiver is ready, and returns everything ready at
+   * that moment (servo's blocking `select()`): the set's counterpart of `recvSync()`, with the
+   * same conditions (nothing else runs on the thread meanwhile; what this thread's senders hold
+   * queued is written first and while waiting). Throws TIMEOUT, CLOSED, DISCONNECTED with no
+   * receivers left; TypeError while a select() is pending or with an asynchronous schema.
+   */
+  selectSync(options: Pick<SelectOptions, 'timeout'> = {}): SelectResult[] {
+    assertThread(this.thread, 'this IpcReceiverSet');
+    if (this.isClosed) throw closedError('IpcReceiverSet');
+    if (this.pending) throw new TypeError('IpcReceiverSet.selectSync() cannot be used while a select() is waiting');
+    const { timeout } = options;
+    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
+      throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
     }
-    return out;
+    const deadline = timeout === undefined ? -1 : performance.now() + timeout;
+    const n = native();
+    for (;;) {
+      const ready = this.collect();
+      if (ready.length > 0) return syncResults(ready, 'selectSync()');
+      if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');
+      const full = drainWaitingSenders();
+      const fds = Int32Array.from(this.members.values(), (m) => m.core.fd);
+      const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
+      const r = n.waitFds(fds, full, left);
+      if (r === 0 && (deadline < 0 || performance.now() >= deadline)) {
+        throw new IpcError('TIMEOUT', `no receiver was ready within ${timeout} ms`);
+      }
+      if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
+    }
   }
 
   /**
@@ -228,6 +255,17 @@ export class IpcReceiverSet implements Disposable {
       out.push({ id, type: 'error', error: e instanceof IpcError ? e : new IpcError('MALFORMED', String((e as Error)?.message ?? e), { cause: e }) });
     }
   }
+}
+
+/** The results of a synchronous select, refused when an asynchronous schema made a promise. */
+function syncResults(ready: SelectResult[], call: string): SelectResult[] {
+  for (const r of ready) {
+    if (r.type === 'message' && r.message instanceof Promise) {
+      for (const other of ready) if (other.type === 'message' && other.message instanceof Promise) other.message.catch(() => {});
+      throw asyncSchemaError(r.message, call, 'select()');
+    }
+  }
+  return ready;
 }
 
 /** Resolves messages that an asynchronous schema turned into promises. */

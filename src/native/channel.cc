@@ -584,14 +584,20 @@ Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), r == 1);
 }
 
-// waitFds(readFd, writeFds: Int32Array | null, timeoutMs): blocks this thread in poll(2) until
-// readFd is readable (or hung up): 1; until one of writeFds is writable: 2; timeout: 0 (-1 waits
-// for ever); -errno on failure. Interruptions by signals continue with the time that is left.
+// waitFds(readFds: number | Int32Array, writeFds: Int32Array | null, timeoutMs): blocks this
+// thread in poll(2) until one of readFds is readable (or hung up): 1; until one of writeFds is
+// writable: 2; timeout: 0 (-1 waits for ever); -errno on failure. Interruptions by signals continue with the time that is left.
 Napi::Value WaitFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int readFd = ArgFd(info, 0);
   std::vector<struct pollfd> fds;
-  fds.push_back({readFd, POLLIN, 0});
+  size_t readCount = 1;
+  if (info[0].IsTypedArray()) {
+    Napi::Int32Array r = info[0].As<Napi::Int32Array>();
+    readCount = r.ElementLength();
+    for (size_t i = 0; i < readCount; i++) fds.push_back({r[i], POLLIN, 0});
+  } else {
+    fds.push_back({ArgFd(info, 0), POLLIN, 0});
+  }
   if (info.Length() > 1 && info[1].IsTypedArray()) {
     Napi::Int32Array w = info[1].As<Napi::Int32Array>();
     for (size_t i = 0; i < w.ElementLength(); i++) fds.push_back({w[i], POLLOUT, 0});
@@ -614,17 +620,16 @@ Napi::Value WaitFds(const Napi::CallbackInfo& info) {
     r = poll(fds.data(), fds.size(), wait);
     if (r >= 0 || errno != EINTR) break;
   }
-  int result;
-  if (r < 0) {
-    result = -errno;
-  } else if (fds[0].revents & POLLNVAL) {
-    result = -EBADF;
-  } else if (fds[0].revents != 0) {
-    result = 1;
-  } else if (r > 0) {
+  int result = r < 0 ? -errno : 0;
+  if (r > 0) {
     result = 2;
-  } else {
-    result = 0;
+    for (size_t i = 0; i < readCount; i++) {
+      if (fds[i].revents & POLLNVAL) {
+        result = -EBADF;
+        break;
+      }
+      if (fds[i].revents != 0) result = 1;
+    }
   }
   return Napi::Number::New(env, result);
 }
