@@ -153,6 +153,29 @@ export function definePoolTests(copy: boolean): void {
     expect(fdCount()).toBe(before);
   });
 
+  it('drops what a holder writes into its end of a segment (descriptors closed) and still takes the segment back', async () => {
+    const n = native();
+    const before = await settledFdCount();
+    const pool = new IpcSharedMemoryPool({ size: 4096, count: 1 });
+    const [tx, rx] = channel<{ buf: IpcSharedBuffer }>();
+    tx.send({ buf: pool.tryAcquire()! });
+    const got = (await rx.recv()).buf;
+    const end = (got as unknown as { [kHandle](): { fd: number } })[kHandle]().fd;
+    for (let i = 0; i < 100; i++) {
+      const junk = n.memfdCreate('junk', 10);
+      expect(n.sendPacket(end, [new Uint8Array(64).fill(i)], [junk])).toBe(64);
+      n.close(junk);
+    }
+    await tick(50);
+    expect(pool.available).toBe(0); // still out: writing is not giving back
+    got.close();
+    await availableBecomes(pool, 1);
+    pool.close();
+    tx.close();
+    rx.close();
+    expect(await settledFdCount()).toBe(before);
+  });
+
   it('across processes: byte-exact, reused, and back in the pool after the child closes each', async () => {
     const { rx, tx, spawned } = await startPeer<{ sha: string; length: number; zeroCopy: boolean }, { buf: IpcSharedBuffer }>('pool-reader', childEnv);
     const pool = new IpcSharedMemoryPool({ size: 4 * MIB + 3, count: 2 });
