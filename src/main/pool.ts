@@ -12,7 +12,7 @@ import { IpcError } from '../shared/errors.js';
 import { malformed } from './framing.js';
 import { assertThread, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource } from './handles.js';
-import { EAGAIN, POLL_READABLE, fdInfo, native } from './native.js';
+import { POLL_READABLE, fdInfo, native } from './native.js';
 import type { NativePoller } from './native.js';
 import { sharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
 
@@ -100,6 +100,10 @@ export class IpcSharedMemoryPool implements Disposable {
     const { size, count } = checkOptions(options);
     this.size = size;
     this.count = count;
+    // A pool dropped without close(): its memfds are closed when it is collected. (While a
+    // segment is out, the watch on it keeps the pool reachable.)
+    const slots = this.slots;
+    trackForGc(this, { fd: -1, release: () => slots.forEach((slot) => slot.fd >= 0 && native().close(slot.fd)) });
   }
 
   get closed(): boolean {
@@ -161,6 +165,7 @@ export class IpcSharedMemoryPool implements Disposable {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    untrackForGc(this);
     for (const slot of this.free.splice(0)) this.releaseSlot(slot);
     for (const w of [...this.waiters]) w.reject(closedError('IpcSharedMemoryPool'));
   }
@@ -222,11 +227,9 @@ export class IpcSharedMemoryPool implements Disposable {
     // A holder may write into its end; drain and drop it (closing any descriptors) so that
     // readiness means hang-up.
     for (let i = 0; i < 64; i++) {
-      const meta = new Int32Array(3);
-      const fds = new Int32Array(253);
-      const r = n.recvInto(slot.end, [SCRATCH], fds, meta);
-      for (let j = 0; j < meta[0]!; j++) n.close(fds[j]!);
-      if (r === EAGAIN || r < 0 || (r === 0 && meta[2] === 1)) break;
+      const r = n.recvInto(slot.end, [SCRATCH], SCRATCH_FDS, SCRATCH_META);
+      for (let j = 0; j < SCRATCH_META[0]!; j++) n.close(SCRATCH_FDS[j]!);
+      if (r < 0 || (r === 0 && SCRATCH_META[2] === 1)) break; // EAGAIN: drained; or end of file
     }
     if (n.peerHungUp(slot.end)) this.takeBack(slot);
   }
@@ -266,6 +269,8 @@ export class IpcSharedMemoryPool implements Disposable {
 }
 
 const SCRATCH = new Uint8Array(4096);
+const SCRATCH_FDS = new Int32Array(253);
+const SCRATCH_META = new Int32Array(3);
 const kOwner = Symbol('electron-ipc-channel.segment');
 
 /** How a sender-side segment reaches its memory: its pool's slot. */
@@ -286,8 +291,8 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
   /** Size in bytes. */
   readonly length: number;
   private sock: number;
-  /** Received segments: this process's descriptor of the memfd. */
-  private memfd: number;
+  /** Received segments: this process's descriptor of the memfd (shared with the GC safety net). */
+  private readonly mem: { fd: number };
   private lent: Lent | undefined;
   private view: Uint8Array | undefined;
   private readonly disposer: Disposer;
@@ -297,8 +302,10 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
     this.sock = sock;
     this.length = length;
     this.lent = lent;
-    this.memfd = memfd;
-    this.disposer = { fd: sock, release: () => this.releaseMemfd() };
+    const mem = { fd: memfd };
+    this.mem = mem;
+    // The safety net must not reach this object (or it would never be collected).
+    this.disposer = { fd: sock, release: () => mem.fd >= 0 && native().close(mem.fd) };
     trackForGc(this, this.disposer);
   }
 
@@ -324,7 +331,7 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
           Object.defineProperty(buffer, kOwner, { value: this });
           this.view = new Uint8Array(buffer);
         } else {
-          this.view = new Uint8Array(n.mapFd(this.memfd, this.length, false, sharedMemoryCopyMode()));
+          this.view = new Uint8Array(n.mapFd(this.mem.fd, this.length, false, sharedMemoryCopyMode()));
         }
       } catch (e) {
         throw osError(e, 'mapping shared memory');
@@ -380,9 +387,9 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
   }
 
   private releaseMemfd(): void {
-    if (this.memfd < 0) return;
-    native().close(this.memfd);
-    this.memfd = -1;
+    if (this.mem.fd < 0) return;
+    native().close(this.mem.fd);
+    this.mem.fd = -1;
   }
 }
 
