@@ -226,12 +226,36 @@ export class IpcSharedMemoryPool implements Disposable {
     const n = native();
     // A holder may write into its end; drain and drop it (closing any descriptors) so that
     // readiness means hang-up.
-    for (let i = 0; i < 64; i++) {
-      const r = n.recvInto(slot.end, [SCRATCH], SCRATCH_FDS, SCRATCH_META);
-      for (let j = 0; j < SCRATCH_META[0]!; j++) n.close(SCRATCH_FDS[j]!);
-      if (r < 0 || (r === 0 && SCRATCH_META[2] === 1)) break; // EAGAIN: drained; or end of file
+    try {
+      for (let i = 0; i < 64; i++) {
+        const r = n.recvInto(slot.end, [SCRATCH], SCRATCH_FDS, SCRATCH_META);
+        if (r < 0) break; // EAGAIN: drained (meta is not written then)
+        for (let j = 0; j < SCRATCH_META[0]!; j++) n.close(SCRATCH_FDS[j]!);
+        if (r === 0 && SCRATCH_META[2] === 1) break; // end of file
+      }
+      if (n.peerHungUp(slot.end)) this.takeBack(slot);
+    } catch {
+      // Runs from the event loop, where a throw would be an uncaught exception. A segment that
+      // cannot be watched any more is never lent again (someone may still hold it): the pool
+      // lets it go and makes a new one when needed.
+      slot.poller?.close();
+      slot.poller = undefined;
+      try {
+        n.close(slot.end);
+      } catch {
+        // Already gone.
+      }
+      slot.end = -1;
+      this.releaseSlot(slot);
+      const w = this.waiters[0];
+      if (w && !this.isClosed) {
+        try {
+          w.resolve(this.lend(this.createSlot()));
+        } catch (e) {
+          w.reject(e);
+        }
+      }
     }
-    if (n.peerHungUp(slot.end)) this.takeBack(slot);
   }
 
   /** @internal The segment is back (its last holder closed it): free, or released if closed. */
