@@ -1,8 +1,11 @@
-// recvSync(): the blocking receive, in one process and between processes that both block.
+// recvSync(T): the blocking receive, in one process and between processes that both block.
 import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcFileHandle, bytesChannel, channel } from '../src/main/index.js';
 import { catchError, fdCount, startPeer } from './helpers.js';
+
+/** Every blocking receive here has a timeout: a lost message fails a test instead of hanging it. */
+const T = { timeout: 5000 };
 
 function code(e: unknown): string | undefined {
   return e instanceof IpcError ? e.code : undefined;
@@ -12,10 +15,10 @@ describe('recvSync()', () => {
   it('returns queued and newly sent messages in order, typed and bytes', () => {
     const [tx, rx] = channel<{ i: number }>();
     for (let i = 0; i < 1000; i++) tx.send({ i });
-    for (let i = 0; i < 1000; i++) expect(rx.recvSync()).toEqual({ i });
+    for (let i = 0; i < 1000; i++) expect(rx.recvSync(T)).toEqual({ i });
     const [btx, brx] = bytesChannel();
     btx.send(new Uint8Array([1, 2, 3]));
-    expect(brx.recvSync()).toEqual(new Uint8Array([1, 2, 3]));
+    expect(brx.recvSync(T)).toEqual(new Uint8Array([1, 2, 3]));
     tx.close();
     rx.close();
     btx.close();
@@ -31,6 +34,22 @@ describe('recvSync()', () => {
     expect(Buffer.compare(got, big)).toBe(0);
     tx.close();
     rx.close();
+  });
+
+  it('follows a receiver that was sent with messages already read (switch packet) in order', () => {
+    const [tx, rx] = channel<number>();
+    const [ptx, prx] = channel<{ rx: typeof rx }>();
+    for (let i = 1; i <= 4; i++) tx.send(i); // 1 is written at once, 2..4 batched in one packet
+    expect(rx.recvSync(T)).toBe(1);
+    expect(rx.recvSync(T)).toBe(2); // reads the batch: 3 and 4 are now queued here
+    ptx.send({ rx }); // moves it, queued messages included (they go ahead of a switch packet)
+    const moved = prx.recvSync(T).rx;
+    tx.send(5);
+    const t = { timeout: 5000 }; // a lost message fails the test instead of blocking it
+    expect([moved.recvSync(t), moved.recvSync(t), moved.recvSync(t)]).toEqual([3, 4, 5]);
+    tx.close();
+    expect(code(catchError(() => moved.recvSync(T)))).toBe('DISCONNECTED');
+    for (const e of [moved, ptx, prx]) e.close();
   });
 
   it('throws TIMEOUT after the timeout, and the receiver stays usable', () => {
@@ -49,10 +68,10 @@ describe('recvSync()', () => {
     const [tx, rx] = channel<number>();
     tx.send(1);
     tx.close();
-    expect(rx.recvSync()).toBe(1);
-    expect(code(catchError(() => rx.recvSync()))).toBe('DISCONNECTED');
+    expect(rx.recvSync(T)).toBe(1);
+    expect(code(catchError(() => rx.recvSync(T)))).toBe('DISCONNECTED');
     rx.close();
-    expect(code(catchError(() => rx.recvSync()))).toBe('CLOSED');
+    expect(code(catchError(() => rx.recvSync(T)))).toBe('CLOSED');
   });
 
   it('refuses to run beside a pending recv(), and bad options', async () => {
@@ -77,8 +96,8 @@ describe('recvSync()', () => {
     const [tx, rx] = channel<number>({ schema });
     (tx as unknown as { send(v: unknown): void }).send('nope');
     tx.send(2);
-    expect(code(catchError(() => rx.recvSync()))).toBe('INVALID');
-    expect(rx.recvSync()).toBe(2);
+    expect(code(catchError(() => rx.recvSync(T)))).toBe('INVALID');
+    expect(rx.recvSync(T)).toBe(2);
     tx.close();
     rx.close();
   });
@@ -94,7 +113,7 @@ describe('recvSync()', () => {
     const [tx, rx] = channel<number>({ schema });
     tx.send(1);
     tx.send(2);
-    expect(catchError(() => rx.recvSync())).toBeInstanceOf(TypeError);
+    expect(catchError(() => rx.recvSync(T))).toBeInstanceOf(TypeError);
     expect(catchError(() => rx.tryRecv())).toBeInstanceOf(TypeError);
     // An unhandled rejection from either would fail this test file.
     await new Promise((r) => setTimeout(r, 20));
@@ -109,7 +128,7 @@ describe('recvSync()', () => {
     const fh = IpcFileHandle.from(fd);
     for (let i = 0; i < 500; i++) {
       tx.send({ fh });
-      rx.recvSync().fh.close();
+      rx.recvSync(T).fh.close();
     }
     fh.close();
     tx.close();
