@@ -5,6 +5,39 @@ import { native } from '../src/main/native.js';
 import { catchError, fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
 
+/**
+ * A child writes `count` messages on each of 3 channels; `select` takes what is ready until every
+ * receiver has reported closed. Checks per-channel order and counts; returns the emptied set
+ * (still open: the caller closes it).
+ */
+async function multiplex(count: number, select: (set: IpcReceiverSet) => Promise<SelectResult[]> | SelectResult[]): Promise<IpcReceiverSet> {
+  const servers = [0, 1, 2].map(() => new IpcOneShotServer<unknown>());
+  const child = spawnFixture('select/writer.mjs', { EIPC_SERVERS: servers.map((s) => s.name).join(','), EIPC_COUNT: String(count) });
+  const accepted = await Promise.all(servers.map((s) => s.accept({ timeout: 10_000 })));
+  const set = new IpcReceiverSet();
+  const ids = accepted.map(([rx], k) => {
+    expect(accepted[k]![1]).toEqual({ hello: k });
+    return set.add(rx);
+  });
+  const next = [0, 0, 0];
+  const closed = new Set<number>();
+  while (set.size > 0) {
+    for (const r of await select(set)) {
+      const k = ids.indexOf(r.id);
+      if (r.type === 'closed') closed.add(k);
+      else if (r.type === 'message') {
+        expect(r.message).toEqual({ k, i: next[k] });
+        next[k]!++;
+      } else throw r.error;
+    }
+  }
+  expect(next).toEqual([count, count, count]);
+  expect(closed.size).toBe(3);
+  expect((await child.done).code).toBe(0);
+  for (const s of servers) s.close();
+  return set;
+}
+
 describe('IpcReceiverSet', () => {
   it('reports every receiver that is ready, typed and bytes alike, with their ids', async () => {
     const set = new IpcReceiverSet();
@@ -135,32 +168,8 @@ describe('IpcReceiverSet', () => {
   });
 
   it('multiplexes 3 channels fed by another process, keeping each one in order', async () => {
-    const servers = [0, 1, 2].map(() => new IpcOneShotServer<unknown>());
-    const count = 3000;
-    const child = spawnFixture('select/writer.mjs', { EIPC_SERVERS: servers.map((s) => s.name).join(','), EIPC_COUNT: String(count) });
-    const accepted = await Promise.all(servers.map((s) => s.accept({ timeout: 10_000 })));
-    const set = new IpcReceiverSet();
-    const ids = accepted.map(([rx], k) => {
-      expect(accepted[k]![1]).toEqual({ hello: k });
-      return set.add(rx);
-    });
-    const next = [0, 0, 0];
-    const closed = new Set<number>();
-    while (set.size > 0) {
-      for (const r of await set.select({ timeout: 10_000 })) {
-        const k = ids.indexOf(r.id);
-        if (r.type === 'closed') closed.add(k);
-        else if (r.type === 'message') {
-          expect(r.message).toEqual({ k, i: next[k] });
-          next[k]!++;
-        } else throw r.error;
-      }
-    }
-    expect(next).toEqual([count, count, count]);
-    expect(closed.size).toBe(3);
-    expect((await child.done).code).toBe(0);
+    const set = await multiplex(3000, (s) => s.select({ timeout: 10_000 }));
     set.close();
-    for (const s of servers) s.close();
   });
 
   it('a pending select() resolves when a message arrives later', async () => {
@@ -175,30 +184,9 @@ describe('IpcReceiverSet', () => {
   });
 
   it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', async () => {
-    const servers = [0, 1, 2].map(() => new IpcOneShotServer<unknown>());
-    const count = 2000;
-    const child = spawnFixture('select/writer.mjs', { EIPC_SERVERS: servers.map((s) => s.name).join(','), EIPC_COUNT: String(count) });
-    const accepted = await Promise.all(servers.map((s) => s.accept({ timeout: 10_000 })));
-    const set = new IpcReceiverSet();
-    const ids = accepted.map(([rx]) => set.add(rx));
-    const next = [0, 0, 0];
-    const closed = new Set<number>();
-    while (set.size > 0) {
-      for (const r of set.selectSync({ timeout: 10_000 })) {
-        const k = ids.indexOf(r.id);
-        if (r.type === 'closed') closed.add(k);
-        else if (r.type === 'message') {
-          expect(r.message).toEqual({ k, i: next[k] });
-          next[k]!++;
-        } else throw r.error;
-      }
-    }
-    expect(next).toEqual([count, count, count]);
-    expect(closed.size).toBe(3);
+    const set = await multiplex(2000, (s) => s.selectSync({ timeout: 10_000 }));
     expect(catchError(() => set.selectSync())).toMatchObject({ code: 'DISCONNECTED' });
-    expect((await child.done).code).toBe(0);
     set.close();
-    for (const s of servers) s.close();
   });
 
   it('selectSync(): TIMEOUT, CLOSED, refuses beside a pending select() and async schemas', async () => {

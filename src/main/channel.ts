@@ -142,11 +142,8 @@ function tick(): number {
  */
 const waitingSenders = new Set<SenderCore>();
 
-/**
- * @internal Before a blocking wait: writes what every sender of this thread holds back, and
- * returns the sockets still full (to watch while waiting).
- */
-export function drainWaitingSenders(): Int32Array | null {
+/** Writes what every sender of this thread holds back; returns the sockets still full. */
+function drainWaitingSenders(): Int32Array | null {
   // A blocking wait ends this burst: the next send is written at once, not batched.
   currentTick++;
   if (waitingSenders.size === 0) return null;
@@ -156,6 +153,22 @@ export function drainWaitingSenders(): Int32Array | null {
     if (!s.idle && !s.closedOrGone) full.push(s.fd);
   }
   return full.length ? Int32Array.from(full) : null;
+}
+
+/**
+ * @internal One blocking wait of recvSync()/selectSync(): writes out what this thread's senders
+ * hold back, then blocks in poll(2) on `readFds` (and on the senders' sockets that are still
+ * full) until `deadline` (a performance.now() time, -1 for none). True when a read socket is
+ * ready, false when only a sender's socket is (call again). Throws TIMEOUT (`waitingFor` names
+ * what did not come) or OS.
+ */
+export function blockingWait(readFds: number | Int32Array, deadline: number, waitingFor: string): boolean {
+  const full = drainWaitingSenders();
+  const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
+  const r = native().waitFds(readFds, full, left);
+  if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
+  if (r === 0 && (deadline < 0 || performance.now() >= deadline)) throw new IpcError('TIMEOUT', waitingFor);
+  return r === 1;
 }
 
 const encodeHooks: EncodeHooks = {
@@ -1254,7 +1267,6 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
     if (core.closed) throw closedError(core.what);
     if (core.waiting > 0) throw new TypeError(`recvSync() cannot be used while a recv() is pending on this ${core.what}`);
     const deadline = timeout === undefined ? -1 : performance.now() + timeout;
-    const n = native();
     // Queued items first; otherwise wait, then read: poll(2) on a socket that is already
     // readable returns at once, and in request/response traffic the reply is rarely there yet,
     // so reading first would mostly cost a recvmsg that fails with EAGAIN.
@@ -1268,14 +1280,7 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
       }
       if (core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${core.what} is closed`);
       if (core.closed) throw closedError(core.what);
-      const full = drainWaitingSenders();
-      const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
-      const r = n.waitFds(core.fd, full, left);
-      if (r === 0 && (deadline < 0 || performance.now() >= deadline)) {
-        throw new IpcError('TIMEOUT', `no message arrived within ${timeout} ms`);
-      }
-      if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
-      waited = r === 1;
+      waited = blockingWait(core.fd, deadline, `no message arrived within ${timeout} ms`);
     }
   }
 

@@ -2,11 +2,10 @@
  * IpcReceiverSet: waits on several receivers at once (servo's `IpcReceiverSet`).
  */
 import { IpcError } from '../shared/errors.js';
-import { IpcBytesReceiver, IpcReceiver, asyncSchemaError, drainWaitingSenders, receiverCore } from './channel.js';
+import { IpcBytesReceiver, IpcReceiver, asyncSchemaError, blockingWait, receiverCore } from './channel.js';
 import type { ReceiverCore } from './channel.js';
 import type { ParsedItem } from './framing.js';
-import { assertThread, closedError, currentThreadId, osError } from './handles.js';
-import { native } from './native.js';
+import { assertThread, closedError, currentThreadId } from './handles.js';
 
 /** One ready receiver in the answer of {@link IpcReceiverSet.select}. */
 export type SelectResult<T = unknown> =
@@ -116,19 +115,12 @@ export class IpcReceiverSet implements Disposable {
       throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
     }
     const deadline = timeout === undefined ? -1 : performance.now() + timeout;
-    const n = native();
     for (;;) {
       const ready = this.collect();
       if (ready.length > 0) return syncResults(ready, 'selectSync()');
       if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');
-      const full = drainWaitingSenders();
       const fds = Int32Array.from(this.members.values(), (m) => m.core.fd);
-      const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
-      const r = n.waitFds(fds, full, left);
-      if (r === 0 && (deadline < 0 || performance.now() >= deadline)) {
-        throw new IpcError('TIMEOUT', `no receiver was ready within ${timeout} ms`);
-      }
-      if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
+      blockingWait(fds, deadline, `no receiver was ready within ${timeout} ms`);
     }
   }
 
