@@ -32,6 +32,7 @@ import {
 import type { LayoutOf, OutPacket, ParsedItem, WireRecord } from './framing.js';
 import {
   assertThread,
+  checkTimeout,
   closedError,
   currentThreadId,
   handleKind,
@@ -1128,10 +1129,7 @@ export interface RecvOptions {
 function checkRecvOptions(o: RecvOptions | undefined): number | undefined {
   if (o === undefined) return undefined;
   if (typeof o !== 'object' || o === null) throw new TypeError('recv options must be an object');
-  if (o.timeout !== undefined && (typeof o.timeout !== 'number' || !(o.timeout >= 0) || !Number.isFinite(o.timeout))) {
-    throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(o.timeout)}`);
-  }
-  return o.timeout;
+  return checkTimeout(o.timeout);
 }
 
 /** What every sending end shares: its socket core, flushing, cloning, closing, travelling. */

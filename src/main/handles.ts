@@ -84,6 +84,18 @@ export function closedError(what: string): IpcError {
   return new IpcError('CLOSED', `${what} is closed`);
 }
 
+/**
+ * A `timeout` option (or another span named `name`): undefined when absent, else a
+ * non-negative finite number of milliseconds; RangeError otherwise.
+ */
+export function checkTimeout(v: unknown, name = 'timeout'): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) {
+    throw new RangeError(`${name} must be a non-negative finite number of milliseconds, got ${String(v)}`);
+  }
+  return v;
+}
+
 /** Maps an errno-carrying Error from the addon to an IpcError of code OS. */
 export function osError(e: unknown, doing: string): IpcError {
   const err = e as { errno?: number; syscall?: string; code?: string; message?: string };

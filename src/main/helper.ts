@@ -20,6 +20,7 @@ import type { StandardSchemaV1 } from '../shared/validate.js';
 import { channel, IpcReceiver, IpcSender } from './channel.js';
 import type { ReceiverOptions, RecvOptions } from './channel.js';
 import { IpcOneShotServer } from './server.js';
+import { checkTimeout } from './handles.js';
 
 /** Environment variable that carries the one-shot server name to the helper. */
 export const HELPER_SERVER_ENV = 'ELECTRON_IPC_CHANNEL_SERVER';
@@ -231,11 +232,7 @@ function describeExit(e: HelperExit): string {
 }
 
 function positiveMs(v: unknown, name: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) {
-    throw new RangeError(`${name} must be a non-negative finite number of milliseconds, got ${String(v)}`);
-  }
-  return v;
+  return checkTimeout(v, name) ?? fallback;
 }
 
 /**

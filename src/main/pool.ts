@@ -10,7 +10,7 @@
  */
 import { IpcError } from '../shared/errors.js';
 import { malformed } from './framing.js';
-import { assertThread, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
+import { assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource } from './handles.js';
 import { POLL_READABLE, fdInfo, native } from './native.js';
 import type { NativePoller } from './native.js';
@@ -125,12 +125,11 @@ export class IpcSharedMemoryPool implements Disposable {
 
   /** A free segment, waiting for one to come back when all are out. */
   acquire(options: AcquireOptions = {}): Promise<IpcSharedBuffer> {
-    const { timeout, signal } = options;
-    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
-      return Promise.reject(new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`));
-    }
+    const { signal } = options;
+    let timeout: number | undefined;
     let now: IpcSharedBuffer | undefined;
     try {
+      timeout = checkTimeout(options.timeout);
       now = this.tryAcquire();
     } catch (e) {
       return Promise.reject(e);

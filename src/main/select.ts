@@ -5,7 +5,7 @@ import { IpcError } from '../shared/errors.js';
 import { IpcBytesReceiver, IpcReceiver, asyncSchemaError, blockingWait, receiverCore } from './channel.js';
 import type { ReceiverCore } from './channel.js';
 import type { ParsedItem } from './framing.js';
-import { assertThread, closedError, currentThreadId } from './handles.js';
+import { assertThread, checkTimeout, closedError, currentThreadId } from './handles.js';
 
 /** One ready receiver in the answer of {@link IpcReceiverSet.select}. */
 export type SelectResult<T = unknown> =
@@ -110,10 +110,7 @@ export class IpcReceiverSet implements Disposable {
     assertThread(this.thread, 'this IpcReceiverSet');
     if (this.isClosed) throw closedError('IpcReceiverSet');
     if (this.pending) throw new TypeError('IpcReceiverSet.selectSync() cannot be used while a select() is waiting');
-    const { timeout } = options;
-    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
-      throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
-    }
+    const timeout = checkTimeout(options.timeout);
     const deadline = timeout === undefined ? -1 : performance.now() + timeout;
     for (;;) {
       const ready = this.collect();
@@ -134,10 +131,8 @@ export class IpcReceiverSet implements Disposable {
       assertThread(this.thread, 'this IpcReceiverSet');
       if (this.isClosed) throw closedError('IpcReceiverSet');
       if (this.pending) throw new TypeError('IpcReceiverSet.select() is already waiting; call it again once it settles');
-      const { timeout, signal } = options;
-      if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
-        throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
-      }
+      const { signal } = options;
+      const timeout = checkTimeout(options.timeout);
       const ready = this.collect();
       if (ready.length > 0) return Promise.resolve(settleAsync(ready));
       if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');

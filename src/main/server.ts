@@ -9,7 +9,7 @@ import path from 'node:path';
 import { IpcError } from '../shared/errors.js';
 import { IpcReceiver } from './channel.js';
 import type { ReceiverOptions } from './channel.js';
-import { closedError, osError, trackForGc, untrackForGc } from './handles.js';
+import { checkTimeout, closedError, osError, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer } from './handles.js';
 import { EAGAIN, POLL_READABLE, native } from './native.js';
 import type { NativePoller } from './native.js';
@@ -88,10 +88,8 @@ export class IpcOneShotServer<T> implements Disposable {
   async accept(options: AcceptOptions = {}): Promise<[IpcReceiver<T>, T]> {
     if (this.fd < 0) throw closedError('IpcOneShotServer');
     if (this.accepting) throw new TypeError('IpcOneShotServer.accept() is already waiting; a one-shot server accepts once');
-    const { timeout, peer, signal } = options;
-    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))) {
-      throw new RangeError(`timeout must be a non-negative finite number of milliseconds, got ${String(timeout)}`);
-    }
+    const { peer, signal } = options;
+    const timeout = checkTimeout(options.timeout);
     this.accepting = true;
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
     const conn = await this.acceptConnection(deadline, peer, signal);
