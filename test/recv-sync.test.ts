@@ -2,10 +2,27 @@
 import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcFileHandle, bytesChannel, channel } from '../src/main/index.js';
+import { readFileSync } from 'node:fs';
+import { receiverCore } from '../src/main/channel.js';
+import { native } from '../src/main/native.js';
 import { catchError, fdCount, startPeer } from './helpers.js';
 
 /** Every blocking receive here has a timeout: a lost message fails a test instead of hanging it. */
 const T = { timeout: 5000 };
+
+/** Whether O_NONBLOCK is set on the open file behind `fd` (from /proc/self/fdinfo). */
+function nonBlocking(fd: number): boolean {
+  const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
+  return (parseInt(flags, 8) & 0o4000) !== 0;
+}
+
+/** CPU time (user + system, ms) this process spends in `f`. */
+function cpuMs<R>(f: () => R): { value: R; ms: number } {
+  const before = process.cpuUsage();
+  const value = f();
+  const used = process.cpuUsage(before);
+  return { value, ms: (used.user + used.system) / 1000 };
+}
 
 function code(e: unknown): string | undefined {
   return e instanceof IpcError ? e.code : undefined;
@@ -147,6 +164,55 @@ describe('recvSync() across processes', () => {
     }
     tx.close();
     expect(code(catchError(() => rx.recvSync({ timeout: 10_000 })))).toBe('DISCONNECTED');
+    rx.close();
+    const r = await spawned.done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('waits in a blocking read without spinning; recv() afterwards never blocks the event loop', async () => {
+    const { rx, tx, spawned } = await startPeer<{ i: number; after: number }, { i: number; after: number }>('echo-after');
+    const fd = receiverCore(rx as never).fd;
+    tx.send({ i: 1, after: 300 });
+    // No timeout and nothing queued: recvSync() waits in one recvmsg on the socket put in
+    // blocking mode. Waiting must cost (almost) no CPU.
+    const first = cpuMs(() => rx.recvSync());
+    expect(first.value).toEqual({ i: 1, after: 300 });
+    expect(first.ms).toBeLessThan(150);
+    expect(nonBlocking(fd)).toBe(false);
+    // recv() watches the socket with libuv; its reads must not block although the file is in
+    // blocking mode: a timer fires while it waits.
+    tx.send({ i: 2, after: 300 });
+    let ticked = false;
+    setTimeout(() => (ticked = true), 20);
+    expect(await rx.recv({ timeout: 10_000 })).toEqual({ i: 2, after: 300 });
+    expect(ticked).toBe(true);
+    tx.send({ i: 3, after: 300 });
+    const third = cpuMs(() => rx.recvSync());
+    expect(third.value).toEqual({ i: 3, after: 300 });
+    expect(third.ms).toBeLessThan(150);
+    expect(nonBlocking(fd)).toBe(false);
+    tx.close();
+    rx.close();
+    const r = await spawned.done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('falls back to poll(2), without spinning, when another holder of the socket sets O_NONBLOCK', async () => {
+    const { rx, tx, spawned } = await startPeer<{ i: number; after: number }, { i: number; after: number }>('echo-after');
+    const fd = receiverCore(rx as never).fd;
+    tx.send({ i: 0, after: 0 });
+    expect(rx.recvSync()).toEqual({ i: 0, after: 0 }); // the file is in blocking mode now
+    for (let i = 1; i <= 3; i++) {
+      // A peer that kept a duplicate of this socket can change the mode at any time.
+      native().setBlocking(fd, false);
+      tx.send({ i, after: 200 });
+      const got = cpuMs(() => rx.recvSync());
+      expect(got.value).toEqual({ i, after: 200 });
+      expect(got.ms).toBeLessThan(120);
+    }
+    tx.close();
     rx.close();
     const r = await spawned.done;
     expect(r.stderr).toBe('');

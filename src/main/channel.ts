@@ -161,10 +161,18 @@ function drainWaitingSenders(): Int32Array | null {
  * hold back, then blocks in poll(2) on `readFds` (and on the senders' sockets that are still
  * full) until `deadline` (a performance.now() time, -1 for none). True when a read socket is
  * ready, false when only a sender's socket is (call again). Throws TIMEOUT (`waitingFor` names
- * what did not come) or OS.
+ * what did not come) or OS. With `single` (the one receiver waited on), no deadline and no full
+ * sender, it waits in that receiver's blocking read instead, and returns true once it has read.
  */
-export function blockingWait(readFds: number | Int32Array, deadline: number, waitingFor: string): boolean {
+export function blockingWait(
+  readFds: number | Int32Array,
+  deadline: number,
+  waitingFor: string,
+  single?: { readBlocking(): boolean },
+): boolean {
   const full = drainWaitingSenders();
+  // One receiver, no deadline, no sender to watch: a blocking recvmsg is the whole wait.
+  if (single !== undefined && full === null && deadline < 0 && single.readBlocking()) return true;
   const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
   const r = native().waitFds(readFds, full, left);
   if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
@@ -706,6 +714,7 @@ class ReceiverCore extends Pinnable {
     if (watch && !this.eof) {
       if (!this.poller) {
         this.poller = new (native().Poller)(this.fd, (status) => this.onReadable(status));
+        this.blockingFd = -1; // uv_poll_init set O_NONBLOCK
         this.polling = false;
         this.pollRef = true;
       }
@@ -768,8 +777,42 @@ class ReceiverCore extends Pinnable {
     while (zero) zero = this.readBatch(true);
   }
 
+  /** The descriptor this core put in blocking mode (its file's O_NONBLOCK cleared), or -1. */
+  private blockingFd = -1;
+  /** Set by readBatch when a blocking read returned EAGAIN: the file is not in blocking mode. */
+  private wouldBlock = false;
+
+  /**
+   * recvSync()'s wait when nothing else needs watching: one recvmsg that blocks until a packet
+   * arrives (one system call where poll + recvmsg take two), then reads like read(). False when
+   * this socket cannot be read that way now (the rest of a big message is due, which is read in
+   * place, or the file is not in blocking mode): the caller then waits in poll(2).
+   */
+  readBlocking(): boolean {
+    if (this.closed || this.eof || this.bigAhead || this.parser.directTarget(0) !== undefined) return false;
+    if (this.blockingFd !== this.fd) {
+      // Our reads and writes all pass MSG_DONTWAIT, so the mode changes nothing else; libuv sets
+      // O_NONBLOCK again when it starts watching the socket (see demand()).
+      try {
+        native().setBlocking(this.fd, true);
+      } catch {
+        return false;
+      }
+      this.blockingFd = this.fd;
+    }
+    this.wouldBlock = false;
+    let zero = this.readBatch(false, true);
+    // Another holder of this file (a peer that kept a duplicate) may have set O_NONBLOCK.
+    if (this.wouldBlock) {
+      this.blockingFd = -1;
+      return false;
+    }
+    while (zero) zero = this.readBatch(true);
+    return true;
+  }
+
   /** Returns true when it saw what may be end-of-file (see read()). */
-  private readBatch(afterZero: boolean): boolean {
+  private readBatch(afterZero: boolean, block = false): boolean {
     if (this.closed || this.eof) return false;
     const n = native();
     if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
@@ -781,7 +824,7 @@ class ReceiverCore extends Pinnable {
     const arena = recvArena();
     let r: number;
     try {
-      r = n.recvPackets(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off) as number;
+      r = n.recvPackets(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
       return false;
@@ -793,6 +836,7 @@ class ReceiverCore extends Pinnable {
       } else {
         if (afterZero) this.items.push(malformed('an empty packet'));
         if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
+        else if (block) this.wouldBlock = true;
       }
       return false;
     }
@@ -1278,7 +1322,7 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
       }
       if (core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${core.what} is closed`);
       if (core.closed) throw closedError(core.what);
-      waited = blockingWait(core.fd, deadline, `no message arrived within ${timeout} ms`);
+      waited = blockingWait(core.fd, deadline, `no message arrived within ${timeout} ms`, core);
     }
   }
 

@@ -124,8 +124,19 @@ export interface NativeBinding {
    * Arena mode: the same, but packets are read straight into `arena` from `arenaOffset` (8-aligned,
    * with at least `maxPacketBytes` of room after it), offsets in `meta` are indexes into `arena`,
    * and the return value is the packet count n > 0 (or 0 at end-of-file, or EAGAIN negated).
+   * With `block`, the first recvmsg goes without MSG_DONTWAIT: it waits for a packet when the
+   * socket's file is in blocking mode (see setBlocking), and returns EAGAIN at once when it is not.
    */
-  recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number, arena: Uint8Array, arenaOffset: number): number;
+  recvPackets(
+    fd: number,
+    meta: Int32Array,
+    fdsOut: Int32Array,
+    maxPackets: number,
+    maxPacketBytes: number,
+    arena: Uint8Array,
+    arenaOffset: number,
+    block?: boolean,
+  ): number;
   /**
    * One recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) scattered over `iovs` (at most 1024), so that a
    * packet's bytes land directly where they belong. Descriptors go to `fdsOut` (253 entries) and
@@ -141,6 +152,11 @@ export interface NativeBinding {
    * returned duplicate. -1 when that packet has none, -errno (EAGAIN when no packet is queued).
    */
   peekFd(fd: number): number;
+  /**
+   * Clears (`blocking` true) or sets O_NONBLOCK on the descriptor's open file. Every other call
+   * here passes MSG_DONTWAIT, so the mode only matters to recvPackets' `block`.
+   */
+  setBlocking(fd: number, blocking: boolean): void;
   /** Blocks in poll(2): 1 a read fd readable or hung up, 2 a write fd writable, 0 timeout, -errno. */
   waitFds(readFds: number | Int32Array, writeFds: Int32Array | null, timeoutMs: number): number;
 

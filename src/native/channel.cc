@@ -448,6 +448,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     buf = Scratch(env, std::max<size_t>(budget, 8));
   }
 
+  // Arg 7 (block): the first recvmsg goes without MSG_DONTWAIT, so it waits for a packet when the
+  // file is in blocking mode (SetBlocking) and fails with EAGAIN at once when it is not. One
+  // system call instead of poll + recvmsg for a blocking receive.
+  bool block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   ControlBuffer ctrl;
   int n = 0;
   size_t off = 0;
@@ -474,7 +478,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     msg.msg_iovlen = 1;
     msg.msg_control = ctrl.bytes;
     msg.msg_controllen = sizeof ctrl.bytes;
-    ssize_t r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t r = recvmsg(fd, &msg, (block && n == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
     if (r < 0) {
       int err = errno;
       // ECONNRESET is the one-shot sk_err a peer leaves when it closes with unread data
@@ -720,6 +724,19 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, guard.release());
 }
 
+// setBlocking(fd, blocking): clears (true) or sets O_NONBLOCK on the descriptor's open file. The
+// addon's own reads and writes all pass MSG_DONTWAIT; the mode only matters to a blocking
+// recvPackets. uv_poll_init sets O_NONBLOCK again, so a caller that watches the socket with a
+// Poller must set the mode again before its next blocking read.
+Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  bool on = info[1].ToBoolean().Value();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, on ? (fl & ~O_NONBLOCK) : (fl | O_NONBLOCK)) != 0) ThrowErrno(env, errno, "fcntl");
+  return env.Undefined();
+}
+
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct ucred cred;
@@ -894,6 +911,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
   exports.Set("waitFds", Napi::Function::New(env, WaitFds, "waitFds"));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
