@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Benchmark suite: this library against a raw C floor, Node child_process IPC (json and
-// advanced) and a net Unix socket with length-prefixed JSON, all measured in the same run.
+// Benchmark suite: this library against a raw C floor, its own addon driven from Node with no
+// library code (the Node-API floor), Node child_process IPC (json and advanced) and a net Unix
+// socket with length-prefixed JSON, all measured in the same run.
 // Usage: node bench/run.mjs [--json] [--quick] [--case NAME[,NAME...]] [--repeats N]
 // Method and meaning of every figure: docs/performance.md.
 import { spawnSync } from 'node:child_process';
@@ -41,6 +42,7 @@ const MODES = {
 const PEERS = [
   { id: 'lib', label: 'this library' },
   { id: 'c', label: 'C floor' },
+  { id: 'napi', label: 'Node-API floor' },
   { id: 'json', label: 'Node IPC json' },
   { id: 'advanced', label: 'Node IPC advanced' },
   { id: 'net', label: 'net + JSON' },
@@ -60,6 +62,7 @@ const CASES = [
     peers: {
       lib: { run: 'lib', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       c: { run: 'c', mode: 'rtt', ...n(3000, 30000, 1000, 10000) },
+      napi: { run: 'napi', case: 'rtt', ...n(20000, 30000, 5000, 10000) },
       json: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       advanced: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       net: { run: 'net', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
@@ -74,6 +77,7 @@ const CASES = [
     peers: {
       lib: { run: 'lib', case: 'rtt-sync', ...n(20000, 10000, 5000, 2000) },
       c: { run: 'c', mode: 'rtt', ...n(3000, 30000, 1000, 10000) },
+      napi: { run: 'napi', case: 'rtt', ...n(20000, 30000, 5000, 10000) },
       json: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
     },
   },
@@ -166,6 +170,7 @@ const CASES = [
     peers: {
       lib: { run: 'lib', case: 'fd', ...n(20000, 8000, 5000, 2000) },
       c: { run: 'c', mode: 'fd', ...n(1000, 15000, 500, 5000) },
+      napi: { run: 'napi', case: 'fd', ...n(10000, 15000, 2000, 5000) },
     },
   },
   {
@@ -177,6 +182,7 @@ const CASES = [
     peers: {
       lib: { run: 'lib', case: 'fd-sync', ...n(20000, 8000, 5000, 2000) },
       c: { run: 'c', mode: 'fd', ...n(1000, 15000, 500, 5000) },
+      napi: { run: 'napi', case: 'fd', ...n(10000, 15000, 2000, 5000) },
     },
   },
   {
@@ -240,6 +246,8 @@ function command(peerId, spec, mode) {
       return pinned(m.parent, [node, script('peer-node-ipc.mjs'), 'driver', params({ case: spec.case, serialization: peerId })]);
     case 'net':
       return pinned(m.parent, [node, script('peer-net.mjs'), 'driver', params({ case: spec.case })]);
+    case 'napi':
+      return pinned(m.parent, [node, script('peer-napi.mjs'), 'driver', params({ case: spec.case })]);
     case 'lib':
       return pinned(m.parent, [node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case })]);
     case 'codec':
@@ -311,6 +319,7 @@ for (const c of selected) {
       const lib = row.peers.lib?.median;
       row.ratioJson = lib !== undefined && row.peers.json?.median ? lib / row.peers.json.median : undefined;
       row.ratioC = lib !== undefined && row.peers.c?.median ? lib / row.peers.c.median : undefined;
+      row.ratioNapi = lib !== undefined && row.peers.napi?.median ? lib / row.peers.napi.median : undefined;
       const tgt = metric.target && metric.target.mode === mode ? metric.target : undefined;
       if (tgt) {
         row.target = tgt.text;
@@ -332,11 +341,11 @@ const cell = (s) => {
   return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
 };
 const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
-const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'met'];
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'met'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   lines.push(
-    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
   );
 }
 const seconds = (Date.now() - started) / 1000;
