@@ -111,7 +111,7 @@ const CASES = [
     modes: ['one', 'cross'],
     metrics: [{ key: 'gbps', unit: 'GB/s', target: { mode: 'cross', op: '>=', value: 4.5, text: '≥ 4.5 GB/s' } }],
     peers: {
-      lib: { run: 'lib', case: 'mib1', ...n(20, 300, 5, 60) },
+      lib: { run: 'lib', case: 'mib1', ...n(100, 2000, 5, 60) },
       c: { run: 'c', mode: 'mib', ...n(50, 3000, 10, 500) },
       json: { run: 'ipc', case: 'mib1', ...n(10, 100, 3, 20) },
       advanced: { run: 'ipc', case: 'mib1', ...n(10, 200, 3, 40) },
