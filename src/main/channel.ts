@@ -7,6 +7,7 @@ import { bodyLayout, decodeMessage, encodeMessage, peekHandleCount } from '../sh
 import type { EncodeHooks } from '../shared/codec.js';
 import { IpcError } from '../shared/errors.js';
 import { DEFAULT_LIMITS } from '../shared/limits.js';
+import type { Limits } from '../shared/limits.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validate } from '../shared/validate.js';
 import { randomBytes } from 'node:crypto';
@@ -44,7 +45,9 @@ import {
   trackForGc,
   untrackForGc,
 } from './handles.js';
-import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
+
+const NO_SECRETS: readonly string[] = Object.freeze([]);
 import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
 import type { NativePoller } from './native.js';
 
@@ -66,30 +69,19 @@ export interface ReceiverOptions<T = unknown> {
   schema?: StandardSchemaV1<unknown, T>;
 }
 
-interface Limits {
-  maxMessageBytes: number;
-  maxHandles: number;
-  maxDepth: number;
-  maxElements: number;
-  maxBinaries: number;
-  maxQueue: number;
-}
-
 function positiveInt(v: unknown, name: string, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
   return v;
 }
 
+/** Every limit of `DEFAULT_LIMITS`, taken from the options where given (RangeError when invalid). */
 function resolveLimits(o: ReceiverOptions<unknown> | undefined): Limits {
-  return {
-    maxMessageBytes: positiveInt(o?.maxMessageBytes, 'maxMessageBytes', DEFAULT_LIMITS.maxMessageBytes),
-    maxHandles: positiveInt(o?.maxHandles, 'maxHandles', DEFAULT_LIMITS.maxHandles),
-    maxDepth: positiveInt(o?.maxDepth, 'maxDepth', DEFAULT_LIMITS.maxDepth),
-    maxElements: positiveInt(o?.maxElements, 'maxElements', DEFAULT_LIMITS.maxElements),
-    maxBinaries: positiveInt(o?.maxBinaries, 'maxBinaries', DEFAULT_LIMITS.maxBinaries),
-    maxQueue: positiveInt(o?.maxQueue, 'maxQueue', DEFAULT_LIMITS.maxQueue),
-  };
+  const out = { ...DEFAULT_LIMITS } as Limits;
+  for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>) {
+    out[key] = positiveInt((o as Record<string, unknown> | undefined)?.[key], key, DEFAULT_LIMITS[key] as number) as never;
+  }
+  return out;
 }
 
 /**
@@ -1107,7 +1099,7 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
   }
   if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
   const used = new Array<boolean>(rec.fds.length).fill(false);
-  const n = native();
+  const ctx: ReviveContext = { limits, sharedBytes: 0, secrets: NO_SECRETS };
   try {
     const value = decodeMessage(
       rec.body,
@@ -1119,10 +1111,10 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
           if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
           const fd = rec.fds[index]!;
           const info = fdInfo(fd);
-          const problem = entry.check(info);
+          const problem = entry.check(info, ctx);
           if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
           used[index] = true;
-          const obj = entry.revive(fd, info) as { close(): void };
+          const obj = entry.revive(fd, info, ctx) as { close(): void };
           revived.push(obj);
           return obj;
         },

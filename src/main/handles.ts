@@ -4,6 +4,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { IpcError } from '../shared/errors.js';
+import type { Limits } from '../shared/limits.js';
 import type { FdInfo } from './native.js';
 import { native } from './native.js';
 
@@ -30,13 +31,26 @@ export function isHandleSource(v: object): v is HandleSource {
   return typeof (v as Partial<HandleSource>)[kHandle] === 'function';
 }
 
+/**
+ * What a reviver knows about the message its descriptor came with: the receiving endpoint's
+ * limits, and running totals that revivers of one message share (shared memory accepted so far).
+ */
+export interface ReviveContext {
+  /** Every limit of the receiver the message arrived on (see `Limits` in src/shared/limits.ts). */
+  readonly limits: Readonly<Limits>;
+  /** Bytes of shared memory (`M` and `P` handles) already accepted in this message. */
+  sharedBytes: number;
+  /** Secrets a moved receiver must see in its switch packets (kind tag suffixes), else empty. */
+  readonly secrets: readonly string[];
+}
+
 /** Builds the object for a received descriptor of one kind; it owns `fd` from then on. */
-export type HandleReviver = (fd: number, info: FdInfo) => object;
+export type HandleReviver = (fd: number, info: FdInfo, ctx: ReviveContext) => object;
 
 interface KindEntry {
   revive: HandleReviver;
   /** Checks that the descriptor is of the right kind; returns what is wrong, or undefined. */
-  check: (info: FdInfo) => string | undefined;
+  check: (info: FdInfo, ctx: ReviveContext) => string | undefined;
 }
 
 const kinds = new Map<string, KindEntry>();
