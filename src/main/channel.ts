@@ -10,7 +10,8 @@ import { DEFAULT_LIMITS } from '../shared/limits.js';
 import type { Limits } from '../shared/limits.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validate } from '../shared/validate.js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import {
   FRAGMENT_HEADER,
   MAX_FRAGMENT_BYTES,
@@ -30,7 +31,7 @@ import {
   singleRecordPacket,
   switchPacket,
 } from './framing.js';
-import type { LayoutOf, OutPacket, ParsedItem, WireRecord } from './framing.js';
+import type { LayoutOf, OutPacket, ParsedItem, SwitchItem, WireRecord } from './framing.js';
 import {
   assertThread,
   checkTimeout,
@@ -40,6 +41,7 @@ import {
   isHandleSource,
   kDetach,
   kHandle,
+  errnoError,
   osError,
   registerHandleKind,
   trackForGc,
@@ -49,7 +51,7 @@ import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handle
 
 const NO_SECRETS: readonly string[] = Object.freeze([]);
 import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
-import type { NativePoller } from './native.js';
+import type { FdInfo, NativePoller } from './native.js';
 
 /** Limits and checks a receiver applies to what its peers send. */
 export interface ReceiverOptions<T = unknown> {
@@ -65,6 +67,14 @@ export interface ReceiverOptions<T = unknown> {
   maxBinaries?: number;
   /** Most packets read from the socket ahead of `recv()` calls (default 64); the rest wait in the kernel. */
   maxQueue?: number;
+  /**
+   * Largest shared memory segment (`IpcSharedMemory`, or an `IpcSharedBuffer` of a pool) accepted
+   * in a message, in bytes (default 256 MiB). Checked on the memfd's size before anything is
+   * mapped or copied; a bigger one makes the message TOO_LARGE and all its descriptors are closed.
+   */
+  maxSharedMemoryBytes?: number;
+  /** Most bytes of shared memory, all segments together, in one message (default 1 GiB); more is TOO_LARGE. */
+  maxSharedMemoryTotal?: number;
   /** A Standard Schema (zod, valibot, arktype...) every incoming message must pass, else INVALID. */
   schema?: StandardSchemaV1<unknown, T>;
 }
@@ -163,13 +173,57 @@ export function blockingWait(
   single?: { readBlocking(): boolean },
 ): boolean {
   const full = drainWaitingSenders();
-  // One receiver, no deadline, no sender to watch: a blocking recvmsg is the whole wait.
-  if (single !== undefined && full === null && deadline < 0 && single.readBlocking()) return true;
-  const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
+  // One receiver, no deadline, no sender to watch: a blocking recvmsg is the whole wait. Not in
+  // a worker, whose wait must end when the worker is terminated (below).
+  if (single !== undefined && full === null && deadline < 0 && isMainThread && single.readBlocking()) return true;
+  let left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now());
+  // worker.terminate() cannot interrupt a system call: a worker waits in slices, and returns to
+  // JavaScript between them, where V8 carries out a pending termination.
+  if (!isMainThread && (left < 0 || left > WORKER_WAIT_SLICE_MS)) left = WORKER_WAIT_SLICE_MS;
   const r = native().waitFds(readFds, full, left);
-  if (r < 0) throw osError({ errno: -r, syscall: 'poll', code: 'E' + -r }, 'poll');
-  if (r === 0 && (deadline < 0 || performance.now() >= deadline)) throw new IpcError('TIMEOUT', waitingFor);
+  if (r < 0) throw errnoError(r, 'poll', 'poll');
+  if (r === 0 && deadline >= 0 && performance.now() >= deadline) throw new IpcError('TIMEOUT', waitingFor);
   return r === 1;
+}
+
+/** How long a blocking receive in a worker waits in one system call (see blockingWait). */
+const WORKER_WAIT_SLICE_MS = 50;
+
+/**
+ * At process exit (`process.exit()`, the end of the program, an uncaught exception), messages
+ * that send() accepted but that are still queued are written out synchronously, waiting at most
+ * this long in all for peers that do not read. What cannot be written is reported on stderr.
+ */
+const EXIT_FLUSH_MS = 2000;
+let exitFlushInstalled = false;
+
+function installExitFlush(): void {
+  if (exitFlushInstalled) return;
+  exitFlushInstalled = true;
+  process.on('exit', flushAtExit);
+}
+
+/** @internal Writes what this thread's senders hold back, waiting (bounded) for full sockets. */
+export function flushAtExit(): void {
+  const deadline = performance.now() + EXIT_FLUSH_MS;
+  const none = new Int32Array(0);
+  for (;;) {
+    let full: Int32Array | null;
+    try {
+      full = drainWaitingSenders();
+    } catch {
+      return;
+    }
+    if (full === null) return;
+    const left = deadline - performance.now();
+    if (left <= 0) break;
+    if (native().waitFds(none, full, left) < 0) break;
+  }
+  let lost = 0;
+  for (const s of waitingSenders) lost += s.queuedMessages;
+  if (lost > 0) {
+    process.stderr.write(`electron-ipc-channel: ${lost} message(s) sent before exit could not be written within ${EXIT_FLUSH_MS} ms (the receiving process does not read) and are lost\n`);
+  }
 }
 
 const encodeHooks: EncodeHooks = {
@@ -198,6 +252,8 @@ function closeFds(fds: number[]): void {
 interface Queued extends OutPacket {
   /** The queue owns these descriptors and closes them once the packet is written or dropped. */
   owned: boolean;
+  /** Messages this packet completes (a batch: several; a fragment: 1 on the last, else 0). */
+  messages: number;
 }
 
 /** The writing half: one socket, an ordered queue, batching of small records. */
@@ -216,6 +272,15 @@ class SenderCore extends Pinnable {
   private flushWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private closeWhenFlushed = false;
   private readonly disposer: Disposer;
+  /**
+   * Set once a write that send() had already returned from failed (an error other than the peer
+   * hanging up): every later send() throws it and flush() rejects with it.
+   */
+  failure: IpcError | undefined;
+  /** Messages in the batcher (not yet a packet of the queue). */
+  private batchMessages = 0;
+  /** Messages written since the last failure-free drain began, for the failure's report. */
+  private writtenSinceQueued = 0;
 
   constructor(fd: number, owner: object, readonly what: string) {
     super(owner);
@@ -234,6 +299,7 @@ class SenderCore extends Pinnable {
    */
   write(parts: Uint8Array[], bytes: number, handles: HandleSource[]): void {
     if (this.closed) throw closedError(this.what);
+    if (this.failure) throw this.failure;
     if (this.disconnected) throw disconnected(this.what);
     const infos: HandleInfo[] = handles.length === 0 ? NO_INFOS : handles.map((h) => h[kHandle]());
     for (let i = 0; i < infos.length; i++) {
@@ -248,7 +314,14 @@ class SenderCore extends Pinnable {
     // Written as is (one iovec per part) only when sendmsg takes that many parts: a message with
     // hundreds of small binaries has more, and goes through the batcher, which copies.
     if (single && this.idle && this.sentAt !== currentTick && parts.length + 2 <= MAX_SEND_PARTS) {
-      const r = native().sendPacket(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
+      let r: number;
+      try {
+        r = native().sendPacket(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
+      } catch (e) {
+        // Nothing was written; this sender stays usable (a message without descriptors may pass).
+        closeFds(moved.filter((fd) => fd >= 0));
+        throw osError(e, 'sendmsg');
+      }
       if (r >= 0) {
         this.sentAt = tick();
         if (moved.length) closeFds(moved.filter((fd) => fd >= 0));
@@ -260,7 +333,7 @@ class SenderCore extends Pinnable {
           this.setDisconnected();
           throw disconnected(this.what);
         }
-        throw osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r }, 'sendmsg');
+        throw errnoError(r, 'sendmsg', 'sendmsg');
       }
     }
     if (!single) {
@@ -272,6 +345,7 @@ class SenderCore extends Pinnable {
     const owned = this.ownAll(infos, moved);
     if (!this.batcher.fits(bytes, owned.length)) this.takeBatch();
     this.batcher.add(parts, bytes, owned);
+    this.batchMessages++;
     this.schedule();
   }
 
@@ -291,7 +365,14 @@ class SenderCore extends Pinnable {
         let iov = [f.header, ...sliceParts(parts, f.offset, f.bytes)];
         if (iov.length > MAX_SEND_PARTS) iov = [f.header, copyParts(parts, f.offset, f.bytes)];
         const fragFds = fds.slice(f.fdStart, f.fdStart + f.fdCount);
-        const r = n.sendPacket(this.fd, iov, fragFds.length ? fragFds : null);
+        let r: number;
+        let err: IpcError | undefined;
+        try {
+          r = n.sendPacket(this.fd, iov, fragFds.length ? fragFds : null);
+        } catch (e) {
+          r = -1;
+          err = osError(e, 'sendmsg');
+        }
         if (r >= 0) continue;
         if (r === EAGAIN || r === ENOBUFS) break;
         closeFds(moved.filter((fd) => fd >= 0));
@@ -300,7 +381,11 @@ class SenderCore extends Pinnable {
           if (i === 0) throw disconnected(this.what);
           return; // the receiver went away in the middle: nothing more can be delivered
         }
-        throw osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r }, 'sendmsg');
+        err ??= errnoError(r, 'sendmsg', 'sendmsg');
+        if (i === 0) throw err; // nothing of this message was written; the sender stays usable
+        // Part of the message is out: the receiver drops it when the next message starts.
+        this.fail(this.failureOf(err, 1));
+        throw this.failure ?? err;
       }
     }
     const firstFd = i < frags.length ? frags[i]!.fdStart : fds.length;
@@ -316,6 +401,7 @@ class SenderCore extends Pinnable {
         parts: [f.header, rest.subarray(f.offset - start, f.offset - start + f.bytes)],
         fds: owned.slice(f.fdStart - firstFd, f.fdStart - firstFd + f.fdCount),
         owned: true,
+        messages: i === frags.length - 1 ? 1 : 0,
       });
     }
     this.schedule();
@@ -377,9 +463,17 @@ class SenderCore extends Pinnable {
     return this.disconnected || this.disposer.fd < 0;
   }
 
+  /** Messages accepted by send() and not yet written. */
+  get queuedMessages(): number {
+    let n = this.batchMessages;
+    for (const p of this.queue) n += p.messages;
+    return n;
+  }
+
   private schedule(): void {
     this.pin(true);
     waitingSenders.add(this);
+    installExitFlush();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => {
@@ -392,9 +486,10 @@ class SenderCore extends Pinnable {
   /** Queues ready-made packets whose descriptors the queue takes over. */
   writePackets(packets: OutPacket[]): void {
     this.takeBatch();
-    for (const p of packets) this.queue.push({ ...p, owned: true });
+    for (const p of packets) this.queue.push({ ...p, owned: true, messages: 1 });
     this.pin(true);
     waitingSenders.add(this);
+    installExitFlush();
     this.drain();
   }
 
@@ -422,33 +517,61 @@ class SenderCore extends Pinnable {
   private takeBatch(): void {
     const p = this.batcher.take();
     if (p) {
-      this.queue.push({ ...p, owned: true });
+      this.queue.push({ ...p, owned: true, messages: this.batchMessages });
+      this.batchMessages = 0;
     }
   }
 
+  /** The error a failed deferred write leaves on this sender: what failed, what was dropped. */
+  private failureOf(cause: IpcError, extra = 0): IpcError {
+    let dropped = extra + this.batchMessages;
+    for (const p of this.queue) dropped += p.messages;
+    const written = this.writtenSinceQueued;
+    return new IpcError(
+      'OS',
+      `a message queued on this ${this.what} could not be written (${cause.message}): ${written} queued message(s) had been written, ` +
+        `${dropped} were dropped and will not arrive; this ${this.what} cannot send any more (close it, and use a new channel)`,
+      { errno: cause.errno, syscall: cause.syscall ?? 'sendmsg', cause },
+    );
+  }
+
+  /** Sends one packet from drain(); a thrown OS error becomes a negated errno (-1 when it has none). */
+  private sendQueued(parts: Uint8Array[], fds: number[]): number {
+    try {
+      return native().sendPacket(this.fd, parts, fds.length ? fds : null);
+    } catch (e) {
+      this.lastSendError = osError(e, 'sendmsg');
+      return -(this.lastSendError.errno ?? 1) || -1;
+    }
+  }
+  private lastSendError: IpcError | undefined;
+
   /** Writes queued packets until the socket is full. */
   drain(): void {
-    const n = native();
+    if (this.disposer.fd < 0 || this.failure || this.disconnected) return;
     for (;;) {
       if (this.queue.length === 0) {
         if (this.batcher.empty) break;
         // The common case of a burst: write the batch from the batcher's own buffer, which is
         // then reused (no allocation per packet); only a batch that must wait is copied out.
         const b = this.batcher.current();
-        const r = n.sendPacket(this.fd, [b.bytes], b.fds.length ? b.fds : null);
+        const r = this.sendQueued([b.bytes], b.fds);
         if (r >= 0) {
           closeFds(b.fds);
           this.batcher.reset();
+          this.writtenSinceQueued += this.batchMessages;
+          this.batchMessages = 0;
           continue;
         }
         this.takeBatch();
       }
       const p = this.queue[0]!;
-      const r = n.sendPacket(this.fd, p.parts, p.fds.length ? p.fds : null);
+      const r = this.sendQueued(p.parts, p.fds);
       if (r >= 0) {
         this.queue.shift();
         if (p.owned) closeFds(p.fds);
         if (p.pooled) releasePacketBuffer(p.pooled);
+        this.writtenSinceQueued += p.messages;
         continue;
       }
       if (r === EAGAIN || r === ENOBUFS) {
@@ -459,13 +582,18 @@ class SenderCore extends Pinnable {
         this.setDisconnected();
         return;
       }
-      // Any other failure (EMSGSIZE here means the peer's buffer is smaller than our packets).
-      this.fail(osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r, message: 'writing a queued packet failed' }, 'sendmsg'));
+      // Any other failure (EMSGSIZE here means the peer's buffer is smaller than our packets;
+      // EPERM a peer that refuses descriptors with SO_PASSRIGHTS 0; ETOOMANYREFS the per-user
+      // budget of descriptors in flight): never thrown here, where the event loop would get it.
+      const cause = this.lastSendError ?? errnoError(r, 'sendmsg', 'sendmsg');
+      this.lastSendError = undefined;
+      this.fail(this.failureOf(cause));
       return;
     }
     this.watchWritable(false);
     this.pin(false);
     waitingSenders.delete(this);
+    this.writtenSinceQueued = 0;
     this.batcher.idle();
     this.releaseSpill();
     const waiters = this.flushWaiters;
@@ -482,6 +610,7 @@ class SenderCore extends Pinnable {
   }
 
   flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.disconnected && !this.idle) return Promise.reject(disconnected(this.what));
     if (this.idle) return this.disconnected ? Promise.reject(disconnected(this.what)) : Promise.resolve();
     return new Promise((resolve, reject) => this.flushWaiters.push({ resolve, reject }));
@@ -492,7 +621,8 @@ class SenderCore extends Pinnable {
     this.fail(disconnected(this.what));
   }
 
-  private fail(err: Error): void {
+  private fail(err: IpcError): void {
+    if (!this.disconnected) this.failure = err;
     this.dropQueue();
     const waiters = this.flushWaiters;
     this.flushWaiters = [];
@@ -502,6 +632,7 @@ class SenderCore extends Pinnable {
 
   private dropQueue(): void {
     this.takeBatch();
+    this.batchMessages = 0;
     for (const p of this.queue) {
       if (p.owned) closeFds(p.fds);
       if (p.pooled) releasePacketBuffer(p.pooled);
@@ -534,6 +665,43 @@ class SenderCore extends Pinnable {
     closeFds([this.fd]);
     this.disposer.fd = -1;
   }
+}
+
+/** Constant-time comparison of two secrets of 32 hex digits. */
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === 16 && y.length === 16 && timingSafeEqual(x, y);
+}
+
+/**
+ * What is wrong with a socket a peer gave us to read from (a switch target, a received receiver),
+ * or undefined: it must be a connected SOCK_SEQPACKET socket, not listening. Options that make
+ * every read install descriptors or credentials (SO_PASSPIDFD, SO_PASSCRED) are switched off.
+ */
+function switchSocketProblem(fd: number): string | undefined {
+  let info: FdInfo;
+  try {
+    info = fdInfo(fd);
+  } catch (e) {
+    return `a descriptor that cannot be inspected (${osError(e, 'fstat').message})`;
+  }
+  if (info.kind !== 'seqpacket') return `a ${info.kind}, not a connected SOCK_SEQPACKET socket`;
+  if (info.listening) return 'a listening socket, not a connected SOCK_SEQPACKET socket';
+  if ((info as { connected?: boolean }).connected === false) return 'a socket that is not connected';
+  return neutralizeSocket(fd);
+}
+
+/** Switches off the receive options a peer may have set on a socket we will read; a problem, or undefined. */
+function neutralizeSocket(fd: number): string | undefined {
+  const n = native() as { neutralizeSocket?: (fd: number) => void };
+  if (typeof n.neutralizeSocket !== 'function') return undefined;
+  try {
+    n.neutralizeSocket(fd);
+  } catch (e) {
+    return `a socket whose receive options cannot be reset (${osError(e, 'setsockopt').message})`;
+  }
+  return undefined;
 }
 
 function disconnected(what: string): IpcError {
@@ -598,6 +766,14 @@ class ReceiverCore extends Pinnable {
   private readonly fdsOut = new Int32Array(1024);
   /** Called when items arrive or the state changes, for select(). */
   onActivity: (() => void) | undefined;
+  /**
+   * Secrets of the switch packets this receiver still expects, first expected first: a receiver
+   * moved with messages already read continues on a carrier socket whose last packet switches it
+   * back to its own socket, and only a switch carrying the secret given with the move is obeyed.
+   */
+  secrets: string[] = [];
+  /** The secret announced for the next move (set when the handle's kind tag is taken). */
+  private nextSecret: string | undefined;
 
   constructor(fd: number, owner: object, options: ReceiverOptions<unknown> | undefined, readonly what: string, layoutOf?: LayoutOf) {
     super(owner);
@@ -827,7 +1003,7 @@ class ReceiverCore extends Pinnable {
         this.setEof();
       } else {
         if (afterZero) this.items.push(malformed('an empty packet'));
-        if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
+        if (r !== EAGAIN) this.items.push(errnoError(r, 'recvmsg', 'recvmsg'));
         else if (block) this.wouldBlock = true;
       }
       return false;
@@ -851,7 +1027,7 @@ class ReceiverCore extends Pinnable {
       fdAt += nfds;
       const sw = this.parser.parse(buf.subarray(off, off + len), fds, flags, this.items);
       // A refused switch is one bad message; the rest of the batch is still this socket's.
-      if (sw && this.switchTo(sw.switchTo)) {
+      if (sw && this.switchTo(sw)) {
         // The rest of the channel comes on another socket; this one is done.
         const rest = this.remainingFds(i + 1, count);
         for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
@@ -883,7 +1059,7 @@ class ReceiverCore extends Pinnable {
       }
       if (r < 0) {
         if (afterZero) this.items.push(malformed('an empty packet'));
-        if (r !== EAGAIN) this.items.push(osError({ errno: -r, syscall: 'recvmsg', code: 'E' + -r }, 'recvmsg'));
+        if (r !== EAGAIN) this.items.push(errnoError(r, 'recvmsg', 'recvmsg'));
         return false;
       }
       const nfds = this.directMeta[0]!;
@@ -915,7 +1091,7 @@ class ReceiverCore extends Pinnable {
         at += take;
       }
       const sw = this.parser.parse(packet, fds, flags, this.items);
-      if (sw && this.switchTo(sw.switchTo)) return false;
+      if (sw && this.switchTo(sw)) return false;
     }
     return false;
   }
@@ -948,13 +1124,27 @@ class ReceiverCore extends Pinnable {
   }
 
   /** Continues on `fd`; false (and one MALFORMED item) when it is not a connected SOCK_SEQPACKET socket. */
-  private switchTo(fd: number): boolean {
-    const info = fdInfo(fd);
-    if (info.kind !== 'seqpacket' || info.listening) {
+  private switchTo(sw: SwitchItem): boolean {
+    const fd = sw.switchTo;
+    const expected = this.secrets[0];
+    if (expected === undefined || !sameSecret(sw.secret, expected)) {
       closeFds([fd]);
-      this.items.push(malformed(`a switch packet carried a ${info.listening ? 'listening socket' : info.kind}, not a connected SOCK_SEQPACKET socket`));
+      this.items.push(
+        malformed(
+          expected === undefined
+            ? 'a switch packet on a receiver that expects none (only a moved receiver gets one; a sender may be trying to redirect it): refused, the channel continues'
+            : 'a switch packet without the secret this receiver expects (a sender may be trying to redirect it): refused, the channel continues',
+        ),
+      );
       return false;
     }
+    const problem = switchSocketProblem(fd);
+    if (problem) {
+      closeFds([fd]);
+      this.items.push(malformed(`a switch packet carried ${problem}`));
+      return false;
+    }
+    this.secrets.shift();
     const wasWatching = this.poller !== undefined;
     this.dropPoller();
     closeFds([this.fd]);
@@ -1021,7 +1211,20 @@ class ReceiverCore extends Pinnable {
    * they are written into a fresh socket, followed by a SWITCH packet carrying the original, and
    * the fresh socket's other end is what is sent.
    */
+  /**
+   * The kind tag this receiver travels with: `base`, then the secret its carrier's switch will
+   * carry when it has messages read ahead (taken now, so the tag and the move agree), then the
+   * secrets it still expects itself, each as `.` and 32 hex digits.
+   */
+  kindTag(base: string): string {
+    if (this.nextSecret === undefined && (this.head < this.items.length || !this.parser.idle)) this.nextSecret = randomBytes(16).toString('hex');
+    if (this.nextSecret === undefined && this.secrets.length === 0) return base;
+    return [base, ...(this.nextSecret === undefined ? [] : [this.nextSecret]), ...this.secrets].join('.');
+  }
+
   private detachWithPending(fd: number): number {
+    const secret = this.nextSecret;
+    this.nextSecret = undefined;
     const packets: OutPacket[] = [];
     for (let i = this.head; i < this.items.length; i++) {
       const it = this.items[i]!;
@@ -1035,7 +1238,11 @@ class ReceiverCore extends Pinnable {
     this.head = 0;
     packets.push(...this.parser.exportPartials());
     this.dropPoller();
-    if (packets.length === 0) return fd;
+    // The tag sent with this receiver announced a carrier exactly when `secret` is set.
+    if (secret === undefined) {
+      for (const p of packets) closeFds(p.fds);
+      return fd;
+    }
     let pair: [number, number];
     try {
       pair = native().socketpair();
@@ -1044,7 +1251,7 @@ class ReceiverCore extends Pinnable {
       closeFds([fd]);
       throw osError(e, 'socketpair');
     }
-    packets.push(switchPacket(fd));
+    packets.push(switchPacket(fd, secret));
     const carrier = {};
     const sender = new SenderCore(pair[0], carrier, 'IpcReceiver');
     sender.writePackets(packets);
@@ -1105,9 +1312,11 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
       rec.body,
       rec.fds.length,
       {
-        reviveHandle(kind: string, index: number): unknown {
+        reviveHandle(tag: string, index: number): unknown {
+          const { kind, secrets } = parseKindTag(tag);
           const entry = handleKind(kind);
-          if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(kind)}`);
+          if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
+          ctx.secrets = secrets;
           if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
           const fd = rec.fds[index]!;
           const info = fdInfo(fd);
@@ -1129,6 +1338,55 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
     closeFds(rec.fds.filter((_, i) => !used[i]));
     throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
   }
+}
+
+/** Most switch secrets one receiver's kind tag may carry (a receiver moved this often in a row). */
+const MAX_SECRETS = 64;
+const SECRET_RE = /^[0-9a-f]{32}$/;
+
+/** Splits a kind tag `R.<secret>.<secret>` into its kind and secrets (only receivers have any). */
+function parseKindTag(tag: string): { kind: string; secrets: readonly string[] } {
+  const dot = tag.indexOf('.');
+  if (dot < 0) return { kind: tag, secrets: NO_SECRETS };
+  const kind = tag.slice(0, dot);
+  if (kind !== 'R' && kind !== 'BR') throw malformed(`handle kind ${JSON.stringify(tag.slice(0, 40))} carries secrets, which only receivers have`);
+  if (tag.length > dot + 1 + MAX_SECRETS * 33) throw malformed(`a receiver's kind tag carries more than ${MAX_SECRETS} switch secrets`);
+  const secrets = tag.slice(dot + 1).split('.');
+  for (const x of secrets) if (!SECRET_RE.test(x)) throw malformed(`a receiver's kind tag carries a malformed switch secret`);
+  return { kind, secrets };
+}
+
+/**
+ * Closes the handles a message brought that the validated value no longer holds (a schema that
+ * strips unknown keys drops them): the application never sees them, so nobody else would close
+ * them. Walks the value once (objects, arrays, Maps, Sets; own enumerable properties, each read
+ * once), stopping as soon as every handle is found.
+ */
+function closeUnreachable<V>(revived: Array<{ close(): void }>, value: V): V {
+  if (revived.length === 0) return value;
+  const missing = new Set<object>(revived);
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && missing.size > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (missing.delete(v) || isHandleSource(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (v instanceof Map) {
+      for (const [k, x] of v) stack.push(k, x);
+    } else if (v instanceof Set) {
+      for (const x of v) stack.push(x);
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else {
+      for (const k of Object.keys(v)) {
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        if (d && 'value' in d) stack.push(d.value);
+      }
+    }
+  }
+  for (const h of missing) (h as { close(): void }).close();
+  return value;
 }
 
 const ZERO_PAD = new Uint8Array(8);
@@ -1200,7 +1458,9 @@ abstract class Endpoint implements HandleSource, Disposable {
 
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: this.kind, fd: this.core.closed ? -1 : this.core.fd, move: this.move };
+    const closed = this.core.closed;
+    const kind = !closed && this.core instanceof ReceiverCore ? this.core.kindTag(this.kind) : this.kind;
+    return { kind, fd: closed ? -1 : this.core.fd, move: this.move };
   }
 }
 
@@ -1242,6 +1502,10 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
   /** @internal */
   readonly core: ReceiverCore;
   private readonly thread = currentThreadId;
+  /** @internal */
+  protected get recvThread(): number {
+    return this.thread;
+  }
   private readonly finishItem = (item: ParsedItem): M => this.finish(item);
 
   constructor(fd: number, options: ReceiverOptions<unknown>, kind: 'R' | 'BR', what: string, layoutOf?: LayoutOf) {
@@ -1272,6 +1536,8 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
   tryRecv(): { message: M } | undefined {
     assertThread(this.thread, `this ${this.core.what}`);
     if (this.core.closed) throw closedError(this.core.what);
+    // What this thread sent and still holds back may be for this receiver: write it out first.
+    if (waitingSenders.size > 0 && this.core.pending === 0) drainWaitingSenders();
     const item = this.core.takeNow();
     if (item === undefined) {
       if (this.core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${this.core.what} is closed`);
@@ -1391,7 +1657,7 @@ export class IpcSender<T> extends SenderBase {
 
 /** The receiving end of a typed channel. Sending it inside a message moves it. */
 export class IpcReceiver<T> extends ReceiverBase<T> {
-  private readonly schema: StandardSchemaV1<unknown, T> | undefined;
+  private schema: StandardSchemaV1<unknown, T> | undefined;
 
   /** @internal Use `channel()` or `IpcOneShotServer`. */
   constructor(fd: number, options?: ReceiverOptions<T>) {
@@ -1412,10 +1678,26 @@ export class IpcReceiver<T> extends ReceiverBase<T> {
     };
     try {
       const out = validate(this.schema, value);
-      return (out instanceof Promise ? out.catch(release) : out) as T;
+      if (out instanceof Promise) return out.then((v) => closeUnreachable(revived, v), release) as T;
+      return closeUnreachable(revived, out);
     } catch (e) {
       return release(e);
     }
+  }
+
+  /**
+   * Changes this receiver's limits and schema (for messages not yet taken; packets already read
+   * ahead were checked against the old byte and descriptor limits). A receiver that arrived in a
+   * message starts with the limits of the one it came through and no schema: set them here.
+   * Options left out keep their current value; `schema: undefined` removes the schema.
+   */
+  configure<U = T>(options: ReceiverOptions<U>): IpcReceiver<U> {
+    assertThread(this.recvThread, `this ${this.core.what}`);
+    if (typeof options !== 'object' || options === null) throw new TypeError('configure(options) takes an object of receiver options');
+    const next = resolveLimits({ ...this.core.limits, ...(options as ReceiverOptions<unknown>) });
+    Object.assign(this.core.limits, next);
+    if ('schema' in options) this.schema = options.schema as unknown as StandardSchemaV1<unknown, T> | undefined;
+    return this as unknown as IpcReceiver<U>;
   }
 }
 
@@ -1469,6 +1751,15 @@ export class IpcBytesReceiver extends ReceiverBase<Uint8Array> {
   finish(item: ParsedItem): Uint8Array {
     return bytesOf(item);
   }
+
+  /** Changes this receiver's limits, as `IpcReceiver.configure()` does. */
+  configure(options: Pick<ReceiverOptions, 'maxMessageBytes' | 'maxQueue'>): this {
+    assertThread(this.recvThread, `this ${this.core.what}`);
+    if (typeof options !== 'object' || options === null) throw new TypeError('configure(options) takes an object of receiver options');
+    const { maxMessageBytes, maxQueue } = options;
+    Object.assign(this.core.limits, resolveLimits({ ...this.core.limits, ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }), ...(maxQueue === undefined ? {} : { maxQueue }), maxHandles: 1 }));
+    return this;
+  }
 }
 
 function bytesOf(item: ParsedItem): Uint8Array {
@@ -1500,10 +1791,31 @@ export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' |
 const isSeqpacket = (info: { kind: string; listening: boolean }): string | undefined =>
   info.kind !== 'seqpacket' ? `is a ${info.kind}, not a SOCK_SEQPACKET socket` : info.listening ? 'is a listening socket, not a connected one' : undefined;
 
+/** A socket to read from: also connected, and with the options that install descriptors switched off. */
+const isReadableSeqpacket = (info: FdInfo): string | undefined =>
+  isSeqpacket(info) ?? ((info as { connected?: boolean }).connected === false ? 'is a socket that is not connected' : undefined);
+
+/**
+ * A receiver that arrives in a message gets the limits of the receiver it came through (a peer
+ * must not be able to hand over a channel that accepts more than the one it used), and no schema:
+ * set its own with `configure()`.
+ */
+function reviveReceiver<R extends IpcReceiver<unknown> | IpcBytesReceiver>(make: (limits: Limits) => R, fd: number, ctx: ReviveContext): R {
+  // The reviver owns `fd` (decodeRecord marked it used): every way out but success closes it.
+  const problem = neutralizeSocket(fd);
+  if (problem) {
+    closeFds([fd]);
+    throw malformed(`a received receiver is ${problem}`);
+  }
+  const r = make({ ...ctx.limits });
+  r.core.secrets = [...ctx.secrets];
+  return r;
+}
+
 registerHandleKind('S', isSeqpacket, (fd) => new IpcSender(fd));
-registerHandleKind('R', isSeqpacket, (fd) => new IpcReceiver(fd));
+registerHandleKind('R', isReadableSeqpacket, (fd, _info, ctx) => reviveReceiver((limits) => new IpcReceiver(fd, limits), fd, ctx));
 registerHandleKind('BS', isSeqpacket, (fd) => new IpcBytesSender(fd));
-registerHandleKind('BR', isSeqpacket, (fd) => new IpcBytesReceiver(fd));
+registerHandleKind('BR', isReadableSeqpacket, (fd, _info, ctx) => reviveReceiver((limits) => new IpcBytesReceiver(fd, limits), fd, ctx));
 
 /** @internal for select() and the server: the core of a receiver. */
 export function receiverCore(r: IpcReceiver<unknown> | IpcBytesReceiver): ReceiverCore {

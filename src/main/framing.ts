@@ -312,14 +312,23 @@ export interface FramingLimits {
 /** A SWITCH packet: the rest of this channel's messages come on another socket. */
 export interface SwitchItem {
   switchTo: number;
+  /** The 16-byte secret the packet carried, as 32 lowercase hex digits. */
+  secret: string;
 }
+
+/** Bytes of the secret a switch packet carries after its header (see docs/wire-format.md). */
+export const SWITCH_SECRET_BYTES = 16;
 
 /** What the parser yields: a complete record, or an error standing in for one message. */
 export type ParsedItem = WireRecord | IpcError;
 
-/** A SWITCH packet carrying `fd`, the socket the receiver continues on. */
-export function switchPacket(fd: number): OutPacket {
-  return { parts: [packetHeader(TYPE_SWITCH)], fds: [fd] };
+/**
+ * A SWITCH packet carrying `fd`, the socket the receiver continues on, and `secret` (32 hex
+ * digits), which only the receiver's new holder learns (from the kind tag of the message that
+ * moved it): a switch without it is refused, so a sender cannot redirect a receiver.
+ */
+export function switchPacket(fd: number, secret: string): OutPacket {
+  return { parts: [packetHeader(TYPE_SWITCH), Buffer.from(secret, 'hex')], fds: [fd] };
 }
 
 /**
@@ -464,9 +473,11 @@ export class PacketParser {
     if (packet[4] === TYPE_RECORDS) this.parseRecords(packet, v, fds, out);
     else if (packet[4] === TYPE_FRAGMENT) this.parseFragment(packet, v, fds, out);
     else if (packet[4] === TYPE_SWITCH) {
-      if (packet.byteLength === PACKET_HEADER && fds.length === 1) return { switchTo: fds[0]! };
+      if (packet.byteLength === PACKET_HEADER + SWITCH_SECRET_BYTES && fds.length === 1) {
+        return { switchTo: fds[0]!, secret: Buffer.from(packet.buffer, packet.byteOffset + PACKET_HEADER, SWITCH_SECRET_BYTES).toString('hex') };
+      }
       this.close(fds);
-      out.push(malformed('a switch packet must be 8 bytes with exactly one descriptor'));
+      out.push(malformed(`a switch packet must be ${PACKET_HEADER + SWITCH_SECRET_BYTES} bytes with exactly one descriptor`));
     } else {
       this.close(fds);
       out.push(malformed(`a packet of unknown type ${packet[4]}`));

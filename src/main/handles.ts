@@ -2,6 +2,7 @@
  * How objects that stand for descriptors (senders, receivers, file handles, shared memory) take
  * part in messages, and the bookkeeping every descriptor owner shares.
  */
+import { constants as osConstants } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { IpcError } from '../shared/errors.js';
 import type { Limits } from '../shared/limits.js';
@@ -41,10 +42,13 @@ export interface ReviveContext {
   /** Bytes of shared memory (`M` and `P` handles) already accepted in this message. */
   sharedBytes: number;
   /** Secrets a moved receiver must see in its switch packets (kind tag suffixes), else empty. */
-  readonly secrets: readonly string[];
+  secrets: readonly string[];
 }
 
-/** Builds the object for a received descriptor of one kind; it owns `fd` from then on. */
+/**
+ * Builds the object for a received descriptor of one kind; it owns `fd` from then on, also when
+ * it throws (then it has closed `fd` and anything else it opened).
+ */
 export type HandleReviver = (fd: number, info: FdInfo, ctx: ReviveContext) => object;
 
 interface KindEntry {
@@ -110,11 +114,27 @@ export function checkTimeout(v: unknown, name = 'timeout'): number | undefined {
   return v;
 }
 
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+
+/** The name of an errno value (`EPERM` for 1); `E<n>` only for a number this platform does not name. */
+export function errnoName(errno: number): string {
+  const n = Math.abs(errno);
+  return errnoNames.get(n) ?? `E${n}`;
+}
+
+/** An IpcError of code OS for a negated errno a native call returned. */
+export function errnoError(negErrno: number, syscall: string, doing: string): IpcError {
+  const errno = Math.abs(negErrno);
+  return new IpcError('OS', `${doing}: ${errnoName(errno)}`, { errno, syscall });
+}
+
 /** Maps an errno-carrying Error from the addon to an IpcError of code OS. */
 export function osError(e: unknown, doing: string): IpcError {
   const err = e as { errno?: number; syscall?: string; code?: string; message?: string };
   if (typeof err?.errno === 'number') {
-    return new IpcError('OS', `${doing}: ${err.code ?? 'error'} (${err.message ?? ''})`, {
+    const code = err.code && !/^E\d+$/.test(err.code) ? err.code : errnoName(err.errno);
+    return new IpcError('OS', `${doing}: ${code} (${err.message ?? ''})`, {
       errno: Math.abs(err.errno),
       syscall: err.syscall,
       cause: e,
