@@ -24,6 +24,7 @@ import {
   setSharedMemoryCopyMode,
   sharedMemoryIsZeroCopy,
 } from '../src/main/index.js';
+import { DEFAULT_LIMITS } from '../src/shared/limits.js';
 import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
 import type { Spawned } from './helpers.js';
 
@@ -464,6 +465,35 @@ export function definePayloadTests(copy: boolean): void {
       expect(() => bytesChannel({ maxMessageBytes: -1 })).toThrow(RangeError);
       expect(() => channel({ maxHandles: 0 })).toThrow(RangeError);
       expect(fdCount()).toBe(before);
+    });
+
+    it('shared memory over maxSharedMemoryBytes or maxSharedMemoryTotal is TOO_LARGE before it is mapped; every handle of the message is closed', async () => {
+      expect(DEFAULT_LIMITS.maxSharedMemoryBytes).toBe(256 * MiB);
+      expect(DEFAULT_LIMITS.maxSharedMemoryTotal).toBe(1024 * MiB);
+      const [tx, rx] = channel<Record<string, unknown>>({ maxSharedMemoryBytes: 64 * 1024, maxSharedMemoryTotal: 100 * 1024 });
+      const small = IpcSharedMemory.fromByte(1, 60 * 1024);
+      const big = IpcSharedMemory.fromByte(2, 64 * 1024 + 1);
+      const again = IpcSharedMemory.fromByte(3, 60 * 1024);
+      const file = IpcFileHandle.from(0);
+      const before = fdCount();
+      // Revived in order: `small` and `file` are already objects when `big` is refused.
+      tx.send({ small, file, big });
+      tx.send({ small, file, again }); // 120 KiB in all
+      tx.send({ small, file });
+      const perSegment = await rejectsWith(rx.recv(), 'TOO_LARGE');
+      expect(perSegment.message).toMatch(/IpcSharedMemory of 65537 bytes exceeds this receiver's maxSharedMemoryBytes \(65536\)/);
+      expect(perSegment.message).toMatch(/raises the maxSharedMemoryBytes option/);
+      const total = await rejectsWith(rx.recv(), 'TOO_LARGE');
+      expect(total.message).toMatch(/maxSharedMemoryTotal \(102400\)/);
+      const ok = (await rx.recv()) as { small: IpcSharedMemory; file: IpcFileHandle };
+      expect(ok.small.length).toBe(60 * 1024);
+      expect(ok.small.bytes[60 * 1024 - 1]).toBe(1);
+      ok.small.close();
+      ok.file.close();
+      expect(fdCount()).toBe(before); // nothing of the two refused messages is kept
+      for (const e of [tx, rx, small, big, again, file]) e.close();
+      expect(() => channel({ maxSharedMemoryBytes: 0 })).toThrow(RangeError);
+      expect(() => channel({ maxSharedMemoryTotal: 1.5 })).toThrow(RangeError);
     });
 
     it('a single-packet message over a small maxMessageBytes, in one process, closes its descriptors', async () => {

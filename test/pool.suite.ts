@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
-import { IpcError, IpcSharedBuffer, IpcSharedMemoryPool, channel, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from '../src/main/index.js';
+import { IpcError, IpcSharedBuffer, IpcSharedMemory, IpcSharedMemoryPool, channel, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from '../src/main/index.js';
 import { kHandle } from '../src/main/handles.js';
 import { native } from '../src/main/native.js';
 import { catchError, fdCount, rejectsWith, settledFdCount, startPeer } from './helpers.js';
@@ -151,6 +151,30 @@ export function definePoolTests(copy: boolean): void {
     tx.close();
     rx.close();
     expect(fdCount()).toBe(before);
+  });
+
+  it('a segment over maxSharedMemoryBytes or maxSharedMemoryTotal is TOO_LARGE, nothing kept, and it comes back to the pool', async () => {
+    const before = await settledFdCount();
+    const pool = new IpcSharedMemoryPool({ size: 64 * 1024, count: 2 });
+    const [tx, rx] = channel<Record<string, unknown>>({ maxSharedMemoryBytes: 64 * 1024 - 1 });
+    tx.send({ buf: await pool.acquire({ timeout: 5000 }) });
+    const err = await rejectsWith(rx.recv(), 'TOO_LARGE');
+    expect(err.message).toMatch(/IpcSharedBuffer \(pool segment\) of 65536 bytes exceeds this receiver's maxSharedMemoryBytes \(65535\)/);
+    await availableBecomes(pool, 2); // the refused segment's socket was closed: the pool has it back
+    // Both kinds count against the total of one message: 64 KiB + 64 KiB + 1 byte.
+    const [tx2, rx2] = channel<Record<string, unknown>>({ maxSharedMemoryTotal: 128 * 1024 });
+    const shm = IpcSharedMemory.fromByte(7, 1);
+    tx2.send({ a: await pool.acquire({ timeout: 5000 }), b: await pool.acquire({ timeout: 5000 }), shm });
+    expect((await rejectsWith(rx2.recv(), 'TOO_LARGE')).message).toMatch(/maxSharedMemoryTotal \(131072\)/);
+    await availableBecomes(pool, 2);
+    tx2.send({ a: await pool.acquire({ timeout: 5000 }), b: await pool.acquire({ timeout: 5000 }) }); // exactly the total
+    const ok = (await rx2.recv()) as { a: IpcSharedBuffer; b: IpcSharedBuffer };
+    expect(ok.a.bytes.byteLength + ok.b.bytes.byteLength).toBe(128 * 1024);
+    ok.a.close();
+    ok.b.close();
+    await availableBecomes(pool, 2);
+    for (const e of [pool, tx, rx, tx2, rx2, shm]) e.close();
+    expect(await settledFdCount()).toBe(before);
   });
 
   it('drops what a holder writes into its end of a segment (descriptors closed) and still takes the segment back', async () => {

@@ -68,6 +68,11 @@ export class IpcFileHandle implements HandleSource, Disposable {
   }
 }
 
+// A received file handle is only wrapped: reviving it never reads, writes, maps, stats or waits
+// on the descriptor the peer chose (its kind was read once by the receiver, to refuse a listening
+// socket), so a FUSE file, a socket or a pipe cannot block or exhaust the receiver here. Its size
+// is not limited (unlike shared memory, nothing of it is read into this process): what the
+// application does with `fd` is up to the application, which should treat it as untrusted.
 registerHandleKind(
   'F',
   (info) => (info.listening ? 'is a listening socket' : undefined),

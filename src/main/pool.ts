@@ -13,8 +13,8 @@ import { malformed } from './framing.js';
 import { assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource } from './handles.js';
 import { POLL_READABLE, fdInfo, native } from './native.js';
-import type { NativePoller } from './native.js';
-import { sharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
+import type { FdInfo, NativePoller } from './native.js';
+import { checkSharedMemory, countSharedMemory, sharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
 
 const F_SEAL_SEAL = 1;
 const F_SEAL_SHRINK = 2;
@@ -416,24 +416,34 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
   }
 }
 
+// A received segment: the reviver owns `sock` (decodeRecord marks it used before calling), so
+// every way out of it but success closes both `sock` and the memfd duplicate it peeked.
 registerHandleKind(
   'P',
   (info) => (info.kind !== 'seqpacket' ? `is a ${info.kind}, not a SOCK_SEQPACKET socket` : info.listening ? 'is a listening socket' : undefined),
-  (sock) => {
+  (sock, _info, ctx) => {
     const n = native();
-    const memfd = n.peekFd(sock);
-    const problem = memfd < 0 ? 'carries no memfd' : checkSegment(memfd);
-    if (problem) {
+    let memfd = -1;
+    try {
+      memfd = n.peekFd(sock);
+      if (memfd < 0) throw malformed('a shared memory segment carries no memfd');
+      // One fdInfo for the checks and the length: the size checked is the size mapped or copied.
+      const info = fdInfo(memfd);
+      const problem = checkSegment(info);
+      if (problem) throw malformed(`a shared memory segment ${problem}`);
+      checkSharedMemory(info.size, ctx, 'an IpcSharedBuffer (pool segment)');
+      const buf = new IpcSharedBuffer(sock, info.size, undefined, memfd);
+      countSharedMemory(info.size, ctx);
+      return buf;
+    } catch (e) {
       if (memfd >= 0) n.close(memfd);
       n.close(sock);
-      throw malformed(`a shared memory segment ${problem}`);
+      throw e instanceof IpcError ? e : osError(e, 'taking a shared memory segment');
     }
-    return new IpcSharedBuffer(sock, fdInfo(memfd).size, undefined, memfd);
   },
 );
 
-function checkSegment(memfd: number): string | undefined {
-  const info = fdInfo(memfd);
+function checkSegment(info: FdInfo): string | undefined {
   if (info.kind !== 'memfd') return `carries a ${info.kind}, not a memfd`;
   if ((info.seals & REQUIRED_SEALS) !== REQUIRED_SEALS) return 'is a memfd not sealed against shrinking and growing';
   if (info.size <= 0) return 'is empty';

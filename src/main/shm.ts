@@ -1,8 +1,9 @@
 /**
  * IpcSharedMemory: an immutable block of memory backed by a sealed memfd, sent as a descriptor.
  */
+import { IpcError } from '../shared/errors.js';
 import { closedError, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
-import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
 import { native } from './native.js';
 
 const F_SEAL_SEAL = 1;
@@ -132,12 +133,62 @@ function create(length: number, fill: (fd: number) => void): IpcSharedMemory {
   return new IpcSharedMemory(fd, length);
 }
 
+/** `n` bytes for a message: with MiB or GiB when that is shorter to read. */
+function sizeText(n: number): string {
+  if (n >= 1 << 30) return `${n} bytes (${(n / (1 << 30)).toFixed(1)} GiB)`;
+  if (n >= 1 << 20) return `${n} bytes (${(n / (1 << 20)).toFixed(1)} MiB)`;
+  return `${n} bytes`;
+}
+
+/**
+ * @internal Refuses a received shared memory segment of `size` bytes (`M` or `P`) that is over the
+ * receiver's `maxSharedMemoryBytes`, or would bring the message's shared memory over
+ * `maxSharedMemoryTotal`, with `IpcError('TOO_LARGE')`. Call it with the size the segment will be
+ * mapped or copied with, before anything is mapped or copied; then count the segment with
+ * {@link countSharedMemory} once it is accepted.
+ */
+export function checkSharedMemory(size: number, ctx: ReviveContext, what: string): void {
+  const { maxSharedMemoryBytes, maxSharedMemoryTotal } = ctx.limits;
+  if (size > maxSharedMemoryBytes) {
+    throw new IpcError(
+      'TOO_LARGE',
+      `message refused: ${what} of ${sizeText(size)} exceeds this receiver's maxSharedMemoryBytes (${maxSharedMemoryBytes}); ` +
+        'a receiver that expects bigger segments raises the maxSharedMemoryBytes option',
+    );
+  }
+  if (ctx.sharedBytes + size > maxSharedMemoryTotal) {
+    throw new IpcError(
+      'TOO_LARGE',
+      `message refused: its shared memory (${sizeText(ctx.sharedBytes + size)} with ${what} of ${sizeText(size)}) exceeds this ` +
+        `receiver's maxSharedMemoryTotal (${maxSharedMemoryTotal}); a receiver that expects more raises the maxSharedMemoryTotal option`,
+    );
+  }
+}
+
+/** @internal Counts an accepted segment against the message's `maxSharedMemoryTotal`. */
+export function countSharedMemory(size: number, ctx: ReviveContext): void {
+  ctx.sharedBytes += size;
+}
+
+// The size is checked against the limits in `check`, on the same fstat as the seals (from
+// decodeRecord's one fdInfo); over a limit, `check` throws TOO_LARGE instead of returning a
+// problem, and decodeRecord closes this descriptor (not yet handed to `revive`) with every other
+// one of the message. `revive` keeps that same size as the length `.bytes` maps or copies. The
+// seals are read after the size: a peer that resizes and seals in between makes the size stale,
+// but nothing goes beyond the checked size (mapFd refuses a length past the end of the file, and
+// a copy is a pread into a buffer of that length), so what this process maps or copies stays
+// within the limits either way.
 registerHandleKind(
   'M',
-  (info) => {
+  (info, ctx) => {
     if (info.kind !== 'memfd') return `is a ${info.kind}, not a memfd`;
     if ((info.seals & REQUIRED_SEALS) !== REQUIRED_SEALS) return 'is a memfd that is not sealed against writes, shrinking and growing';
+    checkSharedMemory(info.size, ctx, 'an IpcSharedMemory');
     return undefined;
   },
-  (fd, info) => new IpcSharedMemory(fd, info.size),
+  (fd, info, ctx) => {
+    const shm = new IpcSharedMemory(fd, info.size);
+    countSharedMemory(info.size, ctx);
+    return shm;
+  },
 );

@@ -31,6 +31,14 @@ export interface Limits extends DecodeLimits {
   maxBinaries: number;
   /** Most messages a receiver holds read from its socket but not yet taken by `recv`. */
   maxQueue: number;
+  /**
+   * Largest single shared memory segment accepted, in bytes: an `IpcSharedMemory` (`M` handle)
+   * or an `IpcSharedBuffer` pool segment (`P` handle). Checked on the memfd's size (`fstat`)
+   * before anything is mapped or copied.
+   */
+  maxSharedMemoryBytes: number;
+  /** Most bytes of shared memory (every `M` and `P` segment together) in one message. */
+  maxSharedMemoryTotal: number;
 }
 
 /**
@@ -46,6 +54,16 @@ export interface Limits extends DecodeLimits {
  * - `maxBinaries` 65,536.
  * - `maxQueue` 64 packets: how many packets a receiver reads from its socket ahead of `recv()`;
  *   the rest wait in the kernel, which makes a fast sender queue on its side (backpressure).
+ * - `maxSharedMemoryBytes` 256 MiB per segment: four times the 64 MiB segments the benchmark
+ *   sends, room for an 8K RGBA frame (133 MB), twice `maxMessageBytes`. What a segment costs is
+ *   its size, once `.bytes` is read: in Electron (and copy mode) `.bytes` copies the whole
+ *   segment into one `ArrayBuffer`, and in Node reading the mapping faults in (and charges to
+ *   this process) every page, also of a sparse memfd. So a peer that may send a sealed, sparse
+ *   memfd of many GiB in a 64-byte message is refused on its size, before anything is mapped.
+ * - `maxSharedMemoryTotal` 1 GiB per message: four segments of the largest size, or sixteen
+ *   64 MiB ones; what one message can make this process hold when all its shared memory is read
+ *   (on top of its body, at most `maxMessageBytes`). Sizes are stored and compared as JS numbers
+ *   (exact to 2^53), so nothing wraps on any platform.
  */
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxMessageBytes: 128 * 1024 * 1024,
@@ -54,4 +72,6 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxElements: 1_000_000,
   maxBinaries: 65_536,
   maxQueue: 64,
+  maxSharedMemoryBytes: 256 * 1024 * 1024,
+  maxSharedMemoryTotal: 1024 * 1024 * 1024,
 });
