@@ -31,7 +31,11 @@ export const POLL_READABLE = 1;
 export const POLL_WRITABLE = 2;
 export const POLL_DISCONNECT = 4;
 
-/** What kind of object a descriptor refers to (from fstat/getsockopt/fcntl). */
+/**
+ * What kind of object a descriptor refers to (from statx/getsockopt/getpeername/fcntl). Finding
+ * out never waits on another process: statx runs with AT_STATX_DONT_SYNC, so a FUSE or NFS file
+ * is described from the kernel's cache (its size may then be stale).
+ */
 export interface FdInfo {
   kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other';
   /** File size for files and memfds. */
@@ -40,6 +44,13 @@ export interface FdInfo {
   seals: number;
   /** True when the descriptor is a listening socket (SO_ACCEPTCONN). */
   listening: boolean;
+  /**
+   * True when the descriptor is a socket with a peer (getpeername succeeds). An AF_UNIX socket
+   * keeps its peer after that peer closed, so this is "was connected", not "peer still there".
+   */
+  connected: boolean;
+  /** The socket's address family: 'unix' (AF_UNIX), 'other', or 'none' when not a socket. */
+  domain: 'unix' | 'other' | 'none';
 }
 
 /** Credentials of the peer of a connected Unix socket (SO_PEERCRED). */
@@ -85,14 +96,27 @@ export interface NativeBinding {
   // ---- descriptors
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK). */
   socketpair(): [number, number];
-  /** close(2), and removes the descriptor from the environment's table. EINTR is not an error. */
+  /**
+   * Closes a descriptor of this environment's table (EBADF when the table does not hold it) and
+   * removes it from the table at once. Never blocks: AF_UNIX sockets with nothing queued, pipes,
+   * shared memory and anonymous inodes (eventfd, pidfd...) are closed here; anything else (a TCP
+   * socket that may linger, a FUSE/NFS file that flushes to its server, a tty, a device) is
+   * handed to the process-wide closer thread, and its number stays in use until it is really
+   * closed (see pendingCloses). EINTR is not an error; errors of a deferred close are not seen.
+   */
   close(fd: number): void;
+  /** Descriptors handed to the closer thread (by any environment) and not closed yet. */
+  pendingCloses(): number;
   /** fcntl(F_DUPFD_CLOEXEC); the copy is registered. */
   dup(fd: number): number;
   /** Registers an fd that came from elsewhere (fs.open...) so env teardown closes it. */
   adopt(fd: number): void;
   fdInfo(fd: number): FdInfo;
-  /** The same into `out` ([kind index in FD_KINDS, size, seals, listening]), no object built. */
+  /**
+   * The same into `out`, no object built: [kind index in FD_KINDS, size, seals, listening,
+   * connected, domain index in FD_DOMAINS]. `out` needs 4 elements; the last two are written only
+   * when it has 6.
+   */
   fdInfo(fd: number, out: Float64Array): undefined;
   /** Number of descriptors in this environment's table. */
   openCount(): number;
@@ -104,7 +128,9 @@ export interface NativeBinding {
    * One sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT) of the concatenation of `parts` (an iovec each) with
    * `fds` as SCM_RIGHTS (at most 253). Returns the byte count written (always all of it: the
    * socket is SOCK_SEQPACKET), or EAGAIN, EPIPE, ECONNRESET, EMSGSIZE or ENOBUFS negated.
-   * Throws for any other errno.
+   * Throws for any other errno an Error with `code` the errno's name (e.g. 'EPERM' when the
+   * receiving socket has SO_PASSRIGHTS 0, 'ETOOMANYREFS' when the user's in-flight descriptor
+   * budget is spent), `errno` (positive) and `syscall` 'sendmsg'.
    */
   sendPacket(fd: number, parts: Uint8Array[], fds: number[] | null): number;
   /**
@@ -118,6 +144,10 @@ export interface NativeBinding {
    * Returns the Buffer when n > 0; otherwise 0 at end-of-file, or EAGAIN negated.
    * A zero-length read is end-of-file only if the peer has hung up (poll POLLRDHUP/POLLHUP);
    * otherwise it is reported as a packet of length 0.
+   * Every other descriptor the kernel installs (a packet's descriptors beyond `fdsOut`, the
+   * SCM_PIDFD of a socket with SO_PASSPIDFD) is closed before this returns; the control buffer has
+   * room for SCM_CREDENTIALS and SCM_SECURITY too, so those never truncate the descriptors. The
+   * same holds for recvInto and peekFd.
    */
   recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number): Buffer | number;
   /**
@@ -168,6 +198,13 @@ export interface NativeBinding {
   /** A SOCK_SEQPACKET socket connected to `path` (blocking connect, then made non-blocking). */
   connect(path: string): number;
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * Clears SO_PASSCRED, SO_PASSPIDFD and SO_PASSSEC and sets SO_PASSRIGHTS to 1 on a socket (for
+   * sockets a peer hands over, before reading from them). Options the kernel or the socket's
+   * family lacks are skipped; EBADF/ENOTSOCK throw. Whoever else holds the socket can set them
+   * again: the receive functions close every descriptor any control message carries regardless.
+   */
+  neutralizeSocket(fd: number): void;
 
   // ---- memory
   /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) sized to `size`. */
@@ -182,6 +219,10 @@ export interface NativeBinding {
    * external ArrayBuffer unmapped by its finalizer) unless `copy` is true or the runtime forbids
    * external buffers (Electron's V8 memory cage); then the contents are copied into an ordinary
    * ArrayBuffer and the mapping is dropped at once. Length 0 gives an empty ArrayBuffer.
+   * Never aborts the process: a length beyond the file's size (statx, not waiting on a FUSE/NFS
+   * server) is a RangeError, and so is a copy larger than 4 GiB or one the runtime cannot allocate
+   * ('shared memory of N bytes is larger than this runtime can hold'); a mapping the kernel
+   * refuses throws ENOMEM.
    */
   mapFd(fd: number, length: number, writable: boolean, copy: boolean, populate?: boolean): ArrayBuffer;
   /** Detaches an ArrayBuffer (its views read as empty); a mapping behind it is then unmapped. */
@@ -217,12 +258,25 @@ let loaded: NativeBinding | undefined;
 
 /** fdInfo kinds by the index the addon reports (same order as kFdKinds in channel.cc). */
 const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir'];
-const fdInfoOut = new Float64Array(4);
+/** fdInfo domains by the index the addon reports (same order as kFdDomains in channel.cc). */
+const FD_DOMAINS: ReadonlyArray<FdInfo['domain']> = ['none', 'unix', 'other'];
+const fdInfoOut = new Float64Array(6);
 
-/** What a descriptor is (fstat and socket options), through the addon's allocation-free form. */
+/**
+ * What a descriptor is (statx, socket options, getpeername), through the addon's allocation-free
+ * form. Never waits on another process. Throws the OS error (code 'EBADF', 'EIO'...) when the
+ * descriptor cannot be examined.
+ */
 export function fdInfo(fd: number): FdInfo {
   native().fdInfo(fd, fdInfoOut);
-  return { kind: FD_KINDS[fdInfoOut[0]!]!, size: fdInfoOut[1]!, seals: fdInfoOut[2]!, listening: fdInfoOut[3] === 1 };
+  return {
+    kind: FD_KINDS[fdInfoOut[0]!]!,
+    size: fdInfoOut[1]!,
+    seals: fdInfoOut[2]!,
+    listening: fdInfoOut[3] === 1,
+    connected: fdInfoOut[4] === 1,
+    domain: FD_DOMAINS[fdInfoOut[5]!]!,
+  };
 }
 
 /**

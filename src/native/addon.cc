@@ -62,7 +62,9 @@ void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
       }
     }
   }
-  for (int fd : fds) close(fd);
+  // The environment's descriptors may include peer-chosen ones whose close could block (a
+  // lingering TCP socket, a FUSE file): those go to the closer thread like any other close.
+  for (int fd : fds) CloseQuietly(fd);
 
   if (s->liveHandles == 0) {
     napi_remove_async_cleanup_hook(handle);
@@ -76,15 +78,23 @@ void FinalizeState(napi_env env, void* data, void* hint) { Release(static_cast<E
 
 }  // namespace
 
+// code is the errno's name from ErrnoName (libuv's table lacks some, e.g. ETOOMANYREFS), else
+// "E<number>". The properties are set with raw calls whose failure is ignored: while the
+// environment terminates they fail, and the error must still be the one thrown (the wrapper of
+// the native call then drops it, NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS).
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall) {
-  char name[64];
-  uv_err_name_r(-err, name, sizeof name);
-  std::string message = std::string(name) + ": " + uv_strerror(-err) + ", " + syscall;
+  const char* known = ErrnoName(err);
+  std::string name = known != nullptr ? known : "E" + std::to_string(err);
+  // Node's wording ("bad file descriptor") where libuv knows the errno, the C library's otherwise.
+  const char* text = uv_strerror(-err);
+  if (strncmp(text, "Unknown system error", 20) == 0) text = strerror(err);
+  std::string message = name + ": " + text + ", " + syscall;
   Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object obj = error.Value();
-  obj.Set("code", Napi::String::New(env, name));
-  obj.Set("errno", Napi::Number::New(env, err));
-  obj.Set("syscall", Napi::String::New(env, syscall));
+  napi_value obj = error.Value();
+  napi_value v;
+  if (napi_create_string_utf8(env, name.c_str(), name.size(), &v) == napi_ok) napi_set_named_property(env, obj, "code", v);
+  if (napi_create_int32(env, err, &v) == napi_ok) napi_set_named_property(env, obj, "errno", v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, obj, "syscall", v);
   throw error;
 }
 
@@ -159,9 +169,7 @@ int CloseFd(napi_env env, int fd) {
     }
   }
   UnregisterFd(env, fd);
-  // Linux releases the number even when close fails with EINTR; retrying could close another fd.
-  if (close(fd) != 0 && errno != EINTR) return errno;
-  return 0;
+  return CloseQuietly(fd);
 }
 
 size_t OpenCount(napi_env env) {
@@ -207,6 +215,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   eic::InitChannel(env, exports);
   eic::InitShm(env, exports);
+  eic::InitCloser(env, exports);
   InitLandlock(env, exports);
   return exports;
 }

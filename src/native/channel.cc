@@ -39,10 +39,15 @@ constexpr int kPacketCtruncated = 2;
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr uint32_t kStackIov = 32;
 
-union ControlBuffer {
-  struct cmsghdr align;
-  char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerPacket)];
-};
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
 
 inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -130,31 +135,61 @@ int PollHangUp(int fd) {
   return (p.revents & (POLLHUP | POLLRDHUP)) != 0 ? 1 : 0;
 }
 
+// Runs right after a recvmsg that had a control buffer. Every descriptor the kernel installed, of
+// every control message type, is either handed to `keep` (SCM_RIGHTS, in order; it returns false
+// to have the descriptor closed instead) or closed: SCM_PIDFD (the sender's pidfd, installed on
+// every read, peeks included, while the socket has SO_PASSPIDFD, which whoever else holds the
+// socket can set at any time). SCM_CREDENTIALS and SCM_SECURITY carry no descriptor, and no other
+// SOL_SOCKET type does. Unowned descriptors are closed with CloseQuietly: a peer chose them.
+// Returns the number of SCM_RIGHTS descriptors seen.
+template <typename Keep>
+int ForEachControlFd(struct msghdr* msg, Keep keep) {
+  int rights = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_len < CMSG_LEN(0)) continue;
+    if (c->cmsg_type == SCM_RIGHTS) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int got;
+        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+        rights++;
+        if (got >= 0 && !keep(got)) CloseQuietly(got);
+      }
+    } else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      // A negative value is pidfd_prepare's error: nothing was installed.
+      int pidfd;
+      memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
+      if (pidfd >= 0) close(pidfd);  // a pidfd's close never blocks
+    }
+  }
+  return rights;
+}
+
 // Whether the next packet's descriptors fit in `room` slots: 1 yes, 0 no, or -errno.
-// MSG_PEEK installs duplicates of the descriptors that fit (scm_fp_dup), closed at once; with
-// room 0 there is no control buffer and the kernel reports any descriptor as MSG_CTRUNC.
+// MSG_PEEK installs duplicates of the descriptors (scm_fp_dup), closed at once. With room 0 there
+// is no control buffer: the kernel installs nothing and reports MSG_CTRUNC for any descriptor (and
+// for SO_PASSCRED/SO_PASSPIDFD/SO_PASSSEC, so such a socket ends a batch at every packet: slower,
+// never wrong). Otherwise the buffer has room for the control messages the kernel writes before
+// the rights (credentials, security label), then for exactly `room` descriptors, then a pidfd:
+// any of the first ones left out lets the kernel install more than `room` descriptors, which
+// then reads as "does not fit", as it should.
 int PeekFdsFit(int fd, size_t room) {
   ControlBuffer ctrl;
   struct msghdr msg = {};
+  room = std::min(room, static_cast<size_t>(kMaxFdsPerPacket));
   if (room > 0) {
     msg.msg_control = ctrl.bytes;
-    msg.msg_controllen = CMSG_LEN(sizeof(int) * room);
+    msg.msg_controllen = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(kSecurityLabelRoom) + CMSG_LEN(sizeof(int) * room) +
+                         CMSG_SPACE(sizeof(int));
   }
   ssize_t r;
   do {
     r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return -errno;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int dup;
-      memcpy(&dup, CMSG_DATA(c) + i * sizeof(int), sizeof dup);
-      close(dup);
-    }
-  }
-  return (msg.msg_flags & MSG_CTRUNC) ? 0 : 1;
+  if (room == 0) return (msg.msg_flags & MSG_CTRUNC) ? 0 : 1;
+  int rights = ForEachControlFd(&msg, [](int) { return false; });
+  return static_cast<size_t>(rights) <= room ? 1 : 0;
 }
 
 Napi::Value Socketpair(const Napi::CallbackInfo& info) {
@@ -202,17 +237,44 @@ bool IsMemfd(int fd) {
 
 // Kinds of fdInfo, in the order of FD_KINDS in src/main/native.ts.
 const char* const kFdKinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir"};
+// Domains of fdInfo, in the order of FD_DOMAINS in src/main/native.ts.
+const char* const kFdDomains[] = {"none", "unix", "other"};
 
+// statx(AT_STATX_DONT_SYNC) of type, mode and size: answered from the inode cache, so a FUSE or
+// NFS file never makes it wait for its server (fstat would send GETATTR to a FUSE server that may
+// never answer). fstat only where statx does not exist (ENOSYS, Linux < 4.11).
+int StatNoWait(int fd, mode_t* mode, int64_t* size) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_SIZE, &stx) == 0) {
+    *mode = stx.stx_mode;
+    *size = static_cast<int64_t>(stx.stx_size);
+    return 0;
+  }
+  if (errno != ENOSYS) return errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  *mode = st.st_mode;
+  *size = st.st_size;
+  return 0;
+}
+
+// Runs on the JS thread; nothing here can wait on another process: statx as above, getsockopt,
+// getpeername and fcntl(F_GET_SEALS) answer from kernel state, and the /proc readlink of IsMemfd
+// runs only for shared-memory files.
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
-  struct stat st;
-  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+  mode_t mode = 0;
+  int64_t fileSize = 0;
+  int err = StatNoWait(fd, &mode, &fileSize);
+  if (err != 0) ThrowErrno(env, err, "statx");
   const char* kind = "other";
   double size = 0;
   int seals = 0;
   bool listening = false;
-  if (S_ISSOCK(st.st_mode)) {
+  bool connected = false;
+  int domainCode = 0;
+  if (S_ISSOCK(mode)) {
     int type = 0;
     socklen_t len = sizeof type;
     kind = "socket";
@@ -224,8 +286,17 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     int accepting = 0;
     len = sizeof accepting;
     listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0;
-  } else if (S_ISREG(st.st_mode)) {
-    size = static_cast<double>(st.st_size);
+    int domain = 0;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) domainCode = domain == AF_UNIX ? 1 : 2;
+    else domainCode = 2;
+    // Connected: it has a peer. An AF_UNIX socket keeps its peer after that peer closes (the
+    // survivor then reads end-of-file), so "connected" means "was connected, never unconnected".
+    struct sockaddr_storage peer;
+    socklen_t peerLength = sizeof peer;
+    connected = getpeername(fd, reinterpret_cast<struct sockaddr*>(&peer), &peerLength) == 0;
+  } else if (S_ISREG(mode)) {
+    size = static_cast<double>(fileSize);
     int s = fcntl(fd, F_GET_SEALS);
     if (s >= 0 && IsMemfd(fd)) {
       kind = "memfd";
@@ -233,13 +304,14 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     } else {
       kind = "file";
     }
-  } else if (S_ISFIFO(st.st_mode)) {
+  } else if (S_ISFIFO(mode)) {
     kind = "pipe";
-  } else if (S_ISDIR(st.st_mode)) {
+  } else if (S_ISDIR(mode)) {
     kind = "dir";
   }
   if (info.Length() > 1 && info[1].IsTypedArray()) {
-    // The fast form: [kind index in kFdKinds, size, seals, listening] into a Float64Array(4),
+    // The fast form: [kind index in kFdKinds, size, seals, listening, connected, domain index in
+    // kFdDomains] into a Float64Array of 4 or more elements (slots 4 and 5 only when it has 6),
     // without building an object (this runs for every descriptor a message carries).
     Napi::Float64Array o = info[1].As<Napi::Float64Array>();
     if (o.ElementLength() < 4) throw Napi::TypeError::New(env, "fdInfo: the output array needs 4 elements");
@@ -251,6 +323,10 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     o[1] = size;
     o[2] = seals;
     o[3] = listening ? 1 : 0;
+    if (o.ElementLength() >= 6) {
+      o[4] = connected ? 1 : 0;
+      o[5] = domainCode;
+    }
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);
@@ -258,7 +334,33 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   out.Set("size", Napi::Number::New(env, size));
   out.Set("seals", Napi::Number::New(env, seals));
   out.Set("listening", Napi::Boolean::New(env, listening));
+  out.Set("connected", Napi::Boolean::New(env, connected));
+  out.Set("domain", Napi::String::New(env, kFdDomains[domainCode]));
   return out;
+}
+
+// neutralizeSocket(fd): clears the options that make every read of the socket carry more than
+// the sender's bytes and descriptors: SO_PASSCRED (SCM_CREDENTIALS), SO_PASSPIDFD (SCM_PIDFD, a
+// new descriptor per read, Linux 6.5+) and SO_PASSSEC (SCM_SECURITY), and sets SO_PASSRIGHTS
+// back to 1 (Linux 6.16+: 0 makes every sender's descriptors fail with EPERM). For sockets a peer
+// hands over: whoever else holds the socket can set them again, so the receive paths stay safe
+// without this (they close every control-message descriptor); this only keeps them cheap.
+// Errors of kernels or families without an option (ENOPROTOOPT, EINVAL, EOPNOTSUPP) are
+// ignored; any other (EBADF, ENOTSOCK) throws.
+Napi::Value NeutralizeSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  static const struct {
+    int option;
+    int value;
+  } kOptions[] = {{SO_PASSCRED, 0}, {SO_PASSPIDFD, 0}, {SO_PASSSEC, 0}, {SO_PASSRIGHTS, 1}};
+  for (const auto& o : kOptions) {
+    if (setsockopt(fd, SOL_SOCKET, o.option, &o.value, sizeof o.value) == 0) continue;
+    int err = errno;
+    if (err == ENOPROTOOPT || err == EINVAL || err == EOPNOTSUPP) continue;
+    ThrowErrno(env, err, "setsockopt");
+  }
+  return env.Undefined();
 }
 
 Napi::Value OpenCountFn(const Napi::CallbackInfo& info) {
@@ -383,27 +485,23 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   return Napi::Value(env, result);
 }
 
-// Runs on the JS thread, right after recvmsg: registers every descriptor the kernel installed
-// (owned from this moment), stores up to `room` of them in `out` and closes the rest, and adds
-// the PACKET_* flags of the message to `flags`. Returns how many were stored.
+// Runs on the JS thread, right after recvmsg: stores up to `room` of the SCM_RIGHTS descriptors
+// in `out` and registers them (owned from this moment), closes the rest and every descriptor of
+// any other control message type (ForEachControlFd), and adds the PACKET_* flags of the message
+// to `flags`. Returns how many were stored.
 int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* flags) {
   int got = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int fds[kMaxFdsPerPacket];
-    int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    count = std::min(count, kMaxFdsPerPacket);
-    memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
-    RegisterFds(env, fds, count);
-    for (int i = 0; i < count; i++) {
-      if (static_cast<size_t>(got) < room) {
-        out[got++] = fds[i];
-      } else {
-        CloseFd(env, fds[i]);
-        *flags |= kPacketCtruncated;
-      }
+  bool dropped = false;
+  ForEachControlFd(msg, [&](int fd) {
+    if (static_cast<size_t>(got) >= room) {
+      dropped = true;
+      return false;
     }
-  }
+    out[got++] = fd;
+    return true;
+  });
+  RegisterFds(env, out, got);
+  if (dropped) *flags |= kPacketCtruncated;
   if (msg->msg_flags & MSG_TRUNC) *flags |= kPacketTruncated;
   if (msg->msg_flags & MSG_CTRUNC) *flags |= kPacketCtruncated;
   return got;
@@ -658,16 +756,11 @@ Napi::Value PeekFd(const Napi::CallbackInfo& info) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) return Napi::Number::New(env, -errno);
   int first = -1;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int got;
-      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-      if (first < 0) first = got;
-      else close(got);
-    }
-  }
+  ForEachControlFd(&msg, [&](int got) {
+    if (first >= 0) return false;
+    first = got;
+    return true;
+  });
   if (first >= 0) RegisterFd(env, first);
   return Napi::Number::New(env, first);
 }
@@ -805,7 +898,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   void Detach() { h_ = nullptr; }
 
-  // Runs on the JS thread from the uv loop.
+  // Runs on the JS thread from the uv loop, so it must never throw (a C++ exception out of a libuv
+  // callback ends the process): raw napi calls only, every status checked.
   void Fire(int status, int events) {
     napi_env env = Env();
     napi_handle_scope scope;
@@ -820,9 +914,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
       napi_value result;
       napi_create_int32(env, status, &argv[0]);
       napi_create_int32(env, events, &argv[1]);
+      // napi_pending_exception with no exception pending: the environment is terminating
+      // (worker.terminate(), process exit) and JS can no longer run; nothing to report.
       if (napi_make_callback(env, context_, self, fn, 2, argv, &result) == napi_pending_exception) {
+        bool pending = false;
         napi_value exception;
-        if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+        if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+            napi_get_and_clear_last_exception(env, &exception) == napi_ok) {
+          napi_fatal_exception(env, exception);
+        }
       }
     }
     napi_close_handle_scope(env, scope);
@@ -917,6 +1017,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("neutralizeSocket", Napi::Function::New(env, NeutralizeSocket, "neutralizeSocket"));
   exports.Set("Poller", Poller::Define(env));
 }
 

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <unordered_map>
 
@@ -61,15 +62,40 @@ void RegisterFds(napi_env env, const int* fds, int count);
 // Removes `fd` from whichever table holds it and closes this environment's poller on it: libuv
 // must drop the epoll registration while the number still names the same file.
 void UnregisterFd(napi_env env, int fd);
-// close(2) that unregisters first; EINTR counts as closed (Linux always releases the number).
-// Returns 0 or an errno.
+// Closes a descriptor this environment owns: unregisters it, then CloseQuietly. EBADF when the
+// table does not hold it for this environment. Returns 0 or an errno.
 int CloseFd(napi_env env, int fd);
+// closer.cc. close(2) that never blocks the calling thread: a descriptor whose close cannot wait
+// (AF_UNIX socket with nothing queued, pipe, shared memory, anonymous inode) is closed here, any
+// other one (TCP with SO_LINGER, FUSE/NFS file, tty, device...) is handed to the process-wide
+// closer thread and keeps its number until it is really closed. EINTR counts as closed (Linux
+// always releases the number). Returns 0 or the errno of a close done here. Any thread.
+int CloseQuietly(int fd);
+// Descriptors handed to the closer thread and not yet closed. Any thread.
+size_t PendingCloses();
+// "EPERM" for EPERM and so on for every Linux errno; nullptr for an unknown value.
+const char* ErrnoName(int err);
 size_t OpenCount(napi_env env);
 
 // Per-environment reusable buffer of at least `bytes` bytes (contents undefined).
 uint8_t* Scratch(napi_env env, size_t bytes);
 
+// Room for every control message a Unix socket can add to a packet, so that none of them can
+// truncate the SCM_RIGHTS: SCM_CREDENTIALS (SO_PASSCRED), SCM_SECURITY (SO_PASSSEC; the peer's
+// security label, allowed up to 4 KiB), SCM_RIGHTS (253 descriptors at most) and SCM_PIDFD
+// (SO_PASSPIDFD, Linux 6.5+). The kernel writes them in that order (__scm_recv_common), each
+// taking space from what is left, so a buffer sized for the rights alone lost descriptors as soon
+// as the socket had SO_PASSCRED set.
+constexpr size_t kSecurityLabelRoom = 4096;
+constexpr size_t kControlBytes = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(kSecurityLabelRoom) +
+                                 CMSG_SPACE(sizeof(int) * kMaxFdsPerPacket) + CMSG_SPACE(sizeof(int));
+union ControlBuffer {
+  struct cmsghdr align;
+  char bytes[kControlBytes];
+};
+
 void InitChannel(Napi::Env env, Napi::Object exports);
+void InitCloser(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 
 }  // namespace eic

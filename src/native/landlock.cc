@@ -124,7 +124,8 @@ int QueryErrata() {
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object obj = error.Value();
   // Same shape as libuv/Node errors: code 'EACCES', errno positive.
-  const char* code = strerrorname_np(err);
+  // eic::ErrnoName, not strerrorname_np: that needs glibc 2.32.
+  const char* code = eic::ErrnoName(err);
   obj.Set("code", Napi::String::New(env, code != nullptr ? code : "EUNKNOWN"));
   obj.Set("errno", Napi::Number::New(env, err));
   obj.Set("syscall", Napi::String::New(env, syscall_name));

@@ -20,6 +20,47 @@ namespace eic {
 namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
+// The most bytes mapFd copies into one ArrayBuffer (copy mode): Node 20's largest typed array
+// (buffer.constants.MAX_LENGTH) and far beyond any sane message. V8 aborts the process when
+// ArrayBuffer::New cannot allocate (there is no failing variant in Node-API), so a length is
+// checked against this first, and large copies are allocated by `new ArrayBuffer()`, which
+// throws a RangeError instead.
+constexpr int64_t kMaxCopyBytes = int64_t{1} << 32;
+// Copies at least this large go through `new ArrayBuffer()` (a JS call, ~1 us); smaller ones
+// through napi_create_arraybuffer, whose failure is as unlikely as any small allocation.
+constexpr size_t kJsAllocationBytes = size_t{1} << 20;
+// The most bytes mapFd maps (zero-copy mode): the 47-bit user address space on x86-64 is 128 TiB.
+constexpr int64_t kMaxMapBytes = int64_t{1} << 46;
+
+[[noreturn]] void ThrowTooLarge(napi_env env, int64_t length) {
+  std::string message = "shared memory of " + std::to_string(length) + " bytes is larger than this runtime can hold";
+  ThrowRangeError(env, message.c_str());
+}
+
+// A new ArrayBuffer of `length` bytes (zero-filled) whose allocation failure is a RangeError, not
+// an abort. Runs on the JS thread.
+napi_value NewArrayBuffer(napi_env env, size_t length, void** data) {
+  napi_value ab;
+  if (length < kJsAllocationBytes) {
+    napi_status status = napi_create_arraybuffer(env, length, data, &ab);
+    if (status != napi_ok) ThrowPending(env, status);
+    return ab;
+  }
+  napi_value global, ctor, arg;
+  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "ArrayBuffer", &ctor) != napi_ok ||
+      napi_create_double(env, static_cast<double>(length), &arg) != napi_ok) {
+    ThrowPending(env, napi_generic_failure);
+  }
+  if (napi_new_instance(env, ctor, 1, &arg, &ab) != napi_ok) {
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+    ThrowTooLarge(env, static_cast<int64_t>(length));
+  }
+  size_t got = 0;
+  if (napi_get_arraybuffer_info(env, ab, data, &got) != napi_ok || got != length) ThrowTooLarge(env, static_cast<int64_t>(length));
+  return ab;
+}
 
 int64_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* message) {
   double d;
@@ -110,10 +151,9 @@ Napi::Value CopyOut(napi_env env, int fd, size_t length, bool writable) {
     int seals = fcntl(fd, F_GET_SEALS);
     if (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0) ThrowErrno(env, EPERM, "mmap");
   }
-  void* data;
-  napi_value ab;
-  napi_status status = napi_create_arraybuffer(env, length, &data, &ab);
-  if (status != napi_ok) ThrowPending(env, status);
+  if (static_cast<int64_t>(length) > kMaxCopyBytes) ThrowTooLarge(env, static_cast<int64_t>(length));
+  void* data = nullptr;
+  napi_value ab = NewArrayBuffer(env, length, &data);
   char* p = static_cast<char*>(data);
   size_t done = 0;
   while (done < length) {
@@ -143,11 +183,22 @@ Napi::Value MapFd(const Napi::CallbackInfo& info) {
     if (status != napi_ok) ThrowPending(env, status);
     return Napi::Value(env, ab);
   }
-  // Touching a MAP_SHARED page beyond the end of the file raises SIGBUS.
-  struct stat st;
-  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
-  if (length > st.st_size) ThrowRangeError(env, "length exceeds the size of the file");
+  // Touching a MAP_SHARED page beyond the end of the file raises SIGBUS, and a peer may hand a
+  // file that is not shared memory at all: its size comes from statx(AT_STATX_DONT_SYNC), which
+  // does not wait on a FUSE or NFS server the way fstat would.
+  struct statx stx;
+  int64_t fileSize;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_SIZE, &stx) == 0) {
+    fileSize = static_cast<int64_t>(stx.stx_size);
+  } else {
+    if (errno != ENOSYS) ThrowErrno(env, errno, "statx");
+    struct stat st;
+    if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+    fileSize = st.st_size;
+  }
+  if (length > fileSize) ThrowRangeError(env, "length exceeds the size of the file");
   if (copy || !ExternalAllowed(env)) return CopyOut(env, fd, static_cast<size_t>(length), writable);
+  if (length > kMaxMapBytes) ThrowTooLarge(env, length);
 
   size_t size = static_cast<size_t>(length);
   // A read-only view is still mapped writable, but private (copy-on-write): JS cannot tell a

@@ -106,3 +106,16 @@ export function runNodeWithFdLimit(script: string, limit: number, timeoutMs: num
     encoding: 'utf8',
   });
 }
+
+/**
+ * Waits (blocking this thread, at most `timeoutMs`) until the addon's closer thread has closed
+ * every descriptor handed to it; throws when it has not.
+ */
+export function waitForCloses(timeoutMs = 5000): void {
+  const end = Date.now() + timeoutMs;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (n.pendingCloses() > 0) {
+    if (Date.now() > end) throw new Error(`${n.pendingCloses()} closes still pending after ${timeoutMs} ms`);
+    Atomics.wait(cell, 0, 0, 1);
+  }
+}

@@ -29,7 +29,7 @@ describe('memfd', () => {
   it('creates a sized, close-on-exec memfd and fills it', () => {
     const fd = own(n.memfdCreate('eic-test', 10_000));
     expect(fdFlags(fd) & O_CLOEXEC).toBe(O_CLOEXEC);
-    expect(n.fdInfo(fd)).toEqual({ kind: 'memfd', size: 10_000, seals: 0, listening: false });
+    expect(n.fdInfo(fd)).toEqual({ kind: 'memfd', size: 10_000, seals: 0, listening: false, connected: false, domain: 'none' });
     n.pwrite(fd, pattern(10_000), 0);
     n.pwrite(fd, new Uint8Array([1, 2, 3]), 9997);
     const view = new Uint8Array(n.mapFd(fd, 10_000, false, true));

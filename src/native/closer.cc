@@ -1,0 +1,226 @@
+// Closing descriptors without blocking the JS thread, and errno names.
+//
+// close(2) can wait on someone else: a TCP socket with SO_LINGER and unsent data waits up to its
+// linger time; a FUSE or NFS file sends FLUSH to its server on every close (filp_close), and a
+// FUSE server may never answer; a tty drains its output. A peer chooses the descriptors it sends,
+// so the addon closes on the calling (JS) thread only what cannot block, and hands everything else
+// to one background thread (the closer), which is process-wide: every environment (main thread,
+// workers) shares it, it starts on first use, it is never joined and its state is never freed, so
+// neither a worker's teardown nor static destruction at exit can race it.
+//
+// A queued descriptor keeps its number until the closer really closes it, so the number cannot
+// be reused (and closed a second time by mistake) meanwhile; it is already out of the
+// environment's table, so nothing in JS can use or close it again.
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/sockios.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
+
+namespace eic {
+namespace {
+
+struct CloseQueue {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<int> fds;
+  bool started = false;
+};
+
+// Heap-allocated and never freed: the closer thread may still wait on it while the process exits.
+CloseQueue& Queue() {
+  static CloseQueue* q = new CloseQueue;
+  return *q;
+}
+
+// Descriptors queued or being closed by the closer.
+std::atomic<size_t> g_pending{0};
+
+// The closer thread. Runs only close(2): no JS, no environment state, no allocation.
+void CloserMain() {
+  CloseQueue& q = Queue();
+  for (;;) {
+    int fd;
+    {
+      std::unique_lock<std::mutex> lock(q.mutex);
+      q.ready.wait(lock, [&] { return !q.fds.empty(); });
+      fd = q.fds.front();
+      q.fds.pop_front();
+    }
+    // Linux releases the number even when close fails (EINTR, EIO): never retried.
+    close(fd);
+    g_pending.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+// Caller holds q.mutex. Starting a thread can fail (EAGAIN: thread limit); the descriptors then
+// stay queued (open) and the next EnqueueClose tries again, rather than blocking the caller.
+void StartCloserLocked(CloseQueue& q) {
+  if (q.started) return;
+  try {
+    std::thread(CloserMain).detach();
+    q.started = true;
+  } catch (...) {
+  }
+}
+
+void EnqueueClose(int fd) {
+  CloseQueue& q = Queue();
+  g_pending.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(q.mutex);
+  q.fds.push_back(fd);
+  StartCloserLocked(q);
+  q.ready.notify_one();
+}
+
+// The number of descriptors queued in an AF_UNIX socket's receive queue (the "scm_fds:" line of
+// /proc/self/fdinfo/<fd>), or -1 when it cannot be read.
+int QueuedScmFds(int fd) {
+  char path[48];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return -1;
+  char text[1024];
+  ssize_t n;
+  do {
+    n = read(f, text, sizeof text - 1);
+  } while (n < 0 && errno == EINTR);
+  close(f);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  const char* line = strstr(text, "scm_fds:");
+  if (line == nullptr) return -1;
+  return atoi(line + 8);
+}
+
+// Whether close(fd) might wait on another process or on hardware. Every check here is itself
+// non-blocking: getsockopt and F_GET_SEALS never reach a file system, and statx with
+// AT_STATX_DONT_SYNC answers from the inode cache (FUSE and NFS send no request).
+bool CloseMayBlock(int fd) {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) {
+    // TCP and friends honour SO_LINGER; AF_UNIX ignores it.
+    if (domain != AF_UNIX) return true;
+    // Closing the last reference to an AF_UNIX socket frees the packets still queued on it, and
+    // with them the descriptors they carry. The final fput of such a descriptor runs as task work
+    // of *this* thread on its way back from close(2) (a lingering TCP socket, for example), and so
+    // does that of connections still waiting to be accepted on a listening socket. So a socket
+    // goes to the closer unless nothing it holds can carry a descriptor. A peer that sends one
+    // between this check and the close wins a race of a few microseconds (documented limit).
+    int listening = 0;
+    len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) {
+      // Readable means a connection is waiting to be accepted.
+      struct pollfd p = {fd, POLLIN, 0};
+      int r;
+      do {
+        r = poll(&p, 1, 0);
+      } while (r < 0 && errno == EINTR);
+      return r != 0;
+    }
+    // Fast path: an empty receive queue (SIOCINQ counts bytes, so a zero-length packet needs the
+    // peek: EAGAIN is the only answer that proves the queue empty).
+    int queued = 0;
+    if (ioctl(fd, SIOCINQ, &queued) == 0 && queued == 0) {
+      struct msghdr msg = {};
+      ssize_t r;
+      do {
+        r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+      } while (r < 0 && errno == EINTR);
+      if (r < 0 && errno == EAGAIN) return false;
+    }
+    // Data queued, or end-of-file (the peer closed, often with nothing queued): the kernel counts
+    // the descriptors queued on the socket (scm_fds in /proc/self/fdinfo, Linux 5.10+). Unknown
+    // (older kernel, no /proc) counts as "may hold some".
+    return QueuedScmFds(fd) != 0;
+  }
+  if (errno == EBADF) return false;  // close fails at once
+  // Shared memory (memfd, tmpfs, hugetlbfs): the only files that answer F_GET_SEALS.
+  if (fcntl(fd, F_GET_SEALS) >= 0) return false;
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) return true;
+  mode_t type = stx.stx_mode & S_IFMT;
+  // Pipes and FIFOs; anonymous inodes (eventfd, epoll, timerfd, signalfd, pidfd...) have no type.
+  return !(type == S_IFIFO || type == 0);
+}
+
+Napi::Value PendingClosesFn(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(PendingCloses()));
+}
+
+}  // namespace
+
+int CloseQuietly(int fd) {
+  if (fd < 0) return EBADF;
+  if (CloseMayBlock(fd)) {
+    EnqueueClose(fd);
+    return 0;
+  }
+  if (close(fd) != 0 && errno != EINTR) return errno;
+  return 0;
+}
+
+size_t PendingCloses() { return g_pending.load(std::memory_order_acquire); }
+
+const char* ErrnoName(int err) {
+  switch (err) {
+#define EIC_ERRNO(name) \
+  case name:            \
+    return #name;
+    EIC_ERRNO(EPERM) EIC_ERRNO(ENOENT) EIC_ERRNO(ESRCH) EIC_ERRNO(EINTR) EIC_ERRNO(EIO) EIC_ERRNO(ENXIO)
+    EIC_ERRNO(E2BIG) EIC_ERRNO(ENOEXEC) EIC_ERRNO(EBADF) EIC_ERRNO(ECHILD) EIC_ERRNO(EAGAIN) EIC_ERRNO(ENOMEM)
+    EIC_ERRNO(EACCES) EIC_ERRNO(EFAULT) EIC_ERRNO(ENOTBLK) EIC_ERRNO(EBUSY) EIC_ERRNO(EEXIST) EIC_ERRNO(EXDEV)
+    EIC_ERRNO(ENODEV) EIC_ERRNO(ENOTDIR) EIC_ERRNO(EISDIR) EIC_ERRNO(EINVAL) EIC_ERRNO(ENFILE) EIC_ERRNO(EMFILE)
+    EIC_ERRNO(ENOTTY) EIC_ERRNO(ETXTBSY) EIC_ERRNO(EFBIG) EIC_ERRNO(ENOSPC) EIC_ERRNO(ESPIPE) EIC_ERRNO(EROFS)
+    EIC_ERRNO(EMLINK) EIC_ERRNO(EPIPE) EIC_ERRNO(EDOM) EIC_ERRNO(ERANGE) EIC_ERRNO(EDEADLK)
+    EIC_ERRNO(ENAMETOOLONG) EIC_ERRNO(ENOLCK) EIC_ERRNO(ENOSYS) EIC_ERRNO(ENOTEMPTY) EIC_ERRNO(ELOOP)
+    EIC_ERRNO(ENOMSG) EIC_ERRNO(EIDRM) EIC_ERRNO(ECHRNG) EIC_ERRNO(EL2NSYNC) EIC_ERRNO(EL3HLT)
+    EIC_ERRNO(EL3RST) EIC_ERRNO(ELNRNG) EIC_ERRNO(EUNATCH) EIC_ERRNO(ENOCSI) EIC_ERRNO(EL2HLT) EIC_ERRNO(EBADE)
+    EIC_ERRNO(EBADR) EIC_ERRNO(EXFULL) EIC_ERRNO(ENOANO) EIC_ERRNO(EBADRQC) EIC_ERRNO(EBADSLT)
+    EIC_ERRNO(EBFONT) EIC_ERRNO(ENOSTR) EIC_ERRNO(ENODATA) EIC_ERRNO(ETIME) EIC_ERRNO(ENOSR) EIC_ERRNO(ENONET)
+    EIC_ERRNO(ENOPKG) EIC_ERRNO(EREMOTE) EIC_ERRNO(ENOLINK) EIC_ERRNO(EADV) EIC_ERRNO(ESRMNT) EIC_ERRNO(ECOMM)
+    EIC_ERRNO(EPROTO) EIC_ERRNO(EMULTIHOP) EIC_ERRNO(EDOTDOT) EIC_ERRNO(EBADMSG) EIC_ERRNO(EOVERFLOW)
+    EIC_ERRNO(ENOTUNIQ) EIC_ERRNO(EBADFD) EIC_ERRNO(EREMCHG) EIC_ERRNO(ELIBACC) EIC_ERRNO(ELIBBAD)
+    EIC_ERRNO(ELIBSCN) EIC_ERRNO(ELIBMAX) EIC_ERRNO(ELIBEXEC) EIC_ERRNO(EILSEQ) EIC_ERRNO(ERESTART)
+    EIC_ERRNO(ESTRPIPE) EIC_ERRNO(EUSERS) EIC_ERRNO(ENOTSOCK) EIC_ERRNO(EDESTADDRREQ) EIC_ERRNO(EMSGSIZE)
+    EIC_ERRNO(EPROTOTYPE) EIC_ERRNO(ENOPROTOOPT) EIC_ERRNO(EPROTONOSUPPORT) EIC_ERRNO(ESOCKTNOSUPPORT)
+    EIC_ERRNO(EOPNOTSUPP) EIC_ERRNO(EPFNOSUPPORT) EIC_ERRNO(EAFNOSUPPORT) EIC_ERRNO(EADDRINUSE)
+    EIC_ERRNO(EADDRNOTAVAIL) EIC_ERRNO(ENETDOWN) EIC_ERRNO(ENETUNREACH) EIC_ERRNO(ENETRESET)
+    EIC_ERRNO(ECONNABORTED) EIC_ERRNO(ECONNRESET) EIC_ERRNO(ENOBUFS) EIC_ERRNO(EISCONN) EIC_ERRNO(ENOTCONN)
+    EIC_ERRNO(ESHUTDOWN) EIC_ERRNO(ETOOMANYREFS) EIC_ERRNO(ETIMEDOUT) EIC_ERRNO(ECONNREFUSED)
+    EIC_ERRNO(EHOSTDOWN) EIC_ERRNO(EHOSTUNREACH) EIC_ERRNO(EALREADY) EIC_ERRNO(EINPROGRESS) EIC_ERRNO(ESTALE)
+    EIC_ERRNO(EUCLEAN) EIC_ERRNO(ENOTNAM) EIC_ERRNO(ENAVAIL) EIC_ERRNO(EISNAM) EIC_ERRNO(EREMOTEIO)
+    EIC_ERRNO(EDQUOT) EIC_ERRNO(ENOMEDIUM) EIC_ERRNO(EMEDIUMTYPE) EIC_ERRNO(ECANCELED) EIC_ERRNO(ENOKEY)
+    EIC_ERRNO(EKEYEXPIRED) EIC_ERRNO(EKEYREVOKED) EIC_ERRNO(EKEYREJECTED) EIC_ERRNO(EOWNERDEAD)
+    EIC_ERRNO(ENOTRECOVERABLE) EIC_ERRNO(ERFKILL) EIC_ERRNO(EHWPOISON)
+#undef EIC_ERRNO
+    default:
+      return nullptr;
+  }
+}
+
+void InitCloser(Napi::Env env, Napi::Object exports) {
+  exports.Set("pendingCloses", Napi::Function::New(env, PendingClosesFn, "pendingCloses"));
+}
+
+}  // namespace eic
