@@ -25,7 +25,7 @@ import {
   sharedMemoryIsZeroCopy,
 } from '../src/main/index.js';
 import { DEFAULT_LIMITS } from '../src/shared/limits.js';
-import { fdCount, rejectsWith, spawnFixture } from './helpers.js';
+import { fdCount, rejectsWith, settledFdCount, spawnFixture } from './helpers.js';
 import type { Spawned } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -475,7 +475,7 @@ export function definePayloadTests(copy: boolean): void {
       const big = IpcSharedMemory.fromByte(2, 64 * 1024 + 1);
       const again = IpcSharedMemory.fromByte(3, 60 * 1024);
       const file = IpcFileHandle.from(0);
-      const before = fdCount();
+      const before = await settledFdCount();
       // Revived in order: `small` and `file` are already objects when `big` is refused.
       tx.send({ small, file, big });
       tx.send({ small, file, again }); // 120 KiB in all
@@ -490,7 +490,7 @@ export function definePayloadTests(copy: boolean): void {
       expect(ok.small.bytes[60 * 1024 - 1]).toBe(1);
       ok.small.close();
       ok.file.close();
-      expect(fdCount()).toBe(before); // nothing of the two refused messages is kept
+      expect(await settledFdCount()).toBe(before); // nothing of the two refused messages is kept
       for (const e of [tx, rx, small, big, again, file]) e.close();
       expect(() => channel({ maxSharedMemoryBytes: 0 })).toThrow(RangeError);
       expect(() => channel({ maxSharedMemoryTotal: 1.5 })).toThrow(RangeError);
