@@ -53,7 +53,11 @@ export type HandleReviver = (fd: number, info: FdInfo, ctx: ReviveContext) => ob
 
 interface KindEntry {
   revive: HandleReviver;
-  /** Checks that the descriptor is of the right kind; returns what is wrong, or undefined. */
+  /**
+   * Checks that the descriptor is of the right kind; returns what is wrong (the message becomes
+   * MALFORMED), or undefined. It may also throw an IpcError (e.g. TOO_LARGE); either way the
+   * caller still owns and closes the descriptor. Once `revive` is called, it owns it.
+   */
   check: (info: FdInfo, ctx: ReviveContext) => string | undefined;
 }
 

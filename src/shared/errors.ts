@@ -11,7 +11,7 @@ export type IpcErrorCode =
   | 'CLOSED'
   /** The peer sent bytes or descriptors that do not form a valid message. */
   | 'MALFORMED'
-  /** A message exceeds a limit of the receiver (bytes, descriptors, depth, elements, queue). */
+  /** A message exceeds a limit of the receiver (bytes, descriptors, depth, elements, binaries, shared memory). */
   | 'TOO_LARGE'
   /** The value cannot be serialized (function, symbol, unsupported class instance...). */
   | 'UNSERIALIZABLE'
