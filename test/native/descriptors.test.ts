@@ -1,4 +1,5 @@
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -104,6 +105,64 @@ describe('descriptor table', () => {
       closeQuietly(readFd, writeFd);
     }
     expect(() => n.fdInfo(readFd)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'statx' }));
+  });
+
+  it('close never waits: sockets and pipes close at once, a socket holding queued descriptors via the closer', () => {
+    const [a, b] = n.socketpair();
+    expect(n.pendingCloses()).toBe(0);
+    n.close(a); // nothing queued on a: closed on this thread
+    expect(isOpen(a)).toBe(false);
+    expect(n.peerHungUp(b)).toBe(true);
+    n.close(b); // end-of-file, but no descriptor queued (scm_fds 0): closed here too
+    expect(isOpen(b)).toBe(false);
+
+    // A queued packet's descriptors are released by the last close of the socket, on the closing
+    // thread: a lingering TCP socket among them would block it. Such a socket goes to the closer.
+    const [c, d] = n.socketpair();
+    const { readFd, writeFd } = fifo();
+    n.sendPacket(c, [new Uint8Array(1)], [writeFd]);
+    closeQuietly(writeFd);
+    n.close(d);
+    waitForCloses();
+    expect(isOpen(d)).toBe(false);
+    const buf = Buffer.alloc(1);
+    expect(readSync(readFd, buf)).toBe(0); // the last write end went with d's queue
+    closeQuietly(readFd);
+    n.close(c);
+    expect(n.pendingCloses()).toBe(0);
+  });
+
+  it('fdInfo tells connected sockets and their domain', async () => {
+    const [a, b] = n.socketpair();
+    const dir = mkdtempSync(path.join(tmpdir(), 'eic-fdinfo-'));
+    const listener = n.listen(path.join(dir, 's'));
+    const tcp = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => tcp.once('listening', resolve));
+    const client = net.connect((tcp.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise((resolve) => client.once('connect', resolve));
+    const { readFd, writeFd } = fifo();
+    try {
+      const pick = (fd: number) => {
+        const i = n.fdInfo(fd);
+        return [i.kind, i.listening, i.connected, i.domain];
+      };
+      expect(pick(a)).toEqual(['seqpacket', false, true, 'unix']);
+      n.close(b); // a keeps its (dead) peer: it reads end-of-file
+      expect(pick(a)).toEqual(['seqpacket', false, true, 'unix']);
+      expect(pick(listener)).toEqual(['seqpacket', true, false, 'unix']);
+      const tcpFd = (tcp as unknown as { _handle: { fd: number } })._handle.fd;
+      expect(pick(tcpFd)).toEqual(['stream-socket', true, false, 'other']);
+      const clientFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+      expect(pick(clientFd)).toEqual(['stream-socket', false, true, 'other']);
+      expect(pick(readFd)).toEqual(['pipe', false, false, 'none']);
+    } finally {
+      closeQuietly(readFd, writeFd);
+      n.close(a);
+      n.close(listener);
+      client.destroy();
+      tcp.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the allocation-free fdInfo form reports what the object form does, for every kind', () => {

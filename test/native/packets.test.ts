@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readSync, writeSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EAGAIN, EMSGSIZE, EPIPE, PACKET_CTRUNCATED, PACKET_TRUNCATED } from '../../src/main/native.js';
@@ -268,6 +269,54 @@ describe('sendPacket / recvPackets', () => {
       expect(err.errno).toBe(9);
       expect(err.syscall).toBe('recvmsg');
     }
+  });
+});
+
+describe('sendPacket errors and neutralizeSocket', () => {
+  // SO_PASSRIGHTS 0 on the receiving socket (Linux 6.16+) makes every packet with descriptors
+  // fail with EPERM at the sender. Another process sets it here, as a hostile peer would.
+  const setPassRights = (fd: number, on: number) =>
+    spawnSync('python3', ['-c', `import socket, sys\ns = socket.socket(fileno=3)\ntry:\n  s.setsockopt(socket.SOL_SOCKET, 83, ${on})\nexcept OSError:\n  sys.exit(2)\ns.detach()`], {
+      stdio: ['ignore', 'inherit', 'inherit', fd],
+      timeout: 10_000,
+    }).status;
+
+  it('throws EPERM with the errno name, number and syscall, and neutralizeSocket undoes SO_PASSRIGHTS 0', (ctx) => {
+    const [a, b] = pair();
+    const status = setPassRights(b, 0);
+    if (status === 2) ctx.skip(); // a kernel without SO_PASSRIGHTS
+    expect(status).toBe(0);
+    const { readFd, writeFd } = fifo();
+    try {
+      expect(n.sendPacket(a, [bytes('no fds')], null)).toBe(6);
+      let err: NodeJS.ErrnoException | undefined;
+      try {
+        n.sendPacket(a, [bytes('with fds')], [readFd]);
+      } catch (e) {
+        err = e as NodeJS.ErrnoException;
+      }
+      expect(err).toMatchObject({ code: 'EPERM', errno: 1, syscall: 'sendmsg' });
+      expect(err!.message).toBe('EPERM: operation not permitted, sendmsg');
+      n.neutralizeSocket(b);
+      expect(n.sendPacket(a, [bytes('with fds')], [readFd])).toBe(8);
+      const r = recv(b);
+      expect(r.packets.map((p) => p.fds.length)).toEqual([0, 1]);
+      for (const p of r.packets) for (const fd of p.fds) n.close(fd);
+    } finally {
+      closeQuietly(readFd, writeFd);
+    }
+  });
+
+  it('neutralizeSocket accepts any socket and throws for what is not one', () => {
+    const [a] = pair();
+    n.neutralizeSocket(a);
+    const { readFd, writeFd } = fifo();
+    try {
+      expect(() => n.neutralizeSocket(readFd)).toThrow(expect.objectContaining({ code: 'ENOTSOCK', syscall: 'setsockopt' }));
+    } finally {
+      closeQuietly(readFd, writeFd);
+    }
+    expect(() => n.neutralizeSocket(-1)).toThrow(TypeError);
   });
 });
 

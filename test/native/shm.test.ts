@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { O_CLOEXEC, fdFlags, n, recv, runNode } from './helpers.js';
+import { O_CLOEXEC, addonPath, fdFlags, n, recv, runNode } from './helpers.js';
 
 const F_SEAL_SEAL = 1;
 const F_SEAL_SHRINK = 2;
@@ -96,6 +97,41 @@ describe('mapFd', () => {
     expect(() => n.mapFd(small, 4096, false, false)).toThrow(RangeError);
     expect(() => n.mapFd(small, 4096, false, true)).toThrow(RangeError);
     expect(() => n.mapFd(small, -1, false, true)).toThrow(RangeError);
+  });
+
+  it('never aborts the process for a length it cannot hold: RangeError (copy) or ENOMEM (mapping)', () => {
+    // A sparse memfd of 64 GiB costs nothing until touched. In copy mode (always the case in
+    // Electron) V8 used to abort in ArrayBuffer::New; under a 2.5 GB address-space limit a 3 GiB
+    // copy cannot be allocated either, and must fail the same way.
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `ulimit -v 2500000 && exec "$0" -e "$1"`,
+        process.execPath,
+        `
+        const n = require(process.env.ADDON);
+        const out = {};
+        const attempt = (name, f) => { try { f(); out[name] = 'ok'; } catch (e) { out[name] = e.name + ' ' + (e.code || '') + ' ' + e.message; } };
+        const huge = n.memfdCreate('eic-huge', 2 ** 36);
+        attempt('copy64G', () => n.mapFd(huge, 2 ** 36, false, true));
+        attempt('copy64Gplus1', () => n.mapFd(huge, 2 ** 36 + 1, false, true));
+        attempt('map64G', () => n.mapFd(huge, 2 ** 36, false, false));
+        const big = n.memfdCreate('eic-big', 3 * 2 ** 30);
+        attempt('copy3G', () => n.mapFd(big, 3 * 2 ** 30, false, true));
+        attempt('copy1M', () => n.mapFd(big, 2 ** 20, false, true));
+        console.log(JSON.stringify(out));
+      `,
+      ],
+      { env: { ...process.env, ADDON: addonPath }, timeout: 30_000, killSignal: 'SIGKILL', encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, string>;
+    expect(out.copy64G).toBe('RangeError  shared memory of 68719476736 bytes is larger than this runtime can hold');
+    expect(out.copy64Gplus1).toBe('RangeError  length exceeds the size of the file');
+    expect(out.map64G).toMatch(/^(ok|Error ENOMEM )/);
+    expect(out.copy3G).toBe('RangeError  shared memory of 3221225472 bytes is larger than this runtime can hold');
+    expect(out.copy1M).toBe('ok');
   });
 
   it('unmaps zero-copy views once they are collected', () => {

@@ -1,0 +1,57 @@
+// Issue 11, item 5: descriptors whose close(2) or fstat(2) waits on the peer never block the
+// receiving process's event loop: a TCP socket with unsent data and SO_LINGER 3600 s, and a file
+// on a FUSE file system whose server never answers FLUSH or GETATTR. Each arrives as an 'F' handle
+// the application closes and under wrong kind tags the library refuses (and closes itself).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { root } from '../helpers.js';
+import { expectContained, runVictim } from './victim.js';
+
+interface CaseResult {
+  kind: string;
+  received?: string;
+  closeMs?: number;
+  error?: { code: string; message: string };
+  good: unknown;
+}
+interface Result {
+  results: CaseResult[];
+  pendingAfterCloses: number;
+  pendingAtEnd: number;
+}
+
+function check(result: Result, what: string): void {
+  const [file, ...wrong] = result.results;
+  expect(file).toMatchObject({ kind: 'F', received: '_IpcFileHandle', good: { good: 0 } });
+  expect(file!.closeMs).toBeLessThan(200);
+  for (const [i, r] of wrong.entries()) {
+    expect(r.error?.code).toBe('MALFORMED');
+    expect(r.error?.message).toContain(`is a ${what}`);
+    expect(r.good).toEqual({ good: i + 1 });
+  }
+  // All four closes were really waiting (in the closer thread) until the peer went away.
+  expect(result.pendingAfterCloses).toBe(4);
+  expect(result.pendingAtEnd).toBe(0);
+}
+
+// FUSE needs /dev/fuse and the right to mount (root or CAP_SYS_ADMIN): the peer probes it.
+const fuseProbe = existsSync('/dev/fuse')
+  ? spawnSync('python3', [path.join(root, 'test', 'fixtures', 'containment', 'native-fuse-peer.py'), 'probe'], { timeout: 10_000, encoding: 'utf8' })
+  : undefined;
+const fuseWorks = fuseProbe?.status === 0;
+
+describe('containment: closing and examining descriptors that block', () => {
+  it('a TCP socket lingering for an hour, as a file handle and as wrong kinds', async () => {
+    const r = await runVictim<Result>('native-blocking-close', { args: ['linger'] });
+    expectContained(r);
+    check(r.result, 'stream-socket');
+  }, 40_000);
+
+  it.skipIf(!fuseWorks)('a FUSE file whose server never answers FLUSH nor GETATTR', async () => {
+    const r = await runVictim<Result>('native-blocking-close', { args: ['fuse'] });
+    expectContained(r);
+    check(r.result, 'file');
+  }, 40_000);
+});
