@@ -10,10 +10,16 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, decodeMessage, encodeMessage, joinParts, peekHandleCount } from '../src/shared/index.js';
 import {
   FRAGMENT_HEADER,
+  MAX_PARTIAL_STREAMS,
   PACKET_HEADER,
+  PARTIAL_BYTES_BUDGET,
+  PARTIAL_FDS_BUDGET,
   PacketParser,
   RecordBatcher,
+  STALE_PACKETS,
   fragmentPackets,
+  openFileLimit,
+  partialBudgets,
   singleRecordPacket,
 } from '../src/main/framing.js';
 import type { OutPacket, ParsedItem } from '../src/main/framing.js';
@@ -341,6 +347,257 @@ describe('PacketParser + decode under random and mutated packets', () => {
 
   it('leaves no descriptor open', () => {
     expect(pool.live.size).toBe(0);
+    expect(fdCount()).toBe(baseline);
+  });
+});
+
+// ---- Unfinished fragmented messages: budgets of descriptors, bytes and places (issue 11 item 7).
+
+/** A fragment packet written by hand from docs/wire-format.md ("Fragment packet"). */
+function fragmentPacket(stream: bigint, seq: number, nfds: number, total: number, offset: number, totalFds: number, flags: number, data: Uint8Array): Uint8Array {
+  const b = new Uint8Array(FRAGMENT_HEADER + data.byteLength);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 0x43504945, true);
+  b[4] = 2;
+  b[5] = 1;
+  v.setBigUint64(8, stream, true);
+  v.setUint32(16, seq, true);
+  v.setUint32(20, nfds, true);
+  v.setBigUint64(24, BigInt(total), true);
+  v.setBigUint64(32, BigInt(offset), true);
+  v.setUint32(40, totalFds, true);
+  v.setUint32(44, flags, true);
+  b.set(data, FRAGMENT_HEADER);
+  return b;
+}
+
+/** The body of message `seq` of `stream`: its first 8 bytes name it, the rest is a pattern. */
+function bodyOf(stream: bigint, seq: number, total: number): Uint8Array {
+  const b = new Uint8Array(total);
+  for (let i = 0; i < total; i++) b[i] = (i * 7 + seq + Number(stream)) & 255;
+  const v = new DataView(b.buffer);
+  if (total >= 8) {
+    v.setUint32(0, Number(stream), true);
+    v.setUint32(4, seq, true);
+  }
+  return b;
+}
+
+/** A message cut into `n` fragments, bytes and descriptors spread over them. */
+function messagePackets(stream: bigint, seq: number, total: number, totalFds: number, n: number): Array<{ bytes: Uint8Array; fds: number }> {
+  const body = bodyOf(stream, seq, total);
+  const chunk = Math.ceil(total / n);
+  const fdChunk = Math.ceil(totalFds / n);
+  const out: Array<{ bytes: Uint8Array; fds: number }> = [];
+  for (let i = 0; i < n; i++) {
+    const off = Math.min(total, i * chunk);
+    const end = Math.min(total, off + chunk);
+    const nfds = Math.max(0, Math.min(fdChunk, totalFds - i * fdChunk));
+    const flags = (i === 0 ? 1 : 0) | (i === n - 1 ? 2 : 0);
+    out.push({ bytes: fragmentPacket(stream, seq, nfds, total, off, totalFds, flags, body.subarray(off, end)), fds: nfds });
+  }
+  return out;
+}
+
+/** A small records packet (one empty-ish record, no descriptors): it only moves the parser's clock. */
+function recordsPacket(): Uint8Array {
+  const b = new Uint8Array(PACKET_HEADER + 8 + 8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 0x43504945, true);
+  b[4] = 1;
+  b[5] = 1;
+  v.setUint32(PACKET_HEADER, 8, true);
+  return b;
+}
+
+/** A parser over real descriptors that checks, after every packet, that the budgets hold and every live descriptor is the parser's. */
+class BudgetRig {
+  readonly pool = new FdPool();
+  readonly parser: PacketParser;
+  readonly items: ParsedItem[] = [];
+  constructor(readonly limits: { maxMessageBytes: number; maxHandles: number; maxPartialHandles: number; maxPartialBytes: number }) {
+    this.parser = new PacketParser(limits, (fds) => this.pool.close(fds));
+  }
+  /** Parses one packet; returns what it yielded (records' descriptors are closed at once). */
+  feed(bytes: Uint8Array, nfds: number): ParsedItem[] {
+    const out: ParsedItem[] = [];
+    this.parser.parse(bytes, this.pool.take(nfds), 0, out);
+    for (const item of out) {
+      if (item instanceof Error) expect(allowed(item), String(item)).toBe(true);
+      else this.pool.close(item.fds);
+    }
+    const h = this.parser.holding();
+    expect(h.reservedFds).toBeLessThanOrEqual(this.limits.maxPartialHandles);
+    expect(h.reservedBytes).toBeLessThanOrEqual(this.limits.maxPartialBytes);
+    expect(h.messages).toBeLessThanOrEqual(MAX_PARTIAL_STREAMS);
+    expect(h.fds).toBeLessThanOrEqual(h.reservedFds);
+    // Every descriptor still open is held by an unfinished message: nothing leaked, nothing lost.
+    expect(this.pool.live.size).toBe(h.fds);
+    this.items.push(...out);
+    return out;
+  }
+  send(packets: Array<{ bytes: Uint8Array; fds: number }>): ParsedItem[] {
+    return packets.flatMap((p) => this.feed(p.bytes, p.fds));
+  }
+  end(): void {
+    this.parser.reset();
+    expect(this.pool.live.size).toBe(0);
+    expect(this.parser.holding()).toEqual({ messages: 0, reservedFds: 0, reservedBytes: 0, fds: 0 });
+  }
+}
+
+const errorsOf = (items: ParsedItem[]): IpcError[] => items.filter((i): i is IpcError => i instanceof IpcError);
+const recordsOf = (items: ParsedItem[]) => items.filter((i) => !(i instanceof Error)) as Array<{ body: Uint8Array; fds: number[] }>;
+
+describe('unfinished fragmented messages stay within their budgets', () => {
+  const baseline = fdCount();
+
+  it('default budgets: 2048 descriptors (at most a quarter of RLIMIT_NOFILE, at least maxHandles below that) and 256 MiB or 2 × maxMessageBytes', () => {
+    const quarter = Math.floor(openFileLimit() / 4);
+    expect(openFileLimit()).toBeGreaterThan(0);
+    expect(partialBudgets({ maxMessageBytes: 128 * 1024 * 1024, maxHandles: 1024 })).toEqual({ fds: Math.min(PARTIAL_FDS_BUDGET, quarter), bytes: PARTIAL_BYTES_BUDGET });
+    expect(partialBudgets({ maxMessageBytes: 1024 * 1024 * 1024, maxHandles: 4096 })).toEqual({ fds: Math.min(4096, quarter), bytes: 2 * 1024 * 1024 * 1024 });
+    expect(partialBudgets({ maxMessageBytes: 10, maxHandles: 1, maxPartialHandles: 7, maxPartialBytes: 9 })).toEqual({ fds: 7, bytes: 9 });
+  });
+
+  it('eviction picks the biggest holder of what is short, and refuses a newcomer that no one holds more than', () => {
+    const rig = new BudgetRig({ maxMessageBytes: 1 << 20, maxHandles: 64, maxPartialHandles: 64, maxPartialBytes: 1 << 20 });
+    const a = messagePackets(1n, 0, 100, 10, 2);
+    const b = messagePackets(2n, 0, 100, 30, 2);
+    const c = messagePackets(3n, 0, 100, 20, 2);
+    expect(rig.send([a[0]!, b[0]!, c[0]!])).toEqual([]);
+    expect(rig.parser.holding()).toMatchObject({ messages: 3, reservedFds: 60, fds: 5 + 15 + 10 });
+    // D needs 15: 60 + 15 > 64. B holds the most (30 > 15): B goes, with one error, its descriptors closed.
+    const d = messagePackets(4n, 0, 100, 15, 2);
+    const evicted = rig.send([d[0]!]);
+    expect(evicted).toHaveLength(1);
+    expect(evicted[0]).toMatchObject({ code: 'TOO_LARGE' });
+    expect((evicted[0] as IpcError).message).toMatch(/unfinished fragmented message of 100 bytes with 30 descriptors was dropped.*held the most descriptors \(30\)/);
+    expect(rig.parser.holding()).toMatchObject({ messages: 3, reservedFds: 45, fds: 5 + 10 + 8 });
+    // The rest of B is consumed silently.
+    expect(rig.send([b[1]!])).toEqual([]);
+    // E needs 40: 45 + 40 > 64, and no one holds more than 40: E is refused, nothing is dropped.
+    const e = messagePackets(5n, 0, 100, 40, 2);
+    const refused = rig.send([e[0]!]);
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as IpcError).code).toBe('TOO_LARGE');
+    expect((refused[0] as IpcError).message).toMatch(/no room for a fragmented message of 100 bytes with 40 descriptors.*45 of 64 descriptors/);
+    expect(rig.send([e[1]!])).toEqual([]);
+    // A, C and D complete, whole.
+    const done = rig.send([a[1]!, c[1]!, d[1]!]);
+    expect(done.map((r) => (r instanceof Error ? r.message : [r.body.byteLength, r.fds.length]))).toEqual([
+      [100, 10],
+      [100, 20],
+      [100, 15],
+    ]);
+    rig.end();
+  });
+
+  it('the same for bytes: the message holding the most bytes gives way to a smaller one', () => {
+    const rig = new BudgetRig({ maxMessageBytes: 1 << 20, maxHandles: 64, maxPartialHandles: 64, maxPartialBytes: 10_000 });
+    const big = messagePackets(1n, 0, 6000, 2, 3);
+    const mid = messagePackets(2n, 0, 3000, 0, 3);
+    expect(rig.send([big[0]!, mid[0]!])).toEqual([]);
+    const small = messagePackets(3n, 0, 2000, 1, 2);
+    const got = rig.send(small);
+    expect(errorsOf(got).map((e) => e.message)).toEqual([expect.stringMatching(/6000 bytes with 2 descriptors was dropped.*held the most bytes \(6000\)/)]);
+    expect(recordsOf(got).map((r) => r.body)).toEqual([bodyOf(3n, 0, 2000)]);
+    expect(rig.send([...big.slice(1), ...mid.slice(1)]).map((r) => (r instanceof Error ? r.message : r.body))).toEqual([bodyOf(2n, 0, 3000)]);
+    // A message bigger than the whole byte budget is refused on its own, at its first fragment.
+    const huge = messagePackets(4n, 0, 20_000, 0, 4);
+    const refused = rig.send(huge);
+    expect(refused.map((r) => (r as IpcError).message)).toEqual([expect.stringMatching(/20000 bytes exceeds the 10000 bytes this receiver keeps for unfinished messages/)]);
+    rig.end();
+  });
+
+  it('a stale message (no fragment while 256 packets arrived) gives way first, even when it is not the biggest', () => {
+    const rig = new BudgetRig({ maxMessageBytes: 1 << 20, maxHandles: 64, maxPartialHandles: 64, maxPartialBytes: 1 << 20 });
+    const a = messagePackets(1n, 0, 100, 25, 2);
+    rig.send([a[0]!]);
+    for (let i = 0; i < STALE_PACKETS; i++) rig.feed(recordsPacket(), 0);
+    rig.items.length = 0;
+    const b = messagePackets(2n, 0, 100, 35, 2);
+    rig.send([b[0]!]);
+    // C needs 20: 60 + 20 > 64. A (25) is stale and goes; B (35, the biggest) stays.
+    const c = messagePackets(3n, 0, 100, 20, 2);
+    const got = rig.send(c);
+    expect(errorsOf(got).map((e) => e.message)).toEqual([expect.stringMatching(/25 descriptors was dropped.*no fragment of it came while this receiver read 25[78] packets/)]);
+    expect(recordsOf(got).map((r) => r.fds.length)).toEqual([20]);
+    expect(recordsOf(rig.send([a[1]!, b[1]!])).map((r) => r.fds.length)).toEqual([35]);
+    expect(errorsOf(rig.items.filter((i) => i instanceof Error))).toHaveLength(1);
+    rig.end();
+  });
+
+  it(`a full table (${MAX_PARTIAL_STREAMS} unfinished messages holding nothing) refuses newcomers until one is stale, then drops the stalest`, () => {
+    const rig = new BudgetRig({ maxMessageBytes: 1 << 20, maxHandles: 64, maxPartialHandles: 64, maxPartialBytes: 1 << 20 });
+    const held = Array.from({ length: MAX_PARTIAL_STREAMS }, (_, i) => messagePackets(BigInt(i + 1), 0, 16, 0, 2));
+    expect(rig.send(held.map((m) => m[0]!))).toEqual([]);
+    const late = messagePackets(1000n, 0, 16, 1, 2);
+    const refused = rig.send(late);
+    expect(refused.map((r) => (r as IpcError).message)).toEqual([expect.stringMatching(new RegExp(`hold ${MAX_PARTIAL_STREAMS} of ${MAX_PARTIAL_STREAMS} places`))]);
+    for (let i = 0; i < STALE_PACKETS; i++) rig.feed(recordsPacket(), 0);
+    rig.items.length = 0;
+    const later = messagePackets(1001n, 0, 16, 1, 2);
+    const got = rig.send(later);
+    expect(errorsOf(got)).toHaveLength(1);
+    expect(recordsOf(got).map((r) => r.body)).toEqual([bodyOf(1001n, 0, 16)]);
+    // Stream 1 (the stalest) was dropped: its last fragment is consumed silently; the others complete.
+    const rest = rig.send(held.map((m) => m[1]!));
+    expect(errorsOf(rest)).toEqual([]);
+    expect(recordsOf(rest)).toHaveLength(MAX_PARTIAL_STREAMS - 1);
+    rig.end();
+  });
+
+  it('budgets hold under random interleavings of many streams; each message yields one item unless still unfinished; every descriptor is closed once', () => {
+    const limits = { maxMessageBytes: 4096, maxHandles: 16, maxPartialHandles: 40, maxPartialBytes: 10_000 };
+    const deadline = Date.now() + 8_000;
+    const inBudget = (): boolean => Date.now() < deadline;
+    const message = fc.record({
+      total: fc.integer({ min: 8, max: 4200 }),
+      totalFds: fc.nat(18),
+      frags: fc.integer({ min: 1, max: 4 }),
+      keep: fc.nat(3),
+      complete: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(fc.array(message, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 72 }), fc.array(fc.nat(), { maxLength: 600 }), (streams, order) => {
+        if (!inBudget()) return;
+        const rig = new BudgetRig(limits);
+        const expected = new Map<string, { body: Uint8Array; fds: number }>();
+        const queues = streams.map((msgs, si) =>
+          msgs.flatMap((m, seq) => {
+            const stream = BigInt(si + 1);
+            const packets = messagePackets(stream, seq, m.total, m.totalFds, m.frags);
+            expected.set(`${stream}/${seq}`, { body: bodyOf(stream, seq, m.total), fds: m.totalFds });
+            return m.complete || m.frags === 1 ? packets : packets.slice(0, 1 + (m.keep % (m.frags - 1)));
+          }),
+        );
+        let started = 0;
+        let k = 0;
+        for (;;) {
+          const live = queues.filter((q) => q.length > 0);
+          if (live.length === 0) break;
+          const q = live[(order[k++] ?? k) % live.length]!;
+          const p = q.shift()!;
+          if (p.bytes[44]! & 1) started++;
+          rig.feed(p.bytes, p.fds);
+        }
+        const unfinished = rig.parser.holding().messages;
+        // One item per message: delivered whole, or one error; none for those still unfinished.
+        expect(rig.items.length).toBe(started - unfinished);
+        for (const r of recordsOf(rig.items)) {
+          const v = new DataView(r.body.buffer, r.body.byteOffset, 8);
+          const want = expected.get(`${v.getUint32(0, true)}/${v.getUint32(4, true)}`)!;
+          expect(r.body).toEqual(want.body);
+          expect(r.fds.length).toBe(want.fds);
+        }
+        rig.end();
+      }),
+      { seed: SEED + 4, numRuns: 120 },
+    );
+  });
+
+  it('leaves no descriptor open', () => {
     expect(fdCount()).toBe(baseline);
   });
 });

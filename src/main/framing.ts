@@ -2,6 +2,7 @@
  * Packet framing: how message bodies (and their descriptors) are cut into SOCK_SEQPACKET packets
  * and put together again. The layout is written down in docs/wire-format.md.
  */
+import { readFileSync } from 'node:fs';
 import { IpcError } from '../shared/errors.js';
 
 export const MAGIC = 0x43504945; // "EIPC" little endian
@@ -30,6 +31,25 @@ export const MAX_RECV_PACKET_BYTES = MAX_FRAGMENT_BYTES;
 export const MAX_FDS_PER_PACKET = 253;
 /** Partial fragmented messages a receiver keeps at once (one per concurrent sending endpoint). */
 export const MAX_PARTIAL_STREAMS = 64;
+/**
+ * Descriptors a receiver keeps for its unfinished fragmented messages together, by default (or
+ * `maxHandles` when higher), never more than a quarter of the process's RLIMIT_NOFILE: so that
+ * peers leaving messages unfinished cannot pin descriptors until the process runs out (EMFILE,
+ * and then MSG_CTRUNC for every later message carrying descriptors).
+ */
+export const PARTIAL_FDS_BUDGET = 2048;
+/** Bytes a receiver keeps for its unfinished fragmented messages together, by default (or 2 × `maxMessageBytes` when higher). */
+export const PARTIAL_BYTES_BUDGET = 256 * 1024 * 1024;
+/** An unfinished message no fragment came for while the receiver read this many packets is stale. */
+export const STALE_PACKETS = 256;
+/** An unfinished message no fragment came for in this many milliseconds is stale. */
+export const STALE_MS = 1000;
+/** Messages whose remaining fragments are consumed silently (already reported), at most this many kept. */
+const MAX_TOMBSTONES = 1024;
+/** What an error about unfinished messages tells the application to do. */
+const ADVICE =
+  'Too many large fragmented messages are unfinished at once on this receiver (a peer may leave them unfinished on purpose): ' +
+  'give each untrusted process its own channel rather than a clone of a shared sender';
 
 export const pad8 = (n: number): number => (n + 7) & ~7;
 const ZEROS = new Uint8Array(8);
@@ -307,6 +327,47 @@ export function fragmentPackets(streamId: bigint, seq: number, parts: Uint8Array
 export interface FramingLimits {
   maxMessageBytes: number;
   maxHandles: number;
+  /** Descriptors kept for unfinished fragmented messages together; default from {@link partialBudgets}. */
+  maxPartialHandles?: number;
+  /** Bytes kept for unfinished fragmented messages together; default from {@link partialBudgets}. */
+  maxPartialBytes?: number;
+}
+
+/** What a receiver keeps for its unfinished fragmented messages, all of them together. */
+export interface PartialBudgets {
+  fds: number;
+  bytes: number;
+}
+
+let openFileLimitCache: number | undefined;
+
+/**
+ * The soft RLIMIT_NOFILE of this process, read once (from /proc/self/limits); Infinity when it
+ * is unlimited or cannot be read.
+ */
+export function openFileLimit(): number {
+  if (openFileLimitCache === undefined) {
+    openFileLimitCache = Infinity;
+    try {
+      const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+      if (m) openFileLimitCache = Number(m[1]);
+    } catch {
+      // No /proc (or no access): the default budget alone applies.
+    }
+  }
+  return openFileLimitCache;
+}
+
+/**
+ * The budgets of unfinished fragmented messages for a receiver with these limits (read at each
+ * new message, so limits changed later apply): descriptors `maxPartialHandles`, else
+ * max(PARTIAL_FDS_BUDGET, maxHandles) but at most a quarter of RLIMIT_NOFILE; bytes
+ * `maxPartialBytes`, else max(PARTIAL_BYTES_BUDGET, 2 × maxMessageBytes).
+ */
+export function partialBudgets(limits: FramingLimits): PartialBudgets {
+  const fds = limits.maxPartialHandles ?? Math.max(1, Math.min(Math.max(PARTIAL_FDS_BUDGET, limits.maxHandles), Math.floor(openFileLimit() / 4)));
+  const bytes = limits.maxPartialBytes ?? Math.max(PARTIAL_BYTES_BUDGET, 2 * limits.maxMessageBytes);
+  return { fds, bytes };
 }
 
 /** A SWITCH packet: the rest of this channel's messages come on another socket. */
@@ -379,24 +440,23 @@ interface Partial {
   total: number;
   totalFds: number;
   received: number;
-  /** Where the body's bytes go; undefined while discarding an over-limit or failed message. */
+  /** Where the body's bytes go. */
   segs?: Segment[];
   /** Split mode: the head and the sections the segments point into; else the whole body. */
   head?: Uint8Array;
   sections?: Uint8Array[];
   body?: Uint8Array;
   fds: number[];
-  error?: IpcError;
+  /** Its share of the budgets, reserved from its announced totals on its first fragment. */
+  heldFds: number;
+  heldBytes: number;
+  /** The parser's packet count and the time when its last fragment came (to find stale ones). */
+  touched: number;
+  touchedAt: number;
   /** Made from a peeked first fragment (prepareFirst): that fragment itself is still to come. */
   awaitingFirst?: boolean;
-  /** Already reported MALFORMED; its remaining fragments are consumed silently. */
-  failed?: boolean;
 }
 
-/**
- * Turns packets into records. Every descriptor it is given ends up either in a yielded record
- * or in `close` (the caller closes those), so nothing leaks.
- */
 /** Where the codec puts binary sections in a body (codec.bodyLayout), for split reassembly. */
 export type LayoutOf = (prefix: Uint8Array, total: number) => { headBytes: number; sections: Array<{ offset: number; length: number }> } | undefined;
 
@@ -440,8 +500,22 @@ function scatter(segs: Segment[], offset: number, chunk: Uint8Array): void {
   }
 }
 
+/**
+ * Turns packets into records. Every descriptor it is given ends up either in a yielded record
+ * or in `close` (the caller closes those), so nothing leaks. Unfinished fragmented messages
+ * (one per stream, at most MAX_PARTIAL_STREAMS) together hold at most the descriptors and bytes
+ * of `partialBudgets(limits)`; see makeRoom for who gives way when a new one does not fit.
+ */
 export class PacketParser {
+  /** Unfinished messages being reassembled, by stream: each holds its share of the budgets. */
   private partials = new Map<bigint, Partial>();
+  /** Streams whose current message was reported already: its other fragments are dropped silently. */
+  private tombstones = new Map<bigint, number>();
+  /** Descriptors and bytes reserved by the messages in `partials`. */
+  private heldFds = 0;
+  private heldBytes = 0;
+  /** Packets parsed so far (a clock for staleness that runs only while the peer sends). */
+  private clock = 0;
 
   constructor(
     private readonly limits: FramingLimits,
@@ -454,6 +528,7 @@ export class PacketParser {
    * valid SWITCH packet (which the caller acts on), else undefined.
    */
   parse(packet: Uint8Array, fds: number[], flags: number, out: ParsedItem[]): SwitchItem | undefined {
+    this.clock++;
     if (flags !== 0) {
       this.close(fds);
       out.push(malformed(flags & 1 ? `a packet larger than ${MAX_RECV_PACKET_BYTES} bytes was truncated` : 'the kernel dropped descriptors of a packet (MSG_CTRUNC)'));
@@ -545,18 +620,17 @@ export class PacketParser {
     const totalFds = v.getUint32(40, true);
     const flags = v.getUint32(44, true);
     const chunk = packet.subarray(FRAGMENT_HEADER);
-    let p = this.partials.get(stream);
-    if (p?.failed) {
-      // The rest of a message already reported bad is consumed silently: one error per message.
-      if (!(flags & FRAG_FIRST) && seq === p.seq) {
+    const dropped = this.tombstones.get(stream);
+    if (dropped !== undefined) {
+      // The rest of a message already reported (bad, over a limit, refused or dropped for room)
+      // is consumed silently: one error per message.
+      if (!(flags & FRAG_FIRST) && seq === dropped) {
         this.close(fds);
         return;
       }
-      if (flags & FRAG_FIRST) {
-        this.partials.delete(stream);
-        p = undefined;
-      }
+      if (flags & FRAG_FIRST) this.tombstones.delete(stream);
     }
+    const p = this.partials.get(stream);
     if (p && seq !== p.seq && !(flags & FRAG_FIRST)) {
       // Bad itself; the message in progress is left intact.
       this.close(fds);
@@ -573,26 +647,24 @@ export class PacketParser {
         out.push(malformed('a new fragmented message started before the previous one from the same sender ended'));
       }
       if (offset !== 0n) return this.fail(stream, undefined, seq, fds, out, 'a first fragment at a non-zero offset');
-      if (this.partials.size >= MAX_PARTIAL_STREAMS) this.evictFailed();
-      if (this.partials.size >= MAX_PARTIAL_STREAMS) {
+      const refused = this.admit(total, totalFds, out);
+      if (refused) {
+        // Refused on its first fragment: one error now, the rest of it consumed silently.
         this.close(fds);
-        out.push(malformed(`more than ${MAX_PARTIAL_STREAMS} fragmented messages in progress at once`));
+        this.tombstone(stream, seq);
+        out.push(refused);
         return;
       }
-      const np: Partial = { seq, total: 0, totalFds, received: 0, fds: [] };
-      if (total > BigInt(this.limits.maxMessageBytes)) {
-        np.error = tooLarge(`a message of ${total} bytes exceeds this receiver's maxMessageBytes (${this.limits.maxMessageBytes})`);
-      } else if (totalFds > this.limits.maxHandles) {
-        np.error = tooLarge(`a message with ${totalFds} descriptors exceeds this receiver's maxHandles (${this.limits.maxHandles})`);
-      } else {
-        np.total = Number(total);
-        try {
-          this.allocate(np, chunk);
-        } catch (e) {
-          np.error = tooLarge(`cannot allocate ${np.total} bytes for a message`);
-        }
+      const np: Partial = { seq, total: Number(total), totalFds, received: 0, fds: [], heldFds: totalFds, heldBytes: Number(total), touched: this.clock, touchedAt: performance.now() };
+      try {
+        this.allocate(np, chunk);
+      } catch {
+        this.close(fds);
+        this.tombstone(stream, seq);
+        out.push(tooLarge(`cannot allocate ${np.total} bytes for a message`));
+        return;
       }
-      this.partials.set(stream, np);
+      this.hold(stream, np);
       return this.continueFragment(stream, np, offset, total, totalFds, flags, chunk, fds, out);
     }
     if (!p) {
@@ -604,6 +676,116 @@ export class PacketParser {
   }
 
   /**
+   * Checks a new fragmented message (announcing `total` bytes and `totalFds` descriptors) against
+   * the per-message limits and the budgets of unfinished messages, and makes room for it if it
+   * must. Returns the one error that stands for the message when it is refused, else undefined
+   * (the caller then holds it with `hold`).
+   */
+  private admit(total: bigint, totalFds: number, out: ParsedItem[]): IpcError | undefined {
+    const { maxMessageBytes, maxHandles } = this.limits;
+    if (total > BigInt(maxMessageBytes)) return tooLarge(`a message of ${total} bytes exceeds this receiver's maxMessageBytes (${maxMessageBytes})`);
+    if (totalFds > maxHandles) return tooLarge(`a message with ${totalFds} descriptors exceeds this receiver's maxHandles (${maxHandles})`);
+    const budget = partialBudgets(this.limits);
+    if (totalFds > budget.fds) {
+      return tooLarge(
+        `a fragmented message with ${totalFds} descriptors exceeds the ${budget.fds} descriptors this receiver keeps for unfinished messages ` +
+          `(a quarter of this process's RLIMIT_NOFILE at most): raise the process's descriptor limit, or send fewer descriptors per message`,
+      );
+    }
+    if (Number(total) > budget.bytes) {
+      return tooLarge(`a fragmented message of ${total} bytes exceeds the ${budget.bytes} bytes this receiver keeps for unfinished messages`);
+    }
+    return this.makeRoom(Number(total), totalFds, budget, out);
+  }
+
+  /**
+   * Makes room for a new message needing a table slot, `fds` descriptors and `bytes` bytes, by
+   * dropping unfinished messages in this order: those idle the longest, once idle for
+   * STALE_PACKETS packets or STALE_MS; then (max-min fairness) the one holding the most of what
+   * is short, while it holds more than the newcomer would. Nothing is dropped unless that makes
+   * the newcomer fit; each dropped message yields one TOO_LARGE. Returns the newcomer's error
+   * when it cannot fit.
+   */
+  private makeRoom(bytes: number, fds: number, budget: PartialBudgets, out: ParsedItem[]): IpcError | undefined {
+    let slots = this.partials.size;
+    let heldFds = this.heldFds;
+    let heldBytes = this.heldBytes;
+    const fits = (): boolean => slots < MAX_PARTIAL_STREAMS && heldFds + fds <= budget.fds && heldBytes + bytes <= budget.bytes;
+    if (fits()) return undefined;
+    const now = performance.now();
+    const candidates = [...this.partials];
+    const victims: Array<{ stream: bigint; p: Partial; why: string }> = [];
+    const take = (i: number, why: string): void => {
+      const [stream, p] = candidates[i]!;
+      candidates.splice(i, 1);
+      victims.push({ stream, p, why });
+      slots--;
+      heldFds -= p.heldFds;
+      heldBytes -= p.heldBytes;
+    };
+    // Stale first: a message no fragment came for while others arrived (or for a while) is
+    // the likeliest to be abandoned.
+    while (!fits() && candidates.length > 0) {
+      let at = 0;
+      for (let i = 1; i < candidates.length; i++) if (candidates[i]![1].touched < candidates[at]![1].touched) at = i;
+      const p = candidates[at]![1];
+      const idlePackets = this.clock - p.touched;
+      const idleMs = Math.round(now - p.touchedAt);
+      if (idlePackets < STALE_PACKETS && idleMs < STALE_MS) break;
+      take(at, `no fragment of it came while this receiver read ${idlePackets} packets over ${idleMs} ms`);
+    }
+    // Max-min fairness: the biggest holder of what is short gives way to a smaller newcomer.
+    while (!fits() && candidates.length > 0) {
+      const short = heldFds + fds > budget.fds ? 'descriptors' : heldBytes + bytes > budget.bytes ? 'bytes' : undefined;
+      if (!short) break; // only a table slot is short, and no message is stale
+      const size = (p: Partial): number => (short === 'descriptors' ? p.heldFds : p.heldBytes);
+      let at = 0;
+      for (let i = 1; i < candidates.length; i++) if (size(candidates[i]![1]) > size(candidates[at]![1])) at = i;
+      const held = size(candidates[at]![1]);
+      if (held <= (short === 'descriptors' ? fds : bytes)) break;
+      take(at, `it held the most ${short} (${held}) of the unfinished messages, and a smaller one needed room`);
+    }
+    if (!fits()) {
+      return tooLarge(
+        `no room for a fragmented message of ${bytes} bytes with ${fds} descriptors: unfinished messages hold ${this.partials.size} of ${MAX_PARTIAL_STREAMS} places, ` +
+          `${this.heldFds} of ${budget.fds} descriptors and ${this.heldBytes} of ${budget.bytes} bytes, and none of them is idle or holds more. ${ADVICE}`,
+      );
+    }
+    for (const v of victims) {
+      this.drop(v.stream, v.p);
+      this.tombstone(v.stream, v.p.seq);
+      out.push(tooLarge(`an unfinished fragmented message of ${v.p.total} bytes with ${v.p.totalFds} descriptors was dropped to make room for another: ${v.why}. ${ADVICE}`));
+    }
+    return undefined;
+  }
+
+  /** Keeps `p` as the unfinished message of `stream`, reserving its share of the budgets. */
+  private hold(stream: bigint, p: Partial): void {
+    this.partials.set(stream, p);
+    this.heldFds += p.heldFds;
+    this.heldBytes += p.heldBytes;
+  }
+
+  /** Forgets the unfinished message of `stream` (its descriptors are the caller's) and releases its share. */
+  private forget(stream: bigint, p: Partial): void {
+    if (this.partials.get(stream) !== p) return;
+    this.partials.delete(stream);
+    this.heldFds -= p.heldFds;
+    this.heldBytes -= p.heldBytes;
+  }
+
+  /**
+   * Remembers that the rest of message `seq` of `stream` is to be consumed silently (it was
+   * already reported). At most MAX_TOMBSTONES are kept, the oldest forgotten first: those hold
+   * nothing but their entry.
+   */
+  private tombstone(stream: bigint, seq: number): void {
+    this.tombstones.delete(stream);
+    this.tombstones.set(stream, seq);
+    if (this.tombstones.size > MAX_TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value as bigint);
+  }
+
+  /**
    * Reports one bad message: closes the packet's descriptors and what the message held, and
    * remembers the message as failed (a tombstone holding nothing, until the sender's next first
    * fragment) so that its other fragments are consumed without further errors.
@@ -611,21 +793,8 @@ export class PacketParser {
   private fail(stream: bigint, p: Partial | undefined, seq: number, fds: number[], out: ParsedItem[], why: string): void {
     this.close(fds);
     if (p) this.drop(stream, p);
-    if (this.partials.size >= MAX_PARTIAL_STREAMS) this.evictFailed();
-    if (this.partials.size < MAX_PARTIAL_STREAMS) {
-      this.partials.set(stream, { seq, total: 0, totalFds: 0, received: 0, fds: [], failed: true });
-    }
+    this.tombstone(stream, seq);
     out.push(malformed(why));
-  }
-
-  /** Forgets the oldest tombstone, if any, to make room. */
-  private evictFailed(): void {
-    for (const [stream, p] of this.partials) {
-      if (p.failed) {
-        this.partials.delete(stream);
-        return;
-      }
-    }
   }
 
   private continueFragment(
@@ -642,26 +811,18 @@ export class PacketParser {
     // A number: that many bytes were already received in place (readDirect).
     const n = typeof chunk === 'number' ? chunk : chunk.byteLength;
     const bad = (why: string): void => this.fail(stream, p, p.seq, fds, out, why);
-    if (total !== BigInt(p.total) && !p.error) return bad('fragments of one message disagree on its size');
+    if (total !== BigInt(p.total)) return bad('fragments of one message disagree on its size');
     if (totalFds !== p.totalFds) return bad('fragments of one message disagree on its descriptor count');
     if (offset !== BigInt(p.received)) return bad('a fragment out of order (offset mismatch)');
-    if (p.error) {
-      // Over a limit: consume the rest of the message without keeping it.
-      this.close(fds);
-      p.received += n;
-      if (flags & FRAG_LAST) {
-        this.partials.delete(stream);
-        out.push(p.error);
-      }
-      return;
-    }
     if (p.received + n > p.total) return bad('fragments carry more bytes than their message size');
     if (p.fds.length + fds.length > p.totalFds) return bad('fragments carry more descriptors than their message names');
     if (typeof chunk !== 'number') scatter(p.segs!, p.received, chunk);
     p.received += n;
     for (const fd of fds) p.fds.push(fd);
+    p.touched = this.clock;
+    p.touchedAt = performance.now();
     if (flags & FRAG_LAST) {
-      this.partials.delete(stream);
+      this.forget(stream, p);
       if (p.received !== p.total || p.fds.length !== p.totalFds) {
         this.close(p.fds);
         out.push(malformed('the last fragment arrived before the whole message'));
@@ -703,7 +864,7 @@ export class PacketParser {
   directTarget(maxBytes: number): { stream: bigint; regions: Uint8Array[] } | undefined {
     if (this.partials.size !== 1) return undefined;
     const [stream, p] = this.partials.entries().next().value as [bigint, Partial];
-    if (!p.segs || p.error || p.failed || p.total - p.received < DIRECT_MIN_BYTES) return undefined;
+    if (!p.segs || p.total - p.received < DIRECT_MIN_BYTES) return undefined;
     return { stream, regions: sliceSegments(p.segs, p.received, Math.min(p.total - p.received, maxBytes)) };
   }
 
@@ -723,20 +884,35 @@ export class PacketParser {
     if (flags !== FRAG_FIRST && flags !== (FRAG_FIRST | FRAG_LAST)) return false;
     if (v.getBigUint64(32, true) !== 0n || total < BigInt(SPLIT_MIN_BYTES)) return false;
     if (total > BigInt(this.limits.maxMessageBytes) || totalFds > this.limits.maxHandles) return false;
-    const p: Partial = { seq: v.getUint32(16, true), total: Number(total), totalFds, received: 0, fds: [], awaitingFirst: true };
+    const budget = partialBudgets(this.limits);
+    if (totalFds > budget.fds || Number(total) > budget.bytes) return false;
+    const stream = v.getBigUint64(8, true);
+    if (this.tombstones.has(stream)) return false;
+    const p: Partial = {
+      seq: v.getUint32(16, true),
+      total: Number(total),
+      totalFds,
+      received: 0,
+      fds: [],
+      heldFds: totalFds,
+      heldBytes: Number(total),
+      touched: this.clock,
+      touchedAt: performance.now(),
+      awaitingFirst: true,
+    };
     try {
       this.allocate(p, prefix);
     } catch {
       return false;
     }
-    this.partials.set(v.getBigUint64(8, true), p);
+    this.hold(stream, p);
     return true;
   }
 
   /** Forgets a message set up by prepareFirst whose first fragment did not come as peeked. */
   unprepare(stream: bigint): void {
     const p = this.partials.get(stream);
-    if (p?.awaitingFirst) this.partials.delete(stream);
+    if (p?.awaitingFirst) this.forget(stream, p);
   }
 
   /**
@@ -755,6 +931,7 @@ export class PacketParser {
     if (v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fds.length) return false;
     if (fflags & ~(FRAG_FIRST | FRAG_LAST)) return false;
     p.awaitingFirst = false;
+    this.clock++;
     this.continueFragment(stream, p, v.getBigUint64(32, true), v.getBigUint64(24, true), v.getUint32(40, true), fflags, n, fds, out);
     return true;
   }
@@ -766,17 +943,31 @@ export class PacketParser {
   exportPartials(): OutPacket[] {
     const out: OutPacket[] = [];
     for (const [stream, p] of this.partials) {
-      if (p.error || !p.segs || p.awaitingFirst) this.close(p.fds);
+      if (!p.segs || p.awaitingFirst) this.close(p.fds);
       else out.push(...partialPackets(stream, p));
     }
     this.partials.clear();
+    this.tombstones.clear();
+    this.heldFds = 0;
+    this.heldBytes = 0;
     return out;
   }
 
+  /** Forgets the unfinished message of `stream` and closes the descriptors it held. */
   private drop(stream: bigint, p: Partial): void {
-    this.partials.delete(stream);
+    this.forget(stream, p);
     this.close(p.fds);
     p.fds = [];
+  }
+
+  /**
+   * What unfinished messages hold now (for tests and diagnostics): how many there are, the
+   * descriptors and bytes they reserved, and the descriptors they actually hold.
+   */
+  holding(): { messages: number; reservedFds: number; reservedBytes: number; fds: number } {
+    let fds = 0;
+    for (const p of this.partials.values()) fds += p.fds.length;
+    return { messages: this.partials.size, reservedFds: this.heldFds, reservedBytes: this.heldBytes, fds };
   }
 
   /** True when no message is being reassembled. */
@@ -788,6 +979,7 @@ export class PacketParser {
   reset(): boolean {
     const had = this.partials.size > 0;
     for (const [stream, p] of this.partials) this.drop(stream, p);
+    this.tombstones.clear();
     return had;
   }
 }
