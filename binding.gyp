@@ -21,6 +21,9 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags": ["-fvisibility=hidden"],
+      # Never unmapped by dlclose: Node closes an addon when the last worker that loaded it ends,
+      # but the closer thread (src/native/closer.cc) and the Landlock signal handler outlive it.
+      "ldflags": ["-Wl,-z,nodelete"],
       "conditions": [
         ["OS!='linux'", { "sources!": ["src/native/channel.cc", "src/native/shm.cc", "src/native/closer.cc", "src/native/landlock.cc"] }]
       ]

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <atomic>
 #include <mutex>
 #include <new>
@@ -26,10 +27,15 @@ std::mutex& TableMutex() {
   static std::mutex* m = new std::mutex;
   return *m;
 }
+// owners[fd]: the owning environment's id in the low 30 bits, the FdOrigin in the top 2.
 std::vector<uint32_t>& Owners() {
   static std::vector<uint32_t>* v = new std::vector<uint32_t>;
   return *v;
 }
+constexpr uint32_t kIdMask = (1u << 30) - 1;
+inline uint32_t OwnerId(uint32_t entry) { return entry & kIdMask; }
+inline FdOrigin EntryOrigin(uint32_t entry) { return static_cast<FdOrigin>(entry >> 30); }
+inline uint32_t Entry(uint32_t id, FdOrigin origin) { return id | (static_cast<uint32_t>(origin) << 30); }
 
 void SetOwnerLocked(int fd, uint32_t id) {
   std::vector<uint32_t>& owners = Owners();
@@ -51,20 +57,20 @@ void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
   for (auto& entry : s->pollers) open.push_back(entry.second);
   for (PollHandle* h : open) ClosePollHandle(h);
 
-  std::vector<int> fds;
+  std::vector<std::pair<int, FdOrigin>> fds;
   {
     std::lock_guard<std::mutex> lock(TableMutex());
     std::vector<uint32_t>& owners = Owners();
     for (size_t fd = 0; fd < owners.size(); fd++) {
-      if (owners[fd] == s->id) {
+      if (owners[fd] != 0 && OwnerId(owners[fd]) == s->id) {
+        fds.emplace_back(static_cast<int>(fd), EntryOrigin(owners[fd]));
         owners[fd] = 0;
-        fds.push_back(static_cast<int>(fd));
       }
     }
   }
   // The environment's descriptors may include peer-chosen ones whose close could block (a
   // lingering TCP socket, a FUSE file): those go to the closer thread like any other close.
-  for (int fd : fds) CloseQuietly(fd);
+  for (const auto& fd : fds) CloseQuietly(fd.first, fd.second);
 
   if (s->liveHandles == 0) {
     napi_remove_async_cleanup_hook(handle);
@@ -138,13 +144,21 @@ void PollHandleFreed(EnvState* s) {
   Release(s);
 }
 
-void RegisterFd(napi_env env, int fd) { RegisterFds(env, &fd, 1); }
+void RegisterFd(napi_env env, int fd, FdOrigin origin) { RegisterFds(env, &fd, 1, origin); }
 
-void RegisterFds(napi_env env, const int* fds, int count) {
+void RegisterFds(napi_env env, const int* fds, int count, FdOrigin origin) {
   if (count <= 0) return;
+  uint32_t entry = Entry(State(env)->id, origin);
+  std::lock_guard<std::mutex> lock(TableMutex());
+  for (int i = 0; i < count; i++) SetOwnerLocked(fds[i], entry);
+}
+
+FdOrigin OriginOf(napi_env env, int fd) {
   uint32_t id = State(env)->id;
   std::lock_guard<std::mutex> lock(TableMutex());
-  for (int i = 0; i < count; i++) SetOwnerLocked(fds[i], id);
+  std::vector<uint32_t>& owners = Owners();
+  if (fd < 0 || static_cast<size_t>(fd) >= owners.size() || owners[fd] == 0 || OwnerId(owners[fd]) != id) return FdOrigin::kUnknown;
+  return EntryOrigin(owners[fd]);
 }
 
 void UnregisterFd(napi_env env, int fd) {
@@ -160,23 +174,25 @@ void UnregisterFd(napi_env env, int fd) {
 int CloseFd(napi_env env, int fd) {
   // Only a descriptor this environment owns is closed: a stale number (closed before, maybe
   // reused since by another thread, libuv or Node) must never close someone else's descriptor.
+  FdOrigin origin;
   {
     EnvState* s = State(env);
     std::lock_guard<std::mutex> lock(TableMutex());
     std::vector<uint32_t>& owners = Owners();
-    if (fd < 0 || static_cast<size_t>(fd) >= owners.size() || owners[fd] != s->id) {
+    if (fd < 0 || static_cast<size_t>(fd) >= owners.size() || owners[fd] == 0 || OwnerId(owners[fd]) != s->id) {
       return EBADF;
     }
+    origin = EntryOrigin(owners[fd]);
   }
   UnregisterFd(env, fd);
-  return CloseQuietly(fd);
+  return CloseQuietly(fd, origin);
 }
 
 size_t OpenCount(napi_env env) {
   uint32_t id = State(env)->id;
   size_t n = 0;
   std::lock_guard<std::mutex> lock(TableMutex());
-  for (uint32_t owner : Owners()) n += owner == id;
+  for (uint32_t owner : Owners()) n += owner != 0 && OwnerId(owner) == id;
   return n;
 }
 

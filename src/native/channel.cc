@@ -196,7 +196,7 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) ThrowErrno(env, errno, "socketpair");
-  RegisterFds(env, sv, 2);
+  RegisterFds(env, sv, 2, FdOrigin::kUnixSocket);
   Napi::Array pair = Napi::Array::New(env, 2);
   pair.Set(0u, Napi::Number::New(env, sv[0]));
   pair.Set(1u, Napi::Number::New(env, sv[1]));
@@ -211,9 +211,10 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 Napi::Value Dup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = fcntl(ArgFd(info, 0), F_DUPFD_CLOEXEC, 0);
+  int source = ArgFd(info, 0);
+  int fd = fcntl(source, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) ThrowErrno(env, errno, "fcntl");
-  RegisterFd(env, fd);
+  RegisterFd(env, fd, OriginOf(env, source));
   return Napi::Number::New(env, fd);
 }
 
@@ -286,15 +287,21 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     int accepting = 0;
     len = sizeof accepting;
     listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0;
-    int domain = 0;
-    len = sizeof domain;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) domainCode = domain == AF_UNIX ? 1 : 2;
-    else domainCode = 2;
-    // Connected: it has a peer. An AF_UNIX socket keeps its peer after that peer closes (the
-    // survivor then reads end-of-file), so "connected" means "was connected, never unconnected".
+    // Connected: it has a peer, whose address also tells the domain (one system call for the
+    // usual case). An AF_UNIX socket keeps its peer after that peer closes (the survivor then
+    // reads end-of-file), so "connected" means "was connected, never unconnected".
     struct sockaddr_storage peer;
     socklen_t peerLength = sizeof peer;
-    connected = getpeername(fd, reinterpret_cast<struct sockaddr*>(&peer), &peerLength) == 0;
+    int domain = -1;
+    if (!listening && getpeername(fd, reinterpret_cast<struct sockaddr*>(&peer), &peerLength) == 0 &&
+        peerLength >= sizeof(sa_family_t)) {
+      connected = true;
+      domain = peer.ss_family;
+    } else {
+      len = sizeof domain;
+      if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) domain = -1;
+    }
+    domainCode = domain == AF_UNIX ? 1 : 2;
   } else if (S_ISREG(mode)) {
     size = static_cast<double>(fileSize);
     int s = fcntl(fd, F_GET_SEALS);
@@ -773,7 +780,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) ThrowErrno(env, errno, "socket");
-  RegisterFd(env, fd);
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
   FdGuard guard(env, fd);
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength) != 0) ThrowErrno(env, errno, "bind");
   if (listen(fd, 1) != 0) ThrowErrno(env, errno, "listen");
@@ -792,7 +799,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
     if (errno == EAGAIN || errno == ECONNABORTED) return Napi::Number::New(env, -EAGAIN);
     ThrowErrno(env, errno, "accept4");
   }
-  RegisterFd(env, fd);
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
   return Napi::Number::New(env, fd);
 }
 
@@ -804,7 +811,7 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "connect");
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) ThrowErrno(env, errno, "socket");
-  RegisterFd(env, fd);
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
   FdGuard guard(env, fd);
   // A Unix connect interrupted by a signal leaves the socket unconnected, so it can be retried.
   int r;

@@ -112,56 +112,76 @@ int QueuedScmFds(int fd) {
   return atoi(line + 8);
 }
 
-// Whether close(fd) might wait on another process or on hardware. Every check here is itself
-// non-blocking: getsockopt and F_GET_SEALS never reach a file system, and statx with
-// AT_STATX_DONT_SYNC answers from the inode cache (FUSE and NFS send no request).
-bool CloseMayBlock(int fd) {
-  int domain = 0;
-  socklen_t len = sizeof domain;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) {
-    // TCP and friends honour SO_LINGER; AF_UNIX ignores it.
-    if (domain != AF_UNIX) return true;
-    // Closing the last reference to an AF_UNIX socket frees the packets still queued on it, and
-    // with them the descriptors they carry. The final fput of such a descriptor runs as task work
-    // of *this* thread on its way back from close(2) (a lingering TCP socket, for example), and so
-    // does that of connections still waiting to be accepted on a listening socket. So a socket
-    // goes to the closer unless nothing it holds can carry a descriptor. A peer that sends one
-    // between this check and the close wins a race of a few microseconds (documented limit).
-    int listening = 0;
-    len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) {
-      // Readable means a connection is waiting to be accepted.
-      struct pollfd p = {fd, POLLIN, 0};
-      int r;
-      do {
-        r = poll(&p, 1, 0);
-      } while (r < 0 && errno == EINTR);
-      return r != 0;
-    }
-    // Fast path: an empty receive queue (SIOCINQ counts bytes, so a zero-length packet needs the
-    // peek: EAGAIN is the only answer that proves the queue empty).
-    int queued = 0;
-    if (ioctl(fd, SIOCINQ, &queued) == 0 && queued == 0) {
-      struct msghdr msg = {};
-      ssize_t r;
-      do {
-        r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
-      } while (r < 0 && errno == EINTR);
-      if (r < 0 && errno == EAGAIN) return false;
-    }
-    // Data queued, or end-of-file (the peer closed, often with nothing queued): the kernel counts
-    // the descriptors queued on the socket (scm_fds in /proc/self/fdinfo, Linux 5.10+). Unknown
-    // (older kernel, no /proc) counts as "may hold some".
-    return QueuedScmFds(fd) != 0;
+// Whether closing this AF_UNIX socket might release descriptors queued on it.
+//
+// Closing the last reference to an AF_UNIX socket frees the packets still queued on it, and with
+// them the descriptors they carry. The final fput of such a descriptor runs as task work of *this*
+// thread on its way back from close(2) (a lingering TCP socket, for example), and so does that of
+// connections still waiting to be accepted on a listening socket. So a socket goes to the closer
+// unless nothing it holds can carry a descriptor. A peer that sends one between this check and the
+// close wins a race of a few microseconds (documented limit).
+bool UnixSocketMayHoldFds(int fd) {
+  int queued = 0;
+  if (ioctl(fd, SIOCINQ, &queued) != 0) {
+    if (errno != EINVAL) return QueuedScmFds(fd) != 0;
+    // Kernel quirk: SIOCINQ refuses a listening socket (unix_inq_len). Readable means a
+    // connection waits to be accepted, and its queue may hold descriptors.
+    struct pollfd p = {fd, POLLIN, 0};
+    int r;
+    do {
+      r = poll(&p, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    return r != 0;
   }
-  if (errno == EBADF) return false;  // close fails at once
-  // Shared memory (memfd, tmpfs, hugetlbfs): the only files that answer F_GET_SEALS.
-  if (fcntl(fd, F_GET_SEALS) >= 0) return false;
+  // Fast path: an empty receive queue. SIOCINQ counts bytes, so a zero-length packet (which can
+  // carry descriptors) needs the peek: EAGAIN is the only answer that proves the queue empty.
+  if (queued == 0) {
+    struct msghdr msg = {};
+    ssize_t r;
+    do {
+      r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno == EAGAIN) return false;
+  }
+  // Data queued, or end-of-file (the peer closed, often with nothing queued): the kernel counts
+  // the descriptors queued on the socket (scm_fds in /proc/self/fdinfo, Linux 5.10+). Unknown
+  // (older kernel, no /proc) counts as "may hold some".
+  return QueuedScmFds(fd) != 0;
+}
+
+// Whether close(fd) might wait on another process or on hardware. Every check here is itself
+// non-blocking: getsockopt, ioctl(SIOCINQ), a MSG_PEEK|MSG_DONTWAIT recvmsg and F_GET_SEALS never
+// reach a file system, and statx with AT_STATX_DONT_SYNC answers from the inode cache (FUSE and
+// NFS send no request).
+bool CloseMayBlock(int fd, FdOrigin origin) {
+  if (origin == FdOrigin::kSharedMemory) return false;
+  if (origin == FdOrigin::kUnixSocket) return UnixSocketMayHoldFds(fd);
   struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) return true;
-  mode_t type = stx.stx_mode & S_IFMT;
-  // Pipes and FIFOs; anonymous inodes (eventfd, epoll, timerfd, signalfd, pidfd...) have no type.
-  return !(type == S_IFIFO || type == 0);
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) {
+    return errno != EBADF;  // EBADF: close fails at once
+  }
+  switch (stx.stx_mode & S_IFMT) {
+    case 0:        // anonymous inodes: eventfd, epoll, timerfd, signalfd, pidfd...
+    case S_IFIFO:  // pipes and FIFOs
+      return false;
+    case S_IFCHR:
+      // The memory devices (major 1: /dev/null, zero, full, random, urandom, kmsg) release
+      // nothing that waits; any other device may (a tty drains its output first).
+      return stx.stx_rdev_major != 1;
+    case S_IFSOCK: {
+      // TCP and friends honour SO_LINGER; AF_UNIX ignores it.
+      int domain = 0;
+      socklen_t len = sizeof domain;
+      if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return true;
+      return domain != AF_UNIX || UnixSocketMayHoldFds(fd);
+    }
+    case S_IFREG:
+      // Shared memory (memfd, tmpfs, hugetlbfs): the only files that answer F_GET_SEALS. Any other
+      // file may flush to a server on close (FUSE, NFS).
+      return fcntl(fd, F_GET_SEALS) < 0;
+    default:
+      return true;
+  }
 }
 
 Napi::Value PendingClosesFn(const Napi::CallbackInfo& info) {
@@ -170,9 +190,9 @@ Napi::Value PendingClosesFn(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-int CloseQuietly(int fd) {
+int CloseQuietly(int fd, FdOrigin origin) {
   if (fd < 0) return EBADF;
-  if (CloseMayBlock(fd)) {
+  if (CloseMayBlock(fd, origin)) {
     EnqueueClose(fd);
     return 0;
   }

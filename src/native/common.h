@@ -55,10 +55,18 @@ void PollHandleFreed(EnvState* s);
 // (which also drops its epoll registration, so call it while the fd is still open).
 void ClosePollHandle(PollHandle* h);
 
+// What the addon knows about where a registered descriptor came from, so that closing it can
+// skip checks (CloseQuietly): an AF_UNIX socket it made itself (socketpair, connect, accept,
+// listen, or a dup of one), or a memfd it made (memfdCreate). Anything received or adopted is
+// kUnknown.
+enum class FdOrigin : uint32_t { kUnknown = 0, kUnixSocket = 1, kSharedMemory = 2 };
+
 // The descriptor table. An fd belongs to at most one environment; registering it takes it over
 // (a stale entry for a reused number is simply replaced).
-void RegisterFd(napi_env env, int fd);
-void RegisterFds(napi_env env, const int* fds, int count);
+void RegisterFd(napi_env env, int fd, FdOrigin origin = FdOrigin::kUnknown);
+void RegisterFds(napi_env env, const int* fds, int count, FdOrigin origin = FdOrigin::kUnknown);
+// The origin recorded for `fd` if this environment owns it, else kUnknown.
+FdOrigin OriginOf(napi_env env, int fd);
 // Removes `fd` from whichever table holds it and closes this environment's poller on it: libuv
 // must drop the epoll registration while the number still names the same file.
 void UnregisterFd(napi_env env, int fd);
@@ -70,7 +78,7 @@ int CloseFd(napi_env env, int fd);
 // other one (TCP with SO_LINGER, FUSE/NFS file, tty, device...) is handed to the process-wide
 // closer thread and keeps its number until it is really closed. EINTR counts as closed (Linux
 // always releases the number). Returns 0 or the errno of a close done here. Any thread.
-int CloseQuietly(int fd);
+int CloseQuietly(int fd, FdOrigin origin = FdOrigin::kUnknown);
 // Descriptors handed to the closer thread and not yet closed. Any thread.
 size_t PendingCloses();
 // "EPERM" for EPERM and so on for every Linux errno; nullptr for an unknown value.

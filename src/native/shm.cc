@@ -96,7 +96,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   int64_t size = ArgSize(info, 1, "size must be an integer >= 0");
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) ThrowErrno(env, errno, "memfd_create");
-  RegisterFd(env, fd);
+  RegisterFd(env, fd, FdOrigin::kSharedMemory);
   if (size > 0 && ftruncate(fd, size) != 0) {
     int err = errno;
     CloseFd(env, fd);

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { POLL_DISCONNECT, POLL_READABLE, POLL_WRITABLE } from '../../src/main/native.js';
 import type { NativePoller } from '../../src/main/native.js';
-import { addonPath, fdCount, n, recv, runNode } from './helpers.js';
+import { addonPath, fdCount, n, recv, runNode, waitForCloses } from './helpers.js';
 
 const opened: number[] = [];
 const pollers: NativePoller[] = [];
@@ -254,6 +254,9 @@ describe('environment teardown', () => {
       const code = await within(10_000, new Promise<number>((resolve) => w.on('exit', resolve)));
       expect(code).toBe(0);
       expect(msg!.count).toBe(40);
+      // Sockets with descriptors queued on them are closed by the closer thread (their queue may
+      // hold something whose release blocks), the rest at once.
+      waitForCloses();
       expect(fdCount()).toBe(baseline);
     });
   }
