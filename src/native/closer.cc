@@ -176,9 +176,15 @@ bool CloseMayBlock(int fd, FdOrigin origin) {
       return domain != AF_UNIX || UnixSocketMayHoldFds(fd);
     }
     case S_IFREG:
-      // Shared memory (memfd, tmpfs, hugetlbfs): the only files that answer F_GET_SEALS. Any other
-      // file may flush to a server on close (FUSE, NFS).
-      return fcntl(fd, F_GET_SEALS) < 0;
+    case S_IFDIR:
+      // A file system on a block device (ext4, xfs... on /dev/vda) flushes nothing to anyone on
+      // close: its device number has a major. FUSE, NFS, CIFS, 9p, overlayfs, btrfs and tmpfs
+      // use anonymous device numbers (major 0); of those, shared memory (memfd, tmpfs,
+      // hugetlbfs) is recognised by F_GET_SEALS and closes at once, anything else may flush to a
+      // server (FUSE FLUSH, NFS) and goes to the closer. (fuseblk, FUSE on a block device, needs
+      // root to mount.)
+      if (stx.stx_dev_major != 0) return false;
+      return (stx.stx_mode & S_IFMT) == S_IFDIR || fcntl(fd, F_GET_SEALS) < 0;
     default:
       return true;
   }
