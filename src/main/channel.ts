@@ -684,7 +684,7 @@ function switchSocketProblem(fd: number): string | undefined {
   try {
     info = fdInfo(fd);
   } catch (e) {
-    return `a descriptor that cannot be inspected (${osError(e, 'fstat').message})`;
+    return `a descriptor that cannot be inspected (${osError(e, 'statx').message})`;
   }
   if (info.kind !== 'seqpacket') return `a ${info.kind}, not a connected SOCK_SEQPACKET socket`;
   if (info.listening) return 'a listening socket, not a connected SOCK_SEQPACKET socket';
