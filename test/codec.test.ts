@@ -476,6 +476,109 @@ describe('unserializable values', () => {
   });
 });
 
+describe('reading the value once (issue 11, item 17)', () => {
+  /** `x` reads 1 the first time and a Map after: read twice, the JSON path sent `{}` for it. */
+  function changing(first: unknown, later: unknown): { value: { x: unknown }; reads: { n: number } } {
+    const reads = { n: 0 };
+    const value = {
+      get x() {
+        reads.n++;
+        return reads.n === 1 ? first : later;
+      },
+    };
+    return { value, reads };
+  }
+
+  const paths: Array<[string, (v: unknown) => unknown, number]> = [
+    ['JSON', (v) => ({ v }), BODY_FORMAT_JSON],
+    ['devalue', (v) => ({ v, d: new Date(0) }), BODY_FORMAT_DEVALUE],
+    ['JSON with handles', (v) => ({ v, h: new Handle('S', 'x') }), BODY_FORMAT_JSON_HANDLES],
+  ];
+  for (const [name, wrap, format] of paths) {
+    it(`reads a getter once on the ${name} path and sends what it read`, () => {
+      for (const [first, later] of [
+        [1, new Map([[1, 2]])],
+        [new Map([[1, 2]]), 1],
+        ['a', undefined],
+      ]) {
+        const { value, reads } = changing(first, later);
+        const encoded = encodeMessage(wrap(value), handleHooks);
+        expect(reads.n).toBe(1);
+        if (typeof first !== 'object') expect(encoded.parts[0][0]).toBe(format);
+        const decoded = decodeMessage(joinParts(encoded), encoded.handles.length, reviveHooks(), LIMITS) as { v: { x: unknown } };
+        expect(decoded.v.x).toStrictEqual(first);
+      }
+    });
+  }
+
+  it('reads an item of an array, a sparse array, a Map and a Set once', () => {
+    const reads = { n: 0 };
+    const getter = { get: () => (++reads.n === 1 ? 'first' : 'later'), enumerable: true, configurable: true };
+    const dense = [0, 1, 2];
+    Object.defineProperty(dense, 1, getter);
+    const sparse: unknown[] = [];
+    sparse[50_000] = 1;
+    Object.defineProperty(sparse, 7, getter);
+    const inner = Object.defineProperty({}, 'k', getter);
+    for (const value of [dense, sparse, new Map([['m', inner]]), new Set([inner]), [new Date(0), dense]]) {
+      reads.n = 0;
+      const decoded = decodeMessage(encode(value), 0, undefined, { ...LIMITS, maxElements: 10_000_000 });
+      expect(reads.n).toBe(1);
+      expect(JSON.stringify(decoded, (_k, v: unknown) => (v instanceof Map || v instanceof Set ? [...v] : v))).toContain('first');
+    }
+  });
+
+  it('reads every property of a proxied value once, and asks handleKind once per object', () => {
+    const counts = new Map<string, number>();
+    let id = 0;
+    const watch = <T extends object>(target: T): T => {
+      const name = `#${id++}`;
+      for (const k of Object.keys(target)) {
+        const v = (target as Record<string, unknown>)[k];
+        if (typeof v === 'object' && v !== null && !(v instanceof Handle) && !(v instanceof Date)) {
+          (target as Record<string, unknown>)[k] = watch(v);
+        }
+      }
+      return new Proxy(target, {
+        get(t, key, receiver) {
+          if (typeof key === 'string' && key !== 'length') counts.set(`${name}.${key}`, (counts.get(`${name}.${key}`) ?? 0) + 1);
+          return Reflect.get(t, key, receiver) as unknown;
+        },
+      });
+    };
+    const h = new Handle('S', 'x');
+    const shapes: unknown[] = [
+      { a: 1, b: [1, 2, { c: 'x' }], d: { e: null } },
+      { a: 1, b: [1, 2, { c: 'x' }], h },
+      { a: 1, b: [1, 2, { c: 'x' }], d: new Date(0), u: undefined },
+    ];
+    for (const shape of shapes) {
+      counts.clear();
+      const asked = new Map<object, number>();
+      const hooks: EncodeHooks = {
+        handleKind: (v) => {
+          asked.set(v, (asked.get(v) ?? 0) + 1);
+          return handleHooks.handleKind(v);
+        },
+      };
+      const value = watch(structuredCloneWithHandle(shape, h) as object);
+      const encoded = encodeMessage(value, hooks);
+      expect(counts.size).toBeGreaterThan(3);
+      for (const [key, n] of counts) expect(n, key).toBe(1);
+      for (const [, n] of asked) expect(n).toBe(1);
+      const decoded = decodeMessage(joinParts(encoded), encoded.handles.length, reviveHooks(), LIMITS) as Record<string, unknown>;
+      expect((decoded.b as unknown[])[2]).toStrictEqual({ c: 'x' });
+    }
+  });
+});
+
+/** A deep copy of plain data in which `h` stays itself. */
+function structuredCloneWithHandle(value: unknown, h: Handle): unknown {
+  if (value === h || value instanceof Date || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => structuredCloneWithHandle(v, h));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, structuredCloneWithHandle(v, h)]));
+}
+
 describe('malformed bodies', () => {
   const valid = encode({ a: [1, undefined], u: new Uint8Array([1, 2, 3]) });
 

@@ -14,8 +14,8 @@ import { DEFAULT_LIMITS, type DecodeLimits } from './limits.js';
 export interface EncodeHooks {
   /**
    * For every object in the value: a short non-empty kind tag (e.g. `'S'`, `'R'`, `'F'`, `'M'`)
-   * if it is a handle object that travels as a descriptor, else `undefined`. Must not have side
-   * effects: it may be called more than once per object, also when encoding then fails.
+   * if it is a handle object that travels as a descriptor, else `undefined`. Called once per
+   * object of the value (also when encoding then fails), before anything is serialized.
    */
   handleKind(value: object): string | undefined;
 }
@@ -205,139 +205,54 @@ function isJsonScalar(v: unknown): boolean {
   }
 }
 
-/**
- * True when JSON.stringify + JSON.parse gives exactly what devalue would: plain objects, dense
- * arrays, strings, booleans, null, finite numbers other than -0, no shared references, no
- * handles, binaries, `__proto__` keys or symbol keys, and no deeper than `maxDepth`.
- * Iterative; returns false at the first doubt.
- */
-function isJsonExact(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): boolean {
-  if (typeof root !== 'object') return isJsonScalar(root);
-  if (root === null) return true;
-  // Objects seen so far: a short array first (cheaper than a Set for small values), then a Set.
-  let seenList: object[] | undefined = [];
-  let seenSet: Set<object> | undefined;
-  // Pairs of (object, depth).
-  const stack: unknown[] = [root, 1];
-  const objectPrototype = Object.prototype;
-  while (stack.length > 0) {
-    const d = stack.pop() as number;
-    const v = stack.pop() as object;
-    if (d > maxDepth) return false;
-    if (seenList !== undefined) {
-      if (seenList.includes(v)) return false;
-      seenList.push(v);
-      if (seenList.length > SEEN_LIST_MAX) {
-        seenSet = new Set(seenList);
-        seenList = undefined;
-      }
-    } else {
-      if (seenSet!.has(v)) return false;
-      seenSet!.add(v);
-    }
-    if (hooks !== undefined && hooks.handleKind(v) !== undefined) return false;
-    if (Array.isArray(v)) {
-      for (let i = 0, n = v.length; i < n; i++) {
-        const e: unknown = v[i];
-        if (typeof e === 'object') {
-          if (e !== null) stack.push(e, d + 1);
-        } else if (!isJsonScalar(e)) {
-          return false;
-        }
-      }
-    } else {
-      if (Object.getPrototypeOf(v) !== objectPrototype) return false;
-      const keys = Object.keys(v);
-      for (let i = 0, n = keys.length; i < n; i++) {
-        const k = keys[i];
-        if (k === '__proto__') return false;
-        const e: unknown = (v as Record<string, unknown>)[k];
-        if (typeof e === 'object') {
-          if (e !== null) stack.push(e, d + 1);
-        } else if (!isJsonScalar(e)) {
-          return false;
-        }
-      }
-      if (Object.getOwnPropertySymbols(v).length > 0) return false;
-    }
-  }
-  return true;
+/** The sorted own names of `Object.prototype`, to recognise another realm's as devalue does. */
+const OBJECT_PROTO_NAMES = Object.getOwnPropertyNames(Object.prototype).sort().join('\0');
+
+/** devalue's test of a plain object's prototype (its `is_plain_object`), for `proto` other than Object.prototype or null. */
+function isPlainPrototype(proto: object): boolean {
+  return Object.getPrototypeOf(proto) === null || Object.getOwnPropertyNames(proto).sort().join('\0') === OBJECT_PROTO_NAMES;
 }
 
-/**
- * Like isJsonExact, but objects that `hooks` tags as handles are allowed (and not walked into):
- * returns them with their indexes (in the order first met), or undefined when the value is not
- * JSON-exact but for handles, holds no handle at all, or holds an object with the handle
- * marker's key (which would be read back as a marker). A handle's marker is two levels deep, so
- * a handle counts as depth 2 here (the receiver measures the marker).
- */
-function jsonExactHandles(root: unknown, hooks: EncodeHooks, maxDepth: number): Map<object, [number, string]> | undefined {
-  if (typeof root !== 'object' || root === null) return undefined;
-  const handles = new Map<object, [number, string]>();
-  const seen = new Set<object>();
-  const stack: unknown[] = [root, 1];
-  const objectPrototype = Object.prototype;
-  while (stack.length > 0) {
-    const d = stack.pop() as number;
-    const v = stack.pop() as object;
-    const kind = hooks.handleKind(v);
-    if (kind !== undefined) {
-      if (typeof kind !== 'string' || kind.length === 0) {
-        throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
-      }
-      if (d + 1 > maxDepth) return undefined;
-      if (!handles.has(v)) handles.set(v, [handles.size, kind]);
-      continue;
-    }
-    if (d > maxDepth || seen.has(v)) return undefined;
-    seen.add(v);
-    // Children are pushed last first, so that they are visited in order: handles are numbered
-    // in the order of their first appearance.
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) {
-        const e: unknown = v[i];
-        if (typeof e === 'object') {
-          if (e !== null) stack.push(e, d + 1);
-        } else if (!isJsonScalar(e)) {
-          return undefined;
-        }
-      }
-    } else {
-      if (Object.getPrototypeOf(v) !== objectPrototype) return undefined;
-      if (Object.getOwnPropertySymbols(v).length > 0) return undefined;
-      const keys = Object.keys(v);
-      for (let i = keys.length - 1; i >= 0; i--) {
-        const k = keys[i];
-        if (k === '__proto__' || k === HANDLE_MARKER) return undefined;
-        const e: unknown = (v as Record<string, unknown>)[k];
-        if (typeof e === 'object') {
-          if (e !== null) stack.push(e, d + 1);
-        } else if (!isJsonScalar(e)) {
-          return undefined;
-        }
-      }
-    }
-  }
-  return handles.size === 0 ? undefined : handles;
-}
+/** Tags (`Object.prototype.toString` names) that devalue serializes as something other than a plain object. */
+const DEVALUE_TAGS = new Set(
+  [
+    'Number', 'String', 'Boolean', 'BigInt', 'Date', 'URL', 'URLSearchParams', 'RegExp', 'Array', 'Set', 'Map',
+    'ArrayBuffer', 'DataView', ...KIND_NAMES,
+  ].map((name) => `[object ${name}]`),
+);
 
-const SEEN_LIST_MAX = 16;
+const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 
-const LEAF_TAGS = new Set([
-  '[object Date]',
-  '[object RegExp]',
-  '[object URL]',
-  '[object URLSearchParams]',
-  '[object Number]',
-  '[object String]',
-  '[object Boolean]',
-  '[object BigInt]',
-]);
+const FRAME_ARRAY = 0;
+const FRAME_SPARSE = 1;
+const FRAME_OBJECT = 2;
+const FRAME_MAP = 3;
+const FRAME_SET = 4;
 
-interface WalkFrame {
-  kids: object[];
-  keys: string[];
+/** A container being copied by {@link snapshot} that has object children left to visit. */
+interface CopyFrame {
+  type: number;
+  /** Array: the caller's array, read one item at a time. Map, Set: unused. */
+  src: unknown;
+  /** The copy; an object's copy already holds every value read (children not yet replaced). */
+  copy: unknown;
+  /** Keys of an object, or populated indices of a sparse array. */
+  keys: Array<string | number> | undefined;
+  /** Next position (index or key position) to look at. */
   pos: number;
+  end: number;
+  iterator: Iterator<unknown> | undefined;
+  /** Map: the key (the caller's) whose value is copied next, its copy, and that value. */
+  key: unknown;
+  keyCopy: unknown;
+  value: unknown;
+  pending: boolean;
+  /** Key or index of the child being copied, for error paths. */
+  at: string | number;
+}
+
+function newFrame(type: number, src: unknown, copy: unknown, pos: number, end: number): CopyFrame {
+  return { type, src, copy, keys: undefined, pos, end, iterator: undefined, key: undefined, keyCopy: undefined, value: undefined, pending: false, at: 0 };
 }
 
 function keyLabel(key: string): string {
@@ -346,81 +261,310 @@ function keyLabel(key: string): string {
 
 function mapKeyLabel(key: unknown): string {
   if (typeof key === 'string') return `.get(${JSON.stringify(key)})`;
-  if (typeof key === 'object' && key !== null) return '.get(...)';
+  if ((typeof key === 'object' && key !== null) || typeof key === 'function') return '.get(...)';
   return `.get(${String(key)})`;
 }
 
-/** The object children of `v` in the order devalue visits them, with path labels. */
-function childrenOf(v: object, hooks: EncodeHooks | undefined): WalkFrame | undefined {
-  if (hooks !== undefined && hooks.handleKind(v) !== undefined) return undefined;
-  if (binaryOf(v) !== undefined) return undefined;
-  const kids: object[] = [];
-  const keys: string[] = [];
-  const add = (e: unknown, label: string): void => {
-    if ((typeof e === 'object' && e !== null) || typeof e === 'function') {
-      kids.push(e);
-      keys.push(label);
-    }
-  };
-  if (Array.isArray(v)) {
-    const n = v.length;
-    for (let i = 0; i < n; i++) {
-      const e: unknown = v[i];
-      if (e === undefined && !(i in v)) {
-        // First hole: the array may be very sparse, so visit only its populated indices.
-        for (const k of Object.keys(v)) {
-          const idx = Number(k);
-          if (Number.isInteger(idx) && idx > i && String(idx) === k && idx < n) add(v[idx], `[${k}]`);
-        }
-        break;
-      }
-      add(e, `[${i}]`);
-    }
-  } else {
-    const tag = objectToString.call(v);
-    if (tag === '[object Map]') {
-      for (const [k, e] of v as Map<unknown, unknown>) {
-        const label = mapKeyLabel(k);
-        add(k, label);
-        add(e, label);
-      }
-    } else if (tag === '[object Set]') {
-      for (const e of v as Set<unknown>) add(e, '[...]');
-    } else if (!LEAF_TAGS.has(tag) && typeof v !== 'function') {
-      for (const k of Object.keys(v)) add((v as Record<string, unknown>)[k], keyLabel(k));
-    }
+/** The path (as devalue writes it) of the value being copied below `frames`. */
+function framesPath(frames: CopyFrame[]): string {
+  let path = '';
+  for (const f of frames) {
+    if (f.type === FRAME_ARRAY || f.type === FRAME_SPARSE) path += `[${f.at}]`;
+    else if (f.type === FRAME_OBJECT) path += keyLabel(f.at as string);
+    else if (f.type === FRAME_MAP) path += mapKeyLabel(f.key);
+    else path += '[...]';
   }
-  return kids.length > 0 ? { kids, keys, pos: 0 } : undefined;
+  return path;
+}
+
+/** Objects met by {@link snapshot}: a short list first (cheaper than a Map for small values). */
+const SEEN_LIST_MAX = 16;
+/** Longest array {@link snapshot} copies with one slice (see there). */
+const SLICE_MAX = 1 << 20;
+const arraySlice = Array.prototype.slice;
+
+/** What {@link snapshot} made of a value. */
+interface Snapshot {
+  /** The copy: see {@link snapshot}. */
+  value: unknown;
+  /** True when JSON.stringify + JSON.parse of the copy gives exactly what devalue would. */
+  json: boolean;
+  /** True when the copy is JSON-exact but for handles, and format 2 can carry it (see below). */
+  jsonWithHandles: boolean;
+  /** Handle objects (the caller's) with their kinds, in the order first met. */
+  handles: Map<object, string>;
 }
 
 /**
- * Throws UNSERIALIZABLE when `root` nests deeper than `maxDepth`, measured in the order devalue
- * visits (depth-first, shared objects at their first visit), which is also how the receiver
- * measures it. Iterative, so it bounds devalue's recursion before devalue runs.
+ * Reads the value once: every property, array item, Map entry and Set member is read exactly
+ * once (so a getter or proxy trap runs once), and the value is rebuilt from what was read. Plain
+ * objects (devalue's notion, with no enumerable symbol key), arrays, Maps and Sets are copied
+ * (an object's own enumerable properties all at once, as spread syntax reads them; array items
+ * up to the next object child); everything else (handles, binaries, Dates, RegExps, boxed
+ * primitives, class instances, functions...) stays the caller's object, unread, for devalue to
+ * serialize or refuse. Every later pass (JSON, devalue, handle numbering) works on the copy, so
+ * a value that changes while it is read cannot come out half one way and half the other.
+ *
+ * Objects are visited depth-first in the order devalue visits them, and `hooks.handleKind` runs
+ * once per object. Iterative; throws UNSERIALIZABLE, with the path, at the first object (shared
+ * objects where first met) deeper than `maxDepth`, as the receiver measures depth.
+ *
+ * JSON-exact means: plain objects with Object.prototype, dense arrays, strings, booleans, null,
+ * finite numbers other than -0, no shared references, handles, binaries or `__proto__` keys.
+ * Format 2 also allows handles (shared or not), if no object has the marker's key and each
+ * handle's marker (two levels below its container) fits maxDepth.
  */
-function checkEncodeDepth(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): void {
-  if (typeof root !== 'object' || root === null) return;
-  if (maxDepth < 1) throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
-  const seen = new Set<object>([root]);
-  const frames: WalkFrame[] = [];
-  const first = childrenOf(root, hooks);
-  if (first !== undefined) frames.push(first);
+function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
+  let json = true;
+  let jsonWithHandles = hooks !== undefined;
+  const handles = new Map<object, string>();
+  // The caller's objects already met -> their copies (or themselves when kept).
+  let seenList: object[] | undefined = [];
+  let seenCopies: unknown[] = [];
+  let seenMap: Map<object, unknown> | undefined;
+  const frames: CopyFrame[] = [];
+  const objectPrototype = Object.prototype;
+
+  const remember = (v: object, copy: unknown): void => {
+    if (seenList !== undefined) {
+      seenList.push(v);
+      seenCopies.push(copy);
+      if (seenList.length > SEEN_LIST_MAX) {
+        seenMap = new Map();
+        for (let i = 0; i < seenList.length; i++) seenMap.set(seenList[i], seenCopies[i]);
+        seenList = undefined;
+        seenCopies = [];
+      }
+    } else {
+      seenMap!.set(v, copy);
+    }
+  };
+
+  /** Marks the value as neither JSON-exact nor JSON-exact but for handles. */
+  const notJson = (): void => {
+    json = false;
+    jsonWithHandles = false;
+  };
+
+  /**
+   * Copies array items from `i` on up to the next object child or hole (or, when `copy` is
+   * `src`, a slice already made, checks them); returns its index, or `end` when there is none.
+   */
+  const copyItems = (src: unknown[], copy: unknown[], i: number, end: number): number => {
+    const copying = src !== copy;
+    for (; i < end; i++) {
+      const e = src[i];
+      if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
+      if (e === undefined && !(i in src)) return i;
+      if (e !== null && !isJsonScalar(e)) notJson();
+      if (copying) copy.push(e);
+    }
+    return end;
+  };
+
+  /** Checks an object copy's values from key position `i` on; returns the next object child's position, or `end`. */
+  const scanValues = (copy: Record<string, unknown>, keys: string[], i: number, end: number): number => {
+    for (; i < end; i++) {
+      const k = keys[i];
+      const e = copy[k];
+      if (k === HANDLE_MARKER) jsonWithHandles = false;
+      else if (k === '__proto__') notJson();
+      if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
+      if (e !== null && !isJsonScalar(e)) notJson();
+    }
+    return end;
+  };
+
+  /** The copy of `v` (a primitive as it is); a container met first is copied, its object children later. */
+  const visit = (v: unknown): unknown => {
+    if (typeof v !== 'object' || v === null) {
+      if (typeof v !== 'function') {
+        if (v !== null && !isJsonScalar(v)) notJson();
+        return v;
+      }
+    }
+    const seen = seenList !== undefined ? seenList.indexOf(v) : -1;
+    if (seen >= 0 || (seenMap !== undefined && seenMap.has(v))) {
+      json = false;
+      if (!handles.has(v)) jsonWithHandles = false;
+      return seen >= 0 ? seenCopies[seen] : seenMap!.get(v);
+    }
+    if (frames.length + 1 > maxDepth) {
+      throw unserializable(describe(v), framesPath(frames), `it nests deeper than maxDepth ${maxDepth}`);
+    }
+    if (typeof v === 'function') {
+      remember(v, v);
+      notJson();
+      return v;
+    }
+    if (hooks !== undefined) {
+      const kind = hooks.handleKind(v);
+      if (kind !== undefined) {
+        if (typeof kind !== 'string' || kind.length === 0) {
+          throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
+        }
+        handles.set(v, kind);
+        remember(v, v);
+        json = false;
+        if (frames.length + 2 > maxDepth) jsonWithHandles = false;
+        return v;
+      }
+    }
+    if (Array.isArray(v)) {
+      let end = v.length;
+      let src = v as unknown[];
+      let copy: unknown[];
+      if (
+        end <= SLICE_MAX &&
+        Object.getPrototypeOf(v) === Array.prototype &&
+        !Object.hasOwn(v, 'constructor') &&
+        (end <= 4096 || (0 in v && end - 1 in v && end >>> 1 in v))
+      ) {
+        // A slice reads each item once, fast, into a packed array (JSON.stringify is much slower
+        // on holey ones); it walks every index, hence only for arrays that look dense.
+        copy = arraySlice.call(v) as unknown[];
+        src = copy;
+        end = copy.length;
+      } else {
+        copy = [];
+      }
+      remember(v, copy);
+      const i = copyItems(src, copy, 0, end);
+      if (i < end) frames.push(newFrame(FRAME_ARRAY, src, copy, i, end));
+      return copy;
+    }
+    const proto = Object.getPrototypeOf(v) as object | null;
+    let plain = proto === objectPrototype || proto === null;
+    if (!plain) {
+      const tag = objectToString.call(v);
+      if (tag === '[object Map]' || tag === '[object Set]') {
+        const isMap = tag === '[object Map]';
+        const frame = newFrame(isMap ? FRAME_MAP : FRAME_SET, v, isMap ? new Map() : new Set(), 0, 0);
+        frame.iterator = (v as Iterable<unknown>)[Symbol.iterator]();
+        notJson();
+        remember(v, frame.copy);
+        frames.push(frame);
+        return frame.copy;
+      }
+      plain = !DEVALUE_TAGS.has(tag) && isPlainPrototype(proto!);
+    }
+    if (plain) {
+      const symbols = Object.getOwnPropertySymbols(v);
+      for (let i = 0; i < symbols.length; i++) {
+        // devalue refuses it: leave it to devalue, unread
+        if (propertyIsEnumerable.call(v, symbols[i])) plain = false;
+      }
+    }
+    if (!plain) {
+      remember(v, v);
+      notJson();
+      return v;
+    }
+    // Spread reads each own enumerable property once and defines it (an own __proto__ key too)
+    // as a data property of the copy; Object.assign does the same into a null-prototype object.
+    let copy: Record<string, unknown>;
+    if (proto === null) {
+      copy = Object.assign(Object.create(null) as Record<string, unknown>, v);
+      notJson();
+    } else {
+      copy = { ...(v as Record<string, unknown>) };
+    }
+    remember(v, copy);
+    const keys = Object.keys(copy);
+    const i = scanValues(copy, keys, 0, keys.length);
+    if (i < keys.length) {
+      const frame = newFrame(FRAME_OBJECT, v, copy, i, keys.length);
+      frame.keys = keys;
+      frames.push(frame);
+    }
+    return copy;
+  };
+
+  const rootCopy = visit(root);
+  // The top frame's next object child is visited (and, when new, copied) before its later
+  // children: devalue's order.
   while (frames.length > 0) {
-    const top = frames[frames.length - 1];
-    if (top.pos === top.kids.length) {
+    const f = frames[frames.length - 1];
+    if (f.pos === f.end && (f.type === FRAME_ARRAY || f.type === FRAME_OBJECT || f.type === FRAME_SPARSE)) {
       frames.pop();
       continue;
     }
-    const kid = top.kids[top.pos++];
-    if (seen.has(kid)) continue;
-    seen.add(kid);
-    if (frames.length + 1 > maxDepth) {
-      const path = frames.map((f) => f.keys[f.pos - 1]).join('');
-      throw unserializable(describe(kid), path, `it nests deeper than maxDepth ${maxDepth}`);
+    if (f.type === FRAME_ARRAY) {
+      const src = f.src as unknown[];
+      const copy = f.copy as unknown[];
+      const i = f.pos;
+      const e = src[i];
+      if (e === undefined && !(i in src)) {
+        // The first hole: the array may be very sparse, so from here on visit only its
+        // populated indices, and give the copy its length without storage for it.
+        notJson();
+        const indices: number[] = [];
+        for (const k of Object.keys(src)) {
+          const idx = Number(k);
+          if (Number.isInteger(idx) && idx > i && idx < f.end && String(idx) === k) indices.push(idx);
+        }
+        if (src !== copy) {
+          if (f.end - i > 1024) {
+            // Dictionary elements, as devalue does it; in place, since the copy may already be
+            // referenced from inside itself.
+            copy[MAX_ARRAY_LEN - 1] = undefined;
+            delete copy[MAX_ARRAY_LEN - 1];
+          }
+          copy.length = f.end;
+        }
+        f.type = FRAME_SPARSE;
+        f.keys = indices;
+        f.pos = 0;
+        f.end = indices.length;
+        continue;
+      }
+      f.at = i;
+      if (src === copy) copy[i] = visit(e);
+      else copy.push(visit(e));
+      // The items after it (up to the next object child) are read now; the frame stays until
+      // the child's own children are done, so that frames are always the ancestors.
+      f.pos = copyItems(src, copy, i + 1, f.end);
+    } else if (f.type === FRAME_OBJECT) {
+      const copy = f.copy as Record<string, unknown>;
+      const keys = f.keys as string[];
+      const k = keys[f.pos];
+      f.at = k;
+      const c = visit(copy[k]);
+      if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
+      else copy[k] = c;
+      f.pos = scanValues(copy, keys, f.pos + 1, f.end);
+    } else if (f.type === FRAME_SPARSE) {
+      const idx = f.keys![f.pos++] as number;
+      f.at = idx;
+      (f.copy as unknown[])[idx] = visit((f.src as unknown[])[idx]);
+    } else if (f.type === FRAME_MAP) {
+      if (!f.pending) {
+        const r = f.iterator!.next();
+        if (r.done === true) {
+          frames.pop();
+          continue;
+        }
+        const [k, value] = r.value as [unknown, unknown];
+        f.key = k;
+        f.value = value;
+        f.pending = true;
+        f.keyCopy = visit(k);
+      } else {
+        f.pending = false;
+        const value = f.value;
+        f.value = undefined;
+        (f.copy as Map<unknown, unknown>).set(f.keyCopy, visit(value));
+      }
+    } else {
+      const r = f.iterator!.next();
+      if (r.done === true) {
+        frames.pop();
+        continue;
+      }
+      (f.copy as Set<unknown>).add(visit(r.value));
     }
-    const frame = childrenOf(kid, hooks);
-    if (frame !== undefined) frames.push(frame);
   }
+  return { value: rootCopy, json, jsonWithHandles, handles };
 }
 
 const encoder = new TextEncoder();
@@ -540,8 +684,13 @@ function buildBody(
  * `options.maxDepth`, BigInts over 10,000 digits, and anything else devalue refuses; an exception
  * of a getter or of `hooks.handleKind` becomes its `cause`. A `TypeError` when `handleKind`
  * returns something other than a non-empty string or `undefined`. Nothing else happens on
- * failure. Getters of the value may run more than once; depth is checked without recursion
- * before devalue (which recurses) runs.
+ * failure.
+ *
+ * The value is read exactly once, before anything is serialized: each property, array item,
+ * `Map` entry and `Set` member once (a getter or proxy trap runs once), in devalue's order, and
+ * `hooks.handleKind` once per object; what is sent is what was read, so a value that changes
+ * while it is read cannot arrive half one way and half the other. Depth is checked during that
+ * read, without recursion, before devalue (which recurses) runs.
  *
  * `parts[0]` may be a view into a slab shared with other small messages (like Node's Buffer
  * pool): write its own bytes, never its `.buffer`.
@@ -549,20 +698,24 @@ function buildBody(
 export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: EncodeOptions): EncodedMessage {
   const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   try {
-    if (isJsonExact(value, hooks, maxDepth)) {
-      return buildBody(BODY_FORMAT_JSON, JSON.stringify(value), [], [], []);
+    if (maxDepth < 1 && typeof value === 'object' && value !== null) {
+      throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
     }
-    const handles = hooks === undefined ? undefined : jsonExactHandles(value, hooks, maxDepth);
-    if (handles !== undefined) {
-      const text = JSON.stringify(value, (_key: string, v: unknown) => {
+    const snap = snapshot(value, hooks, maxDepth);
+    if (snap.json) {
+      return buildBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), [], [], []);
+    }
+    if (snap.jsonWithHandles && snap.handles.size > 0) {
+      const markers = new Map<object, [number, string]>();
+      for (const [handle, kind] of snap.handles) markers.set(handle, [markers.size, kind]);
+      const text = JSON.stringify(snap.value, (_key: string, v: unknown) => {
         if (typeof v !== 'object' || v === null) return v;
-        const handle = handles.get(v);
-        return handle === undefined ? v : { [HANDLE_MARKER]: handle };
+        const marker = markers.get(v);
+        return marker === undefined ? v : { [HANDLE_MARKER]: marker };
       });
-      return buildBody(BODY_FORMAT_JSON_HANDLES, text, [], [], [...handles.keys()]);
+      return buildBody(BODY_FORMAT_JSON_HANDLES, text, [], [], [...snap.handles.keys()]);
     }
-    checkEncodeDepth(value, hooks, maxDepth);
-    return encodeDevalue(value, hooks);
+    return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
     if (error instanceof IpcError || isHookMisuse(error)) throw error;
     // A getter, proxy trap or hook threw, or a raised maxDepth exhausted the stack.
@@ -574,8 +727,11 @@ function isHookMisuse(error: unknown): boolean {
   return error instanceof TypeError && error.message.startsWith('EncodeHooks.');
 }
 
-/** The devalue path of {@link encodeMessage}, for a value whose depth is known to be bounded. */
-function encodeDevalue(value: unknown, hooks: EncodeHooks | undefined): EncodedMessage {
+/**
+ * The devalue path of {@link encodeMessage}, for a snapshot (its depth known to be bounded);
+ * `kinds` are the handle objects in it, with their kinds.
+ */
+function encodeDevalue(value: unknown, kinds: Map<object, string>): EncodedMessage {
   const handles: object[] = [];
   const sections: Uint8Array[] = [];
   const codes: number[] = [];
@@ -590,12 +746,9 @@ function encodeDevalue(value: unknown, hooks: EncodeHooks | undefined): EncodedM
           }
           return undefined;
         }
-        if (hooks === undefined || payloads.has(v)) return undefined;
-        const kind = hooks.handleKind(v);
+        if (kinds.size === 0 || payloads.has(v)) return undefined;
+        const kind = kinds.get(v);
         if (kind === undefined) return undefined;
-        if (typeof kind !== 'string' || kind.length === 0) {
-          throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
-        }
         const payload = [kind, handles.length];
         handles.push(v);
         payloads.add(payload);
