@@ -50,7 +50,9 @@ import {
 import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
 
 const NO_SECRETS: readonly string[] = Object.freeze([]);
-import { EAGAIN, ECONNRESET, EMSGSIZE, ENOBUFS, EPIPE, POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
+import { POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
+import { AGAIN, GONE, TOO_BIG, transport } from './transport/index.js';
+import type { Transport } from './transport/index.js';
 import type { FdInfo, NativePoller } from './native.js';
 
 /** Limits and checks a receiver applies to what its peers send. */
@@ -282,6 +284,8 @@ class SenderCore extends Pinnable {
   /** Messages written since the last failure-free drain began, for the failure's report. */
   private writtenSinceQueued = 0;
 
+  private readonly t: Transport = transport();
+
   constructor(fd: number, owner: object, readonly what: string) {
     super(owner);
     this.fd = fd;
@@ -290,7 +294,7 @@ class SenderCore extends Pinnable {
   }
 
   get idle(): boolean {
-    return this.queue.length === 0 && this.batcher.empty;
+    return this.queue.length === 0 && this.batcher.empty && !this.t.hasPending?.(this.fd);
   }
 
   /**
@@ -305,6 +309,8 @@ class SenderCore extends Pinnable {
     for (let i = 0; i < infos.length; i++) {
       if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
       if (infos[i]!.move && infos[i]!.fd === this.fd) throw new TypeError('a receiver cannot be sent through its own channel');
+      const problem = infos[i]!.move ? this.t.moveProblem?.(infos[i]!.fd) : undefined;
+      if (problem) throw new IpcError('OS', `this ${handles[i]!.constructor.name} cannot be moved now: ${problem}`);
     }
     // Moved handles (receivers) are detached first: a receiver with messages already read
     // hands over a different socket than its own (see ReceiverCore.detachWithPending).
@@ -316,7 +322,7 @@ class SenderCore extends Pinnable {
     if (single && this.idle && this.sentAt !== currentTick && parts.length + 2 <= MAX_SEND_PARTS) {
       let r: number;
       try {
-        r = native().sendPacket(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
+        r = this.t.send(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
       } catch (e) {
         // Nothing was written; this sender stays usable (a message without descriptors may pass).
         closeFds(moved.filter((fd) => fd >= 0));
@@ -325,16 +331,16 @@ class SenderCore extends Pinnable {
       if (r >= 0) {
         this.sentAt = tick();
         if (moved.length) closeFds(moved.filter((fd) => fd >= 0));
+        // A backend that took the packet in part finishes it from drain().
+        if (this.t.hasPending?.(this.fd)) this.schedule();
         return;
       }
-      if (r !== EAGAIN && r !== ENOBUFS && r !== EMSGSIZE) {
+      if (r === GONE) {
         closeFds(moved.filter((fd) => fd >= 0));
-        if (r === EPIPE || r === ECONNRESET) {
-          this.setDisconnected();
-          throw disconnected(this.what);
-        }
-        throw errnoError(r, 'sendmsg', 'sendmsg');
+        this.setDisconnected();
+        throw disconnected(this.what);
       }
+      // AGAIN (full) or TOO_BIG (smaller socket buffer than our packet): queued below.
     }
     if (!single) {
       this.writeFragments(parts, bytes, infos, moved, fds);
@@ -354,7 +360,7 @@ class SenderCore extends Pinnable {
    * while the socket takes them; what remains when it is full is copied once and queued.
    */
   private writeFragments(parts: Uint8Array[], bytes: number, infos: HandleInfo[], moved: number[], fds: number[]): void {
-    const n = native();
+    const t = this.t;
     this.takeBatch(); // what was batched before goes first
     const packetBytes = this.growSendBuffer();
     const frags = planFragments(this.streamId, this.seq++ >>> 0, bytes, fds.length, packetBytes);
@@ -368,20 +374,20 @@ class SenderCore extends Pinnable {
         let r: number;
         let err: IpcError | undefined;
         try {
-          r = n.sendPacket(this.fd, iov, fragFds.length ? fragFds : null);
+          r = t.send(this.fd, iov, fragFds.length ? fragFds : null);
         } catch (e) {
-          r = -1;
+          r = SEND_FAILED;
           err = osError(e, 'sendmsg');
         }
         if (r >= 0) continue;
-        if (r === EAGAIN || r === ENOBUFS) break;
+        if (r === AGAIN) break;
         closeFds(moved.filter((fd) => fd >= 0));
-        if (r === EPIPE || r === ECONNRESET) {
+        if (r === GONE) {
           this.setDisconnected();
           if (i === 0) throw disconnected(this.what);
           return; // the receiver went away in the middle: nothing more can be delivered
         }
-        err ??= errnoError(r, 'sendmsg', 'sendmsg');
+        err ??= tooBigError();
         if (i === 0) throw err; // nothing of this message was written; the sender stays usable
         // Part of the message is out: the receiver drops it when the next message starts.
         this.fail(this.failureOf(err, 1));
@@ -535,13 +541,13 @@ class SenderCore extends Pinnable {
     );
   }
 
-  /** Sends one packet from drain(); a thrown OS error becomes a negated errno (-1 when it has none). */
+  /** Sends one packet from drain(); a thrown OS error is kept in lastSendError and gives SEND_FAILED. */
   private sendQueued(parts: Uint8Array[], fds: number[]): number {
     try {
-      return native().sendPacket(this.fd, parts, fds.length ? fds : null);
+      return this.t.send(this.fd, parts, fds.length ? fds : null);
     } catch (e) {
       this.lastSendError = osError(e, 'sendmsg');
-      return -(this.lastSendError.errno ?? 1) || -1;
+      return SEND_FAILED;
     }
   }
   private lastSendError: IpcError | undefined;
@@ -549,6 +555,7 @@ class SenderCore extends Pinnable {
   /** Writes queued packets until the socket is full. */
   drain(): void {
     if (this.disposer.fd < 0 || this.failure || this.disconnected) return;
+    if (this.t.flushPending !== undefined && !this.finishPending()) return;
     for (;;) {
       if (this.queue.length === 0) {
         if (this.batcher.empty) break;
@@ -574,22 +581,24 @@ class SenderCore extends Pinnable {
         this.writtenSinceQueued += p.messages;
         continue;
       }
-      if (r === EAGAIN || r === ENOBUFS) {
+      if (r === AGAIN) {
         this.watchWritable(true);
         return;
       }
-      if (r === EPIPE || r === ECONNRESET) {
+      if (r === GONE) {
         this.setDisconnected();
         return;
       }
-      // Any other failure (EMSGSIZE here means the peer's buffer is smaller than our packets;
+      // Any other failure (TOO_BIG here means the peer's buffer is smaller than our packets;
       // EPERM a peer that refuses descriptors with SO_PASSRIGHTS 0; ETOOMANYREFS the per-user
       // budget of descriptors in flight): never thrown here, where the event loop would get it.
-      const cause = this.lastSendError ?? errnoError(r, 'sendmsg', 'sendmsg');
+      const cause = this.lastSendError ?? tooBigError();
       this.lastSendError = undefined;
       this.fail(this.failureOf(cause));
       return;
     }
+    // The last packet may have been taken in part (stream backends): wait for it too.
+    if (this.t.hasPending?.(this.fd) && !this.finishPending()) return;
     this.watchWritable(false);
     this.pin(false);
     waitingSenders.delete(this);
@@ -600,6 +609,26 @@ class SenderCore extends Pinnable {
     this.flushWaiters = [];
     for (const w of waiters) w.resolve();
     if (this.closeWhenFlushed) this.release();
+  }
+
+  /** Finishes a packet the backend took in part; false when it must wait (or the peer is gone). */
+  private finishPending(): boolean {
+    let r: number;
+    try {
+      r = this.t.flushPending!(this.fd);
+    } catch (e) {
+      this.fail(this.failureOf(osError(e, 'sendmsg'), 0));
+      return false;
+    }
+    if (r === AGAIN) {
+      this.watchWritable(true);
+      return false;
+    }
+    if (r === GONE) {
+      this.setDisconnected();
+      return false;
+    }
+    return true;
   }
 
   private watchWritable(on: boolean): void {
@@ -686,22 +715,28 @@ function switchSocketProblem(fd: number): string | undefined {
   } catch (e) {
     return `a descriptor that cannot be inspected (${osError(e, 'statx').message})`;
   }
-  if (info.kind !== 'seqpacket') return `a ${info.kind}, not a connected SOCK_SEQPACKET socket`;
-  if (info.listening) return 'a listening socket, not a connected SOCK_SEQPACKET socket';
-  if ((info as { connected?: boolean }).connected === false) return 'a socket that is not connected';
+  const t = transport();
+  if (info.kind !== t.socketKind) return `a ${info.kind}, not a connected ${t.socketName}`;
+  if (info.listening) return `a listening socket, not a connected ${t.socketName}`;
+  if (!info.connected) return 'a socket that is not connected';
   return neutralizeSocket(fd);
 }
 
 /** Switches off the receive options a peer may have set on a socket we will read; a problem, or undefined. */
 function neutralizeSocket(fd: number): string | undefined {
-  const n = native() as { neutralizeSocket?: (fd: number) => void };
-  if (typeof n.neutralizeSocket !== 'function') return undefined;
   try {
-    n.neutralizeSocket(fd);
+    native().neutralizeSocket(fd);
   } catch (e) {
     return `a socket whose receive options cannot be reset (${osError(e, 'setsockopt').message})`;
   }
   return undefined;
+}
+
+/** sendQueued's result when the backend threw (the error is in lastSendError). */
+const SEND_FAILED = -100;
+
+function tooBigError(): IpcError {
+  return new IpcError('OS', 'sendmsg: EMSGSIZE (the socket takes no packet this big: its buffer is smaller than this library\'s packets)', { syscall: 'sendmsg' });
 }
 
 function disconnected(what: string): IpcError {
@@ -774,6 +809,7 @@ class ReceiverCore extends Pinnable {
   secrets: string[] = [];
   /** The secret announced for the next move (set when the handle's kind tag is taken). */
   private nextSecret: string | undefined;
+  private readonly t: Transport = transport();
 
   constructor(fd: number, owner: object, options: ReceiverOptions<unknown> | undefined, readonly what: string, layoutOf?: LayoutOf) {
     super(owner);
@@ -982,9 +1018,11 @@ class ReceiverCore extends Pinnable {
   /** Returns true when it saw what may be end-of-file (see read()). */
   private readBatch(afterZero: boolean, block = false): boolean {
     if (this.closed || this.eof) return false;
-    const n = native();
-    if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
-    if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
+    const t = this.t;
+    if (t.scatterReads) {
+      if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
+      if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
+    }
     // One packet per read unless packets are arriving in bulk: a request/response exchange then
     // costs one recvmsg, not a second one that fails with EAGAIN (level-triggered polling brings
     // us back at once if more is queued).
@@ -992,7 +1030,7 @@ class ReceiverCore extends Pinnable {
     const arena = recvArena();
     let r: number;
     try {
-      r = n.recvPackets(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
+      r = t.recv(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
       return false;
@@ -1003,8 +1041,7 @@ class ReceiverCore extends Pinnable {
         this.setEof();
       } else {
         if (afterZero) this.items.push(malformed('an empty packet'));
-        if (r !== EAGAIN) this.items.push(errnoError(r, 'recvmsg', 'recvmsg'));
-        else if (block) this.wouldBlock = true;
+        if (block) this.wouldBlock = true;
       }
       return false;
     }
@@ -1044,7 +1081,7 @@ class ReceiverCore extends Pinnable {
    * be something else is rebuilt from where it landed and parsed as usual.
    */
   private readDirect(afterZero: boolean): boolean {
-    const n = native();
+    const t = this.t;
     for (let round = 0; round < DIRECT_ROUNDS; round++) {
       if (this.closed || this.eof) return false;
       const target = this.parser.directTarget(MAX_RECV_PACKET_BYTES - FRAGMENT_HEADER);
@@ -1052,14 +1089,13 @@ class ReceiverCore extends Pinnable {
       const iovs = [DIRECT_HEADER, ...target.regions, DIRECT_OVERFLOW];
       let r: number;
       try {
-        r = n.recvInto(this.fd, iovs, this.fdsOut, this.directMeta);
+        r = t.recvInto(this.fd, iovs, this.fdsOut, this.directMeta);
       } catch (e) {
         this.items.push(osError(e, 'recvmsg'));
         return false;
       }
       if (r < 0) {
         if (afterZero) this.items.push(malformed('an empty packet'));
-        if (r !== EAGAIN) this.items.push(errnoError(r, 'recvmsg', 'recvmsg'));
         return false;
       }
       const nfds = this.directMeta[0]!;
@@ -1107,7 +1143,7 @@ class ReceiverCore extends Pinnable {
   private prepareBig(): boolean {
     let r: number;
     try {
-      r = native().recvInto(this.fd, [DIRECT_HEADER, PEEK_PREFIX], this.fdsOut, this.directMeta, true);
+      r = this.t.recvInto(this.fd, [DIRECT_HEADER, PEEK_PREFIX], this.fdsOut, this.directMeta, true);
     } catch {
       return false;
     }
@@ -1245,7 +1281,7 @@ class ReceiverCore extends Pinnable {
     }
     let pair: [number, number];
     try {
-      pair = native().socketpair();
+      pair = this.t.socketpair();
     } catch (e) {
       for (const p of packets) closeFds(p.fds);
       closeFds([fd]);
@@ -1626,7 +1662,7 @@ export class IpcSender<T> extends SenderBase {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('IpcSender.connect(name) needs the server name, a non-empty string');
     let fd: number;
     try {
-      fd = native().connect(name);
+      fd = transport().connect(name);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'ENOENT' || code === 'ECONNREFUSED') {
@@ -1706,7 +1742,7 @@ export function channel<T>(options?: ReceiverOptions<T>): [IpcSender<T>, IpcRece
   resolveLimits(options as ReceiverOptions<unknown>); // throws on bad options before anything is allocated
   let pair: [number, number];
   try {
-    pair = native().socketpair();
+    pair = transport().socketpair();
   } catch (e) {
     throw osError(e, 'socketpair');
   }
@@ -1778,7 +1814,7 @@ export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' |
   resolveLimits(options); // throws on bad options before anything is allocated
   let pair: [number, number];
   try {
-    pair = native().socketpair();
+    pair = transport().socketpair();
   } catch (e) {
     throw osError(e, 'socketpair');
   }
@@ -1788,12 +1824,15 @@ export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' |
 // ---------------------------------------------------------------------------------------------
 // Handle kinds of this module
 
-const isSeqpacket = (info: { kind: string; listening: boolean }): string | undefined =>
-  info.kind !== 'seqpacket' ? `is a ${info.kind}, not a SOCK_SEQPACKET socket` : info.listening ? 'is a listening socket, not a connected one' : undefined;
+/** The descriptor of a channel endpoint must be a connected socket of this transport. */
+const isSeqpacket = (info: { kind: string; listening: boolean }): string | undefined => {
+  const t = transport();
+  return info.kind !== t.socketKind ? `is a ${info.kind}, not a ${t.socketName}` : info.listening ? 'is a listening socket, not a connected one' : undefined;
+};
 
 /** A socket to read from: also connected, and with the options that install descriptors switched off. */
 const isReadableSeqpacket = (info: FdInfo): string | undefined =>
-  isSeqpacket(info) ?? ((info as { connected?: boolean }).connected === false ? 'is a socket that is not connected' : undefined);
+  isSeqpacket(info) ?? (info.connected ? undefined : 'is a socket that is not connected');
 
 /**
  * A receiver that arrives in a message gets the limits of the receiver it came through (a peer

@@ -13,6 +13,7 @@ import { malformed } from './framing.js';
 import { assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource } from './handles.js';
 import { POLL_READABLE, fdInfo, native } from './native.js';
+import { transport } from './transport/index.js';
 import type { FdInfo, NativePoller } from './native.js';
 import { checkSharedMemory, countSharedMemory, sharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
 
@@ -197,19 +198,28 @@ export class IpcSharedMemoryPool implements Disposable {
   /** Puts the slot's memfd into a fresh socket pair and hands out the travelling end. */
   private lend(slot: Slot): IpcSharedBuffer {
     const n = native();
+    const t = transport();
     let pair: [number, number];
     try {
-      pair = n.socketpair();
+      pair = t.socketpair();
     } catch (e) {
       this.free.push(slot);
       throw osError(e, 'socketpair');
     }
-    const r = n.sendPacket(pair[0], [ONE_BYTE], [slot.fd]);
+    let r: number;
+    try {
+      r = t.send(pair[0], [ONE_BYTE], [slot.fd]);
+    } catch (e) {
+      this.free.push(slot);
+      n.close(pair[0]);
+      n.close(pair[1]);
+      throw osError(e, 'queueing a shared memory segment');
+    }
     if (r < 0) {
       n.close(pair[0]);
       n.close(pair[1]);
       this.free.push(slot);
-      throw osError({ errno: -r, syscall: 'sendmsg', code: 'E' + -r }, 'queueing a shared memory segment');
+      throw new IpcError('OS', 'queueing a shared memory segment: its fresh socket took no packet');
     }
     slot.end = pair[0];
     // The watch must not keep the process alive: a segment out in the world is not work pending.
@@ -420,7 +430,10 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
 // every way out of it but success closes both `sock` and the memfd duplicate it peeked.
 registerHandleKind(
   'P',
-  (info) => (info.kind !== 'seqpacket' ? `is a ${info.kind}, not a SOCK_SEQPACKET socket` : info.listening ? 'is a listening socket' : undefined),
+  (info) => {
+    const t = transport();
+    return info.kind !== t.socketKind ? `is a ${info.kind}, not a ${t.socketName}` : info.listening ? 'is a listening socket' : undefined;
+  },
   (sock, _info, ctx) => {
     const n = native();
     let memfd = -1;

@@ -18,7 +18,8 @@ import { IpcReceiver } from './channel.js';
 import type { ReceiverOptions } from './channel.js';
 import { checkTimeout, closedError, osError, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer } from './handles.js';
-import { EAGAIN, POLL_READABLE, native } from './native.js';
+import { POLL_READABLE, native } from './native.js';
+import { AGAIN, transport } from './transport/index.js';
 import type { NativePoller } from './native.js';
 
 /** Options of `IpcOneShotServer.accept()`. */
@@ -409,7 +410,7 @@ export class IpcOneShotServer<T> implements Disposable {
     addLiveDir(this.dir);
     this.name = path.join(this.dir, 's');
     try {
-      this.fd = native().listen(this.name);
+      this.fd = transport().listen(this.name);
     } catch (e) {
       removeDir(this.dir);
       throw osError(e, `listening at ${this.name}`);
@@ -454,6 +455,7 @@ export class IpcOneShotServer<T> implements Disposable {
 
   private acceptConnection(deadline: number | undefined, peer: AcceptOptions['peer'], signal?: AbortSignal): Promise<number> {
     const n = native();
+    const t = transport();
     return new Promise<number>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const finish = (err: Error | undefined, fd?: number): void => {
@@ -472,16 +474,15 @@ export class IpcOneShotServer<T> implements Disposable {
         for (;;) {
           let fd: number;
           try {
-            fd = n.accept(this.fd);
+            fd = t.accept(this.fd);
           } catch (e) {
             return finish(osError(e, 'accept'));
           }
-          if (fd === EAGAIN) return;
-          if (fd < 0) return finish(osError({ errno: -fd, syscall: 'accept', code: 'E' + -fd }, 'accept'));
+          if (fd === AGAIN) return;
           if (peer) {
             let ok = false;
             try {
-              const cred = n.peerCredentials(fd);
+              const cred = t.peerCredentials(fd);
               ok = (peer.pid === undefined || cred.pid === peer.pid) && (peer.uid === undefined || cred.uid === peer.uid);
             } catch {
               ok = false;

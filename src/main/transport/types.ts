@@ -1,0 +1,66 @@
+/**
+ * The transport seam: everything the typed layer (channels, receivers, the one-shot server,
+ * select, the pool) needs from the operating system to move packets and descriptors, behind one
+ * interface. One backend per file in this folder (`seqpacket.ts`: Linux `SOCK_SEQPACKET`;
+ * `stream.ts`: POSIX `SOCK_STREAM` with explicit framing, what macOS needs); `index.ts` picks one.
+ * A new OS or a multiplexed transport is a new backend file plus a line in `index.ts`.
+ *
+ * Results are OS-independent: a send or receive that cannot proceed now returns {@link AGAIN},
+ * a peer that is gone {@link GONE}, a packet the socket cannot take {@link TOO_BIG}; any other
+ * failure throws an Error whose `code` is the errno *name* (`EPERM`), never a number.
+ */
+import type { FdInfo, PeerCredentials } from '../native.js';
+
+/** The socket is full (send) or has nothing to read (receive): wait for readiness. */
+export const AGAIN = -1;
+/** The peer is gone (EPIPE, ECONNRESET): nothing more can be written. */
+export const GONE = -2;
+/** The packet is bigger than the socket accepts (EMSGSIZE); ENOBUFS counts as AGAIN. */
+export const TOO_BIG = -3;
+
+export interface Transport {
+  /** The backend's name, as `ELECTRON_IPC_CHANNEL_TRANSPORT` spells it. */
+  readonly name: 'seqpacket' | 'stream';
+  /** What `fdInfo().kind` a channel socket of this transport has ('seqpacket', 'stream-socket'). */
+  readonly socketKind: FdInfo['kind'];
+  /** Human name of that socket type, for error messages ("SOCK_SEQPACKET socket"). */
+  readonly socketName: string;
+  /**
+   * Whether {@link recvInto} receives one packet scattered over the caller's buffers (big
+   * messages are then read in place); false where packets are reassembled by the backend.
+   */
+  readonly scatterReads: boolean;
+
+  /** A connected pair (close-on-exec, non-blocking, registered in the descriptor table). */
+  socketpair(): [number, number];
+  /**
+   * Writes one packet (the concatenation of `parts`) with `fds`: the byte count when accepted,
+   * else AGAIN, GONE or TOO_BIG. Nothing is accepted unless all of it is (or, for a backend with
+   * {@link flushPending}, kept to be finished by it).
+   */
+  send(fd: number, parts: Uint8Array[], fds: number[] | null): number;
+  /**
+   * Backends that may accept a packet they could write only in part: finishes it. 0 when
+   * nothing is left, AGAIN when some is, GONE. Absent where writes are all or nothing.
+   */
+  flushPending?(fd: number): number;
+  /** True while a packet accepted by {@link send} is not all written (see flushPending). */
+  hasPending?(fd: number): boolean;
+  /**
+   * Reads up to `maxPackets` whole packets into `arena` from `arenaOffset` (see
+   * NativeBinding.recvPackets for `meta` and `fdsOut`): their count, 0 at end of file, or AGAIN.
+   */
+  recv(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number, arena: Uint8Array, arenaOffset: number, block?: boolean): number;
+  /** One packet scattered over `iovs` (only where {@link scatterReads}); see NativeBinding.recvInto. AGAIN when none. */
+  recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
+  /** Why the receiver reading `fd` cannot be moved to another process now, or undefined. */
+  moveProblem?(fd: number): string | undefined;
+
+  /** A listening socket at `path` (the one-shot server). */
+  listen(path: string): number;
+  /** The next connection, or AGAIN. */
+  accept(fd: number): number;
+  /** A socket connected to `path`. */
+  connect(path: string): number;
+  peerCredentials(fd: number): PeerCredentials;
+}
