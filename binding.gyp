@@ -7,7 +7,8 @@
         "src/native/channel.cc",
         "src/native/shm.cc",
         "src/native/closer.cc",
-        "src/native/landlock.cc"
+        "src/native/landlock.cc",
+        "src/native/stream.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

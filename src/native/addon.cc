@@ -56,6 +56,7 @@ void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
   open.reserve(s->pollers.size());
   for (auto& entry : s->pollers) open.push_back(entry.second);
   for (PollHandle* h : open) ClosePollHandle(h);
+  FreeStreams(s);
 
   std::vector<std::pair<int, FdOrigin>> fds;
   {
@@ -129,6 +130,7 @@ void Retain(EnvState* s) { s->refs++; }
 
 void Release(EnvState* s) {
   if (--s->refs > 0) return;
+  FreeStreams(s);
   free(s->scratch);
   delete s;
 }
@@ -148,7 +150,11 @@ void RegisterFd(napi_env env, int fd, FdOrigin origin) { RegisterFds(env, &fd, 1
 
 void RegisterFds(napi_env env, const int* fds, int count, FdOrigin origin) {
   if (count <= 0) return;
-  uint32_t entry = Entry(State(env)->id, origin);
+  EnvState* s = State(env);
+  // A number that comes back (closed outside the addon, or owned by another environment since)
+  // names a new file: framing state kept under it belongs to the old one.
+  if (!s->streams.empty()) for (int i = 0; i < count; i++) ForgetStream(s, fds[i]);
+  uint32_t entry = Entry(s->id, origin);
   std::lock_guard<std::mutex> lock(TableMutex());
   for (int i = 0; i < count; i++) SetOwnerLocked(fds[i], entry);
 }
@@ -167,6 +173,7 @@ void UnregisterFd(napi_env env, int fd) {
     auto it = s->pollers.find(fd);
     if (it != s->pollers.end()) ClosePollHandle(it->second);
   }
+  if (!s->streams.empty()) ForgetStream(s, fd);
   std::lock_guard<std::mutex> lock(TableMutex());
   SetOwnerLocked(fd, 0);
 }
@@ -231,6 +238,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   eic::InitChannel(env, exports);
   eic::InitShm(env, exports);
+  eic::InitStream(env, exports);
   eic::InitCloser(env, exports);
   InitLandlock(env, exports);
   return exports;

@@ -37,91 +37,13 @@ constexpr int kPacketTruncated = 1;
 constexpr int kPacketCtruncated = 2;
 // A batch of recvPackets stops before the next packet could take it past this many bytes.
 constexpr size_t kBatchBytes = 1 << 20;
-constexpr uint32_t kStackIov = 32;
 
-#ifndef SCM_PIDFD
-#define SCM_PIDFD 0x04
-#endif
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
 #endif
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83
 #endif
-
-inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
-
-// Closes the descriptor on scope exit unless released; used from creation to hand-over.
-class FdGuard {
- public:
-  FdGuard(napi_env env, int fd) : env_(env), fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) CloseFd(env_, fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  napi_env env_;
-  int fd_;
-};
-
-int ArgInt(const Napi::CallbackInfo& info, size_t i, int min, int max, const char* message) {
-  double d;
-  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
-  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int>(d))) ThrowRangeError(info.Env(), message);
-  return static_cast<int>(d);
-}
-
-std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) ThrowTypeError(info.Env(), "path must be a string");
-  std::string path = info[i].As<Napi::String>().Utf8Value();
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    ThrowTypeError(info.Env(), "path must be a non-empty string without NUL characters");
-  }
-  return path;
-}
-
-// Fills `addr`; returns its length, or 0 when the path does not fit in sun_path.
-socklen_t UnixAddress(const std::string& path, struct sockaddr_un* addr) {
-  memset(addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr->sun_path) return 0;
-  memcpy(addr->sun_path, path.data(), path.size());
-  return static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
-}
-
-void GetInt32Array(napi_env env, napi_value value, int32_t** data, size_t* length, const char* message) {
-  napi_typedarray_type type;
-  void* p = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, length, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
-    ThrowTypeError(env, message);
-  }
-  *data = static_cast<int32_t*>(p);
-}
-
-size_t ElementSize(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int16_array:
-    case napi_uint16_array:
-      return 2;
-    case napi_int32_array:
-    case napi_uint32_array:
-    case napi_float32_array:
-      return 4;
-    case napi_float64_array:
-    case napi_bigint64_array:
-    case napi_biguint64_array:
-      return 8;
-    default:
-      return 1;
-  }
-}
 
 // 0 no, 1 yes, or -errno from poll.
 int PollHangUp(int fd) {
@@ -133,36 +55,6 @@ int PollHangUp(int fd) {
   if (r < 0) return -errno;
   if (p.revents & POLLNVAL) return -EBADF;
   return (p.revents & (POLLHUP | POLLRDHUP)) != 0 ? 1 : 0;
-}
-
-// Runs right after a recvmsg that had a control buffer. Every descriptor the kernel installed, of
-// every control message type, is either handed to `keep` (SCM_RIGHTS, in order; it returns false
-// to have the descriptor closed instead) or closed: SCM_PIDFD (the sender's pidfd, installed on
-// every read, peeks included, while the socket has SO_PASSPIDFD, which whoever else holds the
-// socket can set at any time). SCM_CREDENTIALS and SCM_SECURITY carry no descriptor, and no other
-// SOL_SOCKET type does. Unowned descriptors are closed with CloseQuietly: a peer chose them.
-// Returns the number of SCM_RIGHTS descriptors seen.
-template <typename Keep>
-int ForEachControlFd(struct msghdr* msg, Keep keep) {
-  int rights = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_len < CMSG_LEN(0)) continue;
-    if (c->cmsg_type == SCM_RIGHTS) {
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
-        int got;
-        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-        rights++;
-        if (got >= 0 && !keep(got)) CloseQuietly(got);
-      }
-    } else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-      // A negative value is pidfd_prepare's error: nothing was installed.
-      int pidfd;
-      memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
-      if (pidfd >= 0) close(pidfd);  // a pidfd's close never blocks
-    }
-  }
-  return rights;
 }
 
 // Whether the next packet's descriptors fit in `room` slots: 1 yes, 0 no, or -errno.
@@ -390,43 +282,6 @@ Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
   out.Set(1u, Napi::Number::New(env, rcv));
   return out;
 }
-
-// Runs on the JS thread. The iovecs of a JS array of typed arrays; the memory they point to
-// stays valid for the duration of the native call that builds them.
-class Iovecs {
- public:
-  Iovecs(napi_env env, napi_value parts, bool uint8Only, const char* message) {
-    bool isArray = false;
-    if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) ThrowTypeError(env, message);
-    if (napi_get_array_length(env, parts, &count_) != napi_ok) ThrowPending(env, napi_generic_failure);
-    if (count_ > IOV_MAX) ThrowRangeError(env, message);
-    if (count_ > kStackIov) {
-      heap_.resize(count_);
-      iov_ = heap_.data();
-    }
-    for (uint32_t i = 0; i < count_; i++) {
-      napi_value part;
-      napi_typedarray_type type;
-      size_t length;
-      void* data;
-      if (napi_get_element(env, parts, i, &part) != napi_ok ||
-          napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-          (uint8Only && type != napi_uint8_array)) {
-        ThrowTypeError(env, message);
-      }
-      iov_[i].iov_base = data;
-      iov_[i].iov_len = length * ElementSize(type);
-    }
-  }
-  struct iovec* data() { return iov_; }
-  uint32_t count() const { return count_; }
-
- private:
-  struct iovec stack_[kStackIov];
-  std::vector<struct iovec> heap_;
-  struct iovec* iov_ = stack_;
-  uint32_t count_ = 0;
-};
 
 Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();

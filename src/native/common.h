@@ -5,11 +5,18 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 // Adds landlockAbi and landlockRestrict to `exports` (src/native/landlock.cc).
 void InitLandlock(Napi::Env env, Napi::Object exports);
@@ -30,6 +37,7 @@ constexpr int kMaxFdsPerPacket = 253;
 int ArgFd(const Napi::CallbackInfo& info, size_t i);
 
 struct PollHandle;  // channel.cc
+struct StreamFd;    // stream.cc: the framing state of one stream-transport descriptor
 
 // Per-environment state, the napi instance data. Freed when its last reference goes: the
 // instance data finalizer, the async cleanup hook and every PollHandle not yet freed by libuv.
@@ -43,6 +51,9 @@ struct EnvState {
   std::unordered_map<int, PollHandle*> pollers;  // open handles by fd; one per fd per loop
   uint8_t* scratch = nullptr;
   size_t scratchSize = 0;
+  // stream.cc: framing state by fd, only for descriptors that have some (a write rest, a partial
+  // frame, a broken stream). Dropped by ForgetStream when the number stops naming that socket.
+  std::unordered_map<int, StreamFd*> streams;
 };
 
 EnvState* State(napi_env env);
@@ -105,5 +116,214 @@ union ControlBuffer {
 void InitChannel(Napi::Env env, Napi::Object exports);
 void InitCloser(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
+void InitStream(Napi::Env env, Napi::Object exports);
+
+// stream.cc. Drops the framing state kept for `fd` (a write rest, a partial frame read, whose
+// descriptors are closed): UnregisterFd calls it (the number is being closed or given away), and
+// RegisterFds (the number was reused). Cheap when the environment keeps no stream state.
+void ForgetStream(EnvState* s, int fd);
+// stream.cc. Drops every framing state of the environment (teardown, final Release).
+void FreeStreams(EnvState* s);
+
+// ---- helpers shared by the native sources (JS thread)
+
+inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+// Number.MAX_SAFE_INTEGER.
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+// The most bytes mapFd copies into one ArrayBuffer (copy mode): Node 20's largest typed array
+// (buffer.constants.MAX_LENGTH) and far beyond any sane message. V8 aborts the process when
+// ArrayBuffer::New cannot allocate (there is no failing variant in Node-API), so a length is
+// checked against this first, and large copies are allocated by `new ArrayBuffer()`, which
+// throws a RangeError instead.
+constexpr int64_t kMaxCopyBytes = int64_t{1} << 32;
+// Copies at least this large go through `new ArrayBuffer()` (a JS call, ~1 us); smaller ones
+// through napi_create_arraybuffer, whose failure is as unlikely as any small allocation.
+constexpr size_t kJsAllocationBytes = size_t{1} << 20;
+[[noreturn]] inline void ThrowTooLarge(napi_env env, int64_t length) {
+  std::string message = "shared memory of " + std::to_string(length) + " bytes is larger than this runtime can hold";
+  ThrowRangeError(env, message.c_str());
+}
+
+// A new ArrayBuffer of `length` bytes (zero-filled) whose allocation failure is a RangeError, not
+// an abort. Runs on the JS thread.
+inline napi_value NewArrayBuffer(napi_env env, size_t length, void** data) {
+  napi_value ab;
+  if (length < kJsAllocationBytes) {
+    napi_status status = napi_create_arraybuffer(env, length, data, &ab);
+    if (status != napi_ok) ThrowPending(env, status);
+    return ab;
+  }
+  napi_value global, ctor, arg;
+  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "ArrayBuffer", &ctor) != napi_ok ||
+      napi_create_double(env, static_cast<double>(length), &arg) != napi_ok) {
+    ThrowPending(env, napi_generic_failure);
+  }
+  if (napi_new_instance(env, ctor, 1, &arg, &ab) != napi_ok) {
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+    ThrowTooLarge(env, static_cast<int64_t>(length));
+  }
+  size_t got = 0;
+  if (napi_get_arraybuffer_info(env, ab, data, &got) != napi_ok || got != length) ThrowTooLarge(env, static_cast<int64_t>(length));
+  return ab;
+}
+
+inline int64_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* message) {
+  double d;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
+  if (!(d >= 0 && d <= kMaxSafeInteger) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    ThrowRangeError(info.Env(), message);
+  }
+  return static_cast<int64_t>(d);
+}
+
+// Closes the descriptor on scope exit unless released; used from creation to hand-over.
+class FdGuard {
+ public:
+  FdGuard(napi_env env, int fd) : env_(env), fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) CloseFd(env_, fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  napi_env env_;
+  int fd_;
+};
+
+inline int ArgInt(const Napi::CallbackInfo& info, size_t i, int min, int max, const char* message) {
+  double d;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int>(d))) ThrowRangeError(info.Env(), message);
+  return static_cast<int>(d);
+}
+
+inline std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) ThrowTypeError(info.Env(), "path must be a string");
+  std::string path = info[i].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    ThrowTypeError(info.Env(), "path must be a non-empty string without NUL characters");
+  }
+  return path;
+}
+
+// Fills `addr`; returns its length, or 0 when the path does not fit in sun_path.
+inline socklen_t UnixAddress(const std::string& path, struct sockaddr_un* addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr->sun_path) return 0;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
+}
+
+inline void GetInt32Array(napi_env env, napi_value value, int32_t** data, size_t* length, const char* message) {
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, length, &p, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    ThrowTypeError(env, message);
+  }
+  *data = static_cast<int32_t*>(p);
+}
+
+inline size_t ElementSize(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 1;
+  }
+}
+
+#if defined(__linux__) && !defined(SCM_PIDFD)
+#define SCM_PIDFD 0x04
+#endif
+
+// Runs right after a recvmsg that had a control buffer. Every descriptor the kernel installed, of
+// every control message type, is either handed to `keep` (SCM_RIGHTS, in order; it returns false
+// to have the descriptor closed instead) or closed: SCM_PIDFD (the sender's pidfd, installed on
+// every read, peeks included, while the socket has SO_PASSPIDFD, which whoever else holds the
+// socket can set at any time). SCM_CREDENTIALS and SCM_SECURITY carry no descriptor, and no other
+// SOL_SOCKET type does. Unowned descriptors are closed with CloseQuietly: a peer chose them.
+// Returns the number of SCM_RIGHTS descriptors seen.
+template <typename Keep>
+int ForEachControlFd(struct msghdr* msg, Keep keep) {
+  int rights = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_len < CMSG_LEN(0)) continue;
+    if (c->cmsg_type == SCM_RIGHTS) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int got;
+        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+        rights++;
+        if (got >= 0 && !keep(got)) CloseQuietly(got);
+      }
+#ifdef __linux__
+    } else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      // A negative value is pidfd_prepare's error: nothing was installed.
+      int pidfd;
+      memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
+      if (pidfd >= 0) close(pidfd);  // a pidfd's close never blocks
+#endif
+    }
+  }
+  return rights;
+}
+
+constexpr uint32_t kStackIov = 32;
+
+// Runs on the JS thread. The iovecs of a JS array of typed arrays; the memory they point to
+// stays valid for the duration of the native call that builds them.
+class Iovecs {
+ public:
+  Iovecs(napi_env env, napi_value parts, bool uint8Only, const char* message) {
+    bool isArray = false;
+    if (napi_is_array(env, parts, &isArray) != napi_ok || !isArray) ThrowTypeError(env, message);
+    if (napi_get_array_length(env, parts, &count_) != napi_ok) ThrowPending(env, napi_generic_failure);
+    if (count_ > IOV_MAX) ThrowRangeError(env, message);
+    if (count_ > kStackIov) {
+      heap_.resize(count_);
+      iov_ = heap_.data();
+    }
+    for (uint32_t i = 0; i < count_; i++) {
+      napi_value part;
+      napi_typedarray_type type;
+      size_t length;
+      void* data;
+      if (napi_get_element(env, parts, i, &part) != napi_ok ||
+          napi_get_typedarray_info(env, part, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          (uint8Only && type != napi_uint8_array)) {
+        ThrowTypeError(env, message);
+      }
+      iov_[i].iov_base = data;
+      iov_[i].iov_len = length * ElementSize(type);
+    }
+  }
+  struct iovec* data() { return iov_; }
+  uint32_t count() const { return count_; }
+
+ private:
+  struct iovec stack_[kStackIov];
+  std::vector<struct iovec> heap_;
+  struct iovec* iov_ = stack_;
+  uint32_t count_ = 0;
+};
 
 }  // namespace eic

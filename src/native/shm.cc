@@ -19,57 +19,8 @@
 namespace eic {
 namespace {
 
-constexpr double kMaxSafeInteger = 9007199254740991.0;
-// The most bytes mapFd copies into one ArrayBuffer (copy mode): Node 20's largest typed array
-// (buffer.constants.MAX_LENGTH) and far beyond any sane message. V8 aborts the process when
-// ArrayBuffer::New cannot allocate (there is no failing variant in Node-API), so a length is
-// checked against this first, and large copies are allocated by `new ArrayBuffer()`, which
-// throws a RangeError instead.
-constexpr int64_t kMaxCopyBytes = int64_t{1} << 32;
-// Copies at least this large go through `new ArrayBuffer()` (a JS call, ~1 us); smaller ones
-// through napi_create_arraybuffer, whose failure is as unlikely as any small allocation.
-constexpr size_t kJsAllocationBytes = size_t{1} << 20;
 // The most bytes mapFd maps (zero-copy mode): the 47-bit user address space on x86-64 is 128 TiB.
 constexpr int64_t kMaxMapBytes = int64_t{1} << 46;
-
-[[noreturn]] void ThrowTooLarge(napi_env env, int64_t length) {
-  std::string message = "shared memory of " + std::to_string(length) + " bytes is larger than this runtime can hold";
-  ThrowRangeError(env, message.c_str());
-}
-
-// A new ArrayBuffer of `length` bytes (zero-filled) whose allocation failure is a RangeError, not
-// an abort. Runs on the JS thread.
-napi_value NewArrayBuffer(napi_env env, size_t length, void** data) {
-  napi_value ab;
-  if (length < kJsAllocationBytes) {
-    napi_status status = napi_create_arraybuffer(env, length, data, &ab);
-    if (status != napi_ok) ThrowPending(env, status);
-    return ab;
-  }
-  napi_value global, ctor, arg;
-  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "ArrayBuffer", &ctor) != napi_ok ||
-      napi_create_double(env, static_cast<double>(length), &arg) != napi_ok) {
-    ThrowPending(env, napi_generic_failure);
-  }
-  if (napi_new_instance(env, ctor, 1, &arg, &ab) != napi_ok) {
-    bool pending = false;
-    napi_value ignored;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
-    ThrowTooLarge(env, static_cast<int64_t>(length));
-  }
-  size_t got = 0;
-  if (napi_get_arraybuffer_info(env, ab, data, &got) != napi_ok || got != length) ThrowTooLarge(env, static_cast<int64_t>(length));
-  return ab;
-}
-
-int64_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* message) {
-  double d;
-  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) ThrowTypeError(info.Env(), message);
-  if (!(d >= 0 && d <= kMaxSafeInteger) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    ThrowRangeError(info.Env(), message);
-  }
-  return static_cast<int64_t>(d);
-}
 
 // -1 unknown, 0 no, 1 yes. The answer is a property of the runtime, the same for every thread.
 std::atomic<int> g_external_allowed{-1};
