@@ -1356,7 +1356,7 @@ function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close
           if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
           const fd = rec.fds[index]!;
           const info = fdInfo(fd);
-          const problem = entry.check(info, ctx);
+          const problem = entry.check(info, ctx, fd);
           if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
           used[index] = true;
           const obj = entry.revive(fd, info, ctx) as { close(): void };

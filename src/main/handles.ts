@@ -58,7 +58,7 @@ interface KindEntry {
    * MALFORMED), or undefined. It may also throw an IpcError (e.g. TOO_LARGE); either way the
    * caller still owns and closes the descriptor. Once `revive` is called, it owns it.
    */
-  check: (info: FdInfo, ctx: ReviveContext) => string | undefined;
+  check: (info: FdInfo, ctx: ReviveContext, fd: number) => string | undefined;
 }
 
 const kinds = new Map<string, KindEntry>();

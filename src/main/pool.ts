@@ -17,11 +17,6 @@ import { transport } from './transport/index.js';
 import type { FdInfo, NativePoller } from './native.js';
 import { checkSharedMemory, countSharedMemory, sharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
 
-const F_SEAL_SEAL = 1;
-const F_SEAL_SHRINK = 2;
-const F_SEAL_GROW = 4;
-/** A received segment must not be able to shrink under its mapping (a store or load past the end raises SIGBUS). */
-const REQUIRED_SEALS = F_SEAL_SHRINK | F_SEAL_GROW;
 const ONE_BYTE = new Uint8Array(1);
 const MAX_COUNT = 1024;
 
@@ -43,8 +38,10 @@ export interface AcquireOptions {
 
 /** @internal One segment's memfd and state. */
 export interface Slot {
-  /** The memfd, owned by the pool. */
+  /** The segment's memory, owned by the pool (and mapped writable by it). */
   fd: number;
+  /** The descriptor of it that travels (the same, or a read-only one the pool also owns). */
+  sendFd: number;
   /** The pool's writable mapping of it (zero-copy mode), kept for the pool's life. */
   base: ArrayBuffer | undefined;
   /** While out: the pool's end of the segment's socket pair, and its watch. */
@@ -104,7 +101,7 @@ export class IpcSharedMemoryPool implements Disposable {
     // A pool dropped without close(): its memfds are closed when it is collected. (While a
     // segment is out, the watch on it keeps the pool reachable.)
     const slots = this.slots;
-    trackForGc(this, { fd: -1, release: () => slots.forEach((slot) => slot.fd >= 0 && native().close(slot.fd)) });
+    trackForGc(this, { fd: -1, release: () => slots.forEach((slot) => closeSlotFds(slot)) });
   }
 
   get closed(): boolean {
@@ -177,19 +174,20 @@ export class IpcSharedMemoryPool implements Disposable {
   private createSlot(): Slot {
     const n = native();
     let fd: number;
+    let sendFd: number;
     try {
-      fd = n.memfdCreate('electron-ipc-channel-pool', this.size);
+      // Size fixed for good: no holder can shrink it under another's mapping; writes stay possible.
+      [fd, sendFd] = transport().shm.createSegment(this.size);
     } catch (e) {
       throw osError(e, `creating ${this.size} bytes of shared memory`);
     }
-    const slot: Slot = { fd, base: undefined, end: -1, poller: undefined };
+    const slot: Slot = { fd, sendFd, base: undefined, end: -1, poller: undefined };
     try {
-      // Size fixed for good: no holder can shrink it under another's mapping; writes stay possible.
-      n.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       if (sharedMemoryIsZeroCopy()) slot.base = n.mapFd(fd, this.size, true, false, true);
     } catch (e) {
       n.close(fd);
-      throw osError(e, 'sealing and mapping shared memory');
+      if (sendFd !== fd) n.close(sendFd);
+      throw osError(e, 'mapping shared memory');
     }
     this.slots.push(slot);
     return slot;
@@ -208,7 +206,7 @@ export class IpcSharedMemoryPool implements Disposable {
     }
     let r: number;
     try {
-      r = t.send(pair[0], [ONE_BYTE], [slot.fd]);
+      r = t.send(pair[0], [ONE_BYTE], [slot.sendFd]);
     } catch (e) {
       this.free.push(slot);
       n.close(pair[0]);
@@ -294,8 +292,7 @@ export class IpcSharedMemoryPool implements Disposable {
   private releaseSlot(slot: Slot): void {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    native().close(slot.fd);
-    slot.fd = -1;
+    closeSlotFds(slot);
     // The mapping goes with the last reference to it (a segment may still view it).
     slot.base = undefined;
   }
@@ -364,7 +361,8 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
           Object.defineProperty(buffer, kOwner, { value: this });
           this.view = new Uint8Array(buffer);
         } else {
-          this.view = new Uint8Array(n.mapFd(this.mem.fd, this.length, false, sharedMemoryCopyMode()));
+          const shm = transport().shm;
+          this.view = new Uint8Array(shm.mapsReceived ? n.mapFd(this.mem.fd, this.length, false, sharedMemoryCopyMode()) : shm.read(this.mem.fd, this.length));
         }
       } catch (e) {
         throw osError(e, 'mapping shared memory');
@@ -442,7 +440,7 @@ registerHandleKind(
       if (memfd < 0) throw malformed('a shared memory segment carries no memfd');
       // One fdInfo for the checks and the length: the size checked is the size mapped or copied.
       const info = fdInfo(memfd);
-      const problem = checkSegment(info);
+      const problem = checkSegment(memfd, info);
       if (problem) throw malformed(`a shared memory segment ${problem}`);
       checkSharedMemory(info.size, ctx, 'an IpcSharedBuffer (pool segment)');
       const buf = new IpcSharedBuffer(sock, info.size, undefined, memfd);
@@ -456,9 +454,16 @@ registerHandleKind(
   },
 );
 
-function checkSegment(info: FdInfo): string | undefined {
-  if (info.kind !== 'memfd') return `carries a ${info.kind}, not a memfd`;
-  if ((info.seals & REQUIRED_SEALS) !== REQUIRED_SEALS) return 'is a memfd not sealed against shrinking and growing';
-  if (info.size <= 0) return 'is empty';
-  return undefined;
+function checkSegment(fd: number, info: FdInfo): string | undefined {
+  const problem = transport().shm.checkSegment(fd, info);
+  return problem === undefined ? undefined : info.kind === 'memfd' || problem === 'empty' ? `is ${problem}` : `carries ${problem}`;
+}
+
+/** Releases the segment's descriptors (the travelling one too when it is another). */
+function closeSlotFds(slot: Slot): void {
+  if (slot.fd < 0) return;
+  if (slot.sendFd !== slot.fd && slot.sendFd >= 0) native().close(slot.sendFd);
+  native().close(slot.fd);
+  slot.fd = -1;
+  slot.sendFd = -1;
 }

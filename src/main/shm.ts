@@ -5,12 +5,8 @@ import { IpcError } from '../shared/errors.js';
 import { closedError, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
 import { native } from './native.js';
+import { transport } from './transport/index.js';
 
-const F_SEAL_SEAL = 1;
-const F_SEAL_SHRINK = 2;
-const F_SEAL_GROW = 4;
-const F_SEAL_WRITE = 8;
-const REQUIRED_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
 
 let forceCopy = process.env.ELECTRON_IPC_CHANNEL_COPY_SHM === '1';
 
@@ -83,7 +79,8 @@ export class IpcSharedMemory implements HandleSource, Disposable {
     if (this.fd < 0) throw closedError('IpcSharedMemory');
     if (!this.view) {
       try {
-        this.view = new Uint8Array(native().mapFd(this.fd, this.length, false, forceCopy));
+        const shm = transport().shm;
+        this.view = new Uint8Array(shm.mapsReceived ? native().mapFd(this.fd, this.length, false, forceCopy) : shm.read(this.fd, this.length));
       } catch (e) {
         throw osError(e, 'mapping shared memory');
       }
@@ -116,19 +113,11 @@ export class IpcSharedMemory implements HandleSource, Disposable {
 }
 
 function create(length: number, fill: (fd: number) => void): IpcSharedMemory {
-  const n = native();
   let fd: number;
   try {
-    fd = n.memfdCreate('electron-ipc-channel', length);
+    fd = transport().shm.createBlock(length, fill);
   } catch (e) {
-    throw osError(e, `creating ${length} bytes of shared memory`);
-  }
-  try {
-    fill(fd);
-    n.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-  } catch (e) {
-    n.close(fd);
-    throw osError(e, 'filling and sealing shared memory');
+    throw osError(e, `creating, filling and sealing ${length} bytes of shared memory`);
   }
   return new IpcSharedMemory(fd, length);
 }
@@ -180,9 +169,9 @@ export function countSharedMemory(size: number, ctx: ReviveContext): void {
 // within the limits either way.
 registerHandleKind(
   'M',
-  (info, ctx) => {
-    if (info.kind !== 'memfd') return `is a ${info.kind}, not a memfd`;
-    if ((info.seals & REQUIRED_SEALS) !== REQUIRED_SEALS) return 'is a memfd that is not sealed against writes, shrinking and growing';
+  (info, ctx, fd) => {
+    const problem = transport().shm.checkBlock(fd, info);
+    if (problem) return `is ${problem}`;
     checkSharedMemory(info.size, ctx, 'an IpcSharedMemory');
     return undefined;
   },

@@ -5,7 +5,59 @@
  */
 import type { NativeBinding } from '../native.js';
 import { AGAIN, GONE, TOO_BIG } from './types.js';
-import type { Transport } from './types.js';
+import type { SharedMemoryBackend, Transport } from './types.js';
+
+const F_SEAL_SEAL = 1;
+const F_SEAL_SHRINK = 2;
+const F_SEAL_GROW = 4;
+const F_SEAL_WRITE = 8;
+const BLOCK_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+const SEGMENT_SEALS = F_SEAL_SHRINK | F_SEAL_GROW;
+
+/**
+ * memfds with seals: a block is sealed against writing, shrinking and growing before anyone else
+ * sees it; a segment against shrinking and growing (it stays writable), so a mapping of either
+ * can never fault. Received ones are checked for those seals.
+ */
+function memfdSharedMemory(n: NativeBinding): SharedMemoryBackend {
+  return {
+    createBlock(length, fill) {
+      const fd = n.memfdCreate('electron-ipc-channel', length);
+      try {
+        fill(fd);
+        n.addSeals(fd, BLOCK_SEALS | F_SEAL_SEAL);
+      } catch (e) {
+        n.close(fd);
+        throw e;
+      }
+      return fd;
+    },
+    checkBlock(_fd, info) {
+      if (info.kind !== 'memfd') return `a ${info.kind}, not a memfd`;
+      if ((info.seals & BLOCK_SEALS) !== BLOCK_SEALS) return 'a memfd that is not sealed against writes, shrinking and growing';
+      return undefined;
+    },
+    createSegment(size) {
+      const fd = n.memfdCreate('electron-ipc-channel-pool', size);
+      try {
+        // Size fixed for good: no holder can shrink it under another's mapping; writes stay possible.
+        n.addSeals(fd, SEGMENT_SEALS | F_SEAL_SEAL);
+      } catch (e) {
+        n.close(fd);
+        throw e;
+      }
+      return [fd, fd];
+    },
+    checkSegment(_fd, info) {
+      if (info.kind !== 'memfd') return `a ${info.kind}, not a memfd`;
+      if ((info.seals & SEGMENT_SEALS) !== SEGMENT_SEALS) return 'a memfd not sealed against shrinking and growing';
+      if (info.size <= 0) return 'empty';
+      return undefined;
+    },
+    mapsReceived: true,
+    read: (fd, length) => n.mapFd(fd, length, false, true),
+  };
+}
 
 // Linux errno values, negated as the addon returns them.
 const EAGAIN = -11;
@@ -29,6 +81,7 @@ export function seqpacketTransport(n: NativeBinding): Transport {
     socketKind: 'seqpacket',
     socketName: 'SOCK_SEQPACKET socket',
     scatterReads: true,
+    shm: memfdSharedMemory(n),
     socketpair: () => n.socketpair(),
     send: (fd, parts, fds) => {
       const r = n.sendPacket(fd, parts, fds);

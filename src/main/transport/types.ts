@@ -18,7 +18,39 @@ export const GONE = -2;
 /** The packet is bigger than the socket accepts (EMSGSIZE); ENOBUFS counts as AGAIN. */
 export const TOO_BIG = -3;
 
+/**
+ * Shared memory of a backend: immutable blocks (`IpcSharedMemory`, kind `M`) and pool segments
+ * (`IpcSharedBuffer`, kind `P`), made here and checked here when a peer sends them.
+ */
+export interface SharedMemoryBackend {
+  /**
+   * An immutable block of `length` bytes: made, filled by `fill(fd)` (with pwrite), then made
+   * unchangeable; returns the descriptor the block keeps and sends. Closes what it made on a throw.
+   */
+  createBlock(length: number, fill: (fd: number) => void): number;
+  /** What is wrong with a received block's descriptor (problem text after "is"), or undefined. */
+  checkBlock(fd: number, info: FdInfo): string | undefined;
+  /**
+   * A pool segment of `size` bytes whose size nobody can change: the descriptor the pool keeps
+   * (and maps writable), and the one that travels inside its socket (the same one, or a
+   * read-only one). Closes what it made on a throw.
+   */
+  createSegment(size: number): [keep: number, send: number];
+  /** What is wrong with a received segment's memory descriptor, or undefined. */
+  checkSegment(fd: number, info: FdInfo): string | undefined;
+  /**
+   * Whether received memory may be mapped: true where its size is sealed (no SIGBUS can come
+   * from a sender truncating it); otherwise `.bytes` of a received block is a copy made by `read`.
+   */
+  readonly mapsReceived: boolean;
+  /** A copy of the first `length` bytes of `fd` (an OS error when it is shorter now). */
+  read(fd: number, length: number): ArrayBuffer;
+}
+
 export interface Transport {
+  /** Shared memory as this backend makes and checks it. */
+  readonly shm: SharedMemoryBackend;
+
   /** The backend's name, as `ELECTRON_IPC_CHANNEL_TRANSPORT` spells it. */
   readonly name: 'seqpacket' | 'stream';
   /** What `fdInfo().kind` a channel socket of this transport has ('seqpacket', 'stream-socket'). */
