@@ -92,6 +92,109 @@ export interface NativeLandlockResult {
   threadError?: string;
 }
 
+/**
+ * The POSIX stream transport's native half (src/native/stream.cc): AF_UNIX `SOCK_STREAM` with
+ * explicit framing, portable to macOS. A frame is an 8-byte header { u32 LE payloadBytes, u32 LE
+ * fdCount } then the payload; the descriptors (at most 253) ride as SCM_RIGHTS on the sendmsg
+ * whose data begins with the header. The addon keeps, per descriptor and only while needed, the
+ * unwritten rest of at most one accepted frame and at most one partially read frame (with its
+ * descriptors, in no table until delivered). That state is dropped when the descriptor is closed
+ * through the addon, when its number is registered anew, and at environment teardown. A
+ * descriptor duplicated (`dup`) or sent elsewhere does not take the state with it: check
+ * {@link hasPending} / {@link hasPartial} before giving a socket away. Negative results are
+ * this platform's errno values, negated: compare them with {@link errno}.
+ */
+export interface NativeStream {
+  /** socketpair(AF_UNIX, SOCK_STREAM): close-on-exec, non-blocking, registered. */
+  socketpair(): [number, number];
+  /**
+   * Frames the concatenation of `parts` (any typed arrays, at most 1023) with `fds` (at most 253,
+   * else RangeError) and writes it without blocking. Returns the payload length when the frame is
+   * accepted: written whole, or its first byte and the descriptors written and the rest copied
+   * into the addon (flushPending or the next sendPacket writes it; at most one such frame per
+   * descriptor). Returns errno.EAGAIN when nothing was accepted (the socket is full, or an earlier
+   * frame's rest could not be finished first), errno.EMSGSIZE for a payload over
+   * {@link maxPayloadBytes} (nothing written), errno.EPIPE / errno.ECONNRESET when the peer is
+   * gone, errno.ENOBUFS (kernel memory short; as EAGAIN). Throws any other errno as an Error with
+   * `code` (e.g. 'EPERM', 'ETOOMANYREFS'), `errno` and `syscall` 'sendmsg'.
+   */
+  sendPacket(fd: number, parts: ArrayBufferView[], fds: number[] | null): number;
+  /**
+   * Writes the rest of an accepted frame: 0 when nothing is left (also when there was none),
+   * errno.EAGAIN (or errno.ENOBUFS) when some remains, errno.EPIPE / errno.ECONNRESET when the
+   * peer is gone (the rest is dropped). Throws other errnos like sendPacket ('send').
+   */
+  flushPending(fd: number): number;
+  /** True while an accepted frame is not all written (see flushPending). */
+  hasPending(fd: number): boolean;
+  /**
+   * Reads whole frames: the contract of {@link NativeBinding.recvPackets}' arena mode (meta layout,
+   * 8-aligned offsets into `arena`, descriptors registered and close-on-exec into `fdsOut`, a
+   * frame whose descriptors do not fit stops the batch or, first, throws RangeError; returns the
+   * count n > 0, 0 at end of file, or errno.EAGAIN). A frame not yet complete stays in the addon
+   * and errno.EAGAIN is returned until it is. End of file in the middle of a frame drops it
+   * (descriptors closed). A stream out of step (descriptors with any read but a header's first
+   * bytes, a header whose fdCount differs from the descriptors that came with it, truncated
+   * control data, a payload over `maxPacketBytes`) closes every descriptor involved and reports
+   * one packet of length 0 with PACKET_TRUNCATED (meta[1] = 1), then end of file (0) on every
+   * later call. With `block`, reads until the first frame is whole go without MSG_DONTWAIT (they
+   * wait when the file is in blocking mode, see setBlocking).
+   */
+  recvPackets(
+    fd: number,
+    meta: Int32Array,
+    fdsOut: Int32Array,
+    maxPackets: number,
+    maxPacketBytes: number,
+    arena: Uint8Array,
+    arenaOffset: number,
+    block?: boolean,
+  ): number;
+  /**
+   * True while part of a frame has been read from `fd` and is held by the addon: moving the
+   * socket to another process now would lose it.
+   */
+  hasPartial(fd: number): boolean;
+  /** A SOCK_STREAM Unix socket bound to `path` and listening (backlog 1), non-blocking. */
+  listen(path: string): number;
+  /** The next connection (close-on-exec, non-blocking, registered), or errno.EAGAIN. */
+  accept(fd: number): number;
+  /** A SOCK_STREAM socket connected to `path` (blocking connect, then made non-blocking). */
+  connect(path: string): number;
+  /** SO_PEERCRED on Linux; getpeereid() and LOCAL_PEERPID on macOS. */
+  peerCredentials(fd: number): PeerCredentials;
+  /**
+   * A new POSIX shared memory object of `size` bytes (shm_open of a random name, opened a second
+   * time read-only, then unlinked): [rwFd, roFd], close-on-exec and registered. Fill it through
+   * rwFd (pwrite on Linux; on macOS such objects refuse read/write and must be mapped), send roFd
+   * for immutable blocks. Without seals the holder of rwFd can still change or truncate it: see
+   * readAll.
+   */
+  shmCreate(size: number): [number, number];
+  /**
+   * The first `length` bytes of a shared memory object, copied into a new ArrayBuffer (receivers
+   * copy instead of mapping: a mapping of a file its other holder truncates faults with SIGBUS).
+   * Throws an Error with code 'ETRUNCATED' ("shared memory shorter than announced") when the object
+   * is shorter than `length`, code 'EINVAL' when the descriptor is not shared memory (Linux: not
+   * tmpfs/memfd/hugetlbfs, so a FUSE or NFS file cannot make it wait; macOS: not a POSIX shared
+   * memory object), RangeError over 4 GiB or beyond what the runtime can allocate.
+   */
+  readAll(fd: number, length: number): ArrayBuffer;
+  /** The access mode of the descriptor's open file (fcntl F_GETFL & O_ACCMODE). */
+  accessMode(fd: number): 'r' | 'w' | 'rw';
+  /**
+   * What this environment's framing state holds: descriptors with state, bytes buffered (write
+   * rests and partial payloads), descriptors held by partial frames. For tests and diagnostics.
+   */
+  stats(): { states: number; bytes: number; fds: number };
+  /** This platform's errno values, negated as the functions above return them. */
+  readonly errno: { readonly EAGAIN: number; readonly EPIPE: number; readonly ECONNRESET: number; readonly EMSGSIZE: number; readonly ENOBUFS: number };
+  /** Size of a frame header (8). */
+  readonly headerBytes: number;
+  /** The largest payload sendPacket frames: 1 MiB + 64 KiB + 48 bytes. */
+  readonly maxPayloadBytes: number;
+}
+
 export interface NativeBinding {
   // ---- descriptors
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK). */
@@ -246,6 +349,9 @@ export interface NativeBinding {
   }): NativeLandlockResult;
 
   Poller: NativePollerConstructor;
+
+  /** The POSIX stream transport (see {@link NativeStream}). */
+  stream: NativeStream;
 }
 
 function packageRoot(): string {
