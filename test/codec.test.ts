@@ -103,7 +103,7 @@ function expectIpcError(fn: () => unknown, code: string, message?: RegExp): IpcE
 describe('round trips', () => {
   const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
   const verySparse: unknown[] = [];
-  verySparse[1_000_000] = 'x';
+  verySparse[900_000] = 'x'; // every slot counts against maxElements
   const nullProto = Object.assign(Object.create(null) as object, { a: 1, b: [2] });
   const cases: Array<[string, unknown]> = [
     ['undefined', undefined],
@@ -239,11 +239,13 @@ describe('round trips', () => {
     }
   });
 
-  it('encodes a huge sparse array quickly', () => {
+  it('encodes a huge sparse array quickly; every slot counts against maxElements', () => {
     const a: unknown[] = [];
     a[4_000_000_000] = { x: 1 };
     const start = performance.now();
-    const decoded = roundTrip(a) as unknown[];
+    const body = encode(a);
+    expectIpcError(() => decodeMessage(body, 0, undefined, LIMITS), 'TOO_LARGE', /maxElements/);
+    const decoded = decodeMessage(body, 0, undefined, { ...LIMITS, maxElements: 5e9 }) as unknown[];
     expect(performance.now() - start).toBeLessThan(1000);
     expect(decoded.length).toBe(4_000_000_001);
     expect(decoded[4_000_000_000]).toStrictEqual({ x: 1 });
@@ -759,5 +761,228 @@ describe('limits', () => {
   it('has documented defaults', () => {
     expect(DEFAULT_LIMITS).toMatchObject({ maxMessageBytes: 128 * 1024 * 1024, maxHandles: 1024, maxDepth: 256, maxElements: 1_000_000, maxQueue: 64 });
     expect(Object.isFrozen(DEFAULT_LIMITS)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// V8's unseeded hashes of numbers and BigInts in Map and Set tables, inverted, to make keys that
+// share a bucket (what a hostile peer can do: the functions are public and unseeded).
+
+const M32 = (1n << 32n) - 1n;
+const M64 = (1n << 64n) - 1n;
+/** Inverse of an odd number modulo 2^bits. */
+const inverse = (a: bigint, bits: bigint): bigint => {
+  const m = 1n << bits;
+  let x = 1n;
+  for (let i = 0; i < 7; i++) x = (x * (2n - a * x)) % m;
+  return (x + m) % m;
+};
+/** Inverse of y = x ^ (x >> s). */
+const unshift = (y: bigint, s: bigint, mask: bigint): bigint => {
+  let x = y;
+  for (let i = 0; i < 64; i++) x = y ^ (x >> s);
+  return x & mask;
+};
+/** An int32 whose ComputeUnseededHash is `out`. */
+function int32WithHash(out: number): number {
+  let h = BigInt(out >>> 0);
+  h = unshift(h, 16n, M32);
+  h = (h * inverse(2057n, 32n)) & M32;
+  h = unshift(h, 4n, M32);
+  h = (h * inverse(5n, 32n)) & M32;
+  h = unshift(h, 12n, M32);
+  h = ((h + 1n) * inverse(32767n, 32n)) & M32;
+  return Number(BigInt.asIntN(32, h));
+}
+/** The 64 bits whose ComputeLongHash is `out`. */
+function bitsWithLongHash(out: bigint): bigint {
+  let h = out & M64;
+  h = unshift(h, 22n, M64);
+  h = (h * inverse(65n, 64n)) & M64;
+  h = unshift(h, 11n, M64);
+  h = (h * inverse(21n, 64n)) & M64;
+  h = unshift(h, 31n, M64);
+  h = ((h + 1n) * inverse(262143n, 64n)) & M64;
+  return h;
+}
+/** `count` keys of each kind that share their low 16 hash bits, so one bucket of any table up to 2^16 buckets. */
+function collidingKeys(count: number): { ints: number[]; doubles: number[]; bigints: bigint[] } {
+  const ints = Array.from({ length: count }, (_, j) => int32WithHash(((j << 16) | 0x1234) & 0x3fffffff));
+  const doubles: number[] = [];
+  const f = new Float64Array(1);
+  const bits = new BigUint64Array(f.buffer);
+  for (let j = 1; doubles.length < count; j++) {
+    bits[0] = bitsWithLongHash((BigInt(j) << 16n) | 0x5678n);
+    const x = f[0];
+    if (x === x && (x | 0) !== x) doubles.push(x);
+  }
+  const bigints = Array.from({ length: count }, (_, j) => (BigInt(j + 1) << 64n) + 5n);
+  return { ints, doubles, bigints };
+}
+
+describe('decode cost: everything a body builds counts before it is built (issue 11, item 2)', () => {
+  const devalue = (text: string, limits: DecodeLimits = LIMITS) => decodeMessage(rawBody({ text }), 0, undefined, limits);
+  const small = (maxElements: number): DecodeLimits => ({ ...LIMITS, maxElements });
+
+  it('counts each URLSearchParams pair (and its text) before parsing it', () => {
+    const usp = JSON.stringify([['URLSearchParams', 'a=1&&b=2&']]);
+    // root + 2 pairs of 2
+    expect(String(devalue(usp, small(5)))).toBe('a=1&b=2');
+    expectIpcError(() => devalue(usp, small(4)), 'TOO_LARGE', /maxElements 4/);
+    // 2 MiB of pairs (the reported bomb, smaller): refused before any is built
+    const start = performance.now();
+    expectIpcError(() => devalue(JSON.stringify([['URLSearchParams', 'a&'.repeat(1 << 20)]])), 'TOO_LARGE', /maxElements/);
+    // 16 MiB of '&' (no pair at all): its text alone is over the limit
+    expectIpcError(() => devalue(JSON.stringify([['URLSearchParams', '&'.repeat(1 << 24)]])), 'TOO_LARGE', /maxElements/);
+    expect(performance.now() - start).toBeLessThan(3000);
+  });
+
+  it('counts a URL, its text and the pairs its searchParams would build', () => {
+    const url = JSON.stringify([['URL', 'https://x/?a=1&b=2&c']]);
+    // root + URL 4 - its slot + 3 pairs of 2 + 20 characters / 16
+    expect(String(devalue(url, small(11)))).toBe('https://x/?a=1&b=2&c');
+    expectIpcError(() => devalue(url, small(10)), 'TOO_LARGE');
+    expectIpcError(() => devalue(JSON.stringify([['URL', `https://x/?${'a&'.repeat(1 << 20)}`]])), 'TOO_LARGE');
+  });
+
+  it('counts every slot of an array, holes and sparse lengths too, and refuses disordered sparse indices', () => {
+    expectIpcError(() => devalue('[[-7,4294967295]]'), 'TOO_LARGE', /maxElements/);
+    expectIpcError(() => devalue('[[-7,1000000,5,1],0]'), 'TOO_LARGE', /maxElements/);
+    expect((devalue('[[-7,999999,5,1],0]') as unknown[]).length).toBe(999_999);
+    expectIpcError(() => devalue(`[[${'-2,'.repeat(1_000_000)}-2]]`), 'TOO_LARGE', /maxElements/);
+    expect((devalue('[[-2,-2,1],0]', small(4)) as unknown[]).length).toBe(3);
+    expectIpcError(() => devalue('[[-2,-2,1],0]', small(3)), 'TOO_LARGE');
+    expectIpcError(() => devalue('[[-7,10,5,1,5,1],0]'), 'MALFORMED', /sparse index/);
+    expectIpcError(() => devalue('[[-7,10,5,1,4,1],0]'), 'MALFORMED', /sparse index/);
+  });
+
+  it('counts long BigInts by their quadratic parse', () => {
+    const digits = '9'.repeat(10_000);
+    const many = (count: number) => `[[${Array.from({ length: count }, (_, i) => i + 1).join(',')}],${Array.from({ length: count }, () => `["BigInt","${digits}"]`).join(',')}]`;
+    expect((devalue(many(1000)) as unknown[]).length).toBe(1000);
+    const start = performance.now();
+    expectIpcError(() => devalue(many(1100)), 'TOO_LARGE', /maxElements/);
+    expect(performance.now() - start).toBeLessThan(2000);
+    expect(devalue(`[["BigInt","${digits}"]]`, small(1000))).toBe(10n ** 10_000n - 1n);
+    expectIpcError(() => devalue(`[["BigInt","${digits}"]]`, small(900)), 'TOO_LARGE');
+  });
+
+  it('counts a RegExp by its source, its flags and its Unicode property escapes, before parsing it', () => {
+    const re = (source: string, flags?: string) => JSON.stringify([flags === undefined ? ['RegExp', source] : ['RegExp', source, flags]]);
+    expect(devalue(re('^[\\p{L}\\p{N}_-]{3,32}$', 'u'))).toStrictEqual(/^[\p{L}\p{N}_-]{3,32}$/u);
+    // A property of strings costs up to 45 ms to build with `iv`: eight are over the default limit.
+    const start = performance.now();
+    expectIpcError(() => devalue(re('\\p{RGI_Emoji}'.repeat(8), 'iv')), 'TOO_LARGE', /maxElements/);
+    // Case folding of big classes with `iv`, 214 µs each.
+    expectIpcError(() => devalue(re('[a-zA-Z\\u0100-\\uffff]'.repeat(2000), 'iv')), 'TOO_LARGE', /maxElements/);
+    // Many small ones (8 µs each).
+    const many = 70_000;
+    expectIpcError(
+      () => devalue(`[[${Array.from({ length: many }, (_, i) => i + 1).join(',')}],${Array.from({ length: many }, (_, i) => `["RegExp","a${i}"]`).join(',')}]`),
+      'TOO_LARGE',
+      /maxElements/,
+    );
+    expect(performance.now() - start).toBeLessThan(2000);
+    expectIpcError(() => devalue(re('a', 'iu'), small(16)), 'TOO_LARGE');
+    expect(devalue(re('a', 'iu'), small(17 + 32))).toStrictEqual(/a/iu);
+  });
+
+  it('accepts only the Date text toISOString writes', () => {
+    expect((devalue('[["Date","2020-01-02T03:04:05.678Z"]]') as Date).getTime()).toBe(Date.UTC(2020, 0, 2, 3, 4, 5, 678));
+    expect((devalue('[["Date","+275760-09-13T00:00:00.000Z"]]') as Date).getTime()).toBe(8.64e15);
+    expect(Number.isNaN((devalue('[["Date",""]]') as Date).getTime())).toBe(true);
+    for (const text of ['2020-01-02', 'Tue Mar 01 2022', 'x'.repeat(1 << 20)]) {
+      expectIpcError(() => devalue(JSON.stringify([['Date', text]])), 'MALFORMED', /ISO/);
+    }
+  });
+
+  it('bounds Temporal texts, and builds each checked value once', () => {
+    const from = vi.fn((text: string) => ({ text }));
+    const g = globalThis as { Temporal?: unknown };
+    const saved = g.Temporal;
+    g.Temporal = { PlainDate: { from } };
+    try {
+      expect(devalue('[["Temporal.PlainDate","2020-01-02"]]')).toStrictEqual({ text: '2020-01-02' });
+      expect(from).toHaveBeenCalledTimes(1);
+      expectIpcError(() => devalue(JSON.stringify([['Temporal.PlainDate', '2'.repeat(300)]])), 'MALFORMED', /256/);
+      expect(from).toHaveBeenCalledTimes(1);
+    } finally {
+      g.Temporal = saved;
+    }
+  });
+
+  it('refuses entries that nothing uses', () => {
+    expectIpcError(() => devalue('[1,2]'), 'MALFORMED', /entry 1 is never used/);
+    expectIpcError(() => devalue('[[1],2,{}]'), 'MALFORMED', /entry 2 is never used/);
+  });
+
+  it('bounds what JSON.parse builds of a devalue text before it runs', () => {
+    // 3,000 empty objects, of which only the first is used: over 2 containers per element allowed
+    const text = `[${'{},'.repeat(3000)}0]`;
+    expectIpcError(() => devalue(text, small(1000)), 'TOO_LARGE', /devalue text of 3002 JSON values in 3001 arrays or objects/);
+    expectIpcError(() => devalue(`[${'0,'.repeat(20_000)}0]`, small(1000)), 'TOO_LARGE', /devalue text/);
+    // What encodeMessage writes always fits: a boxed BigInt in a null-prototype object is the densest.
+    const dense = Object.assign(Object.create(null) as Record<string, unknown>, Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, Object(BigInt(i) * 12345678901n)])));
+    expect(Object.keys(decodeMessage(encode(dense), 0, undefined, small(501)) as object)).toHaveLength(500);
+  });
+
+  it('refuses Map and Set keys crafted to collide in V8 hash tables, and accepts ordinary ones', () => {
+    const { ints, doubles, bigints } = collidingKeys(2048);
+    for (const keys of [ints, doubles, bigints]) {
+      // (building them here is slow: that is the point)
+      const bodies = [encode(new Set<unknown>(keys)), encode(new Map<unknown, number>(keys.map((k) => [k, 1])))];
+      const start = performance.now();
+      for (const body of bodies) expectIpcError(() => decodeMessage(body, 0, undefined, LIMITS), 'TOO_LARGE', /collide/);
+      expect(performance.now() - start).toBeLessThan(500);
+    }
+    // spread over many small Maps, they add up
+    const maps = Array.from({ length: 300 }, (_, m) => new Map(Array.from({ length: 100 }, (_, j) => [(BigInt(m * 100 + j + 1) << 64n) + 5n, 0])));
+    expectIpcError(() => decodeMessage(encode(maps), 0, undefined, LIMITS), 'TOO_LARGE', /collide/);
+    const ordinary: Array<Set<unknown> | Map<unknown, unknown>> = [
+      new Set(Array.from({ length: 50_000 }, (_, i) => i)),
+      new Set(Array.from({ length: 30_000 }, (_, i) => 1.7e12 + i * 1000)),
+      new Map(Array.from({ length: 30_000 }, (_, i) => [BigInt(i) << 32n, i])),
+      new Set(Array.from({ length: 30_000 }, () => Math.random())),
+      new Set(Array.from({ length: 1000 }, (_, i) => BigInt(i + 1) << 64n)), // a few colliding keys are fine
+    ];
+    for (const value of ordinary) {
+      const decoded = decodeMessage(encode(value), 0, undefined, LIMITS) as Set<unknown> | Map<unknown, unknown>;
+      expect(decoded.constructor).toBe(value.constructor);
+      expect([...decoded.keys()]).toEqual([...value.keys()]);
+    }
+  });
+
+  it('encodes numbers and BigInts chosen to collide in linear time, still sharing equal ones', () => {
+    // devalue shares equal primitives through a Map: with these as keys it was quadratic (12 s).
+    const keys = Array.from({ length: 30_000 }, (_, j) => (BigInt(j + 1) << 64n) + 5n);
+    const start = performance.now();
+    const body = encode([...keys, undefined]);
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect((decodeMessage(body, 0, undefined, LIMITS) as unknown[]).length).toBe(30_001);
+    const text = new TextDecoder().decode(encode([1.5, 1.5, 2n, 2n, '1.5', undefined]));
+    expect(text.match(/1\.5/g)).toHaveLength(2); // the number once, the string once
+    expect(text.match(/"2"/g)).toHaveLength(1);
+  });
+
+  it("has a model of V8's hashing that V8 agrees with: the crafted keys are slow to insert", () => {
+    // If V8 changes how it hashes numbers or BigInts, this fails: update the model in codec.ts.
+    const { ints, doubles, bigints } = collidingKeys(8192);
+    const time = (keys: unknown[]): number => {
+      const start = performance.now();
+      const s = new Set();
+      for (const k of keys) s.add(k);
+      return performance.now() - start;
+    };
+    const ordinaryInts = Array.from({ length: 8192 }, (_, i) => i * 7919);
+    const ordinaryDoubles = Array.from({ length: 8192 }, (_, i) => i + 0.5);
+    const ordinaryBigints = Array.from({ length: 8192 }, (_, i) => BigInt(i) * 7919n);
+    for (const [crafted, ordinary] of [
+      [ints, ordinaryInts],
+      [doubles, ordinaryDoubles],
+      [bigints, ordinaryBigints],
+    ] as Array<[unknown[], unknown[]]>) {
+      time(ordinary);
+      expect(time(crafted)).toBeGreaterThan(10 * Math.max(time(ordinary), 1));
+    }
   });
 });

@@ -736,6 +736,21 @@ function encodeDevalue(value: unknown, kinds: Map<object, string>): EncodedMessa
   const sections: Uint8Array[] = [];
   const codes: number[] = [];
   const payloads = new Set<object>();
+  // devalue shares one entry among equal primitives through a Map keyed by the primitive; V8
+  // hashes numbers and BigInts there without a seed, so numbers chosen to collide (say, a list a
+  // peer sent, sent on) would make that quadratic. They are keyed by a token found through
+  // their text instead (strings are hashed with a seed).
+  const tokens = new Map<string, object>();
+  const identify = (v: unknown): unknown => {
+    if (typeof v !== 'number' && typeof v !== 'bigint') return v;
+    const key = typeof v === 'number' ? `${v}` : `${v}n`;
+    let token = tokens.get(key);
+    if (token === undefined) {
+      token = {};
+      tokens.set(key, token);
+    }
+    return token;
+  };
   let text: string;
   try {
     text = stringify(value, {
@@ -764,7 +779,7 @@ function encodeDevalue(value: unknown, kinds: Map<object, string>): EncodedMessa
         payloads.add(payload);
         return payload;
       },
-    });
+    }, { operations: { identify } });
   } catch (error) {
     if (error instanceof DevalueError) {
       throw unserializable(describe(error.value), error.path, `devalue says "${error.message}"`, error);
@@ -848,17 +863,16 @@ function decodeText(body: Uint8Array, start: number, length: number): string {
 }
 
 /**
- * Checks the nesting depth and value count of JSON text without recursing or allocating:
- * brackets outside strings give the depth; commas plus non-empty containers plus one give the
- * number of values. Unbalanced or otherwise invalid text is left to JSON.parse to reject.
+ * Counts the values and the containers (arrays and objects, empty ones too) of JSON text
+ * without recursing or allocating: brackets outside strings give the depth; commas plus
+ * non-empty containers plus one give the number of values. TOO_LARGE beyond `maxDepth`. Exact
+ * for valid JSON; invalid text is left to JSON.parse to reject.
  */
-function checkJsonText(text: string, limits: DecodeLimits): void {
+function scanJson(text: string, maxDepth: number): { values: number; containers: number } {
   const n = text.length;
-  // Depth needs two characters per level and every value at least two characters but one.
-  if (n <= 2 * limits.maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return;
-  const maxDepth = limits.maxDepth;
   let depth = 0;
   let containers = 0;
+  let empty = 0;
   let commas = 0;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
@@ -875,14 +889,43 @@ function checkJsonText(text: string, limits: DecodeLimits): void {
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
       const p = text.charCodeAt(i - 1);
-      if (p === 0x5b || p === 0x7b) containers--;
+      if (p === 0x5b || p === 0x7b) empty++;
     } else if (c === 0x2c) {
       commas++;
     }
   }
-  const elements = commas + containers + 1;
-  if (elements > limits.maxElements) {
-    throw tooLarge(`${elements} values, more than maxElements ${limits.maxElements}`);
+  return { values: commas + containers - empty + 1, containers };
+}
+
+/** Checks the nesting depth and value count of a JSON body's text (format 0 or 2) before JSON.parse. */
+function checkJsonText(text: string, limits: DecodeLimits): void {
+  const n = text.length;
+  // Depth needs two characters per level and every value at least two characters but one.
+  if (n <= 2 * limits.maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return;
+  const { values } = scanJson(text, limits.maxDepth);
+  if (values > limits.maxElements) {
+    throw tooLarge(`${values} values, more than maxElements ${limits.maxElements}`);
+  }
+}
+
+/**
+ * Bounds what JSON.parse builds from a devalue text, before it runs: a 128 MiB text of `{},`
+ * would otherwise build 40 million objects (gigabytes) before any entry is looked at. A text
+ * encodeMessage writes holds at most 8 JSON values and 2 arrays or objects per element (a boxed
+ * BigInt in a null-prototype object is the most: key, reference, ["Object",i], ["BigInt","…"]),
+ * plus a few per handle and binary; anything more is TOO_LARGE, with no need to look further.
+ */
+function checkDevalueText(text: string, limits: DecodeLimits, handleCount: number, binaryCount: number): void {
+  const extra = handleCount + binaryCount + 1;
+  const maxValues = 8 * limits.maxElements + 16 * extra;
+  const maxContainers = 2 * limits.maxElements + 2 * extra;
+  // Every container takes two characters, every value one plus a separator.
+  if ((text.length + 1) / 2 <= maxContainers) return;
+  const { values, containers } = scanJson(text, Infinity);
+  if (values > maxValues || containers > maxContainers) {
+    throw tooLarge(
+      `a devalue text of ${values} JSON values in ${containers} arrays or objects, more than maxElements ${limits.maxElements} allows`,
+    );
   }
 }
 
@@ -917,6 +960,8 @@ function isSpecialValue(ref: number): boolean {
 }
 
 const BIGINT_TEXT = /^-?[0-9]+$/;
+/** What `Date.prototype.toISOString` writes (devalue sends an invalid Date as ''). */
+const ISO_DATE_TEXT = /^(?:[0-9]{4}|[+-][0-9]{6})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$/;
 const TEMPORAL_PREFIX = 'Temporal.';
 const TEMPORAL_CLASSES = new Set([
   'Duration',
@@ -928,6 +973,8 @@ const TEMPORAL_CLASSES = new Set([
   'PlainYearMonth',
   'ZonedDateTime',
 ]);
+/** Longest Temporal text accepted (the longest ISO forms with annotations are about 100). */
+const MAX_TEMPORAL_TEXT = 256;
 
 /** The Temporal class devalue would revive `Temporal.<name>` with, if this runtime has it. */
 function temporalClass(name: string): { from(text: string): unknown } | undefined {
@@ -936,28 +983,229 @@ function temporalClass(name: string): { from(text: string): unknown } | undefine
   return temporal?.[name];
 }
 
-interface ScanResult {
-  /** Binary index -> true when referenced. */
-  binaryUsed: Uint8Array;
-  handleUsed: Uint8Array;
+// ---------------------------------------------------------------------------------------------
+// What a value costs to build, in elements (docs/wire-format.md, "What maxElements counts")
+//
+// maxElements bounds the work of decoding as well as the number of values: every value counts
+// one (its slot in its container), and a value that costs more to build than a small object
+// counts as many elements as it costs, so that no message within maxElements takes much more
+// than a microsecond per element (measured with V8 12, Node 20). Each is counted before the
+// value is built.
+
+/** A RegExp: its object and parse (about 8 µs for a tiny one). */
+const REGEXP_ELEMENTS = 16;
+/** Source characters per element of a RegExp without the `u` or `v` flag (about 0.1 µs each). */
+const REGEXP_CHARS_PER_ELEMENT = 8;
+/** Elements per source character with `u` or `v`: case folding of classes (`[\u0100-\uffff]` with `iv`) costs up to 15 µs a character. */
+const UNICODE_REGEXP_ELEMENTS_PER_CHAR = 32;
+/** A `\p{…}`/`\P{…}` property escape with `u` or `v`: up to 330 µs (`[^\p{Any}--\p{L}]` with `iv`). */
+const PROPERTY_ESCAPE_ELEMENTS = 512;
+/** A property of strings (`\p{RGI_Emoji}`, with `v`): up to 45 ms each with `iv`. */
+const STRING_PROPERTY_ESCAPE_ELEMENTS = 131_072;
+const STRING_PROPERTIES = new Set([
+  'Basic_Emoji',
+  'Emoji_Keycap_Sequence',
+  'RGI_Emoji_Modifier_Sequence',
+  'RGI_Emoji_Flag_Sequence',
+  'RGI_Emoji_Tag_Sequence',
+  'RGI_Emoji_ZWJ_Sequence',
+  'RGI_Emoji',
+]);
+/** A URL: its parse (about 2 µs for a short one). */
+const URL_ELEMENTS = 4;
+/** Text characters per element of a URL or URLSearchParams (about 10 ns each to parse). */
+const URL_CHARS_PER_ELEMENT = 16;
+/** Elements per name=value pair of a URLSearchParams (a URL's too: `url.searchParams` builds them). */
+const QUERY_PAIR_ELEMENTS = 2;
+/** A Temporal value: its parse. */
+const TEMPORAL_ELEMENTS = 16;
+
+/** The elements a RegExp counts (see above), from its source and flags, without parsing it. */
+function regExpElements(source: string, flags: string): number {
+  if (!flags.includes('u') && !flags.includes('v')) {
+    return REGEXP_ELEMENTS + Math.floor(source.length / REGEXP_CHARS_PER_ELEMENT);
+  }
+  let elements = REGEXP_ELEMENTS + UNICODE_REGEXP_ELEMENTS_PER_CHAR * source.length;
+  // Every "\p{" or "\P{" (also one after an escaped backslash: counting too many is harmless).
+  for (let i = source.indexOf('{'); i >= 0; i = source.indexOf('{', i + 1)) {
+    const p = source.charCodeAt(i - 1);
+    if ((p !== 0x70 && p !== 0x50) || source.charCodeAt(i - 2) !== 0x5c) continue;
+    // The name, read no further than the longest property name.
+    const close = source.slice(i + 1, i + 40).indexOf('}');
+    const name = close < 0 ? '' : source.slice(i + 1, i + 1 + close);
+    elements += STRING_PROPERTIES.has(name) ? STRING_PROPERTY_ESCAPE_ELEMENTS : PROPERTY_ESCAPE_ELEMENTS;
+  }
+  return elements;
 }
 
-function canParseUrl(text: string): boolean {
-  const canParse = (URL as unknown as { canParse?: (u: string) => boolean }).canParse;
-  if (canParse !== undefined) return canParse(text);
-  try {
-    new URL(text);
-    return true;
-  } catch {
-    return false;
+/**
+ * The name=value pairs URLSearchParams makes of `text` (the non-empty runs between '&'),
+ * counted no further than `limit`.
+ */
+function queryPairs(text: string, limit: number): number {
+  let pairs = 0;
+  let run = false;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) === 0x26) {
+      run = false;
+    } else if (!run) {
+      run = true;
+      if (++pairs > limit) return pairs;
+    }
   }
+  return pairs;
+}
+
+/** The elements a BigInt of `digits` decimal digits counts: V8 parses long ones in quadratic time. */
+function bigIntElements(digits: number): number {
+  return Math.floor(digits / 64) + Math.floor((digits * digits) / 131_072);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hash flooding of Map and Set
+//
+// V8 hashes numbers and BigInts in Map and Set tables without a seed (strings are seeded, objects
+// get random identity hashes): ComputeUnseededHash for int32 values, ComputeLongHash of the IEEE
+// bits for other numbers, and ComputeLongHash of the lowest 64-bit digit for a BigInt (so every
+// multiple of 2^64 shares one hash). A peer can thus send keys that all land in one bucket, and
+// building the table then takes quadratic time (40,000 such BigInts: 9 s). The scan computes
+// those hashes as V8 does and counts the comparisons V8 would make to insert the keys (its tables
+// double from 4 entries and have half as many buckets as entries); too many is TOO_LARGE.
+
+/** Comparisons allowed for all Maps and Sets of a message: this many, plus HASH_WORK_PER_KEY per key. */
+const HASH_WORK_BASE = 1 << 20;
+const HASH_WORK_PER_KEY = 8;
+
+/** V8's ComputeUnseededHash (Thomas Wang's 32-bit integer hash), masked as V8 masks it. */
+function unseededHash(key: number): number {
+  let h = key >>> 0;
+  h = (~h + (h << 15)) >>> 0;
+  h = (h ^ (h >>> 12)) >>> 0;
+  h = (h + (h << 2)) >>> 0;
+  h = (h ^ (h >>> 4)) >>> 0;
+  h = Math.imul(h, 2057) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return h & 0x3fffffff;
+}
+
+/** V8's ComputeLongHash of the 64-bit value hi:lo (Thomas Wang's 64-bit hash), masked as V8 masks it. */
+function longHash(hi: number, lo: number): number {
+  // hash = ~hash + (hash << 18)
+  let bhi = ((hi << 18) | (lo >>> 14)) >>> 0;
+  let blo = (lo << 18) >>> 0;
+  let ahi = ~hi >>> 0;
+  let alo = ~lo >>> 0;
+  lo = (alo + blo) >>> 0;
+  hi = (ahi + bhi + (lo < alo ? 1 : 0)) >>> 0;
+  // hash ^= hash >> 31
+  lo = (lo ^ ((lo >>> 31) | (hi << 1))) >>> 0;
+  hi = (hi ^ (hi >>> 31)) >>> 0;
+  // hash *= 21
+  const l = lo * 21;
+  lo = l >>> 0;
+  hi = (Math.imul(hi, 21) + Math.floor(l / 0x100000000)) >>> 0;
+  // hash ^= hash >> 11
+  lo = (lo ^ ((lo >>> 11) | (hi << 21))) >>> 0;
+  hi = (hi ^ (hi >>> 11)) >>> 0;
+  // hash += hash << 6
+  bhi = ((hi << 6) | (lo >>> 26)) >>> 0;
+  blo = (lo << 6) >>> 0;
+  alo = lo;
+  ahi = hi;
+  lo = (alo + blo) >>> 0;
+  hi = (ahi + bhi + (lo < alo ? 1 : 0)) >>> 0;
+  // hash ^= hash >> 22
+  lo = (lo ^ ((lo >>> 22) | (hi << 10))) >>> 0;
+  return lo & 0x3fffffff;
+}
+
+const f64 = new Float64Array(1);
+const f64Words = new Uint32Array(f64.buffer);
+
+/** V8's hash of a number as a Map or Set key. */
+function numberHash(x: number): number {
+  if (x !== x) return 0x3fffffff; // NaN: Smi::kMaxValue (all ones in any bucket mask)
+  if ((x | 0) === x) return unseededHash(x | 0); // int32, and -0 (hashed as 0)
+  f64[0] = x;
+  return longHash(f64Words[1], f64Words[0]); // little-endian: the words are lo, hi
+}
+
+/** V8's hash of a BigInt written in decimal: ComputeLongHash of |n| mod 2^64 (0 for zero). */
+function bigIntHash(text: string): number {
+  // |n| mod 2^64 in four 16-bit limbs, four digits at a time.
+  let l0 = 0;
+  let l1 = 0;
+  let l2 = 0;
+  let l3 = 0;
+  let nonZero = false;
+  for (let i = text.charCodeAt(0) === 0x2d ? 1 : 0; i < text.length; ) {
+    const end = Math.min(i + 4, text.length);
+    let chunk = 0;
+    let scale = 1;
+    for (; i < end; i++) {
+      chunk = chunk * 10 + (text.charCodeAt(i) - 0x30);
+      scale *= 10;
+    }
+    if (chunk !== 0) nonZero = true;
+    let t = l0 * scale + chunk;
+    l0 = t & 0xffff;
+    t = l1 * scale + (t >>> 16);
+    l1 = t & 0xffff;
+    t = l2 * scale + (t >>> 16);
+    l2 = t & 0xffff;
+    t = l3 * scale + (t >>> 16);
+    l3 = t & 0xffff;
+  }
+  if (!nonZero) return 0;
+  return longHash(((l3 << 16) | l2) >>> 0, ((l1 << 16) | l0) >>> 0);
+}
+
+/**
+ * Comparisons V8 makes to insert `count` keys, whose hashes are `hashes` (-1 for a key of
+ * another type, whose hash is seeded or random), one by one into a new Map or Set: each key
+ * is compared with the keys before it in its bucket. The table has 4 entries at first and
+ * doubles when full; it has half as many buckets as entries; `counts` is scratch space.
+ */
+function insertComparisons(hashes: Int32Array, count: number, counts: Int32Array): number {
+  let work = 0;
+  let done = 0;
+  for (let capacity = 4; done < count; capacity *= 2) {
+    const buckets = capacity >>> 1;
+    const mask = buckets - 1;
+    counts.fill(0, 0, buckets);
+    const end = Math.min(count, capacity);
+    for (let j = 0; j < end; j++) {
+      const h = hashes[j];
+      if (h < 0) continue;
+      const b = h & mask;
+      if (j >= done) work += counts[b];
+      counts[b]++;
+    }
+    done = end;
+  }
+  return work;
+}
+
+/** Values the scan built to check them, for `unflatten` to use instead of building them again. */
+interface Built {
+  regExps: Array<{ source: string; flags: string | undefined; value: RegExp }>;
+  strings: Array<{ tag: string; text: string; value: unknown }>;
+}
+
+interface ScanResult {
+  /** Binary index -> 1 when referenced. */
+  binaryUsed: Uint8Array;
+  handleUsed: Uint8Array;
+  built: Built;
 }
 
 /**
  * Validates devalue's flat array before `unflatten` sees it, in the order `unflatten` hydrates
  * (depth-first from entry 0, each entry once), without recursion: every entry shape, every
- * reference, binary and handle references (each exactly once, in range), and the depth and
- * element limits. After it passes, `unflatten` neither throws nor recurses deeper than maxDepth.
+ * reference, binary and handle references (each exactly once, in range), that every entry is
+ * used, and the depth and element limits, counting what each value costs to build before it is
+ * built (see above) and the hash-table work of every Map and Set. After it passes, `unflatten`
+ * neither throws nor recurses deeper than maxDepth, and builds each checked value once.
  */
 function scanFlat(
   values: unknown[],
@@ -969,9 +1217,14 @@ function scanFlat(
   const visited = new Uint8Array(n);
   const binaryUsed = new Uint8Array(binaryCount);
   const handleUsed = new Uint8Array(handleCount);
+  const built: Built = { regExps: [], strings: [] };
   const maxDepth = limits.maxDepth;
   const maxElements = limits.maxElements;
   let elements = 1;
+  let hashKeys = 0;
+  let hashWork = 0;
+  let hashes = new Int32Array(0);
+  let bucketCounts = new Int32Array(0);
   // Frames of containers being hydrated: the entry and the next position in its reference list.
   const frameRefs: number[][] = [];
   const framePos: number[] = [];
@@ -988,6 +1241,7 @@ function scanFlat(
     }
     const v = values[ref];
     if (typeof v === 'object' && v !== null) throw malformed(`entry ${where} refers to a non-primitive entry`);
+    visited[ref] = 1;
     return v;
   };
 
@@ -999,6 +1253,7 @@ function scanFlat(
     }
     const payload = values[p];
     if (!Array.isArray(payload) || payload.length !== size) throw malformed(`entry ${where} has a bad payload`);
+    visited[p] = 1;
     return payload as unknown[];
   };
 
@@ -1009,7 +1264,50 @@ function scanFlat(
 
   const addElements = (count: number): void => {
     elements += count;
-    if (elements > maxElements) throw tooLarge(`more than maxElements ${maxElements} values`);
+    if (elements > maxElements) throw tooLarge(`more than maxElements ${maxElements} values (or their cost in values)`);
+  };
+
+  /** The element budget left, for counts that may stop early. */
+  const left = (): number => maxElements - elements;
+
+  /** V8's hash of the key `ref` refers to, or -1 when it is no number or BigInt. */
+  const keyHash = (ref: number): number => {
+    if (ref < 0) {
+      if (ref === NAN) return numberHash(NaN);
+      if (ref === POSITIVE_INFINITY) return numberHash(Infinity);
+      if (ref === NEGATIVE_INFINITY) return numberHash(-Infinity);
+      if (ref === NEGATIVE_ZERO) return numberHash(0);
+      return -1;
+    }
+    const v = values[ref];
+    if (typeof v === 'number') return numberHash(v);
+    if (Array.isArray(v) && v.length === 2 && v[0] === 'BigInt' && typeof v[1] === 'string' && BIGINT_TEXT.test(v[1])) {
+      return bigIntHash(v[1]);
+    }
+    return -1;
+  };
+
+  /** Counts the hash-table work of inserting the keys at refs[first], refs[first + step], ... */
+  const checkHashWork = (refs: number[], first: number, step: number): void => {
+    const count = Math.ceil((refs.length - first) / step);
+    if (count <= 8) return; // at most 28 comparisons
+    if (hashes.length < count) hashes = new Int32Array(2 ** Math.ceil(Math.log2(count)));
+    let numeric = 0;
+    for (let j = 0, i = first; j < count; j++, i += step) {
+      const h = keyHash(refs[i]);
+      hashes[j] = h;
+      if (h >= 0) numeric++;
+    }
+    if (numeric <= 8) return;
+    const buckets = Math.max(2, 2 ** Math.ceil(Math.log2(count)) / 2);
+    if (bucketCounts.length < buckets) bucketCounts = new Int32Array(buckets);
+    hashKeys += count;
+    hashWork += insertComparisons(hashes, count, bucketCounts);
+    if (hashWork > HASH_WORK_BASE + HASH_WORK_PER_KEY * hashKeys) {
+      throw tooLarge(
+        `Map or Set keys (numbers or BigInts) that collide in V8's hash tables: ${hashWork} comparisons to insert ${hashKeys} keys`,
+      );
+    }
   };
 
   /** Validates entry `ref` at depth `depth`; returns the references it hydrates, if any. */
@@ -1023,37 +1321,44 @@ function scanFlat(
     let refs: number[] | undefined;
     if (!Array.isArray(entry)) {
       const keys = Object.keys(entry);
+      addElements(keys.length);
       refs = new Array<number>(keys.length);
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i];
         if (k === '__proto__') throw malformed(`entry ${ref} has a __proto__ key`);
         refs[i] = refIndex((entry as Record<string, unknown>)[k], ref);
       }
-      addElements(keys.length);
     } else if (typeof entry[0] === 'string') {
       const type = entry[0];
       switch (type) {
-        case 'Date':
-          checkString(entry, ref);
+        case 'Date': {
+          const text = checkString(entry, ref);
+          if (text !== '' && !ISO_DATE_TEXT.test(text)) throw malformed(`entry ${ref} is a Date that is not in ISO form`);
           break;
+        }
         case 'RegExp': {
           if ((entry.length !== 2 && entry.length !== 3) || typeof entry[1] !== 'string') {
             throw malformed(`entry ${ref} has a bad shape`);
           }
           if (entry.length === 3 && typeof entry[2] !== 'string') throw malformed(`entry ${ref} has a bad shape`);
+          const source = entry[1];
+          const flags = entry[2] as string | undefined;
+          addElements(regExpElements(source, flags ?? '') - 1);
+          let value: RegExp;
           try {
-            new RegExp(entry[1], entry[2] as string | undefined);
+            value = new RegExp(source, flags);
           } catch (cause) {
             throw malformed(`entry ${ref} is an invalid RegExp`, cause);
           }
+          built.regExps.push({ source, flags, value });
           break;
         }
         case 'BigInt': {
           const digits = checkString(entry, ref);
           if (!BIGINT_TEXT.test(digits)) throw malformed(`entry ${ref} is an invalid BigInt`);
-          if (digits.length - (digits.charCodeAt(0) === 0x2d ? 1 : 0) > MAX_BIGINT_DIGITS) {
-            throw tooLarge(`a BigInt of over ${MAX_BIGINT_DIGITS} digits`);
-          }
+          const count = digits.length - (digits.charCodeAt(0) === 0x2d ? 1 : 0);
+          if (count > MAX_BIGINT_DIGITS) throw tooLarge(`a BigInt of over ${MAX_BIGINT_DIGITS} digits`);
+          addElements(bigIntElements(count));
           break;
         }
         case 'Object': {
@@ -1071,18 +1376,21 @@ function scanFlat(
           break;
         }
         case 'Set':
+          addElements(entry.length - 1);
           refs = new Array<number>(entry.length - 1);
           for (let i = 1; i < entry.length; i++) refs[i - 1] = refIndex(entry[i], ref);
-          addElements(refs.length);
+          checkHashWork(refs, 0, 1);
           break;
         case 'Map':
           if ((entry.length - 1) % 2 !== 0) throw malformed(`entry ${ref} has a bad shape`);
+          addElements(entry.length - 1);
           refs = new Array<number>(entry.length - 1);
           for (let i = 1; i < entry.length; i++) refs[i - 1] = refIndex(entry[i], ref);
-          addElements(refs.length);
+          checkHashWork(refs, 0, 2);
           break;
         case 'null':
           if ((entry.length - 1) % 2 !== 0) throw malformed(`entry ${ref} has a bad shape`);
+          addElements((entry.length - 1) / 2);
           refs = [];
           for (let i = 1; i < entry.length; i += 2) {
             const key = entry[i];
@@ -1090,14 +1398,26 @@ function scanFlat(
             if (key === '__proto__') throw malformed(`entry ${ref} has a __proto__ key`);
             refs.push(refIndex(entry[i + 1], ref));
           }
-          addElements(refs.length);
           break;
-        case 'URL':
-          if (!canParseUrl(checkString(entry, ref))) throw malformed(`entry ${ref} is an invalid URL`);
+        case 'URL': {
+          const text = checkString(entry, ref);
+          addElements(URL_ELEMENTS - 1 + Math.floor(text.length / URL_CHARS_PER_ELEMENT));
+          addElements(QUERY_PAIR_ELEMENTS * queryPairs(text, left()));
+          let value: URL;
+          try {
+            value = new URL(text);
+          } catch (cause) {
+            throw malformed(`entry ${ref} is an invalid URL`, cause);
+          }
+          built.strings.push({ tag: type, text, value });
           break;
-        case 'URLSearchParams':
-          checkString(entry, ref);
+        }
+        case 'URLSearchParams': {
+          const text = checkString(entry, ref);
+          addElements(Math.floor(text.length / URL_CHARS_PER_ELEMENT));
+          addElements(QUERY_PAIR_ELEMENTS * queryPairs(text, left()));
           break;
+        }
         case REDUCER_BINARY: {
           const [indexRef] = payloadOf(entry, ref, 1);
           const index = primitiveAt(indexRef, ref);
@@ -1123,11 +1443,16 @@ function scanFlat(
         default: {
           const ctor = type.startsWith(TEMPORAL_PREFIX) ? temporalClass(type.slice(TEMPORAL_PREFIX.length)) : undefined;
           if (ctor !== undefined) {
+            const text = checkString(entry, ref);
+            if (text.length > MAX_TEMPORAL_TEXT) throw malformed(`entry ${ref} is a ${type} of over ${MAX_TEMPORAL_TEXT} characters`);
+            addElements(TEMPORAL_ELEMENTS - 1);
+            let value: unknown;
             try {
-              ctor.from(checkString(entry, ref));
+              value = ctor.from(text);
             } catch (cause) {
               throw malformed(`entry ${ref} is an invalid ${type}`, cause);
             }
+            built.strings.push({ tag: type, text, value });
             break;
           }
           // Includes devalue's own typed array and ArrayBuffer forms: binaries travel out of band.
@@ -1139,22 +1464,26 @@ function scanFlat(
       if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > MAX_ARRAY_LEN || entry.length % 2 !== 0) {
         throw malformed(`entry ${ref} is an invalid sparse array`);
       }
+      // Every slot counts, holes too: code that walks the array walks its length.
+      addElements(len);
       refs = [];
+      let last = -1;
       for (let i = 2; i < entry.length; i += 2) {
         const idx = entry[i];
-        if (typeof idx !== 'number' || !Number.isInteger(idx) || idx < 0 || idx >= len) {
+        if (typeof idx !== 'number' || !Number.isInteger(idx) || idx <= last || idx >= len) {
           throw malformed(`entry ${ref} has an invalid sparse index`);
         }
+        last = idx;
         refs.push(refIndex(entry[i + 1], ref));
       }
-      addElements(refs.length);
     } else {
+      // Every slot counts, holes too.
+      addElements(entry.length);
       refs = [];
       for (let i = 0; i < entry.length; i++) {
         const e = entry[i];
         if (e !== HOLE) refs.push(refIndex(e, ref));
       }
-      addElements(refs.length);
     }
     if (refs !== undefined && refs.length > 0) {
       frameRefs.push(refs);
@@ -1175,7 +1504,9 @@ function scanFlat(
     framePos[top] = pos + 1;
     enter(refs[pos], frameRefs.length + 1);
   }
-  return { binaryUsed, handleUsed };
+  const unused = visited.indexOf(0);
+  if (unused >= 0) throw malformed(`entry ${unused} is never used`);
+  return { binaryUsed, handleUsed, built };
 }
 
 /**
@@ -1406,6 +1737,7 @@ function decodeDevalue(
   takeBinary: (index: number, length: number) => ArrayBuffer,
 ): unknown {
   const binaryCount = starts.length;
+  checkDevalueText(text, limits, handleCount, binaryCount);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -1419,7 +1751,7 @@ function decodeDevalue(
     return unflatten(parsed);
   }
   if (!Array.isArray(parsed) || parsed.length === 0) throw malformed('the devalue text is not a non-empty array');
-  const { binaryUsed, handleUsed } = scanFlat(parsed as unknown[], binaryCount, handleCount, limits);
+  const { binaryUsed, handleUsed, built } = scanFlat(parsed as unknown[], binaryCount, handleCount, limits);
   const unusedBinary = binaryUsed.indexOf(0);
   if (unusedBinary >= 0) throw malformed(`binary section ${unusedBinary} is never referenced`);
   const unusedHandle = handleUsed.indexOf(0);
@@ -1455,8 +1787,31 @@ function decodeDevalue(
       }
     },
   };
+  // The values the scan built (to check them) are used as they are, in the same order.
+  let nextRegExp = 0;
+  let nextString = 0;
+  const operations = {
+    fromRegExpInfo: (source: string, flags: string | undefined): RegExp => {
+      const b = built.regExps[nextRegExp];
+      if (b !== undefined && b.source === source && b.flags === flags) {
+        nextRegExp++;
+        return b.value;
+      }
+      return new RegExp(source, flags);
+    },
+    fromStringValue: (tag: string, text: string): unknown => {
+      const b = built.strings[nextString];
+      if (b !== undefined && b.tag === tag && b.text === text) {
+        nextString++;
+        return b.value;
+      }
+      if (tag === 'URL') return new URL(text);
+      if (tag === 'URLSearchParams') return new URLSearchParams(text);
+      return temporalClass(tag.slice(TEMPORAL_PREFIX.length))!.from(text);
+    },
+  };
   try {
-    return unflatten(parsed, revivers);
+    return unflatten(parsed, revivers, { operations });
   } catch (error) {
     if (hookError !== undefined) throw hookError.error;
     if (error instanceof RangeError) {
