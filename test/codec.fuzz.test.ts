@@ -117,7 +117,7 @@ describe('codec fuzz', () => {
     .map((f) => Uint8Array.from(Buffer.from(readFileSync(seedDir + f, 'utf8').trim(), 'hex')));
 
   it('has seed bodies that decode', () => {
-    expect(seeds.length).toBeGreaterThanOrEqual(6);
+    expect(seeds.length).toBeGreaterThanOrEqual(7);
     for (const body of seeds) {
       const count = peekHandleCount(body);
       expect(() => decodeMessage(body, count, reviveHooks(count), DEFAULT_LIMITS)).not.toThrow();
@@ -228,10 +228,16 @@ describe('codec fuzz', () => {
     const entries = JSON.parse(new TextDecoder().decode(sample.subarray(textStart, textStart + textBytes))) as unknown[];
     const section = sample.subarray(sample.length - 8);
     const atom = fc.oneof(
-      fc.integer({ min: -8, max: entries.length + 1 }),
-      fc.constantFrom('b', 'h', 'Map', 'Set', 'Date', 'BigInt', 'Object', 'null', 'RegExp', 'URL', 'Uint8Array', '__proto__', 'x'),
-      fc.constant(null),
-      fc.double(),
+      { arbitrary: fc.integer({ min: -8, max: entries.length + 1 }), weight: 4 },
+      {
+        arbitrary: fc.constantFrom('b', 'h', 'Map', 'Set', 'Date', 'BigInt', 'Object', 'null', 'RegExp', 'URL', 'URLSearchParams', 'Uint8Array', '__proto__', 'x'),
+        weight: 4,
+      },
+      { arbitrary: fc.constant(null), weight: 1 },
+      { arbitrary: fc.double(), weight: 1 },
+      // counts and texts that cost: lengths, pairs, digits, property escapes
+      { arbitrary: fc.constantFrom(2 ** 32 - 1, 999_999, 1_000_000, 1e9), weight: 1 },
+      { arbitrary: fc.constantFrom('9'.repeat(10_001), '\\p{RGI_Emoji}'.repeat(8), 'https://x/?a&b&c'), weight: 1 },
     );
     fc.assert(
       fc.property(
@@ -259,5 +265,170 @@ describe('codec fuzz', () => {
       ),
       { seed: SEED, numRuns: 6000 },
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Revivers (issue 11, item 2): hostile devalue texts with every built-in type and mutated counts
+// and lengths decode to a value or MALFORMED/TOO_LARGE, and what a decoded value holds (what
+// decoding built, counted as docs/wire-format.md counts it) never exceeds maxElements.
+
+/** What a decoded value holds, counted as maxElements counts it (a lower bound: leaves count what they hold). */
+function heldElements(root: unknown): number {
+  let count = 1;
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'bigint') {
+      const digits = (v < 0n ? -v : v).toString().length;
+      count += Math.floor(digits / 64) + Math.floor((digits * digits) / 131_072);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      count += v.length; // every slot, holes too
+      for (const k of Object.keys(v)) stack.push(v[Number(k)]);
+    } else if (v instanceof Map) {
+      count += 2 * v.size;
+      for (const [k, e] of v) stack.push(k, e);
+    } else if (v instanceof Set) {
+      count += v.size;
+      for (const e of v) stack.push(e);
+    } else if (v instanceof URLSearchParams) {
+      count += 2 * [...v].length;
+    } else if (v instanceof URL) {
+      // reading searchParams builds the pairs: that is what the count is for
+      count += 3 + 2 * [...v.searchParams].length;
+    } else if (v instanceof RegExp) {
+      count += 15;
+    } else if (Object.prototype.toString.call(v) === '[object Object]' && !(v instanceof Date)) {
+      const keys = Object.keys(v);
+      count += keys.length;
+      for (const k of keys) stack.push((v as Record<string, unknown>)[k]);
+    } else if (typeof (v as { valueOf?: unknown }).valueOf === 'function') {
+      stack.push((v as { valueOf(): unknown }).valueOf()); // a boxed BigInt
+    }
+  }
+  return count;
+}
+
+/** V8's bucket for a BigInt: every BigInt with the same lowest 64 bits (of |n|) shares it. */
+function collidingPairs(root: unknown): { keys: number; pairs: number } {
+  let keys = 0;
+  let pairs = 0;
+  const stack: unknown[] = [root];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    const members = v instanceof Map ? [...v.keys()] : v instanceof Set ? [...v] : undefined;
+    if (members !== undefined) {
+      keys += members.length;
+      const groups = new Map<string, number>();
+      for (const m of members) {
+        if (typeof m !== 'bigint' || m === 0n) continue;
+        const low = BigInt.asUintN(64, m < 0n ? -m : m).toString();
+        groups.set(low, (groups.get(low) ?? 0) + 1);
+      }
+      for (const c of groups.values()) pairs += (c * (c - 1)) / 2;
+    }
+    if (Array.isArray(v)) stack.push(...v);
+    else if (v instanceof Map) for (const [k, e] of v) stack.push(k, e);
+    else if (v instanceof Set) stack.push(...v);
+    else stack.push(...Object.values(v));
+  }
+  return { keys, pairs };
+}
+
+describe('codec fuzz: revivers', () => {
+  const LIMITS_SMALL: DecodeLimits = { maxDepth: 32, maxElements: 4000, maxBinaries: 8 };
+
+  /** A random entry of a devalue text of `n` entries, of any type, with costly counts. */
+  const entryArb = (n: number) => {
+    const ref = fc.integer({ min: -7, max: n - 1 });
+    const refs = fc.array(ref, { maxLength: 12 });
+    const costly = fc.constantFrom(0, 1, 5, 1000, 3999, 4000, 100_000, 2 ** 32 - 1);
+    const text = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.tuple(fc.constantFrom('a&', '&', 'a=b&', '=&', '%41&', '+&'), fc.constantFrom(1, 10, 2000, 5000, 70_000)).map(([u, k]) => u.repeat(k)),
+    );
+    const regExp = fc.tuple(
+      fc.oneof(
+        fc.constantFrom('a', '(', '[a-z]+', '^\\p{L}+$', '\\p{RGI_Emoji}', '[\\p{L}--\\p{N}]', '[a-zA-Z\\u0100-\\uffff]', '\\p{'),
+        fc.string({ maxLength: 8 }),
+      ),
+      fc.integer({ min: 1, max: 300 }),
+      fc.constantFrom(undefined, '', 'g', 'iu', 'v', 'iv', 'gg', 'x'),
+    );
+    return fc.oneof(
+      fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 8 }), fc.boolean(), fc.constant(null)),
+      fc.dictionary(fc.string({ maxLength: 4 }), ref, { maxKeys: 6 }),
+      refs.map((r) => r.map((x) => (x === -7 ? -2 : x))), // dense, -2 holes
+      fc.tuple(costly, fc.array(fc.tuple(fc.nat(5000), ref), { maxLength: 6 })).map(([len, pairs]) => [
+        -7,
+        len,
+        ...pairs.sort((a, b) => a[0] - b[0]).flat(),
+      ]),
+      refs.map((r) => ['Set', ...r]),
+      refs.map((r) => ['Map', ...r, ...(r.length % 2 ? [0] : [])]),
+      fc.array(fc.tuple(fc.string({ maxLength: 4 }), ref), { maxLength: 5 }).map((kv) => ['null', ...kv.flat()]),
+      fc.oneof(fc.constant('1970-01-01T00:00:00.000Z'), fc.constant(''), fc.string({ maxLength: 30 })).map((t) => ['Date', t]),
+      regExp.map(([src, times, flags]) => (flags === undefined ? ['RegExp', src.repeat(times)] : ['RegExp', src.repeat(times), flags])),
+      fc.tuple(fc.constantFrom('', '-'), fc.constantFrom(1, 19, 64, 1000, 5000, 10_000, 10_001)).map(([sign, d]) => ['BigInt', sign + '7'.repeat(d)]),
+      fc.tuple(fc.nat(2000), fc.nat(3)).map(([k, c]) => ['BigInt', ((BigInt(k + 1) << 64n) + BigInt(c)).toString()]),
+      text.map((t) => ['URLSearchParams', t]),
+      text.map((t) => ['URL', `https://x/?${t}`]),
+      ref.map((r) => ['Object', r]),
+      fc.constantFrom(['Temporal.PlainDate', '2020-01-01'], ['Nope', 1], ['ArrayBuffer', 'AAEC'], ['b', 1], ['h', 1]),
+    );
+  };
+
+  /** A devalue text whose entry 0 is a container referring to every entry, so that most are used. */
+  const textArb = fc.integer({ min: 1, max: 24 }).chain((n) =>
+    fc.tuple(fc.array(entryArb(n + 1), { minLength: n, maxLength: n }), fc.constantFrom('array', 'Set', 'Map')).map(([entries, root]) => {
+      const refs = entries.map((_, i) => i + 1);
+      const head = root === 'array' ? refs : root === 'Set' ? ['Set', ...refs] : ['Map', ...refs, ...(refs.length % 2 ? [1] : [])];
+      return JSON.stringify([head, ...entries]);
+    }),
+  );
+
+  it('decodes hostile devalue texts of every type to a value within maxElements, or MALFORMED/TOO_LARGE', () => {
+    let decoded = 0;
+    let slowest = 0;
+    fc.assert(
+      fc.property(textArb, (text) => {
+        const bytes = new TextEncoder().encode(text);
+        const body = new Uint8Array(16 + ((bytes.length + 7) & ~7));
+        body[0] = 1;
+        body[1] = 1;
+        new DataView(body.buffer).setUint32(4, bytes.length, true);
+        body.set(bytes, 16);
+        const start = performance.now();
+        let value: unknown;
+        try {
+          value = decodeMessage(body, 0, undefined, LIMITS_SMALL);
+        } catch (e) {
+          if (!(e instanceof IpcError)) throw e;
+          expect(['MALFORMED', 'TOO_LARGE']).toContain(e.code);
+          expect(e.message).not.toMatch(/does not describe a value/);
+          return;
+        } finally {
+          slowest = Math.max(slowest, performance.now() - start);
+        }
+        decoded++;
+        // Work by counts: what was built is within the limit it was counted against.
+        expect(heldElements(value)).toBeLessThanOrEqual(LIMITS_SMALL.maxElements);
+        const { keys, pairs } = collidingPairs(value);
+        expect(pairs).toBeLessThanOrEqual(2 ** 20 + 8 * keys);
+      }),
+      { seed: SEED, numRuns: 3000 },
+    );
+    // Not all rejected (the generator reaches the revivers), none slow (a coarse bound: the
+    // costliest cases refused are 100 ms and more each when built).
+    expect(decoded).toBeGreaterThan(100);
+    expect(slowest).toBeLessThan(1000);
   });
 });
