@@ -32,7 +32,15 @@ function closeOwned(): void {
     }
   }
 }
-afterEach(closeOwned);
+const peers: Peer[] = [];
+afterEach(async () => {
+  closeOwned();
+  // A failed test may leave its peer running: end it, so its pipes do not count in the next test.
+  for (const peer of peers.splice(0)) {
+    peer.child.kill('SIGKILL');
+    await peer.done;
+  }
+});
 
 const dir = mkdtempSync(path.join(tmpdir(), 'eic-stream-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -431,7 +439,9 @@ function startPeer(scenario: string): Peer {
   );
   // 'close': the child has exited and its stderr pipe is closed.
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-  return { child, fd: ours, sent, done };
+  const peer = { child, fd: ours, sent, done };
+  peers.push(peer);
+  return peer;
 }
 
 /** Waits (blocking, at most 5 s) until `fd` is readable. */
