@@ -2,12 +2,13 @@
   "targets": [
     {
       "target_name": "electron_ipc_channel",
+      # Built on every POSIX system. The Linux-only files are added below; `npm run check:macos`
+      # (scripts/check-macos.mjs) reads this file and compiles the OS=='mac' set with zig.
       "sources": [
         "src/native/addon.cc",
         "src/native/channel.cc",
         "src/native/shm.cc",
         "src/native/closer.cc",
-        "src/native/landlock.cc",
         "src/native/stream.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -22,11 +23,28 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags": ["-fvisibility=hidden"],
-      # Never unmapped by dlclose: Node closes an addon when the last worker that loaded it ends,
-      # but the closer thread (src/native/closer.cc) and the Landlock signal handler outlive it.
-      "ldflags": ["-Wl,-z,nodelete"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["src/native/channel.cc", "src/native/shm.cc", "src/native/closer.cc", "src/native/landlock.cc"] }]
+        ["OS=='linux'", {
+          # The SOCK_SEQPACKET transport and the Landlock sandbox exist on Linux only.
+          "sources": ["src/native/seqpacket.cc", "src/native/landlock.cc"],
+          # Never unmapped by dlclose: Node closes an addon when the last worker that loaded it
+          # ends, but the closer thread (src/native/closer.cc) and the Landlock signal handler
+          # outlive it. (macOS: addon.cc marks the image RTLD_NODELETE at load instead.)
+          "ldflags": ["-Wl,-z,nodelete"]
+        }],
+        ["OS=='mac'", {
+          # node-gyp builds a loadable_module: a Mach-O bundle (-bundle) linked with
+          # `-undefined dynamic_lookup`, the Node-API symbols resolved from the host at load.
+          "xcode_settings": {
+            "MACOSX_DEPLOYMENT_TARGET": "11.0",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "CLANG_CXX_LIBRARY": "libc++",
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
+            "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-fexceptions", "-fvisibility=hidden"],
+            "WARNING_CFLAGS": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
+          }
+        }]
       ]
     }
   ]

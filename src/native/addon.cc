@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#ifndef __linux__
+#include <dlfcn.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
@@ -220,7 +223,26 @@ uint8_t* Scratch(napi_env env, size_t bytes) {
 
 namespace {
 
+#ifndef __linux__
+// The addon must never be unmapped: Node dlcloses it when the last worker that loaded it ends,
+// but the closer thread (closer.cc) outlives that worker. Linux links it with -z nodelete; ld64
+// has no such flag, so the first Init marks its own image RTLD_NODELETE (dlopen of an image
+// already loaded, RTLD_NOLOAD). Failure leaves the image as it was: nothing to report.
+void PinImage() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info image;
+    if (dladdr(reinterpret_cast<void*>(&PinImage), &image) != 0 && image.dli_fname != nullptr) {
+      dlopen(image.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+  });
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifndef __linux__
+  PinImage();
+#endif
   auto* s = new eic::EnvState;
   s->id = eic::g_next_env_id.fetch_add(1);
   s->refs = 2;  // instance data + cleanup hook
@@ -237,10 +259,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     eic::ThrowPending(env, napi_generic_failure);
   }
   eic::InitChannel(env, exports);
+#ifdef __linux__
+  eic::InitSeqpacket(env, exports);
+#endif
   eic::InitShm(env, exports);
   eic::InitStream(env, exports);
   eic::InitCloser(env, exports);
+#ifdef __linux__
   InitLandlock(env, exports);
+#endif
   return exports;
 }
 

@@ -11,6 +11,11 @@
 // A queued descriptor keeps its number until the closer really closes it, so the number cannot
 // be reused (and closed a second time by mistake) meanwhile; it is already out of the
 // environment's table, so nothing in JS can use or close it again.
+//
+// Which closes may wait is system-specific (CloseMayBlock): Linux answers from statx
+// (AT_STATX_DONT_SYNC), SIOCINQ and /proc/self/fdinfo; macOS has none of them, so its version is
+// more conservative (anything but pipes, shared memory and AF_UNIX sockets with nothing queued
+// goes to the closer). The queue, the thread and the errno names are shared.
 #include "common.h"
 
 #include <errno.h>
@@ -24,7 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef __linux__
 #include <linux/sockios.h>
+#endif
 
 #include <atomic>
 #include <condition_variable>
@@ -32,7 +39,7 @@
 #include <mutex>
 #include <thread>
 
-#ifndef F_GET_SEALS
+#if defined(__linux__) && !defined(F_GET_SEALS)
 #define F_GET_SEALS 1034
 #endif
 
@@ -66,7 +73,7 @@ void CloserMain() {
       fd = q.fds.front();
       q.fds.pop_front();
     }
-    // Linux releases the number even when close fails (EINTR, EIO): never retried.
+    // Linux and macOS release the number even when close fails (EINTR, EIO): never retried.
     close(fd);
     g_pending.fetch_sub(1, std::memory_order_release);
   }
@@ -91,6 +98,8 @@ void EnqueueClose(int fd) {
   StartCloserLocked(q);
   q.ready.notify_one();
 }
+
+#ifdef __linux__
 
 // The number of descriptors queued in an AF_UNIX socket's receive queue (the "scm_fds:" line of
 // /proc/self/fdinfo/<fd>), or -1 when it cannot be read.
@@ -190,6 +199,71 @@ bool CloseMayBlock(int fd, FdOrigin origin) {
   }
 }
 
+#else  // !__linux__: macOS and the BSDs
+
+// Whether closing this AF_UNIX socket might release descriptors queued on it (XNU disposes of
+// them in unp_detach, on the closing thread, like Linux). A listening socket may hold
+// connections that wait to be accepted, whose queues may hold descriptors: readable means one
+// waits. Otherwise only a non-blocking MSG_PEEK that fails with EAGAIN proves the receive queue
+// empty (a message of descriptors alone has no bytes, so FIONREAD cannot tell). There is no
+// count of queued descriptors to consult as on Linux, so end-of-file or any data queued counts as
+// "may hold some". A peer that sends one between this check and the close wins a race of a few
+// microseconds (documented limit, as on Linux).
+bool UnixSocketMayHoldFds(int fd) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r;
+    do {
+      r = poll(&p, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    return r != 0;
+  }
+  char byte;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return !(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+// Whether close(fd) might wait on another process or on hardware. fstat (there is no statx) of a
+// socket, a pipe or a shared memory object answers from kernel state; of a vnode it may ask a
+// network file system's server, the same risk fdInfo already takes for every received
+// descriptor on macOS. Files and directories always go to the closer: there is no cheap,
+// non-blocking way to tell a local file system from NFS/SMB/FUSE (fstatfs may ask the server).
+bool CloseMayBlock(int fd, FdOrigin origin) {
+  if (origin == FdOrigin::kSharedMemory) return false;
+  if (origin == FdOrigin::kUnixSocket) return UnixSocketMayHoldFds(fd);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno != EBADF;  // EBADF: close fails at once
+  switch (st.st_mode & S_IFMT) {
+    case 0:        // POSIX shared memory (pshm_stat sets no file type), kqueue
+    case S_IFIFO:  // pipes and FIFOs
+      return false;
+    case S_IFSOCK: {
+      // TCP and friends honour SO_LINGER; AF_UNIX ignores it. No SO_DOMAIN: the family of the
+      // socket's own address.
+      struct sockaddr_storage self;
+      socklen_t selfLength = sizeof self;
+      if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&self), &selfLength) != 0 ||
+          selfLength < offsetof(struct sockaddr_storage, ss_family) + sizeof(sa_family_t)) {
+        return true;
+      }
+      return self.ss_family != AF_UNIX || UnixSocketMayHoldFds(fd);
+    }
+    default:  // files, directories, devices (a tty drains its output first)
+      return true;
+  }
+}
+
+#endif  // __linux__
+
 Napi::Value PendingClosesFn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(PendingCloses()));
 }
@@ -208,6 +282,7 @@ int CloseQuietly(int fd, FdOrigin origin) {
 
 size_t PendingCloses() { return g_pending.load(std::memory_order_acquire); }
 
+#ifdef __linux__
 const char* ErrnoName(int err) {
   switch (err) {
 #define EIC_ERRNO(name) \
@@ -244,6 +319,41 @@ const char* ErrnoName(int err) {
       return nullptr;
   }
 }
+#else
+// macOS <sys/errno.h>. ENOTSUP (45) and EOPNOTSUPP (102) differ here, unlike on Linux.
+const char* ErrnoName(int err) {
+  switch (err) {
+#define EIC_ERRNO(name) \
+  case name:            \
+    return #name;
+    EIC_ERRNO(EPERM) EIC_ERRNO(ENOENT) EIC_ERRNO(ESRCH) EIC_ERRNO(EINTR) EIC_ERRNO(EIO) EIC_ERRNO(ENXIO)
+    EIC_ERRNO(E2BIG) EIC_ERRNO(ENOEXEC) EIC_ERRNO(EBADF) EIC_ERRNO(ECHILD) EIC_ERRNO(EDEADLK) EIC_ERRNO(ENOMEM)
+    EIC_ERRNO(EACCES) EIC_ERRNO(EFAULT) EIC_ERRNO(ENOTBLK) EIC_ERRNO(EBUSY) EIC_ERRNO(EEXIST) EIC_ERRNO(EXDEV)
+    EIC_ERRNO(ENODEV) EIC_ERRNO(ENOTDIR) EIC_ERRNO(EISDIR) EIC_ERRNO(EINVAL) EIC_ERRNO(ENFILE) EIC_ERRNO(EMFILE)
+    EIC_ERRNO(ENOTTY) EIC_ERRNO(ETXTBSY) EIC_ERRNO(EFBIG) EIC_ERRNO(ENOSPC) EIC_ERRNO(ESPIPE) EIC_ERRNO(EROFS)
+    EIC_ERRNO(EMLINK) EIC_ERRNO(EPIPE) EIC_ERRNO(EDOM) EIC_ERRNO(ERANGE) EIC_ERRNO(EAGAIN)
+    EIC_ERRNO(EINPROGRESS) EIC_ERRNO(EALREADY) EIC_ERRNO(ENOTSOCK) EIC_ERRNO(EDESTADDRREQ) EIC_ERRNO(EMSGSIZE)
+    EIC_ERRNO(EPROTOTYPE) EIC_ERRNO(ENOPROTOOPT) EIC_ERRNO(EPROTONOSUPPORT) EIC_ERRNO(ESOCKTNOSUPPORT)
+    EIC_ERRNO(ENOTSUP) EIC_ERRNO(EPFNOSUPPORT) EIC_ERRNO(EAFNOSUPPORT) EIC_ERRNO(EADDRINUSE)
+    EIC_ERRNO(EADDRNOTAVAIL) EIC_ERRNO(ENETDOWN) EIC_ERRNO(ENETUNREACH) EIC_ERRNO(ENETRESET)
+    EIC_ERRNO(ECONNABORTED) EIC_ERRNO(ECONNRESET) EIC_ERRNO(ENOBUFS) EIC_ERRNO(EISCONN) EIC_ERRNO(ENOTCONN)
+    EIC_ERRNO(ESHUTDOWN) EIC_ERRNO(ETOOMANYREFS) EIC_ERRNO(ETIMEDOUT) EIC_ERRNO(ECONNREFUSED) EIC_ERRNO(ELOOP)
+    EIC_ERRNO(ENAMETOOLONG) EIC_ERRNO(EHOSTDOWN) EIC_ERRNO(EHOSTUNREACH) EIC_ERRNO(ENOTEMPTY)
+    EIC_ERRNO(EPROCLIM) EIC_ERRNO(EUSERS) EIC_ERRNO(EDQUOT) EIC_ERRNO(ESTALE) EIC_ERRNO(EREMOTE)
+    EIC_ERRNO(EBADRPC) EIC_ERRNO(ERPCMISMATCH) EIC_ERRNO(EPROGUNAVAIL) EIC_ERRNO(EPROGMISMATCH)
+    EIC_ERRNO(EPROCUNAVAIL) EIC_ERRNO(ENOLCK) EIC_ERRNO(ENOSYS) EIC_ERRNO(EFTYPE) EIC_ERRNO(EAUTH)
+    EIC_ERRNO(ENEEDAUTH) EIC_ERRNO(EPWROFF) EIC_ERRNO(EDEVERR) EIC_ERRNO(EOVERFLOW) EIC_ERRNO(EBADEXEC)
+    EIC_ERRNO(EBADARCH) EIC_ERRNO(ESHLIBVERS) EIC_ERRNO(EBADMACHO) EIC_ERRNO(ECANCELED) EIC_ERRNO(EIDRM)
+    EIC_ERRNO(ENOMSG) EIC_ERRNO(EILSEQ) EIC_ERRNO(ENOATTR) EIC_ERRNO(EBADMSG) EIC_ERRNO(EMULTIHOP)
+    EIC_ERRNO(ENODATA) EIC_ERRNO(ENOLINK) EIC_ERRNO(ENOSR) EIC_ERRNO(ENOSTR) EIC_ERRNO(EPROTO) EIC_ERRNO(ETIME)
+    EIC_ERRNO(EOPNOTSUPP) EIC_ERRNO(ENOPOLICY) EIC_ERRNO(ENOTRECOVERABLE) EIC_ERRNO(EOWNERDEAD)
+    EIC_ERRNO(EQFULL)
+#undef EIC_ERRNO
+    default:
+      return nullptr;
+  }
+}
+#endif
 
 void InitCloser(Napi::Env env, Napi::Object exports) {
   exports.Set("pendingCloses", Napi::Function::New(env, PendingClosesFn, "pendingCloses"));

@@ -1,5 +1,9 @@
 // Shared by the addon's translation units. Every function here runs on the JS thread of the
 // environment it is given.
+//
+// Platforms: everything declared here exists on Linux and macOS. Linux-only code lives in
+// seqpacket.cc and landlock.cc (binding.gyp builds them on Linux only) and in #ifdef __linux__
+// blocks elsewhere, each with a portable branch; `npm run check:macos` compiles the macOS set.
 #pragma once
 
 #include <napi.h>
@@ -10,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,8 +23,10 @@
 #include <unordered_map>
 #include <vector>
 
-// Adds landlockAbi and landlockRestrict to `exports` (src/native/landlock.cc).
+#ifdef __linux__
+// Adds landlockAbi and landlockRestrict to `exports` (src/native/landlock.cc, Linux only).
 void InitLandlock(Napi::Env env, Napi::Object exports);
+#endif
 
 namespace eic {
 
@@ -62,6 +69,17 @@ void Release(EnvState* s);
 // A PollHandle's uv close callback ran and it was freed.
 void PollHandleFreed(EnvState* s);
 
+// channel.cc. Whether the peer of a socket hung up: 1 yes, 0 no, or -errno from poll (-EBADF
+// for a closed number). Linux also counts the peer's shutdown(SHUT_WR) (POLLRDHUP); macOS
+// reports POLLHUP once the peer can send no more.
+int PollHangUp(int fd);
+// channel.cc. Type, mode and size of `fd` without waiting on another process where the system
+// allows it: Linux statx(AT_STATX_DONT_SYNC) (fstat before Linux 4.11); macOS fstat, which may ask
+// a network file system's server. Returns 0 or an errno; kStatNoWaitCall names the system call
+// for error messages ("statx" or "fstat").
+int StatNoWait(int fd, mode_t* mode, int64_t* size);
+extern const char* const kStatNoWaitCall;
+
 // channel.cc: detaches the handle from its Poller, removes it from `pollers` and uv_closes it
 // (which also drops its epoll registration, so call it while the fd is still open).
 void ClosePollHandle(PollHandle* h);
@@ -87,18 +105,21 @@ int CloseFd(napi_env env, int fd);
 // closer.cc. close(2) that never blocks the calling thread: a descriptor whose close cannot wait
 // (AF_UNIX socket with nothing queued, pipe, shared memory, anonymous inode) is closed here, any
 // other one (TCP with SO_LINGER, FUSE/NFS file, tty, device...) is handed to the process-wide
-// closer thread and keeps its number until it is really closed. EINTR counts as closed (Linux
-// always releases the number). Returns 0 or the errno of a close done here. Any thread.
+// closer thread and keeps its number until it is really closed. EINTR counts as closed (Linux and
+// macOS both release the number before the file's own close can be interrupted). Returns 0 or
+// the errno of a close done here. Any thread.
 int CloseQuietly(int fd, FdOrigin origin = FdOrigin::kUnknown);
 // Descriptors handed to the closer thread and not yet closed. Any thread.
 size_t PendingCloses();
-// "EPERM" for EPERM and so on for every Linux errno; nullptr for an unknown value.
+// closer.cc. "EPERM" for EPERM and so on for every errno of the system it was built for (a
+// Linux table, a macOS table); nullptr for an unknown value (ThrowErrno then says "E<number>").
 const char* ErrnoName(int err);
 size_t OpenCount(napi_env env);
 
 // Per-environment reusable buffer of at least `bytes` bytes (contents undefined).
 uint8_t* Scratch(napi_env env, size_t bytes);
 
+#ifdef __linux__
 // Room for every control message a Unix socket can add to a packet, so that none of them can
 // truncate the SCM_RIGHTS: SCM_CREDENTIALS (SO_PASSCRED), SCM_SECURITY (SO_PASSSEC; the peer's
 // security label, allowed up to 4 KiB), SCM_RIGHTS (253 descriptors at most) and SCM_PIDFD
@@ -108,12 +129,22 @@ uint8_t* Scratch(napi_env env, size_t bytes);
 constexpr size_t kSecurityLabelRoom = 4096;
 constexpr size_t kControlBytes = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(kSecurityLabelRoom) +
                                  CMSG_SPACE(sizeof(int) * kMaxFdsPerPacket) + CMSG_SPACE(sizeof(int));
+#else
+// macOS: no socket option adds a control message to AF_UNIX reads (LOCAL_PEERCRED is a
+// getsockopt), so SCM_RIGHTS is the only one.
+constexpr size_t kControlBytes = CMSG_SPACE(sizeof(int) * kMaxFdsPerPacket);
+#endif
 union ControlBuffer {
   struct cmsghdr align;
   char bytes[kControlBytes];
 };
 
 void InitChannel(Napi::Env env, Napi::Object exports);
+#ifdef __linux__
+// seqpacket.cc (Linux only): socketpair, sendPacket, recvPackets, recvInto, peekFd, listen,
+// accept, connect, peerCredentials, neutralizeSocket.
+void InitSeqpacket(Napi::Env env, Napi::Object exports);
+#endif
 void InitCloser(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitStream(Napi::Env env, Napi::Object exports);

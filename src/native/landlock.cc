@@ -7,6 +7,10 @@
 // applied to each of them from a signal handler, as nptl(7) does for setxid and libpsx(3) does
 // for libcap. Landlock erratum 2 lets the resulting sibling domains keep signalling each other.
 // Docs: https://docs.kernel.org/userspace-api/landlock.html
+#if !defined(__linux__)
+#error "landlock.cc is Linux-only (binding.gyp leaves it out elsewhere)"
+#endif
+
 #include "common.h"
 
 #include <dirent.h>

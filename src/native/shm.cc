@@ -1,5 +1,6 @@
-// memfd shared memory: create, fill, seal, map. Every function runs on the JS thread that calls
-// it; a mapping's finalizer runs on that thread too.
+// Shared memory: fill, map, detach (every POSIX system), and memfd create + seal (Linux only;
+// stream.cc makes the POSIX shm_open objects of the portable transport). Every function runs on
+// the JS thread that calls it; a mapping's finalizer runs on that thread too.
 #include "common.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 #include <atomic>
 #include <string>
 
-#ifndef F_SEAL_FUTURE_WRITE
+#if defined(__linux__) && !defined(F_SEAL_FUTURE_WRITE)
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
 
@@ -39,6 +40,7 @@ bool ExternalAllowed(napi_env env) {
 
 void Unmap(napi_env env, void* data, void* hint) { munmap(data, reinterpret_cast<size_t>(hint)); }
 
+#ifdef __linux__
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) ThrowTypeError(env, "name must be a string");
@@ -55,6 +57,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   }
   return Napi::Number::New(env, fd);
 }
+#endif  // __linux__
 
 Napi::Value Pwrite(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
@@ -82,6 +85,7 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+#ifdef __linux__
 Napi::Value AddSeals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
@@ -90,6 +94,7 @@ Napi::Value AddSeals(const Napi::CallbackInfo& info) {
   if (fcntl(fd, F_ADD_SEALS, static_cast<int>(seals)) != 0) ThrowErrno(env, errno, "fcntl");
   return env.Undefined();
 }
+#endif  // __linux__
 
 // Reads `length` bytes from offset 0 into a new ArrayBuffer. pread rather than mmap + memcpy:
 // a file that shrinks meanwhile gives a short read, not SIGBUS.
@@ -99,8 +104,10 @@ Napi::Value CopyOut(napi_env env, int fd, size_t length, bool writable) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) ThrowErrno(env, errno, "fcntl");
     if ((fl & O_ACCMODE) != O_RDWR) ThrowErrno(env, EACCES, "mmap");
+#ifdef __linux__
     int seals = fcntl(fd, F_GET_SEALS);
     if (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0) ThrowErrno(env, EPERM, "mmap");
+#endif
   }
   if (static_cast<int64_t>(length) > kMaxCopyBytes) ThrowTooLarge(env, static_cast<int64_t>(length));
   void* data = nullptr;
@@ -135,18 +142,12 @@ Napi::Value MapFd(const Napi::CallbackInfo& info) {
     return Napi::Value(env, ab);
   }
   // Touching a MAP_SHARED page beyond the end of the file raises SIGBUS, and a peer may hand a
-  // file that is not shared memory at all: its size comes from statx(AT_STATX_DONT_SYNC), which
-  // does not wait on a FUSE or NFS server the way fstat would.
-  struct statx stx;
-  int64_t fileSize;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_SIZE, &stx) == 0) {
-    fileSize = static_cast<int64_t>(stx.stx_size);
-  } else {
-    if (errno != ENOSYS) ThrowErrno(env, errno, "statx");
-    struct stat st;
-    if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
-    fileSize = st.st_size;
-  }
+  // file that is not shared memory at all: its size comes from StatNoWait (Linux:
+  // statx(AT_STATX_DONT_SYNC), which does not wait on a FUSE or NFS server the way fstat would).
+  mode_t mode = 0;
+  int64_t fileSize = 0;
+  int err = StatNoWait(fd, &mode, &fileSize);
+  if (err != 0) ThrowErrno(env, err, kStatNoWaitCall);
   if (length > fileSize) ThrowRangeError(env, "length exceeds the size of the file");
   if (copy || !ExternalAllowed(env)) return CopyOut(env, fd, static_cast<size_t>(length), writable);
   if (length > kMaxMapBytes) ThrowTooLarge(env, length);
@@ -155,9 +156,17 @@ Napi::Value MapFd(const Napi::CallbackInfo& info) {
   // A read-only view is still mapped writable, but private (copy-on-write): JS cannot tell a
   // read-only ArrayBuffer from another, and a store into PROT_READ memory would kill the process.
   // Stores change only this process's pages, never the file.
+#ifdef MAP_POPULATE
   int flags = (writable ? MAP_SHARED : MAP_PRIVATE) | (populate ? MAP_POPULATE : 0);
+#else
+  int flags = writable ? MAP_SHARED : MAP_PRIVATE;
+#endif
   void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+#ifndef MAP_POPULATE
+  // macOS has no MAP_POPULATE; a read-ahead hint is the nearest thing (failure changes nothing).
+  if (populate) madvise(addr, size, MADV_WILLNEED);
+#endif
   napi_status status = napi_create_external_arraybuffer(env, addr, size, Unmap, reinterpret_cast<void*>(size), &ab);
   if (status == napi_ok) return Napi::Value(env, ab);
   munmap(addr, size);
@@ -206,9 +215,13 @@ Napi::Value ExternalBuffersAllowed(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitShm(Napi::Env env, Napi::Object exports) {
+#ifdef __linux__
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+#endif
   exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
+#ifdef __linux__
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
+#endif
   exports.Set("mapFd", Napi::Function::New(env, MapFd, "mapFd"));
   exports.Set("detachBuffer", Napi::Function::New(env, DetachBuffer, "detachBuffer"));
   exports.Set("aliasBuffer", Napi::Function::New(env, AliasBuffer, "aliasBuffer"));

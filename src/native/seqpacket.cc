@@ -1,0 +1,472 @@
+// The Linux SOCK_SEQPACKET transport: socket pairs, packets with SCM_RIGHTS, the one-shot server
+// socket (listen, accept, connect), peer credentials and socket neutralization. Linux only:
+// macOS has no AF_UNIX SOCK_SEQPACKET (its header defines the constant, socket() fails), and
+// this file also relies on SOCK_CLOEXEC, MSG_CMSG_CLOEXEC, accept4, MSG_NOSIGNAL, POLLRDHUP,
+// SO_PEERCRED and SO_PASS*; binding.gyp builds it on Linux only, src/native/stream.cc is the
+// portable transport. Every function runs on the JS thread of the environment that calls it.
+#if !defined(__linux__)
+#error "seqpacket.cc is Linux-only (binding.gyp leaves it out elsewhere; stream.cc is the portable transport)"
+#endif
+
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace eic {
+namespace {
+
+constexpr int kPacketTruncated = 1;
+constexpr int kPacketCtruncated = 2;
+// A batch of recvPackets stops before the next packet could take it past this many bytes.
+constexpr size_t kBatchBytes = 1 << 20;
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
+
+// Whether the next packet's descriptors fit in `room` slots: 1 yes, 0 no, or -errno.
+// MSG_PEEK installs duplicates of the descriptors (scm_fp_dup), closed at once. With room 0 there
+// is no control buffer: the kernel installs nothing and reports MSG_CTRUNC for any descriptor (and
+// for SO_PASSCRED/SO_PASSPIDFD/SO_PASSSEC, so such a socket ends a batch at every packet: slower,
+// never wrong). Otherwise the buffer has room for the control messages the kernel writes before
+// the rights (credentials, security label), then for exactly `room` descriptors, then a pidfd:
+// any of the first ones left out lets the kernel install more than `room` descriptors, which
+// then reads as "does not fit", as it should.
+int PeekFdsFit(int fd, size_t room) {
+  ControlBuffer ctrl;
+  struct msghdr msg = {};
+  room = std::min(room, static_cast<size_t>(kMaxFdsPerPacket));
+  if (room > 0) {
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(kSecurityLabelRoom) + CMSG_LEN(sizeof(int) * room) +
+                         CMSG_SPACE(sizeof(int));
+  }
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (room == 0) return (msg.msg_flags & MSG_CTRUNC) ? 0 : 1;
+  int rights = ForEachControlFd(&msg, [](int) { return false; });
+  return static_cast<size_t>(rights) <= room ? 1 : 0;
+}
+
+Napi::Value Socketpair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) ThrowErrno(env, errno, "socketpair");
+  RegisterFds(env, sv, 2, FdOrigin::kUnixSocket);
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Napi::Number::New(env, sv[0]));
+  pair.Set(1u, Napi::Number::New(env, sv[1]));
+  return pair;
+}
+
+// neutralizeSocket(fd): clears the options that make every read of the socket carry more than
+// the sender's bytes and descriptors: SO_PASSCRED (SCM_CREDENTIALS), SO_PASSPIDFD (SCM_PIDFD, a
+// new descriptor per read, Linux 6.5+) and SO_PASSSEC (SCM_SECURITY), and sets SO_PASSRIGHTS
+// back to 1 (Linux 6.16+: 0 makes every sender's descriptors fail with EPERM). For sockets a peer
+// hands over: whoever else holds the socket can set them again, so the receive paths stay safe
+// without this (they close every control-message descriptor); this only keeps them cheap.
+// Errors of kernels or families without an option (ENOPROTOOPT, EINVAL, EOPNOTSUPP) are
+// ignored; any other (EBADF, ENOTSOCK) throws.
+Napi::Value NeutralizeSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  static const struct {
+    int option;
+    int value;
+  } kOptions[] = {{SO_PASSCRED, 0}, {SO_PASSPIDFD, 0}, {SO_PASSSEC, 0}, {SO_PASSRIGHTS, 1}};
+  for (const auto& o : kOptions) {
+    if (setsockopt(fd, SOL_SOCKET, o.option, &o.value, sizeof o.value) == 0) continue;
+    int err = errno;
+    if (err == ENOPROTOOPT || err == EINVAL || err == EOPNOTSUPP) continue;
+    ThrowErrno(env, err, "setsockopt");
+  }
+  return env.Undefined();
+}
+
+Napi::Value SendPacket(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  Iovecs iovecs(env, info[1], false, "parts must be an array of 0 to 1024 typed arrays");
+  struct iovec* iov = iovecs.data();
+  uint32_t count = iovecs.count();
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ControlBuffer ctrl;
+  napi_value fdList = info[2];
+  bool isArray = false;
+  napi_valuetype fdListType;
+  napi_typeof(env, fdList, &fdListType);
+  if (fdListType != napi_null && fdListType != napi_undefined) {
+    if (napi_is_array(env, fdList, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
+    uint32_t fdCount = 0;
+    napi_get_array_length(env, fdList, &fdCount);
+    if (fdCount > static_cast<uint32_t>(kMaxFdsPerPacket)) ThrowRangeError(env, "a packet carries at most 253 descriptors");
+    if (fdCount > 0) {
+      memset(ctrl.bytes, 0, CMSG_SPACE(sizeof(int) * fdCount));
+      msg.msg_control = ctrl.bytes;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fdCount);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fdCount);
+      unsigned char* out = CMSG_DATA(c);
+      for (uint32_t i = 0; i < fdCount; i++) {
+        napi_value v;
+        double d;
+        if (napi_get_element(env, fdList, i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok ||
+            !(d >= 0 && d <= INT_MAX) || d != static_cast<double>(static_cast<int>(d))) {
+          ThrowTypeError(env, "fds must hold integers >= 0");
+        }
+        int one = static_cast<int>(d);
+        memcpy(out + i * sizeof(int), &one, sizeof one);
+      }
+    }
+  }
+
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  napi_value result;
+  if (r < 0) {
+    int err = errno;
+    switch (err) {
+      case EAGAIN:
+      case EPIPE:
+      case ECONNRESET:
+      case EMSGSIZE:
+      case ENOBUFS:
+        napi_create_int32(env, -err, &result);
+        return Napi::Value(env, result);
+      default:
+        ThrowErrno(env, err, "sendmsg");
+    }
+  }
+  napi_create_double(env, static_cast<double>(r), &result);
+  return Napi::Value(env, result);
+}
+
+// Runs on the JS thread, right after recvmsg: stores up to `room` of the SCM_RIGHTS descriptors
+// in `out` and registers them (owned from this moment), closes the rest and every descriptor of
+// any other control message type (ForEachControlFd), and adds the PACKET_* flags of the message
+// to `flags`. Returns how many were stored.
+int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* flags) {
+  int got = 0;
+  bool dropped = false;
+  ForEachControlFd(msg, [&](int fd) {
+    if (static_cast<size_t>(got) >= room) {
+      dropped = true;
+      return false;
+    }
+    out[got++] = fd;
+    return true;
+  });
+  RegisterFds(env, out, got);
+  if (dropped) *flags |= kPacketCtruncated;
+  if (msg->msg_flags & MSG_TRUNC) *flags |= kPacketTruncated;
+  if (msg->msg_flags & MSG_CTRUNC) *flags |= kPacketCtruncated;
+  return got;
+}
+
+Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int32_t* meta;
+  size_t metaLength;
+  int32_t* fdsOut;
+  size_t fdsCapacity;
+  GetInt32Array(env, info[1], &meta, &metaLength, "meta must be an Int32Array");
+  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
+  int maxPackets = ArgInt(info, 3, 1, 1 << 20, "maxPackets must be an integer from 1 to 2^20");
+  int maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
+  if (metaLength < 2 + 4 * static_cast<size_t>(maxPackets)) {
+    ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
+  }
+  const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
+  size_t budget = std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
+  uint8_t* buf;
+  // Arena mode (args 5 and 6): packets land directly in the caller's Uint8Array from the given
+  // 8-aligned offset, with no Buffer allocated and no copy; the caller keeps room for one
+  // maxPacketBytes packet at least.
+  bool arenaMode = info.Length() > 5 && !info[5].IsUndefined();
+  size_t arenaBase = 0;
+  if (arenaMode) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      ThrowTypeError(env, "arena must be a Uint8Array");
+    }
+    arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
+    if (arenaBase % 8 != 0 || arenaBase > length || length - arenaBase < slot) {
+      ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
+    }
+    buf = static_cast<uint8_t*>(data) + arenaBase;
+    budget = length - arenaBase;
+  } else {
+    buf = Scratch(env, std::max<size_t>(budget, 8));
+  }
+
+  // Arg 7 (block): the first recvmsg goes without MSG_DONTWAIT, so it waits for a packet when the
+  // file is in blocking mode (SetBlocking) and fails with EAGAIN at once when it is not. One
+  // system call instead of poll + recvmsg for a blocking receive.
+  bool block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  ControlBuffer ctrl;
+  int n = 0;
+  size_t off = 0;
+  size_t end = 0;
+  size_t fdsUsed = 0;
+  bool eof = false;
+  bool retried = false;
+  while (n < maxPackets) {
+    if (n > 0 && off + slot > budget) break;
+    size_t room = fdsCapacity - fdsUsed;
+    if (room < static_cast<size_t>(kMaxFdsPerPacket)) {
+      // Only the first packet may be peeked with descriptors installed; later ones just stop
+      // the batch when they carry any.
+      int fit = PeekFdsFit(fd, n == 0 ? room : 0);
+      if (fit == -EAGAIN) break;
+      if (fit == 0) {
+        if (n == 0) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+        break;
+      }
+    }
+    struct iovec iov = {buf + off, static_cast<size_t>(maxPacketBytes)};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = sizeof ctrl.bytes;
+    ssize_t r = recvmsg(fd, &msg, (block && n == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
+    if (r < 0) {
+      int err = errno;
+      // ECONNRESET is the one-shot sk_err a peer leaves when it closes with unread data
+      // (unix_release_sock); the packets queued before it are still there.
+      if (err == EINTR || (err == ECONNRESET && !retried)) {
+        retried = err == ECONNRESET;
+        continue;
+      }
+      if (err == EAGAIN || n > 0) break;
+      ThrowErrno(env, err, "recvmsg");
+    }
+    int flags = 0;
+    int got = TakeFds(env, &msg, fdsOut + fdsUsed, fdsCapacity - fdsUsed, &flags);
+    // SOCK_SEQPACKET reads 0 both for an empty packet and at end-of-file.
+    if (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) {
+      eof = true;
+      break;
+    }
+    int32_t* m = meta + 2 + 4 * n;
+    m[0] = static_cast<int32_t>(arenaBase + off);
+    m[1] = static_cast<int32_t>(r);
+    m[2] = got;
+    m[3] = flags;
+    fdsUsed += got;
+    n++;
+    end = off + static_cast<size_t>(r);
+    off = Align8(end);
+    memset(buf + end, 0, off - end);
+  }
+  meta[0] = n;
+  meta[1] = eof ? 1 : 0;
+  napi_value result;
+  if (n == 0) {
+    napi_create_int32(env, eof ? 0 : -EAGAIN, &result);
+    return Napi::Value(env, result);
+  }
+  if (arenaMode) {
+    napi_create_int32(env, n, &result);
+    return Napi::Value(env, result);
+  }
+  napi_status status = napi_create_buffer_copy(env, end, buf, nullptr, &result);
+  if (status != napi_ok) ThrowPending(env, status);
+  return Napi::Value(env, result);
+}
+
+// Runs on the JS thread. One recvmsg scattered over caller-provided Uint8Arrays (the rest of a
+// fragmented message goes straight to its final buffers). meta: [fdCount, flags, eof].
+Napi::Value RecvInto(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  Iovecs iovecs(env, info[1], true, "iovs must be an array of 1 to 1024 Uint8Arrays");
+  if (iovecs.count() == 0) ThrowRangeError(env, "iovs must be an array of 1 to 1024 Uint8Arrays");
+  struct iovec* iov = iovecs.data();
+  uint32_t count = iovecs.count();
+  int32_t* fdsOut;
+  size_t fdsCapacity;
+  int32_t* meta;
+  size_t metaLength;
+  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
+  GetInt32Array(env, info[3], &meta, &metaLength, "meta must be an Int32Array");
+  if (fdsCapacity < static_cast<size_t>(kMaxFdsPerPacket) || metaLength < 3) {
+    ThrowRangeError(env, "fdsOut must hold 253 entries and meta 3");
+  }
+  ControlBuffer ctrl;
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  // A peek takes no control data: descriptors are installed only by the real read (without
+  // room for them the kernel drops its peeked copies).
+  bool peek = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (!peek) {
+    msg.msg_control = ctrl.bytes;
+    msg.msg_controllen = sizeof ctrl.bytes;
+  }
+  ssize_t r;
+  bool retried = false;
+  for (;;) {
+    r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (peek ? MSG_PEEK : 0));
+    if (r >= 0) break;
+    int err = errno;
+    if (err == EINTR) continue;
+    // The one-shot error a peer leaves when it closes with unread data; packets remain.
+    if (err == ECONNRESET && !retried) {
+      retried = true;
+      continue;
+    }
+    napi_value result;
+    if (err == EAGAIN) {
+      napi_create_int32(env, -EAGAIN, &result);
+      return Napi::Value(env, result);
+    }
+    ThrowErrno(env, err, "recvmsg");
+  }
+  int flags = 0;
+  int got = TakeFds(env, &msg, fdsOut, fdsCapacity, &flags);
+  meta[0] = got;
+  meta[1] = flags;
+  meta[2] = (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) ? 1 : 0;
+  napi_value result;
+  napi_create_double(env, static_cast<double>(r), &result);
+  return Napi::Value(env, result);
+}
+
+// peekFd(fd): the first descriptor of the next packet, received by MSG_PEEK: the packet and its
+// descriptors stay queued for whoever reads it later; the caller owns the returned duplicate
+// (registered). -1 when the next packet carries no descriptor, -errno (EAGAIN: no packet).
+Napi::Value PeekFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  ControlBuffer ctrl;
+  char byte;
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctrl.bytes;
+  msg.msg_controllen = sizeof ctrl.bytes;
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Napi::Number::New(env, -errno);
+  int first = -1;
+  ForEachControlFd(&msg, [&](int got) {
+    if (first >= 0) return false;
+    first = got;
+    return true;
+  });
+  if (first >= 0) RegisterFd(env, first);
+  return Napi::Number::New(env, first);
+}
+
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgPath(info, 0);
+  struct sockaddr_un addr;
+  socklen_t addrLength = UnixAddress(path, &addr);
+  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "bind");
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
+  FdGuard guard(env, fd);
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength) != 0) ThrowErrno(env, errno, "bind");
+  if (listen(fd, 1) != 0) ThrowErrno(env, errno, "listen");
+  return Napi::Number::New(env, guard.release());
+}
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int listener = ArgFd(info, 0);
+  int fd;
+  do {
+    fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    // ECONNABORTED: the connection went away before it was accepted; wait for the next one.
+    if (errno == EAGAIN || errno == ECONNABORTED) return Napi::Number::New(env, -EAGAIN);
+    ThrowErrno(env, errno, "accept4");
+  }
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgPath(info, 0);
+  struct sockaddr_un addr;
+  socklen_t addrLength = UnixAddress(path, &addr);
+  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "connect");
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  RegisterFd(env, fd, FdOrigin::kUnixSocket);
+  FdGuard guard(env, fd);
+  // A Unix connect interrupted by a signal leaves the socket unconnected, so it can be retried.
+  int r;
+  do {
+    r = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) ThrowErrno(env, errno, "connect");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) ThrowErrno(env, errno, "fcntl");
+  return Napi::Number::New(env, guard.release());
+}
+
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(ArgFd(info, 0), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
+}
+
+}  // namespace
+
+void InitSeqpacket(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
+  exports.Set("sendPacket", Napi::Function::New(env, SendPacket, "sendPacket"));
+  exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
+  exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
+  exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));
+  exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
+  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("neutralizeSocket", Napi::Function::New(env, NeutralizeSocket, "neutralizeSocket"));
+}
+
+}  // namespace eic
