@@ -6,6 +6,7 @@
  */
 import { native } from '../native.js';
 import { seqpacketTransport } from './seqpacket.js';
+import { streamTransport } from './stream.js';
 import type { Transport } from './types.js';
 
 export { AGAIN, GONE, TOO_BIG } from './types.js';
@@ -13,6 +14,7 @@ export type { Transport } from './types.js';
 
 const BACKENDS: Record<string, (() => Transport) | undefined> = {
   seqpacket: () => seqpacketTransport(native()),
+  stream: () => streamTransport(native()),
 };
 
 let chosen: Transport | undefined;
