@@ -17,7 +17,7 @@
 //      without it to list the undefined symbols: anything but napi_*, node_api_* and uv_* is a
 //      symbol macOS's libSystem does not have (a Linux-only call), and fails the check;
 //   6. checks the Mach-O headers (magic, CPU type, file type) of every object and bundle.
-// Output goes to build/macos-check/. Exit status 0 when everything passed.
+// Output goes to build/macos-check/<arch>/ (git-ignored). Exit status 0 when everything passed.
 //
 // Differences from a real macOS build (node-gyp + Xcode): zig's linker cannot make an MH_BUNDLE
 // (`-bundle` crashes it), so the result is an MH_DYLIB, which dlopen (and so Node) loads just the
@@ -27,7 +27,7 @@
 // Environment: ELECTRON_IPC_CHANNEL_ZIG=/path/to/zig uses that zig (it must have macOS libc, as
 // zig 0.11 does) instead of installing one; JOBS=n limits parallel compiles.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,7 +49,14 @@ const LINUX_ONLY = [
   { pattern: /\bSOCK_SEQPACKET\b/, why: 'macOS has no AF_UNIX SOCK_SEQPACKET (the constant exists, socket() fails)' },
   { pattern: /"\/proc\//, why: 'macOS has no /proc' },
 ];
-const outDir = path.join(root, 'build', 'macos-check');
+// Each run works in its own directory (two runs at once must not read each other's half-written
+// files) and leaves its results in build/macos-check/<arch>/ at the end.
+const resultDir = path.join(root, 'build', 'macos-check');
+mkdirSync(resultDir, { recursive: true });
+const outDir = mkdtempSync(path.join(resultDir, 'run-'));
+process.on('exit', () => rmSync(outDir, { recursive: true, force: true }));
+process.on('uncaughtException', (err) => fail(`unexpected error: ${err?.stack ?? err}`));
+process.on('unhandledRejection', (err) => fail(`unexpected error: ${err?.stack ?? err}`));
 
 function say(message) {
   console.log(`check:macos: ${message}`);
@@ -226,15 +233,25 @@ function findZig() {
   let version = existsSync(zig) && zigWorks(zig);
   if (!version) {
     say(`installing zig ${ZIG_VERSION} (${ZIG_PACKAGE}, ~50 MB download) into ${path.relative(root, prefix)}`);
-    rmSync(prefix, { recursive: true, force: true });
-    mkdirSync(prefix, { recursive: true });
+    // Installed beside, then renamed into place: a run at the same time never sees half of it.
+    mkdirSync(path.dirname(prefix), { recursive: true });
+    const staging = mkdtempSync(`${prefix}.install-`);
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const r = spawnSync(
       npm,
-      ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `${ZIG_PACKAGE}@${ZIG_VERSION}`],
+      ['install', '--prefix', staging, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `${ZIG_PACKAGE}@${ZIG_VERSION}`],
       { stdio: 'inherit' },
     );
-    if (r.status !== 0) fail(`npm install ${ZIG_PACKAGE}@${ZIG_VERSION} failed (exit ${r.status})`);
+    if (r.status !== 0) {
+      rmSync(staging, { recursive: true, force: true });
+      fail(`npm install ${ZIG_PACKAGE}@${ZIG_VERSION} failed (exit ${r.status})`);
+    }
+    rmSync(prefix, { recursive: true, force: true });
+    try {
+      renameSync(staging, prefix);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another run won the rename
+    }
     version = zigWorks(zig);
     if (!version) fail(`zig was installed at ${zig} but does not run`);
   }
@@ -298,7 +315,7 @@ function machHeader(file) {
   const fd = openSync(file, 'r');
   const b = Buffer.alloc(16);
   try {
-    readSync(fd, b, 0, 16, 0);
+    if (readSync(fd, b, 0, 16, 0) < 16) return { magic: 0, cputype: 0, filetype: 0 };
   } finally {
     closeSync(fd);
   }
@@ -381,14 +398,16 @@ if (problems.length === 0) {
     if (bad) errors.push(bad);
     // The same link without dynamic_lookup: every undefined symbol is listed. Only the host's
     // may remain; any other is missing from macOS's libSystem (a Linux-only call).
-    const strict = await run(zig, ['c++', ...targetFlag, '-shared', ...objects, '-o', path.join(outDir, arch.arch, 'strict-link.out')]);
+    const strictOut = path.join(outDir, arch.arch, 'strict-link.out');
+    const strict = await run(zig, ['c++', ...targetFlag, '-shared', ...objects, '-o', strictOut]);
+    rmSync(strictOut, { force: true });
     const undefinedSymbols = [...strict.output.matchAll(/undefined (?:reference to )?symbol[: ]+'?([\w$.]+)'?/g)].map((m) => m[1]);
     const foreign = [...new Set(undefinedSymbols.filter((s) => !HOST_SYMBOL.test(s)))];
     if (foreign.length > 0) errors.push(`${arch.arch}: symbols neither in libSystem nor provided by Node: ${foreign.join(', ')}`);
     else if (strict.status !== 0 && undefinedSymbols.length === 0) errors.push(`${arch.arch}: the strict link failed:\n${strict.output.trim()}`);
     const kind = FILE_TYPES[machHeader(out).filetype] ?? '?';
     summary.push(
-      `${arch.arch.padEnd(7)} ${path.relative(root, out).padEnd(26)} Mach-O ${kind.padEnd(9)} ${((Date.now() - t) / 1000).toFixed(1)} s, ` +
+      `${arch.arch.padEnd(7)} ${path.relative(root, path.join(resultDir, arch.arch, path.basename(out))).padEnd(26)} Mach-O ${kind.padEnd(9)} ${((Date.now() - t) / 1000).toFixed(1)} s, ` +
         `${new Set(undefinedSymbols).size} symbols left to the host (napi_*, uv_*)`,
     );
     return errors;
@@ -396,7 +415,14 @@ if (problems.length === 0) {
   for (const errors of await pool(linkTasks, jobs)) problems.push(...errors);
 }
 
-const file = spawnSync('file', ARCHS.map((a) => path.join(outDir, a.arch, `${TARGET_NAME}.node`)).filter(existsSync), { encoding: 'utf8' });
+for (const arch of ARCHS) {
+  const final = path.join(resultDir, arch.arch);
+  rmSync(final, { recursive: true, force: true });
+  try {
+    renameSync(path.join(outDir, arch.arch), final);
+  } catch {}
+}
+const file = spawnSync('file', ARCHS.map((a) => path.join(resultDir, a.arch, `${TARGET_NAME}.node`)).filter(existsSync), { encoding: 'utf8' });
 console.log('\ncheck:macos summary');
 for (const line of summary) console.log(`  ${line}`);
 if (file.status === 0 && file.stdout.trim()) for (const line of file.stdout.trim().split('\n')) console.log(`  file: ${line.replace(root + path.sep, '')}`);
