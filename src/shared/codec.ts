@@ -1202,8 +1202,8 @@ interface ScanResult {
 /**
  * Validates devalue's flat array before `unflatten` sees it, in the order `unflatten` hydrates
  * (depth-first from entry 0, each entry once), without recursion: every entry shape, every
- * reference, binary and handle references (each exactly once, in range), that every entry is
- * used, and the depth and element limits, counting what each value costs to build before it is
+ * reference, binary and handle references (each exactly once, in range), and the depth and
+ * element limits, counting what each value costs to build before it is
  * built (see above) and the hash-table work of every Map and Set. After it passes, `unflatten`
  * neither throws nor recurses deeper than maxDepth, and builds each checked value once.
  */
@@ -1241,7 +1241,6 @@ function scanFlat(
     }
     const v = values[ref];
     if (typeof v === 'object' && v !== null) throw malformed(`entry ${where} refers to a non-primitive entry`);
-    visited[ref] = 1;
     return v;
   };
 
@@ -1253,7 +1252,6 @@ function scanFlat(
     }
     const payload = values[p];
     if (!Array.isArray(payload) || payload.length !== size) throw malformed(`entry ${where} has a bad payload`);
-    visited[p] = 1;
     return payload as unknown[];
   };
 
@@ -1504,8 +1502,6 @@ function scanFlat(
     framePos[top] = pos + 1;
     enter(refs[pos], frameRefs.length + 1);
   }
-  const unused = visited.indexOf(0);
-  if (unused >= 0) throw malformed(`entry ${unused} is never used`);
   return { binaryUsed, handleUsed, built };
 }
 
