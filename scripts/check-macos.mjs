@@ -14,15 +14,19 @@
 //      libuv's from the running Node;
 //   5. links electron_ipc_channel.node per architecture with `-undefined dynamic_lookup` (the
 //      Node-API and libuv symbols come from the host process at load time), and links once more
-//      without it to list the undefined symbols: anything but napi_*, node_api_* and uv_* is a
-//      symbol macOS's libSystem does not have (a Linux-only call), and fails the check;
+//      without it to list the undefined symbols: anything but napi_*, node_api_*, uv_* and the
+//      C++ runtime's is a symbol macOS's libSystem does not have (a Linux-only call), and fails
+//      the check;
 //   6. checks the Mach-O headers (magic, CPU type, file type) of every object and bundle.
 // Output goes to build/macos-check/<arch>/ (git-ignored). Exit status 0 when everything passed.
 //
 // Differences from a real macOS build (node-gyp + Xcode): zig's linker cannot make an MH_BUNDLE
 // (`-bundle` crashes it), so the result is an MH_DYLIB, which dlopen (and so Node) loads just the
-// same; libc++ is linked statically (zig builds it once per architecture, cached in zig's global
-// cache, ~/.cache/zig: the first run takes a few minutes, later ones seconds).
+// same. A Mac links the C++ runtime dynamically (/usr/lib/libc++.1.dylib); zig has no stub of that
+// library, so its symbols (mangled `__Z...`, `___cxa_*`, `___gxx_personality_v0`) are left to
+// dynamic lookup too (-nostdlib++). With --static-libc++ zig builds its own libc++ per
+// architecture and links it in instead: a fuller link, ~5 minutes the first time (cached in
+// ~/.cache/zig afterwards).
 //
 // Environment: ELECTRON_IPC_CHANNEL_ZIG=/path/to/zig uses that zig (it must have macOS libc, as
 // zig 0.11 does) instead of installing one; JOBS=n limits parallel compiles.
@@ -42,8 +46,12 @@ const ARCHS = [
   { arch: 'x86_64', zig: 'x86_64', cputype: 0x01000007 },
   { arch: 'arm64', zig: 'aarch64', cputype: 0x0100000c },
 ];
-// Symbols the host process provides; anything else must come from libSystem.
+const staticLibcxx = process.argv.includes('--static-libc++');
+// Symbols the host process provides; anything else must come from libSystem. (C names get one
+// leading underscore in Mach-O, so a Linux-only C call such as _accept4 or _memfd_create never
+// matches the C++ runtime patterns.)
 const HOST_SYMBOL = /^_(napi_|node_api_|uv_)/;
+const CXX_RUNTIME_SYMBOL = /^(__Z|___cxa_|___gxx_personality|___dynamic_cast)/;
 // Compile on macOS but do not work there: must stay inside #ifdef __linux__.
 const LINUX_ONLY = [
   { pattern: /\bSOCK_SEQPACKET\b/, why: 'macOS has no AF_UNIX SOCK_SEQPACKET (the constant exists, socket() fails)' },
@@ -360,7 +368,10 @@ const flags = [
 ];
 
 const jobs = Math.max(1, Number(process.env.JOBS) || os.availableParallelism?.() || os.cpus().length);
-say(`compiling ${sources.length} sources for ${ARCHS.map((a) => a.arch).join(' and ')} (${jobs} at a time; the first run also builds libc++ per architecture)`);
+say(
+  `compiling ${sources.length} sources for ${ARCHS.map((a) => a.arch).join(' and ')} (${jobs} at a time)` +
+    (staticLibcxx ? '; --static-libc++: the first run also builds libc++ per architecture (minutes)' : ''),
+);
 const problems = [];
 const summary = [];
 const compileTasks = [];
@@ -391,7 +402,8 @@ if (problems.length === 0) {
     const out = path.join(outDir, arch.arch, `${TARGET_NAME}.node`);
     const targetFlag = ['-target', `${arch.zig}-macos.${deploymentTarget}`];
     const t = Date.now();
-    const linked = await run(zig, ['c++', ...targetFlag, '-shared', '-undefined', 'dynamic_lookup', ...objects, '-o', out]);
+    const linkFlags = ['c++', ...targetFlag, '-shared', ...(staticLibcxx ? [] : ['-nostdlib++'])];
+    const linked = await run(zig, [...linkFlags, '-undefined', 'dynamic_lookup', ...objects, '-o', out]);
     if (linked.status !== 0) return [`${arch.arch}: link failed\n${linked.output.trim()}`];
     const errors = [];
     const bad = checkMachO(out, arch, [6, 8]);
@@ -399,16 +411,18 @@ if (problems.length === 0) {
     // The same link without dynamic_lookup: every undefined symbol is listed. Only the host's
     // may remain; any other is missing from macOS's libSystem (a Linux-only call).
     const strictOut = path.join(outDir, arch.arch, 'strict-link.out');
-    const strict = await run(zig, ['c++', ...targetFlag, '-shared', ...objects, '-o', strictOut]);
+    const strict = await run(zig, [...linkFlags, ...objects, '-o', strictOut]);
     rmSync(strictOut, { force: true });
     const undefinedSymbols = [...strict.output.matchAll(/undefined (?:reference to )?symbol[: ]+'?([\w$.]+)'?/g)].map((m) => m[1]);
-    const foreign = [...new Set(undefinedSymbols.filter((s) => !HOST_SYMBOL.test(s)))];
+    const foreign = [...new Set(undefinedSymbols.filter((s) => !HOST_SYMBOL.test(s) && !(!staticLibcxx && CXX_RUNTIME_SYMBOL.test(s))))];
+    const hostCount = new Set(undefinedSymbols.filter((s) => HOST_SYMBOL.test(s))).size;
+    const cxxCount = new Set(undefinedSymbols.filter((s) => CXX_RUNTIME_SYMBOL.test(s))).size;
     if (foreign.length > 0) errors.push(`${arch.arch}: symbols neither in libSystem nor provided by Node: ${foreign.join(', ')}`);
     else if (strict.status !== 0 && undefinedSymbols.length === 0) errors.push(`${arch.arch}: the strict link failed:\n${strict.output.trim()}`);
     const kind = FILE_TYPES[machHeader(out).filetype] ?? '?';
     summary.push(
       `${arch.arch.padEnd(7)} ${path.relative(root, path.join(resultDir, arch.arch, path.basename(out))).padEnd(26)} Mach-O ${kind.padEnd(9)} ${((Date.now() - t) / 1000).toFixed(1)} s, ` +
-        `${new Set(undefinedSymbols).size} symbols left to the host (napi_*, uv_*)`,
+        `left to load time: ${hostCount} Node-API/libuv symbols` + (staticLibcxx ? ', libc++ linked in' : `, ${cxxCount} C++ runtime symbols (libc++)`),
     );
     return errors;
   });
