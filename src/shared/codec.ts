@@ -277,6 +277,9 @@ function framesPath(frames: CopyFrame[]): string {
   return path;
 }
 
+/** The handles of a value without any. */
+const NO_HANDLES: ReadonlyMap<object, string> = new Map();
+
 /** Objects met by {@link snapshot}: a short list first (cheaper than a Map for small values). */
 const SEEN_LIST_MAX = 16;
 /** Longest array {@link snapshot} copies with one slice (see there). */
@@ -292,7 +295,7 @@ interface Snapshot {
   /** True when the copy is JSON-exact but for handles, and format 2 can carry it (see below). */
   jsonWithHandles: boolean;
   /** Handle objects (the caller's) with their kinds, in the order first met. */
-  handles: Map<object, string>;
+  handles: ReadonlyMap<object, string>;
 }
 
 /**
@@ -315,98 +318,118 @@ interface Snapshot {
  * handle's marker (two levels below its container) fits maxDepth.
  */
 function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
-  let json = true;
-  let jsonWithHandles = hooks !== undefined;
-  const handles = new Map<object, string>();
-  // The caller's objects already met -> their copies (or themselves when kept).
-  let seenList: object[] | undefined = [];
-  let seenCopies: unknown[] = [];
-  let seenMap: Map<object, unknown> | undefined;
-  const frames: CopyFrame[] = [];
-  const objectPrototype = Object.prototype;
+  const walk = new SnapshotWalk(hooks, maxDepth);
+  const value = walk.visit(root);
+  walk.run();
+  return { value, json: walk.json, jsonWithHandles: walk.jsonWithHandles, handles: walk.handles ?? NO_HANDLES };
+}
 
-  const remember = (v: object, copy: unknown): void => {
-    if (seenList !== undefined) {
-      seenList.push(v);
-      seenCopies.push(copy);
-      if (seenList.length > SEEN_LIST_MAX) {
-        seenMap = new Map();
-        for (let i = 0; i < seenList.length; i++) seenMap.set(seenList[i], seenCopies[i]);
-        seenList = undefined;
-        seenCopies = [];
+/** The state of one {@link snapshot} (a class: its methods and fields stay monomorphic). */
+class SnapshotWalk {
+  json = true;
+  jsonWithHandles: boolean;
+  /** Handle objects met, with their kinds (created at the first). */
+  handles: Map<object, string> | undefined;
+  /** The caller's objects already met -> their copies (or themselves when kept). */
+  private seenList: object[] | undefined = [];
+  private seenCopies: unknown[] = [];
+  private seenMap: Map<object, unknown> | undefined;
+  private readonly frames: CopyFrame[] = [];
+
+  constructor(
+    private readonly hooks: EncodeHooks | undefined,
+    private readonly maxDepth: number,
+  ) {
+    this.jsonWithHandles = hooks !== undefined;
+  }
+
+  private remember(v: object, copy: unknown): void {
+    const list = this.seenList;
+    if (list !== undefined) {
+      list.push(v);
+      this.seenCopies.push(copy);
+      if (list.length > SEEN_LIST_MAX) {
+        const map = new Map<object, unknown>();
+        for (let i = 0; i < list.length; i++) map.set(list[i], this.seenCopies[i]);
+        this.seenMap = map;
+        this.seenList = undefined;
+        this.seenCopies = [];
       }
     } else {
-      seenMap!.set(v, copy);
+      this.seenMap!.set(v, copy);
     }
-  };
+  }
 
   /** Marks the value as neither JSON-exact nor JSON-exact but for handles. */
-  const notJson = (): void => {
-    json = false;
-    jsonWithHandles = false;
-  };
+  private notJson(): void {
+    this.json = false;
+    this.jsonWithHandles = false;
+  }
 
   /**
    * Copies array items from `i` on up to the next object child or hole (or, when `copy` is
    * `src`, a slice already made, checks them); returns its index, or `end` when there is none.
    */
-  const copyItems = (src: unknown[], copy: unknown[], i: number, end: number): number => {
+  private copyItems(src: unknown[], copy: unknown[], i: number, end: number): number {
     const copying = src !== copy;
     for (; i < end; i++) {
       const e = src[i];
       if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
       if (e === undefined && !(i in src)) return i;
-      if (e !== null && !isJsonScalar(e)) notJson();
+      if (e !== null && !isJsonScalar(e)) this.notJson();
       if (copying) copy.push(e);
     }
     return end;
-  };
+  }
 
   /** Checks an object copy's values from key position `i` on; returns the next object child's position, or `end`. */
-  const scanValues = (copy: Record<string, unknown>, keys: string[], i: number, end: number): number => {
+  private scanValues(copy: Record<string, unknown>, keys: string[], i: number, end: number): number {
     for (; i < end; i++) {
       const k = keys[i];
       const e = copy[k];
-      if (k === HANDLE_MARKER) jsonWithHandles = false;
-      else if (k === '__proto__') notJson();
+      if (k === HANDLE_MARKER) this.jsonWithHandles = false;
+      else if (k === '__proto__') this.notJson();
       if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
-      if (e !== null && !isJsonScalar(e)) notJson();
+      if (e !== null && !isJsonScalar(e)) this.notJson();
     }
     return end;
-  };
+  }
 
   /** The copy of `v` (a primitive as it is); a container met first is copied, its object children later. */
-  const visit = (v: unknown): unknown => {
+  visit(v: unknown): unknown {
     if (typeof v !== 'object' || v === null) {
       if (typeof v !== 'function') {
-        if (v !== null && !isJsonScalar(v)) notJson();
+        if (v !== null && !isJsonScalar(v)) this.notJson();
         return v;
       }
     }
-    const seen = seenList !== undefined ? seenList.indexOf(v) : -1;
-    if (seen >= 0 || (seenMap !== undefined && seenMap.has(v))) {
-      json = false;
-      if (!handles.has(v)) jsonWithHandles = false;
-      return seen >= 0 ? seenCopies[seen] : seenMap!.get(v);
+    const list = this.seenList;
+    if (list !== undefined) {
+      const seen = list.indexOf(v);
+      if (seen >= 0) return this.again(v, this.seenCopies[seen]);
+    } else {
+      const seen = this.seenMap!.get(v);
+      if (seen !== undefined) return this.again(v, seen);
     }
-    if (frames.length + 1 > maxDepth) {
-      throw unserializable(describe(v), framesPath(frames), `it nests deeper than maxDepth ${maxDepth}`);
+    const frames = this.frames;
+    if (frames.length + 1 > this.maxDepth) {
+      throw unserializable(describe(v), framesPath(frames), `it nests deeper than maxDepth ${this.maxDepth}`);
     }
     if (typeof v === 'function') {
-      remember(v, v);
-      notJson();
+      this.remember(v, v);
+      this.notJson();
       return v;
     }
-    if (hooks !== undefined) {
-      const kind = hooks.handleKind(v);
+    if (this.hooks !== undefined) {
+      const kind = this.hooks.handleKind(v);
       if (kind !== undefined) {
         if (typeof kind !== 'string' || kind.length === 0) {
           throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
         }
-        handles.set(v, kind);
-        remember(v, v);
-        json = false;
-        if (frames.length + 2 > maxDepth) jsonWithHandles = false;
+        (this.handles ??= new Map()).set(v, kind);
+        this.remember(v, v);
+        this.json = false;
+        if (frames.length + 2 > this.maxDepth) this.jsonWithHandles = false;
         return v;
       }
     }
@@ -421,28 +444,29 @@ function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: numbe
         (end <= 4096 || (0 in v && end - 1 in v && end >>> 1 in v))
       ) {
         // A slice reads each item once, fast, into a packed array (JSON.stringify is much slower
-        // on holey ones); it walks every index, hence only for arrays that look dense.
+        // on holey ones); it walks every index, hence only for arrays that look dense, and only
+        // for this realm's plain arrays (a slice of a subclass would construct the subclass).
         copy = arraySlice.call(v) as unknown[];
         src = copy;
         end = copy.length;
       } else {
         copy = [];
       }
-      remember(v, copy);
-      const i = copyItems(src, copy, 0, end);
+      this.remember(v, copy);
+      const i = this.copyItems(src, copy, 0, end);
       if (i < end) frames.push(newFrame(FRAME_ARRAY, src, copy, i, end));
       return copy;
     }
     const proto = Object.getPrototypeOf(v) as object | null;
-    let plain = proto === objectPrototype || proto === null;
+    let plain = proto === Object.prototype || proto === null;
     if (!plain) {
       const tag = objectToString.call(v);
       if (tag === '[object Map]' || tag === '[object Set]') {
         const isMap = tag === '[object Map]';
         const frame = newFrame(isMap ? FRAME_MAP : FRAME_SET, v, isMap ? new Map() : new Set(), 0, 0);
         frame.iterator = (v as Iterable<unknown>)[Symbol.iterator]();
-        notJson();
-        remember(v, frame.copy);
+        this.notJson();
+        this.remember(v, frame.copy);
         frames.push(frame);
         return frame.copy;
       }
@@ -456,8 +480,8 @@ function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: numbe
       }
     }
     if (!plain) {
-      remember(v, v);
-      notJson();
+      this.remember(v, v);
+      this.notJson();
       return v;
     }
     // Spread reads each own enumerable property once and defines it (an own __proto__ key too)
@@ -465,106 +489,116 @@ function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: numbe
     let copy: Record<string, unknown>;
     if (proto === null) {
       copy = Object.assign(Object.create(null) as Record<string, unknown>, v);
-      notJson();
+      this.notJson();
     } else {
       copy = { ...(v as Record<string, unknown>) };
     }
-    remember(v, copy);
+    this.remember(v, copy);
     const keys = Object.keys(copy);
-    const i = scanValues(copy, keys, 0, keys.length);
+    const i = this.scanValues(copy, keys, 0, keys.length);
     if (i < keys.length) {
       const frame = newFrame(FRAME_OBJECT, v, copy, i, keys.length);
       frame.keys = keys;
       frames.push(frame);
     }
     return copy;
-  };
+  }
 
-  const rootCopy = visit(root);
-  // The top frame's next object child is visited (and, when new, copied) before its later
-  // children: devalue's order.
-  while (frames.length > 0) {
-    const f = frames[frames.length - 1];
-    if (f.pos === f.end && (f.type === FRAME_ARRAY || f.type === FRAME_OBJECT || f.type === FRAME_SPARSE)) {
-      frames.pop();
-      continue;
-    }
-    if (f.type === FRAME_ARRAY) {
-      const src = f.src as unknown[];
-      const copy = f.copy as unknown[];
-      const i = f.pos;
-      const e = src[i];
-      if (e === undefined && !(i in src)) {
-        // The first hole: the array may be very sparse, so from here on visit only its
-        // populated indices, and give the copy its length without storage for it.
-        notJson();
-        const indices: number[] = [];
-        for (const k of Object.keys(src)) {
-          const idx = Number(k);
-          if (Number.isInteger(idx) && idx > i && idx < f.end && String(idx) === k) indices.push(idx);
-        }
-        if (src !== copy) {
-          if (f.end - i > 1024) {
-            // Dictionary elements, as devalue does it; in place, since the copy may already be
-            // referenced from inside itself.
-            copy[MAX_ARRAY_LEN - 1] = undefined;
-            delete copy[MAX_ARRAY_LEN - 1];
-          }
-          copy.length = f.end;
-        }
-        f.type = FRAME_SPARSE;
-        f.keys = indices;
-        f.pos = 0;
-        f.end = indices.length;
+  /** An object met a second time: not JSON-exact (JSON would duplicate it) unless a handle in format 2. */
+  private again(v: object, copy: unknown): unknown {
+    this.json = false;
+    if (this.handles === undefined || !this.handles.has(v)) this.jsonWithHandles = false;
+    return copy;
+  }
+
+  /**
+   * Visits the object children of the containers met so far, depth-first: the top frame's next
+   * object child is visited (and, when new, copied) before its later children, devalue's order.
+   */
+  run(): void {
+    const frames = this.frames;
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1];
+      if (f.pos === f.end && (f.type === FRAME_ARRAY || f.type === FRAME_OBJECT || f.type === FRAME_SPARSE)) {
+        frames.pop();
         continue;
       }
-      f.at = i;
-      if (src === copy) copy[i] = visit(e);
-      else copy.push(visit(e));
-      // The items after it (up to the next object child) are read now; the frame stays until
-      // the child's own children are done, so that frames are always the ancestors.
-      f.pos = copyItems(src, copy, i + 1, f.end);
-    } else if (f.type === FRAME_OBJECT) {
-      const copy = f.copy as Record<string, unknown>;
-      const keys = f.keys as string[];
-      const k = keys[f.pos];
-      f.at = k;
-      const c = visit(copy[k]);
-      if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
-      else copy[k] = c;
-      f.pos = scanValues(copy, keys, f.pos + 1, f.end);
-    } else if (f.type === FRAME_SPARSE) {
-      const idx = f.keys![f.pos++] as number;
-      f.at = idx;
-      (f.copy as unknown[])[idx] = visit((f.src as unknown[])[idx]);
-    } else if (f.type === FRAME_MAP) {
-      if (!f.pending) {
+      if (f.type === FRAME_ARRAY) {
+        const src = f.src as unknown[];
+        const copy = f.copy as unknown[];
+        const i = f.pos;
+        const e = src[i];
+        if (e === undefined && !(i in src)) {
+          // The first hole: the array may be very sparse, so from here on visit only its
+          // populated indices, and give the copy its length without storage for it.
+          this.notJson();
+          const indices: number[] = [];
+          for (const k of Object.keys(src)) {
+            const idx = Number(k);
+            if (Number.isInteger(idx) && idx > i && idx < f.end && String(idx) === k) indices.push(idx);
+          }
+          if (src !== copy) {
+            if (f.end - i > 1024) {
+              // Dictionary elements, as devalue does it; in place, since the copy may already be
+              // referenced from inside itself.
+              copy[MAX_ARRAY_LEN - 1] = undefined;
+              delete copy[MAX_ARRAY_LEN - 1];
+            }
+            copy.length = f.end;
+          }
+          f.type = FRAME_SPARSE;
+          f.keys = indices;
+          f.pos = 0;
+          f.end = indices.length;
+          continue;
+        }
+        f.at = i;
+        if (src === copy) copy[i] = this.visit(e);
+        else copy.push(this.visit(e));
+        // The items after it (up to the next object child) are read now; the frame stays until
+        // the child's own children are done, so that frames are always the ancestors.
+        f.pos = this.copyItems(src, copy, i + 1, f.end);
+      } else if (f.type === FRAME_OBJECT) {
+        const copy = f.copy as Record<string, unknown>;
+        const keys = f.keys as string[];
+        const k = keys[f.pos];
+        f.at = k;
+        const c = this.visit(copy[k]);
+        if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
+        else copy[k] = c;
+        f.pos = this.scanValues(copy, keys, f.pos + 1, f.end);
+      } else if (f.type === FRAME_SPARSE) {
+        const idx = f.keys![f.pos++] as number;
+        f.at = idx;
+        (f.copy as unknown[])[idx] = this.visit((f.src as unknown[])[idx]);
+      } else if (f.type === FRAME_MAP) {
+        if (!f.pending) {
+          const r = f.iterator!.next();
+          if (r.done === true) {
+            frames.pop();
+            continue;
+          }
+          const [k, value] = r.value as [unknown, unknown];
+          f.key = k;
+          f.value = value;
+          f.pending = true;
+          f.keyCopy = this.visit(k);
+        } else {
+          f.pending = false;
+          const value = f.value;
+          f.value = undefined;
+          (f.copy as Map<unknown, unknown>).set(f.keyCopy, this.visit(value));
+        }
+      } else {
         const r = f.iterator!.next();
         if (r.done === true) {
           frames.pop();
           continue;
         }
-        const [k, value] = r.value as [unknown, unknown];
-        f.key = k;
-        f.value = value;
-        f.pending = true;
-        f.keyCopy = visit(k);
-      } else {
-        f.pending = false;
-        const value = f.value;
-        f.value = undefined;
-        (f.copy as Map<unknown, unknown>).set(f.keyCopy, visit(value));
+        (f.copy as Set<unknown>).add(this.visit(r.value));
       }
-    } else {
-      const r = f.iterator!.next();
-      if (r.done === true) {
-        frames.pop();
-        continue;
-      }
-      (f.copy as Set<unknown>).add(visit(r.value));
     }
   }
-  return { value: rootCopy, json, jsonWithHandles, handles };
 }
 
 const encoder = new TextEncoder();
@@ -727,22 +761,32 @@ function isHookMisuse(error: unknown): boolean {
   return error instanceof TypeError && error.message.startsWith('EncodeHooks.');
 }
 
+/** Numbers and BigInts that devalue's index may key by value (see encodeDevalue). */
+const DIRECT_NUMBERS = 1024;
+
 /**
  * The devalue path of {@link encodeMessage}, for a snapshot (its depth known to be bounded);
  * `kinds` are the handle objects in it, with their kinds.
  */
-function encodeDevalue(value: unknown, kinds: Map<object, string>): EncodedMessage {
+function encodeDevalue(value: unknown, kinds: ReadonlyMap<object, string>): EncodedMessage {
   const handles: object[] = [];
   const sections: Uint8Array[] = [];
   const codes: number[] = [];
   const payloads = new Set<object>();
   // devalue shares one entry among equal primitives through a Map keyed by the primitive; V8
   // hashes numbers and BigInts there without a seed, so numbers chosen to collide (say, a list a
-  // peer sent, sent on) would make that quadratic. They are keyed by a token found through
-  // their text instead (strings are hashed with a seed).
+  // peer sent, sent on) would make that quadratic. Past the first DIRECT_NUMBERS (at most
+  // DIRECT_NUMBERS² / 2 comparisons, however they collide), they are keyed by a token found
+  // through their text (strings are hashed with a seed); a number met in both ways gets two
+  // entries, which decode to the same value.
   const tokens = new Map<string, object>();
+  let direct = 0;
   const identify = (v: unknown): unknown => {
     if (typeof v !== 'number' && typeof v !== 'bigint') return v;
+    if (direct < DIRECT_NUMBERS) {
+      direct++;
+      return v;
+    }
     const key = typeof v === 'number' ? `${v}` : `${v}n`;
     let token = tokens.get(key);
     if (token === undefined) {
