@@ -132,6 +132,9 @@ int QueuedScmFds(int fd) {
 bool UnixSocketMayHoldFds(int fd) {
   int queued = 0;
   if (ioctl(fd, SIOCINQ, &queued) != 0) {
+    // EBADF: the number names nothing (closed behind the addon's back); close fails at once. It
+    // must not go to the closer, which could close whatever reuses the number by then.
+    if (errno == EBADF) return false;
     if (errno != EINVAL) return QueuedScmFds(fd) != 0;
     // Kernel quirk: SIOCINQ refuses a listening socket (unix_inq_len). Readable means a
     // connection waits to be accepted, and its queue may hold descriptors.
