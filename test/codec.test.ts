@@ -826,9 +826,9 @@ describe('decode cost: everything a body builds counts before it is built (issue
 
   it('counts each URLSearchParams pair (and its text) before parsing it', () => {
     const usp = JSON.stringify([['URLSearchParams', 'a=1&&b=2&']]);
-    // root + 2 pairs of 2
-    expect(String(devalue(usp, small(5)))).toBe('a=1&b=2');
-    expectIpcError(() => devalue(usp, small(4)), 'TOO_LARGE', /maxElements 4/);
+    // root + 2 pairs of 2 + 9 characters / 4
+    expect(String(devalue(usp, small(7)))).toBe('a=1&b=2');
+    expectIpcError(() => devalue(usp, small(6)), 'TOO_LARGE', /maxElements 6/);
     // 2 MiB of pairs (the reported bomb, smaller): refused before any is built
     const start = performance.now();
     expectIpcError(() => devalue(JSON.stringify([['URLSearchParams', 'a&'.repeat(1 << 20)]])), 'TOO_LARGE', /maxElements/);
@@ -839,9 +839,9 @@ describe('decode cost: everything a body builds counts before it is built (issue
 
   it('counts a URL, its text and the pairs its searchParams would build', () => {
     const url = JSON.stringify([['URL', 'https://x/?a=1&b=2&c']]);
-    // root + URL 4 - its slot + 3 pairs of 2 + 20 characters / 16
-    expect(String(devalue(url, small(11)))).toBe('https://x/?a=1&b=2&c');
-    expectIpcError(() => devalue(url, small(10)), 'TOO_LARGE');
+    // root + URL 4 - its slot + 3 pairs of 2 + 20 characters / 4
+    expect(String(devalue(url, small(15)))).toBe('https://x/?a=1&b=2&c');
+    expectIpcError(() => devalue(url, small(14)), 'TOO_LARGE');
     expectIpcError(() => devalue(JSON.stringify([['URL', `https://x/?${'a&'.repeat(1 << 20)}`]])), 'TOO_LARGE');
   });
 
