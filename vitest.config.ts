@@ -1,8 +1,32 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The contract suite (issue "Transport"): every test file that exercises the public API through
+ * real sockets runs once per Linux backend. The `seqpacket` project runs everything; the `stream`
+ * project runs the contract files again with ELECTRON_IPC_CHANNEL_TRANSPORT=stream (inherited by
+ * every child process a test spawns). Files left out of `stream` test no transport: the codec and
+ * the parser in one process, the addon's own calls (test/native, which tests both backends' native
+ * halves), Landlock, the benchmark drivers and the Electron headless harness.
+ */
+const CONTRACT = [
+  'test/transport.test.ts',
+  'test/recv-sync.test.ts',
+  'test/pool.test.ts',
+  'test/pool.copy.test.ts',
+  'test/helper.test.ts',
+  'test/bridge.test.ts',
+  'test/readme-example.test.ts',
+  'test/containment/exit-flush.test.ts',
+  'test/containment/sender-errors.test.ts',
+  'test/containment/handles.test.ts',
+  'test/containment/worker-termination.test.ts',
+  'test/containment/harness.test.ts',
+  'test/containment/server-sweep.test.ts',
+  'test/containment/native-worker-terminate.test.ts',
+]
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Each file in its own process: tests count /proc/self/fd and spawn children.
     pool: 'forks',
     testTimeout: 60_000,
@@ -10,5 +34,15 @@ export default defineConfig({
     // Two cores: run two files at a time at most, so timing-sensitive peers are not starved.
     maxWorkers: 2,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'seqpacket', include: ['test/**/*.test.ts'], env: { ELECTRON_IPC_CHANNEL_TRANSPORT: 'seqpacket' } },
+      },
+      {
+        extends: true,
+        test: { name: 'stream', include: CONTRACT, env: { ELECTRON_IPC_CHANNEL_TRANSPORT: 'stream' } },
+      },
+    ],
   },
 });

@@ -1525,6 +1525,15 @@ abstract class SenderBase extends Endpoint {
   /** @internal A duplicate of this sender's descriptor, for clone(). */
   protected dupFd(): number {
     if (this.core.closed) throw closedError(this.core.what);
+    if (transport().name === 'stream') {
+      // Writers sharing one SOCK_STREAM socket interleave their bytes (a write is split into
+      // several kernel buffers, and a full socket takes part of a frame), so the receiver would
+      // see its stream out of step. One writer per channel on this transport.
+      throw new TypeError(
+        `${this.core.what}.clone() is not available on the stream transport (macOS, ELECTRON_IPC_CHANNEL_TRANSPORT=stream): ` +
+          'two writers on one stream socket would interleave their bytes. Create a channel per writer instead.',
+      );
+    }
     return native().dup(this.core.fd);
   }
 
