@@ -23,6 +23,7 @@ const CONTRACT = [
   'test/containment/harness.test.ts',
   'test/containment/server-sweep.test.ts',
   'test/containment/native-worker-terminate.test.ts',
+  'test/containment/own-channel.test.ts',
 ]
 
 export default defineConfig({

@@ -308,7 +308,9 @@ class SenderCore extends Pinnable {
     const infos: HandleInfo[] = handles.length === 0 ? NO_INFOS : handles.map((h) => h[kHandle]());
     for (let i = 0; i < infos.length; i++) {
       if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
-      if (infos[i]!.move && infos[i]!.fd === this.fd) throw new TypeError('a receiver cannot be sent through its own channel');
+      if (infos[i]!.move && isOwnReceiver(this.fd, infos[i]!.fd)) {
+        throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${handles[i]!.constructor.name} it was asked to send`);
+      }
       const problem = infos[i]!.move ? this.t.moveProblem?.(infos[i]!.fd) : undefined;
       if (problem) throw new IpcError('OS', `this ${handles[i]!.constructor.name} cannot be moved now: ${problem}`);
     }
@@ -730,6 +732,21 @@ function neutralizeSocket(fd: number): string | undefined {
     return `a socket whose receive options cannot be reset (${osError(e, 'setsockopt').message})`;
   }
   return undefined;
+}
+
+/**
+ * Whether `receiverFd` is the other end of `senderFd`'s socket (asked of the kernel: Linux
+ * sock_diag). Unknown (no unix_diag, another OS) counts as no.
+ */
+function isOwnReceiver(senderFd: number, receiverFd: number): boolean {
+  if (senderFd === receiverFd) return true;
+  const n = native();
+  if (typeof n.isSocketPeer !== 'function') return false;
+  try {
+    return n.isSocketPeer(senderFd, receiverFd) === true;
+  } catch {
+    return false;
+  }
 }
 
 /** sendQueued's result when the backend threw (the error is in lastSendError). */

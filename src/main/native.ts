@@ -308,6 +308,12 @@ export interface NativeBinding {
    * again: the receive functions close every descriptor any control message carries regardless.
    */
   neutralizeSocket(fd: number): void;
+  /**
+   * True when AF_UNIX socket `b` is the peer of socket `a` (the two ends of one connection),
+   * false when it is not, null when the kernel cannot tell (no unix_diag). Linux only
+   * (NETLINK_SOCK_DIAG with UDIAG_SHOW_PEER); absent elsewhere.
+   */
+  isSocketPeer?(a: number, b: number): boolean | null;
 
   // ---- memory
   /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) sized to `size`. */

@@ -16,7 +16,12 @@
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -442,6 +447,70 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, guard.release());
 }
 
+// The inode of the peer of the AF_UNIX socket with inode `ino`, from NETLINK_SOCK_DIAG
+// (UDIAG_SHOW_PEER), or 0 when the kernel cannot tell (no unix_diag, not connected). The kernel
+// answers a diag request while send() runs, so the read never waits.
+uint64_t UnixPeerInode(uint64_t ino) {
+  // Not in the descriptor table: opened and closed here, on this thread, never seen by JS.
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return 0;
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{nl};
+  struct {
+    struct nlmsghdr nlh;
+    struct unix_diag_req req;
+  } msg = {};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  msg.req.sdiag_family = AF_UNIX;
+  msg.req.udiag_states = ~0u;
+  msg.req.udiag_ino = static_cast<__u32>(ino);
+  msg.req.udiag_show = UDIAG_SHOW_PEER;
+  msg.req.udiag_cookie[0] = ~0u;  // INET_DIAG_NOCOOKIE: look up by inode alone
+  msg.req.udiag_cookie[1] = ~0u;
+  if (send(nl, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) return 0;
+  alignas(struct nlmsghdr) char buf[4096];
+  ssize_t n;
+  do {
+    n = recv(nl, buf, sizeof buf, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return 0;
+  for (struct nlmsghdr* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return 0;  // NLMSG_ERROR, NLMSG_DONE
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg))) return 0;
+    struct unix_diag_msg* m = reinterpret_cast<struct unix_diag_msg*>(NLMSG_DATA(h));
+    if (m->udiag_ino != static_cast<__u32>(ino)) continue;
+    int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+    for (struct rtattr* a = reinterpret_cast<struct rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(a) >= sizeof(__u32)) {
+        __u32 peer;
+        memcpy(&peer, RTA_DATA(a), sizeof peer);
+        return peer;
+      }
+    }
+  }
+  return 0;
+}
+
+// isSocketPeer(a, b): true when AF_UNIX socket `b` is the peer of socket `a` (they are the two
+// ends of one connection, e.g. a channel's sender and its own receiver), false when it is not,
+// null when the kernel cannot tell (no unix_diag).
+Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int a = ArgFd(info, 0);
+  int b = ArgFd(info, 1);
+  struct stat sa, sb;
+  if (fstat(a, &sa) != 0) ThrowErrno(env, errno, "fstat");
+  if (fstat(b, &sb) != 0) ThrowErrno(env, errno, "fstat");
+  if (!S_ISSOCK(sa.st_mode) || !S_ISSOCK(sb.st_mode)) return Napi::Boolean::New(env, false);
+  uint64_t peer = UnixPeerInode(sa.st_ino);
+  if (peer == 0) return env.Null();
+  return Napi::Boolean::New(env, peer == sb.st_ino);
+}
+
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct ucred cred;
@@ -467,6 +536,7 @@ void InitSeqpacket(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("neutralizeSocket", Napi::Function::New(env, NeutralizeSocket, "neutralizeSocket"));
+  exports.Set("isSocketPeer", Napi::Function::New(env, IsSocketPeer, "isSocketPeer"));
 }
 
 }  // namespace eic
