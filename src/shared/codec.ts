@@ -1558,8 +1558,10 @@ function scanFlat(
  * Throws `IpcError('MALFORMED')` for anything that is not a body `encodeMessage` could have
  * produced (short or inconsistent lengths, bad UTF-8, unknown format or type, references to
  * absent entries, binaries or handles, a handle or binary referenced twice or never), and
- * `IpcError('TOO_LARGE')` when it exceeds `limits`. Never recurses deeper than
- * `limits.maxDepth`, and spends time linear in the body size.
+ * `IpcError('TOO_LARGE')` when it exceeds `limits`: `maxElements` counts every value before it
+ * is built, at what it costs to build (docs/wire-format.md, "What maxElements counts"), and
+ * Map/Set keys crafted to collide in V8's hash tables are refused. Never recurses deeper than
+ * `limits.maxDepth`; spends time and memory linear in the body size (and in maxElements).
  */
 export function decodeMessage(
   body: Uint8Array,
