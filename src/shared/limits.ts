@@ -15,6 +15,9 @@ export interface DecodeLimits {
   /**
    * Most values accepted in one message: the root plus every array item, object property,
    * `Map` key and value and `Set` member (each slot counts, also when it repeats a reference).
+   * Holes count, a sparse array counts its length, and values that cost more to build count more
+   * (URLSearchParams pairs, long BigInts, RegExps, URLs): see docs/wire-format.md, "What
+   * maxElements counts". Every value is counted before it is built.
    */
   maxElements: number;
   /** Most out-of-band binary sections (typed arrays, `DataView`s, `ArrayBuffer`s); unlimited when absent. */
