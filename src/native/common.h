@@ -139,6 +139,14 @@ union ControlBuffer {
   char bytes[kControlBytes];
 };
 
+// The one-shot server's AF_UNIX sockets of `type` (SOCK_SEQPACKET, SOCK_STREAM), portable
+// (src/native/stream.cc): a listener bound to `path` (backlog 1, non-blocking), the next
+// connection (non-blocking) or -EAGAIN, a connected socket (blocking connect, then non-blocking).
+// Every descriptor is close-on-exec and registered; errors throw, errno-named.
+int UnixListen(napi_env env, int type, const std::string& path);
+int UnixAccept(napi_env env, int listener);
+int UnixConnect(napi_env env, int type, const std::string& path);
+
 void InitChannel(Napi::Env env, Napi::Object exports);
 #ifdef __linux__
 // seqpacket.cc (Linux only): socketpair, sendPacket, recvPackets, recvInto, peekFd, listen,

@@ -396,55 +396,15 @@ Napi::Value PeekFd(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Listen(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = ArgPath(info, 0);
-  struct sockaddr_un addr;
-  socklen_t addrLength = UnixAddress(path, &addr);
-  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "bind");
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) ThrowErrno(env, errno, "socket");
-  RegisterFd(env, fd, FdOrigin::kUnixSocket);
-  FdGuard guard(env, fd);
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength) != 0) ThrowErrno(env, errno, "bind");
-  if (listen(fd, 1) != 0) ThrowErrno(env, errno, "listen");
-  return Napi::Number::New(env, guard.release());
+  return Napi::Number::New(info.Env(), UnixListen(info.Env(), SOCK_SEQPACKET, ArgPath(info, 0)));
 }
 
 Napi::Value Accept(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int listener = ArgFd(info, 0);
-  int fd;
-  do {
-    fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    // ECONNABORTED: the connection went away before it was accepted; wait for the next one.
-    if (errno == EAGAIN || errno == ECONNABORTED) return Napi::Number::New(env, -EAGAIN);
-    ThrowErrno(env, errno, "accept4");
-  }
-  RegisterFd(env, fd, FdOrigin::kUnixSocket);
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(info.Env(), UnixAccept(info.Env(), ArgFd(info, 0)));
 }
 
 Napi::Value Connect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = ArgPath(info, 0);
-  struct sockaddr_un addr;
-  socklen_t addrLength = UnixAddress(path, &addr);
-  if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "connect");
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) ThrowErrno(env, errno, "socket");
-  RegisterFd(env, fd, FdOrigin::kUnixSocket);
-  FdGuard guard(env, fd);
-  // A Unix connect interrupted by a signal leaves the socket unconnected, so it can be retried.
-  int r;
-  do {
-    r = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength);
-  } while (r != 0 && errno == EINTR);
-  if (r != 0) ThrowErrno(env, errno, "connect");
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) ThrowErrno(env, errno, "fcntl");
-  return Napi::Number::New(env, guard.release());
+  return Napi::Number::New(info.Env(), UnixConnect(info.Env(), SOCK_SEQPACKET, ArgPath(info, 0)));
 }
 
 // The inode of the peer of the AF_UNIX socket with inode `ino`, from NETLINK_SOCK_DIAG

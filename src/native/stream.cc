@@ -187,13 +187,13 @@ int PrepareSocket(int fd, bool atomicFlags, bool nonblocking, const char** sysca
   return err;
 }
 
-// A new AF_UNIX SOCK_STREAM socket, registered, close-on-exec (and non-blocking when asked).
-int NewSocket(napi_env env, bool nonblocking) {
+// A new AF_UNIX socket of `type`, registered, close-on-exec (and non-blocking when asked).
+int NewSocket(napi_env env, int type, bool nonblocking) {
 #ifdef SOCK_CLOEXEC
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   const bool atomicFlags = true;
 #else
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  int fd = socket(AF_UNIX, type, 0);
   const bool atomicFlags = false;
 #endif
   if (fd < 0) ThrowErrno(env, errno, "socket");
@@ -234,22 +234,21 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   return pair;
 }
 
-Napi::Value Listen(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = ArgPath(info, 0);
+}  // namespace
+
+// The one-shot server's sockets, for every backend (declared in common.h).
+int UnixListen(napi_env env, int type, const std::string& path) {
   struct sockaddr_un addr;
   socklen_t addrLength = UnixAddress(path, &addr);
   if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "bind");
-  int fd = NewSocket(env, true);
+  int fd = NewSocket(env, type, true);
   FdGuard owned(env, fd);
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addrLength) != 0) ThrowErrno(env, errno, "bind");
   if (listen(fd, 1) != 0) ThrowErrno(env, errno, "listen");
-  return Napi::Number::New(env, owned.release());
+  return owned.release();
 }
 
-Napi::Value Accept(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int listener = ArgFd(info, 0);
+int UnixAccept(napi_env env, int listener) {
   int fd;
 #if defined(__linux__)
   const bool atomicFlags = true;
@@ -266,7 +265,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
 #endif
   if (fd < 0) {
     // ECONNABORTED: the connection went away before it was accepted; wait for the next one.
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return Napi::Number::New(env, -EAGAIN);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return -EAGAIN;
     ThrowErrno(env, errno, call);
   }
   RegisterFd(env, fd, FdOrigin::kUnixSocket);
@@ -275,16 +274,14 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   // BSD accept() copies O_NONBLOCK from the listener and Linux's does not: set it either way.
   int err = PrepareSocket(fd, atomicFlags, true, &syscall);
   if (err != 0) ThrowErrno(env, err, syscall);
-  return Napi::Number::New(env, guard.release());
+  return guard.release();
 }
 
-Napi::Value Connect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = ArgPath(info, 0);
+int UnixConnect(napi_env env, int type, const std::string& path) {
   struct sockaddr_un addr;
   socklen_t addrLength = UnixAddress(path, &addr);
   if (addrLength == 0) ThrowErrno(env, ENAMETOOLONG, "connect");
-  int fd = NewSocket(env, false);
+  int fd = NewSocket(env, type, false);
   FdGuard owned(env, fd);
   // A Unix connect interrupted by a signal leaves the socket unconnected, so it can be retried.
   int r;
@@ -294,7 +291,21 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   if (r != 0) ThrowErrno(env, errno, "connect");
   int err = SetNonblocking(fd);
   if (err != 0) ThrowErrno(env, err, "fcntl");
-  return Napi::Number::New(env, owned.release());
+  return owned.release();
+}
+
+namespace {
+
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), UnixListen(info.Env(), SOCK_STREAM, ArgPath(info, 0)));
+}
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), UnixAccept(info.Env(), ArgFd(info, 0)));
+}
+
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), UnixConnect(info.Env(), SOCK_STREAM, ArgPath(info, 0)));
 }
 
 // Linux: SO_PEERCRED. macOS: getpeereid() for uid/gid, LOCAL_PEERPID for the pid. Both record
