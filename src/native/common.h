@@ -365,4 +365,56 @@ class Iovecs {
   uint32_t count_ = 0;
 };
 
+// The arguments every transport's recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes,
+// arena, arenaOffset, block?) shares, checked (TypeError/RangeError): see src/main/native.ts.
+struct RecvArgs {
+  int fd;
+  int32_t* meta;
+  int32_t* fdsOut;
+  size_t fdsCapacity;
+  int maxPackets;
+  int maxPacketBytes;
+  // Align8(maxPacketBytes): the room one packet takes.
+  size_t slot;
+  // Arena mode (arguments 5 and 6 given): where packets land, and the room from there on.
+  bool arena;
+  uint8_t* buf;
+  size_t arenaBase;
+  size_t budget;
+  // Argument 7: the first read may wait (the file in blocking mode).
+  bool block;
+};
+
+inline RecvArgs ParseRecvArgs(const Napi::CallbackInfo& info, bool arenaRequired) {
+  napi_env env = info.Env();
+  RecvArgs a = {};
+  a.fd = ArgFd(info, 0);
+  size_t metaLength;
+  GetInt32Array(env, info[1], &a.meta, &metaLength, "meta must be an Int32Array");
+  GetInt32Array(env, info[2], &a.fdsOut, &a.fdsCapacity, "fdsOut must be an Int32Array");
+  a.maxPackets = ArgInt(info, 3, 1, 1 << 20, "maxPackets must be an integer from 1 to 2^20");
+  a.maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
+  if (metaLength < 2 + 4 * static_cast<size_t>(a.maxPackets)) ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
+  a.slot = Align8(static_cast<size_t>(a.maxPacketBytes));
+  a.arena = info.Length() > 5 && !info[5].IsUndefined();
+  if (a.arena || arenaRequired) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (info.Length() < 6 || napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array) {
+      ThrowTypeError(env, "arena must be a Uint8Array");
+    }
+    a.arena = true;
+    a.arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
+    if (a.arenaBase % 8 != 0 || a.arenaBase > length || length - a.arenaBase < a.slot) {
+      ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
+    }
+    a.buf = static_cast<uint8_t*>(data) + a.arenaBase;
+    a.budget = length - a.arenaBase;
+  }
+  a.block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  return a;
+}
+
 }  // namespace eic

@@ -195,47 +195,24 @@ int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* fl
 
 Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  int fd = ArgFd(info, 0);
-  int32_t* meta;
-  size_t metaLength;
-  int32_t* fdsOut;
-  size_t fdsCapacity;
-  GetInt32Array(env, info[1], &meta, &metaLength, "meta must be an Int32Array");
-  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
-  int maxPackets = ArgInt(info, 3, 1, 1 << 20, "maxPackets must be an integer from 1 to 2^20");
-  int maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
-  if (metaLength < 2 + 4 * static_cast<size_t>(maxPackets)) {
-    ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
-  }
-  const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
-  size_t budget = std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
-  uint8_t* buf;
-  // Arena mode (args 5 and 6): packets land directly in the caller's Uint8Array from the given
-  // 8-aligned offset, with no Buffer allocated and no copy; the caller keeps room for one
-  // maxPacketBytes packet at least.
-  bool arenaMode = info.Length() > 5 && !info[5].IsUndefined();
-  size_t arenaBase = 0;
-  if (arenaMode) {
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    if (napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-      ThrowTypeError(env, "arena must be a Uint8Array");
-    }
-    arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
-    if (arenaBase % 8 != 0 || arenaBase > length || length - arenaBase < slot) {
-      ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
-    }
-    buf = static_cast<uint8_t*>(data) + arenaBase;
-    budget = length - arenaBase;
-  } else {
-    buf = Scratch(env, std::max<size_t>(budget, 8));
-  }
-
-  // Arg 7 (block): the first recvmsg goes without MSG_DONTWAIT, so it waits for a packet when the
-  // file is in blocking mode (SetBlocking) and fails with EAGAIN at once when it is not. One
-  // system call instead of poll + recvmsg for a blocking receive.
-  bool block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  const RecvArgs args = ParseRecvArgs(info, false);
+  const int fd = args.fd;
+  int32_t* const meta = args.meta;
+  int32_t* const fdsOut = args.fdsOut;
+  const size_t fdsCapacity = args.fdsCapacity;
+  const int maxPackets = args.maxPackets;
+  const int maxPacketBytes = args.maxPacketBytes;
+  const size_t slot = args.slot;
+  // Arena mode: packets land directly in the caller's Uint8Array from the given 8-aligned
+  // offset, with no Buffer allocated and no copy. Otherwise (tests) into scratch memory.
+  const bool arenaMode = args.arena;
+  const size_t arenaBase = args.arenaBase;
+  size_t budget = arenaMode ? args.budget : std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
+  uint8_t* buf = arenaMode ? args.buf : Scratch(env, std::max<size_t>(budget, 8));
+  // The first recvmsg may go without MSG_DONTWAIT, so it waits for a packet when the file is in
+  // blocking mode (SetBlocking) and fails with EAGAIN at once when it is not: one system call
+  // instead of poll + recvmsg for a blocking receive.
+  const bool block = args.block;
   ControlBuffer ctrl;
   int n = 0;
   size_t off = 0;

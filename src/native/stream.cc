@@ -573,33 +573,20 @@ ssize_t ReadPiece(int fd, void* buf, size_t len, bool wait, std::vector<int>* fd
 // contract of the seqpacket arena mode (src/main/native.ts), over frames.
 Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  int fd = ArgFd(info, 0);
-  int32_t* meta;
-  size_t metaLength;
-  int32_t* fdsOut;
-  size_t fdsCapacity;
-  GetInt32Array(env, info[1], &meta, &metaLength, "meta must be an Int32Array");
-  GetInt32Array(env, info[2], &fdsOut, &fdsCapacity, "fdsOut must be an Int32Array");
-  int maxPackets = ArgInt(info, 3, 1, 1 << 20, "maxPackets must be an integer from 1 to 2^20");
-  int maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
-  if (metaLength < 2 + 4 * static_cast<size_t>(maxPackets)) ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
-  const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
-  napi_typedarray_type type;
-  size_t arenaLength;
-  void* arenaData;
-  if (info.Length() < 6 || napi_get_typedarray_info(env, info[5], &type, &arenaLength, &arenaData, nullptr, nullptr) != napi_ok ||
-      type != napi_uint8_array) {
-    ThrowTypeError(env, "arena must be a Uint8Array");
-  }
-  const size_t arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
-  if (arenaBase % 8 != 0 || arenaBase > arenaLength || arenaLength - arenaBase < slot) {
-    ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
-  }
-  uint8_t* const buf = static_cast<uint8_t*>(arenaData) + arenaBase;
-  const size_t budget = arenaLength - arenaBase;
+  const RecvArgs args = ParseRecvArgs(info, true);
+  const int fd = args.fd;
+  int32_t* const meta = args.meta;
+  int32_t* const fdsOut = args.fdsOut;
+  const size_t fdsCapacity = args.fdsCapacity;
+  const int maxPackets = args.maxPackets;
+  const int maxPacketBytes = args.maxPacketBytes;
+  const size_t slot = args.slot;
+  uint8_t* const buf = args.buf;
+  const size_t arenaBase = args.arenaBase;
+  const size_t budget = args.budget;
   // With `block`, reads go without MSG_DONTWAIT until the first frame is whole: they wait when
   // the file is in blocking mode (setBlocking) and fail with EAGAIN at once when it is not.
-  const bool block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  const bool block = args.block;
 
   EnvState* s = State(env);
   StreamFd* kept = Find(s, fd);
