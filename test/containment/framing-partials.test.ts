@@ -2,9 +2,13 @@
 // A hostile python peer leaves 64 fragmented messages unfinished on a receiver (each announcing
 // and carrying ~1024 descriptors, or announcing 128 MiB), then a well-behaved helper process
 // sends a big fragmented message and a small one on the same receiver. See
-// test/fixtures/containment/framing-partials.mjs.
+// test/fixtures/containment/framing-partials.mjs. On the stream transport a channel has one
+// writer, so the hostile peer floods the receiver of its own connection and then sends the
+// well-behaved messages itself (on fragment streams of their own, which is all a receiver sees).
 import { describe, expect, it } from 'vitest';
 import { expectContained, runVictim } from './victim.js';
+
+const from = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream' ? 'then from the same stream socket (one writer per channel)' : 'from another sender';
 
 interface Result {
   budget: number;
@@ -36,7 +40,7 @@ function common(r: Awaited<ReturnType<typeof runVictim<Result>>>): Result {
 }
 
 describe('unfinished fragmented messages from a hostile peer', () => {
-  it('64 messages carrying ~1024 descriptors each: the victim holds at most its budget (2048) for them, and a 300-descriptor message from another sender still arrives', async () => {
+  it(`64 messages carrying ~1024 descriptors each: the victim holds at most its budget (2048) for them, and a 300-descriptor message ${from} still arrives`, async () => {
     const r = await runVictim<Result>('framing-partials', { args: ['fds'], timeoutMs: 60_000 });
     const res = common(r);
     expect(res.got).toBe(300);
@@ -44,7 +48,7 @@ describe('unfinished fragmented messages from a hostile peer', () => {
     expect(res.maxFdsOver, JSON.stringify(res)).toBeLessThanOrEqual(res.budget + 300 + 40);
   }, 70_000);
 
-  it('64 messages announcing 128 MiB each: the victim keeps at most its byte budget (256 MiB) for them, and a 20 MiB message from another sender still arrives', async () => {
+  it(`64 messages announcing 128 MiB each: the victim keeps at most its byte budget (256 MiB) for them, and a 20 MiB message ${from} still arrives`, async () => {
     const r = await runVictim<Result>('framing-partials', { args: ['bytes'], timeoutMs: 60_000 });
     const res = common(r);
     expect(res.got).toBe(20 * 1024 * 1024);
