@@ -2,6 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
 import { fdCount, rejectsWith, spawnFixture, startPeer } from './helpers.js';
 
+// On the stream transport a channel has one writer: clone() refuses there (writers sharing one
+// SOCK_STREAM socket would interleave their bytes), so the tests built on clones are skipped.
+const STREAM = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
+const NO_CLONES = ' (skipped on stream: clone() is not available there, one writer per stream socket)';
+
 
 function throwsWith(f: () => unknown, code: string): void {
   try {
@@ -91,7 +96,7 @@ describe('channel in one process (through the kernel)', () => {
     rx.close();
   });
 
-  it('async iteration ends when every sender is closed', async () => {
+  it.skipIf(STREAM)(`async iteration ends when every sender is closed${STREAM ? NO_CLONES : ''}`, async () => {
     const [tx, rx] = channel<number>();
     const tx2 = tx.clone();
     tx.send(1);
@@ -334,7 +339,7 @@ describe('across processes', () => {
 });
 
 describe('big messages from several senders at once', () => {
-  it('arrive whole when their fragments interleave with each other and with small messages', async () => {
+  it.skipIf(STREAM)(`arrive whole when their fragments interleave with each other and with small messages${STREAM ? NO_CLONES : ''}`, async () => {
     const [tx, rx] = channel<{ from: number; i: number; data?: Uint8Array }>();
     const senders = [tx, tx.clone(), tx.clone()];
     const size = 3 * 1024 * 1024 + 5;
@@ -422,9 +427,11 @@ describe('a stream of big messages', () => {
 });
 
 describe('receiving big messages in place, against a misbehaving peer', () => {
-  // Raw packets written into a channel's socket, as a hostile or buggy peer could.
+  // Raw packets written into a channel's socket, as a hostile or buggy peer could (through the
+  // transport: one packet per sendmsg on seqpacket, one frame on stream).
   async function rawPeer() {
     const { native } = await import('../src/main/native.js');
+    const { transport } = await import('../src/main/transport/index.js');
     const { planFragments, FRAGMENT_HEADER } = await import('../src/main/framing.js');
     const { encodeMessage } = await import('../src/shared/codec.js');
     const [tx, rx] = channel<{ tag: string; data: Uint8Array }>();
@@ -447,7 +454,7 @@ describe('receiving big messages in place, against a misbehaving peer', () => {
       });
     };
     const write = (pkt: Uint8Array): void => {
-      expect(native().sendPacket(fd, [pkt], null)).toBe(pkt.byteLength);
+      expect(transport().send(fd, [pkt], null)).toBe(pkt.byteLength);
     };
     return { tx, rx, fragments, write };
   }

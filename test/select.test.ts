@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiverSet, bytesChannel, channel } from '../src/main/index.js';
 import type { SelectResult } from '../src/main/index.js';
-import { native } from '../src/main/native.js';
+import { transport } from '../src/main/transport/index.js';
 import { catchError, fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
 
@@ -118,8 +118,8 @@ describe('IpcReceiverSet', () => {
     const set = new IpcReceiverSet();
     const [tx, rx] = channel<unknown>();
     const id = set.add(rx);
-    // A raw packet that is no message, written on the sender's socket.
-    native().sendPacket(tx.core.fd, [new Uint8Array([1, 2, 3])], null);
+    // A raw packet that is no message, written on the sender's socket (a frame on stream).
+    expect(transport().send(tx.core.fd, [new Uint8Array([1, 2, 3])], null)).toBe(3);
     tx.send('fine');
     const got: SelectResult[] = [];
     while (got.length < 2) got.push(...(await set.select({ timeout: 1000 })));
