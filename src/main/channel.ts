@@ -719,6 +719,7 @@ function switchSocketProblem(fd: number): string | undefined {
   }
   const t = transport();
   if (info.kind !== t.socketKind) return `a ${info.kind}, not a connected ${t.socketName}`;
+  if (info.domain !== 'unix') return `a network socket, not an AF_UNIX ${t.socketName}`;
   if (info.listening) return `a listening socket, not a connected ${t.socketName}`;
   if (!info.connected) return 'a socket that is not connected';
   return neutralizeSocket(fd);
@@ -1851,9 +1852,12 @@ export function bytesChannel(options?: Pick<ReceiverOptions, 'maxMessageBytes' |
 // Handle kinds of this module
 
 /** The descriptor of a channel endpoint must be a connected socket of this transport. */
-const isSeqpacket = (info: { kind: string; listening: boolean }): string | undefined => {
+const isSeqpacket = (info: Pick<FdInfo, 'kind' | 'listening' | 'domain'>): string | undefined => {
   const t = transport();
-  return info.kind !== t.socketKind ? `is a ${info.kind}, not a ${t.socketName}` : info.listening ? 'is a listening socket, not a connected one' : undefined;
+  if (info.kind !== t.socketKind) return `is a ${info.kind}, not a ${t.socketName}`;
+  // A TCP socket is a SOCK_STREAM socket too: channels are AF_UNIX only.
+  if (info.domain !== 'unix') return `is a ${info.domain === 'none' ? 'socket of no domain' : 'network socket'}, not an AF_UNIX ${t.socketName}`;
+  return info.listening ? 'is a listening socket, not a connected one' : undefined;
 };
 
 /** A socket to read from: also connected, and with the options that install descriptors switched off. */

@@ -430,7 +430,9 @@ registerHandleKind(
   'P',
   (info) => {
     const t = transport();
-    return info.kind !== t.socketKind ? `is a ${info.kind}, not a ${t.socketName}` : info.listening ? 'is a listening socket' : undefined;
+    if (info.kind !== t.socketKind) return `is a ${info.kind}, not a ${t.socketName}`;
+    if (info.domain !== 'unix') return `is a network socket, not an AF_UNIX ${t.socketName}`;
+    return info.listening ? 'is a listening socket' : undefined;
   },
   (sock, _info, ctx) => {
     const n = native();

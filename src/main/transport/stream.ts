@@ -22,9 +22,19 @@ function resultOf(errno: NativeStream['errno']): (r: number, syscall: string) =>
   };
 }
 
-/** Kinds `fdInfo` gives a shared memory object: a memfd-like tmpfs file on Linux, a file elsewhere. */
-function isSharedMemoryKind(kind: string): boolean {
-  return kind === 'memfd' || kind === 'file' || (process.platform === 'darwin' && kind === 'other');
+/**
+ * Whether `fd` is POSIX shared memory: on Linux a tmpfs (or memfd, hugetlbfs) file, which answers
+ * F_GET_SEALS, so a file on any other file system (FUSE, NFS included) is refused without asking
+ * its server; on macOS an object with no file type. readAll of 0 bytes makes exactly that check.
+ */
+function isSharedMemory(s: NativeStream, fd: number, kind: string): boolean {
+  if (kind !== 'memfd' && kind !== 'file' && kind !== 'other') return false;
+  try {
+    s.readAll(fd, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function shmOpenSharedMemory(n: NativeBinding, s: NativeStream): SharedMemoryBackend {
@@ -42,7 +52,7 @@ function shmOpenSharedMemory(n: NativeBinding, s: NativeStream): SharedMemoryBac
       return ro;
     },
     checkBlock(fd, info) {
-      if (!isSharedMemoryKind(info.kind)) return `a ${info.kind}, not shared memory`;
+      if (!isSharedMemory(s, fd, info.kind)) return `a ${info.kind}, not shared memory`;
       if (s.accessMode(fd) !== 'r') return 'shared memory open for writing (an immutable block travels read-only)';
       return undefined;
     },
@@ -50,8 +60,8 @@ function shmOpenSharedMemory(n: NativeBinding, s: NativeStream): SharedMemoryBac
       if (size <= 0) throw new RangeError('a shared memory segment needs at least one byte');
       return s.shmCreate(size);
     },
-    checkSegment(_fd, info) {
-      if (!isSharedMemoryKind(info.kind)) return `a ${info.kind}, not shared memory`;
+    checkSegment(fd, info) {
+      if (!isSharedMemory(s, fd, info.kind)) return `a ${info.kind}, not shared memory`;
       if (info.size <= 0) return 'empty';
       return undefined;
     },
