@@ -201,6 +201,10 @@ describe('a hostile peer over a real socket', () => {
         const [rx, first] = await server.accept({ timeout: 10_000 });
         expect(first).toEqual({ hello: 'desync' });
         expect(await rx.recv({ timeout: 10_000 })).toEqual({ good: 0 });
+        if (which === 'oversized') {
+          // First a packet of exactly the largest size a receiver reads (1 MiB + 64 KiB): it arrives.
+          expect(await rx.recv({ timeout: 10_000 })).toBe('x'.repeat(1024 * 1024 + 64 * 1024 - 48 - 16 - 2));
+        }
         if (which !== 'cut-short') {
           const bad = await outcome(rx.recv({ timeout: 10_000 }));
           expect(bad.error?.code, bad.error?.message ?? JSON.stringify(bad.value)).toBe('MALFORMED');
