@@ -399,7 +399,11 @@ class SenderCore extends Pinnable {
     const firstFd = i < frags.length ? frags[i]!.fdStart : fds.length;
     // Moved descriptors already handed to the kernel are closed here; the queue owns the rest.
     closeFds(moved.filter((fd, j) => fd >= 0 && j < firstFd));
-    if (i === frags.length) return;
+    if (i === frags.length) {
+      // A backend that took the last fragment in part finishes it from drain().
+      if (this.t.hasPending?.(this.fd)) this.schedule();
+      return;
+    }
     const owned = this.ownAll(infos.slice(firstFd), moved.slice(firstFd));
     const start = frags[i]!.offset;
     const rest = this.spillCopy(parts, start, bytes - start);
