@@ -15,17 +15,10 @@ const SOAK_COUNT = Number(process.env.EIPC_SOAK_COUNT ?? 1_000_000);
 // On the stream transport a channel has one writer: several processes writing one SOCK_STREAM
 // socket would interleave their bytes (and clone() refuses there).
 const STREAM = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
-// KNOWN LIBRARY BUG on the stream transport (reported; the fix is in src/): a sender that sends
-// 1 MiB messages and awaits flush() every few stops: flush() never settles and nothing keeps the
-// event loop alive, so the writer process exits (code 13, unsettled top-level await) with
-// messages unwritten. The kill test needs a writer that lives until it is killed, so it is skipped
-// on stream until then; the `fails` test below shows the bug and starts failing once it is fixed:
-// then set this to false and delete that test.
-const STREAM_FLUSH_BUG = STREAM;
 
 
 describe('faults', () => {
-  it.skipIf(STREAM_FLUSH_BUG)(`a peer SIGKILLed at random moments during 1 MiB messages: every delivered message is whole and consecutive${STREAM_FLUSH_BUG ? ' (skipped on stream: the writer stops by itself, see STREAM_FLUSH_BUG)' : ''}`, async () => {
+  it('a peer SIGKILLed at random moments during 1 MiB messages: every delivered message is whole and consecutive', async () => {
     const base = pattern() as Uint8Array;
     const before = await settledFdCount();
     const rounds = 6;
@@ -61,7 +54,9 @@ describe('faults', () => {
     expect(await settledFdCount()).toBe(before);
   });
 
-  it.runIf(STREAM_FLUSH_BUG).fails('stream, KNOWN LIBRARY BUG: a writer of 1 MiB messages that awaits flush() every 4 keeps writing (today it exits with 13 after a few dozen)', async () => {
+  // On stream, a big message whose last fragment the socket took in part left flush() unsettled
+  // and nothing to keep the loop alive: the writer exited (code 13) with messages unwritten.
+  it('a writer of 1 MiB messages that awaits flush() every 4 keeps writing until it is killed', async () => {
     const server = new IpcOneShotServer<{ i: number; data: Uint8Array }>();
     const child = spawnFixture('faults/big-writer.mjs', { EIPC_SERVER: server.name });
     const [rx] = await server.accept({ timeout: 10_000 });
