@@ -389,12 +389,14 @@ describe('one-shot server directories: sweeping those of dead owners', () => {
     const liveDirs = (await alive.ready).dirs;
     killed.child.kill('SIGKILL');
     expect((await killed.exited).signal).toBe('SIGKILL');
-    for (const d of deadDirs) expect(existsSync(d)).toBe(true);
 
+    // Other test files running at the same time create servers too, and their sweeps may take
+    // the dead owner's directories first: what matters is that they are gone after this sweep.
     const sweeper = spawnFixture('lifecycle/server-sweep.mjs', { EIPC_DIRS: JSON.stringify([...deadDirs]) });
     const out = await sweeper.done;
     expect(out.stderr).toBe('');
     expect(JSON.parse(out.stdout) as { gone: string[] }).toEqual({ gone: deadDirs });
+    for (const d of deadDirs) expect(existsSync(d)).toBe(false);
     // The same sweep, run to its end here: the live owner's directories stay.
     const r = await sweepStaleServerDirs();
     for (const d of liveDirs) {
