@@ -10,21 +10,22 @@ import { defineConfig } from 'vitest/config';
  */
 const CONTRACT = [
   'test/transport.test.ts',
+  'test/channel.test.ts',
+  'test/select.test.ts',
   'test/recv-sync.test.ts',
+  'test/payloads.test.ts',
+  'test/payloads.copy.test.ts',
   'test/pool.test.ts',
   'test/pool.copy.test.ts',
   'test/helper.test.ts',
+  'test/lifecycle.test.ts',
+  'test/faults.test.ts',
+  'test/hostile.test.ts',
   'test/bridge.test.ts',
   'test/readme-example.test.ts',
-  'test/containment/exit-flush.test.ts',
-  'test/containment/sender-errors.test.ts',
-  'test/containment/handles.test.ts',
-  'test/containment/worker-termination.test.ts',
-  'test/containment/harness.test.ts',
-  'test/containment/server-sweep.test.ts',
-  'test/containment/native-worker-terminate.test.ts',
-  'test/containment/own-channel.test.ts',
-]
+  'test/shm.fuzz.test.ts',
+  'test/containment/**/*.test.ts',
+];
 
 export default defineConfig({
   test: {

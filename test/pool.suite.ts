@@ -150,7 +150,7 @@ export function definePoolTests(copy: boolean): void {
     expect(await rx.recv()).toEqual({ seg: 'still usable' });
     tx.close();
     rx.close();
-    expect(fdCount()).toBe(before);
+    expect(await settledFdCount()).toBe(before);
   });
 
   it('a segment over maxSharedMemoryBytes or maxSharedMemoryTotal is TOO_LARGE, nothing kept, and it comes back to the pool', async () => {
