@@ -62,6 +62,14 @@ export interface Transport {
    * messages are then read in place); false where packets are reassembled by the backend.
    */
   readonly scatterReads: boolean;
+  /**
+   * Whether one socket takes one writer only (a byte stream, where two writers' frames would
+   * interleave): then every further sender of a channel (a clone, a sender sent to another
+   * process) gets a socket of its own, announced to the receiver by an ATTACH packet on the
+   * socket of the sender it came from (docs/wire-format.md). Absent or false: senders share the
+   * socket (duplicated descriptors), as `SOCK_SEQPACKET` allows.
+   */
+  readonly singleWriter?: boolean;
 
   /** A connected pair (close-on-exec, non-blocking, registered in the descriptor table). */
   socketpair(): [number, number];
