@@ -85,12 +85,12 @@ const liveDirs = new Set<string>();
 
 let hooks: { exit: () => void; signals: Array<[NodeJS.Signals, () => void]> } | undefined;
 
-function addLiveDir(dir: string): void {
+export function addLiveDir(dir: string): void {
   liveDirs.add(dir);
   if (!hooks) installHooks();
 }
 
-function removeDir(dir: string): void {
+export function removeDir(dir: string): void {
   liveDirs.delete(dir);
   try {
     rmSync(dir, { recursive: true, force: true });
@@ -228,7 +228,7 @@ function newDirName(): string {
 }
 
 /** Creates a fresh 0700 server directory in `base`; IpcError OS when it cannot. */
-function makePrivateDir(base: string): string {
+export function makePrivateDir(base: string): string {
   for (let attempt = 1; ; attempt++) {
     const dir = path.join(base, newDirName());
     try {
@@ -268,7 +268,7 @@ export interface SweepResult {
 let sweeping = false;
 let lastSweep = -Infinity;
 
-function scheduleSweep(base: string): void {
+export function scheduleSweep(base: string): void {
   const now = performance.now();
   if (sweeping || now - lastSweep < SWEEP_LIMITS.intervalMs) return;
   sweeping = true;
