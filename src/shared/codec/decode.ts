@@ -1,0 +1,392 @@
+/**
+ * Decoding: a message body (whole, or split by {@link bodyLayout}) -> a value, after validation.
+ */
+import { unflatten } from 'devalue';
+import { IpcError } from '../errors.js';
+import type { DecodeLimits } from '../limits.js';
+import { TEMPORAL_PREFIX, isSpecialValue, temporalClass } from './cost.js';
+import {
+  BODY_FORMAT_DEVALUE,
+  BODY_FORMAT_JSON,
+  BODY_FORMAT_JSON_HANDLES,
+  BODY_HEADER_BYTES,
+  BODY_VERSION,
+  HANDLE_MARKER,
+  KIND_ARRAY_BUFFER,
+  KIND_DATA_VIEW,
+  KIND_ELEMENT_BYTES,
+  KIND_NAMES,
+  REDUCER_BINARY,
+  REDUCER_HANDLE,
+  align8,
+  getU32,
+  malformed,
+  tooLarge,
+} from './format.js';
+import type { DecodeHooks } from './format.js';
+import { checkDevalueText, checkJsonText, decodeText, hasProtoKey, scanFlat } from './scan.js';
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+interface Header {
+  format: number;
+  textStart: number;
+  textBytes: number;
+  binaryCount: number;
+  handleCount: number;
+}
+
+function readHeader(body: Uint8Array): Header {
+  if (!(body instanceof Uint8Array)) throw new TypeError('The message body must be a Uint8Array.');
+  if (body.length < BODY_HEADER_BYTES) {
+    throw malformed(`${body.length} bytes is shorter than the ${BODY_HEADER_BYTES}-byte header`);
+  }
+  const format = body[0];
+  if (format !== BODY_FORMAT_JSON && format !== BODY_FORMAT_DEVALUE && format !== BODY_FORMAT_JSON_HANDLES) {
+    throw malformed(`unknown format ${format}`);
+  }
+  const version = body[1];
+  if (version !== BODY_VERSION) throw malformed(`unknown version ${version}`);
+  if (body[2] !== 0 || body[3] !== 0) throw malformed('reserved header bytes are not zero');
+  const textBytes = getU32(body, 4);
+  const binaryCount = getU32(body, 8);
+  const handleCount = getU32(body, 12);
+  if (binaryCount > (body.length - BODY_HEADER_BYTES) / 8) {
+    throw malformed(`the binary table of ${binaryCount} entries does not fit in ${body.length} bytes`);
+  }
+  const textStart = BODY_HEADER_BYTES + 8 * binaryCount;
+  if (textBytes > body.length - textStart) {
+    throw malformed(`text of ${textBytes} bytes does not fit in ${body.length} bytes`);
+  }
+  return { format, textStart, textBytes, binaryCount, handleCount };
+}
+
+/**
+ * The number of handles (descriptors) the body refers to, from its header, for the framing
+ * layer. Throws `IpcError('MALFORMED')` if the header is short or invalid.
+ */
+export function peekHandleCount(body: Uint8Array): number {
+  return readHeader(body).handleCount;
+}
+
+function checkZero(body: Uint8Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    if (body[i] !== 0) throw malformed(`padding byte at offset ${i} is not zero`);
+  }
+}
+
+/**
+ * Decodes a message body into a value. `handleCount` is the number of handles (descriptors)
+ * that came with the body and must equal the header's; `hooks.reviveHandle` turns each into a
+ * live object, once per index, and only after the whole body has been validated.
+ *
+ * Every binary section is copied into its own `ArrayBuffer` (the result never aliases `body`).
+ * Throws `IpcError('MALFORMED')` for anything that is not a body `encodeMessage` could have
+ * produced (short or inconsistent lengths, bad UTF-8, unknown format or type, references to
+ * absent entries, binaries or handles, a handle or binary referenced twice or never), and
+ * `IpcError('TOO_LARGE')` when it exceeds `limits`: `maxElements` counts every value before it
+ * is built, at what it costs to build (docs/wire-format.md, "What maxElements counts"), and
+ * Map/Set keys crafted to collide in V8's hash tables are refused. Never recurses deeper than
+ * `limits.maxDepth`; spends time and memory linear in the body size (and in maxElements).
+ */
+export function decodeMessage(
+  body: Uint8Array,
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+  sections?: Uint8Array[],
+): unknown {
+  if (sections !== undefined) return decodeSplit(body, sections, handleCount, hooks, limits);
+  const header = readHeader(body);
+  const { format, textStart, textBytes, binaryCount } = header;
+  if (header.handleCount !== handleCount) {
+    throw malformed(`the header announces ${header.handleCount} handles but ${handleCount} came with it`);
+  }
+  if (limits.maxBinaries !== undefined && binaryCount > limits.maxBinaries) {
+    throw tooLarge(`${binaryCount} binary sections, more than maxBinaries ${limits.maxBinaries}`);
+  }
+  const textEnd = textStart + textBytes;
+  let offset = align8(textEnd);
+  const starts = new Array<number>(binaryCount);
+  for (let i = 0; i < binaryCount; i++) {
+    const code = getU32(body, BODY_HEADER_BYTES + 8 * i);
+    const length = getU32(body, BODY_HEADER_BYTES + 8 * i + 4);
+    if (code >= KIND_NAMES.length) throw malformed(`binary section ${i} has unknown kind ${code}`);
+    if (length % KIND_ELEMENT_BYTES[code] !== 0) {
+      throw malformed(`binary section ${i} of ${length} bytes is not a whole number of ${KIND_NAMES[code]} elements`);
+    }
+    if (offset > body.length || length > body.length - offset) {
+      throw malformed(`binary section ${i} of ${length} bytes does not fit in ${body.length} bytes`);
+    }
+    starts[i] = offset;
+    offset = align8(offset + length);
+  }
+  if (offset !== body.length) {
+    if (offset > body.length) throw malformed(`padding does not fit in ${body.length} bytes`);
+    throw malformed(`${body.length - offset} bytes follow the last section`);
+  }
+  // Padding after the text and after each section must be zero.
+  checkZero(body, textEnd, Math.min(align8(textEnd), body.length));
+  for (let i = 0; i < binaryCount; i++) {
+    const end = starts[i] + getU32(body, BODY_HEADER_BYTES + 8 * i + 4);
+    checkZero(body, end, align8(end));
+  }
+
+  const text = decodeText(body, textStart, textBytes);
+
+  if (format === BODY_FORMAT_JSON) {
+    if (binaryCount !== 0 || handleCount !== 0) throw malformed('a JSON body cannot have binaries or handles');
+    return decodeJson(text, limits);
+  }
+  if (format === BODY_FORMAT_JSON_HANDLES) {
+    if (binaryCount !== 0) throw malformed('a JSON body with handles cannot have binaries');
+    return decodeJsonHandles(text, handleCount, hooks, limits);
+  }
+  return decodeDevalue(body, text, starts, handleCount, hooks, limits, (index, length) => {
+    const copy = new Uint8Array(length);
+    copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
+    return copy.buffer;
+  });
+}
+
+/** Where the parts of a message body lie: see {@link bodyLayout}. */
+export interface BodyLayout {
+  /** Bytes of the header, binary table, text and its padding. */
+  headBytes: number;
+  /** Offset and length of each binary section in the body. */
+  sections: Array<{ offset: number; length: number }>;
+}
+
+/**
+ * The layout of a body of `total` bytes, read from its first bytes (`prefix`), so that a
+ * receiver can put each binary section straight into a buffer of its own while the body
+ * arrives in pieces. Undefined when `prefix` is too short to tell or the layout does not add up
+ * to `total` (the receiver then assembles the body whole and `decodeMessage` says what is wrong).
+ */
+export function bodyLayout(prefix: Uint8Array, total: number): BodyLayout | undefined {
+  if (prefix.length < BODY_HEADER_BYTES || prefix[0] !== BODY_FORMAT_DEVALUE) return undefined;
+  const textBytes = getU32(prefix, 4);
+  const binaryCount = getU32(prefix, 8);
+  if (BODY_HEADER_BYTES + 8 * binaryCount > prefix.length) return undefined;
+  let offset = align8(BODY_HEADER_BYTES + 8 * binaryCount + textBytes);
+  const headBytes = offset;
+  const sections: Array<{ offset: number; length: number }> = [];
+  for (let i = 0; i < binaryCount; i++) {
+    const length = getU32(prefix, BODY_HEADER_BYTES + 8 * i + 4);
+    sections.push({ offset, length });
+    offset = align8(offset + length);
+    if (offset > total) return undefined;
+  }
+  return offset === total ? { headBytes, sections } : undefined;
+}
+
+/**
+ * Decodes a body received split by {@link bodyLayout}: `head` holds the header, binary table and
+ * text; `sections[i]` holds binary section i. A section that is a whole ArrayBuffer of its own is
+ * adopted as it is (no copy); the caller must not use it afterwards.
+ */
+function decodeSplit(
+  head: Uint8Array,
+  sections: Uint8Array[],
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+): unknown {
+  const header = readHeader(head);
+  const { format, textStart, textBytes, binaryCount } = header;
+  if (header.handleCount !== handleCount) {
+    throw malformed(`the header announces ${header.handleCount} handles but ${handleCount} came with it`);
+  }
+  if (format !== BODY_FORMAT_DEVALUE) throw malformed('a JSON body cannot have binaries');
+  if (limits.maxBinaries !== undefined && binaryCount > limits.maxBinaries) {
+    throw tooLarge(`${binaryCount} binary sections, more than maxBinaries ${limits.maxBinaries}`);
+  }
+  if (sections.length !== binaryCount) throw malformed(`${sections.length} sections for a table of ${binaryCount}`);
+  const textEnd = textStart + textBytes;
+  if (head.length !== align8(textEnd)) throw malformed('the head of a split body has the wrong length');
+  checkZero(head, textEnd, head.length);
+  for (let i = 0; i < binaryCount; i++) {
+    const code = getU32(head, BODY_HEADER_BYTES + 8 * i);
+    const length = getU32(head, BODY_HEADER_BYTES + 8 * i + 4);
+    if (code >= KIND_NAMES.length) throw malformed(`binary section ${i} has unknown kind ${code}`);
+    if (length % KIND_ELEMENT_BYTES[code] !== 0) {
+      throw malformed(`binary section ${i} of ${length} bytes is not a whole number of ${KIND_NAMES[code]} elements`);
+    }
+    if (sections[i].byteLength !== length) throw malformed(`binary section ${i} has ${sections[i].byteLength} bytes, not ${length}`);
+  }
+  const text = decodeText(head, textStart, textBytes);
+  return decodeDevalue(head, text, new Array<number>(binaryCount).fill(0), handleCount, hooks, limits, (index, length) => {
+    const section = sections[index];
+    if (section.byteOffset === 0 && section.byteLength === section.buffer.byteLength && section.buffer instanceof ArrayBuffer) {
+      return section.buffer;
+    }
+    const copy = new Uint8Array(length);
+    copy.set(section);
+    return copy.buffer;
+  });
+}
+
+function decodeJson(text: string, limits: DecodeLimits): unknown {
+  checkJsonText(text, limits);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw malformed('the JSON text does not parse', cause);
+  }
+  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(value)) {
+    throw malformed('an object has a __proto__ key');
+  }
+  return value;
+}
+
+/**
+ * Format 2: JSON whose handle markers `{"\u0000h":[index,kind]}` become the revived handles.
+ * Every handle must be referenced, always with the same kind; one object per index.
+ */
+function decodeJsonHandles(text: string, handleCount: number, hooks: DecodeHooks | undefined, limits: DecodeLimits): unknown {
+  if (handleCount === 0) throw malformed('a JSON body with handles names no handle');
+  if (hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
+  const value = decodeJson(text, limits);
+  const kinds = new Array<string | undefined>(handleCount);
+  // Pairs of (container, key) whose value is a marker, found without recursion.
+  const markers: Array<[Record<string, unknown> | unknown[] | undefined, string | number, number]> = [];
+  const readMarker = (v: unknown): number | undefined => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, HANDLE_MARKER)) return undefined;
+    const keys = Object.keys(v);
+    const m = (v as Record<string, unknown>)[HANDLE_MARKER];
+    if (keys.length !== 1 || !Array.isArray(m) || m.length !== 2 || typeof m[1] !== 'string' || m[1].length === 0) {
+      throw malformed('a handle marker that is not {"\\u0000h":[index,kind]}');
+    }
+    const index = m[0];
+    if (!Number.isInteger(index) || index < 0 || index >= handleCount) throw malformed(`a handle marker refers to handle ${String(index)} of ${handleCount}`);
+    if (kinds[index] !== undefined && kinds[index] !== m[1]) throw malformed(`handle ${index} is referred to with two kinds`);
+    kinds[index] = m[1];
+    return index;
+  };
+  const rootIndex = readMarker(value);
+  if (rootIndex !== undefined) markers.push([undefined, '', rootIndex]);
+  const stack: unknown[] = rootIndex === undefined ? [value] : [];
+  while (stack.length > 0) {
+    const v = stack.pop() as Record<string, unknown> | unknown[];
+    if (typeof v !== 'object' || v === null) continue;
+    const keys: Array<string | number> = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+    for (const k of keys) {
+      const child = (v as Record<string, unknown>)[k as string];
+      if (typeof child !== 'object' || child === null) continue;
+      const index = readMarker(child);
+      if (index === undefined) stack.push(child);
+      else markers.push([v, k, index]);
+    }
+  }
+  const missing = kinds.findIndex((k) => k === undefined);
+  if (missing >= 0) throw malformed(`handle ${missing} is never referenced`);
+  const revived = new Array<unknown>(handleCount);
+  const done = new Array<boolean>(handleCount).fill(false);
+  let root = value;
+  for (const [container, key, index] of markers) {
+    if (!done[index]) {
+      revived[index] = hooks.reviveHandle(kinds[index]!, index);
+      done[index] = true;
+    }
+    if (container === undefined) root = revived[index];
+    else (container as Record<string, unknown>)[key as string] = revived[index];
+  }
+  return root;
+}
+
+function decodeDevalue(
+  body: Uint8Array,
+  text: string,
+  starts: number[],
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+  takeBinary: (index: number, length: number) => ArrayBuffer,
+): unknown {
+  const binaryCount = starts.length;
+  checkDevalueText(text, limits, handleCount, binaryCount);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw malformed('the devalue text does not parse', cause);
+  }
+  if (typeof parsed === 'number') {
+    if (!isSpecialValue(parsed)) throw malformed('the devalue text is a bare number that is no special value');
+    if (binaryCount !== 0) throw malformed('binary section 0 is never referenced');
+    if (handleCount !== 0) throw malformed('handle 0 is never referenced');
+    return unflatten(parsed);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw malformed('the devalue text is not a non-empty array');
+  const { binaryUsed, handleUsed, built } = scanFlat(parsed as unknown[], binaryCount, handleCount, limits);
+  const unusedBinary = binaryUsed.indexOf(0);
+  if (unusedBinary >= 0) throw malformed(`binary section ${unusedBinary} is never referenced`);
+  const unusedHandle = handleUsed.indexOf(0);
+  if (unusedHandle >= 0) throw malformed(`handle ${unusedHandle} is never referenced`);
+  if (handleCount > 0 && hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
+
+  // Resolve every binary constructor before any hook runs.
+  for (let i = 0; i < binaryCount; i++) {
+    const name = KIND_NAMES[getU32(body, BODY_HEADER_BYTES + 8 * i)];
+    if (typeof (globalThis as Record<string, unknown>)[name] !== 'function') {
+      throw malformed(`binary section ${i} is a ${name}, which this runtime lacks`);
+    }
+  }
+
+  let hookError: { error: unknown } | undefined;
+  const revivers = {
+    [REDUCER_BINARY]: (payload: [number]) => {
+      const index = payload[0];
+      const code = getU32(body, BODY_HEADER_BYTES + 8 * index);
+      const length = getU32(body, BODY_HEADER_BYTES + 8 * index + 4);
+      const buffer = takeBinary(index, length);
+      if (code === KIND_ARRAY_BUFFER) return buffer;
+      if (code === KIND_DATA_VIEW) return new DataView(buffer);
+      const Ctor = (globalThis as Record<string, unknown>)[KIND_NAMES[code]] as new (b: ArrayBuffer) => unknown;
+      return new Ctor(buffer);
+    },
+    [REDUCER_HANDLE]: (payload: [string, number]) => {
+      try {
+        return hooks!.reviveHandle(payload[0], payload[1]);
+      } catch (error) {
+        hookError = { error };
+        throw error;
+      }
+    },
+  };
+  // The values the scan built (to check them) are used as they are, in the same order.
+  let nextRegExp = 0;
+  let nextString = 0;
+  const operations = {
+    fromRegExpInfo: (source: string, flags: string | undefined): RegExp => {
+      const b = built.regExps[nextRegExp];
+      if (b !== undefined && b.source === source && b.flags === flags) {
+        nextRegExp++;
+        return b.value;
+      }
+      return new RegExp(source, flags);
+    },
+    fromStringValue: (tag: string, text: string): unknown => {
+      const b = built.strings[nextString];
+      if (b !== undefined && b.tag === tag && b.text === text) {
+        nextString++;
+        return b.value;
+      }
+      if (tag === 'URL') return new URL(text);
+      if (tag === 'URLSearchParams') return new URLSearchParams(text);
+      return temporalClass(tag.slice(TEMPORAL_PREFIX.length))!.from(text);
+    },
+  };
+  try {
+    return unflatten(parsed, revivers, { operations });
+  } catch (error) {
+    if (hookError !== undefined) throw hookError.error;
+    if (error instanceof RangeError) {
+      // Only reachable when a receiver raised maxDepth beyond what the stack holds.
+      throw new IpcError('TOO_LARGE', 'Message nests too deeply for the stack; lower maxDepth.', { cause: error });
+    }
+    throw malformed('the devalue text does not describe a value', error);
+  }
+}

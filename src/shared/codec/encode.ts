@@ -1,0 +1,256 @@
+/**
+ * Encoding: a value -> one message body (parts to write back to back) plus its handle objects.
+ */
+import { DevalueError, stringify } from 'devalue';
+import { IpcError } from '../errors.js';
+import { DEFAULT_LIMITS } from '../limits.js';
+import {
+  BIGINT_LIMIT,
+  BODY_FORMAT_DEVALUE,
+  BODY_FORMAT_JSON,
+  BODY_FORMAT_JSON_HANDLES,
+  BODY_HEADER_BYTES,
+  BODY_VERSION,
+  HANDLE_MARKER,
+  MAX_BIGINT_DIGITS,
+  REDUCER_BINARY,
+  REDUCER_HANDLE,
+  align8,
+  binaryOf,
+  describe,
+  setU32,
+  unserializable,
+} from './format.js';
+import type { EncodeHooks, EncodeOptions, EncodedMessage } from './format.js';
+import { snapshot } from './snapshot.js';
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+const encoder = new TextEncoder();
+
+/** Lone surrogates, which UTF-8 cannot carry; devalue leaves them unescaped in its text. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function escapeLoneSurrogates(text: string): string {
+  const wellFormed = (text as { isWellFormed?: () => boolean }).isWellFormed;
+  if (wellFormed !== undefined && wellFormed.call(text)) return text;
+  // Lone surrogates only occur inside devalue's JSON string literals, where \uXXXX is valid.
+  return text.replace(LONE_SURROGATE, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
+/**
+ * Small first parts are carved out of shared slabs, like Node's Buffer pool: allocating a typed
+ * array costs more than encoding a small message. A slab is never reused, so a part stays valid
+ * as long as it is referenced; its bytes are only the part's own (but `part.buffer` is the slab).
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_PART = 4096;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** A zeroed Uint8Array of `n` bytes (`n` a multiple of 8, so slab parts stay 8-aligned). */
+function allocPart(n: number): Uint8Array {
+  if (n > SLAB_MAX_PART) return new Uint8Array(n);
+  // A detached slab (someone transferred a part's buffer) is replaced too.
+  if (slabUsed + n > SLAB_BYTES || slab.byteLength === 0) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const part = new Uint8Array(slab, slabUsed, n);
+  slabUsed += n;
+  return part;
+}
+
+/** Allocates the first part (header + binary table + text + padding) and writes the text. */
+function writeText(text: string, headerBytes: number): { first: Uint8Array; textBytes: number } {
+  const n = text.length;
+  if (n <= 1 << 20) {
+    // Guess the UTF-8 size is the string length (ASCII); fall back when it does not fit.
+    const size = align8(headerBytes + n);
+    const first = allocPart(size);
+    const { read, written } = encoder.encodeInto(text, new Uint8Array(first.buffer, first.byteOffset + headerBytes, size - headerBytes));
+    if (read === n) {
+      const end = align8(headerBytes + written);
+      return { first: end === size ? first : first.subarray(0, end), textBytes: written };
+    }
+    first.fill(0, headerBytes);
+  }
+  const encoded = encoder.encode(text);
+  const first = allocPart(align8(headerBytes + encoded.length));
+  first.set(encoded, headerBytes);
+  return { first, textBytes: encoded.length };
+}
+
+function buildBody(
+  format: number,
+  text: string,
+  sections: Uint8Array[],
+  codes: number[],
+  handles: object[],
+): EncodedMessage {
+  const count = sections.length;
+  const headerBytes = BODY_HEADER_BYTES + 8 * count;
+  const { first, textBytes } = writeText(text, headerBytes);
+  first[0] = format;
+  first[1] = BODY_VERSION;
+  setU32(first, 4, textBytes);
+  setU32(first, 8, count);
+  setU32(first, 12, handles.length);
+  const parts: Uint8Array[] = [first];
+  let byteLength = first.length;
+  for (let i = 0; i < count; i++) {
+    const bytes = sections[i];
+    setU32(first, BODY_HEADER_BYTES + 8 * i, codes[i]);
+    setU32(first, BODY_HEADER_BYTES + 8 * i + 4, bytes.length);
+    if (bytes.length === 0) continue;
+    parts.push(bytes);
+    byteLength += bytes.length;
+    const pad = align8(bytes.length) - bytes.length;
+    if (pad > 0) {
+      parts.push(new Uint8Array(pad));
+      byteLength += pad;
+    }
+  }
+  return { parts, byteLength, handles };
+}
+
+/**
+ * Encodes `value` into a message body and a list of handle objects.
+ *
+ * Plain JSON data (see docs/wire-format.md) is JSON text; anything else devalue supports is
+ * devalue text with the same round-trip semantics as devalue. Typed arrays, `DataView`s,
+ * `ArrayBuffer`s and Node `Buffer`s anywhere in the value travel as raw binary sections holding
+ * only their own bytes (a `Buffer` arrives as a `Uint8Array`); objects that `hooks.handleKind`
+ * tags travel as handle references.
+ *
+ * Throws `IpcError('UNSERIALIZABLE')`, naming the offending value and its path, for functions,
+ * symbols, class instances, promises, `SharedArrayBuffer`s, values nested deeper than
+ * `options.maxDepth`, BigInts over 10,000 digits, and anything else devalue refuses; an exception
+ * of a getter or of `hooks.handleKind` becomes its `cause`. A `TypeError` when `handleKind`
+ * returns something other than a non-empty string or `undefined`. Nothing else happens on
+ * failure.
+ *
+ * The value is read exactly once, before anything is serialized: each property, array item,
+ * `Map` entry and `Set` member once (a getter or proxy trap runs once), in devalue's order, and
+ * `hooks.handleKind` once per object; what is sent is what was read, so a value that changes
+ * while it is read cannot arrive half one way and half the other. Depth is checked during that
+ * read, without recursion, before devalue (which recurses) runs.
+ *
+ * `parts[0]` may be a view into a slab shared with other small messages (like Node's Buffer
+ * pool): write its own bytes, never its `.buffer`.
+ */
+export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: EncodeOptions): EncodedMessage {
+  const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
+  try {
+    if (maxDepth < 1 && typeof value === 'object' && value !== null) {
+      throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
+    }
+    const snap = snapshot(value, hooks, maxDepth);
+    if (snap.json) {
+      return buildBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), [], [], []);
+    }
+    if (snap.jsonWithHandles && snap.handles.size > 0) {
+      const markers = new Map<object, [number, string]>();
+      for (const [handle, kind] of snap.handles) markers.set(handle, [markers.size, kind]);
+      const text = JSON.stringify(snap.value, (_key: string, v: unknown) => {
+        if (typeof v !== 'object' || v === null) return v;
+        const marker = markers.get(v);
+        return marker === undefined ? v : { [HANDLE_MARKER]: marker };
+      });
+      return buildBody(BODY_FORMAT_JSON_HANDLES, text, [], [], [...snap.handles.keys()]);
+    }
+    return encodeDevalue(snap.value, snap.handles);
+  } catch (error) {
+    if (error instanceof IpcError || isHookMisuse(error)) throw error;
+    // A getter, proxy trap or hook threw, or a raised maxDepth exhausted the stack.
+    throw unserializable('the value', '', `serializing it threw ${String(error)}`, error);
+  }
+}
+
+function isHookMisuse(error: unknown): boolean {
+  return error instanceof TypeError && error.message.startsWith('EncodeHooks.');
+}
+
+/** Numbers and BigInts that devalue's index may key by value (see encodeDevalue). */
+const DIRECT_NUMBERS = 1024;
+
+/**
+ * The devalue path of {@link encodeMessage}, for a snapshot (its depth known to be bounded);
+ * `kinds` are the handle objects in it, with their kinds.
+ */
+function encodeDevalue(value: unknown, kinds: ReadonlyMap<object, string>): EncodedMessage {
+  const handles: object[] = [];
+  const sections: Uint8Array[] = [];
+  const codes: number[] = [];
+  const payloads = new Set<object>();
+  // devalue shares one entry among equal primitives through a Map keyed by the primitive; V8
+  // hashes numbers and BigInts there without a seed, so numbers chosen to collide (say, a list a
+  // peer sent, sent on) would make that quadratic. Past the first DIRECT_NUMBERS (at most
+  // DIRECT_NUMBERS² / 2 comparisons, however they collide), they are keyed by a token found
+  // through their text (strings are hashed with a seed); a number met in both ways gets two
+  // entries, which decode to the same value.
+  const tokens = new Map<string, object>();
+  let direct = 0;
+  const identify = (v: unknown): unknown => {
+    if (typeof v !== 'number' && typeof v !== 'bigint') return v;
+    if (direct < DIRECT_NUMBERS) {
+      direct++;
+      return v;
+    }
+    const key = typeof v === 'number' ? `${v}` : `${v}n`;
+    let token = tokens.get(key);
+    if (token === undefined) {
+      token = {};
+      tokens.set(key, token);
+    }
+    return token;
+  };
+  let text: string;
+  try {
+    text = stringify(value, {
+      [REDUCER_HANDLE]: (v: unknown) => {
+        if (typeof v !== 'object' || v === null) {
+          if (typeof v === 'bigint' && (v < 0n ? -v : v) >= BIGINT_LIMIT) {
+            throw new DevalueError(`BigInts are limited to ${MAX_BIGINT_DIGITS} digits`, [], v, value);
+          }
+          return undefined;
+        }
+        if (kinds.size === 0 || payloads.has(v)) return undefined;
+        const kind = kinds.get(v);
+        if (kind === undefined) return undefined;
+        const payload = [kind, handles.length];
+        handles.push(v);
+        payloads.add(payload);
+        return payload;
+      },
+      [REDUCER_BINARY]: (v: unknown) => {
+        if (typeof v !== 'object' || v === null || payloads.has(v)) return undefined;
+        const binary = binaryOf(v);
+        if (binary === undefined) return undefined;
+        const payload = [sections.length];
+        sections.push(binary.bytes);
+        codes.push(binary.code);
+        payloads.add(payload);
+        return payload;
+      },
+    }, { operations: { identify } });
+  } catch (error) {
+    if (error instanceof DevalueError) {
+      throw unserializable(describe(error.value), error.path, `devalue says "${error.message}"`, error);
+    }
+    throw error;
+  }
+  return buildBody(BODY_FORMAT_DEVALUE, escapeLoneSurrogates(text), sections, codes, handles);
+}
+
+/** Joins the parts of an encoded message into one contiguous body (a copy). */
+export function joinParts(message: EncodedMessage): Uint8Array {
+  const body = new Uint8Array(message.byteLength);
+  let offset = 0;
+  for (const part of message.parts) {
+    body.set(part, offset);
+    offset += part.length;
+  }
+  return body;
+}

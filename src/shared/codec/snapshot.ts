@@ -1,0 +1,416 @@
+/**
+ * The encoder's single read of a value ({@link snapshot}): a copy of its containers, whether
+ * the copy is JSON-exact, and its handle objects.
+ */
+import { MAX_ARRAY_LEN } from './cost.js';
+import { HANDLE_MARKER, KIND_NAMES, describe, objectToString, unserializable } from './format.js';
+import type { EncodeHooks } from './format.js';
+
+function isJsonScalar(v: unknown): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      // finite and not -0
+      return v - v === 0 && (v !== 0 || 1 / v > 0);
+    default:
+      return false;
+  }
+}
+
+/** The sorted own names of `Object.prototype`, to recognise another realm's as devalue does. */
+const OBJECT_PROTO_NAMES = Object.getOwnPropertyNames(Object.prototype).sort().join('\0');
+
+/** devalue's test of a plain object's prototype (its `is_plain_object`), for `proto` other than Object.prototype or null. */
+function isPlainPrototype(proto: object): boolean {
+  return Object.getPrototypeOf(proto) === null || Object.getOwnPropertyNames(proto).sort().join('\0') === OBJECT_PROTO_NAMES;
+}
+
+/** Tags (`Object.prototype.toString` names) that devalue serializes as something other than a plain object. */
+const DEVALUE_TAGS = new Set(
+  [
+    'Number', 'String', 'Boolean', 'BigInt', 'Date', 'URL', 'URLSearchParams', 'RegExp', 'Array', 'Set', 'Map',
+    'ArrayBuffer', 'DataView', ...KIND_NAMES,
+  ].map((name) => `[object ${name}]`),
+);
+
+const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
+
+const FRAME_ARRAY = 0;
+const FRAME_SPARSE = 1;
+const FRAME_OBJECT = 2;
+const FRAME_MAP = 3;
+const FRAME_SET = 4;
+
+/** A container being copied by {@link snapshot} that has object children left to visit. */
+interface CopyFrame {
+  type: number;
+  /** Array: the caller's array, read one item at a time. Map, Set: unused. */
+  src: unknown;
+  /** The copy; an object's copy already holds every value read (children not yet replaced). */
+  copy: unknown;
+  /** Keys of an object, or populated indices of a sparse array. */
+  keys: Array<string | number> | undefined;
+  /** Next position (index or key position) to look at. */
+  pos: number;
+  end: number;
+  iterator: Iterator<unknown> | undefined;
+  /** Map: the key (the caller's) whose value is copied next, its copy, and that value. */
+  key: unknown;
+  keyCopy: unknown;
+  value: unknown;
+  pending: boolean;
+  /** Key or index of the child being copied, for error paths. */
+  at: string | number;
+}
+
+function newFrame(type: number, src: unknown, copy: unknown, pos: number, end: number): CopyFrame {
+  return { type, src, copy, keys: undefined, pos, end, iterator: undefined, key: undefined, keyCopy: undefined, value: undefined, pending: false, at: 0 };
+}
+
+function keyLabel(key: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function mapKeyLabel(key: unknown): string {
+  if (typeof key === 'string') return `.get(${JSON.stringify(key)})`;
+  if ((typeof key === 'object' && key !== null) || typeof key === 'function') return '.get(...)';
+  return `.get(${String(key)})`;
+}
+
+/** The path (as devalue writes it) of the value being copied below `frames`. */
+function framesPath(frames: CopyFrame[]): string {
+  let path = '';
+  for (const f of frames) {
+    if (f.type === FRAME_ARRAY || f.type === FRAME_SPARSE) path += `[${f.at}]`;
+    else if (f.type === FRAME_OBJECT) path += keyLabel(f.at as string);
+    else if (f.type === FRAME_MAP) path += mapKeyLabel(f.key);
+    else path += '[...]';
+  }
+  return path;
+}
+
+/** The handles of a value without any. */
+const NO_HANDLES: ReadonlyMap<object, string> = new Map();
+
+/** Objects met by {@link snapshot}: a short list first (cheaper than a Map for small values). */
+const SEEN_LIST_MAX = 16;
+/** Longest array {@link snapshot} copies with one slice (see there). */
+const SLICE_MAX = 1 << 20;
+const arraySlice = Array.prototype.slice;
+
+/** What {@link snapshot} made of a value. */
+interface Snapshot {
+  /** The copy: see {@link snapshot}. */
+  value: unknown;
+  /** True when JSON.stringify + JSON.parse of the copy gives exactly what devalue would. */
+  json: boolean;
+  /** True when the copy is JSON-exact but for handles, and format 2 can carry it (see below). */
+  jsonWithHandles: boolean;
+  /** Handle objects (the caller's) with their kinds, in the order first met. */
+  handles: ReadonlyMap<object, string>;
+}
+
+/**
+ * Reads the value once: every property, array item, Map entry and Set member is read exactly
+ * once (so a getter or proxy trap runs once), and the value is rebuilt from what was read. Plain
+ * objects (devalue's notion, with no enumerable symbol key), arrays, Maps and Sets are copied
+ * (an object's own enumerable properties all at once, as spread syntax reads them; array items
+ * up to the next object child); everything else (handles, binaries, Dates, RegExps, boxed
+ * primitives, class instances, functions...) stays the caller's object, unread, for devalue to
+ * serialize or refuse. Every later pass (JSON, devalue, handle numbering) works on the copy, so
+ * a value that changes while it is read cannot come out half one way and half the other.
+ *
+ * Objects are visited depth-first in the order devalue visits them, and `hooks.handleKind` runs
+ * once per object. Iterative; throws UNSERIALIZABLE, with the path, at the first object (shared
+ * objects where first met) deeper than `maxDepth`, as the receiver measures depth.
+ *
+ * JSON-exact means: plain objects with Object.prototype, dense arrays, strings, booleans, null,
+ * finite numbers other than -0, no shared references, handles, binaries or `__proto__` keys.
+ * Format 2 also allows handles (shared or not), if no object has the marker's key and each
+ * handle's marker (two levels below its container) fits maxDepth.
+ */
+export function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
+  const walk = new SnapshotWalk(hooks, maxDepth);
+  const value = walk.visit(root);
+  walk.run();
+  return { value, json: walk.json, jsonWithHandles: walk.jsonWithHandles, handles: walk.handles ?? NO_HANDLES };
+}
+
+/** The state of one {@link snapshot} (a class: its methods and fields stay monomorphic). */
+class SnapshotWalk {
+  json = true;
+  jsonWithHandles: boolean;
+  /** Handle objects met, with their kinds (created at the first). */
+  handles: Map<object, string> | undefined;
+  /** The caller's objects already met -> their copies (or themselves when kept). */
+  private seenList: object[] | undefined = [];
+  private seenCopies: unknown[] = [];
+  private seenMap: Map<object, unknown> | undefined;
+  private readonly frames: CopyFrame[] = [];
+
+  constructor(
+    private readonly hooks: EncodeHooks | undefined,
+    private readonly maxDepth: number,
+  ) {
+    this.jsonWithHandles = hooks !== undefined;
+  }
+
+  private remember(v: object, copy: unknown): void {
+    const list = this.seenList;
+    if (list !== undefined) {
+      list.push(v);
+      this.seenCopies.push(copy);
+      if (list.length > SEEN_LIST_MAX) {
+        const map = new Map<object, unknown>();
+        for (let i = 0; i < list.length; i++) map.set(list[i], this.seenCopies[i]);
+        this.seenMap = map;
+        this.seenList = undefined;
+        this.seenCopies = [];
+      }
+    } else {
+      this.seenMap!.set(v, copy);
+    }
+  }
+
+  /** Marks the value as neither JSON-exact nor JSON-exact but for handles. */
+  private notJson(): void {
+    this.json = false;
+    this.jsonWithHandles = false;
+  }
+
+  /**
+   * Copies array items from `i` on up to the next object child or hole (or, when `copy` is
+   * `src`, a slice already made, checks them); returns its index, or `end` when there is none.
+   */
+  private copyItems(src: unknown[], copy: unknown[], i: number, end: number): number {
+    const copying = src !== copy;
+    for (; i < end; i++) {
+      const e = src[i];
+      if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
+      if (e === undefined && !(i in src)) return i;
+      if (e !== null && !isJsonScalar(e)) this.notJson();
+      if (copying) copy.push(e);
+    }
+    return end;
+  }
+
+  /** Checks an object copy's values from key position `i` on; returns the next object child's position, or `end`. */
+  private scanValues(copy: Record<string, unknown>, keys: string[], i: number, end: number): number {
+    for (; i < end; i++) {
+      const k = keys[i];
+      const e = copy[k];
+      if (k === HANDLE_MARKER) this.jsonWithHandles = false;
+      else if (k === '__proto__') this.notJson();
+      if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
+      if (e !== null && !isJsonScalar(e)) this.notJson();
+    }
+    return end;
+  }
+
+  /** The copy of `v` (a primitive as it is); a container met first is copied, its object children later. */
+  visit(v: unknown): unknown {
+    if (typeof v !== 'object' || v === null) {
+      if (typeof v !== 'function') {
+        if (v !== null && !isJsonScalar(v)) this.notJson();
+        return v;
+      }
+    }
+    const list = this.seenList;
+    if (list !== undefined) {
+      const seen = list.indexOf(v);
+      if (seen >= 0) return this.again(v, this.seenCopies[seen]);
+    } else {
+      const seen = this.seenMap!.get(v);
+      if (seen !== undefined) return this.again(v, seen);
+    }
+    const frames = this.frames;
+    if (frames.length + 1 > this.maxDepth) {
+      throw unserializable(describe(v), framesPath(frames), `it nests deeper than maxDepth ${this.maxDepth}`);
+    }
+    if (typeof v === 'function') {
+      this.remember(v, v);
+      this.notJson();
+      return v;
+    }
+    if (this.hooks !== undefined) {
+      const kind = this.hooks.handleKind(v);
+      if (kind !== undefined) {
+        if (typeof kind !== 'string' || kind.length === 0) {
+          throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
+        }
+        (this.handles ??= new Map()).set(v, kind);
+        this.remember(v, v);
+        this.json = false;
+        if (frames.length + 2 > this.maxDepth) this.jsonWithHandles = false;
+        return v;
+      }
+    }
+    if (Array.isArray(v)) {
+      let end = v.length;
+      let src = v as unknown[];
+      let copy: unknown[];
+      if (
+        end <= SLICE_MAX &&
+        Object.getPrototypeOf(v) === Array.prototype &&
+        !Object.hasOwn(v, 'constructor') &&
+        (end <= 4096 || (0 in v && end - 1 in v && end >>> 1 in v))
+      ) {
+        // A slice reads each item once, fast, into a packed array (JSON.stringify is much slower
+        // on holey ones); it walks every index, hence only for arrays that look dense, and only
+        // for this realm's plain arrays (a slice of a subclass would construct the subclass).
+        copy = arraySlice.call(v) as unknown[];
+        src = copy;
+        end = copy.length;
+      } else {
+        copy = [];
+      }
+      this.remember(v, copy);
+      const i = this.copyItems(src, copy, 0, end);
+      if (i < end) frames.push(newFrame(FRAME_ARRAY, src, copy, i, end));
+      return copy;
+    }
+    const proto = Object.getPrototypeOf(v) as object | null;
+    let plain = proto === Object.prototype || proto === null;
+    if (!plain) {
+      const tag = objectToString.call(v);
+      if (tag === '[object Map]' || tag === '[object Set]') {
+        const isMap = tag === '[object Map]';
+        const frame = newFrame(isMap ? FRAME_MAP : FRAME_SET, v, isMap ? new Map() : new Set(), 0, 0);
+        frame.iterator = (v as Iterable<unknown>)[Symbol.iterator]();
+        this.notJson();
+        this.remember(v, frame.copy);
+        frames.push(frame);
+        return frame.copy;
+      }
+      plain = !DEVALUE_TAGS.has(tag) && isPlainPrototype(proto!);
+    }
+    if (plain) {
+      const symbols = Object.getOwnPropertySymbols(v);
+      for (let i = 0; i < symbols.length; i++) {
+        // devalue refuses it: leave it to devalue, unread
+        if (propertyIsEnumerable.call(v, symbols[i])) plain = false;
+      }
+    }
+    if (!plain) {
+      this.remember(v, v);
+      this.notJson();
+      return v;
+    }
+    // Spread reads each own enumerable property once and defines it (an own __proto__ key too)
+    // as a data property of the copy; Object.assign does the same into a null-prototype object.
+    let copy: Record<string, unknown>;
+    if (proto === null) {
+      copy = Object.assign(Object.create(null) as Record<string, unknown>, v);
+      this.notJson();
+    } else {
+      copy = { ...(v as Record<string, unknown>) };
+    }
+    this.remember(v, copy);
+    const keys = Object.keys(copy);
+    const i = this.scanValues(copy, keys, 0, keys.length);
+    if (i < keys.length) {
+      const frame = newFrame(FRAME_OBJECT, v, copy, i, keys.length);
+      frame.keys = keys;
+      frames.push(frame);
+    }
+    return copy;
+  }
+
+  /** An object met a second time: not JSON-exact (JSON would duplicate it) unless a handle in format 2. */
+  private again(v: object, copy: unknown): unknown {
+    this.json = false;
+    if (this.handles === undefined || !this.handles.has(v)) this.jsonWithHandles = false;
+    return copy;
+  }
+
+  /**
+   * Visits the object children of the containers met so far, depth-first: the top frame's next
+   * object child is visited (and, when new, copied) before its later children, devalue's order.
+   */
+  run(): void {
+    const frames = this.frames;
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1];
+      if (f.pos === f.end && (f.type === FRAME_ARRAY || f.type === FRAME_OBJECT || f.type === FRAME_SPARSE)) {
+        frames.pop();
+        continue;
+      }
+      if (f.type === FRAME_ARRAY) {
+        const src = f.src as unknown[];
+        const copy = f.copy as unknown[];
+        const i = f.pos;
+        const e = src[i];
+        if (e === undefined && !(i in src)) {
+          // The first hole: the array may be very sparse, so from here on visit only its
+          // populated indices, and give the copy its length without storage for it.
+          this.notJson();
+          const indices: number[] = [];
+          for (const k of Object.keys(src)) {
+            const idx = Number(k);
+            if (Number.isInteger(idx) && idx > i && idx < f.end && String(idx) === k) indices.push(idx);
+          }
+          if (src !== copy) {
+            if (f.end - i > 1024) {
+              // Dictionary elements, as devalue does it; in place, since the copy may already be
+              // referenced from inside itself.
+              copy[MAX_ARRAY_LEN - 1] = undefined;
+              delete copy[MAX_ARRAY_LEN - 1];
+            }
+            copy.length = f.end;
+          }
+          f.type = FRAME_SPARSE;
+          f.keys = indices;
+          f.pos = 0;
+          f.end = indices.length;
+          continue;
+        }
+        f.at = i;
+        if (src === copy) copy[i] = this.visit(e);
+        else copy.push(this.visit(e));
+        // The items after it (up to the next object child) are read now; the frame stays until
+        // the child's own children are done, so that frames are always the ancestors.
+        f.pos = this.copyItems(src, copy, i + 1, f.end);
+      } else if (f.type === FRAME_OBJECT) {
+        const copy = f.copy as Record<string, unknown>;
+        const keys = f.keys as string[];
+        const k = keys[f.pos];
+        f.at = k;
+        const c = this.visit(copy[k]);
+        if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
+        else copy[k] = c;
+        f.pos = this.scanValues(copy, keys, f.pos + 1, f.end);
+      } else if (f.type === FRAME_SPARSE) {
+        const idx = f.keys![f.pos++] as number;
+        f.at = idx;
+        (f.copy as unknown[])[idx] = this.visit((f.src as unknown[])[idx]);
+      } else if (f.type === FRAME_MAP) {
+        if (!f.pending) {
+          const r = f.iterator!.next();
+          if (r.done === true) {
+            frames.pop();
+            continue;
+          }
+          const [k, value] = r.value as [unknown, unknown];
+          f.key = k;
+          f.value = value;
+          f.pending = true;
+          f.keyCopy = this.visit(k);
+        } else {
+          f.pending = false;
+          const value = f.value;
+          f.value = undefined;
+          (f.copy as Map<unknown, unknown>).set(f.keyCopy, this.visit(value));
+        }
+      } else {
+        const r = f.iterator!.next();
+        if (r.done === true) {
+          frames.pop();
+          continue;
+        }
+        (f.copy as Set<unknown>).add(this.visit(r.value));
+      }
+    }
+  }
+}
