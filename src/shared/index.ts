@@ -21,3 +21,5 @@ export { DEFAULT_LIMITS } from './limits.js';
 export type { DecodeLimits, Limits } from './limits.js';
 export { validate, isStandardSchema, formatIssues } from './validate.js';
 export type { StandardSchemaV1 } from './validate.js';
+export { defineProtocol, method, event, RpcError, isRpcError } from './protocol.js';
+export type { Protocol, MethodDef, EventDef, MethodTypes, RpcErrorCode, RpcIssue, CallInput, CallOutput, CallProgress, HandlerInput, HandlerOutput, HandlerProgress, EmitPayload, EventPayload, MethodName, EventName } from './protocol.js';
