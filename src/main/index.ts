@@ -9,8 +9,6 @@ export { IpcOneShotServer } from './server.js';
 export type { AcceptOptions } from './server.js';
 export { IpcServer, IpcServerConnection } from './ipc-server.js';
 export type { IpcServerOptions, IpcServerAcceptOptions, IpcServerConnectOptions, PeerCheck, PeerCredentials } from './ipc-server.js';
-export { IpcServer, IpcServerConnection } from './ipc-server.js';
-export type { IpcServerOptions, IpcServerAcceptOptions, IpcServerConnectOptions, PeerCheck, PeerCredentials } from './ipc-server.js';
 export { IpcFileHandle } from './files.js';
 export { IpcSharedMemory, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from './shm.js';
 export { IpcSharedMemoryPool, IpcSharedBuffer } from './pool.js';
