@@ -106,17 +106,8 @@ export function closedError(what: string): IpcError {
   return new IpcError('CLOSED', `${what} is closed`);
 }
 
-/**
- * A `timeout` option (or another span named `name`): undefined when absent, else a
- * non-negative finite number of milliseconds; RangeError otherwise.
- */
-export function checkTimeout(v: unknown, name = 'timeout'): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) {
-    throw new RangeError(`${name} must be a non-negative finite number of milliseconds, got ${String(v)}`);
-  }
-  return v;
-}
+/** Checks a `timeout` option (see src/shared/deadline.ts, which waits use to arm it). */
+export { checkTimeout } from '../shared/deadline.js';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);

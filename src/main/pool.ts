@@ -8,6 +8,7 @@
  * closes it (or dies), the pool's end sees the hang-up and the segment is free again: no return
  * protocol, and a crashed receiver cannot leak a segment.
  */
+import { armDeadline } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import { malformed } from './framing.js';
 import { assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
@@ -52,8 +53,6 @@ export interface Slot {
 interface Waiter {
   resolve: (b: IpcSharedBuffer) => void;
   reject: (e: unknown) => void;
-  timer?: ReturnType<typeof setTimeout>;
-  onAbort?: () => void;
 }
 
 function checkOptions(options: SharedMemoryPoolOptions): { size: number; count: number } {
@@ -136,21 +135,17 @@ export class IpcSharedMemoryPool implements Disposable {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<IpcSharedBuffer>((resolve, reject) => {
       const w: Waiter = { resolve, reject };
+      const disarm = armDeadline(
+        { timeout, signal, timeoutMessage: () => `no shared memory segment came back within ${timeout} ms (all ${this.count} are out)` },
+        (reason) => w.reject(reason),
+      );
       const drop = (): void => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
-        if (w.timer) clearTimeout(w.timer);
-        if (w.onAbort) signal?.removeEventListener('abort', w.onAbort);
+        disarm();
       };
       w.resolve = (b) => (drop(), resolve(b));
       w.reject = (e) => (drop(), reject(e));
-      if (timeout !== undefined) {
-        w.timer = setTimeout(() => w.reject(new IpcError('TIMEOUT', `no shared memory segment came back within ${timeout} ms (all ${this.count} are out)`)), timeout);
-      }
-      if (signal) {
-        w.onAbort = () => w.reject(signal.reason);
-        signal.addEventListener('abort', w.onAbort, { once: true });
-      }
       this.waiters.push(w);
     });
   }

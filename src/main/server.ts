@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isatty } from 'node:tty';
 import { isMainThread } from 'node:worker_threads';
+import { armDeadline } from '../shared/deadline.js';
+import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import { IpcReceiver } from './channel.js';
 import type { ReceiverOptions } from './channel.js';
@@ -457,10 +459,9 @@ export class IpcOneShotServer<T> implements Disposable {
     const n = native();
     const t = transport();
     return new Promise<number>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const finish = (err: Error | undefined, fd?: number): void => {
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+      let disarm: Disarm | undefined;
+      const finish = (err: unknown, fd?: number): void => {
+        disarm?.();
         this.poller?.close();
         this.poller = undefined;
         this.accepting = false;
@@ -468,7 +469,6 @@ export class IpcOneShotServer<T> implements Disposable {
         if (err) reject(err);
         else resolve(fd!);
       };
-      const onAbort = (): void => finish(signal!.reason);
       const tryAccept = (): void => {
         if (this.fd < 0) return finish(closedError('IpcOneShotServer'));
         for (;;) {
@@ -495,13 +495,11 @@ export class IpcOneShotServer<T> implements Disposable {
           return finish(undefined, fd);
         }
       };
-      if (deadline !== undefined) {
-        timer = setTimeout(() => finish(new IpcError('TIMEOUT', `nobody connected to ${this.name} within the timeout`)), Math.max(0, deadline - Date.now()));
-      }
-      if (signal) {
-        if (signal.aborted) return finish(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
+      if (signal?.aborted) return finish(signal.reason);
+      disarm = armDeadline(
+        { timeout: deadline === undefined ? undefined : Math.max(0, deadline - Date.now()), signal, timeoutMessage: `nobody connected to ${this.name} within the timeout` },
+        (reason) => finish(reason),
+      );
       this.cancelAccept = (e) => finish(e);
       this.poller = new n.Poller(this.fd, () => tryAccept());
       this.poller.start(POLL_READABLE);

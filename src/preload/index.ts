@@ -7,6 +7,8 @@
  * In the page:      `const files = getBridge<Request, Result>('files'); files.send(...); await files.recv()`
  */
 import type { ContextBridge, IpcRenderer, IpcRendererEvent } from 'electron';
+import { armDeadline } from '../shared/deadline.js';
+import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import type { IpcErrorCode } from '../shared/errors.js';
 
@@ -63,8 +65,9 @@ const MAX_OUTBOX = 1024;
 
 interface Waiter<T> {
   resolve(value: T): void;
-  reject(error: Error): void;
-  timer?: ReturnType<typeof setTimeout>;
+  reject(error: unknown): void;
+  /** Stops its timeout (see armDeadline). */
+  disarm: Disarm;
 }
 
 /**
@@ -114,19 +117,17 @@ export class BridgeClient<Send, Receive> {
     if (this.inbox.length > 0) return Promise.resolve(this.inbox.shift() as Receive);
     if (this.eof !== undefined) return Promise.reject(this.error('DISCONNECTED', this.eof));
     return new Promise<Receive>((resolve, reject) => {
-      const waiter: Waiter<Receive> = { resolve, reject };
       const timeout = options.timeout;
-      if (timeout !== undefined) {
-        if (typeof timeout !== 'number' || !(timeout >= 0)) {
-          reject(new RangeError(`${this.label}.recv: timeout must be a number of milliseconds >= 0`));
-          return;
-        }
-        waiter.timer = setTimeout(() => {
-          const i = this.waiters.indexOf(waiter);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(this.error('TIMEOUT', `no message within ${timeout} ms`));
-        }, timeout);
+      if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0))) {
+        reject(new RangeError(`${this.label}.recv: timeout must be a number of milliseconds >= 0`));
+        return;
       }
+      const waiter: Waiter<Receive> = { resolve, reject, disarm: () => {} };
+      waiter.disarm = armDeadline({ timeout, timeoutMessage: () => this.message('TIMEOUT', `no message within ${timeout} ms`) }, (reason) => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(reason);
+      });
       this.waiters.push(waiter);
     });
   }
@@ -213,7 +214,7 @@ export class BridgeClient<Send, Receive> {
   private deliver(message: Receive): void {
     const waiter = this.waiters.shift();
     if (waiter) {
-      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.disarm();
       waiter.resolve(message);
       return;
     }
@@ -249,13 +250,18 @@ export class BridgeClient<Send, Receive> {
     if (this.eof === undefined) this.eof = reason;
     if (ended && this.ended === undefined) this.ended = reason;
     for (const w of this.waiters.splice(0)) {
-      if (w.timer !== undefined) clearTimeout(w.timer);
+      w.disarm();
       w.reject(this.error('DISCONNECTED', reason));
     }
   }
 
   private error(code: IpcErrorCode, what: string): IpcError {
-    return new IpcError(code, `${this.label}: ${what} (${code})`);
+    return new IpcError(code, this.message(code, what));
+  }
+
+  /** An error message as the page sees it: the label first, the code last (the context bridge keeps only messages). */
+  private message(code: IpcErrorCode, what: string): string {
+    return `${this.label}: ${what} (${code})`;
   }
 }
 
