@@ -13,7 +13,13 @@
  * Electron glue and loads `electron` only when called.
  */
 import { createRequire } from 'node:module';
-import type { BrowserWindow, IpcMainEvent, MessagePortMain, WebContents } from 'electron';
+import type {
+  BrowserWindowLike as BrowserWindow,
+  ElectronMainModule,
+  IpcMainEventLike as IpcMainEvent,
+  MessagePortMainLike as MessagePortMain,
+  WebContentsLike as WebContents,
+} from '../shared/electron-types.js';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { assertStandardSchema, validate } from '../shared/validate.js';
 import type { StandardSchemaV1 } from '../shared/validate.js';
@@ -421,7 +427,7 @@ export interface WindowBridge<ToRenderer> {
   [Symbol.dispose](): void;
 }
 
-type ElectronMain = typeof import('electron');
+type ElectronMain = ElectronMainModule;
 
 let electronMain: ElectronMain | undefined;
 

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { UtilityProcess } from 'electron';
+import type { ElectronMainModule, UtilityProcessLike as UtilityProcess } from '../shared/electron-types.js';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { assertStandardSchema, validate } from '../shared/validate.js';
 import type { StandardSchemaV1 } from '../shared/validate.js';
@@ -125,7 +125,7 @@ export interface ParentEndpoint<In, Out> extends AsyncIterable<In>, Disposable {
   close(): void;
 }
 
-type ElectronMain = typeof import('electron');
+type ElectronMain = ElectronMainModule;
 
 let fakeElectron: ElectronMain | undefined;
 

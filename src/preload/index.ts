@@ -6,7 +6,7 @@
  * In the preload:   `exposeIpcChannels('files')`
  * In the page:      `const files = getBridge<Request, Result>('files'); files.send(...); await files.recv()`
  */
-import type { ContextBridge, IpcRenderer, IpcRendererEvent } from 'electron';
+import type { ElectronRendererModule, IpcRendererEventLike as IpcRendererEvent } from '../shared/electron-types.js';
 import { armDeadline } from '../shared/deadline.js';
 import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
@@ -265,7 +265,7 @@ export class BridgeClient<Send, Receive> {
   }
 }
 
-type ElectronRenderer = { contextBridge: ContextBridge; ipcRenderer: IpcRenderer };
+type ElectronRenderer = ElectronRendererModule;
 
 function loadElectron(): ElectronRenderer {
   // Lazy, so that page code importing getBridge() from this module never needs `electron`.
