@@ -9,6 +9,7 @@
         "src/native/channel.cc",
         "src/native/shm.cc",
         "src/native/closer.cc",
+        "src/native/sockets.cc",
         "src/native/stream.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -25,6 +25,13 @@ export const ENOBUFS = -105;
 /** Flags of one received packet, see {@link NativeBinding.recvPackets}. */
 export const PACKET_TRUNCATED = 1; // MSG_TRUNC: the packet was larger than the buffer
 export const PACKET_CTRUNCATED = 2; // MSG_CTRUNC: descriptors were dropped by the kernel
+/**
+ * Stream transport only: the stream went out of step (see {@link NativeStream.recvPackets}). The
+ * packet's bytes are not the peer's: they are the addon's UTF-8 account of what happened, for the
+ * MALFORMED error; end of file follows. PACKET_TRUNCATED is set with it, so that a reader that
+ * knows only the seqpacket flags refuses the packet all the same.
+ */
+export const PACKET_DESYNC = 4;
 
 /** uv_poll event bits. */
 export const POLL_READABLE = 1;
@@ -136,9 +143,12 @@ export interface NativeStream {
    * (descriptors closed). A stream out of step (descriptors with any read but a header's first
    * bytes, a header whose fdCount differs from the descriptors that came with it, truncated
    * control data, a payload over `maxPacketBytes`) closes every descriptor involved and reports
-   * one packet of length 0 with PACKET_TRUNCATED (meta[1] = 1), then end of file (0) on every
-   * later call. With `block`, reads until the first frame is whole go without MSG_DONTWAIT (they
-   * wait when the file is in blocking mode, see setBlocking).
+   * one last packet flagged {@link PACKET_DESYNC} (and PACKET_TRUNCATED) whose bytes (at most
+   * `maxPacketBytes`) say what happened ("the stream socket is out of step: a frame header
+   * announces 2 descriptor(s) but 0 arrived with it (descriptor count mismatch); ..."), with
+   * meta[1] = 1, then end of file (0) on every later call. With `block`, reads until the first
+   * frame is whole go without MSG_DONTWAIT (they wait when the file is in blocking mode, see
+   * setBlocking).
    */
   recvPackets(
     fd: number,
@@ -191,7 +201,10 @@ export interface NativeStream {
   readonly errno: { readonly EAGAIN: number; readonly EPIPE: number; readonly ECONNRESET: number; readonly EMSGSIZE: number; readonly ENOBUFS: number };
   /** Size of a frame header (8). */
   readonly headerBytes: number;
-  /** The largest payload sendPacket frames: 1 MiB + 64 KiB + 48 bytes. */
+  /**
+   * The largest payload sendPacket frames: 1 MiB + 64 KiB, the typed layer's largest packet
+   * (MAX_FRAGMENT_BYTES, header included) and the most a receiver reads (MAX_RECV_PACKET_BYTES).
+   */
   readonly maxPayloadBytes: number;
 }
 
@@ -237,26 +250,21 @@ export interface NativeBinding {
    */
   sendPacket(fd: number, parts: Uint8Array[], fds: number[] | null): number;
   /**
-   * Reads up to `maxPackets` packets with recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC), each into a
-   * buffer of `maxPacketBytes`, and returns them copied back to back (each starting at an
-   * 8-byte-aligned offset) in one new Buffer. `meta` receives: meta[0] = packet count n,
-   * meta[1] = 1 when end-of-file was seen after them (else 0), then for packet i at 2 + 4i:
-   * [offset, length, fdCount, flags (PACKET_*)]. Received descriptors go to `fdsOut` in order
-   * and are registered; a packet whose descriptors do not fit in `fdsOut` stops the batch before
-   * it (it is read by the next call), unless it is the first, which throws RangeError.
-   * Returns the Buffer when n > 0; otherwise 0 at end-of-file, or EAGAIN negated.
+   * Reads up to `maxPackets` packets with recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC), each straight
+   * into `arena` (no copy) at an 8-byte-aligned offset from `arenaOffset` (8-aligned, with at least
+   * `maxPacketBytes` of room after it), back to back; a batch stops before a packet that might
+   * not fit in what is left of the arena. `meta` receives: meta[0] = packet count n, meta[1] = 1
+   * when end-of-file was seen after them (else 0), then for packet i at 2 + 4i: [offset in
+   * `arena`, length, fdCount, flags (PACKET_*)]. Received descriptors go to `fdsOut` in order and
+   * are registered; a packet whose descriptors do not fit in `fdsOut` stops the batch before it
+   * (it is read by the next call), unless it is the first, which throws RangeError.
+   * Returns n > 0, 0 at end-of-file, or EAGAIN negated.
    * A zero-length read is end-of-file only if the peer has hung up (poll POLLRDHUP/POLLHUP);
    * otherwise it is reported as a packet of length 0.
    * Every other descriptor the kernel installs (a packet's descriptors beyond `fdsOut`, the
    * SCM_PIDFD of a socket with SO_PASSPIDFD) is closed before this returns; the control buffer has
    * room for SCM_CREDENTIALS and SCM_SECURITY too, so those never truncate the descriptors. The
    * same holds for recvInto and peekFd.
-   */
-  recvPackets(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number): Buffer | number;
-  /**
-   * Arena mode: the same, but packets are read straight into `arena` from `arenaOffset` (8-aligned,
-   * with at least `maxPacketBytes` of room after it), offsets in `meta` are indexes into `arena`,
-   * and the return value is the packet count n > 0 (or 0 at end-of-file, or EAGAIN negated).
    * With `block`, the first recvmsg goes without MSG_DONTWAIT: it waits for a packet when the
    * socket's file is in blocking mode (see setBlocking), and returns EAGAIN at once when it is not.
    */

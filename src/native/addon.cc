@@ -134,7 +134,6 @@ void Retain(EnvState* s) { s->refs++; }
 void Release(EnvState* s) {
   if (--s->refs > 0) return;
   FreeStreams(s);
-  free(s->scratch);
   delete s;
 }
 
@@ -204,19 +203,6 @@ size_t OpenCount(napi_env env) {
   std::lock_guard<std::mutex> lock(TableMutex());
   for (uint32_t owner : Owners()) n += owner != 0 && OwnerId(owner) == id;
   return n;
-}
-
-uint8_t* Scratch(napi_env env, size_t bytes) {
-  EnvState* s = State(env);
-  if (bytes > s->scratchSize || s->scratch == nullptr) {
-    size_t size = std::max<size_t>(bytes, 64 * 1024);
-    uint8_t* p = static_cast<uint8_t*>(malloc(size));
-    if (p == nullptr) throw std::bad_alloc();
-    free(s->scratch);
-    s->scratch = p;
-    s->scratchSize = size;
-  }
-  return s->scratch;
 }
 
 }  // namespace eic

@@ -9,6 +9,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,8 +57,6 @@ struct EnvState {
   bool tornDown = false;
   napi_async_cleanup_hook_handle cleanupHook = nullptr;
   std::unordered_map<int, PollHandle*> pollers;  // open handles by fd; one per fd per loop
-  uint8_t* scratch = nullptr;
-  size_t scratchSize = 0;
   // stream.cc: framing state by fd, only for descriptors that have some (a write rest, a partial
   // frame, a broken stream). Dropped by ForgetStream when the number stops naming that socket.
   std::unordered_map<int, StreamFd*> streams;
@@ -116,9 +115,6 @@ size_t PendingCloses();
 const char* ErrnoName(int err);
 size_t OpenCount(napi_env env);
 
-// Per-environment reusable buffer of at least `bytes` bytes (contents undefined).
-uint8_t* Scratch(napi_env env, size_t bytes);
-
 #ifdef __linux__
 // Room for every control message a Unix socket can add to a packet, so that none of them can
 // truncate the SCM_RIGHTS: SCM_CREDENTIALS (SO_PASSCRED), SCM_SECURITY (SO_PASSSEC; the peer's
@@ -139,8 +135,12 @@ union ControlBuffer {
   char bytes[kControlBytes];
 };
 
+// sockets.cc. FD_CLOEXEC / O_NONBLOCK by fcntl, where the atomic flags are missing: 0 or an errno.
+int SetCloexec(int fd);
+int SetNonblocking(int fd);
+
 // The one-shot server's AF_UNIX sockets of `type` (SOCK_SEQPACKET, SOCK_STREAM), portable
-// (src/native/stream.cc): a listener bound to `path` (backlog 1, non-blocking), the next
+// (src/native/sockets.cc): a listener bound to `path` (backlog 1, non-blocking), the next
 // connection (non-blocking) or -EAGAIN, a connected socket (blocking connect, then non-blocking).
 // Every descriptor is close-on-exec and registered; errors throw, errno-named.
 int UnixListen(napi_env env, int type, const std::string& path);
@@ -156,6 +156,10 @@ void InitSeqpacket(Napi::Env env, Napi::Object exports);
 void InitCloser(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitStream(Napi::Env env, Napi::Object exports);
+// sockets.cc: the stream transport's socketpair, listen, accept, connect, peerCredentials.
+void InitStreamSockets(Napi::Env env, Napi::Object stream);
+// shm.cc: the stream transport's shmCreate, readAll, accessMode.
+void InitStreamShm(Napi::Env env, Napi::Object stream);
 
 // stream.cc. Drops the framing state kept for `fd` (a write rest, a partial frame read, whose
 // descriptors are closed): UnregisterFd calls it (the number is being closed or given away), and
@@ -376,8 +380,7 @@ struct RecvArgs {
   int maxPacketBytes;
   // Align8(maxPacketBytes): the room one packet takes.
   size_t slot;
-  // Arena mode (arguments 5 and 6 given): where packets land, and the room from there on.
-  bool arena;
+  // Where packets land (the arena from arenaOffset), and the room from there on (>= slot).
   uint8_t* buf;
   size_t arenaBase;
   size_t budget;
@@ -385,7 +388,7 @@ struct RecvArgs {
   bool block;
 };
 
-inline RecvArgs ParseRecvArgs(const Napi::CallbackInfo& info, bool arenaRequired) {
+inline RecvArgs ParseRecvArgs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   RecvArgs a = {};
   a.fd = ArgFd(info, 0);
@@ -396,25 +399,75 @@ inline RecvArgs ParseRecvArgs(const Napi::CallbackInfo& info, bool arenaRequired
   a.maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
   if (metaLength < 2 + 4 * static_cast<size_t>(a.maxPackets)) ThrowRangeError(env, "meta must hold 2 + 4 * maxPackets entries");
   a.slot = Align8(static_cast<size_t>(a.maxPacketBytes));
-  a.arena = info.Length() > 5 && !info[5].IsUndefined();
-  if (a.arena || arenaRequired) {
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    if (info.Length() < 6 || napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_uint8_array) {
-      ThrowTypeError(env, "arena must be a Uint8Array");
-    }
-    a.arena = true;
-    a.arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
-    if (a.arenaBase % 8 != 0 || a.arenaBase > length || length - a.arenaBase < a.slot) {
-      ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
-    }
-    a.buf = static_cast<uint8_t*>(data) + a.arenaBase;
-    a.budget = length - a.arenaBase;
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  if (info.Length() < 6 || napi_get_typedarray_info(env, info[5], &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
+    ThrowTypeError(env, "arena must be a Uint8Array");
   }
+  a.arenaBase = static_cast<size_t>(ArgInt(info, 6, 0, 1 << 30, "arenaOffset must be an integer from 0 to 2^30"));
+  if (a.arenaBase % 8 != 0 || a.arenaBase > length || length - a.arenaBase < a.slot) {
+    ThrowRangeError(env, "arenaOffset must be 8-aligned with room for one packet of maxPacketBytes after it");
+  }
+  a.buf = static_cast<uint8_t*>(data) + a.arenaBase;
+  a.budget = length - a.arenaBase;
   a.block = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   return a;
 }
+
+// Flags of one received packet, PACKET_* in src/main/native.ts.
+constexpr int kPacketTruncated = 1;   // MSG_TRUNC: longer than maxPacketBytes (seqpacket)
+constexpr int kPacketCtruncated = 2;  // MSG_CTRUNC: the kernel dropped descriptors (seqpacket)
+constexpr int kPacketDesync = 4;      // the stream went out of step; the bytes say how (stream)
+
+// The output side of one recvPackets call, the same for every transport. Packets go back to
+// back into the arena, each at an 8-aligned offset with the gap before the next zeroed; packet i
+// gets meta[2 + 4i ..] = [offset in the arena, length, fdCount, flags], its descriptors go to
+// fdsOut in order; Finish writes meta[0] = count and meta[1] = end of file. Invariant: at at()
+// there is room for a packet of maxPacketBytes whenever count() == 0 or roomForAnother() holds
+// (ParseRecvArgs checked it for the first; Add keeps offsets 8-aligned, so Align8 of a packet's
+// end never passes the room a whole slot had).
+class PacketBatch {
+ public:
+  explicit PacketBatch(const RecvArgs& a) : a_(a) {}
+  int count() const { return n_; }
+  bool full() const { return n_ >= a_.maxPackets; }
+  // Whether one more packet may start: the first always; later ones while a whole slot fits, so
+  // a batch stops before the arena's end rather than splitting a packet.
+  bool roomForAnother() const { return n_ == 0 || off_ + a_.slot <= a_.budget; }
+  // Where the next packet's bytes go.
+  uint8_t* at() const { return a_.buf + off_; }
+  // Free fdsOut entries, and where the next packet's descriptors go.
+  size_t fdsRoom() const { return a_.fdsCapacity - fdsUsed_; }
+  int32_t* fdsAt() const { return a_.fdsOut + fdsUsed_; }
+  // Records the packet of `length` bytes (<= maxPacketBytes) at at() whose `fdCount` descriptors
+  // are at fdsAt(), with PACKET_* `flags`.
+  void Add(size_t length, int fdCount, int flags) {
+    int32_t* m = a_.meta + 2 + 4 * n_;
+    m[0] = static_cast<int32_t>(a_.arenaBase + off_);
+    m[1] = static_cast<int32_t>(length);
+    m[2] = fdCount;
+    m[3] = flags;
+    fdsUsed_ += static_cast<size_t>(fdCount);
+    n_++;
+    size_t end = off_ + length;
+    off_ = Align8(end);
+    memset(a_.buf + end, 0, off_ - end);
+  }
+  // Writes meta[0] and meta[1]; returns what recvPackets returns: the count when > 0, else 0 at
+  // end of file or -EAGAIN.
+  Napi::Value Finish(napi_env env, bool eof) const {
+    a_.meta[0] = n_;
+    a_.meta[1] = eof ? 1 : 0;
+    return Napi::Number::New(env, n_ > 0 ? n_ : eof ? 0 : -EAGAIN);
+  }
+
+ private:
+  const RecvArgs& a_;
+  int n_ = 0;
+  size_t off_ = 0;
+  size_t fdsUsed_ = 0;
+};
 
 }  // namespace eic

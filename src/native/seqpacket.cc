@@ -33,11 +33,6 @@
 namespace eic {
 namespace {
 
-constexpr int kPacketTruncated = 1;
-constexpr int kPacketCtruncated = 2;
-// A batch of recvPackets stops before the next packet could take it past this many bytes.
-constexpr size_t kBatchBytes = 1 << 20;
-
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
 #endif
@@ -193,53 +188,39 @@ int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* fl
   return got;
 }
 
+// recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block?): packets
+// land directly in the caller's arena, with no Buffer allocated and no copy (PacketBatch).
 Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  const RecvArgs args = ParseRecvArgs(info, false);
+  const RecvArgs args = ParseRecvArgs(info);
   const int fd = args.fd;
-  int32_t* const meta = args.meta;
-  int32_t* const fdsOut = args.fdsOut;
-  const size_t fdsCapacity = args.fdsCapacity;
-  const int maxPackets = args.maxPackets;
-  const int maxPacketBytes = args.maxPacketBytes;
-  const size_t slot = args.slot;
-  // Arena mode: packets land directly in the caller's Uint8Array from the given 8-aligned
-  // offset, with no Buffer allocated and no copy. Otherwise (tests) into scratch memory.
-  const bool arenaMode = args.arena;
-  const size_t arenaBase = args.arenaBase;
-  size_t budget = arenaMode ? args.budget : std::min(slot * static_cast<size_t>(maxPackets), std::max(kBatchBytes, slot));
-  uint8_t* buf = arenaMode ? args.buf : Scratch(env, std::max<size_t>(budget, 8));
   // The first recvmsg may go without MSG_DONTWAIT, so it waits for a packet when the file is in
   // blocking mode (SetBlocking) and fails with EAGAIN at once when it is not: one system call
   // instead of poll + recvmsg for a blocking receive.
   const bool block = args.block;
+  PacketBatch batch(args);
   ControlBuffer ctrl;
-  int n = 0;
-  size_t off = 0;
-  size_t end = 0;
-  size_t fdsUsed = 0;
   bool eof = false;
   bool retried = false;
-  while (n < maxPackets) {
-    if (n > 0 && off + slot > budget) break;
-    size_t room = fdsCapacity - fdsUsed;
+  while (!batch.full() && batch.roomForAnother()) {
+    size_t room = batch.fdsRoom();
     if (room < static_cast<size_t>(kMaxFdsPerPacket)) {
       // Only the first packet may be peeked with descriptors installed; later ones just stop
       // the batch when they carry any.
-      int fit = PeekFdsFit(fd, n == 0 ? room : 0);
+      int fit = PeekFdsFit(fd, batch.count() == 0 ? room : 0);
       if (fit == -EAGAIN) break;
       if (fit == 0) {
-        if (n == 0) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+        if (batch.count() == 0) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
         break;
       }
     }
-    struct iovec iov = {buf + off, static_cast<size_t>(maxPacketBytes)};
+    struct iovec iov = {batch.at(), static_cast<size_t>(args.maxPacketBytes)};
     struct msghdr msg = {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = ctrl.bytes;
     msg.msg_controllen = sizeof ctrl.bytes;
-    ssize_t r = recvmsg(fd, &msg, (block && n == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
+    ssize_t r = recvmsg(fd, &msg, (block && batch.count() == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
     if (r < 0) {
       int err = errno;
       // ECONNRESET is the one-shot sk_err a peer leaves when it closes with unread data
@@ -248,41 +229,19 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
         retried = err == ECONNRESET;
         continue;
       }
-      if (err == EAGAIN || n > 0) break;
+      if (err == EAGAIN || batch.count() > 0) break;
       ThrowErrno(env, err, "recvmsg");
     }
     int flags = 0;
-    int got = TakeFds(env, &msg, fdsOut + fdsUsed, fdsCapacity - fdsUsed, &flags);
+    int got = TakeFds(env, &msg, batch.fdsAt(), room, &flags);
     // SOCK_SEQPACKET reads 0 both for an empty packet and at end-of-file.
     if (r == 0 && got == 0 && flags == 0 && PollHangUp(fd) == 1) {
       eof = true;
       break;
     }
-    int32_t* m = meta + 2 + 4 * n;
-    m[0] = static_cast<int32_t>(arenaBase + off);
-    m[1] = static_cast<int32_t>(r);
-    m[2] = got;
-    m[3] = flags;
-    fdsUsed += got;
-    n++;
-    end = off + static_cast<size_t>(r);
-    off = Align8(end);
-    memset(buf + end, 0, off - end);
+    batch.Add(static_cast<size_t>(r), got, flags);
   }
-  meta[0] = n;
-  meta[1] = eof ? 1 : 0;
-  napi_value result;
-  if (n == 0) {
-    napi_create_int32(env, eof ? 0 : -EAGAIN, &result);
-    return Napi::Value(env, result);
-  }
-  if (arenaMode) {
-    napi_create_int32(env, n, &result);
-    return Napi::Value(env, result);
-  }
-  napi_status status = napi_create_buffer_copy(env, end, buf, nullptr, &result);
-  if (status != napi_ok) ThrowPending(env, status);
-  return Napi::Value(env, result);
+  return batch.Finish(env, eof);
 }
 
 // Runs on the JS thread. One recvmsg scattered over caller-provided Uint8Arrays (the rest of a

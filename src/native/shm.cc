@@ -1,6 +1,9 @@
-// Shared memory: fill, map, detach (every POSIX system), and memfd create + seal (Linux only;
-// stream.cc makes the POSIX shm_open objects of the portable transport). Every function runs on
-// the JS thread that calls it; a mapping's finalizer runs on that thread too.
+// Shared memory: fill, map, detach (every POSIX system), memfd create + seal (Linux only, the
+// seqpacket transport), and the stream transport's POSIX shm_open objects without seals (create,
+// copy out, access mode; every POSIX system). Every function runs on the JS thread that calls it;
+// a mapping's finalizer runs on that thread too.
+//
+// Close-on-exec race (macOS, whose shm_open has no O_CLOEXEC): see src/native/sockets.cc.
 #include "common.h"
 
 #include <errno.h>
@@ -10,9 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdio.h>
+
 #include <atomic>
+#include <random>
 #include <string>
 
+#if defined(__linux__) && !defined(F_GET_SEALS)
+#define F_GET_SEALS 1034
+#endif
 #if defined(__linux__) && !defined(F_SEAL_FUTURE_WRITE)
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
@@ -212,6 +221,128 @@ Napi::Value ExternalBuffersAllowed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ExternalAllowed(info.Env()));
 }
 
+// ---- shared memory without seals
+
+[[noreturn]] void ThrowCoded(napi_env env, const char* code, const std::string& text, const char* syscall) {
+  Napi::Error error = Napi::Error::New(env, std::string(code) + ": " + text + ", " + syscall);
+  napi_value obj = error.Value();
+  napi_value v;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, obj, "code", v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, obj, "syscall", v);
+  throw error;
+}
+
+[[noreturn]] void ThrowTruncated(napi_env env, int64_t length, int64_t size) {
+  ThrowCoded(env, "ETRUNCATED",
+             "shared memory shorter than announced (" + std::to_string(size) + " of " + std::to_string(length) +
+                 " bytes: its other holder truncated it)",
+             "pread");
+}
+
+// shmCreate(size): [rwFd, roFd] of one new POSIX shared memory object of `size` bytes, already
+// unlinked, so the two descriptors (and what they are sent to) are its only references.
+Napi::Value ShmCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t size = ArgSize(info, 0, "size must be an integer >= 0");
+  // macOS allows 31 characters (PSHMNAMLEN); "/eic-" and 16 hex digits are 21. The name exists
+  // from O_CREAT to shm_unlink, microseconds; a process of the same user that guesses 64 random
+  // bits in that window could open it (it could also ptrace this one).
+  static std::random_device* random = new std::random_device;
+  char name[32];
+  int rw = -1;
+  for (int attempt = 0; attempt < 16 && rw < 0; attempt++) {
+    uint64_t bits = (static_cast<uint64_t>((*random)()) << 32) ^ (*random)();
+    snprintf(name, sizeof name, "/eic-%016llx", static_cast<unsigned long long>(bits));
+    rw = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (rw < 0 && errno != EEXIST) ThrowErrno(env, errno, "shm_open");
+  }
+  if (rw < 0) ThrowErrno(env, EEXIST, "shm_open");
+  RegisterFd(env, rw, FdOrigin::kSharedMemory);
+  FdGuard rwGuard(env, rw);
+  int ro = shm_open(name, O_RDONLY, 0);
+  int err = ro < 0 ? errno : 0;
+  if (ro >= 0) RegisterFd(env, ro, FdOrigin::kSharedMemory);
+  FdGuard roGuard(env, ro);
+  if (shm_unlink(name) != 0 && err == 0 && errno != ENOENT) err = errno;
+  if (err != 0) ThrowErrno(env, err, ro < 0 ? "shm_open" : "shm_unlink");
+#ifndef __linux__
+  // glibc's shm_open always adds O_CLOEXEC; elsewhere see the race in sockets.cc.
+  if ((err = SetCloexec(rw)) != 0 || (err = SetCloexec(ro)) != 0) ThrowErrno(env, err, "fcntl");
+#endif
+  // macOS sizes an object once (a second ftruncate fails), so a size of 0 is left unset.
+  if (size > 0 && ftruncate(rw, static_cast<off_t>(size)) != 0) ThrowErrno(env, errno, "ftruncate");
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Napi::Number::New(env, rwGuard.release()));
+  pair.Set(1u, Napi::Number::New(env, roGuard.release()));
+  return pair;
+}
+
+// readAll(fd, length): the first `length` bytes of a shared memory object, copied into a new
+// ArrayBuffer. A copy, not a mapping: without seals the sender keeps the power to truncate the
+// object, and a mapping of a truncated file faults (SIGBUS) on the pages past its new end.
+// Linux: pread of a shmem file (F_GET_SEALS answers only for tmpfs, memfd and hugetlbfs, whose
+// reads never wait on another process; anything else is refused with EINVAL, so a FUSE or NFS
+// file cannot make this thread wait for its server). macOS: POSIX shared memory objects refuse
+// read(2) (ENOTSUP), so they are mapped and copied, which is safe there: an object's size is set
+// once and can never shrink.
+Napi::Value ReadAll(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int64_t length = ArgSize(info, 1, "length must be an integer >= 0");
+  if (length > kMaxCopyBytes) ThrowTooLarge(env, length);
+  struct stat st;
+#if defined(__linux__)
+  if (fcntl(fd, F_GET_SEALS) < 0) {
+    if (errno == EINVAL) ThrowCoded(env, "EINVAL", "the descriptor is not shared memory", "readAll");
+    ThrowErrno(env, errno, "fcntl");
+  }
+#endif
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+#if defined(__APPLE__)
+  // A POSIX shared memory object has no file type bits in st_mode (pshm_stat).
+  if ((st.st_mode & S_IFMT) != 0) ThrowCoded(env, "EINVAL", "the descriptor is not shared memory", "readAll");
+#endif
+  if (static_cast<int64_t>(st.st_size) < length) ThrowTruncated(env, length, static_cast<int64_t>(st.st_size));
+  void* data = nullptr;
+  napi_value ab = NewArrayBuffer(env, static_cast<size_t>(length), &data);
+  if (length == 0) return Napi::Value(env, ab);
+#if defined(__APPLE__)
+  void* addr = mmap(nullptr, static_cast<size_t>(length), PROT_READ, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  memcpy(data, addr, static_cast<size_t>(length));
+  munmap(addr, static_cast<size_t>(length));
+#else
+  char* p = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < static_cast<size_t>(length)) {
+    ssize_t r = pread(fd, p + done, static_cast<size_t>(length) - done, static_cast<off_t>(done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno(env, errno, "pread");
+    }
+    if (r == 0) ThrowTruncated(env, length, static_cast<int64_t>(done));
+    done += static_cast<size_t>(r);
+  }
+#endif
+  return Napi::Value(env, ab);
+}
+
+Napi::Value AccessMode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fl = fcntl(ArgFd(info, 0), F_GETFL);
+  if (fl < 0) ThrowErrno(env, errno, "fcntl");
+  switch (fl & O_ACCMODE) {
+    case O_RDONLY:
+      return Napi::String::New(env, "r");
+    case O_WRONLY:
+      return Napi::String::New(env, "w");
+    case O_RDWR:
+      return Napi::String::New(env, "rw");
+    default:
+      ThrowErrno(env, EINVAL, "fcntl");
+  }
+}
+
 }  // namespace
 
 void InitShm(Napi::Env env, Napi::Object exports) {
@@ -226,6 +357,13 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("detachBuffer", Napi::Function::New(env, DetachBuffer, "detachBuffer"));
   exports.Set("aliasBuffer", Napi::Function::New(env, AliasBuffer, "aliasBuffer"));
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
+}
+
+// The stream transport's shared memory (its `stream` object): shmCreate, readAll, accessMode.
+void InitStreamShm(Napi::Env env, Napi::Object stream) {
+  stream.Set("shmCreate", Napi::Function::New(env, ShmCreate, "shmCreate"));
+  stream.Set("readAll", Napi::Function::New(env, ReadAll, "readAll"));
+  stream.Set("accessMode", Napi::Function::New(env, AccessMode, "accessMode"));
 }
 
 }  // namespace eic

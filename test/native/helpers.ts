@@ -48,19 +48,26 @@ export interface RecvResult {
   eof: boolean;
 }
 
+/**
+ * recvPackets into a fresh arena: room for `maxPackets` packets of `maxBytes`, at most 1 MiB (or
+ * one packet) in all, so a batch stops where the library's own arenas would make it stop.
+ */
 export function recv(fd: number, opts: { maxPackets?: number; maxBytes?: number; fdSlots?: number } = {}): RecvResult {
   const maxPackets = opts.maxPackets ?? 16;
+  const maxBytes = opts.maxBytes ?? 65536;
+  const slot = (maxBytes + 7) & ~7;
+  const arena = new Uint8Array(Math.max(8, Math.min(slot * maxPackets, Math.max(1 << 20, slot))));
   const meta = new Int32Array(2 + 4 * maxPackets).fill(-99);
   const fdsOut = new Int32Array(opts.fdSlots ?? 512).fill(-1);
-  const r = n.recvPackets(fd, meta, fdsOut, maxPackets, opts.maxBytes ?? 65536);
-  if (typeof r === 'number') {
+  const r = n.recvPackets(fd, meta, fdsOut, maxPackets, maxBytes, arena, 0);
+  if (r <= 0) {
     return { status: r, packets: [], eof: meta[1] === 1 };
   }
   const packets: Packet[] = [];
   let k = 0;
   for (let i = 0; i < meta[0]; i++) {
     const [offset, length, count, flags] = meta.subarray(2 + 4 * i, 6 + 4 * i);
-    packets.push({ bytes: r.subarray(offset, offset + length), offset, fds: Array.from(fdsOut.subarray(k, k + count)), flags });
+    packets.push({ bytes: Buffer.from(arena.subarray(offset, offset + length)), offset, fds: Array.from(fdsOut.subarray(k, k + count)), flags });
     k += count;
   }
   return { status: undefined, packets, eof: meta[1] === 1 };

@@ -252,9 +252,15 @@ describe('sendPacket / recvPackets', () => {
 
   it('validates meta and the limits', () => {
     const [, b] = pair();
-    expect(() => n.recvPackets(b, new Int32Array(5), new Int32Array(253), 2, 100)).toThrow(RangeError);
-    expect(() => n.recvPackets(b, new Int32Array(10) as unknown as Int32Array, new Uint8Array(4) as unknown as Int32Array, 2, 100)).toThrow(TypeError);
-    expect(() => n.recvPackets(b, new Int32Array(10), new Int32Array(253), 0, 100)).toThrow(RangeError);
+    const arena = new Uint8Array(128);
+    expect(() => n.recvPackets(b, new Int32Array(5), new Int32Array(253), 2, 100, arena, 0)).toThrow(RangeError);
+    expect(() => n.recvPackets(b, new Int32Array(10) as unknown as Int32Array, new Uint8Array(4) as unknown as Int32Array, 2, 100, arena, 0)).toThrow(TypeError);
+    expect(() => n.recvPackets(b, new Int32Array(10), new Int32Array(253), 0, 100, arena, 0)).toThrow(RangeError);
+    // The arena is required (the Buffer-returning mode is gone), 8-aligned, with room for a packet.
+    const noArena = n.recvPackets as unknown as (...args: unknown[]) => number;
+    expect(() => noArena(b, new Int32Array(10), new Int32Array(253), 2, 100)).toThrow(new TypeError('arena must be a Uint8Array'));
+    expect(() => n.recvPackets(b, new Int32Array(10), new Int32Array(253), 2, 100, arena, 4)).toThrow(RangeError);
+    expect(() => n.recvPackets(b, new Int32Array(10), new Int32Array(253), 2, 100, new Uint8Array(64), 0)).toThrow(RangeError);
   });
 
   it('throws an errno error for a descriptor that is not open', () => {
@@ -350,8 +356,9 @@ describe('truncated descriptors', () => {
       for (const fd of filler.splice(0, 3)) fs.closeSync(fd);
       const base = n.openCount();
       n.sendPacket(a, [Buffer.from('x')], new Array(10).fill(a));
-      const meta = new Int32Array(6), fds = new Int32Array(256).fill(-1);
-      const buf = n.recvPackets(b, meta, fds, 1, 64);
+      const meta = new Int32Array(6), fds = new Int32Array(256).fill(-1), arena = new Uint8Array(64);
+      n.recvPackets(b, meta, fds, 1, 64, arena, 0);
+      const buf = Buffer.from(arena.subarray(meta[2], meta[2] + meta[3]));
       const got = Array.from(fds.subarray(0, meta[4]));
       for (const fd of filler) fs.closeSync(fd);
       const cloexec = got.every((fd) => /flags:\\s*[0-7]*2[0-7]{6}\\n/.test(fs.readFileSync('/proc/self/fdinfo/' + fd, 'utf8')));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PACKET_TRUNCATED } from '../../src/main/native.js';
+import { PACKET_DESYNC, PACKET_TRUNCATED } from '../../src/main/native.js';
 import { O_CLOEXEC, O_NONBLOCK, addonPath, fdCount, fdFlags, fifo, closeQuietly, isOpen, n, root, runNodeWithFdLimit, waitForCloses } from './helpers.js';
 
 const s = n.stream;
@@ -212,6 +212,21 @@ describe('stream: socketpair and round trips', () => {
     expect(() => s.sendPacket(a, [], new Array(254).fill(a))).toThrow(RangeError);
     expect(() => s.sendPacket(a, [], [-1])).toThrow(TypeError);
     expect(() => s.sendPacket(a, 'x' as never, null)).toThrow(TypeError);
+  });
+
+  it('frames at most what a receiver reads (1 MiB + 64 KiB, the fragment header included), so no frame it accepts puts the peer out of step', () => {
+    // MAX_FRAGMENT_BYTES = MAX_RECV_PACKET_BYTES in src/main/framing.ts; docs/wire-format.md.
+    const MAX_RECV_PACKET_BYTES = 1024 * 1024 + 64 * 1024;
+    expect(MAX).toBe(MAX_RECV_PACKET_BYTES);
+    const [a, b] = pair();
+    n.setBufferSizes(a, 4 << 20, 4 << 20);
+    for (const extra of [1, 48]) expect(s.sendPacket(a, [new Uint8Array(MAX_RECV_PACKET_BYTES + extra)], null)).toBe(EMSGSIZE);
+    // The largest frame it takes is one a receiver of the typed layer's size reads whole.
+    expect(s.sendPacket(a, [pattern(MAX_RECV_PACKET_BYTES, 3)], null)).toBe(MAX_RECV_PACKET_BYTES);
+    while (s.hasPending(a)) expect(s.flushPending(a)).toBe(0);
+    const got = recvNext(b, { maxBytes: MAX_RECV_PACKET_BYTES });
+    expect(got.packets[0]!.flags).toBe(0);
+    expect(got.packets[0]!.bytes.equals(Buffer.from(pattern(MAX_RECV_PACKET_BYTES, 3)))).toBe(true);
   });
 
   it('returns EPIPE when the peer is gone, for sends and for a pending rest', () => {
@@ -473,16 +488,17 @@ async function finish(peer: Peer): Promise<void> {
 }
 
 describe('stream: hostile frames from a raw peer', () => {
-  const hostile: Array<[string, string, boolean]> = [
-    ['descriptors with a read that does not begin the header', 'fds-after-first-byte', true],
-    ['descriptors with payload bytes', 'fds-in-payload', true],
-    ['a header announcing more descriptors than came', 'fdcount-too-high', false],
-    ['descriptors with a header announcing none', 'fdcount-zero-with-fds', false],
-    ['a header announcing descriptors that never came', 'fdcount-without-fds', false],
-    ['a payload longer than maxPacketBytes', 'oversized', false],
+  // [what, peer scenario, sent in two steps, what the desync packet's text says]
+  const hostile: Array<[string, string, boolean, RegExp]> = [
+    ['descriptors with a read that does not begin the header', 'fds-after-first-byte', true, /descriptors arrived with bytes that do not begin a frame header/],
+    ['descriptors with payload bytes', 'fds-in-payload', true, /descriptors arrived with bytes that do not begin a frame header/],
+    ['a header announcing more descriptors than came', 'fdcount-too-high', false, /a frame header announces \d+ descriptor\(s\) but \d+ arrived with it \(descriptor count mismatch\)/],
+    ['descriptors with a header announcing none', 'fdcount-zero-with-fds', false, /announces 0 descriptor\(s\) but [1-9]\d* arrived with it \(descriptor count mismatch\)/],
+    ['a header announcing descriptors that never came', 'fdcount-without-fds', false, /announces [1-9]\d* descriptor\(s\) but 0 arrived with it \(descriptor count mismatch\)/],
+    ['a payload longer than maxPacketBytes', 'oversized', false, /announces a payload of \d+ bytes, more than the 65536 a receiver reads \(frame header invalid\)/],
   ];
-  for (const [what, scenario, stepped] of hostile) {
-    it(`${what}: one truncated packet, then end of file, every descriptor closed`, async () => {
+  for (const [what, scenario, stepped, says] of hostile) {
+    it(`${what}: one PACKET_DESYNC packet saying so, then end of file, every descriptor closed`, async () => {
       waitForCloses();
       const before = fdCount();
       const peer = startPeer(scenario);
@@ -498,8 +514,11 @@ describe('stream: hostile frames from a raw peer', () => {
       }
       const r = recvNext(peer.fd, opts);
       expect(r.r).toBe(1);
-      expect(r.packets[0]).toMatchObject({ flags: PACKET_TRUNCATED, fds: [] });
-      expect(r.packets[0].bytes.length).toBe(0);
+      expect(r.packets[0]).toMatchObject({ flags: PACKET_DESYNC | PACKET_TRUNCATED, fds: [] });
+      // Its bytes are the addon's account of what happened, not the peer's.
+      const text = r.packets[0].bytes.toString();
+      expect(text).toMatch(says);
+      expect(text).toMatch(/^the stream socket is out of step: .*; a byte stream cannot be resynchronised, so the channel is closed/);
       expect(r.eof).toBe(true);
       // The peer's valid frame after it is never delivered: end of file from now on.
       await peer.sent;
@@ -517,7 +536,7 @@ describe('stream: hostile frames from a raw peer', () => {
     });
   }
 
-  it('truncated control data (MSG_CTRUNC, the receiver out of descriptors): one truncated packet, nothing kept', () => {
+  it('truncated control data (MSG_CTRUNC, the receiver out of descriptors): one PACKET_DESYNC packet, nothing kept', () => {
     const script = `
       const fs = require('node:fs');
       const n = require(process.env.ADDON); const s = n.stream;
@@ -530,16 +549,18 @@ describe('stream: hostile frames from a raw peer', () => {
       try { for (;;) fillers.push(fs.openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
       for (const fd of fillers.splice(0, 5)) fs.closeSync(fd);
       const meta = new Int32Array(2 + 4 * 4), fdsOut = new Int32Array(253), arena = new Uint8Array(1024);
-      const r = s.recvPackets(b, meta, fdsOut, 4, 64, arena, 0);
+      const r = s.recvPackets(b, meta, fdsOut, 4, 1024, arena, 0);
       const first = Array.from(meta.subarray(0, 6));
-      const again = s.recvPackets(b, meta, fdsOut, 4, 64, arena, 0);
+      const text = Buffer.from(arena.subarray(meta[2], meta[2] + meta[3])).toString();
+      const again = s.recvPackets(b, meta, fdsOut, 4, 1024, arena, 0);
       for (const fd of fillers) fs.closeSync(fd);
-      console.log(JSON.stringify({ r, first, again, stats: s.stats(), leaked: count() - baseline, table: n.openCount() }));`;
+      console.log(JSON.stringify({ r, first, text, again, stats: s.stats(), leaked: count() - baseline, table: n.openCount() }));`;
     const out = runNodeWithFdLimit(script, 64, 10000);
     expect(out.stderr).toBe('');
     const res = JSON.parse(out.stdout);
     expect(res.r).toBe(1);
-    expect(res.first).toEqual([1, 1, 0, 0, 0, PACKET_TRUNCATED]);
+    expect(res.first).toEqual([1, 1, 0, res.text.length, 0, PACKET_DESYNC | PACKET_TRUNCATED]);
+    expect(res.text).toMatch(/^the stream socket is out of step: the kernel dropped descriptors of a frame \(MSG_CTRUNC/);
     expect(res.again).toBe(0);
     expect(res.stats).toEqual({ states: 1, bytes: 0, fds: 0 });
     expect(res.leaked).toBe(0);
