@@ -20,31 +20,16 @@ import type {
   MessagePortMainLike as MessagePortMain,
   WebContentsLike as WebContents,
 } from '../shared/electron-types.js';
+import { BRIDGE_OPEN_CHANNEL, bridgePortChannel, exposeArgument, isBridgeName } from '../shared/bridge-protocol.js';
+import type { BridgeEnvelope } from '../shared/bridge-protocol.js';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { assertStandardSchema, validate } from '../shared/validate.js';
 import type { StandardSchemaV1 } from '../shared/validate.js';
-import { isHandleSource, kHandle } from './handles.js';
+import { assertNoHandles, closeHandles } from './bridge-handles.js';
 
-/** ipcRenderer → ipcMain channel on which a preload asks for the port of one exposed name. */
-export const BRIDGE_OPEN_CHANNEL = 'electron-ipc-channel:open';
-/** webContents → ipcRenderer channel that carries the port for `name`. */
-export function bridgePortChannel(name: string): string {
-  return `electron-ipc-channel:port:${name}`;
-}
-
-/**
- * What main posts on the port. Messages from the renderer are posted bare (the value itself).
- * - `message`: one value for the renderer.
- * - `rejected`: main dropped a message the renderer sent (schema, or nothing accepts messages).
- * - `eof`: nothing more will come to the renderer (its receives fail with DISCONNECTED once the
- *   queue is drained); the renderer may still send.
- * - `end`: main closed this leg; the renderer's receives and sends fail with DISCONNECTED.
- */
-export type BridgeEnvelope<T = unknown> =
-  | { kind: 'message'; value: T }
-  | { kind: 'rejected'; code: string; message: string }
-  | { kind: 'eof'; reason: string }
-  | { kind: 'end'; reason: string };
+export { BRIDGE_OPEN_CHANNEL, bridgePortChannel } from '../shared/bridge-protocol.js';
+export type { BridgeEnvelope } from '../shared/bridge-protocol.js';
+export { assertNoHandles, closeHandles, findHandle } from './bridge-handles.js';
 
 /** The side of a MessagePort that main holds: Electron's `MessagePortMain` has this shape. */
 export interface MainPortLike {
@@ -67,105 +52,6 @@ export interface SenderLike<T> {
 export interface ReceiverLike<T> {
   recv(): Promise<T>;
   close(): void;
-}
-
-const HANDLE_CLASS_NAMES = new Set([
-  'IpcSender',
-  'IpcReceiver',
-  'IpcBytesSender',
-  'IpcBytesReceiver',
-  'IpcFileHandle',
-  'IpcSharedMemory',
-  'IpcOneShotServer',
-]);
-
-/**
- * Looks for a descriptor-backed object (sender, receiver, file handle, shared memory) anywhere
- * inside `value` (arrays, plain objects, Maps, Sets) and returns where it is, e.g.
- * `"value.files[2] (IpcFileHandle)"`, or undefined when there is none.
- */
-export function findHandle(value: unknown): string | undefined {
-  const seen = new Set<object>();
-  const walk = (v: unknown, path: string): string | undefined => {
-    if (typeof v !== 'object' || v === null) return undefined;
-    if (seen.has(v)) return undefined;
-    seen.add(v);
-    const kind = handleKindOf(v);
-    if (kind !== undefined) return `${path} (${kind})`;
-    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return undefined;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const hit = walk(v[i], `${path}[${i}]`);
-        if (hit !== undefined) return hit;
-      }
-      return undefined;
-    }
-    if (v instanceof Map) {
-      for (const [k, item] of v) {
-        const hit = walk(k, `${path}.<key>`) ?? walk(item, `${path}.get(${JSON.stringify(String(k))})`);
-        if (hit !== undefined) return hit;
-      }
-      return undefined;
-    }
-    if (v instanceof Set) {
-      for (const item of v) {
-        const hit = walk(item, `${path}.<item>`);
-        if (hit !== undefined) return hit;
-      }
-      return undefined;
-    }
-    for (const key of Object.keys(v)) {
-      const hit = walk((v as Record<string, unknown>)[key], `${path}.${key}`);
-      if (hit !== undefined) return hit;
-    }
-    return undefined;
-  };
-  return walk(value, 'value');
-}
-
-function handleKindOf(v: object): string | undefined {
-  const name = (v as { constructor?: { name?: unknown } }).constructor?.name;
-  if (typeof name === 'string' && HANDLE_CLASS_NAMES.has(name)) return name;
-  if (isHandleSource(v)) {
-    try {
-      return v[kHandle]().kind;
-    } catch {
-      return 'closed handle';
-    }
-  }
-  return undefined;
-}
-
-/** Closes every descriptor-backed object inside `value` (what a refused message carried). */
-export function closeHandles(value: unknown): void {
-  const seen = new Set<object>();
-  const walk = (v: unknown): void => {
-    if (typeof v !== 'object' || v === null || seen.has(v)) return;
-    seen.add(v);
-    if (handleKindOf(v) !== undefined) {
-      try {
-        (v as { close?: () => void }).close?.();
-      } catch {
-        /* already closed */
-      }
-      return;
-    }
-    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return;
-    const items = v instanceof Map ? [...v.keys(), ...v.values()] : v instanceof Set ? [...v] : Object.values(v);
-    for (const item of items) walk(item);
-  };
-  walk(value);
-}
-
-/** Throws a TypeError naming the first handle in `value`: such objects never reach a renderer. */
-export function assertNoHandles(value: unknown, where: string): void {
-  const hit = findHandle(value);
-  if (hit !== undefined) {
-    throw new TypeError(
-      `${where}: ${hit} cannot be sent to a renderer. Senders, receivers, file handles and shared memory stay in ` +
-        `Node processes (the renderer has no descriptors); send plain data, or read the file/memory in main and send its bytes`,
-    );
-  }
 }
 
 /** Options of {@link attachPort}. */
@@ -491,11 +377,6 @@ function installOpenListener(electron: ElectronMain): void {
   electron.ipcMain.on(BRIDGE_OPEN_CHANNEL, openListener);
 }
 
-const NAME_RE = /^[A-Za-z_$][\w$]*$/;
-
-/** Must match EXPOSE_SWITCH in src/preload/index.ts. */
-const EXPOSE_SWITCH = '--electron-ipc-channel-expose=';
-
 /**
  * `webPreferences` that load this package's bundled preload directly and have it expose `names`
  * (no preload of your own, no bundler): `new BrowserWindow({ webPreferences:
@@ -511,12 +392,12 @@ export function preloadWebPreferences(...names: string[]): {
   nodeIntegration: false;
 } {
   for (const n of names) {
-    if (typeof n !== 'string' || !NAME_RE.test(n)) throw new TypeError(`preloadWebPreferences: ${JSON.stringify(n)} is not a JavaScript identifier`);
+    if (!isBridgeName(n)) throw new TypeError(`preloadWebPreferences: ${JSON.stringify(n)} is not a JavaScript identifier`);
   }
   return {
     // The package's own `require` entry of ./preload: a sandboxed preload must be one CommonJS file.
     preload: createRequire(import.meta.url).resolve('electron-ipc-channel/preload'),
-    additionalArguments: [`${EXPOSE_SWITCH}${(names.length ? names : ['ipc']).join(',')}`],
+    additionalArguments: [exposeArgument(names)],
     sandbox: true,
     contextIsolation: true,
     nodeIntegration: false,
@@ -537,7 +418,7 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
   options: ExposeOptions<FromRenderer, ToRenderer>,
 ): WindowBridge<ToRenderer> {
   const { name } = options;
-  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+  if (!isBridgeName(name)) {
     throw new TypeError(`name must be a JavaScript identifier (it becomes window.<name>), got ${JSON.stringify(name)}`);
   }
   if (options.sender && options.onMessage) throw new TypeError('give either sender or onMessage, not both');

@@ -7,17 +7,15 @@
  * In the page:      `const files = getBridge<Request, Result>('files'); files.send(...); await files.recv()`
  */
 import type { ElectronRendererModule, IpcRendererEventLike as IpcRendererEvent } from '../shared/electron-types.js';
+import { BRIDGE_OPEN_CHANNEL, bridgePortChannel, isBridgeName, namesFromArgv } from '../shared/bridge-protocol.js';
+import type { RejectedMessage, UncheckedEnvelope } from '../shared/bridge-protocol.js';
 import { armDeadline } from '../shared/deadline.js';
 import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import type { IpcErrorCode } from '../shared/errors.js';
 
-/** ipcRenderer → ipcMain channel on which a preload asks for the port of one exposed name. */
-export const BRIDGE_OPEN_CHANNEL = 'electron-ipc-channel:open';
-/** webContents → ipcRenderer channel that carries the port for `name`. */
-export function bridgePortChannel(name: string): string {
-  return `electron-ipc-channel:port:${name}`;
-}
+export { BRIDGE_OPEN_CHANNEL, bridgePortChannel, EXPOSE_SWITCH, namesFromArgv } from '../shared/bridge-protocol.js';
+export type { RejectedMessage } from '../shared/bridge-protocol.js';
 
 /** The part of a DOM `MessagePort` the client uses (Node's `worker_threads` ports have it too). */
 export interface RendererPortLike {
@@ -28,12 +26,6 @@ export interface RendererPortLike {
   removeEventListener(type: 'close', listener: () => void): void;
   start(): void;
   close(): void;
-}
-
-/** A message main dropped: it failed main's schema, or main accepts nothing on this channel. */
-export interface RejectedMessage {
-  code: string;
-  message: string;
 }
 
 /**
@@ -187,7 +179,7 @@ export class BridgeClient<Send, Receive> {
   }
 
   private readonly onPortMessage = (event: { data: unknown }): void => {
-    const env = event.data as { kind?: unknown; value?: unknown; code?: unknown; message?: unknown; reason?: unknown } | null;
+    const env = event.data as UncheckedEnvelope | null;
     if (typeof env !== 'object' || env === null) return;
     switch (env.kind) {
       case 'message':
@@ -276,15 +268,7 @@ function loadElectron(): ElectronRenderer {
   return require('electron') as ElectronRenderer;
 }
 
-const NAME_RE = /^[A-Za-z_$][\w$]*$/;
 const exposed = new Set<string>();
-
-/**
- * Command-line switch (set through `webPreferences.additionalArguments`) that makes this file,
- * loaded directly as the preload, expose the listed names by itself: apps that need nothing else
- * in their preload use `preloadWebPreferences()` from the main entry and need no bundler.
- */
-export const EXPOSE_SWITCH = '--electron-ipc-channel-expose=';
 
 /**
  * Call in the preload: exposes `window[name]` for each name (default `ipc`) as a
@@ -296,7 +280,7 @@ export function exposeIpcChannels(...names: string[]): void {
   const { contextBridge, ipcRenderer } = loadElectron();
   const list = names.length === 0 ? ['ipc'] : names;
   for (const name of list) {
-    if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    if (!isBridgeName(name)) {
       throw new TypeError(`exposeIpcChannels: names must be JavaScript identifiers (they become window.<name>), got ${JSON.stringify(name)}`);
     }
     if (exposed.has(name)) throw new Error(`exposeIpcChannels: "${name}" is already exposed`);
@@ -332,16 +316,6 @@ export function getBridge<Send, Receive>(name = 'ipc'): RendererChannel<Send, Re
     );
   }
   return api as RendererChannel<Send, Receive>;
-}
-
-/** Names given with {@link EXPOSE_SWITCH} on this renderer's command line. */
-export function namesFromArgv(argv: readonly string[]): string[] {
-  const arg = argv.find((a) => a.startsWith(EXPOSE_SWITCH));
-  if (arg === undefined) return [];
-  return arg
-    .slice(EXPOSE_SWITCH.length)
-    .split(',')
-    .filter((n) => n !== '');
 }
 
 // Loaded as the preload itself (see EXPOSE_SWITCH): expose what the command line asks for.
