@@ -10,10 +10,7 @@
  * for OS failures, except where a negative errno return is documented (the expected, frequent
  * outcomes of non-blocking calls).
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from './locate-addon.js';
 
 /** Negated errno values that native calls return instead of throwing. */
 export const EAGAIN = -11;
@@ -368,12 +365,6 @@ export interface NativeBinding {
   stream: NativeStream;
 }
 
-function packageRoot(): string {
-  // Both src/main/native.ts and the bundled dist/main/index.{js,cjs} sit two levels down.
-  const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
-  return path.resolve(here, '..', '..');
-}
-
 let loaded: NativeBinding | undefined;
 
 /** fdInfo kinds by the index the addon reports (same order as kFdKinds in channel.cc). */
@@ -400,34 +391,12 @@ export function fdInfo(fd: number): FdInfo {
 }
 
 /**
- * Loads the addon: `ELECTRON_IPC_CHANNEL_NATIVE` (a path to the .node file) if set, then
- * build/Release, then build/Debug. The error lists every path tried and how to rebuild.
+ * The addon, loaded once per process (see src/main/locate-addon.ts for where it is looked for:
+ * `ELECTRON_IPC_CHANNEL_ADDON`, then the package's build/Release and build/Debug, also when the
+ * main process is bundled or packaged in an asar). The error lists every path tried and what to do.
  */
 export function native(): NativeBinding {
   if (loaded) return loaded;
-  const root = packageRoot();
-  const candidates = [
-    process.env.ELECTRON_IPC_CHANNEL_NATIVE,
-    path.join(root, 'build', 'Release', 'electron_ipc_channel.node'),
-    path.join(root, 'build', 'Debug', 'electron_ipc_channel.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  const req = createRequire(path.join(root, 'package.json'));
-  const failures: string[] = [];
-  for (const candidate of candidates) {
-    if (!existsSync(candidate)) {
-      failures.push(`${candidate}: not found`);
-      continue;
-    }
-    try {
-      loaded = req(candidate) as NativeBinding;
-      return loaded;
-    } catch (e) {
-      failures.push(`${candidate}: ${(e as Error).message}`);
-    }
-  }
-  throw new Error(
-    'electron-ipc-channel: could not load the native addon. Tried:\n  ' +
-      failures.join('\n  ') +
-      `\nRebuild it with \`npm run build:native\` in ${root} (needs g++, make and python3).`,
-  );
+  loaded = loadAddon<NativeBinding>();
+  return loaded;
 }
