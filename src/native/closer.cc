@@ -99,6 +99,17 @@ void EnqueueClose(int fd) {
   q.ready.notify_one();
 }
 
+// Whether a listening socket is readable, i.e. a connection waits to be accepted (and its queue
+// may hold descriptors); an error counts as readable.
+bool ListenerReadable(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int r;
+  do {
+    r = poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  return r != 0;
+}
+
 #ifdef __linux__
 
 // The number of descriptors queued in an AF_UNIX socket's receive queue (the "scm_fds:" line of
@@ -138,12 +149,7 @@ bool UnixSocketMayHoldFds(int fd) {
     if (errno != EINVAL) return QueuedScmFds(fd) != 0;
     // Kernel quirk: SIOCINQ refuses a listening socket (unix_inq_len). Readable means a
     // connection waits to be accepted, and its queue may hold descriptors.
-    struct pollfd p = {fd, POLLIN, 0};
-    int r;
-    do {
-      r = poll(&p, 1, 0);
-    } while (r < 0 && errno == EINTR);
-    return r != 0;
+    return ListenerReadable(fd);
   }
   // Fast path: an empty receive queue. SIOCINQ counts bytes, so a zero-length packet (which can
   // carry descriptors) needs the peek: EAGAIN is the only answer that proves the queue empty.
@@ -216,12 +222,7 @@ bool UnixSocketMayHoldFds(int fd) {
   int accepting = 0;
   socklen_t len = sizeof accepting;
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0) {
-    struct pollfd p = {fd, POLLIN, 0};
-    int r;
-    do {
-      r = poll(&p, 1, 0);
-    } while (r < 0 && errno == EINTR);
-    return r != 0;
+    return ListenerReadable(fd);
   }
   char byte;
   struct iovec iov = {&byte, 1};

@@ -139,13 +139,12 @@ union ControlBuffer {
 int SetCloexec(int fd);
 int SetNonblocking(int fd);
 
-// The one-shot server's AF_UNIX sockets of `type` (SOCK_SEQPACKET, SOCK_STREAM), portable
-// (src/native/sockets.cc): a listener bound to `path` (backlog 1, non-blocking), the next
-// connection (non-blocking) or -EAGAIN, a connected socket (blocking connect, then non-blocking).
-// Every descriptor is close-on-exec and registered; errors throw, errno-named.
-int UnixListen(napi_env env, int type, const std::string& path);
-int UnixAccept(napi_env env, int listener);
-int UnixConnect(napi_env env, int type, const std::string& path);
+// sockets.cc. Adds the one-shot server's functions for AF_UNIX sockets of `type` (SOCK_SEQPACKET,
+// SOCK_STREAM) to `target`: listen(path) (bound, backlog 1, non-blocking), accept(fd) (the next
+// connection, non-blocking, or -EAGAIN), connect(path) (blocking connect, then non-blocking) and
+// peerCredentials(fd) (SO_PEERCRED; macOS getpeereid + LOCAL_PEERPID). Every descriptor they make
+// is close-on-exec and registered; errors throw, errno-named.
+void InitUnixServer(Napi::Env env, Napi::Object target, int type);
 
 void InitChannel(Napi::Env env, Napi::Object exports);
 #ifdef __linux__
@@ -368,6 +367,65 @@ class Iovecs {
   struct iovec* iov_ = stack_;
   uint32_t count_ = 0;
 };
+
+// recvmsg(fd, msg, flags) that retries EINTR, and ECONNRESET once: the one-shot socket error a
+// peer leaves when it closes with data unread (Linux unix_release_sock); what it sent before is
+// still queued, then end of file follows. Returns the byte count or -errno (EWOULDBLOCK as
+// -EAGAIN). msg_controllen and msg_flags are reset before each try.
+inline ssize_t RecvmsgRetrying(int fd, struct msghdr* msg, int flags) {
+  const auto controllen = msg->msg_controllen;
+  bool retried = false;
+  for (;;) {
+    msg->msg_controllen = controllen;
+    msg->msg_flags = 0;
+    ssize_t r = recvmsg(fd, msg, flags);
+    if (r >= 0) return r;
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == ECONNRESET && !retried) {
+      retried = true;
+      continue;
+    }
+    return err == EWOULDBLOCK ? -EAGAIN : -err;
+  }
+}
+
+// sendPacket's `fds` argument, for every transport: null/undefined (none) or an array of at most
+// 253 integers >= 0 (else TypeError/RangeError), copied to `out` (kMaxFdsPerPacket entries).
+// Returns how many.
+inline uint32_t ArgFdList(napi_env env, napi_value list, int* out) {
+  napi_valuetype type;
+  napi_typeof(env, list, &type);
+  if (type == napi_null || type == napi_undefined) return 0;
+  bool isArray = false;
+  if (napi_is_array(env, list, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
+  uint32_t count = 0;
+  napi_get_array_length(env, list, &count);
+  if (count > static_cast<uint32_t>(kMaxFdsPerPacket)) ThrowRangeError(env, "a packet carries at most 253 descriptors");
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    double d;
+    if (napi_get_element(env, list, i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d <= INT_MAX) ||
+        d != static_cast<double>(static_cast<int>(d))) {
+      ThrowTypeError(env, "fds must hold integers >= 0");
+    }
+    out[i] = static_cast<int>(d);
+  }
+  return count;
+}
+
+// Gives `msg` one SCM_RIGHTS control message in `ctrl` carrying fds[0, count); nothing for 0.
+inline void SetRights(struct msghdr* msg, ControlBuffer* ctrl, const int* fds, uint32_t count) {
+  if (count == 0) return;
+  memset(ctrl->bytes, 0, CMSG_SPACE(sizeof(int) * count));
+  msg->msg_control = ctrl->bytes;
+  msg->msg_controllen = CMSG_SPACE(sizeof(int) * count);
+  struct cmsghdr* c = CMSG_FIRSTHDR(msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+}
 
 // The arguments every transport's recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes,
 // arena, arenaOffset, block?) shares, checked (TypeError/RangeError): see src/main/native.ts.

@@ -1,5 +1,6 @@
-// The Linux SOCK_SEQPACKET transport: socket pairs, packets with SCM_RIGHTS, the one-shot server
-// socket (listen, accept, connect), peer credentials and socket neutralization. Linux only:
+// The Linux SOCK_SEQPACKET transport: socket pairs, packets with SCM_RIGHTS, socket
+// neutralization and peer checks (the one-shot server's listen, accept, connect and peer
+// credentials come from sockets.cc, shared with the stream transport). Linux only:
 // macOS has no AF_UNIX SOCK_SEQPACKET (its header defines the constant, socket() fails), and
 // this file also relies on SOCK_CLOEXEC, MSG_CMSG_CLOEXEC, accept4, MSG_NOSIGNAL, POLLRDHUP,
 // SO_PEERCRED and SO_PASS*; binding.gyp builds it on Linux only, src/native/stream.cc is the
@@ -112,36 +113,8 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
   ControlBuffer ctrl;
-  napi_value fdList = info[2];
-  bool isArray = false;
-  napi_valuetype fdListType;
-  napi_typeof(env, fdList, &fdListType);
-  if (fdListType != napi_null && fdListType != napi_undefined) {
-    if (napi_is_array(env, fdList, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
-    uint32_t fdCount = 0;
-    napi_get_array_length(env, fdList, &fdCount);
-    if (fdCount > static_cast<uint32_t>(kMaxFdsPerPacket)) ThrowRangeError(env, "a packet carries at most 253 descriptors");
-    if (fdCount > 0) {
-      memset(ctrl.bytes, 0, CMSG_SPACE(sizeof(int) * fdCount));
-      msg.msg_control = ctrl.bytes;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fdCount);
-      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fdCount);
-      unsigned char* out = CMSG_DATA(c);
-      for (uint32_t i = 0; i < fdCount; i++) {
-        napi_value v;
-        double d;
-        if (napi_get_element(env, fdList, i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok ||
-            !(d >= 0 && d <= INT_MAX) || d != static_cast<double>(static_cast<int>(d))) {
-          ThrowTypeError(env, "fds must hold integers >= 0");
-        }
-        int one = static_cast<int>(d);
-        memcpy(out + i * sizeof(int), &one, sizeof one);
-      }
-    }
-  }
+  int fds[kMaxFdsPerPacket];
+  SetRights(&msg, &ctrl, fds, ArgFdList(env, info[2], fds));
 
   ssize_t r;
   do {
@@ -201,7 +174,6 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   PacketBatch batch(args);
   ControlBuffer ctrl;
   bool eof = false;
-  bool retried = false;
   while (!batch.full() && batch.roomForAnother()) {
     size_t room = batch.fdsRoom();
     if (room < static_cast<size_t>(kMaxFdsPerPacket)) {
@@ -220,17 +192,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     msg.msg_iovlen = 1;
     msg.msg_control = ctrl.bytes;
     msg.msg_controllen = sizeof ctrl.bytes;
-    ssize_t r = recvmsg(fd, &msg, (block && batch.count() == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
+    ssize_t r = RecvmsgRetrying(fd, &msg, (block && batch.count() == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
     if (r < 0) {
-      int err = errno;
-      // ECONNRESET is the one-shot sk_err a peer leaves when it closes with unread data
-      // (unix_release_sock); the packets queued before it are still there.
-      if (err == EINTR || (err == ECONNRESET && !retried)) {
-        retried = err == ECONNRESET;
-        continue;
-      }
-      if (err == EAGAIN || batch.count() > 0) break;
-      ThrowErrno(env, err, "recvmsg");
+      if (r == -EAGAIN || batch.count() > 0) break;
+      ThrowErrno(env, static_cast<int>(-r), "recvmsg");
     }
     int flags = 0;
     int got = TakeFds(env, &msg, batch.fdsAt(), room, &flags);
@@ -273,25 +238,9 @@ Napi::Value RecvInto(const Napi::CallbackInfo& info) {
     msg.msg_control = ctrl.bytes;
     msg.msg_controllen = sizeof ctrl.bytes;
   }
-  ssize_t r;
-  bool retried = false;
-  for (;;) {
-    r = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (peek ? MSG_PEEK : 0));
-    if (r >= 0) break;
-    int err = errno;
-    if (err == EINTR) continue;
-    // The one-shot error a peer leaves when it closes with unread data; packets remain.
-    if (err == ECONNRESET && !retried) {
-      retried = true;
-      continue;
-    }
-    napi_value result;
-    if (err == EAGAIN) {
-      napi_create_int32(env, -EAGAIN, &result);
-      return Napi::Value(env, result);
-    }
-    ThrowErrno(env, err, "recvmsg");
-  }
+  ssize_t r = RecvmsgRetrying(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (peek ? MSG_PEEK : 0));
+  if (r == -EAGAIN) return Napi::Number::New(env, -EAGAIN);
+  if (r < 0) ThrowErrno(env, static_cast<int>(-r), "recvmsg");
   int flags = 0;
   int got = TakeFds(env, &msg, fdsOut, fdsCapacity, &flags);
   meta[0] = got;
@@ -329,18 +278,6 @@ Napi::Value PeekFd(const Napi::CallbackInfo& info) {
   });
   if (first >= 0) RegisterFd(env, first);
   return Napi::Number::New(env, first);
-}
-
-Napi::Value Listen(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UnixListen(info.Env(), SOCK_SEQPACKET, ArgPath(info, 0)));
-}
-
-Napi::Value Accept(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UnixAccept(info.Env(), ArgFd(info, 0)));
-}
-
-Napi::Value Connect(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UnixConnect(info.Env(), SOCK_SEQPACKET, ArgPath(info, 0)));
 }
 
 // The inode of the peer of the AF_UNIX socket with inode `ino`, from NETLINK_SOCK_DIAG
@@ -407,18 +344,6 @@ Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, peer == sb.st_ino);
 }
 
-Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt(ArgFd(info, 0), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("pid", Napi::Number::New(env, cred.pid));
-  out.Set("uid", Napi::Number::New(env, cred.uid));
-  out.Set("gid", Napi::Number::New(env, cred.gid));
-  return out;
-}
-
 }  // namespace
 
 void InitSeqpacket(Napi::Env env, Napi::Object exports) {
@@ -427,10 +352,7 @@ void InitSeqpacket(Napi::Env env, Napi::Object exports) {
   exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
   exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));
-  exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
-  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
-  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
-  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  InitUnixServer(env, exports, SOCK_SEQPACKET);
   exports.Set("neutralizeSocket", Napi::Function::New(env, NeutralizeSocket, "neutralizeSocket"));
   exports.Set("isSocketPeer", Napi::Function::New(env, IsSocketPeer, "isSocketPeer"));
 }

@@ -22,6 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <stdint.h>
+
 #include <string>
 
 namespace eic {
@@ -107,9 +109,10 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   return pair;
 }
 
-}  // namespace
-
-// The one-shot server's sockets, for every backend (declared in common.h).
+// The one-shot server's AF_UNIX sockets of `type` (SOCK_SEQPACKET, SOCK_STREAM): a listener
+// bound to `path` (backlog 1, non-blocking), the next connection (non-blocking) or -EAGAIN, a
+// connected socket (blocking connect, then non-blocking). Every descriptor is close-on-exec and
+// registered; errors throw, errno-named.
 int UnixListen(napi_env env, int type, const std::string& path) {
   struct sockaddr_un addr;
   socklen_t addrLength = UnixAddress(path, &addr);
@@ -167,10 +170,11 @@ int UnixConnect(napi_env env, int type, const std::string& path) {
   return owned.release();
 }
 
-namespace {
+// The socket type (SOCK_STREAM, SOCK_SEQPACKET) a listen/connect function was made for.
+int TypeOf(const Napi::CallbackInfo& info) { return static_cast<int>(reinterpret_cast<intptr_t>(info.Data())); }
 
 Napi::Value Listen(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UnixListen(info.Env(), SOCK_STREAM, ArgPath(info, 0)));
+  return Napi::Number::New(info.Env(), UnixListen(info.Env(), TypeOf(info), ArgPath(info, 0)));
 }
 
 Napi::Value Accept(const Napi::CallbackInfo& info) {
@@ -178,7 +182,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Connect(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UnixConnect(info.Env(), SOCK_STREAM, ArgPath(info, 0)));
+  return Napi::Number::New(info.Env(), UnixConnect(info.Env(), TypeOf(info), ArgPath(info, 0)));
 }
 
 // Linux: SO_PEERCRED. macOS: getpeereid() for uid/gid, LOCAL_PEERPID for the pid. Both record
@@ -218,12 +222,17 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void InitUnixServer(Napi::Env env, Napi::Object target, int type) {
+  void* data = reinterpret_cast<void*>(static_cast<intptr_t>(type));
+  target.Set("listen", Napi::Function::New(env, Listen, "listen", data));
+  target.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  target.Set("connect", Napi::Function::New(env, Connect, "connect", data));
+  target.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+}
+
 void InitStreamSockets(Napi::Env env, Napi::Object stream) {
   stream.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
-  stream.Set("listen", Napi::Function::New(env, Listen, "listen"));
-  stream.Set("accept", Napi::Function::New(env, Accept, "accept"));
-  stream.Set("connect", Napi::Function::New(env, Connect, "connect"));
-  stream.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  InitUnixServer(env, stream, SOCK_STREAM);
 }
 
 }  // namespace eic

@@ -173,24 +173,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   if (parts.count() >= IOV_MAX) ThrowRangeError(env, "parts must be an array of 0 to 1023 typed arrays");
   // The descriptors, checked before anything is written.
   int fds[kMaxFdsPerPacket];
-  uint32_t fdCount = 0;
-  napi_valuetype fdListType;
-  napi_typeof(env, info[2], &fdListType);
-  if (fdListType != napi_null && fdListType != napi_undefined) {
-    bool isArray = false;
-    if (napi_is_array(env, info[2], &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
-    napi_get_array_length(env, info[2], &fdCount);
-    if (fdCount > static_cast<uint32_t>(kMaxFdsPerPacket)) ThrowRangeError(env, "a packet carries at most 253 descriptors");
-    for (uint32_t i = 0; i < fdCount; i++) {
-      napi_value v;
-      double d;
-      if (napi_get_element(env, info[2], i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok ||
-          !(d >= 0 && d <= INT_MAX) || d != static_cast<double>(static_cast<int>(d))) {
-        ThrowTypeError(env, "fds must hold integers >= 0");
-      }
-      fds[i] = static_cast<int>(d);
-    }
-  }
+  const uint32_t fdCount = ArgFdList(env, info[2], fds);
   size_t payload = 0;
   for (uint32_t i = 0; i < parts.count(); i++) payload += parts.data()[i].iov_len;
   napi_value result;
@@ -228,16 +211,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   msg.msg_iov = iov;
   msg.msg_iovlen = iovCount;
   ControlBuffer ctrl;
-  if (fdCount > 0) {
-    memset(ctrl.bytes, 0, CMSG_SPACE(sizeof(int) * fdCount));
-    msg.msg_control = ctrl.bytes;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fdCount);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fdCount);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * fdCount);
-  }
+  SetRights(&msg, &ctrl, fds, fdCount);
   const size_t total = kHeaderBytes + payload;
   ssize_t r;
   do {
@@ -334,26 +308,12 @@ ssize_t ReadPiece(int fd, void* buf, size_t len, bool wait, std::vector<int>* fd
   ControlBuffer ctrl;
   struct iovec iov = {buf, len};
   struct msghdr msg = {};
-  ssize_t r;
-  bool retried = false;
-  for (;;) {
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctrl.bytes;
-    msg.msg_controllen = sizeof ctrl.bytes;
-    msg.msg_flags = 0;
-    r = recvmsg(fd, &msg, (wait ? 0 : MSG_DONTWAIT) | kRecvFlags);
-    if (r >= 0) break;
-    int err = errno;
-    if (err == EINTR) continue;
-    // The one-shot error a peer leaves when it closes with data unread; what it sent before is
-    // still queued, then end of file follows.
-    if (err == ECONNRESET && !retried) {
-      retried = true;
-      continue;
-    }
-    return err == EWOULDBLOCK ? -EAGAIN : -err;
-  }
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctrl.bytes;
+  msg.msg_controllen = sizeof ctrl.bytes;
+  ssize_t r = RecvmsgRetrying(fd, &msg, (wait ? 0 : MSG_DONTWAIT) | kRecvFlags);
+  if (r < 0) return r;
   ForEachControlFd(&msg, [&](int got) {
     if (fds == nullptr || fds->size() >= static_cast<size_t>(kMaxFdsPerPacket)) {
       if (*why == Desync::kNone) *why = fds == nullptr ? Desync::kStrayFds : Desync::kTooManyFds;
