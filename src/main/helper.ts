@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
 import type { ElectronMainModule, UtilityProcessLike as UtilityProcess } from '../shared/electron-types.js';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { assertStandardSchema, validate } from '../shared/validate.js';
@@ -21,6 +22,7 @@ import { channel, IpcReceiver, IpcSender } from './channel.js';
 import type { ReceiverOptions, RecvOptions } from './channel.js';
 import { IpcOneShotServer } from './server.js';
 import { checkTimeout } from './handles.js';
+import { describeError, trace } from './debug.js';
 
 /** Environment variable that carries the one-shot server name to the helper. */
 export const HELPER_SERVER_ENV = 'ELECTRON_IPC_CHANNEL_SERVER';
@@ -71,7 +73,7 @@ export interface SpawnHelperOptions<In> {
  * A running helper and both directions of its channel. `Out` is what the parent sends,
  * `In` what it receives.
  */
-export interface Helper<Out, In> extends AsyncIterable<In>, Disposable {
+export interface Helper<Out, In> extends AsyncIterable<In>, Disposable, AsyncDisposable {
   /** Path of the helper module, as given. */
   readonly module: string;
   /** The helper's pid (the peer that was checked when it connected). */
@@ -102,6 +104,8 @@ export interface Helper<Out, In> extends AsyncIterable<In>, Disposable {
    * exited within `closeGrace` ms. Idempotent; resolves when it exited.
    */
   close(): Promise<HelperExit>;
+  /** `await using helper = await spawnHelper(...)`: `close()`, resolving once the helper exited. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Options of {@link connectToParent}. `In` is what the helper receives. */
@@ -262,6 +266,7 @@ export async function spawnHelper<Out = unknown, In = unknown>(
   }
   options.signal?.throwIfAborted();
   const label = `helper ${path.basename(module)}`;
+  trace('helper', 'spawning %s (%s runner, timeout %d ms)', module, runner, timeout);
 
   const server = new IpcOneShotServer<unknown>(options.limits);
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), [HELPER_SERVER_ENV]: server.name };
@@ -291,6 +296,7 @@ export async function spawnHelper<Out = unknown, In = unknown>(
   let exitStatus: HelperExit | undefined;
   void proc.exited.then((e) => {
     exitStatus = e;
+    trace('helper', '%s (pid %s) %s', label, proc.pid ?? '-', describeExit(e));
   });
 
   const abort = new AbortController();
@@ -314,6 +320,7 @@ export async function spawnHelper<Out = unknown, In = unknown>(
       }),
     ]);
   } catch (e) {
+    trace('helper', '%s (pid %s) failed to start: %s', label, proc.pid ?? '-', describeError(e));
     abort.abort(e);
     server.close();
     proc.kill('SIGKILL');
@@ -341,6 +348,7 @@ export async function spawnHelper<Out = unknown, In = unknown>(
   const sender = first as IpcSender<Out>;
   const rx = receiver as IpcReceiver<In>;
   const schema = options.schema;
+  trace('helper', '%s (pid %d) connected', label, pid);
 
   /** A DISCONNECTED caused by the helper's death says so. */
   const explain = async (e: unknown): Promise<never> => {
@@ -415,7 +423,18 @@ export async function spawnHelper<Out = unknown, In = unknown>(
     [Symbol.dispose](): void {
       void helper.close();
     },
+    async [Symbol.asyncDispose](): Promise<void> {
+      await helper.close();
+    },
   };
+  // console.log(helper) / util.inspect: what it is and whether it still runs, not its closures.
+  Object.defineProperty(helper, inspect.custom, {
+    enumerable: false,
+    value: (): string => {
+      const state = exitStatus ? describeExit(exitStatus) : closing ? 'closing' : 'running';
+      return `Helper { module: '${path.basename(module)}', pid: ${pid}, runner: '${runner}', state: '${state}' }`;
+    },
+  });
   return helper;
 }
 

@@ -15,6 +15,8 @@ export { IpcSharedMemoryPool, IpcSharedBuffer } from './pool.js';
 export type { SharedMemoryPoolOptions, AcquireOptions } from './pool.js';
 export { spawnHelper, connectToParent, HELPER_SERVER_ENV } from './helper.js';
 export type { Helper, HelperExit, SpawnHelperOptions, ConnectToParentOptions, ParentEndpoint, ReceiverLimits } from './helper.js';
+export { superviseHelper, helperPool, HelperSupervisor, HelperPool } from './supervisor.js';
+export type { SuperviseOptions, RestartPolicy, HelperExitEvent, HelperExitCause, SupervisorState, HelperPoolOptions, PoolUseOptions } from './supervisor.js';
 export { exposeToWindow, preloadWebPreferences, attachPort, pumpToPort, findHandle, assertNoHandles, closeHandles } from './bridge.js';
 export type { ExposeOptions, WindowBridge, MainPortLike, PortLink, AttachPortOptions, PumpOptions, BridgeEnvelope, SenderLike, ReceiverLike } from './bridge.js';
 export { validate, isStandardSchema, formatIssues } from '../shared/validate.js';
