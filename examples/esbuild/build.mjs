@@ -7,6 +7,9 @@
 //   node build.mjs --copy-addon  the same, and copies the addon next to the bundle (out/)
 //   node build.mjs --external    electron-ipc-channel left out of the bundle: it is loaded from
 //                                node_modules at run time (ship node_modules/electron-ipc-channel)
+//   node build.mjs --external --esm
+//                                the same as an ES module, out/main.mjs (ESM output needs the
+//                                package external: its CommonJS code uses require and __filename)
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -14,13 +17,16 @@ import * as esbuild from 'esbuild';
 
 const external = process.argv.includes('--external');
 const copyAddon = process.argv.includes('--copy-addon');
+const esm = process.argv.includes('--esm');
+if (esm && !external) throw new Error('--esm needs --external (see docs/bundling.md)');
+const outfile = esm ? 'out/main.mjs' : 'out/main.cjs';
 
 await esbuild.build({
   entryPoints: ['src/main.js'],
-  outfile: 'out/main.cjs',
+  outfile,
   bundle: true,
   platform: 'node',
-  format: 'cjs', // Electron's main process loads CommonJS bundles; see docs/bundling.md for ESM
+  format: esm ? 'esm' : 'cjs',
   target: 'node20',
   // `electron` is provided by Electron itself; the library is external only when asked.
   external: ['electron', ...(external ? ['electron-ipc-channel'] : [])],
@@ -33,4 +39,4 @@ if (copyAddon) {
   copyFileSync(path.join(pkg, 'build', 'Release', 'electron_ipc_channel.node'), path.join('out', 'electron_ipc_channel.node'));
 }
 
-console.log(`out/main.cjs (${external ? 'electron-ipc-channel external' : 'electron-ipc-channel bundled'}${copyAddon ? ', addon copied next to it' : ''})`);
+console.log(`${outfile} (${external ? 'electron-ipc-channel external' : 'electron-ipc-channel bundled'}${copyAddon ? ', addon copied next to it' : ''})`);

@@ -29,7 +29,7 @@ afterAll(() => pkg?.remove());
 function build(...flags: string[]): string {
   const r = runNode(['build.mjs', ...flags], pkg.app);
   if (r.status !== 0) throw new Error(`build failed:\n${r.stderr}`);
-  return readFileSync(path.join(pkg.app, 'out', 'main.cjs'), 'utf8');
+  return readFileSync(path.join(pkg.app, 'out', flags.includes('--esm') ? 'main.mjs' : 'main.cjs'), 'utf8');
 }
 
 /** A directory outside the project (no node_modules above it), with the given files of out/ copied in. */
@@ -93,6 +93,14 @@ describe('a main process bundled with esbuild (examples/esbuild, packed package)
     expect(bundle).toMatch(/require\("electron-ipc-channel"\)/);
     expect(bundle).not.toContain('class IpcSender');
     const r = runNode([path.join(pkg.app, 'out', 'main.cjs')], elsewhere('external', []));
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(ANSWER);
+  });
+
+  it('ESM output with the library external (--external --esm): loaded from node_modules', () => {
+    const bundle = build('--external', '--esm');
+    expect(bundle).toMatch(/from "electron-ipc-channel"/);
+    const r = runNode([path.join(pkg.app, 'out', 'main.mjs')], elsewhere('external-esm', []));
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe(ANSWER);
   });
