@@ -31,8 +31,14 @@ if (!force && existsSync(built) && statSync(built).mtimeMs >= newestSource()) {
   console.log(`electron-ipc-channel: addon up to date at ${path.relative(root, built)} (npm run build:native rebuilds)`);
   process.exit(0);
 }
-if (process.platform !== 'linux') {
-  console.error('electron-ipc-channel: only Linux is supported for now; the addon was not built.');
+// Linux (both transports) and macOS (the stream transport; binding.gyp leaves the Linux-only
+// sources out). Windows needs a transport of its own (named pipes), which does not exist yet.
+const SUPPORTED = { linux: 'Linux', darwin: 'macOS' };
+if (!(process.platform in SUPPORTED)) {
+  console.error(
+    `electron-ipc-channel: ${process.platform === 'win32' ? 'Windows' : process.platform} is not supported yet ` +
+      '(Linux and macOS are; Windows is planned); the addon was not built.',
+  );
   process.exit(1);
 }
 
@@ -70,10 +76,10 @@ if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) && existsSync
 console.log(`electron-ipc-channel: building the addon (node ${gypArgs.slice(1).join(' ')})`);
 const r = spawnSync(process.execPath, gypArgs, { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) {
-  console.error(
-    '\nelectron-ipc-channel: building the native addon failed.\n' +
-      'It needs a C++17 compiler, make and python3 (Debian/Ubuntu: `apt-get install g++ make python3`).\n' +
-      'Then run `npm run build:native` in this package.',
-  );
+  const needs =
+    process.platform === 'darwin'
+      ? 'It needs the Xcode command line tools (a C++17 clang, make) and python3: `xcode-select --install`.\n'
+      : 'It needs a C++17 compiler, make and python3 (Debian/Ubuntu: `apt-get install g++ make python3`).\n';
+  console.error(`\nelectron-ipc-channel: building the native addon for ${SUPPORTED[process.platform]} failed.\n${needs}Then run \`npm run build:native\` in this package.`);
   process.exit(r.status ?? 1);
 }

@@ -19,9 +19,14 @@
  * The sandbox is irreversible and inherited by child processes. Calling `lockdown()` again
  * stacks another layer: the new allow-lists can only narrow what the earlier layers allowed
  * (Landlock allows at most 16 layers).
+ *
+ * Other systems (macOS) have no Landlock, and the addon built there has no Landlock half:
+ * `lockdown()` then changes nothing and says so (`enforced: false`, `noNewPrivs: false`, and a
+ * `reason`), or throws with `required: true`. A macOS app confines its helpers by other means
+ * (the App Sandbox of a signed app).
  */
 import { IpcError } from '../shared/errors.js';
-import { native, type NativeLandlockResult } from './native.js';
+import { native, type NativeBinding, type NativeLandlockResult } from './native.js';
 
 /** Options of {@link lockdown}. Every allow-list is empty by default: nothing new is reachable. */
 export interface LockdownOptions {
@@ -61,8 +66,11 @@ export interface LockdownReport {
   network: boolean;
   /** IPC scopes in force (ABI 6): 'abstract-unix-socket', 'signal'. */
   scoped: string[];
-  /** `no_new_privs` is set on every thread that could be reached: set-user-ID bits no longer apply. */
-  noNewPrivs: true;
+  /**
+   * `no_new_privs` is set on every thread that could be reached: set-user-ID bits no longer apply.
+   * Always true on Linux (even without Landlock); false where the OS has no Landlock (macOS).
+   */
+  noNewPrivs: boolean;
   /**
    * Threads of the process that could not be restricted because they block every signal (before
    * ABI 8, Landlock applies per thread; Node's inspector signal thread is one, and runs no JS).
@@ -73,7 +81,10 @@ export interface LockdownReport {
 }
 
 /** The argument of the native `landlockRestrict`, see src/main/native.ts. */
-export type LandlockRules = Parameters<ReturnType<typeof native>['landlockRestrict']>[0];
+export type LandlockRules = Parameters<NonNullable<NativeBinding['landlockRestrict']>>[0];
+
+/** The addon's Landlock half: both functions on Linux, neither where the OS has no Landlock. */
+export type LandlockAddon = Pick<NativeBinding, 'landlockAbi' | 'landlockRestrict'>;
 
 const OPTION_KEYS = new Set([
   'allowRead',
@@ -207,9 +218,42 @@ export function reportFrom(result: NativeResult, rules: LandlockRules): Lockdown
  *   kernel has no Landlock.
  */
 export function lockdown(options: LockdownOptions = {}): LockdownReport {
+  return lockdownWith(native(), process.platform, options);
+}
+
+/** How a report names the system (`process.platform` values). */
+function systemName(platform: NodeJS.Platform): string {
+  return platform === 'darwin' ? 'macOS' : platform === 'win32' ? 'Windows' : platform;
+}
+
+/**
+ * {@link lockdown} over a given addon and platform: the addon's Landlock half decides (absent on
+ * systems without Landlock); `platform` only names the system in the report. Internal (the
+ * package exports {@link lockdown}); tests run the non-Linux path through it on Linux.
+ */
+export function lockdownWith(addon: LandlockAddon, platform: NodeJS.Platform, options: LockdownOptions = {}): LockdownReport {
   const rules = buildRules(options);
-  const addon = native();
-  if (flag(options, 'required', false) && addon.landlockAbi() < 1) {
+  const required = flag(options, 'required', false);
+  const { landlockAbi, landlockRestrict } = addon;
+  if (typeof landlockAbi !== 'function' || typeof landlockRestrict !== 'function') {
+    const nothing =
+      `${systemName(platform)} has no Landlock and this package has no other OS sandbox there: lockdown() enforces ` +
+      'nothing at the OS level (files, network, signals and other processes stay reachable; no_new_privs is not set)';
+    if (required) {
+      throw new IpcError('OS', `lockdown: ${nothing}; nothing was changed. Pass required: false to run unsandboxed.`);
+    }
+    return {
+      enforced: false,
+      abi: 0,
+      filesystem: false,
+      network: false,
+      scoped: [],
+      noNewPrivs: false,
+      unrestrictedThreads: 0,
+      reason: nothing + (platform === 'darwin' ? '. On macOS, confine the helper with the App Sandbox of a signed app.' : '.'),
+    };
+  }
+  if (required && landlockAbi.call(addon) < 1) {
     throw new IpcError(
       'OS',
       'lockdown: Landlock is not available in this kernel (needs Linux 5.13+ built with CONFIG_SECURITY_LANDLOCK ' +
@@ -218,7 +262,7 @@ export function lockdown(options: LockdownOptions = {}): LockdownReport {
   }
   let result: NativeResult;
   try {
-    result = addon.landlockRestrict(rules) as NativeResult;
+    result = landlockRestrict.call(addon, rules) as NativeResult;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (typeof err?.errno !== 'number') throw e;
