@@ -22,6 +22,7 @@ function probe(lib) {
   closed.close();
   const [tx, rx] = lib.channel();
   try { tx.send({ s: closed }); } catch (e) { out.closedSend = e.message; }
+  try { tx.send(rx); } catch (e) { out.ownReceiver = e.message; }
   const [s, r] = lib.channel();
   const [bs, br] = lib.bytesChannel();
   const file = lib.IpcFileHandle.from(openSync(process.argv[1], 'r'));
@@ -66,6 +67,10 @@ describe.each(['esm', 'cjs'] as const)('class names in the built package (%s)', 
 
   it('sending a closed sender says "cannot send a closed IpcSender"', () => {
     expect(result[format].closedSend).toBe('cannot send a closed IpcSender');
+  });
+
+  it('sending a receiver through its own channel names IpcReceiver', () => {
+    expect(result[format].ownReceiver).toMatch(/writes to the IpcReceiver it was asked to send$/);
   });
 
   it('findHandle names the kind as docs/api.md shows it', () => {
