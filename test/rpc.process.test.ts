@@ -12,7 +12,7 @@ import { rpcClient } from '../src/main/rpc/client.js';
 import { serve } from '../src/main/rpc/server.js';
 import { IpcError } from '../src/shared/errors.js';
 import { isRpcError } from '../src/shared/protocol.js';
-import { fdCount } from './helpers.js';
+import { fdCount, spawnFixture } from './helpers.js';
 // @ts-expect-error a plain .mjs fixture, shared with the helpers (one protocol definition for both sides)
 import { Jobs as JobsAny } from './fixtures/rpc/protocol.mjs';
 // @ts-expect-error the same
@@ -109,7 +109,7 @@ describe('RPC between main and a helper', () => {
   it('a helper that dies mid-call rejects every call in flight with DISCONNECTED', T, async () => {
     const h = await spawn('server.mjs');
     const client = rpcClient(Jobs, h);
-    const calls = [client.call('slow', {}), client.call('slow', {}), client.call('count', 1000, { onProgress: () => {} })];
+    const calls = [client.call('slow', {}), client.call('slow', { ms: 60_000 }), client.call('slow', {}, { onProgress: () => {} })];
     await sleep(100);
     h.kill('SIGKILL');
     for (const p of calls) {
@@ -161,5 +161,16 @@ describe('RPC between two helpers', () => {
     });
     // The client helper closed its client: the server helper's link ended.
     expect(await serverHelper.recv({ timeout: 10_000 })).toEqual({ done: true });
+  });
+});
+
+describe('an idle client', () => {
+  it('does not keep the process alive; a waiting call or a listener does', T, async () => {
+    const idle = await spawnFixture('rpc/idle-client.mjs', {}, 10_000).done;
+    expect(idle.code).toBe(0);
+    const call = await spawnFixture('rpc/idle-client.mjs', {}, 10_000, ['call']).done;
+    expect(call).toMatchObject({ code: 0, stdout: 'TIMEOUT\n' }); // alive until the call timed out
+    const listening = spawnFixture('rpc/idle-client.mjs', {}, 1500, ['listen']);
+    await expect(listening.done).rejects.toThrow(/did not finish within 1500 ms/);
   });
 });

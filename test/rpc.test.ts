@@ -14,6 +14,7 @@ import { rpcClient } from '../src/main/rpc/client.js';
 import type { RpcClient, RpcClientOptions } from '../src/main/rpc/client.js';
 import { serve } from '../src/main/rpc/server.js';
 import type { RpcHandlers, RpcServer, ServeOptions } from '../src/main/rpc/server.js';
+import { IpcServer } from '../src/main/ipc-server.js';
 import { fdCount } from './helpers.js';
 
 const Calc = defineProtocol({
@@ -270,6 +271,34 @@ describe('events', () => {
     await client.call('ping');
     expect(server.emit('tick', { n: 5 })).toBe(false);
     expect(() => server.emit('nope' as never, 1 as never)).toThrow(TypeError);
+  });
+});
+
+describe('over an IpcServer', () => {
+  it('serves each connection of a multi-client server; events go to the clients that listen', async () => {
+    const listener = new IpcServer();
+    opened.push(listener);
+    const servers: Array<RpcServer<typeof Calc>> = [];
+    void (async () => {
+      for await (const conn of listener) {
+        const server = serve(Calc, conn.sender, conn.receiver, { ...calc(), add: ({ a, b }) => a + b + conn.id * 1000 });
+        servers.push(server);
+        opened.push(server);
+      }
+    })();
+    const a = rpcClient(Calc, ...(await IpcServer.connect(listener.name)));
+    const b = rpcClient(Calc, ...(await IpcServer.connect(listener.name)));
+    opened.push(a, b);
+    const [ra, rb] = await Promise.all([a.call('add', { a: 1, b: 1 }), b.call('add', { a: 1, b: 1 })]);
+    expect(ra % 1000).toBe(2);
+    expect(rb % 1000).toBe(2);
+    expect(ra).not.toBe(rb); // each client reached its own connection
+    const got: string[] = [];
+    b.on('note', (n) => got.push(n));
+    await b.call('ping');
+    expect(servers.map((s) => s.emit('note', 'hi')).sort()).toEqual([false, true]); // only b's connection listens
+    await b.call('ping');
+    expect(got).toEqual(['hi']);
   });
 });
 
