@@ -2,8 +2,8 @@
  * IpcFileHandle: an owned descriptor (file, pipe, socket, memfd...) that can travel in messages.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { closedError, currentThreadId, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
-import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import { OwnedDescriptor, currentThreadId, kHandle, osError, registerHandleKind } from './handles.js';
+import type { HandleInfo } from './handles.js';
 import { native } from './native.js';
 
 /**
@@ -11,17 +11,13 @@ import { native } from './native.js';
  * keeps and still owns its own); a received handle is owned by the receiver. Sending a handle
  * keeps it usable here: the receiving process gets its own descriptor (close-on-exec).
  */
-export class IpcFileHandle implements HandleSource, Disposable {
-  private fdValue: number;
-  private readonly disposer: Disposer;
+export class IpcFileHandle extends OwnedDescriptor {
   /** @internal */
   readonly thread = currentThreadId;
 
   /** @internal Use `IpcFileHandle.from()`. */
   constructor(fd: number) {
-    this.fdValue = fd;
-    this.disposer = { fd };
-    trackForGc(this, this.disposer);
+    super(fd);
   }
 
   /** Wraps a duplicate of `fd` (a number or a `fs.promises.FileHandle`). */
@@ -40,31 +36,12 @@ export class IpcFileHandle implements HandleSource, Disposable {
 
   /** The descriptor, owned by this object: valid until `close()`. Use it with `fs.readSync` etc. */
   get fd(): number {
-    if (this.fdValue < 0) throw closedError('IpcFileHandle');
-    return this.fdValue;
-  }
-
-  get closed(): boolean {
-    return this.fdValue < 0;
-  }
-
-  /** Closes the descriptor. Idempotent. */
-  close(): void {
-    if (this.fdValue < 0) return;
-    untrackForGc(this);
-    const fd = this.fdValue;
-    this.fdValue = -1;
-    this.disposer.fd = -1;
-    native().close(fd);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+    return this.openFd('IpcFileHandle');
   }
 
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: 'F', fd: this.fdValue, move: false };
+    return { kind: 'F', fd: this.ownedFd, move: false };
   }
 }
 

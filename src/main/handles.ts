@@ -93,6 +93,78 @@ export function untrackForGc(owner: object): void {
   finalizer.unregister(owner);
 }
 
+/**
+ * Base of the objects that own exactly one descriptor (file handles, shared memory, pool
+ * segments): the object owns it from its constructor on; `close()` is idempotent, releases what
+ * the subclass holds besides ({@link OwnedDescriptor.releaseOwned}) and closes the descriptor;
+ * an object collected without `close()` has its descriptor closed by the GC safety net.
+ */
+export abstract class OwnedDescriptor implements HandleSource, Disposable {
+  #fd: number;
+  readonly #disposer: Disposer;
+
+  /**
+   * Takes ownership of `fd`. `release`, if given, also runs from the GC safety net, so it must
+   * not reach this object (or the object would never be collected).
+   */
+  protected constructor(fd: number, release?: () => void) {
+    this.#fd = fd;
+    this.#disposer = release === undefined ? { fd } : { fd, release };
+    trackForGc(this, this.#disposer);
+  }
+
+  /** True once closed (or sent by transfer). */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** The descriptor, or -1 once closed or handed over. */
+  protected get ownedFd(): number {
+    return this.#fd;
+  }
+
+  /** The descriptor; throws `IpcError('CLOSED')` saying "`what` is closed" once closed. */
+  protected openFd(what: string): number {
+    if (this.#fd < 0) throw closedError(what);
+    return this.#fd;
+  }
+
+  /** Closes the descriptor (after {@link OwnedDescriptor.releaseOwned}). Idempotent. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.forget();
+    native().close(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Hands the descriptor over without closing it (a handle sent by transfer): what else the
+   * object holds is released and the object is closed. Returns the descriptor.
+   */
+  protected detachFd(): number {
+    const fd = this.#fd;
+    this.forget();
+    return fd;
+  }
+
+  /** What the subclass holds besides the descriptor, released on close and on transfer. Default: nothing. */
+  protected releaseOwned(): void {}
+
+  private forget(): void {
+    untrackForGc(this);
+    this.releaseOwned();
+    this.#fd = -1;
+    this.#disposer.fd = -1;
+  }
+
+  /** @internal What the message writer needs to send it. */
+  abstract [kHandle](): HandleInfo;
+}
+
 /** Throws if the endpoint is used from another thread than the one that created or received it. */
 export function assertThread(ownerThread: number, what: string): void {
   if (ownerThread !== threadId) {

@@ -11,8 +11,8 @@
 import { armDeadline } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import { malformed } from './framing.js';
-import { assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
-import type { Disposer, HandleInfo, HandleSource } from './handles.js';
+import { OwnedDescriptor, assertThread, checkTimeout, closedError, currentThreadId, kDetach, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
+import type { HandleInfo } from './handles.js';
 import { POLL_READABLE, fdInfo, native } from './native.js';
 import { transport } from './transport/index.js';
 import type { FdInfo, NativePoller } from './native.js';
@@ -312,30 +312,22 @@ interface Lent {
  * stores stay in its own copy-on-write pages) or a copy; `close()` gives the segment back to the
  * pool once every holder closed it.
  */
-export class IpcSharedBuffer implements HandleSource, Disposable {
+export class IpcSharedBuffer extends OwnedDescriptor {
   /** Size in bytes. */
   readonly length: number;
-  private sock: number;
   /** Received segments: this process's descriptor of the memfd (shared with the GC safety net). */
   private readonly mem: { fd: number };
   private lent: Lent | undefined;
   private view: Uint8Array | undefined;
-  private readonly disposer: Disposer;
 
-  /** @internal Use `IpcSharedMemoryPool.acquire()`. */
+  /** @internal Use `IpcSharedMemoryPool.acquire()`. The object owns `sock` (the segment's socket end). */
   constructor(sock: number, length: number, lent?: Lent, memfd = -1) {
-    this.sock = sock;
+    const mem = { fd: memfd };
+    // The safety net must not reach this object (or it would never be collected).
+    super(sock, () => mem.fd >= 0 && native().close(mem.fd));
+    this.mem = mem;
     this.length = length;
     this.lent = lent;
-    const mem = { fd: memfd };
-    this.mem = mem;
-    // The safety net must not reach this object (or it would never be collected).
-    this.disposer = { fd: sock, release: () => mem.fd >= 0 && native().close(mem.fd) };
-    trackForGc(this, this.disposer);
-  }
-
-  get closed(): boolean {
-    return this.sock < 0;
   }
 
   /**
@@ -344,7 +336,7 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
    * view or a copy (see the class). The same array on every access until closed or sent.
    */
   get bytes(): Uint8Array {
-    if (this.sock < 0) throw closedError('IpcSharedBuffer');
+    this.openFd('IpcSharedBuffer');
     if (!this.view) {
       const n = native();
       try {
@@ -367,27 +359,17 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
   }
 
   /** Closes it here; the pool gets the segment back once every holder has. Idempotent. */
-  close(): void {
-    if (this.sock < 0) return;
-    untrackForGc(this);
-    this.detachView();
-    this.releaseMemfd();
-    const sock = this.sock;
-    this.sock = -1;
-    this.disposer.fd = -1;
-    native().close(sock);
+  override close(): void {
+    if (this.closed) return;
+    super.close();
     // Never sent: nobody else holds it, so the pool need not wait for the hang-up.
     if (this.lent) this.lent.pool.takeBack(this.lent.slot);
     this.lent = undefined;
   }
 
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: 'P', fd: this.sock, move: true };
+    return { kind: 'P', fd: this.ownedFd, move: true };
   }
 
   /** @internal Sending: a staging copy is written in, the view detached, the socket handed over. */
@@ -395,14 +377,14 @@ export class IpcSharedBuffer implements HandleSource, Disposable {
     if (this.lent && !this.lent.slot.base && this.view) {
       native().pwrite(this.lent.slot.fd, this.view, 0);
     }
-    untrackForGc(this);
+    this.lent = undefined;
+    return this.detachFd();
+  }
+
+  /** The view is detached and the memfd duplicate closed (on close and on transfer). */
+  protected override releaseOwned(): void {
     this.detachView();
     this.releaseMemfd();
-    this.lent = undefined;
-    const sock = this.sock;
-    this.sock = -1;
-    this.disposer.fd = -1;
-    return sock;
   }
 
   private detachView(): void {

@@ -2,8 +2,8 @@
  * IpcSharedMemory: an immutable block of memory backed by a sealed memfd, sent as a descriptor.
  */
 import { IpcError } from '../shared/errors.js';
-import { closedError, kHandle, osError, registerHandleKind, trackForGc, untrackForGc } from './handles.js';
-import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
+import { OwnedDescriptor, kHandle, osError, registerHandleKind } from './handles.js';
+import type { HandleInfo, ReviveContext } from './handles.js';
 import { native } from './native.js';
 import { transport } from './transport/index.js';
 
@@ -32,21 +32,18 @@ export function sharedMemoryIsZeroCopy(): boolean {
 /**
  * Shared memory that cannot change once created: the memfd is sealed against writes, shrinking
  * and growing before anyone else can see it, so an untrusting receiver can rely on its contents.
- * Sending it keeps it usable here; the receiver gets its own descriptor.
+ * Sending it keeps it usable here; the receiver gets its own descriptor. `close()` closes the
+ * descriptor; a view from `.bytes` stays valid until it is garbage collected.
  */
-export class IpcSharedMemory implements HandleSource, Disposable {
-  private fd: number;
+export class IpcSharedMemory extends OwnedDescriptor {
   /** Size in bytes. */
   readonly length: number;
   private view: Uint8Array | undefined;
-  private readonly disposer: Disposer;
 
   /** @internal Use `fromBytes()` or `fromByte()`. */
   constructor(fd: number, length: number) {
-    this.fd = fd;
+    super(fd);
     this.length = length;
-    this.disposer = { fd };
-    trackForGc(this, this.disposer);
   }
 
   /** A new block holding a copy of `bytes`. */
@@ -76,11 +73,11 @@ export class IpcSharedMemory implements HandleSource, Disposable {
    * `setSharedMemoryCopyMode(true)`, a copy. The same array is returned on every access.
    */
   get bytes(): Uint8Array {
-    if (this.fd < 0) throw closedError('IpcSharedMemory');
+    const fd = this.openFd('IpcSharedMemory');
     if (!this.view) {
       try {
         const shm = transport().shm;
-        this.view = new Uint8Array(shm.mapsReceived ? native().mapFd(this.fd, this.length, false, forceCopy) : shm.read(this.fd, this.length));
+        this.view = new Uint8Array(shm.mapsReceived ? native().mapFd(fd, this.length, false, forceCopy) : shm.read(fd, this.length));
       } catch (e) {
         throw osError(e, 'mapping shared memory');
       }
@@ -88,27 +85,9 @@ export class IpcSharedMemory implements HandleSource, Disposable {
     return this.view;
   }
 
-  get closed(): boolean {
-    return this.fd < 0;
-  }
-
-  /** Closes the descriptor. A view from `.bytes` stays valid until it is garbage collected. */
-  close(): void {
-    if (this.fd < 0) return;
-    untrackForGc(this);
-    const fd = this.fd;
-    this.fd = -1;
-    this.disposer.fd = -1;
-    native().close(fd);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
   /** @internal */
   [kHandle](): HandleInfo {
-    return { kind: 'M', fd: this.fd, move: false };
+    return { kind: 'M', fd: this.ownedFd, move: false };
   }
 }
 
