@@ -3,6 +3,7 @@
  * codec's layout for big ones), and the packets that re-create one for another process.
  */
 import { readFileSync } from 'node:fs';
+import type { Limits } from '../../shared/limits.js';
 import {
   FRAGMENT_HEADER,
   FRAG_FIRST,
@@ -16,10 +17,8 @@ import {
 } from './wire.js';
 import type { OutPacket } from './wire.js';
 
-/** Limits the packet parser enforces while reassembling. */
-export interface FramingLimits {
-  maxMessageBytes: number;
-  maxHandles: number;
+/** Limits the packet parser enforces while reassembling: two of the receiver's {@link Limits}, and the budgets. */
+export interface FramingLimits extends Pick<Limits, 'maxMessageBytes' | 'maxHandles'> {
   /** Descriptors kept for unfinished fragmented messages together; default from {@link partialBudgets}. */
   maxPartialHandles?: number;
   /** Bytes kept for unfinished fragmented messages together; default from {@link partialBudgets}. */
