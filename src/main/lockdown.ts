@@ -84,7 +84,7 @@ export interface LockdownReport {
 export type LandlockRules = Parameters<NonNullable<NativeBinding['landlockRestrict']>>[0];
 
 /** The addon's Landlock half: both functions on Linux, neither where the OS has no Landlock. */
-export type LandlockAddon = Pick<NativeBinding, 'landlockAbi' | 'landlockRestrict'>;
+export type LandlockAddon = Partial<Pick<NativeBinding, 'landlockAbi' | 'landlockRestrict'>>;
 
 const OPTION_KEYS = new Set([
   'allowRead',

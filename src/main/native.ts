@@ -400,3 +400,43 @@ export function native(): NativeBinding {
   loaded = loadAddon<NativeBinding>();
   return loaded;
 }
+
+/** The Linux-only members of {@link NativeBinding}, present. */
+export type NativeLinuxBinding = NativeBinding &
+  Required<
+    Pick<
+      NativeBinding,
+      | 'socketpair'
+      | 'sendPacket'
+      | 'recvPackets'
+      | 'recvInto'
+      | 'peekFd'
+      | 'listen'
+      | 'accept'
+      | 'connect'
+      | 'peerCredentials'
+      | 'neutralizeSocket'
+      | 'memfdCreate'
+      | 'addSeals'
+      | 'landlockAbi'
+      | 'landlockRestrict'
+    >
+  >;
+
+/** Whether the addon has its Linux half (SOCK_SEQPACKET, memfd seals, Landlock): Linux builds. */
+export function hasLinuxHalf(n: NativeBinding): n is NativeLinuxBinding {
+  return typeof n.socketpair === 'function' && typeof n.memfdCreate === 'function' && typeof n.landlockRestrict === 'function';
+}
+
+/**
+ * The addon with its Linux half, for code that only the Linux backend reaches (the seqpacket
+ * transport, memfd shared memory). Throws an Error naming `what` on a build without it (macOS):
+ * reaching it there is a bug of the caller, which should have gone through the stream backend.
+ */
+export function linuxNative(what: string, n: NativeBinding = native()): NativeLinuxBinding {
+  if (hasLinuxHalf(n)) return n;
+  throw new Error(
+    `electron-ipc-channel: ${what} needs the Linux half of the native addon (SOCK_SEQPACKET, memfd seals, Landlock), ` +
+      `which the ${process.platform} build does not have; use the stream transport (ELECTRON_IPC_CHANNEL_TRANSPORT=stream)`,
+  );
+}

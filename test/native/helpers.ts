@@ -3,12 +3,13 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, co
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../../src/main/native.js';
-import type { NativeBinding } from '../../src/main/native.js';
+import { linuxNative } from '../../src/main/native.js';
+import type { NativeLinuxBinding } from '../../src/main/native.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const addonPath = path.join(root, 'build', 'Release', 'electron_ipc_channel.node');
-export const n: NativeBinding = native();
+/** The addon, with its Linux half (these tests run on Linux). */
+export const n: NativeLinuxBinding = linuxNative('test/native');
 
 export const O_CLOEXEC = 0o2000000;
 export const O_NONBLOCK = 0o4000;

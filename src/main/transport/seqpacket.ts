@@ -3,7 +3,8 @@
  * sendmsg/recvmsg with its descriptors, written whole or not at all (src/native/channel.cc).
  * Linux errno values are translated here, once.
  */
-import type { NativeBinding } from '../native.js';
+import { linuxNative } from '../native.js';
+import type { NativeBinding, NativeLinuxBinding } from '../native.js';
 import { AGAIN, GONE, TOO_BIG } from './types.js';
 import type { SharedMemoryBackend, Transport } from './types.js';
 
@@ -19,7 +20,7 @@ const SEGMENT_SEALS = F_SEAL_SHRINK | F_SEAL_GROW;
  * sees it; a segment against shrinking and growing (it stays writable), so a mapping of either
  * can never fault. Received ones are checked for those seals.
  */
-function memfdSharedMemory(n: NativeBinding): SharedMemoryBackend {
+function memfdSharedMemory(n: NativeLinuxBinding): SharedMemoryBackend {
   return {
     createBlock(length, fill) {
       const fd = n.memfdCreate('electron-ipc-channel', length);
@@ -75,7 +76,9 @@ function result(r: number, syscall: string): number {
   throw Object.assign(new Error(`${syscall} failed`), { errno: -r, syscall });
 }
 
-export function seqpacketTransport(n: NativeBinding): Transport {
+/** The seqpacket backend over the addon's Linux half (an Error naming it on other systems). */
+export function seqpacketTransport(addon: NativeBinding): Transport {
+  const n = linuxNative('the seqpacket transport', addon);
   return {
     name: 'seqpacket',
     socketKind: 'seqpacket',
