@@ -29,6 +29,7 @@ const Calc = defineProtocol({
     steps: { input: z.number().int().min(0), output: z.literal('done'), progress: z.number() },
     fail: method<{ code?: string; message: string; plain?: boolean }, never>(),
     badOutput: { output: z.string() },
+    unsendable: method<void, unknown>(),
     pipe: method<{ to: IpcSender<string> }, { rx: IpcReceiver<number>; mem: IpcSharedMemory }>(),
   },
   events: {
@@ -83,6 +84,7 @@ function calc(seen: { calls: string[]; aborts: unknown[] } = { calls: [], aborts
       throw Object.assign(new Error(message), code === undefined ? {} : { code });
     },
     badOutput: () => 42 as unknown as string,
+    unsendable: () => ({ f: () => 1 }),
     pipe: ({ to }, { transfer }) => {
       to.send('hello through the sender in the input');
       to.close();
@@ -181,6 +183,10 @@ describe('calls', () => {
     expect((await rejection(client.call('fail', { message: 'x', code: 'bad code!' }))).code).toBe('INTERNAL');
     const plain = await rejection(client.call('fail', { message: 'a string', plain: true }));
     expect(plain).toMatchObject({ code: 'INTERNAL', message: 'the handler threw a string instead of an Error' });
+
+    const unsendable = await rejection(client.call('unsendable'));
+    expect(unsendable).toMatchObject({ name: 'RpcError', code: 'UNSERIALIZABLE', remote: true });
+    expect(unsendable.message).toMatch(/unsendable: its result cannot be sent: .*f/);
 
     const { client: c2 } = link(Calc, calc(), { exposeStack: true });
     const withStack = await rejection(c2.call('fail', { message: 'boom' }));
