@@ -339,8 +339,8 @@ std::string DesyncText(Desync why, const StreamFd* f, int maxPacketBytes) {
              " arrived with it (descriptor count mismatch)";
       break;
     case Desync::kTooLarge:
-      what = "a frame header announces a payload of " + std::to_string(f->payloadBytes) + " bytes, more than the " +
-             std::to_string(maxPacketBytes) + " a receiver reads (frame header invalid)";
+      what = "a frame header announces a payload of " + std::to_string(f->payloadBytes) + " bytes, larger than the " +
+             std::to_string(maxPacketBytes) + " bytes a receiver reads (frame header invalid)";
       break;
     case Desync::kStrayFds:
       what = "descriptors arrived with bytes that do not begin a frame header";

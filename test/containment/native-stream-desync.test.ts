@@ -28,7 +28,7 @@ const untilTypedLayerReadsDesync = it.fails;
 
 const cases: Array<[string, string, RegExp]> = [
   ['fdcount-mismatch', 'a frame header announcing 3 descriptors, sent with 1', /a frame header announces 3 descriptor\(s\) but 1 arrived with it \(descriptor count mismatch\)/],
-  ['header-invalid', 'a frame header announcing one byte more than a receiver reads', /a frame header announces a payload of 1114113 bytes, more than the 1114112 a receiver reads \(frame header invalid\)/],
+  ['header-invalid', 'a frame header announcing one byte more than a receiver reads', /a frame header announces a payload of 1114113 bytes, larger than the 1114112 bytes a receiver reads \(frame header invalid\)/],
   ['stray-fds', 'descriptors on payload bytes that no frame header announced', /descriptors arrived with bytes that do not begin a frame header/],
 ];
 

@@ -495,7 +495,7 @@ describe('stream: hostile frames from a raw peer', () => {
     ['a header announcing more descriptors than came', 'fdcount-too-high', false, /a frame header announces \d+ descriptor\(s\) but \d+ arrived with it \(descriptor count mismatch\)/],
     ['descriptors with a header announcing none', 'fdcount-zero-with-fds', false, /announces 0 descriptor\(s\) but [1-9]\d* arrived with it \(descriptor count mismatch\)/],
     ['a header announcing descriptors that never came', 'fdcount-without-fds', false, /announces [1-9]\d* descriptor\(s\) but 0 arrived with it \(descriptor count mismatch\)/],
-    ['a payload longer than maxPacketBytes', 'oversized', false, /announces a payload of \d+ bytes, more than the 65536 a receiver reads \(frame header invalid\)/],
+    ['a payload longer than maxPacketBytes', 'oversized', false, /announces a payload of \d+ bytes, larger than the 65536 bytes a receiver reads \(frame header invalid\)/],
   ];
   for (const [what, scenario, stepped, says] of hostile) {
     it(`${what}: one PACKET_DESYNC packet saying so, then end of file, every descriptor closed`, async () => {
