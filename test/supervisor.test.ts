@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channel } from '../src/main/channel.js';
-import { spawnHelper } from '../src/main/helper.js';
+import { connectToParent, spawnHelper } from '../src/main/helper.js';
 import { helperPool, superviseHelper, type HelperExitEvent, type HelperPool, type HelperSupervisor } from '../src/main/supervisor.js';
 import { IpcError } from '../src/shared/errors.js';
 import { root, settledFdCount } from './helpers.js';
@@ -186,6 +186,12 @@ describe('superviseHelper', () => {
     await expect(superviseHelper(worker, { restart: { backoff: { initial: 1 } } as never })).rejects.toThrow(/unknown option 'initial'/);
     await expect(superviseHelper(worker, { restart: { on: 'sometimes' } as never })).rejects.toThrow(TypeError);
     await expect(helperPool(worker, { size: 0 })).rejects.toThrow(RangeError);
+    await expect(superviseHelper(worker, { timout: 5 } as never)).rejects.toThrow(/superviseHelper\(\): unknown option 'timout'; the options are: args, env, .*, restart, onStart, onExit$/);
+    await expect(helperPool(worker, { size: 2, sise: 1 } as never)).rejects.toThrow(/helperPool\(\): unknown option 'sise'; .*, size$/);
+    // spawnHelper: a typo is named, and `restart` points at the supervisor.
+    await expect(spawnHelper(worker, { timout: 100 } as never)).rejects.toThrow(/spawnHelper\(\): unknown option 'timout'; the options are: args, env, cwd, execArgv, timeout,/);
+    await expect(spawnHelper(worker, { restart: { maxRestarts: 1 } } as never)).rejects.toThrow(/does not restart helpers: use superviseHelper\(modulePath, \{ restart \}\)/);
+    expect(() => connectToParent({ nme: 'x' } as never)).toThrow(/connectToParent\(\): unknown option 'nme'; the options are: schema, limits, name/);
   });
 });
 

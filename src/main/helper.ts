@@ -23,6 +23,11 @@ import type { ReceiverOptions, RecvOptions } from './channel.js';
 import { IpcOneShotServer } from './server.js';
 import { checkTimeout } from './handles.js';
 import { describeError, trace } from './debug.js';
+import { checkOptionNames } from './ipc-server.js';
+
+/** @internal Option names of spawnHelper (superviseHelper and helperPool add theirs). */
+export const SPAWN_HELPER_OPTIONS: readonly string[] = ['args', 'env', 'cwd', 'execArgv', 'timeout', 'schema', 'limits', 'stdio', 'serviceName', 'runner', 'closeGrace', 'signal'];
+const CONNECT_TO_PARENT_OPTIONS = ['schema', 'limits', 'name'];
 
 /** Environment variable that carries the one-shot server name to the helper. */
 export const HELPER_SERVER_ENV = 'ELECTRON_IPC_CHANNEL_SERVER';
@@ -253,6 +258,10 @@ export async function spawnHelper<Out = unknown, In = unknown>(
 ): Promise<Helper<Out, In>> {
   const module = modulePath instanceof URL ? fileURLToPath(modulePath) : modulePath;
   if (typeof module !== 'string' || module.length === 0) throw new TypeError('spawnHelper: modulePath must be a path or a file: URL');
+  if (typeof options === 'object' && options !== null && 'restart' in options) {
+    throw new TypeError('spawnHelper() does not restart helpers: use superviseHelper(modulePath, { restart }) (or helperPool) from electron-ipc-channel');
+  }
+  checkOptionNames(options, SPAWN_HELPER_OPTIONS, 'spawnHelper()');
   const timeout = positiveMs(options.timeout, 'timeout', 10_000);
   const closeGrace = positiveMs(options.closeGrace, 'closeGrace', 2000);
   if (options.schema !== undefined) assertStandardSchema(options.schema, 'schema');
@@ -453,6 +462,7 @@ function timeoutAfter(ms: number, signal: AbortSignal): Promise<never> {
  * environment), and `IpcError` when the parent is gone.
  */
 export function connectToParent<In = unknown, Out = unknown>(options: ConnectToParentOptions<In> = {}): ParentEndpoint<In, Out> {
+  checkOptionNames(options, CONNECT_TO_PARENT_OPTIONS, 'connectToParent()');
   const name = options.name ?? process.env[HELPER_SERVER_ENV];
   if (typeof name !== 'string' || name === '') {
     throw new TypeError(

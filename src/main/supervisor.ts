@@ -15,7 +15,8 @@ import { inspect } from 'node:util';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { describeError, trace } from './debug.js';
 import { checkTimeout } from './handles.js';
-import { spawnHelper } from './helper.js';
+import { SPAWN_HELPER_OPTIONS, spawnHelper } from './helper.js';
+import { checkOptionNames } from './ipc-server.js';
 import type { Helper, HelperExit, SpawnHelperOptions } from './helper.js';
 
 /** When and how often a crashed helper is started again. */
@@ -369,7 +370,10 @@ function modulePathOf(p: string | URL): string {
   return m;
 }
 
-function checkSuperviseOptions(options: SuperviseOptions<unknown, unknown>, where: string): void {
+const SUPERVISE_OPTIONS = [...SPAWN_HELPER_OPTIONS, 'restart', 'onStart', 'onExit'];
+
+function checkSuperviseOptions(options: SuperviseOptions<unknown, unknown>, where: string, extra: string[] = []): void {
+  checkOptionNames(options, [...SUPERVISE_OPTIONS, ...extra], where);
   if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options must be an object`);
   if (options.onStart !== undefined && typeof options.onStart !== 'function') throw new TypeError(`${where}: onStart must be a function`);
   if (options.onExit !== undefined && typeof options.onExit !== 'function') throw new TypeError(`${where}: onExit must be a function`);
@@ -387,7 +391,7 @@ function checkSuperviseOptions(options: SuperviseOptions<unknown, unknown>, wher
  * all is a setup error, not a crash, and is not retried.
  */
 export async function superviseHelper<Out = unknown, In = unknown>(modulePath: string | URL, options: SuperviseOptions<Out, In> = {}): Promise<HelperSupervisor<Out, In>> {
-  checkSuperviseOptions(options as SuperviseOptions<unknown, unknown>, 'superviseHelper');
+  checkSuperviseOptions(options as SuperviseOptions<unknown, unknown>, 'superviseHelper()');
   const sup = new HelperSupervisor<Out, In>(modulePathOf(modulePath), options);
   options.signal?.throwIfAborted();
   const first = await sup.startOne();
@@ -570,6 +574,7 @@ export class HelperPool<Out = unknown, In = unknown> implements AsyncDisposable 
  */
 export async function helperPool<Out = unknown, In = unknown>(modulePath: string | URL, options: HelperPoolOptions<Out, In>): Promise<HelperPool<Out, In>> {
   if (typeof options !== 'object' || options === null) throw new TypeError('helperPool(modulePath, { size, ... }) needs options with a size');
+  checkSuperviseOptions(options as SuperviseOptions<unknown, unknown>, 'helperPool()', ['size']);
   const { size, ...rest } = options;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) throw new RangeError(`helperPool: size must be a positive integer, got ${String(size)}`);
   resolvePolicy(rest.restart);
