@@ -30,6 +30,7 @@ const Calc = defineProtocol({
     fail: method<{ code?: string; message: string; plain?: boolean }, never>(),
     badOutput: { output: z.string() },
     unsendable: method<void, unknown>(),
+    strip: { output: z.object({ n: z.number() }) },
     pipe: method<{ to: IpcSender<string> }, { rx: IpcReceiver<number>; mem: IpcSharedMemory }>(),
   },
   events: {
@@ -85,6 +86,11 @@ function calc(seen: { calls: string[]; aborts: unknown[] } = { calls: [], aborts
     },
     badOutput: () => 42 as unknown as string,
     unsendable: () => ({ f: () => 1 }),
+    strip: (_, { transfer }) => {
+      const [tx, rx] = channel();
+      rx.close();
+      return { n: 1, extra: transfer(tx) };
+    },
     pipe: ({ to }, { transfer }) => {
       to.send('hello through the sender in the input');
       to.close();
@@ -250,6 +256,18 @@ describe('calls', () => {
     rx.close();
     mem.close();
     from.close();
+    await sleep(50);
+    expect(fdCount()).toBe(before);
+  });
+
+  it('closes the handles a schema strips from an input (server) or a result (client)', async () => {
+    const { client } = link(Calc, calc());
+    await client.call('ping');
+    const before = fdCount();
+    const [s, r] = channel();
+    s.close(); // only its duplicates travel: the caller closed its own
+    expect(await client.call('parse', { text: '3', extra: r } as never)).toBe(3);
+    expect(await client.call('strip')).toEqual({ n: 1 });
     await sleep(50);
     expect(fdCount()).toBe(before);
   });

@@ -16,6 +16,7 @@ import { closeHandles } from '../bridge.js';
 import { checkTimeout } from '../handles.js';
 import {
   checkKeys,
+  closeDropped,
   CODE_PATTERN,
   isId,
   isRecord,
@@ -438,7 +439,13 @@ class Client {
       fail(e);
       return undefined;
     }
-    if (r instanceof Promise) return r.then(ok, fail);
+    if (r instanceof Promise) {
+      return r.then((v) => {
+        closeDropped(value, v);
+        ok(v);
+      }, fail);
+    }
+    closeDropped(value, r);
     ok(r);
     return undefined;
   }

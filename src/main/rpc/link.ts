@@ -13,6 +13,7 @@
 import { IpcError } from '../../shared/errors.js';
 import type { RpcIssue } from '../../shared/protocol.js';
 import type { RecvOptions } from '../channel.js';
+import { isHandleSource } from '../handles.js';
 
 /** The part of an `IpcSender` an RPC link uses. */
 export interface RpcSenderLike {
@@ -234,4 +235,38 @@ export function positiveInt(what: string, v: unknown, fallback: number): number 
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${what} must be a positive integer, got ${String(v)}`);
   return v;
+}
+
+/** Every handle inside `value` (arrays, plain objects, Maps, Sets; each object visited once). */
+function handlesIn(value: unknown, found = new Set<object>(), seen = new Set<object>()): Set<object> {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (isHandleSource(v)) {
+      found.add(v);
+      continue;
+    }
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
+    else if (v instanceof Set) for (const x of v) stack.push(x);
+    else for (const k of Object.keys(v)) {
+      const d = Object.getOwnPropertyDescriptor(v, k);
+      if (d && 'value' in d) stack.push(d.value);
+    }
+  }
+  return found;
+}
+
+/**
+ * Closes the handles `raw` (what arrived) holds that `kept` (what a schema returned) does not: a
+ * schema that strips unknown keys drops them, and nobody else would close them.
+ */
+export function closeDropped(raw: unknown, kept: unknown): void {
+  if (raw === kept) return;
+  const arrived = handlesIn(raw);
+  if (arrived.size === 0) return;
+  for (const h of handlesIn(kept)) arrived.delete(h);
+  for (const h of arrived) quietly(() => (h as { close?: () => void }).close?.());
 }

@@ -15,7 +15,7 @@ import type { EmitPayload, EventName, HandlerInput, HandlerOutput, HandlerProgre
 import { validate } from '../../shared/validate.js';
 import { closeHandles } from '../bridge.js';
 import { checkProtocol } from './client.js';
-import { checkKeys, CODE_PATTERN, isId, isRecord, linkArgs, malformedFrame, positiveInt, reporter, sanitizeIssues, showName, truncate } from './link.js';
+import { checkKeys, closeDropped, CODE_PATTERN, isId, isRecord, linkArgs, malformedFrame, positiveInt, reporter, sanitizeIssues, showName, truncate } from './link.js';
 import type { Frame, Link, RpcEndpointLike, RpcReceiverLike, RpcSenderLike } from './link.js';
 
 /** What a handler gets besides its input. */
@@ -310,6 +310,7 @@ class Server {
     if (def.input) {
       try {
         input = await validate(def.input, rawInput);
+        closeDropped(rawInput, input);
       } catch (e) {
         closeHandles(rawInput);
         this.running.delete(id);
@@ -332,7 +333,9 @@ class Server {
         return value;
       },
     };
-    if (!signal.aborted) {
+    if (signal.aborted) {
+      closeHandles(input); // cancelled while its input was validated: the handler never owned it
+    } else {
       try {
         output = await this.handlers[r.method]!(input, ctx);
       } catch (e) {
