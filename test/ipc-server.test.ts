@@ -286,7 +286,7 @@ describe('IpcServer against hostile clients', () => {
     expect(await settledFdCount()).toBe(before);
   });
 
-  it('closes connections that send garbage, a message that is no hello, or a hello without a sender', T, async () => {
+  it('closes connections that send garbage, a message that is no hello, a hello without a sender, or one over 4 KiB', T, async () => {
     const before = await settledFdCount();
     const server = newServer({ handshakeTimeout: 5000 });
     let accepted = 0;
@@ -304,6 +304,10 @@ describe('IpcServer against hostile clients', () => {
       expect(await json(c)).toEqual({ ok: true });
       expect((await c.exited).code).toBe(0);
     }
+    // A hello over the handshake's 4 KiB is refused unread (TOO_LARGE): the client's reply
+    // receiver ends without an answer.
+    const big = client('big-hello', server.name);
+    expect(await json(big)).toEqual({ ok: true, answer: { code: 'DISCONNECTED' } });
     await until(() => server.pendingCount === 0);
     expect(accepted).toBe(0);
     expect(server.clientCount).toBe(0);
