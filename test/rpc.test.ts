@@ -242,6 +242,48 @@ describe('calls', () => {
     // Without onProgress nothing is sent: no error for the bad value either.
     expect(await client.call('steps', 3)).toBe('done');
     expect(errors).toHaveLength(1);
+    // An onProgress that throws is reported; the call goes on.
+    const seen: number[] = [];
+    const onProgress = (v: number) => {
+      seen.push(v);
+      if (v === 2) throw new Error('progress bar bug');
+    };
+    expect(await client.call('steps', 3, { onProgress })).toBe('done');
+    expect(seen).toEqual([1, 2, 3]);
+    expect(errors[1]!.message).toMatch(/onProgress of call steps threw: progress bar bug/);
+    expect((errors[2] as IpcError).code).toBe('INVALID'); // the bad value after it
+  });
+
+  it('an onError that throws is ignored: no uncaught exception, the link goes on', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    process.on('unhandledRejection', onUncaught);
+    try {
+      const [reqTx, reqRx] = channel<unknown>();
+      const [repTx, repRx] = channel<unknown>();
+      let reports = 0;
+      const onError = () => {
+        reports++;
+        throw new Error('onError bug');
+      };
+      const server = serve(Calc, repTx, reqRx, calc(), { onError });
+      const client = rpcClient(Calc, reqTx, repRx, { onError });
+      opened.push(server, client);
+      reqTx.send('junk for the server');
+      client.on('tick', () => {
+        throw new Error('listener bug');
+      });
+      await client.call('ping');
+      server.emit('tick', { n: 1 });
+      expect(await client.call('add', { a: 1, b: 2 })).toBe(3);
+      await sleep(20);
+      expect(reports).toBe(2);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      process.off('unhandledRejection', onUncaught);
+    }
   });
 
   it('carries handles in inputs and results; transferred ones are closed on the server', async () => {
