@@ -4,6 +4,8 @@
  * them. The helpers (test/fixtures/rpc) load the built library: run `npx tsup` first.
  */
 import { readSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channel } from '../src/main/channel.js';
@@ -11,7 +13,7 @@ import { spawnHelper, type Helper } from '../src/main/helper.js';
 import { rpcClient } from '../src/main/rpc/client.js';
 import { serve } from '../src/main/rpc/server.js';
 import { IpcError } from '../src/shared/errors.js';
-import { isRpcError } from '../src/shared/protocol.js';
+import { isRpcError, RpcError } from '../src/shared/protocol.js';
 import { fdCount, spawnFixture } from './helpers.js';
 // @ts-expect-error a plain .mjs fixture, shared with the helpers (one protocol definition for both sides)
 import { Jobs as JobsAny } from './fixtures/rpc/protocol.mjs';
@@ -172,5 +174,22 @@ describe('an idle client', () => {
     expect(call).toMatchObject({ code: 0, stdout: 'TIMEOUT\n' }); // alive until the call timed out
     const listening = spawnFixture('rpc/idle-client.mjs', {}, 1500, ['listen']);
     await expect(listening.done).rejects.toThrow(/did not finish within 1500 ms/);
+  });
+});
+
+describe('two copies of the library in one process', () => {
+  it('an RpcError of one copy is an RpcError of the other (ESM and CJS builds; the built package and the sources)', T, async () => {
+    const dist = fileURLToPath(new URL('../dist/main/', import.meta.url));
+    const cjs = createRequire(import.meta.url)(`${dist}index.cjs`);
+    const esm = await import(pathToFileURL(`${dist}index.js`).href);
+    const fromCjs = new cjs.RpcError('NOT_FOUND', 'x', { remote: true });
+    expect(fromCjs instanceof esm.RpcError).toBe(true);
+    expect(esm.isRpcError(fromCjs, 'NOT_FOUND')).toBe(true);
+    expect(cjs.isRpcError(new esm.RpcError('X', 'y'))).toBe(true);
+    // The built class and the one this test imports from src/ are two distinct classes.
+    expect(cjs.RpcError).not.toBe(RpcError);
+    expect(fromCjs instanceof RpcError).toBe(true);
+    expect(isRpcError(fromCjs, 'NOT_FOUND')).toBe(true);
+    expect(new RpcError('X', 'y') instanceof cjs.RpcError).toBe(true);
   });
 });

@@ -145,6 +145,15 @@ describe('defineProtocol', () => {
     expect(Object.isFrozen(Calc.methods)).toBe(true);
   });
 
+  it('RpcError: instanceof works for subclasses and plain errors as usual', () => {
+    class AppError extends RpcError {}
+    expect(new AppError('X', 'm') instanceof RpcError).toBe(true);
+    expect(new RpcError('X', 'm') instanceof AppError).toBe(false);
+    expect(new Error('m') instanceof RpcError).toBe(false);
+    expect(isRpcError({ code: 'X', message: 'm' })).toBe(false);
+    expect(isRpcError(new RpcError('X', 'm'), 'X')).toBe(true);
+  });
+
   it('serve() and call() refuse misuse with TypeError/RangeError', () => {
     const [tx, rx] = channel();
     opened.push(tx, rx);

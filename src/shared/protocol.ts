@@ -160,6 +160,9 @@ export interface RpcIssue {
   path?: Array<string | number>;
 }
 
+/** Brand shared by every copy of this module (the ESM and CommonJS builds loaded in one process). */
+const RPC_ERROR_BRAND = Symbol.for('electron-ipc-channel.RpcError');
+
 /**
  * An error reported by the other side of an RPC link (`remote: true`): a handler threw, or the
  * server refused the call. It carries a code and a message, never the remote stack unless the
@@ -167,6 +170,15 @@ export interface RpcIssue {
  * CLOSED, a reply that fails the client's schema) are `IpcError`s instead.
  */
 export class RpcError extends Error {
+  /**
+   * `instanceof RpcError` holds for an RpcError of either build (ESM or CommonJS) of this
+   * package loaded in the same process; subclasses test as usual.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== RpcError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RPC_ERROR_BRAND] === true;
+  }
+
   /** Stable machine-readable code (see {@link RpcErrorCode}). */
   readonly code: RpcErrorCode;
   /** The method called. */
@@ -181,6 +193,7 @@ export class RpcError extends Error {
   constructor(code: RpcErrorCode, message: string, options: { method?: string; remote?: boolean; issues?: ReadonlyArray<RpcIssue>; remoteStack?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RpcError';
+    Object.defineProperty(this, RPC_ERROR_BRAND, { value: true });
     this.code = code;
     this.method = options.method ?? '';
     this.remote = options.remote ?? false;
