@@ -356,7 +356,7 @@ describe('over an IpcServer', () => {
     const servers: Array<RpcServer<typeof Calc>> = [];
     void (async () => {
       for await (const conn of listener) {
-        const server = serve(Calc, conn.sender, conn.receiver, { ...calc(), add: ({ a, b }) => a + b + conn.id * 1000 });
+        const server = serve(Calc, conn, { ...calc(), add: ({ a, b }) => a + b + conn.id * 1000 });
         servers.push(server);
         opened.push(server);
       }

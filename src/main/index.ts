@@ -31,4 +31,4 @@ export { rpcClient } from './rpc/client.js';
 export type { RpcClient, RpcClientOptions, CallOptions } from './rpc/client.js';
 export { serve } from './rpc/server.js';
 export type { RpcServer, RpcHandlers, RpcContext, ServeOptions } from './rpc/server.js';
-export type { RpcSenderLike, RpcReceiverLike, RpcEndpointLike } from './rpc/link.js';
+export type { RpcSenderLike, RpcReceiverLike, RpcEndpointLike, RpcPairLike } from './rpc/link.js';

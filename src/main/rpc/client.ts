@@ -29,7 +29,7 @@ import {
   showName,
   truncate,
 } from './link.js';
-import type { Link, RpcEndpointLike, RpcReceiverLike, RpcSenderLike } from './link.js';
+import type { Link, RpcEndpointLike, RpcPairLike, RpcReceiverLike, RpcSenderLike } from './link.js';
 
 /** Options of one `call()`. */
 export interface CallOptions<Progress = unknown> {
@@ -106,7 +106,8 @@ const MAX_TIMER = 2 ** 31 - 1;
 
 /**
  * Creates the calling side of an RPC link over a sender (requests) and a receiver (replies), or
- * over an endpoint with both (`spawnHelper`'s `Helper`, `connectToParent`'s `ParentEndpoint`).
+ * over an endpoint with both (`spawnHelper`'s `Helper`, `connectToParent`'s `ParentEndpoint`, an
+ * `IpcServerConnection`).
  * The client owns the link from then on: `close()` closes it.
  *
  * ```ts
@@ -114,7 +115,7 @@ const MAX_TIMER = 2 ** 31 - 1;
  * const bytes = await files.call('read', { path: 'a.txt' }, { timeout: 5000 });
  * ```
  */
-export function rpcClient<P extends Protocol>(protocol: P, endpoint: RpcEndpointLike, options?: RpcClientOptions): RpcClient<P>;
+export function rpcClient<P extends Protocol>(protocol: P, endpoint: RpcEndpointLike | RpcPairLike, options?: RpcClientOptions): RpcClient<P>;
 export function rpcClient<P extends Protocol>(protocol: P, sender: RpcSenderLike, receiver: RpcReceiverLike, options?: RpcClientOptions): RpcClient<P>;
 export function rpcClient<P extends Protocol>(protocol: P, ...args: unknown[]): RpcClient<P> {
   checkProtocol('rpcClient', protocol);

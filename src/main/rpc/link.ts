@@ -44,6 +44,16 @@ export interface RpcEndpointLike {
   readonly receiver?: RpcReceiverLike;
 }
 
+/**
+ * An object holding both ends as `sender` and `receiver` (an `IpcServerConnection`); its
+ * `close()`, when it has one, is what closes the link.
+ */
+export interface RpcPairLike {
+  readonly sender: RpcSenderLike;
+  readonly receiver: RpcReceiverLike;
+  close?(): unknown;
+}
+
 /** The link as the client and server use it. */
 export interface Link {
   send(frame: Frame): void;
@@ -72,17 +82,30 @@ function isEndpoint(v: unknown): v is RpcEndpointLike {
   return typeof v === 'object' && v !== null && isFn((v as RpcEndpointLike).send) && isFn((v as RpcEndpointLike).recv);
 }
 
+function isPairHolder(v: unknown): v is RpcPairLike {
+  if (typeof v !== 'object' || v === null) return false;
+  const { sender, receiver } = v as Partial<RpcPairLike>;
+  return typeof sender === 'object' && sender !== null && isFn(sender.send) && typeof receiver === 'object' && receiver !== null && isFn(receiver.recv);
+}
+
 /**
- * Reads the link arguments of `rpcClient`/`serve`: `(endpoint, ...rest)` or `(sender, receiver,
- * ...rest)`. Returns the link and the arguments after it.
+ * Reads the link arguments of `rpcClient`/`serve`: `(endpoint, ...rest)`, `(pairHolder, ...rest)`
+ * or `(sender, receiver, ...rest)`. Returns the link and the arguments after it.
  */
 export function linkArgs(what: string, args: unknown[]): [Link, unknown[]] {
   const [a, b] = args;
   if (isEndpoint(a)) return [endpointLink(a), args.slice(1)];
+  if (isPairHolder(a)) {
+    const link = pairLink(a.sender, a.receiver);
+    if (isFn(a.close)) link.close = () => quietly(() => a.close!());
+    return [link, args.slice(1)];
+  }
   const sender = a as RpcSenderLike;
   const receiver = b as RpcReceiverLike;
   if (typeof sender !== 'object' || sender === null || !isFn(sender.send)) {
-    throw new TypeError(`${what}: expected a sender and a receiver (IpcSender, IpcReceiver) or an endpoint with send() and recv() (a Helper, a ParentEndpoint)`);
+    throw new TypeError(
+      `${what}: expected a sender and a receiver (IpcSender, IpcReceiver), an endpoint with send() and recv() (a Helper, a ParentEndpoint), or an object with sender and receiver (an IpcServerConnection)`,
+    );
   }
   if (typeof receiver !== 'object' || receiver === null || !isFn(receiver.recv)) {
     throw new TypeError(`${what}: the argument after the sender must be a receiver (an object with recv(), such as an IpcReceiver or a Helper)`);

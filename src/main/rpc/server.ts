@@ -16,7 +16,7 @@ import { validate } from '../../shared/validate.js';
 import { closeHandles } from '../bridge.js';
 import { checkProtocol } from './client.js';
 import { checkKeys, closeDropped, CODE_PATTERN, isId, isRecord, linkArgs, malformedFrame, positiveInt, reporter, sanitizeIssues, showName, truncate } from './link.js';
-import type { Frame, Link, RpcEndpointLike, RpcReceiverLike, RpcSenderLike } from './link.js';
+import type { Frame, Link, RpcEndpointLike, RpcPairLike, RpcReceiverLike, RpcSenderLike } from './link.js';
 
 /** What a handler gets besides its input. */
 export interface RpcContext<Progress = unknown> {
@@ -93,7 +93,8 @@ const SERVE_OPTIONS = ['maxConcurrentCalls', 'exposeStack', 'onError'] as const;
 
 /**
  * Serves `handlers` for `protocol` over a receiver (requests) and a sender (replies), or over an
- * endpoint with both (`connectToParent()`'s `ParentEndpoint`, a `Helper`). The server owns the
+ * endpoint with both (`connectToParent()`'s `ParentEndpoint`, a `Helper`, an `IpcServerConnection`
+ * of an `IpcServer`). The server owns the
  * link from then on: it is closed when the client disconnects or `close()` is called.
  *
  * ```ts
@@ -107,7 +108,7 @@ const SERVE_OPTIONS = ['maxConcurrentCalls', 'exposeStack', 'onError'] as const;
  * Throws `TypeError` when a method of the protocol has no handler or `handlers` has a function
  * the protocol does not define.
  */
-export function serve<P extends Protocol>(protocol: P, endpoint: RpcEndpointLike, handlers: RpcHandlers<P>, options?: ServeOptions): RpcServer<P>;
+export function serve<P extends Protocol>(protocol: P, endpoint: RpcEndpointLike | RpcPairLike, handlers: RpcHandlers<P>, options?: ServeOptions): RpcServer<P>;
 export function serve<P extends Protocol>(protocol: P, sender: RpcSenderLike, receiver: RpcReceiverLike, handlers: RpcHandlers<P>, options?: ServeOptions): RpcServer<P>;
 export function serve<P extends Protocol>(protocol: P, ...args: unknown[]): RpcServer<P> {
   checkProtocol('serve', protocol);
