@@ -10,6 +10,7 @@ import { IpcSharedMemory } from '../src/main/shm.js';
 import { IpcError } from '../src/shared/errors.js';
 import { defineProtocol, event, isRpcError, method, RpcError } from '../src/shared/protocol.js';
 import type { Protocol } from '../src/shared/protocol.js';
+import type { StandardSchemaV1 } from '../src/shared/validate.js';
 import { rpcClient } from '../src/main/rpc/client.js';
 import type { RpcClient, RpcClientOptions } from '../src/main/rpc/client.js';
 import { serve } from '../src/main/rpc/server.js';
@@ -346,6 +347,44 @@ describe('events', () => {
     await client.call('ping');
     expect(server.emit('tick', { n: 5 })).toBe(false);
     expect(() => server.emit('nope' as never, 1 as never)).toThrow(TypeError);
+  });
+});
+
+describe('asynchronous schemas', () => {
+  it('keep frames in order and check one frame at a time (a flooding server waits in the kernel)', async () => {
+    let checking = 0;
+    let most = 0;
+    const slowNumber: StandardSchemaV1<number, number> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: async (v: unknown) => {
+          most = Math.max(most, ++checking);
+          await sleep(Math.random() * 2);
+          checking--;
+          return typeof v === 'number' ? { value: v } : { issues: [{ message: 'not a number' }] };
+        },
+      },
+    };
+    const Slow = defineProtocol({
+      methods: { count: { input: z.number(), output: slowNumber, progress: slowNumber } },
+      events: { n: slowNumber },
+    });
+    const { client, server } = link(Slow, {
+      count: (n, { progress }) => {
+        for (let i = 1; i <= n; i++) progress(i);
+        return n;
+      },
+    });
+    const got: number[] = [];
+    client.on('n', (n) => got.push(n));
+    const progress: number[] = [];
+    expect(await client.call('count', 30, { onProgress: (v) => progress.push(v) })).toBe(30);
+    expect(progress).toEqual(Array.from({ length: 30 }, (_, i) => i + 1)); // all before the result
+    for (let i = 0; i < 300; i++) server.emit('n', i);
+    await client.call('count', 0);
+    expect(got).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(most).toBe(1);
   });
 });
 

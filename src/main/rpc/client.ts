@@ -95,8 +95,6 @@ interface Pending {
   signal?: AbortSignal;
   onAbort?: () => void;
   onProgress?: (value: unknown) => void;
-  /** Set while a progress value waits for an asynchronous schema: later frames of the call wait for it. */
-  chain?: Promise<void>;
 }
 
 const CALL_OPTIONS = ['signal', 'timeout', 'onProgress'] as const;
@@ -144,8 +142,6 @@ class Client {
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
   private nextId = 1;
   private ended: IpcError | undefined;
-  /** Set while an event waits for an asynchronous schema: later events wait for it. */
-  private eventChain: Promise<void> | undefined;
 
   constructor(
     private readonly protocol: Protocol,
@@ -299,50 +295,35 @@ class Client {
         closeHandles(frame);
         return;
       }
-      this.dispatch(frame);
+      const checking = this.dispatch(frame);
+      if (checking) await checking.catch((e: unknown) => this.opts.report(e instanceof Error ? e : new Error(String(e))));
     }
   }
 
-  private dispatch(frame: unknown): void {
+  /**
+   * Routes one frame. Returns a promise while an asynchronous schema checks it: the loop waits
+   * for it before reading the next frame, which keeps frames in order and bounds what a server
+   * can make this client hold.
+   */
+  private dispatch(frame: unknown): Promise<void> | undefined {
     if (!isRecord(frame) || typeof frame.rpc !== 'string') {
       closeHandles(frame);
       this.opts.report(malformedFrame('client', 'a message that is not an RPC frame'));
-      return;
+      return undefined;
     }
     switch (frame.rpc) {
       case 'result':
       case 'error':
       case 'progress': {
         const p = this.callOf(frame);
-        if (!p) return;
-        if (p.chain) {
-          p.chain = p.chain.then(() => this.deliver(p, frame));
-        } else {
-          const r = this.deliver(p, frame);
-          if (r) p.chain = r;
-        }
-        return;
+        return p ? this.deliver(p, frame) : undefined;
       }
       case 'event':
-        if (this.eventChain) {
-          const chain: Promise<void> = this.eventChain.then(() => this.emitEvent(frame));
-          this.eventChain = chain;
-          void chain.then(() => {
-            if (this.eventChain === chain) this.eventChain = undefined;
-          });
-        } else {
-          const r = this.emitEvent(frame);
-          if (r) {
-            this.eventChain = r;
-            void r.then(() => {
-              if (this.eventChain === r) this.eventChain = undefined;
-            });
-          }
-        }
-        return;
+        return this.emitEvent(frame);
       default:
         closeHandles(frame);
         this.opts.report(malformedFrame('client', `a frame of unknown type ${showName(frame.rpc)}`));
+        return undefined;
     }
   }
 
