@@ -147,9 +147,11 @@ describe('IpcServer', () => {
     expect(refused).toMatchObject({ ok: false, code: 'DISCONNECTED', name: 'IpcError' });
     expect(refused.message).toMatch(/refused this client: the server has 2 clients, its limit \(maxClients\)/);
     expect(server.clientCount).toBe(2);
-    // Closing a connection frees its slot: the client sees DISCONNECTED and exits.
+    // Closing a connection frees its slot: the client sees DISCONNECTED and exits. (The first
+    // welcomed client is whichever connected first: a or b.)
+    const ofCa = [a, b].find((r) => r.child.pid === ca.peer.pid)!;
     ca.close();
-    expect((await a.exited).code).toBe(0);
+    expect((await ofCa.exited).code).toBe(0);
     expect(server.clientCount).toBe(1);
     const d = client('try', server.name);
     const cd = await server.accept({ timeout: 20_000 });
