@@ -416,6 +416,49 @@ describe('over an IpcServer', () => {
   });
 });
 
+describe('events as an async iterator', () => {
+  it('yields in order, unsubscribes when the loop is left, ends with the client', async () => {
+    const { client, server } = link(Calc, calc());
+    const it1 = client.events('tick');
+    await client.call('ping'); // subscribed
+    for (let n = 1; n <= 4; n++) server.emit('tick', { n });
+    const got: number[] = [];
+    for await (const { n } of it1) {
+      got.push(n);
+      if (n === 3) break;
+    }
+    expect(got).toEqual([1, 2, 3]);
+    await client.call('ping');
+    expect(server.emit('tick', { n: 5 })).toBe(false); // the loop's end unsubscribed
+
+    const it2 = client.events('note');
+    await client.call('ping');
+    server.emit('note', 'last');
+    await client.call('ping');
+    client.close();
+    expect(await it2.next()).toEqual({ value: 'last', done: false }); // what arrived before the end
+    expect(await it2.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('a signal ends a waiting next(); more than maxBuffered unread events end it with TOO_LARGE', async () => {
+    const { client, server } = link(Calc, calc());
+    const ac = new AbortController();
+    const waiting = client.events('tick', { signal: ac.signal }).next();
+    ac.abort(new Error('enough'));
+    expect((await rejection(waiting)).message).toBe('enough');
+
+    const it = client.events('tick', { maxBuffered: 5 });
+    await client.call('ping');
+    for (let n = 1; n <= 6; n++) server.emit('tick', { n });
+    await client.call('ping');
+    expect(await rejection(it.next())).toMatchObject({ code: 'TOO_LARGE' });
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+    await client.call('ping');
+    expect(server.emit('tick', { n: 7 })).toBe(false); // the overflow unsubscribed
+    expect(() => client.events('tick', { maxBufered: 1 } as never)).toThrow(/unknown option "maxBufered"/);
+  });
+});
+
 describe('limits and ends', () => {
   it('refuses calls over maxConcurrentCalls with BUSY, and over maxPendingCalls locally', async () => {
     const { client } = link(Calc, calc(), { maxConcurrentCalls: 2 }, { maxPendingCalls: 3 });

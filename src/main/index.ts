@@ -28,7 +28,7 @@ export type { SelectResult, SelectOptions } from './select.js';
 export { defineProtocol, method, event, RpcError, isRpcError } from '../shared/protocol.js';
 export type { Protocol, MethodDef, EventDef, MethodTypes, RpcErrorCode, RpcIssue, CallInput, CallOutput, CallProgress, HandlerInput, HandlerOutput, HandlerProgress, EmitPayload, EventPayload, MethodName, EventName } from '../shared/protocol.js';
 export { rpcClient } from './rpc/client.js';
-export type { RpcClient, RpcClientOptions, CallOptions } from './rpc/client.js';
+export type { RpcClient, RpcClientOptions, CallOptions, EventsOptions } from './rpc/client.js';
 export { serve } from './rpc/server.js';
 export type { RpcServer, RpcHandlers, RpcContext, ServeOptions } from './rpc/server.js';
 export type { RpcSenderLike, RpcReceiverLike, RpcEndpointLike, RpcPairLike } from './rpc/link.js';

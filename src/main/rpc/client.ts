@@ -55,6 +55,14 @@ export interface RpcClientOptions {
   onError?: (error: Error) => void;
 }
 
+/** Options of `client.events()`. */
+export interface EventsOptions {
+  /** Ends the iteration: the waiting `next()` rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Most events kept unread (default 1024); one more ends the iteration with TOO_LARGE. */
+  maxBuffered?: number;
+}
+
 type CallArgs<M> = undefined extends CallInput<M>
   ? [input?: CallInput<M>, options?: CallOptions<CallProgress<M>>]
   : [input: CallInput<M>, options?: CallOptions<CallProgress<M>>];
@@ -78,6 +86,14 @@ export interface RpcClient<P extends Protocol> extends Disposable {
    * event's schema is dropped and reported to `onError`.
    */
   on<K extends EventName<P>>(event: K, listener: (payload: EventPayload<P['events'][K]>) => void): () => void;
+  /**
+   * The same subscription as an async iterator: `for await (const e of client.events('changed'))`.
+   * Ends when the client ends (DISCONNECTED, CLOSED) or the loop is left (which unsubscribes).
+   * Throws the signal's reason when `signal` aborts, and `IpcError('TOO_LARGE')` when more than
+   * `maxBuffered` (default 1024) events wait unread: the subscription is then dropped and the
+   * handles in the buffered payloads closed.
+   */
+  events<K extends EventName<P>>(event: K, options?: EventsOptions): AsyncIterableIterator<EventPayload<P['events'][K]>>;
   /** Calls waiting for a reply. */
   readonly pending: number;
   /** True once closed, or once the link has ended (e.g. DISCONNECTED). */
@@ -99,6 +115,7 @@ interface Pending {
 
 const CALL_OPTIONS = ['signal', 'timeout', 'onProgress'] as const;
 const CLIENT_OPTIONS = ['timeout', 'maxPendingCalls', 'onError'] as const;
+const EVENTS_OPTIONS = ['signal', 'maxBuffered'] as const;
 /** setTimeout's largest delay. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -142,6 +159,8 @@ class Client {
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
   private nextId = 1;
   private ended: IpcError | undefined;
+  /** Called when the client ends: the `events()` iterations that are still open. */
+  private readonly enders = new Set<() => void>();
 
   constructor(
     private readonly protocol: Protocol,
@@ -230,6 +249,75 @@ class Client {
     };
   }
 
+  events(event: string, options: EventsOptions = {}): AsyncIterableIterator<unknown> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('events: options must be an object');
+    checkKeys('events', options, EVENTS_OPTIONS);
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('events: signal must be an AbortSignal');
+    const maxBuffered = positiveInt('events: maxBuffered', options.maxBuffered, 1024);
+    const buffered: unknown[] = [];
+    let waiter: { resolve(r: IteratorResult<unknown>): void; reject(e: unknown): void } | undefined;
+    let failure: { error: unknown } | undefined;
+    let done = false;
+    const finish = (error?: unknown): void => {
+      if (done) return;
+      done = true;
+      off();
+      this.enders.delete(onEnd);
+      signal?.removeEventListener('abort', onAbort);
+      if (error !== undefined) {
+        closeHandles(buffered.splice(0));
+        failure = { error };
+      }
+      const w = waiter;
+      waiter = undefined;
+      if (w && error !== undefined) w.reject(error);
+      else if (w) w.resolve({ value: undefined, done: true });
+    };
+    const off = this.on(event, (payload) => {
+      if (done) {
+        closeHandles(payload);
+        return;
+      }
+      if (waiter) {
+        const w = waiter;
+        waiter = undefined;
+        w.resolve({ value: payload, done: false });
+        return;
+      }
+      buffered.push(payload);
+      if (buffered.length > maxBuffered) {
+        finish(new IpcError('TOO_LARGE', `more than ${maxBuffered} ${event} events arrived unread (maxBuffered); read them faster or raise maxBuffered`));
+      }
+    });
+    const onEnd = (): void => finish();
+    const onAbort = (): void => finish(signal!.reason);
+    this.enders.add(onEnd);
+    if (this.ended) finish();
+    if (signal?.aborted) finish(signal.reason);
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const iterator: AsyncIterableIterator<unknown> = {
+      next: () => {
+        if (buffered.length > 0) return Promise.resolve({ value: buffered.shift(), done: false });
+        if (failure) {
+          const { error } = failure;
+          failure = undefined; // thrown once; then the iteration is over
+          return Promise.reject(error);
+        }
+        if (done) return Promise.resolve({ value: undefined, done: true });
+        if (waiter) return Promise.reject(new TypeError('events: next() called while another next() waits'));
+        return new Promise((resolve, reject) => (waiter = { resolve, reject }));
+      },
+      return: () => {
+        finish();
+        closeHandles(buffered.splice(0));
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
   close(): void {
     this.end(new IpcError('CLOSED', 'the RPC client was closed'));
   }
@@ -249,6 +337,7 @@ class Client {
       p.reject(error);
     }
     this.listeners.clear();
+    for (const ender of [...this.enders]) ender();
     this.link.close();
   }
 
