@@ -133,6 +133,35 @@ describe('IpcServer', () => {
     conn.close();
   });
 
+  it('closing or sending away the connection\'s receiver ends it; the client\'s sends then fail DISCONNECTED', T, async () => {
+    const before = await settledFdCount();
+    const server = newServer();
+    const pending = IpcServer.connect<string, string>(server.name);
+    const conn = await server.accept({ timeout: 10_000 });
+    const [tx, rx] = await pending;
+    expect(server.clientCount).toBe(1);
+    conn.receiver.close();
+    await conn.ended;
+    expect(server.clientCount).toBe(0);
+    // Nothing keeps the server's end of the connection open: the client learns it.
+    let err: unknown;
+    for (let i = 0; i < 100 && !err; i++) {
+      try {
+        tx.send('hello?');
+        await tx.flush();
+        await new Promise((r) => setTimeout(r, 10));
+      } catch (e) {
+        err = e;
+      }
+    }
+    expect(err).toMatchObject({ code: 'DISCONNECTED' });
+    conn.close();
+    tx.close();
+    rx.close();
+    server.close();
+    expect(await settledFdCount()).toBe(before);
+  });
+
   it('refuses clients past maxClients with a reason, and takes new ones once a slot is free', T, async () => {
     const server = newServer({ maxClients: 2 });
     const a = client('try', server.name);
@@ -281,6 +310,7 @@ describe('IpcServer against hostile clients', () => {
     const conn = await server.accept({ timeout: 20_000 });
     void echo(conn);
     expect((await json(good)).ok).toBe(true);
+    expect((await good.exited).code).toBe(0);
     silent.child.stdin!.end();
     await silent.exited;
     await conn.ended;
@@ -318,6 +348,7 @@ describe('IpcServer against hostile clients', () => {
     // The server still works.
     const good = client('echo', server.name);
     expect((await json(good)).ok).toBe(true);
+    expect((await good.exited).code).toBe(0);
     expect(accepted).toBe(1);
     server.close();
     expect(await settledFdCount()).toBe(before);
@@ -347,6 +378,7 @@ describe('IpcServer against hostile clients', () => {
     const conn = await server.accept({ timeout: 20_000 });
     void echo(conn);
     expect((await json(good)).ok).toBe(true);
+    expect((await good.exited).code).toBe(0);
     await conn.ended;
     server.close();
     expect(await settledFdCount()).toBe(before);

@@ -30,7 +30,7 @@ import type { ReceiverOptions } from './channel.js';
 import { describeError, trace } from './debug.js';
 import { checkTimeout, closedError, kHandle, osError, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer } from './handles.js';
-import { POLL_DISCONNECT, POLL_READABLE, native } from './native.js';
+import { POLL_READABLE, native } from './native.js';
 import type { NativePoller, PeerCredentials } from './native.js';
 import { addLiveDir, makePrivateDir, removeDir, scheduleSweep } from './server.js';
 import { AGAIN, transport } from './transport/index.js';
@@ -53,6 +53,8 @@ const HANDSHAKE_LIMITS: ReceiverOptions = Object.freeze({
   maxSharedMemoryTotal: 1,
 });
 
+/** How often handed-out connections are checked for a hang-up (ms). */
+const HANG_UP_CHECK_MS = 200;
 /** Connections accepted per event-loop turn at most. */
 const ACCEPT_BATCH = 32;
 /** Longest refusal reason a client shows from a server. */
@@ -164,12 +166,10 @@ export class IpcServerConnection<Req = unknown, Res = unknown> implements Dispos
   readonly receiver: IpcReceiver<Req>;
   /** Messages to the client. */
   readonly sender: IpcSender<Res>;
-  /** Resolves once the client hung up (closed its sender or exited) or this connection was closed. */
+  /** Resolves once the client hung up (closed its sender or exited), or this side closed the connection or its receiver (or sent it away). */
   readonly ended: Promise<void>;
   private endedFlag = false;
   private resolveEnded!: () => void;
-  private watchFd = -1;
-  private watcher: NativePoller | undefined;
   private onEnd: ((c: IpcServerConnection<Req, Res>) => void) | undefined;
 
   /** @internal Made by IpcServer. */
@@ -183,41 +183,36 @@ export class IpcServerConnection<Req = unknown, Res = unknown> implements Dispos
   }
 
   /**
-   * @internal Watches the connection socket for the client's hang-up (it closed its sender, or
-   * exited), on a duplicate of the receiver's descriptor: libuv takes one poll handle per
-   * descriptor number, and the receiver polls its own. Only POLLRDHUP is asked for, so data the
-   * client sends cannot make this spin; it fires once and stops. (Not the reply socket: on the
-   * stream transport the client's receiver shuts its writer sockets for writing at once, which
-   * raises POLLRDHUP there long before the client leaves.)
+   * @internal Whether this connection has ended, checked now (by the server's hang-up timer):
+   * the client hung up when the connection socket reports POLLRDHUP (it closed its sender, or
+   * exited); a receiver that was closed or sent away ends the connection too. A poll(2) with no
+   * wait on the receiver's own descriptor: no second poll handle on it (libuv takes one per
+   * descriptor) and no duplicate, which would keep the socket open after the receiver closed.
+   * (Not the reply socket: on the stream transport the client's receiver shuts its writer
+   * sockets for writing at once, which raises POLLRDHUP there long before the client leaves.)
    */
-  watch(): void {
-    const n = native();
-    try {
-      this.watchFd = n.dup(endpointFd(this.receiver));
-      this.watcher = new n.Poller(this.watchFd, () => this.markEnded('the client hung up'));
-      this.watcher.start(POLL_DISCONNECT);
-      this.watcher.unref();
-    } catch (e) {
-      // Without a watch the slot is freed by close() only.
-      trace('server', 'connection %d: cannot watch for hang-up: %s', this.id, describeError(e));
-      this.stopWatch();
+  checkEnded(): boolean {
+    if (this.endedFlag) return true;
+    if (this.receiver.closed) {
+      this.markEnded('its receiver was closed or sent away');
+      return true;
     }
+    let hungUp = false;
+    try {
+      hungUp = native().peerHungUp(endpointFd(this.receiver));
+    } catch (e) {
+      trace('server', 'connection %d: cannot check for hang-up: %s', this.id, describeError(e));
+    }
+    if (hungUp) this.markEnded('the client hung up');
+    return hungUp;
   }
 
-  private stopWatch(): void {
-    this.watcher?.close();
-    this.watcher = undefined;
-    if (this.watchFd >= 0) native().close(this.watchFd);
-    this.watchFd = -1;
-  }
-
-  /** True once the client hung up (closed its sender or exited) or this connection was closed. */
+  /** True once `ended` has resolved (see there). */
   get isEnded(): boolean {
     return this.endedFlag;
   }
 
   private markEnded(why: string): void {
-    this.stopWatch();
     if (this.endedFlag) return;
     this.endedFlag = true;
     trace('server', 'connection %d (pid %d) ended: %s', this.id, this.peer.pid, why);
@@ -277,6 +272,9 @@ export class IpcServer<Req = unknown, Res = unknown> implements Disposable, Asyn
   private readonly waiters: Array<Waiter<Req, Res>> = [];
   private clients = 0;
   private acceptScheduled = false;
+  /** Accepted connections whose end is watched (see IpcServerConnection.checkEnded). */
+  private readonly watched = new Set<IpcServerConnection<Req, Res>>();
+  private hangUpTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: IpcServerOptions<Req> = {}) {
     checkOptionNames(options, SERVER_OPTIONS, 'new IpcServer()');
@@ -462,8 +460,26 @@ export class IpcServer<Req = unknown, Res = unknown> implements Disposable, Asyn
 
   /** The connection becomes the caller's: from now on a hang-up frees its slot. */
   private handOut(conn: IpcServerConnection<Req, Res>, waiter: Waiter<Req, Res>): void {
-    conn.watch();
+    this.watch(conn);
     waiter.resolve(conn);
+  }
+
+  /**
+   * Checks handed-out connections for their end every HANG_UP_CHECK_MS (an unref'd timer, only
+   * while some are watched; it goes on after close(), for their `ended`). Bounded work: at most
+   * maxClients poll(2) calls per tick.
+   */
+  private watch(conn: IpcServerConnection<Req, Res>): void {
+    this.watched.add(conn);
+    if (this.hangUpTimer) return;
+    this.hangUpTimer = setInterval(() => {
+      for (const c of this.watched) if (c.checkEnded()) this.watched.delete(c);
+      if (this.watched.size === 0) {
+        clearInterval(this.hangUpTimer);
+        this.hangUpTimer = undefined;
+      }
+    }, HANG_UP_CHECK_MS);
+    this.hangUpTimer.unref();
   }
 
   private release(): void {
@@ -483,7 +499,7 @@ export class IpcServer<Req = unknown, Res = unknown> implements Disposable, Asyn
     if (signal?.aborted) return Promise.reject(signal.reason);
     const queued = this.ready.shift();
     if (queued) {
-      queued.watch();
+      this.watch(queued);
       return Promise.resolve(queued);
     }
     return new Promise<IpcServerConnection<Req, Res>>((resolve, reject) => {
