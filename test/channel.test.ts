@@ -2,11 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
 import { fdCount, rejectsWith, spawnFixture, startPeer } from './helpers.js';
 
-// On the stream transport a channel has one writer: clone() refuses there (writers sharing one
-// SOCK_STREAM socket would interleave their bytes), so the tests built on clones are skipped.
-const STREAM = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
-const NO_CLONES = ' (skipped on stream: clone() is not available there, one writer per stream socket)';
-
 
 function throwsWith(f: () => unknown, code: string): void {
   try {
@@ -96,7 +91,7 @@ describe('channel in one process (through the kernel)', () => {
     rx.close();
   });
 
-  it.skipIf(STREAM)(`async iteration ends when every sender is closed${STREAM ? NO_CLONES : ''}`, async () => {
+  it('async iteration ends when every sender is closed', async () => {
     const [tx, rx] = channel<number>();
     const tx2 = tx.clone();
     tx.send(1);
@@ -339,7 +334,7 @@ describe('across processes', () => {
 });
 
 describe('big messages from several senders at once', () => {
-  it.skipIf(STREAM)(`arrive whole when their fragments interleave with each other and with small messages${STREAM ? NO_CLONES : ''}`, async () => {
+  it('arrive whole when their fragments interleave with each other and with small messages', async () => {
     const [tx, rx] = channel<{ from: number; i: number; data?: Uint8Array }>();
     const senders = [tx, tx.clone(), tx.clone()];
     const size = 3 * 1024 * 1024 + 5;

@@ -12,9 +12,6 @@ import { fdCount, root, settledFdCount, spawnFixture } from './helpers.js';
 const LOAD_SENDERS = Number(process.env.EIPC_LOAD_SENDERS ?? 8);
 const LOAD_COUNT = Number(process.env.EIPC_LOAD_COUNT ?? 100_000);
 const SOAK_COUNT = Number(process.env.EIPC_SOAK_COUNT ?? 1_000_000);
-// On the stream transport a channel has one writer: several processes writing one SOCK_STREAM
-// socket would interleave their bytes (and clone() refuses there).
-const STREAM = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
 
 
 describe('faults', () => {
@@ -70,7 +67,7 @@ describe('faults', () => {
     }
   });
 
-  it.skipIf(STREAM)(`load: ${LOAD_SENDERS} sender processes x ${LOAD_COUNT} messages into one receiver, none lost, per-sender order kept${STREAM ? ' (skipped on stream: several writers of one stream socket interleave their bytes)' : ''}`, async () => {
+  it(`load: ${LOAD_SENDERS} sender processes x ${LOAD_COUNT} messages into one receiver, none lost, per-sender order kept`, async () => {
     const [tx, rx] = channel<{ from: number; i: number } | { done: true }>();
     const servers = Array.from({ length: LOAD_SENDERS }, () => new IpcOneShotServer<{ pid: number; sender: IpcSender<unknown> }>());
     const children = servers.map((s) =>

@@ -23,7 +23,7 @@ import {
   singleRecordPacket,
 } from '../src/main/framing.js';
 import type { OutPacket, ParsedItem } from '../src/main/framing.js';
-import { native } from '../src/main/native.js';
+import { linuxNative, native } from '../src/main/native.js';
 import { fdCount } from './helpers.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_251_121);
@@ -41,7 +41,7 @@ class FdPool {
         native().adopt(fd);
         out.push(fd);
       } else {
-        const [a, b] = native().socketpair();
+        const [a, b] = linuxNative('test/framing.fuzz').socketpair();
         native().close(b);
         out.push(a);
       }

@@ -5,7 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { IpcError, IpcSharedBuffer, IpcSharedMemory, IpcSharedMemoryPool, channel, setSharedMemoryCopyMode, sharedMemoryIsZeroCopy } from '../src/main/index.js';
 import { kHandle } from '../src/main/handles.js';
-import { native } from '../src/main/native.js';
+import { linuxNative } from '../src/main/native.js';
 import { catchError, fdCount, rejectsWith, settledFdCount, startPeer } from './helpers.js';
 
 const MIB = 1024 * 1024;
@@ -124,7 +124,7 @@ export function definePoolTests(copy: boolean): void {
 
   it('refuses a forged segment (no memfd, a memfd that can shrink, a pipe): one MALFORMED each, no descriptor kept', async () => {
     const before = fdCount();
-    const n = native();
+    const n = linuxNative('test/pool.suite');
     const [tx, rx] = channel<{ seg: unknown }>();
     const forge = (prepare: (end: number) => void): void => {
       const [ours, theirs] = n.socketpair();
@@ -178,7 +178,7 @@ export function definePoolTests(copy: boolean): void {
   });
 
   it('drops what a holder writes into its end of a segment (descriptors closed) and still takes the segment back', async () => {
-    const n = native();
+    const n = linuxNative('test/pool.suite');
     const before = await settledFdCount();
     const pool = new IpcSharedMemoryPool({ size: 4096, count: 1 });
     const [tx, rx] = channel<{ buf: IpcSharedBuffer }>();

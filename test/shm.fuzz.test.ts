@@ -11,7 +11,7 @@ import { encodeMessage } from '../src/shared/index.js';
 import { IpcReceiver } from '../src/main/channel.js';
 import { singleRecordPacket } from '../src/main/framing.js';
 import { IpcError } from '../src/main/index.js';
-import { native } from '../src/main/native.js';
+import { linuxNative } from '../src/main/native.js';
 import { transport } from '../src/main/transport/index.js';
 import { settledFdCount } from './helpers.js';
 
@@ -65,7 +65,7 @@ function problem(s: Seg, maxSeg: number): 'malformed' | 'size' | undefined {
 
 /** The descriptor that travels for `s`, and what to close here once it is sent. */
 function make(s: Seg): { fd: number; close: number[] } {
-  const n = native();
+  const n = linuxNative('test/shm.fuzz');
   const t = transport();
   if (s.what === 'socket') {
     const [a, b] = t.socketpair();
@@ -96,7 +96,7 @@ function make(s: Seg): { fd: number; close: number[] } {
 
 describe('shared memory handles from a peer, fuzzed', () => {
   it('are delivered within the limits or refused with one MALFORMED/TOO_LARGE, leaving nothing open', async () => {
-    const n = native();
+    const n = linuxNative('test/shm.fuzz');
     const baseline = await settledFdCount();
     const baseOpen = n.openCount();
     await fc.assert(

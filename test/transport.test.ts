@@ -1,8 +1,10 @@
 // The contract suite runs on each backend: this file checks that the backend in use is the one
 // the project asked for, and that its channels are what it says (so the stream project cannot
 // silently test seqpacket).
+import { fstatSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { channel } from '../src/main/index.js';
+import type { IpcSender } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
 import { fdInfo } from '../src/main/native.js';
 import { transport } from '../src/main/transport/index.js';
@@ -18,11 +20,18 @@ describe('transport', () => {
     tx.close();
     rx.close();
   });
-  it('refuses a sender clone on the stream transport (one writer per stream socket), allows it on seqpacket', () => {
-    const [tx, rx] = channel();
-    if (transport().name === 'stream') expect(() => tx.clone()).toThrow(/not available on the stream transport/);
-    else tx.clone().close();
-    tx.close();
-    rx.close();
+  it('a clone shares its sender\'s socket; a sender sent in a message gets its own socket where a socket takes one writer (stream)', async () => {
+    const [tx, rx] = channel<number>();
+    const [carrier, carrierRx] = channel<{ s: IpcSender<number> }>();
+    const tx2 = tx.clone();
+    carrier.send({ s: tx });
+    const { s: sent } = await carrierRx.recv({ timeout: 5000 });
+    const inode = (s: unknown): number => fstatSync((s as { core: { fd: number } }).core.fd).ino;
+    expect(inode(tx2)).toBe(inode(tx));
+    expect(inode(sent) === inode(tx)).toBe(!transport().singleWriter);
+    tx2.send(2);
+    sent.send(3);
+    expect((await Promise.all([rx.recv({ timeout: 5000 }), rx.recv({ timeout: 5000 })])).sort()).toEqual([2, 3]);
+    for (const e of [tx, tx2, sent, rx, carrier, carrierRx]) e.close();
   });
 });

@@ -50,8 +50,9 @@ import {
 import type { Disposer, HandleInfo, HandleSource, ReviveContext } from './handles.js';
 
 const NO_SECRETS: readonly string[] = Object.freeze([]);
-import { POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
+import { PACKET_DESYNC, POLL_READABLE, POLL_WRITABLE, fdInfo, native } from './native.js';
 import { AGAIN, GONE, TOO_BIG, transport } from './transport/index.js';
+import { attachPacket, attachProblem, isAttachPacket, maxAttachedWriters } from './writers.js';
 import type { Transport } from './transport/index.js';
 import type { FdInfo, NativePoller } from './native.js';
 
@@ -230,9 +231,21 @@ export function flushAtExit(): void {
 
 const encodeHooks: EncodeHooks = {
   handleKind(value: object): string | undefined {
-    return isHandleSource(value) ? value[kHandle]().kind : undefined;
+    if (!isHandleSource(value)) return undefined;
+    // A receiver about to move reads what its sockets hold first (singleWriter transports): an
+    // ATTACH packet there may announce the very sender it is being sent through (see write()),
+    // and whatever it reads travels with it (the kind tag taken next says so).
+    if (value instanceof ReceiverBase && transport().singleWriter) value.core.absorb();
+    return value[kHandle]().kind;
   },
 };
+
+/** The sockets a handle reads (a receiver's own and its attached writers'), else `[fd]`. */
+function readFdsOf(handle: HandleSource, fd: number): number[] {
+  if (!(handle instanceof ReceiverBase)) return [fd];
+  const fds = handle.core.readFds;
+  return typeof fds === 'number' ? [fds] : fds;
+}
 
 /** IOV_MAX: the most parts one sendPacket (sendmsg) takes. */
 const MAX_SEND_PARTS = 1024;
@@ -286,11 +299,33 @@ class SenderCore extends Pinnable {
 
   private readonly t: Transport = transport();
 
+  /** Sender objects sharing this core (clones); the socket closes with the last. */
+  private owners = 1;
+
   constructor(fd: number, owner: object, readonly what: string) {
     super(owner);
     this.fd = fd;
     this.disposer = { fd, release: () => this.poller?.close() };
-    trackForGc(owner, this.disposer);
+    this.track(owner);
+  }
+
+  /**
+   * An owner collected without close() counts as closed: what it queued is still written (the
+   * core stays reachable while busy) and the socket closes with the last owner.
+   */
+  private track(owner: object): void {
+    trackForGc(owner, { fd: -1, release: () => this.dropOwner() });
+  }
+
+  /**
+   * A further sender object writing through this core (a clone): one socket, one queue, so the
+   * clones' messages keep the order this thread sent them in.
+   */
+  share(owner: object): this {
+    if (this.closed) throw closedError(this.what);
+    this.owners++;
+    this.track(owner);
+    return this;
   }
 
   get idle(): boolean {
@@ -308,7 +343,9 @@ class SenderCore extends Pinnable {
     const infos: HandleInfo[] = handles.length === 0 ? NO_INFOS : handles.map((h) => h[kHandle]());
     for (let i = 0; i < infos.length; i++) {
       if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
-      if (infos[i]!.move && isOwnReceiver(this.fd, infos[i]!.fd)) {
+      // A moved sender (singleWriter transports) travels on a new socket of its own: no check.
+      if (isSenderKind(infos[i]!.kind)) continue;
+      if (infos[i]!.move && readFdsOf(handles[i]!, infos[i]!.fd).some((fd) => isOwnReceiver(this.fd, fd))) {
         throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${handles[i]!.constructor.name} it was asked to send`);
       }
       const problem = infos[i]!.move ? this.t.moveProblem?.(infos[i]!.fd) : undefined;
@@ -496,20 +533,50 @@ class SenderCore extends Pinnable {
   }
 
   /** Queues ready-made packets whose descriptors the queue takes over. */
-  writePackets(packets: OutPacket[]): void {
+  writePackets(packets: OutPacket[], messages = 1): void {
     this.takeBatch();
-    for (const p of packets) this.queue.push({ ...p, owned: true, messages: 1 });
+    for (const p of packets) this.queue.push({ ...p, owned: true, messages });
     this.pin(true);
     waitingSenders.add(this);
     installExitFlush();
     this.drain();
   }
 
-  /** Detaches the moved handles: their descriptors (now owned here) by index, -1 for the others. */
+  /**
+   * Detaches the moved handles: their descriptors (now owned here) by index, -1 for the others.
+   * Senders first (a new writer socket each, which may fail): when one fails, the sockets made
+   * so far are closed and nothing has been taken from a receiver yet.
+   */
   private detachMoved(handles: HandleSource[], infos: HandleInfo[]): number[] {
     const moved = new Array<number>(handles.length).fill(-1);
-    for (let i = 0; i < handles.length; i++) if (infos[i]!.move) moved[i] = handles[i]![kDetach]!();
+    try {
+      for (let i = 0; i < handles.length; i++) if (infos[i]!.move && isSenderKind(infos[i]!.kind)) moved[i] = handles[i]![kDetach]!();
+    } catch (e) {
+      closeFds(moved.filter((fd) => fd >= 0));
+      throw e;
+    }
+    for (let i = 0; i < handles.length; i++) if (infos[i]!.move && !isSenderKind(infos[i]!.kind)) moved[i] = handles[i]![kDetach]!();
     return moved;
+  }
+
+  /**
+   * The socket of a new sender to this sender's receiver, on a transport whose sockets take one
+   * writer each (see writers.ts): a socket pair whose other end goes to the receiver in an
+   * ATTACH packet, queued in order after everything this sender sent so far. A sender whose
+   * receiver is gone (or that failed) gives a socket whose peer is closed, so the new sender is
+   * disconnected too, as a duplicate of a dead channel's socket would be.
+   */
+  newWriter(): number {
+    if (this.closed) throw closedError(this.what);
+    let pair: [number, number];
+    try {
+      pair = this.t.socketpair();
+    } catch (e) {
+      throw osError(e, 'socketpair');
+    }
+    if (this.failure || this.disconnected) closeFds([pair[1]]);
+    else this.writePackets([attachPacket(pair[1])], 0);
+    return pair[0];
   }
 
   /** Descriptors for a queued message: the moved ones, plus duplicates of the borrowed ones. */
@@ -681,9 +748,14 @@ class SenderCore extends Pinnable {
   }
 
   close(owner: object): void {
-    if (this.closed) return;
-    this.closed = true;
     untrackForGc(owner);
+    this.dropOwner();
+  }
+
+  private dropOwner(): void {
+    if (this.closed) return;
+    if (--this.owners > 0) return;
+    this.closed = true;
     // Queued messages are still delivered: the socket stays open until they are written.
     if (!this.idle && !this.disconnected) {
       this.closeWhenFlushed = true;
@@ -700,6 +772,11 @@ class SenderCore extends Pinnable {
     closeFds([this.fd]);
     this.disposer.fd = -1;
   }
+}
+
+/** Whether a handle kind tag is a sender's (`S`, `BS`), which moves only on singleWriter transports. */
+function isSenderKind(kind: string): boolean {
+  return kind === 'S' || kind === 'BS';
 }
 
 /** Constant-time comparison of two secrets of 32 hex digits. */
@@ -729,10 +806,26 @@ function switchSocketProblem(fd: number): string | undefined {
   return neutralizeSocket(fd);
 }
 
+/**
+ * Shuts a socket we only read for writing (see shutdownWrite in src/native/channel.cc): a peer
+ * that attached the peer of one of our own sockets cannot keep the receiver from end of file.
+ */
+function shutdownProblem(fd: number): string | undefined {
+  try {
+    native().shutdownWrite(fd);
+  } catch (e) {
+    return `a socket that cannot be shut for writing (${osError(e, 'shutdown').message})`;
+  }
+  return undefined;
+}
+
 /** Switches off the receive options a peer may have set on a socket we will read; a problem, or undefined. */
 function neutralizeSocket(fd: number): string | undefined {
+  // Linux only (SO_PASSCRED, SO_PASSPIDFD, SO_PASSSEC); other systems have nothing to reset.
+  const reset = native().neutralizeSocket;
+  if (typeof reset !== 'function') return undefined;
   try {
-    native().neutralizeSocket(fd);
+    reset(fd);
   } catch (e) {
     return `a socket whose receive options cannot be reset (${osError(e, 'setsockopt').message})`;
   }
@@ -806,7 +899,26 @@ function recvArena(): { buf: Uint8Array; off: number } {
   return arenaState;
 }
 
-/** The reading half: one socket, a parser, a queue of complete records, pending receives. */
+function setWriterRef(w: WriterSource, on: boolean): void {
+  if (w.poller && on !== w.pollRef) {
+    if (on) w.poller.ref();
+    else w.poller.unref();
+    w.pollRef = on;
+  }
+}
+
+/** A socket a receiver reads besides its own: an attached sender's (see writers.ts). */
+interface WriterSource {
+  fd: number;
+  poller: NativePoller | undefined;
+  polling: boolean;
+  pollRef: boolean;
+}
+
+/**
+ * The reading half: one socket (plus attached writers' sockets on singleWriter transports), a
+ * parser, a queue of complete records, pending receives.
+ */
 class ReceiverCore extends Pinnable {
   fd: number;
   closed = false;
@@ -832,6 +944,11 @@ class ReceiverCore extends Pinnable {
   /** The secret announced for the next move (set when the handle's kind tag is taken). */
   private nextSecret: string | undefined;
   private readonly t: Transport = transport();
+  /**
+   * Sockets of further senders read besides `fd` (singleWriter transports, see writers.ts), in
+   * the order they were attached. When `fd` reaches end of file the first of them takes its place.
+   */
+  private writers: WriterSource[] = [];
 
   constructor(fd: number, owner: object, options: ReceiverOptions<unknown> | undefined, readonly what: string, layoutOf?: LayoutOf) {
     super(owner);
@@ -949,14 +1066,103 @@ class ReceiverCore extends Pinnable {
         this.polling = true;
       }
       this.setPollRef(this.refed && waiting);
+      if (this.writers.length > 0) this.watchWriters(this.refed && waiting);
       if (waiting) this.pin(true);
     } else {
       // Lazy stop: the watch stays until the next readiness event (onReadable stops it then),
       // which saves two epoll_ctl calls per message in request/response traffic; but an idle
       // receiver no longer keeps the process alive.
       if (this.poller) this.setPollRef(false);
+      for (const w of this.writers) setWriterRef(w, false);
       this.pin(false);
     }
+  }
+
+  /** Watches every attached writer's socket (started lazily, stopped by onWriterReadable). */
+  private watchWriters(ref: boolean): void {
+    for (const w of this.writers) {
+      if (!w.poller) {
+        w.poller = new (native().Poller)(w.fd, (status) => this.onWriterReadable(w, status));
+        w.polling = false;
+        w.pollRef = true;
+      }
+      if (!w.polling) {
+        w.poller.start(POLL_READABLE);
+        w.polling = true;
+      }
+      setWriterRef(w, ref);
+    }
+  }
+
+  private onWriterReadable(w: WriterSource, status: number): void {
+    if (this.closed || !this.writers.includes(w)) return;
+    if (this.waiters.length === 0 && this.watchers === 0) {
+      w.poller?.stop();
+      w.polling = false;
+      return;
+    }
+    if (status < 0) this.dropWriter(w);
+    else this.readWriter(w);
+    this.dispatch();
+  }
+
+  /** Reads what an attached writer's socket holds now (see read()). */
+  private readWriter(w: WriterSource): void {
+    this.afterAttach = false;
+    let zero = this.readBatch(false, false, w);
+    while (zero) zero = this.readBatch(true, false, w);
+    if (this.afterAttach) {
+      this.afterAttach = false;
+      zero = this.readBatch(false, false, w);
+      while (zero) zero = this.readBatch(true, false, w);
+    }
+  }
+
+  /** An attached writer's socket reached end of file: it is closed and no longer read. */
+  private dropWriter(w: WriterSource): void {
+    const i = this.writers.indexOf(w);
+    if (i < 0) return;
+    this.writers.splice(i, 1);
+    w.poller?.close();
+    w.poller = undefined;
+    closeFds([w.fd]);
+  }
+
+  /** Reads the socket of a new sender from now on (an ATTACH packet), or one MALFORMED item. */
+  private attachWriter(packet: Uint8Array, fds: number[]): void {
+    let problem = attachProblem(packet, fds);
+    if (problem === undefined && !this.t.singleWriter) problem = `an attach packet, which the ${this.t.name} transport never sends (its senders share one socket)`;
+    if (problem === undefined && this.writers.length >= maxAttachedWriters()) {
+      problem = `an attach packet beyond the ${maxAttachedWriters()} sender sockets a receiver reads at once (a quarter of RLIMIT_NOFILE; close senders you no longer use)`;
+    }
+    if (problem === undefined) {
+      const bad = switchSocketProblem(fds[0]!) ?? shutdownProblem(fds[0]!);
+      if (bad !== undefined) problem = `an attach packet carried ${bad}`;
+    }
+    if (problem !== undefined) {
+      closeFds(fds);
+      this.items.push(malformed(problem));
+      return;
+    }
+    this.writers.push({ fd: fds[0]!, poller: undefined, polling: false, pollRef: true });
+  }
+
+  /**
+   * Reads what this receiver's sockets hold now, without waiting (bounded: a few batches), so
+   * that ATTACH packets already there are known before it moves.
+   */
+  absorb(): void {
+    if (this.closed || this.eof) return;
+    for (let round = 0; round < 16; round++) {
+      const before = this.items.length + this.writers.length;
+      this.read();
+      if (this.items.length + this.writers.length === before || this.eof) break;
+    }
+  }
+
+  /** The descriptors a blocking wait of this receiver polls: its socket and its attached writers'. */
+  get readFds(): number | number[] {
+    return this.writers.length === 0 ? this.fd : [this.fd, ...this.writers.map((w) => w.fd)];
   }
 
   private polling = false;
@@ -969,6 +1175,7 @@ class ReceiverCore extends Pinnable {
       else this.poller.unref();
       this.pollRef = on;
     }
+    for (const w of this.writers) setWriterRef(w, on);
   }
 
   private dropPoller(): void {
@@ -989,7 +1196,7 @@ class ReceiverCore extends Pinnable {
       return;
     }
     if (status < 0) {
-      this.eof = true;
+      this.primaryEnded();
     } else this.read();
     this.dispatch();
   }
@@ -999,8 +1206,15 @@ class ReceiverCore extends Pinnable {
     // The addon takes a zero-length read from a peer that has hung up for end-of-file, but an
     // empty packet sent before the hang-up reads the same: when packets follow, it was a packet
     // (one MALFORMED) and reading goes on.
+    this.afterAttach = false;
     let zero = this.readBatch(false);
     while (zero) zero = this.readBatch(true);
+    if (this.afterAttach) {
+      this.afterAttach = false;
+      zero = this.readBatch(false);
+      while (zero) zero = this.readBatch(true);
+    }
+    if (this.writers.length > 0) for (const w of [...this.writers]) this.readWriter(w);
   }
 
   /** The descriptor this core put in blocking mode (its file's O_NONBLOCK cleared), or -1. */
@@ -1015,7 +1229,7 @@ class ReceiverCore extends Pinnable {
    * place, or the file is not in blocking mode): the caller then waits in poll(2).
    */
   readBlocking(): boolean {
-    if (this.closed || this.eof || this.bigAhead || this.parser.directTarget(0) !== undefined) return false;
+    if (this.closed || this.eof || this.bigAhead || this.writers.length > 0 || this.parser.directTarget(0) !== undefined) return false;
     if (this.blockingFd !== this.fd) {
       // Our reads and writes all pass MSG_DONTWAIT, so the mode changes nothing else; libuv sets
       // O_NONBLOCK again when it starts watching the socket (see demand()).
@@ -1037,11 +1251,11 @@ class ReceiverCore extends Pinnable {
     return true;
   }
 
-  /** Returns true when it saw what may be end-of-file (see read()). */
-  private readBatch(afterZero: boolean, block = false): boolean {
+  /** Reads `fd`, or the attached writer `w`; returns true when it saw what may be end-of-file (see read()). */
+  private readBatch(afterZero: boolean, block = false, w?: WriterSource): boolean {
     if (this.closed || this.eof) return false;
     const t = this.t;
-    if (t.scatterReads) {
+    if (t.scatterReads && w === undefined) {
       if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
       if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
     }
@@ -1052,7 +1266,7 @@ class ReceiverCore extends Pinnable {
     const arena = recvArena();
     let r: number;
     try {
-      r = t.recv(this.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
+      r = t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
       return false;
@@ -1060,7 +1274,8 @@ class ReceiverCore extends Pinnable {
     if (r <= 0) {
       if (r === 0) {
         if (!afterZero) return true;
-        this.setEof();
+        if (w === undefined) this.primaryEnded();
+        else this.dropWriter(w);
       } else {
         if (afterZero) this.items.push(malformed('an empty packet'));
         if (block) this.wouldBlock = true;
@@ -1081,10 +1296,24 @@ class ReceiverCore extends Pinnable {
       const len = this.meta[3 + 4 * i]!;
       const nfds = this.meta[4 + 4 * i]!;
       const flags = this.meta[5 + 4 * i]!;
+      // A stream out of step is given up (end of file follows); the receiver with it, when it reads no other socket.
+      if (flags & PACKET_DESYNC && w === undefined && this.writers.length === 0) this.abandoned = true;
       const fds: number[] = new Array(nfds);
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
       fdAt += nfds;
-      const sw = this.parser.parse(buf.subarray(off, off + len), fds, flags, this.items);
+      const packet = buf.subarray(off, off + len);
+      if (flags === 0 && isAttachPacket(packet)) {
+        this.attachWriter(packet, fds);
+        this.afterAttach = true;
+        continue;
+      }
+      const sw = this.parser.parse(packet, fds, flags, this.items);
+      if (sw && w !== undefined) {
+        // Only the receiver's own socket (a carrier) may switch it; a writer's switch is refused.
+        closeFds([sw.switchTo]);
+        this.items.push(malformed('a switch packet on the socket of an attached sender (a sender may be trying to redirect the receiver): refused, the channel continues'));
+        continue;
+      }
       // A refused switch is one bad message; the rest of the batch is still this socket's.
       if (sw && this.switchTo(sw)) {
         // The rest of the channel comes on another socket; this one is done.
@@ -1093,8 +1322,14 @@ class ReceiverCore extends Pinnable {
         return false;
       }
     }
+    // What the socket that announced a writer still holds was mostly sent before that writer's
+    // first message: read it in bulk before the new socket is read (see read()).
+    if (this.afterAttach) this.readAhead = true;
     return this.meta[1] === 1;
   }
+
+  /** Set when a batch carried an ATTACH packet: read() then reads the same socket once more first. */
+  private afterAttach = false;
 
   /**
    * Reads the rest of a big message in place: each packet is scattered straight into the
@@ -1212,13 +1447,43 @@ class ReceiverCore extends Pinnable {
     return true;
   }
 
+  /**
+   * The receiver's own socket reached end of file: the first attached writer's socket takes its
+   * place; with none left, the receiver is at end of file.
+   */
+  private primaryEnded(): void {
+    const next = this.writers.shift();
+    if (next === undefined) {
+      this.setEof();
+      return;
+    }
+    next.poller?.close();
+    const wasWatching = this.poller !== undefined;
+    this.dropPoller();
+    closeFds([this.fd]);
+    this.fd = next.fd;
+    this.disposer.fd = next.fd;
+    this.blockingFd = -1;
+    if (wasWatching) this.demand();
+  }
+
   private setEof(): void {
     this.eof = true;
     // A message cut short by the peer's death is dropped whole, never delivered in part.
     this.parser.reset();
   }
 
-  private eofError(): IpcError {
+  /** Set when the stream transport gave up on this socket (PACKET_DESYNC): end of file follows. */
+  private abandoned = false;
+
+  /** The DISCONNECTED error of a receiver at end of file. */
+  eofError(): IpcError {
+    if (this.abandoned) {
+      return new IpcError(
+        'DISCONNECTED',
+        `the stream socket of this ${this.what} was abandoned after it went out of step (the MALFORMED error before this one says how): nothing more is read from it, even though the peer may still be connected`,
+      );
+    }
     return new IpcError('DISCONNECTED', `every sender of this ${this.what} is closed`);
   }
 
@@ -1262,6 +1527,11 @@ class ReceiverCore extends Pinnable {
     this.head = 0;
     this.parser.reset();
     this.dropPoller();
+    for (const w of this.writers) {
+      w.poller?.close();
+      closeFds([w.fd]);
+    }
+    this.writers = [];
   }
 
   /**
@@ -1275,7 +1545,10 @@ class ReceiverCore extends Pinnable {
    * secrets it still expects itself, each as `.` and 32 hex digits.
    */
   kindTag(base: string): string {
-    if (this.nextSecret === undefined && (this.head < this.items.length || !this.parser.idle)) this.nextSecret = randomBytes(16).toString('hex');
+    // Messages read ahead, or attached writers' sockets, travel ahead of the socket on a carrier.
+    if (this.nextSecret === undefined && (this.head < this.items.length || !this.parser.idle || this.writers.length > 0)) {
+      this.nextSecret = randomBytes(16).toString('hex');
+    }
     if (this.nextSecret === undefined && this.secrets.length === 0) return base;
     return [base, ...(this.nextSecret === undefined ? [] : [this.nextSecret]), ...this.secrets].join('.');
   }
@@ -1296,6 +1569,12 @@ class ReceiverCore extends Pinnable {
     this.head = 0;
     packets.push(...this.parser.exportPartials());
     this.dropPoller();
+    // Attached writers' sockets follow, to be read by the receiver's new owner too.
+    for (const w of this.writers) {
+      w.poller?.close();
+      packets.push(attachPacket(w.fd));
+    }
+    this.writers = [];
     // The tag sent with this receiver announced a carrier exactly when `secret` is set.
     if (secret === undefined) {
       for (const p of packets) closeFds(p.fds);
@@ -1493,13 +1772,16 @@ abstract class Endpoint implements HandleSource, Disposable {
   /** @internal */
   abstract readonly core: { readonly closed: boolean; readonly fd: number; close(owner: object): unknown };
 
+  /** Closed through this object (a sender's core may live on for its clones). */
+  private selfClosed = false;
+
   constructor(
     private readonly kind: 'S' | 'BS' | 'R' | 'BR',
     private readonly move: boolean,
   ) {}
 
   get closed(): boolean {
-    return this.core.closed;
+    return this.selfClosed || this.core.closed;
   }
 
   /**
@@ -1507,6 +1789,8 @@ abstract class Endpoint implements HandleSource, Disposable {
    * receiver rejects its pending receives with `CLOSED` and drops what it has queued.
    */
   close(): void {
+    if (this.selfClosed) return;
+    this.selfClosed = true;
     this.core.close(this);
   }
 
@@ -1516,9 +1800,22 @@ abstract class Endpoint implements HandleSource, Disposable {
 
   /** @internal */
   [kHandle](): HandleInfo {
-    const closed = this.core.closed;
+    const closed = this.closed;
     const kind = !closed && this.core instanceof ReceiverCore ? this.core.kindTag(this.kind) : this.kind;
     return { kind, fd: closed ? -1 : this.core.fd, move: this.move };
+  }
+}
+
+/** The core a sender under construction shares (see cloneOf); undefined otherwise. */
+let sharing: SenderCore | undefined;
+
+/** A clone from cloneSource(): a sender sharing the core. */
+function cloneOf<S>(make: (fd: number) => S, source: SenderCore): S {
+  sharing = source;
+  try {
+    return make(-1);
+  } finally {
+    sharing = undefined;
   }
 }
 
@@ -1529,14 +1826,21 @@ abstract class SenderBase extends Endpoint {
   protected readonly thread = currentThreadId;
 
   constructor(fd: number, kind: 'S' | 'BS', what: string) {
-    super(kind, false);
-    this.core = new SenderCore(fd, this, what);
+    // Where a socket takes one writer, a sender sent in a message travels on a new socket.
+    super(kind, transport().singleWriter === true);
+    // A clone made by cloneOf() shares its original's core (fd is -1 then).
+    this.core = sharing !== undefined ? sharing.share(this) : new SenderCore(fd, this, what);
+  }
+
+  /** @internal Sending (singleWriter transports): a new writer socket; this sender stays open. */
+  [kDetach](): number {
+    return this.core.newWriter();
   }
 
   /** @internal Throws unless this sender may send now (right thread, not closed). */
   protected ready(): void {
     assertThread(this.thread, `this ${this.core.what}`);
-    if (this.core.closed) throw closedError(this.core.what);
+    if (this.closed) throw closedError(this.core.what);
   }
 
   /** Resolves when every queued message has been handed to the kernel. */
@@ -1544,19 +1848,15 @@ abstract class SenderBase extends Endpoint {
     return this.core.flush();
   }
 
-  /** @internal A duplicate of this sender's descriptor, for clone(). */
-  protected dupFd(): number {
-    if (this.core.closed) throw closedError(this.core.what);
-    if (transport().name === 'stream') {
-      // Writers sharing one SOCK_STREAM socket interleave their bytes (a write is split into
-      // several kernel buffers, and a full socket takes part of a frame), so the receiver would
-      // see its stream out of step. One writer per channel on this transport.
-      throw new TypeError(
-        `${this.core.what}.clone() is not available on the stream transport (macOS, ELECTRON_IPC_CHANNEL_TRANSPORT=stream): ` +
-          'two writers on one stream socket would interleave their bytes. Create a channel per writer instead.',
-      );
-    }
-    return native().dup(this.core.fd);
+  /**
+   * @internal What a clone() is made from: this sender's core, shared. Clones write through one
+   * socket and one queue, so one thread's messages through any of them arrive in the order it
+   * sent them (and a stream socket never has two writers interleaving their frames).
+   */
+  protected cloneSource(): SenderCore {
+    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.closed) throw closedError(this.core.what);
+    return this.core;
   }
 
 }
@@ -1607,7 +1907,7 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
     if (waitingSenders.size > 0 && this.core.pending === 0) drainWaitingSenders();
     const item = this.core.takeNow();
     if (item === undefined) {
-      if (this.core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${this.core.what} is closed`);
+      if (this.core.eof) throw this.core.eofError();
       return undefined;
     }
     const value = this.finish(item);
@@ -1645,9 +1945,10 @@ abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<M> {
         if (value instanceof Promise) throw asyncSchemaError(value, 'recvSync()');
         return value;
       }
-      if (core.eof) throw new IpcError('DISCONNECTED', `every sender of this ${core.what} is closed`);
+      if (core.eof) throw core.eofError();
       if (core.closed) throw closedError(core.what);
-      waited = blockingWait(core.fd, deadline, `no message arrived within ${timeout} ms`, core);
+      const fds = core.readFds;
+      waited = blockingWait(typeof fds === 'number' ? fds : Int32Array.from(fds), deadline, `no message arrived within ${timeout} ms`, core);
     }
   }
 
@@ -1718,7 +2019,7 @@ export class IpcSender<T> extends SenderBase {
 
   /** A second sender to the same receiver (a duplicated descriptor). */
   clone(): IpcSender<T> {
-    return new IpcSender<T>(this.dupFd());
+    return cloneOf((fd) => new IpcSender<T>(fd), this.cloneSource());
   }
 }
 
@@ -1803,7 +2104,7 @@ export class IpcBytesSender extends SenderBase {
 
   /** A second sender to the same receiver (a duplicated descriptor). */
   clone(): IpcBytesSender {
-    return new IpcBytesSender(this.dupFd());
+    return cloneOf((fd) => new IpcBytesSender(fd), this.cloneSource());
   }
 }
 

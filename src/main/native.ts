@@ -205,10 +205,17 @@ export interface NativeStream {
   readonly maxPayloadBytes: number;
 }
 
+/**
+ * The addon's exports. Members marked `?` are Linux only (src/native/seqpacket.cc, landlock.cc,
+ * the memfd half of shm.cc: SOCK_SEQPACKET, memfd seals, Landlock, SO_PEERCRED) and absent from
+ * the macOS build, so TypeScript makes every caller handle their absence: check for the member,
+ * or take {@link linuxNative} where only the Linux backend can be running. `isSocketPeer` is
+ * optional for the same reason. Everything else exists on every supported system.
+ */
 export interface NativeBinding {
   // ---- descriptors
   /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK). */
-  socketpair(): [number, number];
+  socketpair?(): [number, number];
   /**
    * Closes a descriptor of this environment's table (EBADF when the table does not hold it) and
    * removes it from the table at once. Never blocks: AF_UNIX sockets with nothing queued, pipes,
@@ -245,7 +252,7 @@ export interface NativeBinding {
    * receiving socket has SO_PASSRIGHTS 0, 'ETOOMANYREFS' when the user's in-flight descriptor
    * budget is spent), `errno` (positive) and `syscall` 'sendmsg'.
    */
-  sendPacket(fd: number, parts: Uint8Array[], fds: number[] | null): number;
+  sendPacket?(fd: number, parts: Uint8Array[], fds: number[] | null): number;
   /**
    * Reads up to `maxPackets` packets with recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC), each straight
    * into `arena` (no copy) at an 8-byte-aligned offset from `arenaOffset` (8-aligned, with at least
@@ -265,7 +272,7 @@ export interface NativeBinding {
    * With `block`, the first recvmsg goes without MSG_DONTWAIT: it waits for a packet when the
    * socket's file is in blocking mode (see setBlocking), and returns EAGAIN at once when it is not.
    */
-  recvPackets(
+  recvPackets?(
     fd: number,
     meta: Int32Array,
     fdsOut: Int32Array,
@@ -282,14 +289,16 @@ export interface NativeBinding {
    * end-of-file)]. Returns the packet length, or EAGAIN negated. With `peek`, MSG_PEEK: the
    * packet stays queued and no descriptor is received.
    */
-  recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
+  recvInto?(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
   /** True if the peer of a connected socket has hung up (poll POLLHUP/POLLRDHUP, no wait). */
   peerHungUp(fd: number): boolean;
+  /** shutdown(fd, SHUT_WR) of a socket this process only reads (ENOTCONN ignored). */
+  shutdownWrite(fd: number): void;
   /**
    * MSG_PEEK of the next packet's first descriptor: the packet stays queued; the caller owns the
    * returned duplicate. -1 when that packet has none, -errno (EAGAIN when no packet is queued).
    */
-  peekFd(fd: number): number;
+  peekFd?(fd: number): number;
   /**
    * Clears (`blocking` true) or sets O_NONBLOCK on the descriptor's open file. Every other call
    * here passes MSG_DONTWAIT, so the mode only matters to recvPackets' `block`.
@@ -300,19 +309,19 @@ export interface NativeBinding {
 
   // ---- one-shot server
   /** A SOCK_SEQPACKET Unix socket bound to `path` and listening (backlog 1), non-blocking. */
-  listen(path: string): number;
+  listen?(path: string): number;
   /** accept4(SOCK_CLOEXEC | SOCK_NONBLOCK): the new fd, or EAGAIN negated. */
-  accept(fd: number): number;
+  accept?(fd: number): number;
   /** A SOCK_SEQPACKET socket connected to `path` (blocking connect, then made non-blocking). */
-  connect(path: string): number;
-  peerCredentials(fd: number): PeerCredentials;
+  connect?(path: string): number;
+  peerCredentials?(fd: number): PeerCredentials;
   /**
    * Clears SO_PASSCRED, SO_PASSPIDFD and SO_PASSSEC and sets SO_PASSRIGHTS to 1 on a socket (for
    * sockets a peer hands over, before reading from them). Options the kernel or the socket's
    * family lacks are skipped; EBADF/ENOTSOCK throw. Whoever else holds the socket can set them
    * again: the receive functions close every descriptor any control message carries regardless.
    */
-  neutralizeSocket(fd: number): void;
+  neutralizeSocket?(fd: number): void;
   /**
    * True when AF_UNIX socket `b` is the peer of socket `a` (the two ends of one connection),
    * false when it is not, null when the kernel cannot tell (no unix_diag). Linux only
@@ -322,11 +331,11 @@ export interface NativeBinding {
 
   // ---- memory
   /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) sized to `size`. */
-  memfdCreate(name: string, size: number): number;
+  memfdCreate?(name: string, size: number): number;
   /** pwrite the bytes at `offset` (loops until all are written). */
   pwrite(fd: number, data: Uint8Array, offset: number): void;
   /** fcntl(F_ADD_SEALS). */
-  addSeals(fd: number, seals: number): void;
+  addSeals?(fd: number, seals: number): void;
   /**
    * mmap(fd, length) as an ArrayBuffer: MAP_SHARED when `writable`, else MAP_PRIVATE
    * (copy-on-write: stores through the view never reach the file, and cannot fault). Zero-copy (an
@@ -348,8 +357,8 @@ export interface NativeBinding {
 
   // ---- sandbox
   /** prctl(PR_SET_NO_NEW_PRIVS) then a Landlock ruleset; see src/native/landlock.cc. */
-  landlockAbi(): number;
-  landlockRestrict(rules: {
+  landlockAbi?(): number;
+  landlockRestrict?(rules: {
     readPaths: string[];
     writePaths: string[];
     execPaths: string[];

@@ -229,12 +229,7 @@ export class IpcSharedMemoryPool implements Disposable {
     // A holder may write into its end; drain and drop it (closing any descriptors) so that
     // readiness means hang-up.
     try {
-      for (let i = 0; i < 64; i++) {
-        const r = n.recvInto(slot.end, [SCRATCH], SCRATCH_FDS, SCRATCH_META);
-        if (r < 0) break; // EAGAIN: drained (meta is not written then)
-        for (let j = 0; j < SCRATCH_META[0]!; j++) n.close(SCRATCH_FDS[j]!);
-        if (r === 0 && SCRATCH_META[2] === 1) break; // end of file
-      }
+      for (let i = 0; i < 64 && dropOne(slot.end); i++);
       if (n.peerHungUp(slot.end)) this.takeBack(slot);
     } catch {
       // Runs from the event loop, where a throw would be an uncaught exception. A segment that
@@ -296,6 +291,27 @@ export class IpcSharedMemoryPool implements Disposable {
 const SCRATCH = new Uint8Array(4096);
 const SCRATCH_FDS = new Int32Array(253);
 const SCRATCH_META = new Int32Array(3);
+const SCRATCH_BATCH = new Int32Array(6);
+
+/**
+ * Reads one packet from a pool end and drops it, closing its descriptors: false once there is
+ * nothing more (drained, or end of file). Without the addon's Linux half (macOS) the end is a
+ * stream socket, read frame by frame through the transport (a frame too big for SCRATCH puts it
+ * out of step, which ends it: also fine for a drain).
+ */
+function dropOne(fd: number): boolean {
+  const n = native();
+  if (n.recvInto !== undefined) {
+    const r = n.recvInto(fd, [SCRATCH], SCRATCH_FDS, SCRATCH_META);
+    if (r < 0) return false; // EAGAIN: drained (meta is not written then)
+    for (let j = 0; j < SCRATCH_META[0]!; j++) n.close(SCRATCH_FDS[j]!);
+    return !(r === 0 && SCRATCH_META[2] === 1); // end of file
+  }
+  const r = transport().recv(fd, SCRATCH_BATCH, SCRATCH_FDS, 1, SCRATCH.length, SCRATCH, 0);
+  if (r <= 0) return false; // AGAIN or end of file
+  for (let j = 0; j < SCRATCH_BATCH[4]!; j++) n.close(SCRATCH_FDS[j]!);
+  return true;
+}
 const kOwner = Symbol('electron-ipc-channel.segment');
 
 /** How a sender-side segment reaches its memory: its pool's slot. */
@@ -415,6 +431,11 @@ registerHandleKind(
     const n = native();
     let memfd = -1;
     try {
+      if (n.peekFd === undefined) {
+        // macOS: MSG_PEEK returns SCM_RIGHTS unexternalized (XNU soreceive_ctl), so the segment's
+        // memory cannot be looked at while it stays queued for the next holder.
+        throw new IpcError('OS', `shared memory segments (IpcSharedBuffer) cannot be received on ${process.platform} yet: its kernel does not pass descriptors to MSG_PEEK`);
+      }
       memfd = n.peekFd(sock);
       if (memfd < 0) throw malformed('a shared memory segment carries no memfd');
       // One fdInfo for the checks and the length: the size checked is the size mapped or copied.

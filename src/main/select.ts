@@ -116,7 +116,7 @@ export class IpcReceiverSet implements Disposable {
       const ready = this.collect();
       if (ready.length > 0) return syncResults(ready, 'selectSync()');
       if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');
-      const fds = Int32Array.from(this.members.values(), (m) => m.core.fd);
+      const fds = Int32Array.from([...this.members.values()].flatMap((m) => m.core.readFds));
       blockingWait(fds, deadline, `no receiver was ready within ${timeout} ms`);
     }
   }

@@ -259,6 +259,16 @@ Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), r == 1);
 }
 
+// shutdownWrite(fd): shutdown(fd, SHUT_WR) of a socket this process only reads (an attached
+// writer's socket): nobody, including this process through a descriptor a peer slipped it, can
+// write to its peer any more, so a receiver cannot be kept from end of file by a descriptor it
+// holds itself. ENOTCONN (the peer is gone already) is not an error.
+Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  if (shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) ThrowErrno(info.Env(), errno, "shutdown");
+  return info.Env().Undefined();
+}
+
 // waitFds(readFds: number | Int32Array, writeFds: Int32Array | null, timeoutMs): blocks this
 // thread in poll(2) until one of readFds is readable (or hung up): 1; until one of writeFds is
 // writable: 2; timeout: 0 (-1 waits for ever); -errno on failure. Interruptions by signals continue with the time that is left.
@@ -487,6 +497,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("setBufferSizes", Napi::Function::New(env, SetBufferSizes, "setBufferSizes"));
   exports.Set("peerHungUp", Napi::Function::New(env, PeerHungUp, "peerHungUp"));
   exports.Set("waitFds", Napi::Function::New(env, WaitFds, "waitFds"));
+  exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("Poller", Poller::Define(env));
 }

@@ -20,12 +20,6 @@ interface Result {
 
 const onStream = process.env.ELECTRON_IPC_CHANNEL_TRANSPORT === 'stream';
 
-// KNOWN LIBRARY BUG until the typed layer reads PACKET_DESYNC: the addon reports what happened
-// (test/native/stream.test.ts checks it), but the packet parser (src/main/framing/parser.ts)
-// still words it as a kernel-truncated packet and the receiver (src/main/channel.ts, eofError)
-// as every sender closed. Once both read PACKET_DESYNC, this is `it` again.
-const untilTypedLayerReadsDesync = it.fails;
-
 const cases: Array<[string, string, RegExp]> = [
   ['fdcount-mismatch', 'a frame header announcing 3 descriptors, sent with 1', /a frame header announces 3 descriptor\(s\) but 1 arrived with it \(descriptor count mismatch\)/],
   ['header-invalid', 'a frame header announcing one byte more than a receiver reads', /a frame header announces a payload of 1114113 bytes, larger than the 1114112 bytes a receiver reads \(frame header invalid\)/],
@@ -34,7 +28,7 @@ const cases: Array<[string, string, RegExp]> = [
 
 describe.skipIf(!onStream)('a stream socket out of step (stream transport)', () => {
   for (const [which, what, says] of cases) {
-    untilTypedLayerReadsDesync(`KNOWN LIBRARY BUG: ${what}: one MALFORMED saying so and that the channel is closed, then DISCONNECTED; the later frame never arrives`, async () => {
+    it(`${what}: one MALFORMED saying so and that the channel is closed, then DISCONNECTED; the later frame never arrives`, async () => {
       const r = await runVictim<Result>('native-stream-desync', { args: [which], timeoutMs: 30_000 });
       expectContained(r);
       const res = r.result;

@@ -2,6 +2,7 @@
  * The receiving side of the framing layer: packets in, records (or one error per bad message) out.
  */
 import { IpcError } from '../../shared/errors.js';
+import { PACKET_DESYNC } from '../native.js';
 import {
   DIRECT_MIN_BYTES,
   PAD_SINK,
@@ -73,7 +74,8 @@ export class PacketParser {
     this.clock++;
     if (flags !== 0) {
       this.close(fds);
-      out.push(malformed(flags & 1 ? `a packet larger than ${MAX_RECV_PACKET_BYTES} bytes was truncated` : 'the kernel dropped descriptors of a packet (MSG_CTRUNC)'));
+      // The stream transport's account of a stream out of step (its bytes are the addon's, not the peer's).
+      out.push(malformed(flags & PACKET_DESYNC ? new TextDecoder().decode(packet) : flags & 1 ? `a packet larger than ${MAX_RECV_PACKET_BYTES} bytes was truncated` : 'the kernel dropped descriptors of a packet (MSG_CTRUNC)'));
       return;
     }
     if (packet.byteLength < PACKET_HEADER) {

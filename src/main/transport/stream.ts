@@ -78,6 +78,7 @@ export function streamTransport(n: NativeBinding): Transport {
     socketKind: 'stream-socket',
     socketName: 'SOCK_STREAM socket',
     scatterReads: false,
+    singleWriter: true,
     shm: shmOpenSharedMemory(n, s),
     socketpair: () => s.socketpair(),
     send: (fd, parts, fds) => {
