@@ -23,13 +23,17 @@ export interface VictimOptions {
   timeoutMs?: number;
   /** Node flags, e.g. ['--max-old-space-size=256', '--expose-gc']. */
   nodeArgs?: string[];
+  /** RLIMIT_NOFILE of the victim (soft and hard), set with prlimit(1); default: inherited. */
+  maxOpenFiles?: number;
 }
 
 /** Spawns the victim and returns its report (rejects with its output when it did not report). */
 export function runVictim<R = unknown>(scenario: string, options: VictimOptions = {}): Promise<VictimReport<R> & { stderr: string; code: number | null; signal: string | null }> {
+  const nodeArgv = [...(options.nodeArgs ?? ['--expose-gc']), path.join(root, 'test', 'fixtures', 'containment', 'victim.mjs'), scenario, ...(options.args ?? [])];
+  const limit = options.maxOpenFiles;
   const child = spawn(
-    process.execPath,
-    [...(options.nodeArgs ?? ['--expose-gc']), path.join(root, 'test', 'fixtures', 'containment', 'victim.mjs'), scenario, ...(options.args ?? [])],
+    limit === undefined ? process.execPath : 'prlimit',
+    limit === undefined ? nodeArgv : [`--nofile=${limit}:${limit}`, process.execPath, ...nodeArgv],
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
