@@ -27,7 +27,9 @@ const SHARED_LIB = path.resolve('dist/shared/lib');
 function sharedLibEntries(): Record<string, string> {
   const entries: Record<string, string> = {};
   for (const rel of readdirSync(SHARED_DIR, { recursive: true, encoding: 'utf8' })) {
-    if (!rel.endsWith('.ts') || rel.endsWith('.d.ts') || rel === 'index.ts') continue;
+    // A subfolder (codec/) is one module's parts: bundled into that module's file, so calls
+    // between the parts stay plain calls (not getters of another file's exports).
+    if (!rel.endsWith('.ts') || rel.endsWith('.d.ts') || rel === 'index.ts' || rel.includes(path.sep)) continue;
     const posix = rel.split(path.sep).join('/');
     entries[`shared/lib/${posix.slice(0, -3)}`] = `src/shared/${posix}`;
   }
@@ -47,7 +49,7 @@ function sharedModules(outDirOf: (importer: string) => string): Plugin {
         if (args.kind === 'entry-point') return undefined;
         const target = path.resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts');
         const rel = path.relative(SHARED_DIR, target);
-        if (rel.startsWith('..') || path.isAbsolute(rel) || rel === 'index.ts') return undefined;
+        if (rel.startsWith('..') || path.isAbsolute(rel) || rel === 'index.ts' || rel.includes(path.sep)) return undefined;
         const out = path.join(SHARED_LIB, rel.replace(/\.ts$/, '.cjs'));
         const spec = path.relative(outDirOf(args.importer), out).split(path.sep).join('/');
         return { path: spec.startsWith('.') ? spec : `./${spec}`, external: true };
@@ -101,7 +103,7 @@ export default defineConfig([
     format: ['cjs'],
     dts: false,
     plugins: [],
-    esbuildPlugins: [sharedModules((importer) => path.join(SHARED_LIB, path.relative(SHARED_DIR, path.dirname(importer))))],
+    esbuildPlugins: [sharedModules(() => SHARED_LIB)],
   },
   { ...node, entry: { 'shared/index': 'src/shared/index.ts' }, esbuildPlugins: [sharedModules(() => path.resolve('dist/shared'))] },
   { ...node, entry: { 'main/index': 'src/main/index.ts' }, esbuildPlugins: [sharedModules(() => path.resolve('dist/main'))] },
