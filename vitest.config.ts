@@ -31,6 +31,7 @@ const CONTRACT = [
   'test/bridge.test.ts',
   'test/readme-example.test.ts',
   'test/shm.fuzz.test.ts',
+  'test/bench-smoke.test.ts',
   'test/containment/**/*.test.ts',
 ];
 

@@ -41,6 +41,7 @@ const MODES = {
 };
 const PEERS = [
   { id: 'lib', label: 'this library' },
+  { id: 'libStream', label: 'this library, stream backend' },
   { id: 'c', label: 'C floor' },
   { id: 'napi', label: 'Node-API floor' },
   { id: 'json', label: 'Node IPC json' },
@@ -219,6 +220,13 @@ function CASES_HELP() {
   return 'rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-pool, shm-fresh, fd, fd-sync, codec, growth';
 }
 
+// The library runs each of its cases on both transports: `lib` on seqpacket (the Linux default),
+// `libStream` on the stream backend (what macOS uses), both ends (the driver's child inherits it).
+for (const c of CASES) {
+  const lib = c.peers.lib;
+  if (lib && lib.run === 'lib' && !c.peers.libStream) c.peers.libStream = { ...lib, transport: 'stream' };
+}
+
 // ---- running one measurement
 
 const FLOOR_SRC = path.join(BENCH_DIR, 'c', 'floor.c');
@@ -249,7 +257,7 @@ function command(peerId, spec, mode) {
     case 'napi':
       return pinned(m.parent, [node, script('peer-napi.mjs'), 'driver', params({ case: spec.case })]);
     case 'lib':
-      return pinned(m.parent, [node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case })]);
+      return pinned(m.parent, ['env', `ELECTRON_IPC_CHANNEL_TRANSPORT=${spec.transport ?? 'seqpacket'}`, node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case })]);
     case 'codec':
       return pinned(m.parent, [node, script('codec.mjs'), JSON.stringify({ codec: spec.codec, warmup: spec.warmup, count: spec.count })]);
     default:
@@ -320,6 +328,8 @@ for (const c of selected) {
       row.ratioJson = lib !== undefined && row.peers.json?.median ? lib / row.peers.json.median : undefined;
       row.ratioC = lib !== undefined && row.peers.c?.median ? lib / row.peers.c.median : undefined;
       row.ratioNapi = lib !== undefined && row.peers.napi?.median ? lib / row.peers.napi.median : undefined;
+      const libStream = row.peers.libStream?.median;
+      row.ratioStream = lib !== undefined && libStream !== undefined && lib > 0 ? libStream / lib : undefined;
       const tgt = metric.target && metric.target.mode === mode ? metric.target : undefined;
       if (tgt) {
         row.target = tgt.text;
@@ -341,11 +351,11 @@ const cell = (s) => {
   return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
 };
 const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
-const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'met'];
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'stream ÷ seqpacket', 'met'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   lines.push(
-    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioStream)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
   );
 }
 const seconds = (Date.now() - started) / 1000;
@@ -357,7 +367,7 @@ const notes = [...new Set(Object.values(skipped))].map((s) => `skipped: ${s}`);
 
 console.log(lines.join('\n'));
 console.log(
-  `\nmedian (min–max) of ${REPEATS} runs (growth: 1 run); ↓ lower is better, ↑ higher is better; ratios are library ÷ peer medians. ${seconds.toFixed(0)} s, node ${process.version}, ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}.`,
+  `\nmedian (min–max) of ${REPEATS} runs (growth: 1 run); ↓ lower is better, ↑ higher is better; ratios are library (seqpacket) ÷ peer medians; stream ÷ seqpacket compares the library's two backends. ${seconds.toFixed(0)} s, node ${process.version}, ${os.cpus().length} CPUs, load ${load.map((l) => l.toFixed(2)).join(' ')}.`,
 );
 for (const c of selected) if (c.note) console.log(`${c.id}: ${c.note}`);
 for (const l of [...notes, ...[...new Set(problems)].map((p) => `error: ${p}`)]) console.log(l);
