@@ -62,8 +62,11 @@ export interface AttachPortOptions<In> {
   onMessage?: (value: In) => void;
   /** Invalid or undeliverable messages, and failures of `onMessage`. */
   onError?: (error: Error) => void;
-  /** The other end of the port went away (or `close()` was called). Called once. */
-  onClose?: () => void;
+  /**
+   * The other end of the port went away, or `end()`/`close()` was called. Called once, with the
+   * reason given to `end()` (or a sentence saying what closed).
+   */
+  onClose?: (reason: string) => void;
   /** Used in error messages, e.g. the exposed name. */
   label?: string;
 }
@@ -100,26 +103,31 @@ export function attachPort<In, Out>(port: MainPortLike, options: AttachPortOptio
       }
     }
   };
-  const reject = (error: Error): void => {
+  const reject = (error: Error, data?: unknown): void => {
     report(error);
     if (closed) return;
-    const code = isIpcError(error) ? error.code : error.name;
+    const ownCode = (error as { code?: unknown }).code;
+    const code = typeof ownCode === 'string' ? ownCode : error.name;
+    // The refused message's own id, so that the renderer can tell which request was refused.
+    const id = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as { id?: unknown }).id : undefined;
+    const envelope: BridgeEnvelope = { kind: 'rejected', code, message: error.message };
+    if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) envelope.id = id;
     try {
-      port.postMessage({ kind: 'rejected', code, message: error.message } satisfies BridgeEnvelope);
+      port.postMessage(envelope);
     } catch {
       /* port already gone */
     }
   };
-  const deliver = (value: In): void => {
+  const deliver = (value: In, data: unknown): void => {
     if (closed) return;
     if (!options.onMessage) {
-      reject(new IpcError('DISCONNECTED', `${label}: main does not accept messages from this renderer`));
+      reject(new IpcError('DISCONNECTED', `${label}: main does not accept messages from this renderer`), data);
       return;
     }
     try {
       options.onMessage(value);
     } catch (e) {
-      reject(e instanceof Error ? e : new Error(String(e)));
+      reject(e instanceof Error ? e : new Error(String(e)), data);
     }
   };
   const check = (data: unknown): In | Promise<In> => {
@@ -143,9 +151,9 @@ export function attachPort<In, Out>(port: MainPortLike, options: AttachPortOptio
       later(async () => {
         if (closed) return;
         try {
-          deliver(await check(data));
+          deliver(await check(data), data);
         } catch (e) {
-          reject(asError(e, label));
+          reject(asError(e, label), data);
         }
       });
       return;
@@ -154,21 +162,21 @@ export function attachPort<In, Out>(port: MainPortLike, options: AttachPortOptio
     try {
       checked = check(data);
     } catch (e) {
-      reject(asError(e, label));
+      reject(asError(e, label), data);
       return;
     }
     if (checked instanceof Promise) {
       const p = checked;
-      later(() => p.then(deliver, (e: unknown) => reject(asError(e, label))));
+      later(() => p.then((v) => deliver(v, data), (e: unknown) => reject(asError(e, label), data)));
       return;
     }
-    deliver(checked);
+    deliver(checked, data);
   };
   const onClose = (): void => {
     if (closed) return;
-    shutdown();
+    shutdown("the renderer's end of the port closed");
   };
-  const shutdown = (): void => {
+  const shutdown = (reason: string): void => {
     closed = true;
     port.removeListener('message', onMessage);
     port.removeListener('close', onClose);
@@ -177,7 +185,7 @@ export function attachPort<In, Out>(port: MainPortLike, options: AttachPortOptio
     } catch {
       /* already closed */
     }
-    options.onClose?.();
+    options.onClose?.(reason);
   };
 
   port.on('message', onMessage);
@@ -211,10 +219,10 @@ export function attachPort<In, Out>(port: MainPortLike, options: AttachPortOptio
       } catch {
         /* port already gone */
       }
-      shutdown();
+      shutdown(reason);
     },
     close(): void {
-      if (!closed) shutdown();
+      if (!closed) shutdown('main closed the port');
     },
     get closed() {
       return closed;
@@ -320,6 +328,7 @@ let electronMain: ElectronMain | undefined;
 /** Test seam: replaces the `electron` module (a fake with ipcMain and MessageChannelMain). Not exported from the package. */
 export function setElectronForTesting(fake: unknown): void {
   electronMain = fake as ElectronMain | undefined;
+  openListener = undefined; // the next exposure listens on the new fake's ipcMain
 }
 
 function loadElectron(): ElectronMain {
@@ -333,7 +342,7 @@ function loadElectron(): ElectronMain {
 
 interface Exposure {
   connect(): void;
-  close(): void;
+  close(reason?: string): void;
 }
 
 /** Per webContents: exposures by name, and names a preload asked for before main exposed them. */
@@ -354,7 +363,7 @@ function windowState(wc: WebContents): WindowState {
     wc.once('destroyed', () => {
       const s = windows.get(id);
       windows.delete(id);
-      if (s) for (const e of [...s.exposures.values()]) e.close();
+      if (s) for (const e of [...s.exposures.values()]) e.close('the window was closed');
     });
   }
   return state;
@@ -417,12 +426,42 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
   target: WebContents | BrowserWindow,
   options: ExposeOptions<FromRenderer, ToRenderer>,
 ): WindowBridge<ToRenderer> {
+  return expose(target, options, undefined);
+}
+
+/** One document's leg as {@link exposeLegs} hands it over. */
+export interface LegHandler<In> {
+  /** A message of this document, validated. What it throws is refused back to the renderer (`rejected`, with the message's `id`). */
+  onMessage(value: In): void;
+  /** The leg ended: navigation, reload, a renderer crash, the window closed, or `close()`; `reason` says which. Called once. */
+  onClose(reason: string): void;
+}
+
+/**
+ * For `serveToWindow` (src/main/rpc/window.ts; not exported by the package): exposes `name` to a
+ * window as {@link exposeToWindow} does (same preload, same per-document legs, same subframe
+ * filter and window lifecycle), but hands each document's leg to `open`, which returns where that
+ * document's messages go. Nothing is queued across documents: each leg is its own conversation.
+ */
+export function exposeLegs<In, Out>(
+  target: WebContents | BrowserWindow,
+  options: { name: string; schema: StandardSchemaV1<unknown, In>; onError: (error: Error) => void },
+  open: (leg: PortLink<Out>) => LegHandler<In>,
+): Pick<WindowBridge<Out>, 'name' | 'connected' | 'whenConnected' | 'close'> & { readonly closed: boolean } {
+  return expose<In, Out>(target, { name: options.name, schema: options.schema, onError: options.onError }, open);
+}
+
+function expose<FromRenderer, ToRenderer>(
+  target: WebContents | BrowserWindow,
+  options: ExposeOptions<FromRenderer, ToRenderer>,
+  open: ((leg: PortLink<ToRenderer>) => LegHandler<FromRenderer>) | undefined,
+): WindowBridge<ToRenderer> & { readonly closed: boolean } {
   const { name } = options;
   if (!isBridgeName(name)) {
     throw new TypeError(`name must be a JavaScript identifier (it becomes window.<name>), got ${JSON.stringify(name)}`);
   }
   if (options.sender && options.onMessage) throw new TypeError('give either sender or onMessage, not both');
-  const acceptsMessages = options.sender !== undefined || options.onMessage !== undefined;
+  const acceptsMessages = options.sender !== undefined || options.onMessage !== undefined || open !== undefined;
   if (acceptsMessages && options.schema === undefined) {
     throw new TypeError(
       `exposeToWindow("${name}"): a schema is required when the renderer can send (it is untrusted); pass schema: z.object({...}) or another Standard Schema`,
@@ -459,16 +498,27 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
     if (closed || wc.isDestroyed()) return;
     dropLink('a new document connected');
     const { port1, port2 } = new electron.MessageChannelMain();
+    let leg: LegHandler<FromRenderer> | undefined;
     const current = attachPort<FromRenderer, ToRenderer>(port1 as MainPortLike & MessagePortMain, {
       schema: options.schema,
-      onMessage: forward,
+      onMessage: open ? (v) => leg?.onMessage(v) : forward,
       onError,
       label,
-      onClose: () => {
+      onClose: (reason) => {
         if (link === current) link = undefined;
+        leg?.onClose(reason);
       },
     });
     link = current;
+    if (open) {
+      try {
+        leg = open(current);
+      } catch (e) {
+        onError(e instanceof Error ? e : new Error(String(e)));
+        current.end('main could not serve this document');
+        return;
+      }
+    }
     wc.postMessage(bridgePortChannel(name), null, [port2]);
     while (queue.length > 0 && link === current) {
       const v = queue.shift() as ToRenderer;
@@ -504,7 +554,7 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
     queue.push(value);
   };
 
-  const close = (): void => {
+  const close = (reason = 'main closed the channel'): void => {
     if (closed) return;
     closed = true;
     state.exposures.delete(name);
@@ -512,7 +562,7 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
       wc.removeListener('did-start-navigation', onNavigate);
       wc.removeListener('render-process-gone', onGone);
     }
-    dropLink('main closed the channel');
+    dropLink(reason);
     queue.length = 0;
     options.receiver?.close();
     options.sender?.close();
@@ -546,7 +596,10 @@ export function exposeToWindow<FromRenderer = never, ToRenderer = unknown>(
       if (closed) return Promise.reject(new IpcError('CLOSED', `${label}: the bridge is closed`));
       return new Promise((resolve) => waiters.push(resolve));
     },
-    close,
-    [Symbol.dispose]: close,
+    get closed() {
+      return closed;
+    },
+    close: () => close(),
+    [Symbol.dispose]: () => close(),
   };
 }

@@ -32,3 +32,5 @@ export type { RpcClient, RpcClientOptions, CallOptions, EventsOptions } from './
 export { serve } from './rpc/server.js';
 export type { RpcServer, RpcHandlers, RpcContext, ServeOptions } from './rpc/server.js';
 export type { RpcSenderLike, RpcReceiverLike, RpcEndpointLike, RpcPairLike } from './rpc/link.js';
+export { serveToWindow } from './rpc/window.js';
+export type { ServeToWindowOptions, WindowRpcServer } from './rpc/window.js';

@@ -13,9 +13,16 @@ import { armDeadline } from '../shared/deadline.js';
 import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import type { IpcErrorCode } from '../shared/errors.js';
+import type { Protocol } from '../shared/protocol.js';
+import type { RpcClient, RpcClientOptions } from '../shared/rpc-client-core.js';
+import { rpcOverBridge } from '../shared/rpc-renderer.js';
+import type { RpcBridgeChannel } from '../shared/rpc-renderer.js';
 
 export { BRIDGE_OPEN_CHANNEL, bridgePortChannel, EXPOSE_SWITCH, namesFromArgv } from '../shared/bridge-protocol.js';
 export type { RejectedMessage } from '../shared/bridge-protocol.js';
+export { IpcError, isIpcError } from '../shared/errors.js';
+export { RpcError, isRpcError } from '../shared/protocol.js';
+export type { RpcClient, RpcClientOptions, CallOptions, EventsOptions } from '../shared/rpc-client-core.js';
 
 /** The part of a DOM `MessagePort` the client uses (Node's `worker_threads` ports have it too). */
 export interface RendererPortLike {
@@ -46,8 +53,18 @@ export interface RendererChannel<Send, Receive> {
    * messages go to listeners instead of `recv`). Returns the function that unsubscribes.
    */
   onMessage(listener: (message: Receive) => void): () => void;
-  /** Messages main rejected (schema). Without a listener they are logged with `console.error`. */
+  /**
+   * Messages main rejected (schema). Without a listener they are logged with `console.error`.
+   * `rejected.id` is the refused message's own `id` property, when it had one.
+   */
   onError(listener: (rejected: RejectedMessage) => void): () => void;
+  /**
+   * Calls `listener` once with the reason when nothing more will come from main on this leg (main
+   * closed the channel, the leg ended, or main's receiver ended): the moment `recv()` starts
+   * failing DISCONNECTED. At once if that has already happened. Returns the function that
+   * unsubscribes.
+   */
+  onEnd(listener: (reason: string) => void): () => void;
   /** True while main's port is attached and open. */
   isConnected(): boolean;
 }
@@ -73,6 +90,7 @@ export class BridgeClient<Send, Receive> {
   private readonly waiters: Waiter<Receive>[] = [];
   private readonly listeners = new Set<(message: Receive) => void>();
   private readonly errorListeners = new Set<(rejected: RejectedMessage) => void>();
+  private readonly endListeners = new Set<(reason: string) => void>();
   /** Set by `eof`/`end`: no more messages will come on the current leg. */
   private eof: string | undefined;
   /** Set by `end`: the leg is gone, sends fail too. */
@@ -141,6 +159,18 @@ export class BridgeClient<Send, Receive> {
     };
   }
 
+  onEnd(listener: (reason: string) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`${this.label}.onEnd: listener must be a function`);
+    if (this.eof !== undefined) {
+      listener(this.eof);
+      return () => {};
+    }
+    this.endListeners.add(listener);
+    return () => {
+      this.endListeners.delete(listener);
+    };
+  }
+
   isConnected(): boolean {
     return this.port !== undefined && this.ended === undefined;
   }
@@ -152,6 +182,7 @@ export class BridgeClient<Send, Receive> {
       recv: (options) => this.recv(options),
       onMessage: (listener) => this.onMessage(listener),
       onError: (listener) => this.onError(listener),
+      onEnd: (listener) => this.onEnd(listener),
       isConnected: () => this.isConnected(),
     };
   }
@@ -185,9 +216,12 @@ export class BridgeClient<Send, Receive> {
       case 'message':
         this.deliver(env.value as Receive);
         break;
-      case 'rejected':
-        this.rejected({ code: String(env.code), message: String(env.message) });
+      case 'rejected': {
+        const r: RejectedMessage = { code: String(env.code), message: String(env.message) };
+        if (typeof env.id === 'number' && Number.isSafeInteger(env.id) && env.id >= 0) r.id = env.id;
+        this.rejected(r);
         break;
+      }
       case 'eof':
         this.finish(String(env.reason), false);
         break;
@@ -239,11 +273,22 @@ export class BridgeClient<Send, Receive> {
   }
 
   private finish(reason: string, ended: boolean): void {
-    if (this.eof === undefined) this.eof = reason;
+    const first = this.eof === undefined;
+    if (first) this.eof = reason;
     if (ended && this.ended === undefined) this.ended = reason;
     for (const w of this.waiters.splice(0)) {
       w.disarm();
       w.reject(this.error('DISCONNECTED', reason));
+    }
+    if (!first) return;
+    const listeners = [...this.endListeners];
+    this.endListeners.clear();
+    for (const l of listeners) {
+      try {
+        l(reason);
+      } catch (e) {
+        console.error(`${this.label}: an onEnd listener threw`, e);
+      }
     }
   }
 
@@ -316,6 +361,30 @@ export function getBridge<Send, Receive>(name = 'ipc'): RendererChannel<Send, Re
     );
   }
   return api as RendererChannel<Send, Receive>;
+}
+
+/**
+ * In page code: an RPC client for `protocol` over the bridge channel `window[name]` (default
+ * `ipc`), served in main by `serveToWindow(protocol, win, handlers, { name })`. The same client
+ * as `rpcClient()` in Node: `call(method, input, { timeout, signal, onProgress })`, `on(event,
+ * listener)`, `events(event)`, `close()`; inputs are checked in main (`RpcError('INVALID')`),
+ * results, progress values and events here with the protocol's schemas.
+ *
+ * The channel carries only this client's frames: one client per channel at a time (`TypeError`
+ * while another is open). Calls in flight reject `IpcError('DISCONNECTED')` when main ends the
+ * leg (the window navigates, main closes); `close()` rejects them with CLOSED and cancels them in
+ * main. `channel` may also be the channel object itself (`getBridge(name)`, or in the preload
+ * `BridgeClient.api()`).
+ *
+ * ```ts
+ * import { rendererRpc } from 'electron-ipc-channel/preload';
+ * const files = rendererRpc(Files, 'files', { timeout: 10_000 });
+ * const text = await files.call('read', { path: 'notes.txt' }, { onProgress: (n) => bar.set(n) });
+ * ```
+ */
+export function rendererRpc<P extends Protocol>(protocol: P, channel: string | RendererChannel<unknown, unknown> = 'ipc', options?: RpcClientOptions): RpcClient<P> {
+  if (typeof channel === 'string') return rpcOverBridge(protocol, getBridge(channel) as RpcBridgeChannel, options, `window.${channel}`);
+  return rpcOverBridge(protocol, channel as RpcBridgeChannel, options, 'rendererRpc channel');
 }
 
 // Loaded as the preload itself (see EXPOSE_SWITCH): expose what the command line asks for.

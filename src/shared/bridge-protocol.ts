@@ -46,14 +46,15 @@ export function isBridgeName(name: unknown): name is string {
 /**
  * What main posts on the port. Messages from the renderer are posted bare (the value itself).
  * - `message`: one value for the renderer.
- * - `rejected`: main dropped a message the renderer sent (schema, or nothing accepts messages).
+ * - `rejected`: main dropped a message the renderer sent (schema, or nothing accepts messages);
+ *   `id` is that message's own `id` property when it had one (a safe integer >= 0).
  * - `eof`: nothing more will come to the renderer (its receives fail with DISCONNECTED once the
  *   queue is drained); the renderer may still send.
  * - `end`: main closed this leg; the renderer's receives and sends fail with DISCONNECTED.
  */
 export type BridgeEnvelope<T = unknown> =
   | { kind: 'message'; value: T }
-  | { kind: 'rejected'; code: string; message: string }
+  | { kind: 'rejected'; code: string; message: string; id?: number }
   | { kind: 'eof'; reason: string }
   | { kind: 'end'; reason: string };
 
@@ -61,6 +62,8 @@ export type BridgeEnvelope<T = unknown> =
 export interface RejectedMessage {
   code: string;
   message: string;
+  /** The refused message's own `id` property, when it had one (a safe integer >= 0). */
+  id?: number;
 }
 
 /** Every field name of any {@link BridgeEnvelope}. */

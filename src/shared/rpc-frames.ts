@@ -24,11 +24,15 @@ export type Frame =
   | { rpc: 'progress'; id: number; value: unknown }
   | { rpc: 'event'; event: string; payload: unknown };
 
-/** A plain object (what a decoded frame must be). */
+/**
+ * A plain object (what a decoded frame must be): its prototype is null or a root prototype, this
+ * realm's `Object.prototype` or another's (a MessagePort may deliver into another context, as the
+ * preload bundle sees under a vm context). Arrays and class instances (Map, Date...) are not.
+ */
 export function isRecord(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
+  const proto = Object.getPrototypeOf(v) as object | null;
+  return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
 }
 
 /** A call id: a safe integer ≥ 0. */
