@@ -19,7 +19,6 @@
  * done at most ACCEPT_BATCH connections per event-loop turn, so a connection flood cannot starve
  * the rest of the process.
  */
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { IpcError, isIpcError } from '../shared/errors.js';
@@ -31,7 +30,7 @@ import { checkTimeout, closedError, kHandle, osError, trackForGc, untrackForGc }
 import type { Disposer } from './handles.js';
 import { POLL_READABLE, native } from './native.js';
 import type { NativePoller, PeerCredentials } from './native.js';
-import { addLiveDir, makePrivateDir, removeDir, scheduleSweep } from './server.js';
+import { listenPrivate, removeDir, scheduleSweep } from './server.js';
 import { AGAIN, transport } from './transport/index.js';
 
 export type { PeerCredentials } from './native.js';
@@ -181,16 +180,7 @@ export class IpcServer<Req = unknown, Res = unknown> implements Disposable, Asyn
     this.peerCheck = options.peer;
     this.receiverOptions = fullReceiverOptions(options.receiver, 'new IpcServer()');
 
-    const base = tmpdir();
-    this.dir = makePrivateDir(base);
-    addLiveDir(this.dir);
-    this.name = path.join(this.dir, 's');
-    try {
-      this.fd = transport().listen(this.name);
-    } catch (e) {
-      removeDir(this.dir);
-      throw osError(e, `listening at ${this.name}`);
-    }
+    ({ dir: this.dir, name: this.name, fd: this.fd } = listenPrivate());
     const dir = this.dir;
     this.disposer = { fd: this.fd, release: () => removeDir(dir) };
     trackForGc(this, this.disposer);
@@ -206,7 +196,7 @@ export class IpcServer<Req = unknown, Res = unknown> implements Disposable, Asyn
       throw osError(e, `watching ${this.name}`);
     }
     trace('server', 'IpcServer listening at %s (maxClients %d, maxPending %d, transport %s)', this.name, this.maxClients, this.maxPending, transport().name);
-    scheduleSweep(base);
+    scheduleSweep(path.dirname(this.dir));
   }
 
   /** Clients at the moment: queued for accept() or accepted and not ended. */

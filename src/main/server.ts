@@ -230,6 +230,22 @@ function newDirName(): string {
 }
 
 /** Creates a fresh 0700 server directory in `base`; IpcError OS when it cannot. */
+/**
+ * A listening socket named by the server rules: `<fresh 0700 dir under the temp dir>/s`, the
+ * directory registered for removal at exit and on signals. The caller owns `fd` and `dir`.
+ */
+export function listenPrivate(): { dir: string; name: string; fd: number } {
+  const dir = makePrivateDir(tmpdir());
+  addLiveDir(dir);
+  const name = path.join(dir, 's');
+  try {
+    return { dir, name, fd: transport().listen(name) };
+  } catch (e) {
+    removeDir(dir);
+    throw osError(e, `listening at ${name}`);
+  }
+}
+
 export function makePrivateDir(base: string): string {
   for (let attempt = 1; ; attempt++) {
     const dir = path.join(base, newDirName());
@@ -407,23 +423,14 @@ export class IpcOneShotServer<T> implements Disposable {
   private readonly disposer: Disposer;
 
   constructor(private readonly options?: ReceiverOptions<T>) {
-    const base = tmpdir();
-    this.dir = makePrivateDir(base);
-    addLiveDir(this.dir);
-    this.name = path.join(this.dir, 's');
-    try {
-      this.fd = transport().listen(this.name);
-    } catch (e) {
-      removeDir(this.dir);
-      throw osError(e, `listening at ${this.name}`);
-    }
+    ({ dir: this.dir, name: this.name, fd: this.fd } = listenPrivate());
     const dir = this.dir;
     // The release callback must not reach `this`: the registry would then keep the server alive.
     // (A poller only exists during accept(), and its callback keeps the server reachable.)
     this.disposer = { fd: this.fd, release: () => removeDir(dir) };
     trackForGc(this, this.disposer);
     // Directories left by dead owners (SIGKILL, crashes): bounded, in the background, errors ignored.
-    scheduleSweep(base);
+    scheduleSweep(path.dirname(this.dir));
   }
 
   /**
