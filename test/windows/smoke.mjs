@@ -1,0 +1,165 @@
+// Smoke test of the Windows pipe groundwork (src/native/win/pipe.cc), run by
+// scripts/test-windows.mjs under Wine's node.exe: `node.exe smoke.mjs <addon.node>`.
+// Prints one line per check, then `SUMMARY {json}` as its last line; exits 1 on any failure.
+// stdout must be a file, not a Linux pipe (Wine's node.exe fails console.log with EBADF there).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const addonPath = process.argv[2];
+const started = Date.now();
+const checks = [];
+let failed = 0;
+
+function check(name, ok, detail = '') {
+  checks.push({ name, ok });
+  if (!ok) failed++;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
+}
+
+function finish(extra = {}) {
+  const summary = {
+    passed: checks.length - failed,
+    failed,
+    ms: Date.now() - started,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    ...extra,
+  };
+  console.log(`SUMMARY ${JSON.stringify(summary)}`);
+  process.exitCode = failed === 0 && checks.length > 0 ? 0 : 1;
+}
+
+/** A message of `size` bytes whose content says which one it is. */
+function message(tag, size) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (tag * 31 + i) & 0xff;
+  return bytes;
+}
+
+function same(a, b) {
+  if (!(a instanceof Uint8Array) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function main() {
+  const win = require(addonPath);
+  check('addon loads', typeof win.pipePair === 'function', addonPath);
+
+  // Every readiness callback of the IOCP watcher thread lands here (JS thread).
+  const wakers = new Map();
+  let callbacks = 0;
+  const bitsSeen = new Map();
+  win.init((id, bits) => {
+    callbacks++;
+    bitsSeen.set(id, (bitsSeen.get(id) ?? 0) | bits);
+    wakers.get(id)?.(bits);
+  });
+
+  const [a, b] = win.pipePair();
+  const ia = win.info(a);
+  const ib = win.info(b);
+  check('pipe pair ids', Number.isInteger(a) && Number.isInteger(b) && a !== b, `${a}, ${b}`);
+  check('peer process ids are ours', ia.serverPid === process.pid && ia.clientPid === process.pid &&
+    ib.serverPid === process.pid && ib.clientPid === process.pid, `pid ${process.pid}`);
+  check('server/client roles', ia.server === true && ib.server === false);
+  check('a read is in flight on each end', ia.readInFlight && ib.readInFlight);
+  check('recv on an empty end is AGAIN', win.recv(a) === win.AGAIN && win.recv(b) === win.AGAIN);
+
+  // Sends queue behind a write in flight (AGAIN) and go on at the writable event.
+  function sender(id) {
+    const queue = [];
+    let again = 0;
+    const pump = () => {
+      while (queue.length > 0) {
+        const r = win.send(id, queue[0]);
+        if (r === win.AGAIN) { again++; return; }
+        if (r !== queue[0].length) throw new Error(`send(${id}) returned ${r}`);
+        queue.shift();
+      }
+    };
+    return { push(m) { queue.push(m); pump(); }, pump, get again() { return again; }, get left() { return queue.length; } };
+  }
+  // Receives until `count` messages came, draining at each readable event (edge-triggered).
+  function receiver(id, count) {
+    const got = [];
+    return new Promise((resolve, reject) => {
+      const drain = () => {
+        try {
+          for (;;) {
+            const m = win.recv(id);
+            if (m === win.AGAIN) break;
+            if (m === 0) { resolve({ got, eof: true }); return; }
+            got.push(m);
+            if (got.length === count) { resolve({ got, eof: false }); return; }
+          }
+        } catch (e) { reject(e); }
+      };
+      wakers.set(id, (bits) => { if (bits & win.READABLE) drain(); senders.get(id)?.pump(); });
+      drain();
+    });
+  }
+  const senders = new Map();
+
+  const sizes = [1, 100, 4096, 65536, 200000, 0, 7];  // 200000 > the 64 KiB first read
+  const ab = sizes.map((n, i) => message(i, n));
+  const ba = sizes.slice().reverse().map((n, i) => message(100 + i, n));
+  const sa = sender(a);
+  const sb = sender(b);
+  senders.set(a, sa);
+  senders.set(b, sb);
+  const atB = receiver(b, ab.length);
+  const atA = receiver(a, ba.length);
+  for (const m of ab) sa.push(m);
+  for (const m of ba) sb.push(m);
+
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 20 s')), 20000).unref());
+  const [rb, ra] = await Promise.race([Promise.all([atB, atA]), timeout]);
+  check(`a -> b: ${ab.length} messages, boundaries and order kept`, rb.got.length === ab.length && rb.got.every((m, i) => same(m, ab[i])),
+    `sizes ${rb.got.map((m) => m.length).join(',')}`);
+  check(`b -> a: ${ba.length} messages, boundaries and order kept`, ra.got.length === ba.length && ra.got.every((m, i) => same(m, ba[i])),
+    `sizes ${ra.got.map((m) => m.length).join(',')}`);
+  check('readiness callbacks came from the IOCP thread', callbacks > 0 && (bitsSeen.get(a) & win.READABLE) && (bitsSeen.get(b) & win.READABLE),
+    `${callbacks} callbacks, ${win.stats().packets} completion packets`);
+  check('writable events drove queued sends', sa.left === 0 && sb.left === 0 && (bitsSeen.get(a) & win.WRITABLE) !== 0,
+    `AGAIN ${sa.again + sb.again} times`);
+
+  // Closing one end: the other reads the end (0) and its sends say GONE.
+  const eof = receiver(b, Infinity);
+  win.close(a);
+  const rEof = await Promise.race([eof, timeout]);
+  check('close: the peer reads the end', rEof.eof === true && rEof.got.length === 0);
+  let gone;
+  for (let i = 0; i < 50; i++) {
+    gone = win.send(b, message(1, 10));
+    if (gone === win.GONE) break;
+    await new Promise((r) => setTimeout(r, 10));  // a write in flight (AGAIN) finishes first
+  }
+  check('send to a closed peer is GONE', gone === win.GONE, `last result ${gone}`);
+  let threw = false;
+  try { win.recv(a); } catch { threw = true; }
+  check('a closed id is no longer usable', threw);
+  win.close(b);
+
+  // Closing with a read in flight leaves a zombie until the cancelled read's packet comes back.
+  const [c, d] = win.pipePair();
+  win.close(c);
+  win.close(d);
+  for (let i = 0; i < 100 && win.stats().zombies > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const st = win.stats();
+  check('no open ends and no zombies after close', st.open === 0 && st.zombies === 0, JSON.stringify(st));
+
+  // A few more pairs, to see ids and handles are not leaked or reused wrongly.
+  const many = [];
+  for (let i = 0; i < 32; i++) many.push(...win.pipePair());
+  for (const id of many) win.close(id);
+  check('32 more pairs made and closed', new Set(many).size === 64);
+
+  win.shutdown();
+  finish({ callbacks, packets: st.packets, wine: process.env.WINE_VERSION ?? null });
+}
+
+main().catch((e) => {
+  check('no exception', false, e && e.stack ? e.stack : String(e));
+  finish();
+});
