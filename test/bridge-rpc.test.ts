@@ -26,6 +26,7 @@ const Files = defineProtocol({
     read: { input: z.object({ path: z.string() }), output: z.string() },
     index: { input: z.object({ steps: z.number().int().max(10) }), output: z.literal('done'), progress: z.number() },
     wait: { input: z.object({}), output: z.string() },
+    stubborn: { input: z.object({}), output: z.string() },
     ping: { output: z.literal('pong') },
     open: { input: z.object({}), output: z.unknown() },
     liar: { input: z.object({}), output: z.string() },
@@ -49,6 +50,8 @@ interface Seen {
   aborts: unknown[];
   running: number;
   maxRunning: number;
+  /** Ends the `stubborn` handler, which ignores its signal. */
+  release?: () => void;
 }
 
 function handlers(seen: Seen, gate?: Promise<void>): RpcHandlers<typeof Files> {
@@ -79,6 +82,7 @@ function handlers(seen: Seen, gate?: Promise<void>): RpcHandlers<typeof Files> {
           reject(signal.reason);
         });
       }),
+    stubborn: () => new Promise<string>((resolve) => (seen.release = () => resolve('late'))),
     ping: () => 'pong',
     open: (_input, { progress }) => {
       try {
@@ -303,19 +307,23 @@ describe('rendererRpc + serveToWindow', () => {
   });
 
   it("client.close() rejects with CLOSED, cancels the calls in main, and a later client on the channel is served", async () => {
-    const { client, doc, seen, server } = setup();
-    const p = client.call('wait', {});
+    const { client, seen, server } = setup();
+    const q = rejection(client.call('stubborn', {})); // id 1; ignores its signal: runs on after the cancel
+    const p = rejection(client.call('wait', {}));
     await tick();
     expect(() => rendererRpc(Files, 'files')).toThrow(/window\.files already has an RPC client/);
     client.close();
-    expect(await rejection(p)).toMatchObject({ code: 'CLOSED' });
+    expect(await p).toMatchObject({ code: 'CLOSED' });
+    expect(await q).toMatchObject({ code: 'CLOSED' });
     await tick();
     expect(seen.aborts[0]).toMatchObject({ code: 'CANCELLED' });
-    expect(server.inFlight).toBe(0);
-    // Its ids continue: main would refuse an id the previous client still had running.
-    void doc;
+    expect(server.inFlight).toBe(1);
+    // Its ids continue: main refuses an id the previous client still has running (the stubborn call).
     const again = rendererRpc(Files, 'files');
-    await expect(again.call('read', { path: 'c' })).resolves.toBe('contents of c');
+    await expect(again.call('read', { path: 'c' }, { timeout: 1000 })).resolves.toBe('contents of c');
+    seen.release!();
+    await tick();
+    expect(server.inFlight).toBe(0);
   });
 
   it("a refusal by main (a rejected notice carrying the frame's id) rejects that call at once", async () => {
