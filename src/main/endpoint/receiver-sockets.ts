@@ -22,6 +22,7 @@ import type { ReceiverOptions } from './options.js';
 import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
 import { Pinnable, closeFds } from './thread-state.js';
 
+/** Whether the watch of an attached writer's socket keeps the event loop alive. */
 function setWriterRef(w: WriterSource, on: boolean): void {
   if (w.poller && on !== w.pollRef) {
     if (on) w.poller.ref();
@@ -265,6 +266,7 @@ export abstract class ReceiverSockets extends Pinnable {
     }
   }
 
+  /** Closes what the queue and the sockets hold: items' descriptors, partial messages, writer sockets. */
   protected closeItems(): void {
     for (let i = this.head; i < this.items.length; i++) {
       const it = this.items[i];
