@@ -1,7 +1,8 @@
 /**
  * NODE_DEBUG=electron-ipc-channel (src/main/debug.ts): a process running an IpcServer and a
  * supervised helper writes trace lines for bootstraps, accepts, refusals, spawns, exits and
- * restarts, and none without the variable. Children load the built library (run `npx tsup`).
+ * restarts; one using channels, for refused messages, switches, end of file and senders that
+ * stop; and none without the variable. Children load the built library (run `npx tsup`).
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -9,13 +10,14 @@ import { describe, expect, it } from 'vitest';
 import { root } from './helpers.js';
 
 const fixture = path.join(root, 'test', 'fixtures', 'services', 'trace.mjs');
+const channelFixture = path.join(root, 'test', 'fixtures', 'services', 'trace-channel.mjs');
 const T = { timeout: 60_000 };
 
-function runTrace(nodeDebug: string | undefined) {
+function runTrace(nodeDebug: string | undefined, file = fixture) {
   const env = { ...process.env };
   delete env.NODE_DEBUG;
   if (nodeDebug !== undefined) env.NODE_DEBUG = nodeDebug;
-  const r = spawnSync(process.execPath, [fixture], { env, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [file], { env, encoding: 'utf8', timeout: 30_000 });
   expect(r.stdout).toBe('done\n');
   expect(r.status).toBe(0);
   return r.stderr.split('\n').filter((l) => l.startsWith('ELECTRON-IPC-CHANNEL '));
@@ -27,7 +29,7 @@ describe('NODE_DEBUG=electron-ipc-channel', () => {
     const text = lines.join('\n');
     const pid = /^ELECTRON-IPC-CHANNEL (\d+): /.exec(lines[0] ?? '')?.[1];
     expect(pid).toBeDefined();
-    for (const l of lines) expect(l).toMatch(/^ELECTRON-IPC-CHANNEL \d+: (server|helper|supervisor) /);
+    for (const l of lines) expect(l).toMatch(/^ELECTRON-IPC-CHANNEL \d+: (server|helper|supervisor|channel) /);
     expect(text).toMatch(/server IpcServer listening at \/.*\/s \(maxClients 1, maxPending 32, transport (seqpacket|stream)\)/);
     expect(text).toMatch(/server accepted pid \d+ uid \d+ on fd \d+; waiting for its hello/);
     expect(text).toMatch(/server connection \d+: pid \d+ welcomed \(1 clients\)/);
@@ -40,6 +42,18 @@ describe('NODE_DEBUG=electron-ipc-channel', () => {
     expect(text).toMatch(/supervisor helper worker\.mjs \(pid \d+\): was killed by SIGKILL; restart #1 in 10 ms/);
     expect(text).toMatch(/supervisor helper worker\.mjs restarted as pid \d+ \(restart #1\)/);
     expect(text).toMatch(/supervisor helper worker\.mjs \(pid \d+\): exited on close/);
+  });
+
+  it('traces refused messages, switches, end of file and senders that stop, without message contents', T, () => {
+    const lines = runTrace('electron-ipc-channel', channelFixture);
+    const text = lines.join('\n');
+    for (const l of lines) expect(l).toMatch(/^ELECTRON-IPC-CHANNEL \d+: channel /);
+    expect(text).toMatch(/channel IpcReceiver on fd \d+ refused a message: IpcError\(TOO_LARGE\): .*maxMessageBytes \(64\)/);
+    expect(text).toMatch(/channel IpcReceiver switched from its carrier fd \d+ to fd \d+/);
+    expect(text).toMatch(/channel IpcReceiver on fd \d+: end of file \(every sender is closed\)/);
+    expect(text).toMatch(/channel IpcSender on fd \d+ stopped sending \(DISCONNECTED\): 2 queued message\(s\) dropped/);
+    expect(text).not.toContain('xxxx');
+    expect(runTrace(undefined, channelFixture)).toEqual([]);
   });
 
   it('also with a wildcard section, and writes nothing without NODE_DEBUG or for another section', T, () => {

@@ -1,6 +1,8 @@
 /**
  * IpcReceiverSet: waits on several receivers at once (servo's `IpcReceiverSet`).
  */
+import { armDeadline } from '../shared/deadline.js';
+import type { Disarm } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
 import { IpcBytesReceiver, IpcReceiver, asyncSchemaError, blockingWait, receiverCore } from './channel.js';
 import type { ReceiverCore } from './channel.js';
@@ -40,8 +42,8 @@ interface Member {
 interface PendingSelect {
   resolve: (r: SelectResult[]) => void;
   reject: (e: Error) => void;
-  timer?: ReturnType<typeof setTimeout>;
-  cleanup?: () => void;
+  /** Stops its timeout and abort signal. */
+  disarm: Disarm;
 }
 
 /** Sets with a select() in flight stay reachable (with their receivers) until it settles. */
@@ -138,15 +140,10 @@ export class IpcReceiverSet implements Disposable {
       if (this.members.size === 0) throw new IpcError('DISCONNECTED', 'the IpcReceiverSet holds no receivers');
       if (signal?.aborted) return Promise.reject(signal.reason);
       return new Promise<SelectResult[]>((resolve, reject) => {
-        const p: PendingSelect = { resolve, reject };
-        if (timeout !== undefined) {
-          p.timer = setTimeout(() => this.settle(undefined, new IpcError('TIMEOUT', `no receiver was ready within ${timeout} ms`)), timeout);
-        }
-        if (signal) {
-          const onAbort = (): void => this.settle(undefined, signal.reason as Error);
-          signal.addEventListener('abort', onAbort, { once: true });
-          p.cleanup = () => signal.removeEventListener('abort', onAbort);
-        }
+        const p: PendingSelect = { resolve, reject, disarm: () => {} };
+        p.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no receiver was ready within ${timeout} ms` }, (reason) =>
+          this.settle(undefined, reason as Error),
+        );
         this.pending = p;
         selecting.add(this);
         for (const m of this.members.values()) this.watch(m.core, true);
@@ -190,8 +187,7 @@ export class IpcReceiverSet implements Disposable {
     if (!p) return;
     this.pending = undefined;
     selecting.delete(this);
-    if (p.timer) clearTimeout(p.timer);
-    p.cleanup?.();
+    p.disarm();
     for (const m of this.members.values()) this.watch(m.core, false);
     if (ready) p.resolve(ready);
     else p.reject(err!);

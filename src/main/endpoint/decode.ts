@@ -1,0 +1,136 @@
+/**
+ * Decoding a received record into a value: reviving the handles it carries (kind tags with
+ * switch secrets), closing the ones a schema dropped, and a record's bytes as parts (to send it
+ * on when its receiver moves).
+ */
+import { decodeMessage, peekHandleCount } from '../../shared/codec.js';
+import { IpcError } from '../../shared/errors.js';
+import type { Limits } from '../../shared/limits.js';
+import { malformed } from '../framing.js';
+import type { WireRecord } from '../framing.js';
+import { handleKind, isHandleSource } from '../handles.js';
+import type { ReviveContext } from '../handles.js';
+import { fdInfo } from '../native.js';
+import { closeFds } from './thread-state.js';
+
+/** No switch secrets. */
+const NO_SECRETS: readonly string[] = Object.freeze([]);
+
+
+/** Revives no handle: a message without descriptors that names one is malformed. */
+const noHandleHooks = {
+  reviveHandle(): never {
+    throw malformed('a handle reference in a message that carried no descriptors');
+  },
+};
+
+/** Decodes a record; the handle objects it creates are also pushed to `revived`. */
+export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> = []): T {
+  let expected: number;
+  try {
+    expected = peekHandleCount(rec.body);
+  } catch (e) {
+    closeFds(rec.fds);
+    throw e;
+  }
+  if (expected !== rec.fds.length) {
+    closeFds(rec.fds);
+    throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
+  }
+  if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
+  const used = new Array<boolean>(rec.fds.length).fill(false);
+  const ctx: ReviveContext = { limits, sharedBytes: 0, secrets: NO_SECRETS };
+  try {
+    const value = decodeMessage(
+      rec.body,
+      rec.fds.length,
+      {
+        reviveHandle(tag: string, index: number): unknown {
+          const { kind, secrets } = parseKindTag(tag);
+          const entry = handleKind(kind);
+          if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
+          ctx.secrets = secrets;
+          if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
+          const fd = rec.fds[index]!;
+          const info = fdInfo(fd);
+          const problem = entry.check(info, ctx, fd);
+          if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
+          used[index] = true;
+          const obj = entry.revive(fd, info, ctx) as { close(): void };
+          revived.push(obj);
+          return obj;
+        },
+      },
+      limits,
+      rec.sections,
+    ) as T;
+    closeFds(rec.fds.filter((_, i) => !used[i]));
+    return value;
+  } catch (e) {
+    for (const o of revived) o.close();
+    closeFds(rec.fds.filter((_, i) => !used[i]));
+    throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
+  }
+}
+
+/** Most switch secrets one receiver's kind tag may carry (a receiver moved this often in a row). */
+const MAX_SECRETS = 64;
+const SECRET_RE = /^[0-9a-f]{32}$/;
+
+/** Splits a kind tag `R.<secret>.<secret>` into its kind and secrets (only receivers have any). */
+export function parseKindTag(tag: string): { kind: string; secrets: readonly string[] } {
+  const dot = tag.indexOf('.');
+  if (dot < 0) return { kind: tag, secrets: NO_SECRETS };
+  const kind = tag.slice(0, dot);
+  if (kind !== 'R' && kind !== 'BR') throw malformed(`handle kind ${JSON.stringify(tag.slice(0, 40))} carries secrets, which only receivers have`);
+  if (tag.length > dot + 1 + MAX_SECRETS * 33) throw malformed(`a receiver's kind tag carries more than ${MAX_SECRETS} switch secrets`);
+  const secrets = tag.slice(dot + 1).split('.');
+  for (const x of secrets) if (!SECRET_RE.test(x)) throw malformed(`a receiver's kind tag carries a malformed switch secret`);
+  return { kind, secrets };
+}
+
+/**
+ * Closes the handles a message brought that the validated value no longer holds (a schema that
+ * strips unknown keys drops them): the application never sees them, so nobody else would close
+ * them. Walks the value once (objects, arrays, Maps, Sets; own enumerable properties, each read
+ * once), stopping as soon as every handle is found.
+ */
+export function closeUnreachable<V>(revived: Array<{ close(): void }>, value: V): V {
+  if (revived.length === 0) return value;
+  const missing = new Set<object>(revived);
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && missing.size > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (missing.delete(v) || isHandleSource(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (v instanceof Map) {
+      for (const [k, x] of v) stack.push(k, x);
+    } else if (v instanceof Set) {
+      for (const x of v) stack.push(x);
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else {
+      for (const k of Object.keys(v)) {
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        if (d && 'value' in d) stack.push(d.value);
+      }
+    }
+  }
+  for (const h of missing) (h as { close(): void }).close();
+  return value;
+}
+
+const ZERO_PAD = new Uint8Array(8);
+
+/** The body of a record as parts (a split record's head, sections and their padding). */
+export function recordParts(rec: WireRecord): Uint8Array[] {
+  if (!rec.sections) return [rec.body];
+  const parts = [rec.body];
+  for (const sec of rec.sections) {
+    parts.push(sec);
+    if (sec.byteLength % 8) parts.push(ZERO_PAD.subarray(0, 8 - (sec.byteLength % 8)));
+  }
+  return parts;
+}

@@ -1,0 +1,342 @@
+/**
+ * The reading layer of a receiver's core (see receiver-sockets.ts for the chain): non-blocking
+ * batch reads into the shared arena, blocking reads for recvSync(), big messages read in place
+ * (scattered into their own buffers), ATTACH packets, and switches to the socket a moved
+ * receiver continues on.
+ */
+import { trace } from '../debug.js';
+import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, malformed, pad8 } from '../framing.js';
+import type { SwitchItem } from '../framing.js';
+import { osError } from '../handles.js';
+import { PACKET_DESYNC, native } from '../native.js';
+import { isAttachPacket } from '../writers.js';
+import { ReceiverSockets } from './receiver-sockets.js';
+import type { WriterSource } from './receiver-sockets.js';
+import { sameSecret, switchSocketProblem } from './socket-checks.js';
+import { closeFds } from './thread-state.js';
+
+const META_SIZE = 2 + 4 * 256;
+
+/**
+ * Received packets land directly in a shared arena (one per thread), in a bump-allocated run of
+ * 2 MiB buffers (room for the largest packet, MAX_RECV_PACKET_BYTES, at every read): no
+ * allocation per read, no copy out of the addon. A record keeps a view of its arena, which the
+ * garbage collector frees once no record of it is left; small blocks keep what dead arenas hold
+ * until a major collection small.
+ */
+const ARENA_BYTES = 2 * 1024 * 1024;
+/** Where readDirect receives a fragment's header, and what does not fit the awaited regions. */
+const DIRECT_HEADER = new Uint8Array(new ArrayBuffer(FRAGMENT_HEADER));
+const DIRECT_OVERFLOW = new Uint8Array(new ArrayBuffer(MAX_RECV_PACKET_BYTES));
+/** Where prepareBig peeks at the start of a first fragment's chunk (its body header and table). */
+const PEEK_PREFIX = new Uint8Array(new ArrayBuffer(4096));
+/** Packets readDirect takes per readiness event before it lets others run. */
+const DIRECT_ROUNDS = 64;
+/** A packet at least this big suggests a bulk transfer: read ahead. */
+const BULK_PACKET_BYTES = 32 * 1024;
+const arenaState = { buf: new Uint8Array(0), off: 0 };
+function recvArena(): { buf: Uint8Array; off: number } {
+  if (arenaState.buf.length - arenaState.off < MAX_RECV_PACKET_BYTES) {
+    arenaState.buf = new Uint8Array(Buffer.allocUnsafeSlow(ARENA_BYTES).buffer);
+    arenaState.off = 0;
+  }
+  return arenaState;
+}
+
+/** A receiver's core up to reading: what its sockets hold becomes items of the queue. */
+export abstract class ReceiverReading extends ReceiverSockets {
+  private readonly meta = new Int32Array(META_SIZE);
+  private readonly fdsOut = new Int32Array(1024);
+  /**
+   * Secrets of the switch packets this receiver still expects, first expected first: a receiver
+   * moved with messages already read continues on a carrier socket whose last packet switches it
+   * back to its own socket, and only a switch carrying the secret given with the move is obeyed.
+   */
+  secrets: string[] = [];
+  private readAhead = false;
+  /** Set by readBatch when a blocking read returned EAGAIN: the file is not in blocking mode. */
+  private wouldBlock = false;
+  /** Set when a batch carried an ATTACH packet: read() then reads the same socket once more first. */
+  private afterAttach = false;
+  private readonly directMeta = new Int32Array(3);
+  /** The last packet was big: peek at the next one, which may start another big message. */
+  private bigAhead = false;
+
+  /** Reads what an attached writer's socket holds now (see read()). */
+  protected readWriter(w: WriterSource): void {
+    this.afterAttach = false;
+    let zero = this.readBatch(false, false, w);
+    while (zero) zero = this.readBatch(true, false, w);
+    if (this.afterAttach) {
+      this.afterAttach = false;
+      zero = this.readBatch(false, false, w);
+      while (zero) zero = this.readBatch(true, false, w);
+    }
+  }
+
+  /**
+   * Reads what this receiver's sockets hold now, without waiting (bounded: a few batches), so
+   * that ATTACH packets already there are known before it moves.
+   */
+  absorb(): void {
+    if (this.closed || this.eof) return;
+    for (let round = 0; round < 16; round++) {
+      const before = this.items.length + this.writers.length;
+      this.read();
+      if (this.items.length + this.writers.length === before || this.eof) break;
+    }
+  }
+
+  protected onReadable(status: number): void {
+    if (this.closed) return;
+    if (this.waiting === 0 && this.watchers === 0) {
+      // Nobody wants data now: leave it in the kernel (backpressure) and stop watching.
+      this.poller?.stop();
+      this.polling = false;
+      return;
+    }
+    if (status < 0) {
+      this.primaryEnded();
+    } else this.read();
+    this.dispatch();
+  }
+
+  /** One non-blocking batch read into the item queue. */
+  read(): void {
+    // The addon takes a zero-length read from a peer that has hung up for end-of-file, but an
+    // empty packet sent before the hang-up reads the same: when packets follow, it was a packet
+    // (one MALFORMED) and reading goes on.
+    const from = this.items.length;
+    this.afterAttach = false;
+    let zero = this.readBatch(false);
+    while (zero) zero = this.readBatch(true);
+    if (this.afterAttach) {
+      this.afterAttach = false;
+      zero = this.readBatch(false);
+      while (zero) zero = this.readBatch(true);
+    }
+    if (this.writers.length > 0) for (const w of [...this.writers]) this.readWriter(w);
+    this.traceRefused(from);
+  }
+
+  /**
+   * recvSync()'s wait when nothing else needs watching: one recvmsg that blocks until a packet
+   * arrives (one system call where poll + recvmsg take two), then reads like read(). False when
+   * this socket cannot be read that way now (the rest of a big message is due, which is read in
+   * place, or the file is not in blocking mode): the caller then waits in poll(2).
+   */
+  readBlocking(): boolean {
+    if (this.closed || this.eof || this.bigAhead || this.writers.length > 0 || this.parser.directTarget(0) !== undefined) return false;
+    if (this.blockingFd !== this.fd) {
+      // Our reads and writes all pass MSG_DONTWAIT, so the mode changes nothing else; libuv sets
+      // O_NONBLOCK again when it starts watching the socket (see demand()).
+      try {
+        native().setBlocking(this.fd, true);
+      } catch {
+        return false;
+      }
+      this.blockingFd = this.fd;
+    }
+    this.wouldBlock = false;
+    const from = this.items.length;
+    let zero = this.readBatch(false, true);
+    // Another holder of this file (a peer that kept a duplicate) may have set O_NONBLOCK.
+    if (this.wouldBlock) {
+      this.blockingFd = -1;
+      return false;
+    }
+    while (zero) zero = this.readBatch(true);
+    this.traceRefused(from);
+    return true;
+  }
+
+  /** Reads `fd`, or the attached writer `w`; returns true when it saw what may be end-of-file (see read()). */
+  private readBatch(afterZero: boolean, block = false, w?: WriterSource): boolean {
+    if (this.closed || this.eof) return false;
+    const t = this.t;
+    if (t.scatterReads && w === undefined) {
+      if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
+      if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
+    }
+    // One packet per read unless packets are arriving in bulk: a request/response exchange then
+    // costs one recvmsg, not a second one that fails with EAGAIN (level-triggered polling brings
+    // us back at once if more is queued).
+    const maxPackets = this.readAhead ? Math.min(this.limits.maxQueue, 256) : 1;
+    const arena = recvArena();
+    let r: number;
+    try {
+      r = t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
+    } catch (e) {
+      this.items.push(osError(e, 'recvmsg'));
+      return false;
+    }
+    if (r <= 0) {
+      if (r === 0) {
+        if (!afterZero) return true;
+        if (w === undefined) this.primaryEnded();
+        else this.dropWriter(w);
+      } else {
+        if (afterZero) this.items.push(malformed('an empty packet'));
+        if (block) this.wouldBlock = true;
+      }
+      return false;
+    }
+    const buf = arena.buf;
+    const lastAt = 2 + 4 * (this.meta[0]! - 1);
+    arena.off = pad8(this.meta[lastAt]! + this.meta[lastAt + 1]!);
+    // Full batches of big packets (fragments, bursts of batched records) mean more is coming.
+    this.readAhead = r === maxPackets && this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;
+    this.bigAhead = this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;
+    if (afterZero) this.items.push(malformed('an empty packet'));
+    const count = this.meta[0]!;
+    let fdAt = 0;
+    for (let i = 0; i < count; i++) {
+      const off = this.meta[2 + 4 * i]!;
+      const len = this.meta[3 + 4 * i]!;
+      const nfds = this.meta[4 + 4 * i]!;
+      const flags = this.meta[5 + 4 * i]!;
+      // A stream out of step is given up (end of file follows); the receiver with it, when it reads no other socket.
+      if (flags & PACKET_DESYNC && w === undefined && this.writers.length === 0) this.abandoned = true;
+      const fds: number[] = new Array(nfds);
+      for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
+      fdAt += nfds;
+      const packet = buf.subarray(off, off + len);
+      if (flags === 0 && isAttachPacket(packet)) {
+        this.attachWriter(packet, fds);
+        this.afterAttach = true;
+        continue;
+      }
+      const sw = this.parser.parse(packet, fds, flags, this.items);
+      if (sw && w !== undefined) {
+        // Only the receiver's own socket (a carrier) may switch it; a writer's switch is refused.
+        closeFds([sw.switchTo]);
+        this.items.push(malformed('a switch packet on the socket of an attached sender (a sender may be trying to redirect the receiver): refused, the channel continues'));
+        continue;
+      }
+      // A refused switch is one bad message; the rest of the batch is still this socket's.
+      if (sw && this.switchTo(sw)) {
+        // The rest of the channel comes on another socket; this one is done.
+        const rest = this.remainingFds(i + 1, count);
+        for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
+        return false;
+      }
+    }
+    // What the socket that announced a writer still holds was mostly sent before that writer's
+    // first message: read it in bulk before the new socket is read (see read()).
+    if (this.afterAttach) this.readAhead = true;
+    return this.meta[1] === 1;
+  }
+
+  /**
+   * Reads the rest of a big message in place: each packet is scattered straight into the
+   * message's own buffers (the next fragment's header into DIRECT_HEADER, its bytes where they
+   * belong), so a fragment costs the kernel's copy and nothing more. A packet that turns out to
+   * be something else is rebuilt from where it landed and parsed as usual.
+   */
+  private readDirect(afterZero: boolean): boolean {
+    const t = this.t;
+    for (let round = 0; round < DIRECT_ROUNDS; round++) {
+      if (this.closed || this.eof) return false;
+      const target = this.parser.directTarget(MAX_RECV_PACKET_BYTES - FRAGMENT_HEADER);
+      if (!target) return false;
+      const iovs = [DIRECT_HEADER, ...target.regions, DIRECT_OVERFLOW];
+      let r: number;
+      try {
+        r = t.recvInto(this.fd, iovs, this.fdsOut, this.directMeta);
+      } catch (e) {
+        this.items.push(osError(e, 'recvmsg'));
+        return false;
+      }
+      if (r < 0) {
+        if (afterZero) this.items.push(malformed('an empty packet'));
+        return false;
+      }
+      const nfds = this.directMeta[0]!;
+      const flags = this.directMeta[1]!;
+      if (r === 0 && this.directMeta[2] === 1) {
+        if (!afterZero) return true;
+        this.setEof();
+        return false;
+      }
+      if (afterZero) {
+        this.items.push(malformed('an empty packet'));
+        afterZero = false;
+      }
+      const fds: number[] = new Array(nfds);
+      for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[j]!;
+      const regionBytes = target.regions.reduce((sum, v) => sum + v.byteLength, 0);
+      if (r >= FRAGMENT_HEADER && this.parser.parseDirect(target.stream, DIRECT_HEADER, r - FRAGMENT_HEADER, regionBytes, fds, flags, this.items)) {
+        this.bigAhead = true;
+        continue;
+      }
+      // Not the awaited fragment: rebuild the packet from where its bytes landed.
+      this.parser.unprepare(target.stream);
+      const packet = new Uint8Array(r);
+      let at = 0;
+      for (const v of iovs) {
+        if (at >= r) break;
+        const take = Math.min(v.byteLength, r - at);
+        packet.set(v.subarray(0, take), at);
+        at += take;
+      }
+      const sw = this.parser.parse(packet, fds, flags, this.items);
+      if (sw && this.switchTo(sw)) return false;
+    }
+    return false;
+  }
+
+  /**
+   * Peeks at the next packet (no descriptors, nothing consumed): when it starts a big message,
+   * the parser sets that message up so that its first fragment too is received in place.
+   */
+  private prepareBig(): boolean {
+    let r: number;
+    try {
+      r = this.t.recvInto(this.fd, [DIRECT_HEADER, PEEK_PREFIX], this.fdsOut, this.directMeta, true);
+    } catch {
+      return false;
+    }
+    if (r < 0) return false; // nothing there yet: peek again next time
+    const ok = r >= FRAGMENT_HEADER && this.parser.prepareFirst(DIRECT_HEADER, PEEK_PREFIX.subarray(0, r - FRAGMENT_HEADER));
+    this.bigAhead = ok;
+    return ok;
+  }
+
+  private remainingFds(from: number, count: number): number {
+    let n = 0;
+    for (let i = from; i < count; i++) n += this.meta[4 + 4 * i]!;
+    return n;
+  }
+
+  /** Continues on `fd`; false (and one MALFORMED item) when it is not a connected SOCK_SEQPACKET socket. */
+  private switchTo(sw: SwitchItem): boolean {
+    const fd = sw.switchTo;
+    const expected = this.secrets[0];
+    if (expected === undefined || !sameSecret(sw.secret, expected)) {
+      closeFds([fd]);
+      this.items.push(
+        malformed(
+          expected === undefined
+            ? 'a switch packet on a receiver that expects none (only a moved receiver gets one; a sender may be trying to redirect it): refused, the channel continues'
+            : 'a switch packet without the secret this receiver expects (a sender may be trying to redirect it): refused, the channel continues',
+        ),
+      );
+      return false;
+    }
+    const problem = switchSocketProblem(fd);
+    if (problem) {
+      closeFds([fd]);
+      this.items.push(malformed(`a switch packet carried ${problem}`));
+      return false;
+    }
+    this.secrets.shift();
+    trace('channel', '%s switched from its carrier fd %d to fd %d (its own socket, after what was read ahead before it moved)', this.what, this.fd, fd);
+    const wasWatching = this.poller !== undefined;
+    this.dropPoller();
+    closeFds([this.fd]);
+    this.fd = fd;
+    this.disposer.fd = fd;
+    if (wasWatching) this.demand();
+    return true;
+  }
+}
