@@ -108,8 +108,11 @@ function projectOrCached(name) {
     const dir = path.dirname(req.resolve(`${name}/package.json`));
     return { dir, version: JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version, from: 'node_modules' };
   } catch {
+    // A fresh clone without `npm install`: the range package.json declares.
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    const range = pkg.dependencies?.[name] ?? pkg.devDependencies?.[name] ?? 'latest';
     const dir = path.join(cache, name);
-    const version = npmPackage(name, dir).version;
+    const version = npmPackage(`${name}@${range}`, dir).version;
     return { dir, version, from: 'cache' };
   }
 }
@@ -199,9 +202,13 @@ async function main() {
   say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}`);
   say(`time: ${(total / 1000).toFixed(1)} s (${t})`);
   const s = result.summary;
+  if (result.error?.code === 'ETIMEDOUT') {
+    spawnSync('wineserver', ['-k'], { env: wineEnv, stdio: 'ignore' });  // what wine left running
+    fail('the smoke test did not exit within 120 s (something kept its event loop alive, or a wait hung)');
+  }
   if (result.error) fail(`wine node.exe: ${result.error.message}`);
   if (!s) fail(`no SUMMARY line from the smoke test (wine exited with ${result.status ?? result.signal})`);
-  say(`summary: ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}; ${s.callbacks} readiness callbacks, ${s.packets} completion packets`);
+  say(`summary: ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}; ${s.callbacks ?? "?"} readiness callbacks, ${s.packets ?? "?"} completion packets`);
   if (result.status !== 0 || s.failed !== 0) fail(`smoke test failed (wine exited with ${result.status ?? result.signal})`);
   say('passed');
 }

@@ -59,7 +59,8 @@ constexpr int kAgain = -1;
 constexpr int kGone = -2;
 constexpr int kTooBig = -3;
 
-// The most bytes one message may have; a peer's bigger message fails its end (kTooBig).
+// The most bytes one message may have (send refuses more, TOO_BIG); a peer's bigger message
+// fails the receiving end (recv throws TOO_LARGE). pipePair(maxMessage) lowers it for tests.
 constexpr size_t kMaxMessage = 16u << 20;
 // First read buffer; a bigger message completes with STATUS_BUFFER_OVERFLOW and the rest is
 // read into a grown buffer (the pipe keeps the rest of that message for the next read).
@@ -90,6 +91,7 @@ struct End {
   uint32_t id = 0;
   HANDLE h = INVALID_HANDLE_VALUE;
   bool server = false;
+  size_t maxMessage = kMaxMessage;  // the biggest message recv accepts from the peer
   bool closed = false;        // close() ran: zombie until no op is in flight
   Op rop{};                   // the read in flight, if rop.inFlight
   Op wop{};                   // the write in flight, if wop.inFlight
@@ -208,7 +210,8 @@ bool PostRead(End* e) {
     return false;
   }
   if (e->rbuf.size() - e->rfill == 0) {
-    size_t grown = std::min(std::max(e->rbuf.size() * 2, kReadChunk), kMaxMessage + 1);
+    // One byte over the limit, so that an oversized message cannot fit the buffer exactly.
+    size_t grown = std::min(std::max(e->rbuf.size() * 2, kReadChunk), e->maxMessage + 1);
     if (grown <= e->rfill) {
       e->tooBig = true;
       return true;
@@ -256,6 +259,11 @@ int Complete(State* s, Op* op) {
   }
   if (err == 0) {
     e->rfill += bytes;
+    if (e->rfill > e->maxMessage) {  // it filled the buffer of maxMessage + 1 exactly
+      e->tooBig = true;
+      std::vector<uint8_t>().swap(e->rbuf);
+      return kReadable;
+    }
     e->message.assign(e->rbuf.begin(), e->rbuf.begin() + e->rfill);
     e->hasMessage = true;
     e->rfill = 0;
@@ -447,9 +455,10 @@ std::wstring UnguessableName() {
   return name;
 }
 
-End* NewEnd(State* s, HANDLE h, bool server) {
+End* NewEnd(State* s, HANDLE h, bool server, size_t maxMessage) {
   End* e = new End();
   e->id = s->nextId++;
+  e->maxMessage = maxMessage;
   e->h = h;
   e->server = server;
   e->rop.end = e;
@@ -459,14 +468,24 @@ End* NewEnd(State* s, HANDLE h, bool server) {
   return e;
 }
 
-// pipePair() -> [serverId, clientId]: a connected pair of overlapped message-mode pipe ends.
+// pipePair(maxMessage?) -> [serverId, clientId]: a connected pair of overlapped message-mode
+// pipe ends.
 // The name is 128 random bits and the instance is the first and only one of that name, so no
 // other process can take the server's place; a client that raced in before our CreateFileW
 // makes it fail (ERROR_PIPE_BUSY) and the server's client process id is checked to be ours.
 // The handles are not inheritable. Default DACL (next step: the current user only).
+// maxMessage (1 .. MAX_MESSAGE, default MAX_MESSAGE) bounds what each end's recv accepts.
 Napi::Value PipePair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = GetState(env);
+  size_t maxMessage = kMaxMessage;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    double m = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(m >= 1 && m <= static_cast<double>(kMaxMessage)) || m != static_cast<size_t>(m)) {
+      throw Napi::RangeError::New(env, "pipePair(maxMessage): an integer from 1 to MAX_MESSAGE");
+    }
+    maxMessage = static_cast<size_t>(m);
+  }
   std::wstring name = UnguessableName();
   if (name.empty()) ThrowWin(env, GetLastError(), "BCryptGenRandom");
   SECURITY_ATTRIBUTES sa{sizeof sa, nullptr, FALSE};
@@ -531,8 +550,8 @@ Napi::Value PipePair(const Napi::CallbackInfo& info) {
     CloseHandle(server);
     ThrowWin(env, fail, call);
   }
-  End* a = NewEnd(s, server, true);
-  End* b = NewEnd(s, client, false);
+  End* a = NewEnd(s, server, true, maxMessage);
+  End* b = NewEnd(s, client, false, maxMessage);
   s->ends[a->id] = a;
   s->ends[b->id] = b;
   UpdateRef(s);
@@ -592,8 +611,8 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
   }
   if (e->tooBig) {
     Napi::Error err = Napi::Error::New(
-        env, "the peer sent a message over " + std::to_string(kMaxMessage) +
-                 " bytes; close this end");
+        env, "the peer sent a message over " + std::to_string(e->maxMessage) +
+                 " bytes, more than this end accepts; close it (the peer is broken or hostile)");
     err.Set("code", Napi::String::New(env, "TOO_LARGE"));
     throw err;
   }
