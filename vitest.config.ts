@@ -32,6 +32,8 @@ const CONTRACT = [
   'test/readme-example.test.ts',
   'test/shm.fuzz.test.ts',
   'test/bench-smoke.test.ts',
+  'test/inspect.test.ts',
+  'test/writers-review.test.ts',
   'test/containment/**/*.test.ts',
 ];
 

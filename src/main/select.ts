@@ -37,6 +37,8 @@ type AnyReceiver = IpcReceiver<unknown> | IpcBytesReceiver;
 interface Member {
   receiver: AnyReceiver;
   core: ReceiverCore;
+  /** Removes the set's readiness hook from the receiver (see ReceiverCore.subscribe). */
+  unsubscribe: () => void;
 }
 
 interface PendingSelect {
@@ -73,11 +75,10 @@ export class IpcReceiverSet implements Disposable {
     }
     const core = receiverCore(receiver);
     if (core.closed) throw closedError(receiver.constructor.name);
-    if (core.onActivity) throw new TypeError('this receiver is already in an IpcReceiverSet');
+    const unsubscribe = core.subscribe(() => this.wake());
     const id = this.nextId++;
-    this.members.set(id, { receiver, core });
-    core.onActivity = () => this.wake();
-    if (this.pending) this.watch(core, true);
+    this.members.set(id, { receiver, core, unsubscribe });
+    if (this.pending) core.setWatched(true);
     return id;
   }
 
@@ -146,7 +147,7 @@ export class IpcReceiverSet implements Disposable {
         );
         this.pending = p;
         selecting.add(this);
-        for (const m of this.members.values()) this.watch(m.core, true);
+        for (const m of this.members.values()) m.core.setWatched(true);
       }).then(settleAsync);
     } catch (e) {
       return Promise.reject(e);
@@ -161,7 +162,7 @@ export class IpcReceiverSet implements Disposable {
     this.members.clear();
     this.settle(undefined, closedError('IpcReceiverSet'));
     for (const m of members) {
-      m.core.onActivity = undefined;
+      m.unsubscribe();
       m.receiver.close();
     }
   }
@@ -188,25 +189,14 @@ export class IpcReceiverSet implements Disposable {
     this.pending = undefined;
     selecting.delete(this);
     p.disarm();
-    for (const m of this.members.values()) this.watch(m.core, false);
+    for (const m of this.members.values()) m.core.setWatched(false);
     if (ready) p.resolve(ready);
     else p.reject(err!);
   }
 
-  /** Keeps a receiver's socket watched while a select() waits (and only then: backpressure). */
-  private watch(core: ReceiverCore, on: boolean): void {
-    if (core.closed) return;
-    core.watchers = on ? 1 : 0;
-    core.demand();
-  }
-
   private detach(id: number, m: Member): void {
     this.members.delete(id);
-    if (m.core.onActivity) m.core.onActivity = undefined;
-    if (!m.core.closed) {
-      m.core.watchers = 0;
-      m.core.demand();
-    }
+    m.unsubscribe();
   }
 
   /** Takes what is ready on every member: the items already read, after one read if none. */

@@ -51,8 +51,8 @@ export abstract class ReceiverSockets extends Pinnable {
   protected poller: NativePoller | undefined;
   protected refed = true;
   protected readonly disposer: Disposer;
-  /** Called when items arrive or the state changes, for select(). */
-  onActivity: (() => void) | undefined;
+  /** Called when items arrive or the state changes: the readiness hook (see {@link subscribe}). */
+  protected onActivity: (() => void) | undefined;
   protected readonly t: Transport = transport();
   /**
    * Sockets of further senders read besides `fd` (singleWriter transports, see writers.ts), in
@@ -61,8 +61,30 @@ export abstract class ReceiverSockets extends Pinnable {
   protected writers: WriterSource[] = [];
   protected polling = false;
   protected pollRef = true;
-  /** A select() set watching this receiver keeps it readable while the set waits. */
-  watchers = 0;
+  /** A select() set watching this receiver keeps it readable while the set waits (see {@link setWatched}). */
+  protected watchers = 0;
+
+  /**
+   * The readiness hook of a receiver, what `IpcReceiverSet` (select) is built on: `onActivity`
+   * runs whenever messages arrive or the receiver's state changes (closed, end of file); the
+   * returned function removes the hook (and stops watching for it). One hook at a time.
+   */
+  subscribe(onActivity: () => void): () => void {
+    if (this.onActivity) throw new TypeError('this receiver is already in an IpcReceiverSet');
+    this.onActivity = onActivity;
+    return () => {
+      if (this.onActivity !== onActivity) return;
+      this.onActivity = undefined;
+      this.setWatched(false);
+    };
+  }
+
+  /** Whether the hook's owner waits now: the sockets are watched (read) only then (backpressure otherwise). */
+  setWatched(on: boolean): void {
+    if (this.closed) return;
+    this.watchers = on ? 1 : 0;
+    this.demand();
+  }
   /** The descriptor this core put in blocking mode (its file's O_NONBLOCK cleared), or -1. */
   protected blockingFd = -1;
   /** Set when the stream transport gave up on this socket (PACKET_DESYNC): end of file follows. */
