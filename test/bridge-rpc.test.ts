@@ -14,7 +14,7 @@ import { IpcError } from '../src/shared/errors.js';
 import { defineProtocol, RpcError } from '../src/shared/protocol.js';
 import { exposeToWindow, setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
 import { kHandle } from '../src/main/handles.js';
-import { serveToWindow } from '../src/main/rpc/window.js';
+import { MAX_QUEUED_FRAMES, serveToWindow } from '../src/main/rpc/window.js';
 import type { RpcHandlers } from '../src/main/rpc/server.js';
 import { BRIDGE_OPEN_CHANNEL, BridgeClient, bridgePortChannel, rendererRpc, type RendererPortLike } from '../src/preload/index.js';
 import { mainSide } from './helpers.js';
@@ -409,6 +409,54 @@ describe('a hostile renderer', () => {
     expect(reported).toBe(5000);
     await tick();
     expect(notices).toBe(5000);
+  });
+
+  it('frames that arrive faster than the server reads them are bounded: over MAX_QUEUED_FRAMES each is refused BUSY with its id', async () => {
+    // A port that hands main a burst of messages in one go, with no microtask in between (the
+    // server's loop takes one frame per microtask, so only such a burst can outrun it).
+    const ipcMain = new EventEmitter();
+    let deliver: ((event: { data: unknown }) => void) | undefined;
+    class MessageChannelMain {
+      port1: MainPortLike;
+      port2: MessagePort;
+      constructor() {
+        const { port1, port2 } = new MessageChannel();
+        ports.push(port1, port2);
+        const real = mainSide(port1);
+        this.port1 = {
+          ...real,
+          on(event: 'message' | 'close', listener: never) {
+            if (event === 'message') deliver = listener;
+            else real.on('close', listener);
+            return this;
+          },
+          removeListener(event: 'message' | 'close', listener: never) {
+            if (event === 'message') deliver = undefined;
+            else real.removeListener('close', listener);
+            return this;
+          },
+        } as MainPortLike;
+        this.port2 = port2;
+      }
+    }
+    setElectronForTesting({ ipcMain, MessageChannelMain });
+    const wc = new FakeWebContents();
+    const seen: Seen = { reads: [], aborts: [], running: 0, maxRunning: 0 };
+    let reported = 0;
+    const server = serveToWindow(Files, wc as never, handlers(seen), { name: 'files', maxConcurrentCalls: 2000, onError: () => reported++ });
+    const doc = wc.load(ipcMain, 'files');
+    const notices: Array<{ code: string; id?: number }> = [];
+    doc.onError((r) => notices.push(r));
+    // The first frame goes straight to the waiting loop; the next MAX_QUEUED_FRAMES wait; the rest are refused.
+    const taken = MAX_QUEUED_FRAMES + 1;
+    for (let id = 1; id <= taken + 500; id++) deliver!({ data: { rpc: 'call', id, method: 'wait', input: {} } });
+    await tick(100);
+    expect(server.inFlight).toBe(taken);
+    expect(notices).toHaveLength(500);
+    expect(notices[0]).toMatchObject({ code: 'BUSY', id: taken + 1 });
+    expect(notices.at(-1)).toMatchObject({ code: 'BUSY', id: taken + 500 });
+    expect(reported).toBe(500);
+    server.close();
   });
 });
 

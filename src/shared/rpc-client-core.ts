@@ -103,7 +103,9 @@ export interface ClientTransport {
 
 /** How a driver configures the core. */
 export interface ClientCoreOptions {
+  /** Default timeout of every call, ms (undefined: none). */
   timeout: number | undefined;
+  /** Most calls waiting at once (`maxPendingCalls`). */
   maxPending: number;
   /** Errors that belong to no call (already wrapped: never throws). */
   report: (error: Error) => void;
