@@ -71,6 +71,11 @@ function installApt() {
     const [cmd, ...rest] = [...sudo, 'nice', '-n', '19', 'apt-get', ...argv];
     return spawnSync(cmd, rest, { stdio: 'inherit', env });
   };
+  const lists = '/var/lib/apt/lists';
+  if (!fs.existsSync(lists) || !fs.readdirSync(lists).some((f) => f.includes('_Packages'))) {
+    say('no apt package lists yet (a fresh image): apt-get update');
+    run(sudo[0] ?? 'apt-get', sudo.length ? [...sudo.slice(1), 'apt-get', 'update', '-q'] : ['update', '-q'], { env });
+  }
   say(`installing apt packages: ${missing.join(' ')} (apt-get install -y --no-install-recommends)`);
   let r = apt(['install', '-y', '-q', '--no-install-recommends', ...missing]);
   if (r.status !== 0) {

@@ -149,6 +149,30 @@ async function main() {
   const st = win.stats();
   check('no open ends and no zombies after close', st.open === 0 && st.zombies === 0, JSON.stringify(st));
 
+  // Many small messages both ways at once, through the same completion port.
+  {
+    const N = 3000;
+    const [p, q] = win.pipePair();
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 3001);
+    const pq = Array.from({ length: N }, (_, i) => message(i, rand()));
+    const qp = Array.from({ length: N }, (_, i) => message(i + 7, rand()));
+    const sp = sender(p);
+    const sq = sender(q);
+    senders.set(p, sp);
+    senders.set(q, sq);
+    const atQ = receiver(q, N);
+    const atP = receiver(p, N);
+    const t = Date.now();
+    for (const m of pq) sp.push(m);
+    for (const m of qp) sq.push(m);
+    const [rq, rp] = await Promise.race([Promise.all([atQ, atP]), timeout]);
+    const ok = rq.got.length === N && rp.got.length === N && rq.got.every((m, i) => same(m, pq[i])) && rp.got.every((m, i) => same(m, qp[i]));
+    check(`${N} messages of 0-3000 bytes each way, in order`, ok, `${Date.now() - t} ms`);
+    win.close(p);
+    win.close(q);
+  }
+
   // The receive bound: a message of maxMessage bytes arrives; one byte more (which would fit
   // the read buffer of maxMessage + 1 exactly) and a much bigger one fail the receiving end.
   let rangeError = false;
@@ -176,8 +200,9 @@ async function main() {
   for (const id of many) win.close(id);
   check('32 more pairs made and closed', new Set(many).size === 64);
 
+  const { packets } = win.stats();
   win.shutdown();
-  finish({ callbacks, packets: st.packets, wine: process.env.WINE_VERSION ?? null });
+  finish({ callbacks, packets, wine: process.env.WINE_VERSION ?? null });
 }
 
 main().catch((e) => {

@@ -306,16 +306,24 @@ void CallJs(napi_env env, napi_value callback, void* context, void* data) {
   }
   delete batch;
   // Every native state change is done before JS runs: a callback may close ends or throw.
+  // Readiness is edge-triggered, so every event is delivered even when a callback throws: the
+  // first exception is kept aside and thrown again at the end (it becomes uncaught).
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_value firstError = nullptr;
   for (auto& ev : events) {
     if (s->ends.find(ev.first) == s->ends.end()) continue;  // closed by an earlier callback
     napi_value argv[2];
     napi_create_uint32(env, ev.first, &argv[0]);
     napi_create_int32(env, ev.second, &argv[1]);
-    napi_value global;
-    napi_get_global(env, &global);
-    napi_status st = napi_call_function(env, global, callback, 2, argv, nullptr);
-    if (st != napi_ok) return;  // the exception stays pending and becomes uncaught
+    if (napi_call_function(env, global, callback, 2, argv, nullptr) != napi_ok) {
+      napi_value error;
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok && firstError == nullptr) {
+        firstError = error;
+      }
+    }
   }
+  if (firstError != nullptr) napi_throw(env, firstError);
 }
 
 // The watcher thread: takes packets off the port and hands them to the JS thread. It touches
@@ -383,7 +391,13 @@ void Stop(State* s) {
   s->tsfn = nullptr;  // released by the watcher; finalized by Node when its queue is empty
 }
 
-void Cleanup(void* arg) { Stop(static_cast<State*>(arg)); }
+// The environment's cleanup hook. It runs before Node's own teardown of the thread-safe
+// function (hooks run in reverse order of registration), but the function is not touched here.
+void Cleanup(void* arg) {
+  State* s = static_cast<State*>(arg);
+  s->refed = false;
+  Stop(s);
+}
 
 // The instance data finalizer: nothing (see the end of Init).
 void KeepState(Napi::Env, State*) {}
@@ -552,12 +566,17 @@ Napi::Value PipePair(const Napi::CallbackInfo& info) {
   }
   End* a = NewEnd(s, server, true, maxMessage);
   End* b = NewEnd(s, client, false, maxMessage);
+  // Reads are posted at once: their completions are the readable events. A read that fails
+  // at once posts no packet, so no event would tell about it: the pair is refused instead.
+  if (PostRead(a) || PostRead(b)) {
+    DWORD err = a->readError ? a->readError : b->readError ? b->readError : ERROR_BROKEN_PIPE;
+    CloseEnd(s, a);
+    CloseEnd(s, b);
+    ThrowWin(env, err, "ReadFile");
+  }
   s->ends[a->id] = a;
   s->ends[b->id] = b;
   UpdateRef(s);
-  // Reads are posted at once: their completions are the readable events.
-  PostRead(a);
-  PostRead(b);
   Napi::Array pair = Napi::Array::New(env, 2);
   pair.Set(0u, Napi::Number::New(env, a->id));
   pair.Set(1u, Napi::Number::New(env, b->id));
