@@ -23,10 +23,10 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { IpcError, isIpcError } from '../shared/errors.js';
 import { closeHandles } from './bridge.js';
-import { channel, IpcReceiver, IpcSender } from './channel.js';
+import { channel, IpcReceiver, IpcSender, receiverCore } from './channel.js';
 import type { ReceiverOptions } from './channel.js';
 import { describeError, trace } from './debug.js';
-import { checkTimeout, closedError, kHandle, osError, trackForGc, untrackForGc } from './handles.js';
+import { checkTimeout, closedError, osError, trackForGc, untrackForGc } from './handles.js';
 import type { Disposer } from './handles.js';
 import { POLL_READABLE, native } from './native.js';
 import type { NativePoller, PeerCredentials } from './native.js';
@@ -39,11 +39,6 @@ import { HELLO, VERSION, HANDSHAKE_LIMITS, HANG_UP_CHECK_MS, ACCEPT_BATCH, MAX_R
 export { checkOptionNames } from './ipc-server-options.js';
 export type { PeerCheck, IpcServerOptions, IpcServerAcceptOptions, IpcServerConnectOptions } from './ipc-server-options.js';
 import type { PeerCheck, IpcServerOptions, IpcServerAcceptOptions, IpcServerConnectOptions } from './ipc-server-options.js';
-
-/** The descriptor of an endpoint (borrowed), for watching its socket. */
-function endpointFd(e: object): number {
-  return (e as { [kHandle](): { fd: number } })[kHandle]().fd;
-}
 
 let nextConnectionId = 1;
 
@@ -94,7 +89,8 @@ export class IpcServerConnection<Req = unknown, Res = unknown> implements Dispos
     }
     let hungUp = false;
     try {
-      hungUp = native().peerHungUp(endpointFd(this.receiver));
+      // Every socket of the receiver (on stream, a copy of the client's sender handed on has one).
+      hungUp = receiverCore(this.receiver as IpcReceiver<unknown>).allHungUp();
     } catch (e) {
       trace('server', 'connection %d: cannot check for hang-up: %s', this.id, describeError(e));
     }

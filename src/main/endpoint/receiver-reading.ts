@@ -80,11 +80,29 @@ export abstract class ReceiverReading extends ReceiverSockets {
    */
   absorb(): void {
     if (this.closed || this.eof) return;
-    for (let round = 0; round < 16; round++) {
+    // In bulk (256 packets a batch) until a round brings nothing: what is queued in the kernel is
+    // bounded by the sockets' buffers; 64 rounds bound it against writers that never pause.
+    for (let round = 0; round < 64; round++) {
       const before = this.items.length + this.writers.length;
+      this.readAhead = true;
       this.read();
       if (this.items.length + this.writers.length === before || this.eof) break;
     }
+  }
+
+  /**
+   * Whether every socket this receiver reads has been hung up by its peer (no wait, nothing
+   * delivered): when its own socket is, what it still holds is read first (absorb), since it
+   * may announce attached senders that are still connected.
+   */
+  allHungUp(): boolean {
+    if (this.closed || this.eof) return true;
+    const n = native();
+    if (!n.peerHungUp(this.fd)) return false;
+    this.absorb();
+    if (this.eof) return true;
+    const fds = this.readFds;
+    return typeof fds === 'number' ? n.peerHungUp(fds) : fds.every((fd) => n.peerHungUp(fd));
   }
 
   protected onReadable(status: number): void {

@@ -35,6 +35,14 @@ import { Pinnable, closeFds, installExitFlush, thisTick, tick, waitingSenders } 
 export const kReadFds = Symbol('electron-ipc-channel.readFds');
 
 /** The sockets a handle reads (a receiver's own and its attached writers'), else `[fd]`. */
+function firstProblem(fds: number[], problemOf: (fd: number) => string | undefined): string | undefined {
+  for (const fd of fds) {
+    const p = problemOf(fd);
+    if (p !== undefined) return p;
+  }
+  return undefined;
+}
+
 function readFdsOf(handle: HandleSource, fd: number): number[] {
   const readFds = (handle as { [kReadFds]?: () => number[] })[kReadFds];
   return typeof readFds === 'function' ? readFds.call(handle) : [fd];
@@ -130,7 +138,8 @@ export class SenderCore extends Pinnable {
       if (infos[i]!.move && readFdsOf(handles[i]!, infos[i]!.fd).some((fd) => isOwnReceiver(this.fd, fd))) {
         throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${handles[i]!.constructor.name} it was asked to send`);
       }
-      const problem = infos[i]!.move ? this.t.moveProblem?.(infos[i]!.fd) : undefined;
+      // Every socket the receiver reads must be between messages (an attached sender's too).
+      const problem = infos[i]!.move ? firstProblem(readFdsOf(handles[i]!, infos[i]!.fd), (fd) => this.t.moveProblem?.(fd)) : undefined;
       if (problem) throw new IpcError('OS', `this ${handles[i]!.constructor.name} cannot be moved now: ${problem}`);
     }
     // Moved handles (receivers) are detached first: a receiver with messages already read
