@@ -54,6 +54,9 @@
 
 namespace eicwin {
 
+// probe.cc: probes of Windows (Wine) behaviour the next steps depend on.
+void RegisterProbes(Napi::Env env, Napi::Object exports);
+
 // Results shared with the Transport interface (src/main/transport/types.ts).
 constexpr int kAgain = -1;
 constexpr int kGone = -2;
@@ -103,6 +106,8 @@ struct End {
   bool hasMessage = false;
   std::vector<uint8_t> message;
   bool eof = false;       // the peer closed (ERROR_BROKEN_PIPE and friends)
+  DWORD eofError = 0;     // the error that said so (reported by info())
+  DWORD writeError = 0;   // the last error of a write (reported by info())
   DWORD readError = 0;    // a read failed otherwise; recv throws it
   bool tooBig = false;    // the peer sent more than kMaxMessage in one message
   bool writeGone = false; // a write saw the peer gone
@@ -231,6 +236,7 @@ bool PostRead(End* e) {
   }
   if (IsGoneError(err)) {
     e->eof = true;
+    e->eofError = err;
   } else {
     e->readError = err;
   }
@@ -250,6 +256,7 @@ int Complete(State* s, Op* op) {
   }
   if (!op->read) {
     e->wbuf.clear();
+    if (err != 0) e->writeError = err;
     if (err != 0 && IsGoneError(err)) e->writeGone = true;
     return kWritable;
   }
@@ -274,6 +281,7 @@ int Complete(State* s, Op* op) {
   }
   if (IsGoneError(err)) {
     e->eof = true;
+    e->eofError = err;
   } else {
     e->readError = err;
   }
@@ -607,6 +615,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, static_cast<double>(e->wbuf.size()));
   }
   e->wbuf.clear();
+  e->writeError = err;
   if (IsGoneError(err)) {
     e->writeGone = true;
     return Napi::Number::New(env, kGone);
@@ -648,24 +657,28 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info(id) -> { server, serverPid, clientPid, readInFlight, writeInFlight }.
+// info(id) -> { server, serverPid|null, clientPid|null, readInFlight, writeInFlight, endError,
+// writeError }: the last two are the Win32 error names that ended reads / failed a write, or ''.
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = GetState(env);
   End* e = GetEnd(info, s);
+  // null where the system no longer says (e.g. once the peer closed).
   ULONG serverPid = 0, clientPid = 0;
-  if (!GetNamedPipeServerProcessId(e->h, &serverPid)) {
-    ThrowWin(env, GetLastError(), "GetNamedPipeServerProcessId");
-  }
-  if (!GetNamedPipeClientProcessId(e->h, &clientPid)) {
-    ThrowWin(env, GetLastError(), "GetNamedPipeClientProcessId");
-  }
+  bool haveServer = GetNamedPipeServerProcessId(e->h, &serverPid);
+  bool haveClient = GetNamedPipeClientProcessId(e->h, &clientPid);
   Napi::Object o = Napi::Object::New(env);
   o.Set("server", Napi::Boolean::New(env, e->server));
-  o.Set("serverPid", Napi::Number::New(env, serverPid));
-  o.Set("clientPid", Napi::Number::New(env, clientPid));
+  o.Set("serverPid", haveServer ? Napi::Value(Napi::Number::New(env, serverPid)) : env.Null());
+  o.Set("clientPid", haveClient ? Napi::Value(Napi::Number::New(env, clientPid)) : env.Null());
   o.Set("readInFlight", Napi::Boolean::New(env, e->rop.inFlight));
   o.Set("writeInFlight", Napi::Boolean::New(env, e->wop.inFlight));
+  auto name = [](DWORD err) {
+    const char* n = ErrorName(err);
+    return err == 0 ? std::string() : n ? std::string(n) : "WIN32_" + std::to_string(err);
+  };
+  o.Set("endError", Napi::String::New(env, name(e->eofError)));
+  o.Set("writeError", Napi::String::New(env, name(e->writeError)));
   return o;
 }
 
@@ -695,6 +708,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("READABLE", Napi::Number::New(env, kReadable));
   exports.Set("WRITABLE", Napi::Number::New(env, kWritable));
   exports.Set("MAX_MESSAGE", Napi::Number::New(env, kMaxMessage));
+  RegisterProbes(env, exports);
   return exports;
 }
 

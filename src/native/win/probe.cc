@@ -1,0 +1,92 @@
+// Probes of Windows behaviour that the next steps of the win32 transport depend on, run by the
+// smoke test so that each run under Wine (or on Windows) records what that system does.
+// JS thread only; every probe owns its port and handles and leaves nothing in flight.
+#ifndef _WIN32
+#error "src/native/win/ is built for Windows only (mingw-w64 or MSVC)"
+#endif
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <napi.h>
+
+#include <stdio.h>
+
+namespace eicwin {
+
+namespace {
+
+// Waits for the packet of `ov` on `port` for up to `ms`: true when it came.
+bool PacketFor(HANDLE port, OVERLAPPED* ov, DWORD ms) {
+  DWORD bytes;
+  ULONG_PTR key;
+  for (;;) {
+    OVERLAPPED* got = nullptr;
+    BOOL ok = GetQueuedCompletionStatus(port, &bytes, &key, &got, ms);
+    if (got == ov) return true;
+    if (!ok && got == nullptr) return false;  // timed out: no (more) packets
+  }
+}
+
+// An operation that did not finish at once must finish before its OVERLAPPED goes away.
+void Settle(HANDLE h, OVERLAPPED* ov, BOOL ok) {
+  if (!ok && GetLastError() == ERROR_IO_PENDING) {
+    CancelIoEx(h, ov);
+    DWORD ignored;
+    GetOverlappedResult(h, ov, &ignored, TRUE);
+  }
+}
+
+}  // namespace
+
+// probeSkipCompletionOnSuccess() -> { setModeOk, writeAtOnce, packetWithSkip,
+// packetWithoutSkip }: whether SetFileCompletionNotificationModes(
+// FILE_SKIP_COMPLETION_PORT_ON_SUCCESS) is accepted on a pipe end, and whether a write that
+// completes at once then still queues a packet (it must not; the control end, without the
+// mode, must). Tells whether writes completing inline can skip the watcher round trip.
+Napi::Value ProbeSkipCompletionOnSuccess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  wchar_t name[96];
+  swprintf(name, 96, L"\\\\.\\pipe\\eic-probe-%lu-%lu", GetCurrentProcessId(), GetTickCount());
+  HANDLE port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
+  HANDLE server = CreateNamedPipeW(
+      name, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+      PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_REJECT_REMOTE_CLIENTS, 1, 4096, 4096, 0,
+      nullptr);
+  HANDLE client = server == INVALID_HANDLE_VALUE
+                      ? INVALID_HANDLE_VALUE
+                      : CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                                    FILE_FLAG_OVERLAPPED, nullptr);
+  Napi::Object o = Napi::Object::New(env);
+  if (port == nullptr || client == INVALID_HANDLE_VALUE ||
+      CreateIoCompletionPort(server, port, 1, 0) == nullptr ||
+      CreateIoCompletionPort(client, port, 2, 0) == nullptr) {
+    o.Set("error", Napi::Number::New(env, GetLastError()));
+  } else {
+    BOOL setOk = SetFileCompletionNotificationModes(client, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS);
+    o.Set("setModeOk", Napi::Boolean::New(env, setOk));
+    char byte = 'x';
+    OVERLAPPED w1{};
+    BOOL ok1 = WriteFile(client, &byte, 1, nullptr, &w1);
+    o.Set("writeAtOnce", Napi::Boolean::New(env, ok1));
+    o.Set("packetWithSkip", Napi::Boolean::New(env, PacketFor(port, &w1, 200)));
+    Settle(client, &w1, ok1);
+    OVERLAPPED w2{};
+    BOOL ok2 = WriteFile(server, &byte, 1, nullptr, &w2);
+    o.Set("packetWithoutSkip", Napi::Boolean::New(env, ok2 && PacketFor(port, &w2, 200)));
+    Settle(server, &w2, ok2);
+  }
+  if (client != INVALID_HANDLE_VALUE) CloseHandle(client);
+  if (server != INVALID_HANDLE_VALUE) CloseHandle(server);
+  if (port != nullptr) CloseHandle(port);
+  return o;
+}
+
+void RegisterProbes(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeSkipCompletionOnSuccess",
+              Napi::Function::New(env, ProbeSkipCompletionOnSuccess, "probeSkipCompletionOnSuccess"));
+}
+
+}  // namespace eicwin
