@@ -173,6 +173,26 @@ async function main() {
     win.close(q);
   }
 
+  // Closing an end whose write is pending: q's posted read takes the first message and q holds
+  // it (nobody calls recv, so no read is posted), so a message bigger than the pipe buffer
+  // cannot be taken and its write stays pending. The cancelled write's packet frees the end.
+  {
+    const [p, q] = win.pipePair();
+    const first = win.send(p, message(1, 10));
+    for (let i = 0; i < 100 && (win.info(q).readInFlight || win.info(p).writeInFlight); i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const r = win.send(p, message(3, 200000));
+    await new Promise((r2) => setTimeout(r2, 50));
+    const pending = win.info(p).writeInFlight;
+    win.close(p);
+    const zombiesAfterClose = win.stats().zombies;
+    for (let i = 0; i < 100 && win.stats().zombies > 0; i++) await new Promise((r2) => setTimeout(r2, 10));
+    check('close with a write pending: a zombie until its packet, then none', first === 10 && r === 200000 && pending &&
+      zombiesAfterClose === 1 && win.stats().zombies === 0, `pending ${pending}, zombies ${zombiesAfterClose} -> ${win.stats().zombies}`);
+    win.close(q);
+  }
+
   // The receive bound: a message of maxMessage bytes arrives; one byte more (which would fit
   // the read buffer of maxMessage + 1 exactly) and a much bigger one fail the receiving end.
   let rangeError = false;
