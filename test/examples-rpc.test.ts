@@ -1,4 +1,4 @@
-// examples/services runs as documented (needs `npm run build:ts`: inside the repository
+// examples/rpc runs as documented (needs `npm run build:ts`: inside the repository
 // 'electron-ipc-channel' resolves to dist/ through Node's package self-reference) and prints what
 // each step promises: a pool of two helpers answering, progress, cancellation by timeout, a
 // killed helper replaced, a remote error's code without its stack.
@@ -7,9 +7,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { root } from './helpers.js';
 
-describe('examples/services', () => {
+describe('examples/rpc', () => {
   it('runs to "finished: OK" with every step as promised', () => {
-    const r = spawnSync(process.execPath, [path.join(root, 'examples', 'services', 'main.mjs')], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [path.join(root, 'examples', 'rpc', 'main.mjs')], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = r.stdout;
@@ -19,6 +19,6 @@ describe('examples/services', () => {
     expect(out).toMatch(/after the crash: answering; exits: signal SIGKILL, restart: true/);
     expect(out).toContain('remote error: BAD_ROUNDS (rounds must be an integer >= 4)');
     expect(out).not.toMatch(/at .*hasher\.mjs/);
-    expect(out).toContain('services example finished: OK');
+    expect(out).toContain('rpc example finished: OK');
   }, 70_000);
 });

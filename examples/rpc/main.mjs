@@ -1,5 +1,5 @@
 // main.mjs: a pool of two supervised hasher helpers, typed calls with progress and cancellation,
-// and a crashed helper replaced. Run: npm run build:ts && node examples/services/main.mjs
+// and a crashed helper replaced. Run: npm run build:ts && node examples/rpc/main.mjs
 import { helperPool, isRpcError, rpcClient } from 'electron-ipc-channel';
 import { Hasher } from './protocol.mjs';
 
@@ -43,4 +43,4 @@ try {
 }
 
 await pool.close();
-console.log('services example finished: OK');
+console.log('rpc example finished: OK');
