@@ -1,8 +1,8 @@
 // Adversarial review of "several senders per channel on the stream transport" (commit 1b29950,
 // src/main/writers.ts). Contract-style: every test states what both transports must do. On
 // seqpacket a sender sent in a message is a kernel duplicate of one socket; on stream it is a new
-// socket announced to the receiver by an ATTACH packet. Tests marked `it.fails` name a bug found
-// in this review (the fix is in H9's report); they turn into plain `it` once the fix lands.
+// socket announced to the receiver by an ATTACH packet. Tests under a "BUG n" comment failed on
+// stream before bf7c8ef (each checked to fail without its fix).
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcReceiver, IpcReceiverSet, IpcSender, IpcServer, channel } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
@@ -11,8 +11,6 @@ import { fdCount, rejectsWith, settledFdCount, spawnFixture, startPeer } from '.
 
 const singleWriter = transport().singleWriter === true;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** A test of a bug this review found on the stream transport (expected to fail there until fixed). */
-const streamBug = singleWriter && !process.env.H9_SHOW_BUGS ? it.fails : it;
 
 /** Sends `v` through a second channel of this process and returns what arrives (handles revived). */
 async function roundTrip<V>(v: V): Promise<V> {
@@ -25,11 +23,11 @@ async function roundTrip<V>(v: V): Promise<V> {
 }
 
 describe('several senders: review', () => {
-  // BUG 1 (stream): encodeHooks.handleKind absorbs at most 16 read() rounds of one packet each
+  // BUG 1 (stream, fixed in bf7c8ef): encodeHooks.handleKind absorbs at most 16 read() rounds of one packet each
   // before a receiver moves; an ATTACH packet deeper in its socket is not seen, so write()'s
   // "a receiver cannot be sent through its own channel" check misses the attached writer, and the
   // receiver is sent into a socket only it reads (lost). Seqpacket throws the TypeError.
-  streamBug('a receiver cannot be sent through a sender announced behind many unread packets (TypeError, never lost)', async () => {
+  it('a receiver cannot be sent through a sender announced behind many unread packets (TypeError, never lost)', async () => {
     const [tx, rx] = channel<unknown>();
     // 40 packets (one per tick) ahead of the ATTACH of the copy of tx sent next.
     for (let i = 0; i < 40; i++) {
@@ -59,14 +57,14 @@ describe('several senders: review', () => {
     rx.close();
   });
 
-  // BUG 2 (stream): write() asks transport.moveProblem() about the receiver's own socket only.
+  // BUG 2 (stream, fixed in bf7c8ef): write() asks transport.moveProblem() about the receiver's own socket only.
   // An attached writer's socket whose frame the addon has read in part (hasPartial) is carried in
   // an ATTACH packet anyway; the addon's half frame is dropped when the descriptor is closed after
   // sending, and the new holder reads that socket from the middle of a frame: out of step, one
   // MALFORMED, and every later message of that sender lost. (Stream only: a half frame is a
   // stream notion; the test writes one by hand, as a writer in another process does whenever a
   // frame crosses the socket buffer.)
-  (singleWriter && !process.env.H9_SHOW_BUGS ? it.fails : it.skipIf(!singleWriter))(
+  it.skipIf(!singleWriter)(
     'a receiver moved while an attached sender\'s frame is half read loses nothing (or the move is refused)',
     async () => {
       const { readSync, writeSync } = await import('node:fs');
@@ -106,11 +104,11 @@ describe('several senders: review', () => {
     },
   );
 
-  // BUG 3 (stream): IpcServerConnection.checkEnded() polls the receiver's own socket only. A
+  // BUG 3 (stream, fixed in bf7c8ef): IpcServerConnection.checkEnded() polls the receiver's own socket only. A
   // client that hands its sender to the server on to someone else and closes its own copy hangs
   // up that socket while the copy (an attached writer) still sends: `ended` resolves and the
   // client no longer counts against maxClients. On seqpacket the copy is the same socket.
-  streamBug('an IpcServer connection has not ended while a copy of the client\'s sender still writes', async () => {
+  it('an IpcServer connection has not ended while a copy of the client\'s sender still writes', async () => {
     const server = new IpcServer<number, number>();
     const accepted = server.accept({ timeout: 10_000 });
     const [toServer, fromServer] = await IpcServer.connect<number, number>(server.name, { timeout: 10_000 });
@@ -195,6 +193,7 @@ describe('several senders: review', () => {
     const [tx, rx] = channel<number>();
     let dropped: IpcSender<number> | undefined = tx.clone();
     dropped.send(-1);
+    const ref = new WeakRef(dropped);
     dropped = undefined;
     const b = tx.clone();
     tx.close();
@@ -202,6 +201,7 @@ describe('several senders: review', () => {
       gc();
       await sleep(10);
     }
+    expect(ref.deref()).toBeUndefined(); // the clone was collected (its safety net ran)
     for (let i = 0; i < 1000; i++) b.send(i);
     expect(await rx.recv({ timeout: 5000 })).toBe(-1);
     for (let i = 0; i < 1000; i++) expect(await rx.recv({ timeout: 5000 })).toBe(i);
