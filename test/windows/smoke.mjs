@@ -223,10 +223,12 @@ async function main() {
   // Facts for the next steps, recorded, not checked (docs/windows.md).
   const skip = win.probeSkipCompletionOnSuccess();
   console.log(`fact FILE_SKIP_COMPLETION_PORT_ON_SUCCESS on a pipe end: ${JSON.stringify(skip)}`);
+  const dupPort = win.probeDuplicateAssociation();
+  console.log(`fact duplicate of an end on a port, on a second port: ${JSON.stringify(dupPort)}`);
 
   const { packets } = win.stats();
   win.shutdown();
-  finish({ callbacks, packets, wine: process.env.WINE_VERSION ?? null, skipCompletionOnSuccess: skip });
+  finish({ callbacks, packets, wine: process.env.WINE_VERSION ?? null, skipCompletionOnSuccess: skip, duplicateAssociation: dupPort });
 }
 
 main().catch((e) => {

@@ -9,6 +9,7 @@
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#include <winternl.h>
 
 #include <napi.h>
 
@@ -84,7 +85,70 @@ Napi::Value ProbeSkipCompletionOnSuccess(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// probeDuplicateAssociation() -> { dupOnSecondPort, dupOnSecondPortError, packetOnFirstPort,
+// packetOnSecondPort, replaceStatus, afterReplaceOnSecondPort }. A completion port is bound
+// to the file object, and a duplicated handle (what DuplicateHandle into a peer process
+// makes) shares it. This shows whether the duplicate of an end already associated with a port
+// can join another port (the receiving process's), where the packets of an operation through
+// the duplicate go, and whether NtSetInformationFile(FileReplaceCompletionInformation, no port)
+// can undo an association first (Windows 8.1+), so that an end can move to another process.
+Napi::Value ProbeDuplicateAssociation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  wchar_t name[96];
+  swprintf(name, 96, L"\\\\.\\pipe\\eic-probe-dup-%lu-%lu", GetCurrentProcessId(), GetTickCount());
+  HANDLE port1 = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
+  HANDLE port2 = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
+  HANDLE server = CreateNamedPipeW(
+      name, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+      PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_REJECT_REMOTE_CLIENTS, 1, 4096, 4096, 0,
+      nullptr);
+  HANDLE client = server == INVALID_HANDLE_VALUE
+                      ? INVALID_HANDLE_VALUE
+                      : CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                                    FILE_FLAG_OVERLAPPED, nullptr);
+  HANDLE dup = nullptr;
+  Napi::Object o = Napi::Object::New(env);
+  if (port1 == nullptr || port2 == nullptr || client == INVALID_HANDLE_VALUE ||
+      CreateIoCompletionPort(client, port1, 1, 0) == nullptr ||
+      !DuplicateHandle(GetCurrentProcess(), client, GetCurrentProcess(), &dup, 0, FALSE,
+                       DUPLICATE_SAME_ACCESS)) {
+    o.Set("error", Napi::Number::New(env, GetLastError()));
+  } else {
+    bool joined = CreateIoCompletionPort(dup, port2, 2, 0) != nullptr;
+    o.Set("dupOnSecondPort", Napi::Boolean::New(env, joined));
+    o.Set("dupOnSecondPortError", Napi::Number::New(env, joined ? 0 : GetLastError()));
+    char byte = 'x';
+    OVERLAPPED w{};
+    BOOL ok = WriteFile(dup, &byte, 1, nullptr, &w);
+    o.Set("packetOnFirstPort", Napi::Boolean::New(env, (ok || GetLastError() == ERROR_IO_PENDING) &&
+                                                           PacketFor(port1, &w, 200)));
+    o.Set("packetOnSecondPort", Napi::Boolean::New(env, PacketFor(port2, &w, 50)));
+    Settle(dup, &w, ok);
+    // FileReplaceCompletionInformation (61) with a null port removes the association.
+    struct {
+      HANDLE Port;
+      PVOID Key;
+    } none = {nullptr, nullptr};
+    IO_STATUS_BLOCK iosb{};
+    NTSTATUS st = NtSetInformationFile(dup, &iosb, &none, sizeof none,
+                                       static_cast<FILE_INFORMATION_CLASS>(61));
+    char hex[16];
+    snprintf(hex, sizeof hex, "0x%08lx", static_cast<unsigned long>(st));
+    o.Set("replaceStatus", Napi::String::New(env, hex));
+    o.Set("afterReplaceOnSecondPort",
+          Napi::Boolean::New(env, st == 0 && CreateIoCompletionPort(dup, port2, 2, 0) != nullptr));
+  }
+  if (dup != nullptr) CloseHandle(dup);
+  if (client != INVALID_HANDLE_VALUE) CloseHandle(client);
+  if (server != INVALID_HANDLE_VALUE) CloseHandle(server);
+  if (port2 != nullptr) CloseHandle(port2);
+  if (port1 != nullptr) CloseHandle(port1);
+  return o;
+}
+
 void RegisterProbes(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeDuplicateAssociation",
+              Napi::Function::New(env, ProbeDuplicateAssociation, "probeDuplicateAssociation"));
   exports.Set("probeSkipCompletionOnSuccess",
               Napi::Function::New(env, ProbeSkipCompletionOnSuccess, "probeSkipCompletionOnSuccess"));
 }
