@@ -13,6 +13,7 @@
 
 #include <napi.h>
 
+#include <stdint.h>
 #include <stdio.h>
 
 namespace eicwin {
@@ -86,12 +87,14 @@ Napi::Value ProbeSkipCompletionOnSuccess(const Napi::CallbackInfo& info) {
 }
 
 // probeDuplicateAssociation() -> { dupOnSecondPort, dupOnSecondPortError, packetOnFirstPort,
-// packetOnSecondPort, replaceStatus, afterReplaceOnSecondPort }. A completion port is bound
+// packetOnSecondPort, lowBitEventSignalled, lowBitPacket, replaceStatus,
+// afterReplaceOnSecondPort }. A completion port is bound
 // to the file object, and a duplicated handle (what DuplicateHandle into a peer process
 // makes) shares it. This shows whether the duplicate of an end already associated with a port
 // can join another port (the receiving process's), where the packets of an operation through
 // the duplicate go, and whether NtSetInformationFile(FileReplaceCompletionInformation, no port)
-// can undo an association first (Windows 8.1+), so that an end can move to another process.
+// can undo an association first (Windows 8.1+), so that an end can move to another process;
+// and whether an operation whose hEvent has its low bit set skips the port (event waits instead).
 Napi::Value ProbeDuplicateAssociation(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   wchar_t name[96];
@@ -124,6 +127,22 @@ Napi::Value ProbeDuplicateAssociation(const Napi::CallbackInfo& info) {
                                                            PacketFor(port1, &w, 200)));
     o.Set("packetOnSecondPort", Napi::Boolean::New(env, PacketFor(port2, &w, 50)));
     Settle(dup, &w, ok);
+    // An OVERLAPPED whose hEvent has its low bit set queues no packet; the event is signalled.
+    OVERLAPPED we{};
+    HANDLE ev = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    if (ev != nullptr) {
+      we.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<uintptr_t>(ev) | 1);
+      BOOL okE = WriteFile(dup, &byte, 1, nullptr, &we);
+      bool started = okE || GetLastError() == ERROR_IO_PENDING;
+      o.Set("lowBitEventSignalled",
+            Napi::Boolean::New(env, started && WaitForSingleObject(ev, 200) == WAIT_OBJECT_0));
+      o.Set("lowBitPacket", Napi::Boolean::New(env, PacketFor(port1, &we, 100)));
+      if (!okE && GetLastError() == ERROR_IO_PENDING) {
+        CancelIoEx(dup, &we);
+        WaitForSingleObject(ev, INFINITE);
+      }
+      CloseHandle(ev);
+    }
     // FileReplaceCompletionInformation (61) with a null port removes the association.
     struct {
       HANDLE Port;
