@@ -1,108 +1,85 @@
 /**
- * The file inspector without a window: the same helpers and main logic under plain Node
- * (`npm run demo` at the repository root). Prints the pids, the results, the crash and the
- * recovery. With --quiet only the final summary; --json prints events as JSON lines.
+ * The file inspector without a window (`npm run demo` at the repository root): the same main
+ * logic and helpers under plain Node, and a stand-in for the page: an rpcClient of the App
+ * protocol over a channel pair, served with the handlers main.mjs gives serveToWindow.
  */
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Inspector } from './inspector.mjs';
+import lib from './lib.mjs';
+import { Inspector, appHandlers } from './inspector.mjs';
+import { App } from './protocol.mjs';
 
-const json = process.argv.includes('--json');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = await mkdtemp(path.join(tmpdir(), 'file-inspector-'));
+const log = console.log;
+const words = (top) => top.map(([w, n]) => `${w}(${n})`).join(' ');
+const summary = (r) => `${r.bytes} bytes, ${r.lines} lines, ${r.words} words in ${r.chunks} chunks; top words: ${words(r.top)}`;
 
-const log = (...a) => {
-  if (!json) console.log(...a);
-};
-const waiters = [];
-const events = [];
-function waitFor(pred, what, ms = 20_000) {
-  const hit = events.find(pred);
-  if (hit) return Promise.resolve(hit);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-    waiters.push({ pred, resolve: (e) => (clearTimeout(t), resolve(e)) });
-  });
-}
-
-function show(e) {
-  if (json) return console.log(JSON.stringify(e));
-  switch (e.type) {
-    case 'helper':
-      log(`  ${e.role} helper up: pid ${e.pid}, lockdown ${e.lockdown?.enforced ? `enforced (Landlock ABI ${e.lockdown.abi})` : `not enforced${e.lockdown?.reason ? ` (${e.lockdown.reason})` : ''}`}${e.probe ? `; ${e.probe}` : ''}`);
-      break;
-    case 'opened':
-      log(`  main opened ${e.name} and handed its descriptor to the parser (file #${e.id})`);
-      break;
-    case 'result':
-      log(`  result #${e.id} ${e.name}: ${e.bytes} bytes, ${e.lines} lines, ${e.words} words in ${e.chunks} chunks; top words: ${e.top.map(([w, n]) => `${w}(${n})`).join(' ')}`);
-      break;
-    case 'crash':
-      log(`  ${e.role} pid ${e.pid} ${e.how}`);
-      break;
-    case 'recovered':
-      log(`  ${e.role} respawned as pid ${e.pid}; ${e.resubmitted} unfinished file(s) sent again`);
-      break;
-    case 'error':
-      log(`  error: ${e.message}`);
-      break;
-  }
-}
-
-const inspector = new Inspector({
-  onEvent(e) {
-    events.push(e);
-    if (e.type !== 'progress') show(e);
-    for (const w of [...waiters]) {
-      if (w.pred(e)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(e);
-      }
-    }
-  },
-});
+let events = [];
+const inspector = new Inspector({ onEvent: (name, e) => server.emit(name, e) });
+const [toMain, requests] = lib.channel();
+const [toPage, replies] = lib.channel();
+const server = lib.serve(App, toPage, requests, appHandlers(inspector));
+const page = lib.rpcClient(App, toMain, replies, { timeout: 30_000 });
+page.on('helper', (e) => events.push(e) && log(`  ${e.role} up: pid ${e.pid}`));
+page.on('crash', (e) => events.push(e) && log(`  ${e.role} pid ${e.pid} ${e.how}`));
+const lockdown = (l) => (l?.enforced ? `enforced (Landlock ABI ${l.abi})` : `not enforced (${l?.reason})`);
 
 let failed = false;
 try {
   log(`main pid ${process.pid}: starting helpers`);
   await inspector.start();
-  const pids = inspector.pids();
-  log(`pids: main ${pids.main}, parser ${pids.parser}, indexer ${pids.indexer}`);
-  if (new Set(Object.values(pids)).size !== 3) throw new Error('expected three distinct processes');
+  const s = await page.call('status');
+  log(`pids: main ${s.main}, parser ${s.parser}, indexer ${s.indexer}`);
+  log(`lockdown: parser ${lockdown(s.lockdown.parser)}; ${s.probe}; indexer ${lockdown(s.lockdown.indexer)}`);
+  if (new Set([s.main, s.parser, s.indexer]).size !== 3) throw new Error('expected three distinct processes');
 
-  log('\n1. inspect a file');
-  const readme = path.join(here, 'README.md');
-  const id1 = await inspector.inspect(readme);
-  await waitFor((e) => e.type === 'result' && e.id === id1, 'the first result');
+  log('\n1. the page inspects a file: main opens it, the parser reads it, the indexer answers');
+  const r1 = await page.call('inspect', { path: path.join(here, 'README.md') });
+  log(`  result ${r1.name}: ${summary(r1)}`);
 
-  log('\n2. crash the parser in the middle of a big file, and recover');
+  log('\n2. errors reach the page with a code');
+  for (const input of [{ path: path.join(dir, 'missing.txt') }, { path: 42 }]) {
+    const e = await page.call('inspect', input).then(() => null, (err) => err);
+    if (!e) throw new Error('expected an error');
+    log(`  ${JSON.stringify(input.path)}: ${e.name} ${e.code}: ${e.message}`);
+  }
+
+  log('\n3. crash the parser in the middle of a big file; the call still completes');
   const big = path.join(dir, 'big.txt');
-  const words = ['alpha', 'beta', 'gamma', 'delta', 'channel', 'sender', 'receiver'];
+  const w = ['alpha', 'beta', 'gamma', 'delta', 'channel', 'sender', 'receiver'];
   const lines = [];
-  for (let i = 0; i < 200_000; i++) lines.push(`${words[i % 7]} ${words[(i * 3) % 7]} line ${i % 97}`);
+  for (let i = 0; i < 200_000; i++) lines.push(`${w[i % 7]} ${w[(i * 3) % 7]} line ${i % 97}`);
   await writeFile(big, lines.join('\n') + '\n');
-  const crashedPid = inspector.pids().parser;
-  const id2 = await inspector.inspect(big);
-  await waitFor((e) => e.type === 'progress' && e.id === id2, 'progress on the big file');
-  inspector.crashParser();
-  await waitFor((e) => e.type === 'crash' && e.pid === crashedPid, 'the crash');
-  const recovered = await waitFor((e) => e.type === 'recovered', 'the recovery');
-  const result = await waitFor((e) => e.type === 'result' && e.name === 'big.txt', 'the result of the big file after recovery');
-  if (result.lines !== 200_000) throw new Error(`expected 200000 lines, got ${result.lines}`);
-  if (recovered.pid === crashedPid) throw new Error('the parser was not respawned');
+  const crashedPid = s.parser;
+  let crashed = false;
+  const r2 = await page.call('inspect', { path: big }, {
+    onProgress: (p) => {
+      if (crashed) return;
+      crashed = true;
+      log(`  progress: ${p.chunks} chunks, ${p.bytes} bytes; crashing the parser`);
+      void page.call('crash');
+    },
+  });
+  log(`  result ${r2.name}: ${summary(r2)}`);
+  if (r2.lines !== 200_000) throw new Error(`expected 200000 lines, got ${r2.lines}`);
+  const after = await page.call('status');
+  if (after.parser === crashedPid) throw new Error('the parser was not respawned');
+  log(`  parser respawned as pid ${after.parser}`);
 
-  log('\n3. the new parser serves further requests');
-  const id3 = await inspector.inspect(readme);
-  await waitFor((e) => e.type === 'result' && e.id === id3, 'a result from the new parser');
-  const after = inspector.pids();
+  log('\n4. the new parser serves further requests');
+  const r3 = await page.call('inspect', { path: path.join(here, 'README.md') });
+  log(`  result ${r3.name}: ${r3.bytes} bytes`);
   log(`\npids now: main ${after.main}, parser ${after.parser} (was ${crashedPid}), indexer ${after.indexer} (unchanged)`);
   log('demo finished: OK');
 } catch (e) {
   failed = true;
   console.error(`demo failed: ${e.stack ?? e}`);
 } finally {
+  page.close();
+  server.close();
   await inspector.close();
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,40 +1,57 @@
 /**
- * Indexer helper: aggregates what parsers stream to it and reports totals and top words to main.
- * Each parser (the first one and every respawned one) comes with a new receiver.
- *
- * From main:    { op: 'wire', fromParser: IpcReceiver }
- * To main:      { op: 'ready', pid, lockdown } | { op: 'progress', id, name, chunks, bytes, words }
- *               | { op: 'result', id, name, bytes, lines, words, chunks, top } | { op: 'aborted', ids }
+ * Indexer helper: serves the Indexer protocol to main. It sums what parsers stream to it (each
+ * parser, the first and every respawned one, comes with a new receiver) and answers
+ * `collect({ id })` with the file's totals and top words once the file is done, with progress per
+ * chunk on the way.
  */
 import lib from './lib.mjs';
+import { Indexer } from './protocol.mjs';
 
-const parent = lib.connectToParent();
-const report = typeof lib.lockdown === 'function' ? lib.lockdown() : { enforced: false, reason: 'lockdown() is not exported by this build' };
-parent.send({ op: 'ready', pid: process.pid, lockdown: { enforced: report.enforced, abi: report.abi, reason: report.reason } });
+const report = lib.lockdown();
+const waiting = new Map(); // id -> { resolve, progress } of the collect() call for that file
+const finished = new Map(); // id -> result that came before its collect() call
 
 async function drain(fromParser) {
-  const files = new Map();
+  const files = new Map(); // id -> totals so far, from this parser
+  const totals = (id, name) => {
+    let f = files.get(id);
+    if (!f) files.set(id, (f = { id, name, bytes: 0, lines: 0, words: 0, chunks: 0, counts: new Map() }));
+    return f;
+  };
   for await (const m of fromParser) {
-    let f = files.get(m.id);
-    if (!f) files.set(m.id, (f = { name: m.name, chunks: 0, bytes: 0, lines: 0, words: 0, counts: new Map() }));
     if (m.op === 'chunk') {
+      const f = totals(m.id, m.name);
       f.chunks++;
       f.bytes += m.bytes;
       f.lines += m.lines;
       f.words += m.words;
       for (const [w, n] of m.counts) f.counts.set(w, (f.counts.get(w) ?? 0) + n);
-      parent.send({ op: 'progress', id: m.id, name: f.name, chunks: f.chunks, bytes: f.bytes, words: f.words });
+      waiting.get(m.id)?.progress({ chunks: f.chunks, bytes: f.bytes, words: f.words });
     } else if (m.op === 'done') {
+      const { counts, ...f } = files.get(m.id) ?? totals(m.id, '');
       files.delete(m.id);
-      const top = [...f.counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 10);
-      parent.send({ op: 'result', id: m.id, name: f.name, bytes: f.bytes, lines: f.lines, words: f.words, chunks: f.chunks, top });
+      const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 10);
+      const w = waiting.get(m.id);
+      if (w) w.resolve({ ...f, top });
+      else finished.set(m.id, { ...f, top });
     }
   }
-  // The parser is gone (every sender closed): what it had not finished is lost.
-  if (files.size > 0) parent.send({ op: 'aborted', ids: [...files.keys()] });
+  // That parser is gone: what it had not finished starts again from zero when main re-sends it.
 }
 
-for await (const msg of parent) {
-  if (msg.op === 'wire') void drain(msg.fromParser);
-}
+const server = lib.serve(Indexer, lib.connectToParent(), {
+  hello: () => ({ pid: process.pid, lockdown: { enforced: report.enforced, abi: report.abi, reason: report.reason } }),
+  wire: ({ fromParser }) => void drain(fromParser),
+  collect: ({ id }, { progress, signal }) =>
+    new Promise((resolve, reject) => {
+      if (finished.has(id)) return resolve(finished.get(id));
+      waiting.set(id, { resolve, progress });
+      signal.addEventListener('abort', () => reject(signal.reason));
+    }).finally(() => {
+      waiting.delete(id);
+      finished.delete(id);
+    }),
+});
+
+await server.done;
 process.exit(0);

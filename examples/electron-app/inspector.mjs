@@ -1,152 +1,120 @@
 /**
- * The app logic, shared by the Electron main process (main.mjs) and the headless demo
- * (headless.mjs): two helpers, a channel between them that main creates, file handles to the
- * locked-down parser, and recovery when the parser dies.
- *
- * Events given to `onEvent` (and forwarded to the renderer by main.mjs):
- *   { type: 'helper', role, pid, lockdown, probe? }      a helper is up
- *   { type: 'opened', id, name, path }                   main opened a file and handed it over
- *   { type: 'progress', id, name, chunks, bytes, words } the indexer got chunks
- *   { type: 'result', id, name, bytes, lines, words, chunks, top }
- *   { type: 'crash', role, pid, how }                    a helper died
- *   { type: 'recovered', role, pid, resubmitted }        the parser was respawned
- *   { type: 'error', message }
+ * The app logic in main, shared by the Electron main process (main.mjs) and the headless demo
+ * (headless.mjs): two helpers it talks to with rpcClient, a channel between them that it creates,
+ * file handles for the locked-down parser, and recovery when the parser dies (superviseHelper).
+ * `appHandlers()` is what main serves to the page (the App protocol).
  */
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import lib from './lib.mjs';
+import { App, Indexer, Parser } from './protocol.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const PARSER = path.join(here, 'parser.mjs');
-const INDEXER = path.join(here, 'indexer.mjs');
+for (const p of [App, Parser, Indexer]) lib.defineProtocol(p); // TypeError if a definition is wrong
+
+const helper = (name) => new URL(`./${name}.mjs`, import.meta.url);
 
 export class Inspector {
-  /** @param {{ onEvent: (event: object) => void, spawnOptions?: object }} options */
-  constructor({ onEvent, spawnOptions = {} }) {
+  /** @param {{ onEvent?: (name: 'helper' | 'crash', payload: object) => void, spawnOptions?: object }} options */
+  constructor({ onEvent = () => {}, spawnOptions = {} } = {}) {
     this.onEvent = onEvent;
     this.spawnOptions = { timeout: 15_000, ...spawnOptions };
-    this.parser = undefined;
-    this.indexer = undefined;
     this.nextId = 1;
-    /** Files sent to the parser and not reported yet: id -> path (re-sent after a crash). */
+    /** Files handed to a parser and not collected yet: id -> { file, name, sentTo }. */
     this.pending = new Map();
-    this.closing = false;
-    this.restarting = undefined;
-  }
-
-  pids() {
-    return { main: process.pid, parser: this.parser?.pid, indexer: this.indexer?.pid };
   }
 
   async start() {
-    this.indexer = await lib.spawnHelper(INDEXER, { ...this.spawnOptions, serviceName: 'file-inspector indexer' });
-    const ready = await this.indexer.recv({ timeout: 10_000 });
-    this.onEvent({ type: 'helper', role: 'indexer', pid: this.indexer.pid, lockdown: ready.lockdown });
-    void this.pumpIndexer(this.indexer);
-    await this.startParser();
+    this.indexerHelper = await lib.spawnHelper(helper('indexer'), { ...this.spawnOptions, serviceName: 'file-inspector indexer' });
+    this.indexer = lib.rpcClient(Indexer, this.indexerHelper);
+    this.indexerInfo = await this.indexer.call('hello', undefined, { timeout: 10_000 });
+    this.onEvent('helper', { role: 'indexer', pid: this.indexerHelper.pid });
+    // The parser is restarted when it dies; onStart wires each new instance.
+    this.parsers = await lib.superviseHelper(helper('parser'), {
+      ...this.spawnOptions,
+      serviceName: 'file-inspector parser',
+      restart: { backoff: { initialMs: 50 } },
+      onStart: (h) => this.wireParser(h),
+      onExit: (e) => {
+        const how = e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
+        if (e.cause !== 'closed') this.onEvent('crash', { role: 'parser', pid: e.pid, how });
+      },
+    });
   }
 
-  /** Spawns a parser and wires a fresh channel from it to the indexer; main is not in the middle. */
-  async startParser() {
-    const parser = await lib.spawnHelper(PARSER, { ...this.spawnOptions, serviceName: 'file-inspector parser' });
+  /** A new parser: a fresh channel from it to the indexer (main is not in the middle), then the unfinished files. */
+  async wireParser(h) {
+    const parser = lib.rpcClient(Parser, h);
     const [toIndexer, fromParser] = lib.channel();
-    parser.send({ op: 'wire', toIndexer });
+    await this.indexer.call('wire', { fromParser }); // the receiver moves to the indexer
+    await parser.call('wire', { toIndexer });
     toIndexer.close(); // the parser has its own copy
-    this.indexer.send({ op: 'wire', fromParser }); // moves the receiver to the indexer
-    const ready = await parser.recv({ timeout: 10_000 });
+    this.parserInfo = await parser.call('hello', undefined, { timeout: 10_000 });
     this.parser = parser;
-    this.onEvent({ type: 'helper', role: 'parser', pid: parser.pid, lockdown: ready.lockdown, probe: ready.probe });
-    void this.pumpParser(parser);
-    void parser.exited.then((status) => this.onParserExit(parser, status));
-    return parser;
+    this.onEvent('helper', { role: 'parser', pid: h.pid });
+    for (const [id, job] of this.pending) if (job.sentTo !== parser) void this.handOver(id, job).catch(() => {});
   }
 
-  async pumpParser(parser) {
+  /** Parses `file` in the helpers; resolves with its summary. Throws what open() throws (ENOENT...). */
+  async inspect(file, { onProgress, signal } = {}) {
+    const id = this.nextId++;
+    const job = { file, name: path.basename(file) };
+    this.pending.set(id, job);
     try {
-      for await (const m of parser) {
-        if (m.op === 'failed') this.onEvent({ type: 'error', message: `parsing file #${m.id} failed: ${m.message}` });
-      }
-    } catch (e) {
-      if (!this.closing) this.onEvent({ type: 'error', message: `parser: ${e.message}` });
+      await this.handOver(id, job);
+      return await this.indexer.call('collect', { id }, { onProgress, signal });
+    } finally {
+      this.pending.delete(id);
     }
   }
 
-  async pumpIndexer(indexer) {
+  /** Opens the file here (the parser cannot) and hands its descriptor to the current parser. */
+  async handOver(id, job) {
+    const fh = await open(job.file, 'r');
+    let file;
     try {
-      for await (const m of indexer) {
-        if (m.op === 'progress') this.onEvent({ type: 'progress', ...omitOp(m) });
-        else if (m.op === 'result') {
-          this.pending.delete(m.id);
-          this.onEvent({ type: 'result', ...omitOp(m) });
-        }
-        // 'aborted' needs nothing: onParserExit re-sends every pending file.
-      }
-    } catch (e) {
-      if (!this.closing) this.onEvent({ type: 'error', message: `indexer: ${e.message}` });
-    }
-    if (!this.closing) this.onEvent({ type: 'crash', role: 'indexer', pid: indexer.pid, how: describe(await indexer.exited) });
-  }
-
-  async onParserExit(parser, status) {
-    if (this.closing || this.parser !== parser) return;
-    this.onEvent({ type: 'crash', role: 'parser', pid: parser.pid, how: describe(status) });
-    this.restarting = (async () => {
-      try {
-        const fresh = await this.startParser();
-        const resubmit = [...this.pending];
-        this.pending.clear();
-        for (const [, file] of resubmit) await this.handOver(file);
-        this.onEvent({ type: 'recovered', role: 'parser', pid: fresh.pid, resubmitted: resubmit.length });
-      } catch (e) {
-        this.onEvent({ type: 'error', message: `could not restart the parser: ${e.message}` });
-      } finally {
-        this.restarting = undefined;
-      }
-    })();
-  }
-
-  /** Opens `file` here (the parser cannot) and hands the descriptor to the parser. */
-  async inspect(file) {
-    if (this.restarting) await this.restarting;
-    return this.handOver(file);
-  }
-
-  async handOver(file) {
-    const fh = await open(file, 'r');
-    let handle;
-    try {
-      handle = lib.IpcFileHandle.from(fh);
+      file = lib.IpcFileHandle.from(fh);
     } finally {
       await fh.close();
     }
-    const id = this.nextId++;
-    this.pending.set(id, file);
-    this.onEvent({ type: 'opened', id, name: path.basename(file), path: file });
+    job.sentTo = this.parser;
     try {
-      this.parser.send({ op: 'parse', id, name: path.basename(file), file: handle });
+      // If this parser dies first, wireParser sends the file to the next one.
+      this.parser.call('parse', { id, name: job.name, file }).catch(() => {});
     } finally {
-      handle.close(); // the parser got its own descriptor
+      file.close(); // the parser got its own descriptor
     }
-    return id;
   }
 
-  /** Kills the parser the hard way; onParserExit respawns it. */
   crashParser() {
-    this.parser?.send({ op: 'crash' });
+    this.parser?.call('crash').catch(() => {});
+  }
+
+  status() {
+    return {
+      main: process.pid,
+      parser: this.parsers?.helper?.pid,
+      indexer: this.indexerHelper?.pid,
+      lockdown: { parser: this.parserInfo?.lockdown, indexer: this.indexerInfo?.lockdown },
+      probe: this.parserInfo?.probe,
+    };
   }
 
   async close() {
-    this.closing = true;
-    await Promise.all([this.parser?.close(), this.indexer?.close()]);
+    await this.parsers?.close();
+    this.indexer?.close();
+    await this.indexerHelper?.exited;
   }
 }
 
-function omitOp({ op, ...rest }) {
-  void op;
-  return rest;
-}
-
-function describe(status) {
-  return status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+/** The handlers main serves to the page. `choose()` asks for a file when the page names none. */
+export function appHandlers(inspector, { choose } = {}) {
+  return {
+    inspect: async ({ path: file }, { progress, signal }) => {
+      file ??= await choose?.();
+      if (!file) throw Object.assign(new Error('no file was chosen'), { code: 'NO_FILE' });
+      return inspector.inspect(file, { onProgress: progress, signal });
+    },
+    crash: () => inspector.crashParser(),
+    status: () => inspector.status(),
+  };
 }

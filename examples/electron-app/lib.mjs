@@ -14,7 +14,7 @@ try {
   const override = process.env.ELECTRON_IPC_CHANNEL_TEST_LIB;
   lib = await import(override ? new URL(`file://${override}`).href : new URL('../../dist/main/index.js', import.meta.url).href);
 }
-const missing = ['spawnHelper', 'connectToParent', 'channel', 'IpcFileHandle', 'exposeToWindow', 'preloadWebPreferences'].filter(
+const missing = ['spawnHelper', 'superviseHelper', 'connectToParent', 'channel', 'IpcFileHandle', 'lockdown', 'defineProtocol', 'rpcClient', 'serve', 'serveToWindow', 'preloadWebPreferences'].filter(
   (name) => typeof lib[name] !== 'function',
 );
 if (missing.length > 0) {
