@@ -1,50 +1,56 @@
 /**
- * The end-to-end scenarios of e2e/ (open a file, see results, crash and recover, helper pids
- * distinct from main) without Electron: the example app's main logic and helpers as real
- * processes, and the renderer's leg over a real MessagePort pair (worker_threads) through the
- * same bridge code. Needs `npm run build:ts` (helpers load dist/main/index.js).
+ * The example app (examples/electron-app) without Electron: its main logic and helpers as real
+ * processes, main serving the App protocol with serveToWindow (a fake `electron`, as in
+ * test/bridge-rpc.test.ts), and the page's rendererRpc over the preload's BridgeClient on real
+ * worker_threads MessagePorts. The e2e/ scenarios: open a file, see progress and results, errors
+ * with a code, crash and recover, helper pids distinct from main. Needs `npx tsup` (helpers load
+ * dist/main/index.js).
  */
 import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachPort, type MainPortLike, type PortLink } from '../src/main/bridge.js';
-import { BridgeClient, type RendererPortLike } from '../src/preload/index.js';
+import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
+import { serveToWindow, type WindowRpcServer } from '../src/main/rpc/window.js';
+import { BRIDGE_OPEN_CHANNEL, BridgeClient, rendererRpc, type RendererPortLike } from '../src/preload/index.js';
 import { mainSide } from './helpers.js';
 
 const appDir = fileURLToPath(new URL('../examples/electron-app/', import.meta.url));
 const T = { timeout: 60_000 };
 
-type AppEvent = { type: string; [k: string]: any };
-
+/** A webContents with one document whose preload exposes `window.inspector`. */
+class FakeWebContents extends EventEmitter {
+  readonly id = 1;
+  readonly mainFrame = { processId: 4, routingId: 1 };
+  client: BridgeClient<unknown, unknown> | undefined;
+  getURL = () => 'file:///index.html';
+  isLoadingMainFrame = () => false;
+  isDestroyed = () => false;
+  postMessage(_channel: string, _message: unknown, transfer: MessagePort[]) {
+    this.client?.attach(transfer[0] as unknown as RendererPortLike);
+  }
+  load(ipcMain: EventEmitter) {
+    this.client = new BridgeClient('window.inspector');
+    ipcMain.emit(BRIDGE_OPEN_CHANNEL, { sender: this, senderFrame: { ...this.mainFrame } }, 'inspector');
+    (globalThis as Record<string, unknown>).inspector = this.client.api();
+  }
+}
 
 describe('file inspector, headless', () => {
+  const ports: MessagePort[] = [];
   let dir: string;
   let small: string;
   let big: string;
   let inspector: any;
-  let link: PortLink<AppEvent>;
-  let renderer: BridgeClient<unknown, AppEvent>;
-  let ports: MessagePort[];
-  const events: AppEvent[] = [];
-  const rejected: Array<{ code: string; message: string }> = [];
-
-  /** Waits for the renderer to see an event matching `pred` (searching what it already saw). */
-  function seen(pred: (e: AppEvent) => boolean, ms = 20_000): Promise<AppEvent> {
-    const start = Date.now();
-    return new Promise((resolve, reject) => {
-      const poll = () => {
-        const hit = events.find(pred);
-        if (hit) return resolve(hit);
-        if (Date.now() - start > ms) return reject(new Error(`not seen in ${ms} ms; events: ${JSON.stringify(events.map((e) => e.type))}`));
-        setTimeout(poll, 10);
-      };
-      poll();
-    });
-  }
+  let server: WindowRpcServer<any>;
+  let page: any; // rendererRpc(App, 'inspector')
+  const events: Array<{ name: string; [k: string]: any }> = [];
+  const mainErrors: Error[] = [];
+  const pageErrors: Error[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'eic-headless-'));
@@ -53,86 +59,104 @@ describe('file inspector, headless', () => {
     big = path.join(dir, 'big.txt');
     writeFileSync(big, 'lorem ipsum dolor sit amet\n'.repeat(300_000));
 
-    const { Inspector } = await import(path.join(appDir, 'inspector.mjs'));
-    const { Request } = await import(path.join(appDir, 'protocol.mjs'));
-    const { port1, port2 } = new MessageChannel();
-    ports = [port1, port2];
-    // What main.mjs does with exposeToWindow, on a MessagePort pair.
-    inspector = new Inspector({ onEvent: (e: AppEvent) => link.post(e) });
-    link = attachPort<any, AppEvent>(mainSide(port1), {
-      schema: Request,
-      label: 'window.inspector',
-      onError: () => {},
-      onMessage: (req: { op: string; path?: string }) => {
-        if (req.op === 'open') void inspector.inspect(req.path);
-        else if (req.op === 'crash') inspector.crashParser();
-        else if (req.op === 'pids') link.post({ type: 'pids', ...inspector.pids() });
-      },
-    });
-    renderer = new BridgeClient('window.inspector');
-    renderer.attach(port2 as unknown as RendererPortLike);
-    renderer.onMessage((e) => events.push(e));
-    renderer.onError((r) => rejected.push(r));
+    const ipcMain = new EventEmitter();
+    class MessageChannelMain {
+      port1: MainPortLike;
+      port2: MessagePort;
+      constructor() {
+        const { port1, port2 } = new MessageChannel();
+        ports.push(port1, port2);
+        this.port1 = mainSide(port1);
+        this.port2 = port2;
+      }
+    }
+    setElectronForTesting({ ipcMain, MessageChannelMain });
+
+    // What main.mjs does, with the example's own modules.
+    const { Inspector, appHandlers } = await import(path.join(appDir, 'inspector.mjs'));
+    const { App } = await import(path.join(appDir, 'protocol.mjs'));
+    inspector = new Inspector({ onEvent: (name: string, payload: object) => server.emit(name as never, payload as never) });
+    const wc = new FakeWebContents();
+    server = serveToWindow(App, wc as never, appHandlers(inspector), { name: 'inspector', onError: (e) => mainErrors.push(e) });
+    wc.load(ipcMain);
+    // What renderer.js does.
+    page = rendererRpc(App, 'inspector', { timeout: 30_000, onError: (e) => pageErrors.push(e) });
+    page.on('helper', (e: object) => events.push({ name: 'helper', ...e }));
+    page.on('crash', (e: object) => events.push({ name: 'crash', ...e }));
+    await page.call('status'); // after the subscriptions: main has them before the helpers start
     await inspector.start();
   }, 30_000);
 
   afterAll(async () => {
+    page?.close();
+    server?.close();
     await inspector?.close();
-    for (const p of ports ?? []) p.close();
+    setElectronForTesting(undefined);
+    delete (globalThis as Record<string, unknown>).inspector;
+    for (const p of ports) p.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs main and the two helpers as distinct processes, both locked down when the kernel can', T, async () => {
-    renderer.send({ op: 'pids' });
-    const pids = await seen((e) => e.type === 'pids');
-    expect(pids.main).toBe(process.pid);
-    expect(new Set([pids.main, pids.parser, pids.indexer]).size).toBe(3);
-    const parser = await seen((e) => e.type === 'helper' && e.role === 'parser');
-    expect(parser.pid).toBe(pids.parser);
-    if (parser.lockdown.enforced) expect(parser.probe).toMatch(/EACCES/);
+  it('runs main and the two helpers as distinct processes, locked down when the kernel can; the page hears them start', T, async () => {
+    const s = await page.call('status');
+    expect(s.main).toBe(process.pid);
+    expect(new Set([s.main, s.parser, s.indexer]).size).toBe(3);
+    if (s.lockdown.parser.enforced) expect(s.probe).toMatch(/EACCES/);
+    expect(events.filter((e) => e.name === 'helper').map((e) => [e.role, e.pid])).toEqual([
+      ['indexer', s.indexer],
+      ['parser', s.parser],
+    ]);
   });
 
-  it('opens a file the renderer names and shows the results', T, async () => {
-    renderer.send({ op: 'open', path: small });
-    const r = await seen((e) => e.type === 'result' && e.name === 'small.txt');
-    expect(r).toMatchObject({ bytes: 37, lines: 2, words: 8 });
+  it('a call from the page reaches the helpers and comes back with the result, with progress on the way', T, async () => {
+    const progress: any[] = [];
+    const r = await page.call('inspect', { path: small }, { onProgress: (p: any) => progress.push(p) });
+    expect(r).toMatchObject({ name: 'small.txt', bytes: 37, lines: 2, words: 8, chunks: 1 });
     expect(r.top[0]).toEqual(['fish', 4]);
+    expect(progress).toEqual([{ chunks: 1, bytes: 37, words: 8 }]);
   });
 
-  it('rejects malformed renderer messages in main and tells the renderer', T, async () => {
-    renderer.send({ op: 'open', path: 42 });
-    renderer.send({ op: 'exec', cmd: 'rm -rf /' });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(rejected.map((r) => r.code)).toEqual(['INVALID', 'INVALID']);
-    expect(rejected[0]!.message).toMatch(/path: expected a path/);
-    expect(rejected[1]!.message).toMatch(/op: expected 'open', 'crash' or 'pids'/);
+  it('errors reach the page with a code: bad input is refused in main, a missing file is ENOENT', T, async () => {
+    const bad = await page.call('inspect', { path: 42 }).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ name: 'RpcError', code: 'INVALID', remote: true });
+    expect(bad.issues[0]).toMatchObject({ path: ['path'], message: /expected a path/ });
+    const missing = await page.call('inspect', { path: path.join(dir, 'nope.txt') }).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ name: 'RpcError', code: 'ENOENT', remote: true });
+    // A message that is not an App call is refused too, and the server keeps serving.
+    const errors: unknown[] = [];
+    const raw = (globalThis as any).inspector;
+    const off = raw.onError((r: unknown) => errors.push(r));
+    raw.send({ op: 'exec', cmd: 'rm -rf /' });
+    await expect(page.call('status')).resolves.toMatchObject({ main: process.pid });
+    expect(errors).toHaveLength(1);
+    expect(pageErrors.map((e) => e.message)).toEqual([expect.stringMatching(/main rejected a message.*unknown frame type/)]);
+    expect(mainErrors.length).toBeGreaterThan(0);
+    off?.();
   });
 
-  it('crashes the parser mid-file, respawns it and finishes the file', T, async () => {
-    const before = (await seen((e) => e.type === 'pids')).parser as number;
-    renderer.send({ op: 'open', path: big });
-    await seen((e) => e.type === 'progress' && e.name === 'big.txt');
-    renderer.send({ op: 'crash' });
-    const crash = await seen((e) => e.type === 'crash' && e.role === 'parser');
-    expect(crash.pid).toBe(before);
-    expect(crash.how).toBe('killed by SIGKILL');
-    const recovered = await seen((e) => e.type === 'recovered');
-    expect(recovered.pid).not.toBe(before);
-    const r = await seen((e) => e.type === 'result' && e.name === 'big.txt', 30_000);
-    expect(r).toMatchObject({ lines: 300_000, words: 1_500_000 });
-    renderer.send({ op: 'pids' });
-    await new Promise((res) => setTimeout(res, 100));
-    const now = events.filter((e) => e.type === 'pids').at(-1)!;
-    expect(now.parser).toBe(recovered.pid);
+  it('crashes the parser mid-file; the supervisor respawns it and the call still completes', T, async () => {
+    const before = (await page.call('status')).parser;
+    let crashed = false;
+    const r = await page.call('inspect', { path: big }, {
+      onProgress: () => {
+        if (!crashed) void page.call('crash');
+        crashed = true;
+      },
+    });
+    expect(r).toMatchObject({ name: 'big.txt', lines: 300_000, words: 1_500_000 });
+    const crash = events.find((e) => e.name === 'crash');
+    expect(crash).toMatchObject({ role: 'parser', pid: before, how: 'killed by SIGKILL' });
+    const now = await page.call('status');
+    expect(now.parser).not.toBe(before);
+    expect(events.filter((e) => e.name === 'helper').at(-1)).toMatchObject({ role: 'parser', pid: now.parser });
     expect(new Set([now.main, now.parser, now.indexer]).size).toBe(3);
-    // The new parser serves further requests.
-    renderer.send({ op: 'open', path: small });
-    await seen((e) => e.type === 'result' && e.name === 'small.txt' && e.id > r.id);
+    // The new parser serves further calls.
+    await expect(page.call('inspect', { path: small })).resolves.toMatchObject({ words: 8 });
   });
 });
 
 describe('npm run demo (examples/electron-app/headless.mjs)', () => {
-  it('prints pids, results, the crash and the recovery, and exits 0', T, async () => {
+  it('prints pids, results, errors with codes, the crash and the recovery, and exits 0', T, async () => {
     const child = spawn(process.execPath, [path.join(appDir, 'headless.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -141,10 +165,12 @@ describe('npm run demo (examples/electron-app/headless.mjs)', () => {
     const code = await new Promise((r) => child.once('exit', r));
     clearTimeout(timer);
     expect(out).toMatch(/pids: main \d+, parser \d+, indexer \d+/);
-    expect(out).toMatch(/result #1 README\.md: \d+ bytes/);
+    expect(out).toMatch(/result README\.md: \d+ bytes/);
+    expect(out).toMatch(/RpcError ENOENT/);
+    expect(out).toMatch(/RpcError INVALID/);
     expect(out).toMatch(/parser pid \d+ killed by SIGKILL/);
     expect(out).toMatch(/parser respawned as pid \d+/);
-    expect(out).toMatch(/result #\d+ big\.txt: \d+ bytes, 200000 lines/);
+    expect(out).toMatch(/result big\.txt: \d+ bytes, 200000 lines/);
     expect(out).toMatch(/demo finished: OK/);
     expect(code).toBe(0);
   });

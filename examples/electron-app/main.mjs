@@ -1,13 +1,14 @@
 /**
  * Electron main process of the file inspector. Run with `npm start` (after `npm install`).
- * The renderer talks to main only through `window.inspector`, a channel exposed by the bridge.
+ * The page talks to main only through `window.inspector`, the channel the bundled preload exposes,
+ * and only in the App protocol (protocol.mjs): serveToWindow checks every call's input here.
  */
 import { app, BrowserWindow, dialog } from 'electron';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lib from './lib.mjs';
-import { Inspector } from './inspector.mjs';
-import { Request } from './protocol.mjs';
+import { Inspector, appHandlers } from './inspector.mjs';
+import { App } from './protocol.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let inspector;
@@ -21,49 +22,17 @@ async function createWindow() {
     webPreferences: lib.preloadWebPreferences('inspector'),
   });
 
-  const bridge = lib.exposeToWindow(win, {
-    name: 'inspector',
-    schema: Request, // the renderer is untrusted: every message is checked here
-    onMessage: (req) => {
-      handle(req).catch((e) => bridge.send({ type: 'error', message: e.message }));
-    },
-  });
+  inspector = new Inspector({ onEvent: (name, payload) => server.emit(name, payload) });
+  const choose = async () => {
+    const r = await dialog.showOpenDialog(win, { properties: ['openFile'] });
+    return r.canceled ? undefined : r.filePaths[0];
+  };
+  // One server per document: a reload gets a fresh one; the page's calls in flight reject.
+  const server = lib.serveToWindow(App, win, appHandlers(inspector, { choose }), { name: 'inspector' });
 
-  inspector = new Inspector({
-    onEvent(event) {
-      if (win.isDestroyed()) return;
-      bridge.send(event);
-      if (event.type === 'helper') bridge.send({ type: 'pids', ...inspector.pids() });
-    },
-  });
-
-  async function handle(req) {
-    switch (req.op) {
-      case 'open': {
-        let file = req.path;
-        if (file === undefined) {
-          const r = await dialog.showOpenDialog(win, { properties: ['openFile'] });
-          if (r.canceled || r.filePaths.length === 0) return;
-          file = r.filePaths[0];
-        }
-        await inspector.inspect(file);
-        break;
-      }
-      case 'crash':
-        inspector.crashParser();
-        break;
-      case 'pids':
-        bridge.send({ type: 'pids', ...inspector.pids() });
-        break;
-    }
-  }
-
+  const started = inspector.start(); // status() answers with what is up so far
   await win.loadFile(path.join(here, 'index.html'));
-  try {
-    await inspector.start();
-  } catch (e) {
-    bridge.send({ type: 'error', message: `the helpers could not start: ${e.message}` });
-  }
+  await started;
 }
 
 app.whenReady().then(createWindow);
