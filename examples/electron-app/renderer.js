@@ -84,11 +84,15 @@ async function inspect(path) {
   }
 }
 
+const crashed = new Set();
 rpc.on('helper', (e) => {
-  logEvent(`${e.role} up, pid ${e.pid}`);
+  logEvent(crashed.delete(e.role) ? `${e.role} recovered: pid ${e.pid}` : `${e.role} up, pid ${e.pid}`);
   void refreshStatus();
 });
-rpc.on('crash', (e) => logEvent(`${e.role} pid ${e.pid} ${e.how}`, 'error'));
+rpc.on('crash', (e) => {
+  crashed.add(e.role);
+  logEvent(`${e.role} pid ${e.pid} ${e.how}`, 'error');
+});
 
 $('open').addEventListener('click', () => {
   const path = $('path').value.trim();
