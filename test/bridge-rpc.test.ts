@@ -17,7 +17,7 @@ import { kHandle } from '../src/main/handles.js';
 import { MAX_QUEUED_FRAMES, serveToWindow } from '../src/main/rpc/window.js';
 import type { RpcHandlers } from '../src/main/rpc/server.js';
 import { BRIDGE_OPEN_CHANNEL, BridgeClient, bridgePortChannel, rendererRpc, type RendererPortLike } from '../src/preload/index.js';
-import { mainSide } from './helpers.js';
+import { installFakeElectron, mainSide } from './helpers.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -144,19 +144,7 @@ class FakeWebContents extends EventEmitter {
 }
 
 function fakeElectron() {
-  const ipcMain = new EventEmitter();
-  class MessageChannelMain {
-    port1: MainPortLike;
-    port2: MessagePort;
-    constructor() {
-      const { port1, port2 } = new MessageChannel();
-      ports.push(port1, port2);
-      this.port1 = mainSide(port1);
-      this.port2 = port2;
-    }
-  }
-  setElectronForTesting({ ipcMain, MessageChannelMain });
-  return ipcMain;
+  return installFakeElectron(ports);
 }
 
 /** A window serving Files as `files`, one loaded document, and a renderer client on it. */

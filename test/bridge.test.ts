@@ -18,7 +18,6 @@ import {
   findHandle,
   pumpToPort,
   setElectronForTesting,
-  type MainPortLike,
   type ReceiverLike,
 } from '../src/main/bridge.js';
 import { kHandle } from '../src/main/handles.js';
@@ -29,7 +28,7 @@ import {
   getBridge,
   type RendererPortLike,
 } from '../src/preload/index.js';
-import { mainSide } from './helpers.js';
+import { installFakeElectron, mainSide } from './helpers.js';
 
 
 const rendererSide = (port: MessagePort): RendererPortLike => port as unknown as RendererPortLike;
@@ -353,19 +352,7 @@ class FakeWebContents extends EventEmitter {
 }
 
 function fakeElectron() {
-  const ipcMain = new EventEmitter();
-  class MessageChannelMain {
-    port1: MainPortLike;
-    port2: MessagePort;
-    constructor() {
-      const { port1, port2 } = new MessageChannel();
-      ports.push(port1, port2);
-      this.port1 = mainSide(port1);
-      this.port2 = port2;
-    }
-  }
-  setElectronForTesting({ ipcMain, MessageChannelMain });
-  return ipcMain;
+  return installFakeElectron(ports);
 }
 
 describe('exposeToWindow (fake electron)', () => {

@@ -12,12 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
+import { setElectronForTesting } from '../src/main/bridge.js';
 import { serveToWindow, type WindowRpcServer } from '../src/main/rpc/window.js';
 import { BRIDGE_OPEN_CHANNEL, BridgeClient, rendererRpc, type RendererPortLike } from '../src/preload/index.js';
-import { mainSide } from './helpers.js';
+import { installFakeElectron } from './helpers.js';
 
 const appDir = fileURLToPath(new URL('../examples/electron-app/', import.meta.url));
 const T = { timeout: 60_000 };
@@ -59,18 +59,7 @@ describe('file inspector, headless', () => {
     big = path.join(dir, 'big.txt');
     writeFileSync(big, 'lorem ipsum dolor sit amet\n'.repeat(300_000));
 
-    const ipcMain = new EventEmitter();
-    class MessageChannelMain {
-      port1: MainPortLike;
-      port2: MessagePort;
-      constructor() {
-        const { port1, port2 } = new MessageChannel();
-        ports.push(port1, port2);
-        this.port1 = mainSide(port1);
-        this.port2 = port2;
-      }
-    }
-    setElectronForTesting({ ipcMain, MessageChannelMain });
+    const ipcMain = installFakeElectron(ports);
 
     // What main.mjs does, with the example's own modules.
     const { Inspector, appHandlers } = await import(path.join(appDir, 'inspector.mjs'));

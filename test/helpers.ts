@@ -5,8 +5,9 @@ import { IpcOneShotServer } from '../src/main/index.js';
 import type { IpcReceiver, IpcSender } from '../src/main/index.js';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import type { MessagePort } from 'node:worker_threads';
-import type { MainPortLike } from '../src/main/bridge.js';
+import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -112,4 +113,25 @@ export function mainSide(port: MessagePort): MainPortLike {
     start: () => port.start(),
     close: () => port.close(),
   } as MainPortLike;
+}
+
+/**
+ * A fake `electron` for the bridge tests (no Electron binary here): an `ipcMain` emitter and a
+ * `MessageChannelMain` over worker_threads ports (each collected in `ports`, for the test to close).
+ * Returns `ipcMain`; `setElectronForTesting(undefined)` removes the fake.
+ */
+export function installFakeElectron(ports: MessagePort[]): EventEmitter {
+  const ipcMain = new EventEmitter();
+  class MessageChannelMain {
+    port1: MainPortLike;
+    port2: MessagePort;
+    constructor() {
+      const { port1, port2 } = new MessageChannel();
+      ports.push(port1, port2);
+      this.port1 = mainSide(port1);
+      this.port2 = port2;
+    }
+  }
+  setElectronForTesting({ ipcMain, MessageChannelMain });
+  return ipcMain;
 }
