@@ -16,8 +16,8 @@ import { exposeToWindow, setElectronForTesting, type MainPortLike } from '../src
 import { kHandle } from '../src/main/handles.js';
 import { MAX_QUEUED_FRAMES, serveToWindow } from '../src/main/rpc/window.js';
 import type { RpcHandlers } from '../src/main/rpc/server.js';
-import { BRIDGE_OPEN_CHANNEL, BridgeClient, bridgePortChannel, rendererRpc, type RendererPortLike } from '../src/preload/index.js';
-import { installFakeElectron, mainSide } from './helpers.js';
+import { BridgeClient, bridgePortChannel, rendererRpc } from '../src/preload/index.js';
+import { FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,39 +108,6 @@ afterEach(() => {
 /** What the preload does for the page: `window.files` is the document's channel. */
 function exposeInPage(doc: BridgeClient<unknown, unknown>) {
   (globalThis as Record<string, unknown>).files = doc.api();
-}
-
-let nextId = 1;
-class FakeWebContents extends EventEmitter {
-  readonly id = nextId++;
-  readonly mainFrame = { processId: 4, routingId: 1 };
-  destroyed = false;
-  client: BridgeClient<unknown, unknown> | undefined;
-  url = '';
-  getURL() {
-    return this.url;
-  }
-  isLoadingMainFrame() {
-    return false;
-  }
-  isDestroyed() {
-    return this.destroyed;
-  }
-  postMessage(_channel: string, _message: unknown, transfer: MessagePort[]) {
-    this.client?.attach(transfer[0] as unknown as RendererPortLike);
-  }
-  /** A new document loads: its preload creates a client and asks main for the port. */
-  load(ipcMain: EventEmitter, name: string) {
-    this.emit('did-start-navigation', { isMainFrame: true, isSameDocument: false });
-    this.client = new BridgeClient(`window.${name}`);
-    this.url = 'file:///index.html';
-    ipcMain.emit(BRIDGE_OPEN_CHANNEL, { sender: this, senderFrame: { ...this.mainFrame } }, name);
-    return this.client;
-  }
-  destroy() {
-    this.destroyed = true;
-    this.emit('destroyed');
-  }
 }
 
 function fakeElectron() {

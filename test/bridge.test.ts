@@ -2,7 +2,6 @@
  * The renderer bridge under plain Node: main's pump (attachPort, pumpToPort, exposeToWindow with a
  * fake `electron`) against the preload's BridgeClient over real worker_threads MessagePorts.
  */
-import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -28,7 +27,7 @@ import {
   getBridge,
   type RendererPortLike,
 } from '../src/preload/index.js';
-import { installFakeElectron, mainSide } from './helpers.js';
+import { FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
 
 
 const rendererSide = (port: MessagePort): RendererPortLike => port as unknown as RendererPortLike;
@@ -314,42 +313,6 @@ describe('getBridge', () => {
 });
 
 // ---- exposeToWindow against a fake electron: the lifecycle of legs across documents.
-
-let nextWebContentsId = 1;
-class FakeWebContents extends EventEmitter {
-  readonly id = nextWebContentsId++;
-  readonly mainFrame = { processId: 4, routingId: 1 };
-  destroyed = false;
-  /** What the current document's preload would have. */
-  client: BridgeClient<unknown, unknown> | undefined;
-  posted: string[] = [];
-  url = '';
-  getURL() {
-    return this.url;
-  }
-  isLoadingMainFrame() {
-    return false;
-  }
-  isDestroyed() {
-    return this.destroyed;
-  }
-  postMessage(channel: string, _message: unknown, transfer: MessagePort[]) {
-    this.posted.push(channel);
-    this.client?.attach(rendererSide(transfer[0]!));
-  }
-  /** A new document loads: its preload creates a client and asks main for the port. */
-  load(ipcMain: EventEmitter, name: string) {
-    this.emit('did-start-navigation', { isMainFrame: true, isSameDocument: false });
-    this.client = new BridgeClient(`window.${name}`);
-    this.url = 'file:///index.html';
-    ipcMain.emit(PRELOAD_OPEN, { sender: this, senderFrame: { ...this.mainFrame } }, name);
-    return this.client;
-  }
-  destroy() {
-    this.destroyed = true;
-    this.emit('destroyed');
-  }
-}
 
 function fakeElectron() {
   return installFakeElectron(ports);

@@ -8,6 +8,7 @@ import { readdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
+import { BRIDGE_OPEN_CHANNEL, BridgeClient, type RendererPortLike } from '../src/preload/index.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -134,4 +135,46 @@ export function installFakeElectron(ports: MessagePort[]): EventEmitter {
   }
   setElectronForTesting({ ipcMain, MessageChannelMain });
   return ipcMain;
+}
+
+let nextWebContentsId = 1;
+
+/**
+ * A fake `webContents` for the bridge tests: `load(ipcMain, name)` starts a new document whose
+ * preload (a `BridgeClient`) asks main for its port; `destroy()` closes the window. `posted`
+ * lists the channels main posted ports on.
+ */
+export class FakeWebContents extends EventEmitter {
+  readonly id = nextWebContentsId++;
+  readonly mainFrame = { processId: 4, routingId: 1 };
+  destroyed = false;
+  /** What the current document's preload would have. */
+  client: BridgeClient<unknown, unknown> | undefined;
+  posted: string[] = [];
+  url = '';
+  getURL() {
+    return this.url;
+  }
+  isLoadingMainFrame() {
+    return false;
+  }
+  isDestroyed() {
+    return this.destroyed;
+  }
+  postMessage(channel: string, _message: unknown, transfer: MessagePort[]) {
+    this.posted.push(channel);
+    this.client?.attach(transfer[0] as unknown as RendererPortLike);
+  }
+  /** A new document loads: its preload creates a client and asks main for the port. */
+  load(ipcMain: EventEmitter, name: string) {
+    this.emit('did-start-navigation', { isMainFrame: true, isSameDocument: false });
+    this.client = new BridgeClient(`window.${name}`);
+    this.url = 'file:///index.html';
+    ipcMain.emit(BRIDGE_OPEN_CHANNEL, { sender: this, senderFrame: { ...this.mainFrame } }, name);
+    return this.client;
+  }
+  destroy() {
+    this.destroyed = true;
+    this.emit('destroyed');
+  }
 }

@@ -40,6 +40,21 @@ export const POLL_DISCONNECT = 4;
  * out never waits on another process: statx runs with AT_STATX_DONT_SYNC, so a FUSE or NFS file
  * is described from the kernel's cache (its size may then be stale).
  */
+/**
+ * Reads up to `maxPackets` whole packets into `arena` from `arenaOffset` (the same shape for the
+ * seqpacket and the stream call; each documents its own meta layout and blocking rules).
+ */
+export type RecvPackets = (
+  fd: number,
+  meta: Int32Array,
+  fdsOut: Int32Array,
+  maxPackets: number,
+  maxPacketBytes: number,
+  arena: Uint8Array,
+  arenaOffset: number,
+  block?: boolean,
+) => number;
+
 export interface FdInfo {
   kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other';
   /** File size for files and memfds. */
@@ -147,16 +162,7 @@ export interface NativeStream {
    * frame is whole go without MSG_DONTWAIT (they wait when the file is in blocking mode, see
    * setBlocking).
    */
-  recvPackets(
-    fd: number,
-    meta: Int32Array,
-    fdsOut: Int32Array,
-    maxPackets: number,
-    maxPacketBytes: number,
-    arena: Uint8Array,
-    arenaOffset: number,
-    block?: boolean,
-  ): number;
+  recvPackets: RecvPackets;
   /**
    * True while part of a frame has been read from `fd` and is held by the addon: moving the
    * socket to another process now would lose it.
@@ -272,16 +278,7 @@ export interface NativeBinding {
    * With `block`, the first recvmsg goes without MSG_DONTWAIT: it waits for a packet when the
    * socket's file is in blocking mode (see setBlocking), and returns EAGAIN at once when it is not.
    */
-  recvPackets?(
-    fd: number,
-    meta: Int32Array,
-    fdsOut: Int32Array,
-    maxPackets: number,
-    maxPacketBytes: number,
-    arena: Uint8Array,
-    arenaOffset: number,
-    block?: boolean,
-  ): number;
+  recvPackets?: RecvPackets;
   /**
    * One recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) scattered over `iovs` (at most 1024), so that a
    * packet's bytes land directly where they belong. Descriptors go to `fdsOut` (253 entries) and
