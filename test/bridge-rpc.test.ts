@@ -13,11 +13,10 @@ import { z } from 'zod';
 import { IpcError } from '../src/shared/errors.js';
 import { defineProtocol, RpcError } from '../src/shared/protocol.js';
 import { exposeToWindow, setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
-import { kHandle } from '../src/main/handles.js';
 import { MAX_QUEUED_FRAMES, serveToWindow } from '../src/main/rpc/window.js';
 import type { RpcHandlers } from '../src/main/rpc/server.js';
 import { BridgeClient, bridgePortChannel, rendererRpc } from '../src/preload/index.js';
-import { FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
+import { FakeHandle, FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,15 +33,6 @@ const Files = defineProtocol({
   events: { changed: z.object({ path: z.string() }) },
 });
 
-class FakeHandle {
-  closed = false;
-  [kHandle]() {
-    return { kind: 'file', fd: 99, move: false };
-  }
-  close() {
-    this.closed = true;
-  }
-}
 
 /** What the handlers saw in main. */
 interface Seen {

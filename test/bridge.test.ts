@@ -19,7 +19,6 @@ import {
   setElectronForTesting,
   type ReceiverLike,
 } from '../src/main/bridge.js';
-import { kHandle } from '../src/main/handles.js';
 import {
   BRIDGE_OPEN_CHANNEL as PRELOAD_OPEN,
   BridgeClient,
@@ -27,7 +26,7 @@ import {
   getBridge,
   type RendererPortLike,
 } from '../src/preload/index.js';
-import { FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
+import { FakeHandle, FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
 
 
 const rendererSide = (port: MessagePort): RendererPortLike => port as unknown as RendererPortLike;
@@ -46,15 +45,6 @@ afterEach(() => {
   setElectronForTesting(undefined);
 });
 
-class FakeHandle {
-  closed = false;
-  [kHandle]() {
-    return { kind: 'file', fd: 99, move: false };
-  }
-  close() {
-    this.closed = true;
-  }
-}
 class IpcSharedMemory {
   closed = false;
   close() {

@@ -8,6 +8,7 @@ import { readdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
+import { kHandle } from '../src/main/handles.js';
 import { BRIDGE_OPEN_CHANNEL, BridgeClient, type RendererPortLike } from '../src/preload/index.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,5 +177,16 @@ export class FakeWebContents extends EventEmitter {
   destroy() {
     this.destroyed = true;
     this.emit('destroyed');
+  }
+}
+
+/** An object that looks like a file handle to the bridge's handle check (never a real descriptor). */
+export class FakeHandle {
+  closed = false;
+  [kHandle]() {
+    return { kind: 'file', fd: 99, move: false };
+  }
+  close() {
+    this.closed = true;
   }
 }
