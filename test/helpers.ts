@@ -9,14 +9,23 @@ import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { setElectronForTesting, type MainPortLike } from '../src/main/bridge.js';
 import { kHandle } from '../src/main/handles.js';
+import { native } from '../src/main/native.js';
 import { BRIDGE_OPEN_CHANNEL, BridgeClient, type RendererPortLike } from '../src/preload/index.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Open descriptors of this process, from /proc/self/fd (the listing's own fd excluded). */
+/**
+ * Open descriptors of this process, from /proc/self/fd (the listing's own fd excluded), once the
+ * addon's closer thread has closed what was handed to it (a socket that may still hold
+ * descriptors closes there, a few microseconds later, or more on a loaded machine; see
+ * src/native/closer.cc). Waits at most 2 s for it, then counts anyway.
+ */
 export function fdCount(): number {
+  const end = Date.now() + 2000;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (native().pendingCloses() > 0 && Date.now() < end) Atomics.wait(cell, 0, 0, 1);
   return readdirSync('/proc/self/fd').length - 1;
 }
 
