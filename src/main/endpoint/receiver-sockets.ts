@@ -147,15 +147,26 @@ export abstract class ReceiverSockets extends Pinnable {
       this.setPollRef(this.refed && waiting);
       if (this.writers.length > 0) this.watchWriters(this.refed && waiting);
       if (waiting) this.pin(true);
-    } else {
+    } else if (!this.idleScheduled) {
       // Lazy stop: the watch stays until the next readiness event (onReadable stops it then),
       // which saves two epoll_ctl calls per message in request/response traffic; but an idle
-      // receiver no longer keeps the process alive.
-      if (this.poller) this.setPollRef(false);
-      for (const w of this.writers) setWriterRef(w, false);
-      this.pin(false);
+      // receiver no longer keeps the process alive. That is settled once this turn's microtasks
+      // have run: a program that receives in a loop has asked for the next message by then
+      // (`await recv()` resumes in a microtask), and the watch's ref and the pin stay as they
+      // are instead of being dropped and taken again for every message.
+      this.idleScheduled = true;
+      queueMicrotask(this.settleIdle);
     }
   }
+
+  private idleScheduled = false;
+  private readonly settleIdle = (): void => {
+    this.idleScheduled = false;
+    if (this.closed || this.waiting > 0 || this.watchers > 0) return;
+    if (this.poller) this.setPollRef(false);
+    for (const w of this.writers) setWriterRef(w, false);
+    this.pin(false);
+  };
 
   /** Watches every attached writer's socket (started lazily, stopped by onWriterReadable). */
   private watchWriters(ref: boolean): void {
