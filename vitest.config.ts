@@ -34,6 +34,7 @@ const CONTRACT = [
   'test/bench-smoke.test.ts',
   'test/inspect.test.ts',
   'test/writers-review.test.ts',
+  'test/mux.test.ts',
   'test/containment/**/*.test.ts',
 ];
 

@@ -34,3 +34,6 @@ export type { RpcServer, RpcHandlers, RpcContext, ServeOptions } from './rpc/ser
 export type { RpcSenderLike, RpcReceiverLike, RpcEndpointLike, RpcPairLike } from './rpc/link.js';
 export { serveToWindow } from './rpc/window.js';
 export type { ServeToWindowOptions, WindowRpcServer } from './rpc/window.js';
+export { IpcMux, MuxSender, MuxReceiver } from './mux/index.js';
+export type { MuxFrame, MuxOptions, MuxChannelOptions, MuxStats } from './mux/index.js';
+export type { MuxLimits } from '../shared/limits.js';

@@ -78,3 +78,32 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxSharedMemoryBytes: 256 * 1024 * 1024,
   maxSharedMemoryTotal: 1024 * 1024 * 1024,
 });
+
+/** Limits of one multiplexed connection (`IpcMux`, docs/multiplexing.md), each side its own. */
+export interface MuxLimits {
+  /**
+   * Most logical channels one side tracks at once (receivers it hosts and senders to the peer's
+   * receivers): what a peer can make this side allocate by handing it endpoints.
+   */
+  maxChannels: number;
+  /**
+   * Most messages one logical receiver holds not yet received. A logical channel cannot push
+   * back on its sender (the connection must keep reading for the other channels), so a channel
+   * over this limit fails: its receiver reports TOO_LARGE once, its senders see DISCONNECTED.
+   */
+  maxQueue: number;
+  /** Most messages every logical receiver of the connection together holds (the connection's budget). */
+  maxQueuedTotal: number;
+}
+
+/**
+ * Defaults of {@link MuxLimits}: 262,144 channels (above the 100,000 live channels of the
+ * issue-15 target; about 60 MB of bookkeeping at most), 4,096 messages per channel, 65,536 per
+ * connection. Queued bytes are bounded by these times the connection receiver's
+ * `maxMessageBytes` (configure it lower on a connection that carries small messages).
+ */
+export const MUX_LIMITS: Readonly<MuxLimits> = Object.freeze({
+  maxChannels: 262_144,
+  maxQueue: 4096,
+  maxQueuedTotal: 65_536,
+});

@@ -1,0 +1,1030 @@
+/**
+ * Multiplexed channels (issue 15, section 3; docs/multiplexing.md): many logical channels
+ * carried over ONE plain typed connection between two processes, so that a channel costs a few
+ * hundred bytes of memory on each side instead of two descriptors and a socketpair.
+ *
+ * Built only on the public typed channel API (IpcSender/IpcReceiver), so it runs on every
+ * transport. The connection carries frames, each one message of the plain channel, encoded in
+ * ONE codec pass:
+ *
+ * - `[id, value]`: a message for logical channel `id` (the value as the application sent it);
+ * - `[id, value, refs]`: the same, carrying logical endpoints of this connection, which travel
+ *   as ids: `refs` is a list of `[kind, id, path]` (`kind` 's' a sender, 'r' a receiver; `path`
+ *   the keys from the value's root to the slot, which holds `null` on the wire);
+ * - `[0, op, id, n]`: control. op 1 DROP (the peer's senders of `id` are all gone: `n` senders it
+ *   had been given), op 2 RCLOSED (the receiver of `id` is gone).
+ *
+ * Ids are relative: each side numbers the channels it creates 1, 2, 3...; on the wire an id is
+ * written as the writer's key, and the reader negates it (positive keys are this side's own ids,
+ * negative ones the peer's), so the two sides never collide and need no handshake.
+ *
+ * The receiver of a channel is hosted by one side for the channel's whole life (its "host").
+ * The host counts the senders it gave the peer (`granted`) and the peer answers with DROP once it
+ * holds none; a frame for a channel the peer holds no sender of is forged (MALFORMED, reported on
+ * the connection, dropped). A receiver that moves (sent over this connection, or anywhere else)
+ * leaves a relay behind: see {@link MuxReceiver} and docs/multiplexing.md.
+ */
+import { IpcError } from '../../shared/errors.js';
+import { armDeadline, checkTimeout } from '../../shared/deadline.js';
+import { MUX_LIMITS } from '../../shared/limits.js';
+import type { MuxLimits } from '../../shared/limits.js';
+import { channel } from '../channel.js';
+import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
+import { isHandleSource, kDetach, kHandle } from '../handles.js';
+import type { HandleInfo } from '../handles.js';
+
+/** A frame of the connection (see the module comment). */
+export type MuxFrame = readonly unknown[];
+
+/** Options of {@link IpcMux.open}. */
+export interface MuxOptions extends Partial<MuxLimits> {
+  /**
+   * Called with what the peer did wrong (an `IpcError`: MALFORMED for a forged or unknown channel
+   * id or a frame of the wrong shape, TOO_LARGE when a channel overflowed or the peer asked for
+   * more than `maxChannels`), and with errors of single bad messages of the connection. The
+   * connection and every other channel go on. Default: counted in `stats.errors`, last one kept
+   * in `stats.lastError`.
+   */
+  onError?: (error: IpcError) => void;
+}
+
+/** Options of {@link IpcMux.channel}. */
+export interface MuxChannelOptions {
+  /** Most messages this channel's receiver holds before the channel fails with TOO_LARGE. Default: the connection's `maxQueue`. */
+  maxQueue?: number;
+}
+
+const OP_DROP = 1;
+const OP_RCLOSED = 2;
+/** Longest path from a message's root to a logical endpoint in it. */
+const MAX_PATH = 64;
+/** Most logical endpoints in one message. */
+const MAX_REFS = 1024;
+/** Largest channel id accepted from the wire. */
+const MAX_ID = 2 ** 48;
+
+type Waiter = { resolve(v: unknown): void; reject(e: unknown): void; disarm(): void };
+type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
+
+/** @internal One logical channel as this side of the connection sees it. */
+export class Chan {
+  /** Live MuxSender objects of this channel in this process (relays included). */
+  local = 0;
+  // ---- host side (the receiver lives here)
+  /** Senders given to the peer and not yet dropped by it. */
+  granted = 0;
+  queue: unknown[] = [];
+  waiters: Waiter[] = [];
+  /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
+  recvGone = false;
+  /** Where messages go once the receiver moved: a plain sender, or a relay to a peer-hosted channel. */
+  sink: Sink = undefined;
+  /** The error the receiver reports once (overflow), before DISCONNECTED. */
+  failure: IpcError | undefined;
+  /** Every sender is gone: after the queue, recv rejects DISCONNECTED. */
+  eof = false;
+  maxQueue: number;
+  // ---- non-host side (the receiver lives in the peer)
+  /** Senders received from the peer since this side's last DROP. */
+  received = 0;
+  /** The peer said the receiver is gone (or the connection ended). */
+  peerGone = false;
+  /** The host-side channel this one relays for (its receiver moved to the peer). */
+  relayOf: Chan | undefined;
+
+  constructor(
+    readonly key: number,
+    readonly host: boolean,
+    maxQueue: number,
+  ) {
+    this.maxQueue = maxQueue;
+  }
+}
+
+function frameError(what: string): IpcError {
+  return new IpcError('MALFORMED', `Multiplexed connection: ${what}; the frame was dropped, the connection and its other channels go on.`);
+}
+
+function isId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v !== 0 && v < MAX_ID && v > -MAX_ID;
+}
+
+/** Closes every handle object a discarded value holds (without upgrading logical endpoints). */
+function closeValue(value: unknown): void {
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof MuxEndpoint || isHandleSource(v)) {
+      try {
+        (v as { close(): void }).close();
+      } catch {
+        /* already closed */
+      }
+      continue;
+    }
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
+    else if (v instanceof Set) for (const x of v) stack.push(x);
+    else if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null) for (const k of Object.keys(v)) stack.push((v as Record<string, unknown>)[k]);
+  }
+}
+
+type PathKey = string | number | [string | number];
+interface Ref {
+  ep: MuxEndpoint;
+  path: PathKey[];
+}
+
+/**
+ * Finds the logical endpoints of `mux` in `value` (plain objects, arrays and Map values with
+ * string or number keys). Anything else (class instances, other handles, endpoints of another
+ * connection) is left to the codec: endpoints it meets there travel by upgrade (see kHandle).
+ */
+function findRefs(mux: IpcMux<unknown, unknown>, v: unknown, path: PathKey[], out: Ref[], seen: Set<object>): void {
+  if (typeof v !== 'object' || v === null || seen.has(v) || path.length > MAX_PATH) return;
+  if (v instanceof MuxEndpoint) {
+    if (v.mux === mux) out.push({ ep: v, path: path.slice() });
+    return;
+  }
+  seen.add(v);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (typeof x === 'object' && x !== null) {
+        path.push(i);
+        findRefs(mux, x, path, out, seen);
+        path.pop();
+      }
+    }
+  } else if (v instanceof Map) {
+    for (const [k, x] of v) {
+      if ((typeof k === 'string' || typeof k === 'number') && typeof x === 'object' && x !== null) {
+        path.push([k]);
+        findRefs(mux, x, path, out, seen);
+        path.pop();
+      }
+    }
+  } else {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return;
+    for (const k of Object.keys(v)) {
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x === 'object' && x !== null) {
+        path.push(k);
+        findRefs(mux, x, path, out, seen);
+        path.pop();
+      }
+    }
+  }
+}
+
+/** A copy of `v` with `null` in the slots the refs point at (containers on their paths copied). */
+function substitute(v: unknown, refs: Ref[]): unknown {
+  const root = { v };
+  const copies = new Map<object, object>();
+  const copyOf = (c: object): object => {
+    let x = copies.get(c);
+    if (x !== undefined) return x;
+    if (Array.isArray(c)) x = c.slice();
+    else if (c instanceof Map) x = new Map(c);
+    else x = Object.assign(Object.create(Object.getPrototypeOf(c)) as object, c);
+    copies.set(c, x);
+    return x;
+  };
+  for (const { path } of refs) {
+    let orig: unknown = root.v;
+    let parent: { v: unknown } | Record<string | number, unknown> | Map<unknown, unknown> = root;
+    let parentKey: PathKey = 'v';
+    for (let i = 0; i <= path.length; i++) {
+      const last = i === path.length;
+      // Replace the current node in its (already copied) parent.
+      const next = last ? null : copyOf(orig as object);
+      if (Array.isArray(parentKey)) (parent as unknown as Map<unknown, unknown>).set(parentKey[0], next);
+      else (parent as Record<string | number, unknown>)[parentKey] = next;
+      if (last) break;
+      const k = path[i]!;
+      parent = next as Record<string, unknown>;
+      parentKey = k;
+      orig = Array.isArray(k) ? (orig as Map<unknown, unknown>).get(k[0]) : (orig as Record<string | number, unknown>)[k];
+    }
+  }
+  return root.v;
+}
+
+/** Reads a frame's `[kind, id, path]` ref and puts `ep` at its slot of `value`. */
+function place(root: { v: unknown }, path: unknown, ep: object): void {
+  if (!Array.isArray(path) || path.length > MAX_PATH) throw frameError('a logical endpoint reference has a bad path');
+  let node: unknown = root;
+  let key: unknown = 'v';
+  for (let i = 0; i <= path.length; i++) {
+    const isMapKey = Array.isArray(key);
+    const cur = isMapKey ? (node as Map<unknown, unknown>).get((key as unknown[])[0]) : (node as Record<string, unknown>)[key as string];
+    if (i === path.length) {
+      if (cur !== null) throw frameError('a logical endpoint reference points at a slot that does not hold null');
+      if (isMapKey) (node as Map<unknown, unknown>).set((key as unknown[])[0], ep);
+      else (node as Record<string, unknown>)[key as string] = ep;
+      return;
+    }
+    const k = path[i];
+    if (typeof cur !== 'object' || cur === null) throw frameError('a logical endpoint reference follows a path through a non-object');
+    if (Array.isArray(k)) {
+      if (!(cur instanceof Map) || k.length !== 1 || !cur.has(k[0])) throw frameError('a logical endpoint reference names a missing Map entry');
+    } else if (typeof k === 'number') {
+      if (!Array.isArray(cur) || !Number.isInteger(k) || k < 0 || k >= cur.length) throw frameError('a logical endpoint reference names a missing array item');
+    } else if (typeof k === 'string') {
+      const proto = Object.getPrototypeOf(cur);
+      if (Array.isArray(cur) || (proto !== Object.prototype && proto !== null) || !Object.hasOwn(cur, k) || k === '__proto__') {
+        throw frameError('a logical endpoint reference names a missing property');
+      }
+    } else throw frameError('a logical endpoint reference has a bad path key');
+    node = cur;
+    key = k;
+  }
+}
+
+/** What the GC safety net needs to release an endpoint collected without close(). */
+interface Held {
+  mux: IpcMux<unknown, unknown>;
+  chan: Chan;
+  sender: boolean;
+}
+const finalizer = new FinalizationRegistry<Held>((h) => {
+  try {
+    if (h.sender) h.mux.senderGone(h.chan);
+    else h.mux.receiverGone(h.chan);
+  } catch {
+    /* the process may be going away */
+  }
+});
+
+/** Base of the logical endpoints: closing, disposal, and the handle protocol (upgrade). */
+export abstract class MuxEndpoint implements Disposable {
+  /** @internal */
+  readonly mux: IpcMux<unknown, unknown>;
+  /** @internal */
+  readonly chan: Chan;
+  /** @internal */
+  protected done = false;
+
+  /** @internal */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan, sender: boolean) {
+    this.mux = mux;
+    this.chan = chan;
+    finalizer.register(this, { mux, chan, sender }, this);
+  }
+
+  /** True once closed (or moved, for a receiver). */
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** Closes this endpoint. Idempotent. */
+  abstract close(): void;
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal Marks the object closed and drops it from the GC safety net. */
+  protected finish(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    finalizer.unregister(this);
+    return true;
+  }
+
+  /** @internal The plain endpoint this one travels as, outside its own connection. */
+  protected abstract plain(): { [kHandle](): HandleInfo; [kDetach]?(): number };
+
+  /** @internal Sent anywhere but its own connection: travels as a plain endpoint (docs/multiplexing.md, "Third process"). */
+  [kHandle](): HandleInfo {
+    if (this.done) return { kind: this instanceof MuxSender ? 'S' : 'R', fd: -1, move: false };
+    return this.plain()[kHandle]();
+  }
+}
+
+/**
+ * The sending end of a logical channel: the shape of `IpcSender` (send, clone, close, dispose).
+ * Sending it inside a message on its own connection costs no descriptor; sent anywhere else it
+ * travels as a plain `IpcSender` whose messages this process relays into the logical channel.
+ */
+export class MuxSender<T> extends MuxEndpoint {
+  private upgraded: IpcSender<T> | undefined;
+
+  /** @internal Use `IpcMux.channel()`. */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
+    super(mux, chan, true);
+    chan.local++;
+  }
+
+  /**
+   * Sends a value (never blocks). Throws `UNSERIALIZABLE` (nothing sent), `DISCONNECTED` once the
+   * receiver is known gone or the connection ended, `CLOSED` after `close()`.
+   */
+  send(value: T): void {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxSender is closed');
+    this.mux.sendOn(this.chan, value);
+  }
+
+  /** A second sender to the same receiver (no descriptor, no message). */
+  clone(): MuxSender<T> {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxSender is closed');
+    return new MuxSender<T>(this.mux, this.chan);
+  }
+
+  /** Closes this sender; its receiver sees DISCONNECTED once every sender is gone. Idempotent. */
+  close(): void {
+    if (!this.finish()) return;
+    this.upgraded?.close();
+    this.upgraded = undefined;
+    this.mux.senderGone(this.chan);
+  }
+
+  /** @internal A plain channel whose receiver this process pumps into a clone of this sender. */
+  protected plain(): IpcSender<T> {
+    if (this.upgraded === undefined) {
+      const [ps, pr] = channel<T>();
+      this.upgraded = ps;
+      const relay = this.clone();
+      pr.unref();
+      void (async () => {
+        try {
+          for await (const v of pr) {
+            try {
+              relay.send(v);
+            } catch (e) {
+              closeValue(v);
+              if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) break;
+            }
+          }
+        } catch {
+          /* one bad message ends nothing: but a closed pr ends the relay */
+        } finally {
+          relay.close();
+          pr.close();
+        }
+      })();
+    }
+    return this.upgraded;
+  }
+
+  /** @internal */
+  [kDetach](): number {
+    return (this.plain() as unknown as { [kDetach](): number })[kDetach]();
+  }
+}
+
+/**
+ * The receiving end of a logical channel: the shape of `IpcReceiver` (recv with timeout and
+ * signal, tryRecv, async iteration, close, dispose). Sending it inside a message moves it: on its
+ * own connection the peer gets a logical receiver (no descriptor) and this side relays what
+ * arrives for it; anywhere else it travels as a plain `IpcReceiver` fed by the same relay.
+ */
+export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
+  private upgraded: [IpcSender<unknown>, IpcReceiver<unknown>] | undefined;
+
+  /** @internal Use `IpcMux.channel()`. */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
+    super(mux, chan, false);
+  }
+
+  /**
+   * The next message. Rejects `DISCONNECTED` once every sender (here and in the peer) is gone and
+   * every message was taken, or the connection ended; `TIMEOUT`; the abort reason; `CLOSED`;
+   * `TOO_LARGE` once when the channel overflowed its `maxQueue` (then DISCONNECTED).
+   */
+  recv(options?: RecvOptions): Promise<T> {
+    let timeout: number | undefined;
+    try {
+      if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('recv options must be an object');
+      timeout = checkTimeout(options?.timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.done) return Promise.reject(new IpcError('CLOSED', 'this MuxReceiver is closed'));
+    const c = this.chan;
+    if (c.queue.length > 0) {
+      this.mux.queued--;
+      return Promise.resolve(c.queue.shift() as T);
+    }
+    const end = this.endError();
+    if (end) return Promise.reject(end);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiter = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        disarm: () => {},
+      };
+      c.waiters.push(w);
+      this.mux.waiting(1);
+      w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms` }, (reason) => {
+        const i = c.waiters.indexOf(w);
+        if (i >= 0) {
+          c.waiters.splice(i, 1);
+          this.mux.waiting(-1);
+        }
+        reject(reason);
+      });
+    });
+  }
+
+  /** The next message if one is already there, else undefined (throws at the end, like recv). */
+  tryRecv(): { message: T } | undefined {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxReceiver is closed');
+    const c = this.chan;
+    if (c.queue.length > 0) {
+      this.mux.queued--;
+      return { message: c.queue.shift() as T };
+    }
+    const end = this.endError();
+    if (end) throw end;
+    return undefined;
+  }
+
+  /**
+   * A message already queued (as tryRecv), else throws: a logical channel cannot block this
+   * thread, because its messages arrive through the connection's asynchronous reader. Use
+   * `recv()`, or a plain channel where a blocking receive is needed.
+   */
+  recvSync(): T {
+    const r = this.tryRecv();
+    if (r) return r.message;
+    throw new TypeError('recvSync() cannot wait on a logical channel (its messages arrive through the event loop): use await recv(), or a plain channel');
+  }
+
+  /** Iterates messages until every sender is gone. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.recv();
+      } catch (e) {
+        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
+        throw e;
+      }
+    }
+  }
+
+  /** Closes the receiver: pending receives reject CLOSED, queued messages are dropped, senders see DISCONNECTED. */
+  close(): void {
+    if (!this.finish()) return;
+    const up = this.upgraded;
+    this.upgraded = undefined;
+    if (up) {
+      up[0].close();
+      up[1].close();
+    }
+    this.mux.receiverGone(this.chan);
+  }
+
+  private endError(): IpcError | undefined {
+    const c = this.chan;
+    if (c.failure) {
+      const f = c.failure;
+      c.failure = undefined;
+      return f;
+    }
+    if (c.eof) return new IpcError('DISCONNECTED', 'every sender of this logical channel is closed (or the connection ended)');
+    return undefined;
+  }
+
+  /** @internal Moving: the object becomes closed, pending receives reject CLOSED; the channel lives on behind a relay. */
+  moveOut(sink: Sink): void {
+    if (!this.finish()) return;
+    this.mux.relayTo(this.chan, sink);
+  }
+
+  /** @internal */
+  protected plain(): IpcReceiver<unknown> {
+    this.upgraded ??= channel<unknown>();
+    return this.upgraded[1];
+  }
+
+  /** @internal Sent on a plain channel (or another connection): what arrives is written into a plain sender. */
+  [kDetach](): number {
+    const [ps, pr] = this.upgraded ?? channel<unknown>();
+    this.upgraded = undefined;
+    this.moveOut({ plain: ps });
+    return (pr as unknown as { [kDetach](): number })[kDetach]();
+  }
+}
+
+/** Connection counters (see {@link IpcMux.stats}). */
+export interface MuxStats {
+  /** Logical channels this side tracks (hosted receivers and senders to the peer's). */
+  channels: number;
+  /** Messages queued in this side's logical receivers. */
+  queued: number;
+  /** Errors reported for the peer's frames. */
+  errors: number;
+  /** The last of them. */
+  lastError: IpcError | undefined;
+}
+
+/**
+ * One connection carrying many logical channels between two processes. Both processes call
+ * `IpcMux.open(sender, receiver)` with their ends of a plain connection (a pair of plain typed
+ * channels, one each way); `mux.channel()` then makes logical channels whose endpoints travel
+ * inside messages on that connection's logical channels as ids, at no descriptor cost.
+ */
+export class IpcMux<Out = unknown, In = unknown> implements Disposable {
+  private readonly chans = new Map<number, Chan>();
+  /** Id 1 of each side is its root receiver (see `receiver`), so channels start at 2. */
+  private nextId = 2;
+  /**
+   * The root channel toward the peer: a sender to the receiver the peer's `IpcMux.open()` made
+   * (its `receiver`). The first logical endpoints travel on it. Cloneable and closeable like any.
+   */
+  readonly sender: MuxSender<Out>;
+  /** The root receiver: what the peer sends on its `sender`. */
+  readonly receiver: MuxReceiver<In>;
+  private alive = true;
+  private waiters = 0;
+  /** @internal Messages queued in hosted receivers. */
+  queued = 0;
+  private readonly limits: MuxLimits;
+  private readonly onError: ((e: IpcError) => void) | undefined;
+  private errors = 0;
+  private lastError: IpcError | undefined;
+
+  private constructor(
+    private readonly tx: IpcSender<MuxFrame>,
+    private readonly rx: IpcReceiver<MuxFrame>,
+    options: MuxOptions,
+  ) {
+    const { onError, ...rest } = options;
+    const limits = { ...MUX_LIMITS, ...rest };
+    for (const k of Object.keys(MUX_LIMITS) as Array<keyof MuxLimits>) {
+      const v = limits[k];
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`IpcMux option ${k} must be a positive integer, got ${String(v)}`);
+    }
+    if (onError !== undefined && typeof onError !== 'function') throw new TypeError('IpcMux option onError must be a function');
+    this.limits = limits;
+    this.onError = onError;
+    // The root channels: each side hosts key 1 with one sender granted to the peer, and holds
+    // one sender (received from the peer, in effect) of the peer's key 1.
+    const mine = this.newChan(1, true, true);
+    mine.granted = 1;
+    this.receiver = new MuxReceiver<In>(this, mine);
+    const theirs = this.newChan(-1, false, true);
+    theirs.received = 1;
+    this.sender = new MuxSender<Out>(this, theirs);
+    rx.unref();
+    void this.read();
+  }
+
+  /**
+   * Opens this side of a multiplexed connection over a plain connection: `tx` sends to the
+   * peer's `rx` and `rx` receives from the peer's `tx` (each process calls this with its own
+   * ends). The mux owns both from then on (close() closes them). The connection's receiver limits
+   * (`configure()` it first) bound each frame, hence each logical message.
+   */
+  static open<Out = unknown, In = unknown>(tx: IpcSender<MuxFrame>, rx: IpcReceiver<MuxFrame>, options: MuxOptions = {}): IpcMux<Out, In> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('IpcMux.open(tx, rx, options): options must be an object');
+    return new IpcMux<Out, In>(tx, rx, options);
+  }
+
+  /** Creates a logical channel; both ends start in this process (send either one to the peer). */
+  channel<T>(options: MuxChannelOptions = {}): [MuxSender<T>, MuxReceiver<T>] {
+    const maxQueue = options.maxQueue ?? this.limits.maxQueue;
+    if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(maxQueue)}`);
+    if (!this.alive) throw new IpcError('DISCONNECTED', 'this multiplexed connection is closed');
+    const chan = this.newChan(this.nextId++, true, true);
+    chan.maxQueue = maxQueue;
+    return [new MuxSender<T>(this, chan), new MuxReceiver<T>(this, chan)];
+  }
+
+  /** Counters: channels tracked, messages queued, errors reported about the peer (and the last one). */
+  get stats(): MuxStats {
+    return { channels: this.chans.size, queued: this.queued, errors: this.errors, lastError: this.lastError };
+  }
+
+  /** True until the connection ends (closed here, by the peer, or the peer exited). */
+  get open(): boolean {
+    return this.alive;
+  }
+
+  /** Closes the connection: receivers whose senders were in the peer see DISCONNECTED, senders to the peer throw it. */
+  close(): void {
+    if (!this.alive) return;
+    this.tx.close();
+    this.rx.close();
+    this.die();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+
+  private newChan(key: number, host: boolean, local: boolean): Chan {
+    if (this.chans.size >= this.limits.maxChannels) {
+      const msg = `this multiplexed connection already carries maxChannels (${this.limits.maxChannels}) logical channels`;
+      throw new IpcError('TOO_LARGE', local ? `${msg}: close some, or open the connection with a higher maxChannels` : `${msg}; the peer asked for more`);
+    }
+    const c = new Chan(key, host, this.limits.maxQueue);
+    this.chans.set(key, c);
+    return c;
+  }
+
+  private forget(c: Chan): void {
+    if (this.chans.get(c.key) === c) this.chans.delete(c.key);
+  }
+
+  private report(e: IpcError): void {
+    this.errors++;
+    this.lastError = e;
+    if (this.onError) {
+      try {
+        this.onError(e);
+      } catch {
+        /* the callback's own failure is not the peer's */
+      }
+    }
+  }
+
+  /** @internal A receiver starts or stops waiting: the connection keeps the process alive while any does. */
+  waiting(d: number): void {
+    const before = this.waiters;
+    this.waiters += d;
+    if (before === 0 && this.waiters > 0 && this.alive) this.rx.ref();
+    else if (before > 0 && this.waiters === 0 && this.alive) this.rx.unref();
+  }
+
+  private write(frame: MuxFrame): void {
+    if (!this.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+    try {
+      this.tx.send(frame);
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        this.die();
+        throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended', { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private control(op: number, key: number, n = 0): void {
+    if (!this.alive) return;
+    try {
+      this.write([0, op, key, n]);
+    } catch {
+      /* the connection ended: nothing to tell */
+    }
+  }
+
+  /** @internal MuxSender.send. */
+  sendOn(c: Chan, value: unknown): void {
+    if (c.host) {
+      if (c.recvGone && c.sink === undefined) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
+      this.deliver(c, value);
+      return;
+    }
+    if (c.peerGone || !this.alive) throw new IpcError('DISCONNECTED', this.alive ? 'the receiver of this logical channel is closed' : 'the multiplexed connection has ended');
+    this.sendFrame(c.key, value);
+  }
+
+  /** Writes one message for peer-hosted channel `key`, logical endpoints of this connection as ids. */
+  private sendFrame(key: number, value: unknown): void {
+    let refs: Ref[] | undefined;
+    if (typeof value === 'object' && value !== null) {
+      const found: Ref[] = [];
+      findRefs(this, value, [], found, new Set());
+      if (found.length > 0) refs = found;
+    }
+    if (refs === undefined) {
+      this.write([key, value]);
+      return;
+    }
+    if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
+    // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
+    const wire: unknown[] = [];
+    const moves = new Map<MuxEndpoint, Chan>();
+    try {
+      for (const r of refs) {
+        const ep = r.ep;
+        if (ep.closed) throw new IpcError('CLOSED', `a ${ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
+        if (ep instanceof MuxReceiver) {
+          let relay = moves.get(ep);
+          if (relay === undefined) {
+            relay = this.newChan(this.nextId++, false, true);
+            relay.relayOf = ep.chan;
+            relay.local = 1;
+            relay.received = 1;
+            moves.set(ep, relay);
+          }
+          wire.push(['r', relay.key, r.path]);
+        } else wire.push(['s', ep.chan.key, r.path]);
+      }
+      this.write([key, substitute(value, refs), wire]);
+    } catch (e) {
+      for (const relay of moves.values()) this.forget(relay);
+      throw e;
+    }
+    const granted = new Set<MuxEndpoint>();
+    for (const r of refs) {
+      if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep)) {
+        granted.add(r.ep);
+        r.ep.chan.granted++;
+      }
+    }
+    for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+  }
+
+  /** A message for hosted channel `c`: to its receiver, or through its relay. */
+  private deliver(c: Chan, value: unknown): void {
+    const sink = c.sink;
+    if (sink !== undefined) {
+      try {
+        if ('plain' in sink) sink.plain.send(value);
+        else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'relay target gone');
+        else this.sendFrame(sink.relay.key, value);
+      } catch (e) {
+        closeValue(value);
+        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) this.sinkGone(c);
+      }
+      return;
+    }
+    if (c.recvGone) {
+      closeValue(value);
+      return;
+    }
+    const w = c.waiters.shift();
+    if (w !== undefined) {
+      w.disarm();
+      this.waiting(-1);
+      w.resolve(value);
+      return;
+    }
+    if (c.queue.length >= c.maxQueue || this.queued >= this.limits.maxQueuedTotal) {
+      const which = c.queue.length >= c.maxQueue ? `its maxQueue (${c.maxQueue})` : `the connection's maxQueuedTotal (${this.limits.maxQueuedTotal})`;
+      const err = new IpcError('TOO_LARGE', `a logical channel overflowed ${which} messages not yet received; the channel is closed (its senders see DISCONNECTED), the others go on. Receive faster or raise the limit`);
+      closeValue(value);
+      this.fail(c, err);
+      this.report(err);
+      return;
+    }
+    c.queue.push(value);
+    this.queued++;
+  }
+
+  /** The channel overflowed: queued messages dropped, the receiver reports `err` once, senders see DISCONNECTED. */
+  private fail(c: Chan, err: IpcError): void {
+    for (const v of c.queue) closeValue(v);
+    this.queued -= c.queue.length;
+    c.queue = [];
+    c.failure = err;
+    c.eof = true;
+    c.recvGone = true;
+    const ws = c.waiters;
+    c.waiters = [];
+    if (ws.length > 0) {
+      c.failure = undefined;
+      this.waiting(-ws.length);
+      for (const w of ws) {
+        w.disarm();
+        w.reject(err);
+      }
+    }
+    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    this.maybeForget(c);
+  }
+
+  /** @internal The receiver object was closed or collected. */
+  receiverGone(c: Chan): void {
+    if (c.recvGone && c.sink === undefined) return;
+    for (const v of c.queue) closeValue(v);
+    this.queued -= c.queue.length;
+    c.queue = [];
+    c.recvGone = true;
+    const ws = c.waiters;
+    c.waiters = [];
+    this.waiting(-ws.length);
+    for (const w of ws) {
+      w.disarm();
+      w.reject(new IpcError('CLOSED', 'this MuxReceiver was closed'));
+    }
+    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    this.maybeForget(c);
+  }
+
+  /** A relay's target is gone: the moved receiver is gone. */
+  private sinkGone(c: Chan): void {
+    const sink = c.sink;
+    c.sink = undefined;
+    if (sink && 'plain' in sink) sink.plain.close();
+    if (sink && 'relay' in sink) this.senderGone(sink.relay);
+    c.recvGone = true;
+    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    this.maybeForget(c);
+  }
+
+  /** @internal The receiver moved: queued messages go first, pending receives reject CLOSED. */
+  relayTo(c: Chan, sink: Sink): void {
+    const ws = c.waiters;
+    c.waiters = [];
+    this.waiting(-ws.length);
+    for (const w of ws) {
+      w.disarm();
+      w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
+    }
+    const q = c.queue;
+    c.queue = [];
+    this.queued -= q.length;
+    c.recvGone = true;
+    c.sink = sink;
+    for (const v of q) this.deliver(c, v);
+    if (c.failure || c.eof) this.endRelay(c);
+  }
+
+  /** Every sender of hosted channel `c` is gone: its receiver (or relay) sees the end. */
+  private checkEnd(c: Chan): void {
+    if (!c.host || c.eof || c.local > 0 || (c.granted > 0 && this.alive)) return;
+    c.eof = true;
+    const ws = c.waiters;
+    if (ws.length > 0 && c.queue.length === 0) {
+      c.waiters = [];
+      this.waiting(-ws.length);
+      for (const w of ws) {
+        w.disarm();
+        w.reject(new IpcError('DISCONNECTED', 'every sender of this logical channel is closed (or the connection ended)'));
+      }
+    }
+    if (c.sink) this.endRelay(c);
+    this.maybeForget(c);
+  }
+
+  private endRelay(c: Chan): void {
+    const sink = c.sink;
+    c.sink = undefined;
+    if (sink && 'plain' in sink) sink.plain.close();
+    else if (sink) this.senderGone(sink.relay);
+  }
+
+  private maybeForget(c: Chan): void {
+    if (c.host ? c.local === 0 && (c.granted === 0 || !this.alive) && (c.recvGone || c.eof) && c.sink === undefined : c.local === 0) this.forget(c);
+  }
+
+  /** @internal A sender object (or a relay) of `c` is gone. */
+  senderGone(c: Chan): void {
+    c.local--;
+    if (c.host) {
+      this.checkEnd(c);
+      this.maybeForget(c);
+      return;
+    }
+    if (c.local > 0) return;
+    // Also after RCLOSED: the host keeps the channel's entry until the peer's senders are dropped.
+    if (c.received > 0) this.control(OP_DROP, c.key, c.received);
+    c.received = 0;
+    this.forget(c);
+  }
+
+  /** The connection ended. */
+  private die(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    if (this.waiters > 0) this.rx.unref();
+    for (const c of [...this.chans.values()]) {
+      if (c.host) this.checkEnd(c);
+      else {
+        c.peerGone = true;
+        if (c.relayOf) this.sinkGone(c.relayOf);
+      }
+    }
+  }
+
+  private async read(): Promise<void> {
+    for (;;) {
+      let f: MuxFrame;
+      try {
+        f = await this.rx.recv();
+      } catch (e) {
+        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+          this.die();
+          return;
+        }
+        this.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
+        continue;
+      }
+      try {
+        this.onFrame(f);
+      } catch (e) {
+        this.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
+      }
+    }
+  }
+
+  private onFrame(f: unknown): void {
+    if (!Array.isArray(f) || f.length < 2 || f.length > 4) {
+      closeValue(f);
+      throw frameError('a frame is not an array of 2 to 4 items');
+    }
+    const w = f[0];
+    if (w === 0) {
+      closeValue(f);
+      return this.onControl(f);
+    }
+    if (!isId(w) || f.length > 3) {
+      closeValue(f);
+      throw frameError('a frame names no valid channel id');
+    }
+    const key = -w;
+    const c = this.chans.get(key);
+    // A frame may only name a channel this side hosts and gave the peer a sender of.
+    if (c === undefined || !c.host || c.granted === 0) {
+      closeValue(f);
+      throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
+    }
+    let value = f[1];
+    if (f.length === 3) value = this.revive(value, f[2]);
+    this.deliver(c, value);
+  }
+
+  /** Turns the ids of a frame's refs into logical endpoints at their slots. */
+  private revive(value: unknown, refs: unknown): unknown {
+    if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS) {
+      closeValue(value);
+      throw frameError('a frame carries a bad list of logical endpoints');
+    }
+    const root = { v: value };
+    const made = new Map<number, MuxEndpoint>();
+    let i = 0;
+    try {
+      for (; i < refs.length; i++) {
+        const r = refs[i] as unknown;
+        if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
+        const key = -(r[1] as number);
+        let ep = made.get(key);
+        if (ep === undefined) {
+          ep = r[0] === 's' ? this.reviveSender(key) : this.reviveReceiver(key);
+          made.set(key, ep);
+        } else if ((ep instanceof MuxSender) !== (r[0] === 's')) throw frameError('one id names both a sender and a receiver');
+        place(root, r[2], ep);
+      }
+      return root.v;
+    } catch (e) {
+      // What this frame made is closed again (the counts stay right: drops and RCLOSED go out);
+      // what it did not get to is answered as honest peers expect.
+      for (const ep of made.values()) ep.close();
+      for (; i < refs.length; i++) {
+        const r = refs[i] as unknown[];
+        if (!Array.isArray(r) || !isId(r[1]) || made.has(-(r[1] as number))) continue;
+        const key = -(r[1] as number);
+        if (r[0] === 'r' && key < 0 && !this.chans.has(key)) this.control(OP_RCLOSED, key);
+        if (r[0] === 's' && !this.chans.has(key)) this.control(OP_DROP, key, 1);
+      }
+      closeValue(root.v);
+      throw e;
+    }
+  }
+
+  private reviveSender(key: number): MuxSender<unknown> {
+    let c = this.chans.get(key);
+    if (c !== undefined && c.host) {
+      if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
+      return new MuxSender(this, c);
+    }
+    c ??= this.newChan(key, false, false);
+    c.received++;
+    return new MuxSender(this, c);
+  }
+
+  private reviveReceiver(key: number): MuxReceiver<unknown> {
+    if (key > 0 || this.chans.has(key)) throw frameError(`a receiver of logical channel ${-key}, an id the peer cannot give (not its own, or in use)`);
+    const c = this.newChan(key, true, false);
+    c.granted = 1; // the peer's relay
+    return new MuxReceiver(this, c);
+  }
+
+  private onControl(f: unknown[]): void {
+    const [, op, w, n] = f;
+    if (!isId(w)) throw frameError('a control frame names no valid channel id');
+    const key = -(w as number);
+    const c = this.chans.get(key);
+    if (op === OP_DROP) {
+      if (c === undefined || !c.host || typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > c.granted) {
+        throw frameError(`a DROP for logical channel ${w} does not match the senders this side gave the peer`);
+      }
+      c.granted -= n;
+      this.checkEnd(c);
+      this.maybeForget(c);
+      return;
+    }
+    if (op === OP_RCLOSED) {
+      if (c === undefined) return; // this side dropped its senders meanwhile
+      if (c.host) throw frameError(`an RCLOSED for logical channel ${w}, whose receiver lives on this side`);
+      c.peerGone = true;
+      if (c.relayOf) this.sinkGone(c.relayOf);
+      return;
+    }
+    throw frameError(`unknown control operation ${JSON.stringify(op)}`);
+  }
+}

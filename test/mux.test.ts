@@ -1,0 +1,272 @@
+// Multiplexed channels (issue 15, section 3): logical channels over one connection, between two
+// real processes (test/fixtures/mux/peer.mjs) and in one process over a real socket pair.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IpcError, IpcMux, IpcOneShotServer, IpcReceiver, IpcSender, MuxReceiver, MuxSender, channel } from '../src/main/index.js';
+import type { MuxFrame } from '../src/main/index.js';
+import { fdCount, rejectsWith, settledFdCount, spawnFixture } from './helpers.js';
+import type { Spawned } from './helpers.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Both sides of a mux in this process, over two real plain channels. */
+function localPair(options = {}): [IpcMux, IpcMux] {
+  const [aTx, bRx] = channel<MuxFrame>();
+  const [bTx, aRx] = channel<MuxFrame>();
+  return [IpcMux.open(aTx, aRx, options), IpcMux.open(bTx, bRx, options)];
+}
+
+/** A child process with a plain connection to this one (its sender arrives first). */
+async function connect(fixture: string): Promise<{ tx: IpcSender<unknown>; rx: IpcReceiver<unknown>; spawned: Spawned }> {
+  const server = new IpcOneShotServer<IpcSender<unknown>>();
+  const spawned = spawnFixture(`mux/${fixture}`, {}, 60_000, [server.name]);
+  const [rx, tx] = await server.accept({ timeout: 15_000 });
+  return { tx, rx: rx as IpcReceiver<unknown>, spawned };
+}
+
+type Op = Record<string, unknown>;
+
+describe('IpcMux with a child process', () => {
+  let mux: IpcMux<Op, unknown>;
+  let child: Spawned;
+  beforeAll(async () => {
+    const c = await connect('peer.mjs');
+    child = c.spawned;
+    mux = IpcMux.open<Op, unknown>(c.tx as IpcSender<MuxFrame>, c.rx as IpcReceiver<MuxFrame>);
+  });
+  afterAll(async () => {
+    mux.sender.send({ op: 'exit' });
+    const r = await child.done;
+    expect(r.code, r.stderr).toBe(0);
+    mux.close();
+  });
+
+  /** Asks the child and awaits its one reply. */
+  async function ask<R>(op: Op): Promise<R> {
+    const [reply, answer] = mux.channel<R>();
+    mux.sender.send({ ...op, reply });
+    reply.close();
+    return answer.recv({ timeout: 10_000 });
+  }
+
+  it('round-trips values in order on one logical channel, with nested senders both ways', async () => {
+    expect(await ask({ op: 'echo', value: { a: [1, 'x', new Map([[1, 2]])] } })).toEqual({ a: [1, 'x', new Map([[1, 2]])] });
+    const [tx, rx] = mux.channel<number>();
+    const [back, backRx] = mux.channel<number>();
+    mux.sender.send({ op: 'echo-loop', rx, tx: back });
+    back.close();
+    for (let i = 0; i < 500; i++) tx.send(i);
+    const got: number[] = [];
+    for (let i = 0; i < 500; i++) got.push(await backRx.recv({ timeout: 10_000 }));
+    expect(got).toEqual([...Array(500).keys()]);
+    tx.close();
+    await rejectsWith(backRx.recv({ timeout: 10_000 }), 'DISCONNECTED');
+  });
+
+  it('moves receivers both ways: queued messages go first, then what follows', async () => {
+    // Peer makes a channel, sends two messages, gives us the receiver, sends a third.
+    const { rx } = await ask<{ rx: MuxReceiver<string> }>({ op: 'make', give: 'receiver' });
+    expect(rx).toBeInstanceOf(MuxReceiver);
+    const got: string[] = [];
+    for await (const v of rx) got.push(v);
+    expect(got).toEqual(['made-1', 'made-2', 'made-3']);
+    // We make a channel, send into it, give the child the receiver.
+    const [s, r] = mux.channel<string>();
+    s.send('a');
+    s.send('b');
+    const drained = ask<unknown[]>({ op: 'drain', rx: r });
+    expect(r.closed).toBe(true);
+    s.send('c');
+    s.close();
+    expect(await drained).toEqual(['a', 'b', 'c', 'END']);
+  });
+
+  it('a sender given to us by the peer reaches its receiver there', async () => {
+    const [done, doneRx] = mux.channel<string[]>();
+    const { tx } = await ask<{ tx: MuxSender<string> }>({ op: 'make', give: 'sender', done });
+    done.close();
+    const c = tx.clone();
+    tx.send('x');
+    c.send('y');
+    tx.close();
+    c.close();
+    expect(await doneRx.recv({ timeout: 10_000 })).toEqual(['made-1', 'made-2', 'x', 'y']);
+  });
+
+  it('disconnect: DISCONNECTED once every sender (clones, the peer\'s) is gone; send after the receiver closed throws', async () => {
+    const [tx, rx] = mux.channel<number>();
+    const clone = tx.clone();
+    mux.sender.send({ op: 'send-n', tx, n: 3 });
+    tx.close();
+    expect([await rx.recv(), await rx.recv(), await rx.recv()]).toEqual([0, 1, 2]);
+    await rejectsWith(rx.recv({ timeout: 100 }), 'TIMEOUT'); // the clone is still open
+    clone.close();
+    await rejectsWith(rx.recv({ timeout: 10_000 }), 'DISCONNECTED');
+    // A receiver in the peer that closes: our sender learns it.
+    const [s2, r2] = mux.channel<number>();
+    const drained = ask<unknown[]>({ op: 'drain', rx: r2 });
+    s2.send(1);
+    s2.close();
+    expect(await drained).toEqual([1, 'END']);
+    const [s3, r3] = mux.channel<number>();
+    r3.close();
+    expect(() => s3.send(1)).toThrow(expect.objectContaining({ code: 'DISCONNECTED' }) as unknown as Error);
+  });
+
+  it('recv honours timeout and abort; close and dispose reject pending receives', async () => {
+    const [tx, rx] = mux.channel<number>();
+    await rejectsWith(rx.recv({ timeout: 20 }), 'TIMEOUT');
+    const ac = new AbortController();
+    const p = rx.recv({ signal: ac.signal });
+    ac.abort(new Error('stop'));
+    await expect(p).rejects.toThrow('stop');
+    expect(rx.tryRecv()).toBeUndefined();
+    tx.send(5);
+    expect(rx.tryRecv()).toEqual({ message: 5 });
+    const pending = rx.recv();
+    {
+      using _r = rx;
+    }
+    await rejectsWith(pending, 'CLOSED');
+    expect(() => tx.send(1)).toThrow(IpcError);
+    tx.close();
+  });
+
+  it('many channels cost no descriptor in either process', async () => {
+    const before = fdCount();
+    const childBefore = await ask<{ fds: number }>({ op: 'fds' });
+    const N = 20_000;
+    const keep: MuxReceiver<number>[] = [];
+    const items: MuxSender<number>[] = [];
+    for (let i = 0; i < N; i++) {
+      const [s, r] = mux.channel<number>();
+      keep.push(r);
+      items.push(s);
+    }
+    for (let i = 0; i < N; i += 1000) expect(await ask<number>({ op: 'hold', items: items.slice(i, i + 1000) })).toBe(i + 1000);
+    for (const s of items) s.close();
+    expect(fdCount()).toBeLessThanOrEqual(before + 2);
+    const childNow = await ask<{ fds: number; channels: number }>({ op: 'fds' });
+    expect(childNow.fds).toBeLessThanOrEqual(childBefore.fds + 2);
+    expect(childNow.channels).toBeGreaterThanOrEqual(N);
+    expect(mux.stats.channels).toBeGreaterThanOrEqual(N);
+    await ask({ op: 'release' });
+    for (const r of keep) await rejectsWith(r.recv({ timeout: 10_000 }), 'DISCONNECTED');
+    for (const r of keep) r.close();
+    expect(mux.stats.channels).toBeLessThan(10);
+    expect((await ask<{ channels: number }>({ op: 'fds' })).channels).toBeLessThan(10);
+  });
+
+  it('third process: a logical sender and a logical receiver sent on a plain channel keep working', async () => {
+    const c = await connect('plain-peer.mjs');
+    try {
+      // A sender whose receiver is in this process, and one whose receiver is in the mux peer.
+      const [s, r] = mux.channel<string>();
+      c.tx.send({ op: 'send-on', tx: s, n: 3 });
+      s.close();
+      expect(await c.rx.recv({ timeout: 10_000 })).toBe('sent');
+      expect([await r.recv(), await r.recv(), await r.recv()]).toEqual(['from-c-0', 'from-c-1', 'from-c-2']);
+      await rejectsWith(r.recv({ timeout: 10_000 }), 'DISCONNECTED');
+
+      const [s2, r2] = mux.channel<string>();
+      const drained = ask<unknown[]>({ op: 'drain', rx: r2 });
+      c.tx.send({ op: 'send-on', tx: s2, n: 2 });
+      s2.close();
+      expect(await c.rx.recv({ timeout: 10_000 })).toBe('sent');
+      expect(await drained).toEqual(['from-c-0', 'from-c-1', 'END']);
+
+      // A receiver: messages queued before it left go first; the mux peer's sends follow.
+      const [s3, r3] = mux.channel<number>();
+      s3.send(-1);
+      c.tx.send({ op: 'recv-on', rx: r3 });
+      expect(r3.closed).toBe(true);
+      mux.sender.send({ op: 'send-n', tx: s3, n: 3 });
+      s3.close();
+      expect(await c.rx.recv({ timeout: 10_000 })).toEqual([-1, 0, 1, 2, 'END']);
+    } finally {
+      c.tx.send({ op: 'exit' });
+      await c.spawned.done;
+      c.tx.close();
+      c.rx.close();
+    }
+  });
+});
+
+describe('IpcMux in one process (two real sockets)', () => {
+  it('keeps per-channel order across interleaved channels and ends when the connection ends', async () => {
+    const [a, b] = localPair();
+    const chans = Array.from({ length: 10 }, () => a.channel<number>());
+    a.sender.send({ rxs: chans.map(([, r]) => r) });
+    const { rxs } = (await b.receiver.recv()) as { rxs: MuxReceiver<number>[] };
+    expect(rxs).toHaveLength(10);
+    for (let i = 0; i < 100; i++) for (const [s] of chans) s.send(i);
+    for (const r of rxs) {
+      const got: number[] = [];
+      for (let i = 0; i < 100; i++) got.push(await r.recv());
+      expect(got).toEqual([...Array(100).keys()]);
+    }
+    a.close();
+    for (const r of rxs) await rejectsWith(r.recv({ timeout: 5000 }), 'DISCONNECTED');
+    for (const [s] of chans) expect(() => s.send(1)).toThrow(IpcError);
+    b.close();
+  });
+
+  it('a channel over its maxQueue fails alone with TOO_LARGE; the others keep working', async () => {
+    const errors: IpcError[] = [];
+    const [a, b] = localPair({ maxQueue: 50, onError: (e: IpcError) => errors.push(e) });
+    void b;
+    const [floodTx, floodRx] = a.channel<number>();
+    const [okTx, okRx] = a.channel<number>();
+    a.sender.send({ floodTx, okTx });
+    const { floodTx: f, okTx: o } = (await b.receiver.recv()) as { floodTx: MuxSender<number>; okTx: MuxSender<number> };
+    for (let i = 0; i < 200; i++) f.send(i);
+    o.send(7);
+    expect(await okRx.recv({ timeout: 5000 })).toBe(7);
+    await rejectsWith(floodRx.recv(), 'TOO_LARGE');
+    await rejectsWith(floodRx.recv(), 'DISCONNECTED');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(() => f.send(1)).toThrow(expect.objectContaining({ code: 'DISCONNECTED' }) as unknown as Error);
+    expect(errors.some((e) => e.code === 'TOO_LARGE')).toBe(true);
+    a.close();
+    b.close();
+    floodTx.close();
+    okTx.close();
+  });
+
+  it('endpoints collected without close() are released (GC safety net)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const [a, b] = localPair();
+    const base = a.stats.channels;
+    (() => {
+      for (let i = 0; i < 100; i++) a.channel<number>(); // both ends dropped
+      const [tx, rx] = a.channel<number>();
+      a.sender.send({ tx }); // b's sender, dropped there without close
+      tx.close();
+      rx.close();
+    })();
+    await b.receiver.recv();
+    expect(a.stats.channels).toBeGreaterThan(base);
+    for (let i = 0; i < 50 && a.stats.channels > base; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(a.stats.channels).toBe(base);
+    a.close();
+    b.close();
+  });
+
+  it('descriptor count stays flat over 100,000 channels opened and closed', async () => {
+    const before = await settledFdCount();
+    const [a, b] = localPair();
+    for (let i = 0; i < 100_000; i++) {
+      const [s, r] = a.channel<number>();
+      s.send(i);
+      r.close();
+      s.close();
+    }
+    expect(a.stats.channels).toBe(2);
+    a.close();
+    b.close();
+    expect(await settledFdCount()).toBeLessThanOrEqual(before);
+  });
+});
