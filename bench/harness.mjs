@@ -130,6 +130,12 @@ export function rssBytes() {
 
 // ---- statistics
 
+/** The `q` quantile (0..1) of unsorted samples (a typed array or an array; not modified). */
+export function percentile(samples, q) {
+  const sorted = Float64Array.from(samples).sort();
+  return quantile(sorted, q);
+}
+
 export function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * q;
