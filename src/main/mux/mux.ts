@@ -944,8 +944,29 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
     }
     let value = f[1];
-    if (f.length === 3) value = this.revive(value, f[2]);
+    if (f.length === 3) {
+      // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
+      if (c.recvGone && c.sink === undefined) {
+        closeValue(value);
+        this.refuseRefs(f[2], 0);
+        return;
+      }
+      value = this.revive(value, f[2]);
+    }
     this.deliver(c, value);
+  }
+
+  /** Answers the refs of a frame from index `from` on, unrevived, as an honest peer expects (RCLOSED, DROP). */
+  private refuseRefs(refs: unknown, from: number, made?: Map<number, MuxEndpoint>): void {
+    if (!Array.isArray(refs)) return;
+    for (let i = from; i < refs.length && i < MAX_REFS; i++) {
+      const r = refs[i] as unknown[];
+      if (!Array.isArray(r) || !isId(r[1])) continue;
+      const key = -(r[1] as number);
+      if (made?.has(key) || this.chans.has(key)) continue;
+      if (r[0] === 'r' && key < 0) this.control(OP_RCLOSED, key);
+      else if (r[0] === 's') this.control(OP_DROP, key, 1);
+    }
   }
 
   /** Turns the ids of a frame's refs into logical endpoints at their slots. */
@@ -973,14 +994,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     } catch (e) {
       // What this frame made is closed again (the counts stay right: drops and RCLOSED go out);
       // what it did not get to is answered as honest peers expect.
+      this.refuseRefs(refs, i, made);
       for (const ep of made.values()) ep.close();
-      for (; i < refs.length; i++) {
-        const r = refs[i] as unknown[];
-        if (!Array.isArray(r) || !isId(r[1]) || made.has(-(r[1] as number))) continue;
-        const key = -(r[1] as number);
-        if (r[0] === 'r' && key < 0 && !this.chans.has(key)) this.control(OP_RCLOSED, key);
-        if (r[0] === 's' && !this.chans.has(key)) this.control(OP_DROP, key, 1);
-      }
       closeValue(root.v);
       throw e;
     }
