@@ -1,6 +1,6 @@
 // This library, through its public API only (docs/architecture.md), from ../dist/main/index.js.
 // driver: node library.mjs driver '{"case":"...","childCpu":0,"warmup":W,"count":N}'
-// Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-pool, shm-fresh, fd, fd-sync, growth.
+// Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-pool, shm-fresh, fd, fd-sync, growth, churn.
 // Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
 // child connects, makes its own channel() and sends that sender as the first message.
 import { existsSync, openSync } from 'node:fs';
@@ -119,6 +119,42 @@ async function driver(lib) {
     }
     result = { rtps: p.count / ((performance.now() - t0) / 1e3) };
     fh.close();
+  } else if (p.case === 'churn') {
+    // Channels opened and closed: each one's sender goes to the child, one message comes back
+    // on it, both ends are closed. Baselines after a warm-up and GC in each process.
+    const cycle = async (count) => {
+      for (let i = 0; i < count; i++) {
+        const [s, r] = lib.channel();
+        toChild.send({ s });
+        s.close();
+        await r.recv();
+        r.close();
+      }
+    };
+    const settle = async () => {
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+    };
+    await cycle(p.warmup);
+    await settle();
+    const before = memStats();
+    toChild.send({ mark: true });
+    const t0 = performance.now();
+    await cycle(p.count);
+    const seconds = (performance.now() - t0) / 1e3;
+    toChild.send({ report: true });
+    const childStats = await rx.recv();
+    await settle();
+    const after = memStats();
+    const pct = (a, b) => ((a - b) / b) * 100;
+    result = {
+      rssPct: Math.max(pct(after.rss, before.rss), pct(childStats.after.rss, childStats.before.rss)),
+      fds: Math.max(after.fds - before.fds, childStats.after.fds - childStats.before.fds),
+      perSecond: p.count / seconds,
+      opener: { before, after },
+      peer: childStats,
+    };
   } else if (p.case === 'growth') {
     // Phase 1: warm up both sides, then measure a baseline after GC in each process.
     toChild.send({ start: true });
@@ -200,6 +236,23 @@ async function child(lib) {
     process.exit(0);
   };
 
+  if (p.case === 'churn') {
+    let before;
+    const settled = async () => {
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+      return memStats();
+    };
+    for await (const m of rx) {
+      if (m.s) {
+        m.s.send(1);
+        m.s.close();
+      } else if (m.mark) before = await settled();
+      else if (m.report) toParent.send({ before, after: await settled() });
+    }
+    process.exit(0);
+  }
   if (p.case === 'rtt') {
     for await (const m of rx) toParent.send(m);
     process.exit(0);

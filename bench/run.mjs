@@ -218,6 +218,21 @@ const CASES = [
     // reads +13 % RSS, after 2M it reads ~0 (docs/performance.md).
     peers: { lib: { run: 'lib', case: 'growth', ...n(2_000_000, 1_000_000, 100_000, 200_000) } },
   },
+  {
+    id: 'churn',
+    note: 'each channel: made, its sender sent to the other process, one message back on it, both ends closed; the worse of the two processes after GC.',
+    title: `growth after ${opts.quick ? '10,000' : '100,000'} channels opened and closed`,
+    modes: ['cross'],
+    repeats: 1,
+    metrics: [
+      { key: 'rssPct', unit: '% RSS', lower: true, target: { mode: 'cross', op: '<=', value: 10, text: '≤ +10% RSS' } },
+      { key: 'fds', unit: 'fds', lower: true, target: { mode: 'cross', op: '<=', value: 5, text: '≤ +5 fds' } },
+      { key: 'perSecond', unit: 'channels/s' },
+    ],
+    // A warm-up as long as the measured phase: V8 grows its young generation for a while (heapTotal
+    // 25 -> 42 MB over the first 12,000 channels with heapUsed flat at 6 MB), which is not growth.
+    peers: { lib: { run: 'lib', case: 'churn', ...n(100_000, 100_000, 10_000, 10_000) } },
+  },
 ];
 
 function CASES_HELP() {
@@ -309,7 +324,7 @@ for (const c of selected) {
         if (!spec || errors[peer.id] || skipped[skipKey(peer.id, spec)]) continue;
         const [cmd, args] = command(peer.id, spec, mode);
         const t = Date.now();
-        const r = await runMeasurement(cmd, args, { timeoutMs: (c.id === 'growth' ? 300_000 : 90_000) / (opts.quick ? 3 : 1) });
+        const r = await runMeasurement(cmd, args, { timeoutMs: (c.id === 'growth' || c.id === 'churn' ? 300_000 : 90_000) / (opts.quick ? 3 : 1) });
         log(`  ${c.id} ${MODES[mode].label} ${peer.label} #${rep + 1}: ${r.skipped ? `skipped (${r.skipped})` : r.error ? `ERROR ${r.error}` : JSON.stringify(r)} [${Date.now() - t} ms]`);
         if (r.skipped) skipped[skipKey(peer.id, spec)] = r.skipped;
         else if (r.error) errors[peer.id] = r.error;
@@ -326,7 +341,7 @@ for (const c of selected) {
           // A peer that does not measure this metric (the floors have no p99) shows a dash.
           if (values.some((v) => typeof v !== 'number')) continue;
           row.peers[peer.id] = summarize(values);
-          if (c.id === 'growth') row.peers[peer.id].detail = samples[peer.id];
+          if (c.id === 'growth' || c.id === 'churn') row.peers[peer.id].detail = samples[peer.id];
           if (c.id === 'codec') row.peers[peer.id].detail = samples[peer.id].map(({ encodeUs, decodeUs, bytes }) => ({ encodeUs, decodeUs, bytes }));
         } else if (errors[peer.id]) row.peers[peer.id] = { error: errors[peer.id] };
         else row.peers[peer.id] = { skipped: skipped[skipKey(peer.id, spec)] ?? 'not run' };
