@@ -12,6 +12,7 @@ interface Result {
   channelsAtEnd: number;
   queued: number;
   rootTaken: number;
+  secretGot: unknown;
 }
 
 describe('IpcMux against a hostile peer', () => {
@@ -22,6 +23,7 @@ describe('IpcMux against a hostile peer', () => {
     // 3 forged or unknown data frames, 2 DROPs, 1 RCLOSED, 1 receiver with the victim's id.
     expect(res.errors.MALFORMED).toBe(7);
     expect(res.okGot).toEqual(['start', 'after-forge', 'done']);
+    expect(res.secretGot).toBeNull();
   });
 
   it('malformed frames and references: typed errors, nothing placed outside the value', async () => {
