@@ -11,7 +11,7 @@
  * - `[id, value, refs]`: the same, carrying logical endpoints of this connection, which travel
  *   as ids: `refs` is a list of `[kind, id, path]` (`kind` 's' a sender, 'r' a receiver; `path`
  *   the keys from the value's root to the slot, which holds `null` on the wire);
- * - `[0, op, id, n]`: control. op 1 DROP (the peer's senders of `id` are all gone: `n` senders it
+ * - `[0, op, id, n, op, id, n...]`: control, one or more operations. op 1 DROP (the peer's senders of `id` are all gone: `n` senders it
  *   had been given), op 2 RCLOSED (the receiver of `id` is gone).
  *
  * Ids are relative: each side numbers the channels it creates 1, 2, 3...; on the wire an id is
@@ -60,6 +60,8 @@ const OP_RCLOSED = 2;
 const MAX_PATH = 64;
 /** Most logical endpoints in one message. */
 const MAX_REFS = 1024;
+/** Most control operations in one control frame. */
+const MAX_CONTROL_OPS = 4096;
 /** Largest channel id accepted from the wire. */
 const MAX_ID = 2 ** 48;
 
@@ -550,6 +552,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private readonly limits: MuxLimits;
   private readonly onError: ((e: IpcError) => void) | undefined;
   private errors = 0;
+  private pendingControl: number[] = [];
   private lastError: IpcError | undefined;
 
   private constructor(
@@ -612,6 +615,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** Closes the connection: receivers whose senders were in the peer see DISCONNECTED, senders to the peer throw it. */
   close(): void {
     if (!this.alive) return;
+    this.flushControl();
     this.tx.close();
     this.rx.close();
     this.die();
@@ -671,14 +675,31 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
   }
 
+  /**
+   * Queues a control operation. They go out together as one frame `[0, op, id, n, op, id, n...]`
+   * once the current event-loop turn's callbacks have run: a turn that closes many senders (a
+   * burst of replies) costs one packet, not one each. Deferring is safe: a DROP or RCLOSED only
+   * ever has to come after what was sent before it.
+   */
   private control(op: number, key: number, n = 0): void {
     if (!this.alive) return;
-    try {
-      this.write([0, op, key, n]);
-    } catch {
-      /* the connection ended: nothing to tell */
-    }
+    const first = this.pendingControl.length === 0;
+    this.pendingControl.push(op, key, n);
+    if (first) setImmediate(this.flushControl);
   }
+
+  private readonly flushControl = (): void => {
+    const ops = this.pendingControl;
+    if (ops.length === 0) return;
+    this.pendingControl = [];
+    for (let i = 0; i < ops.length && this.alive; i += 3 * MAX_CONTROL_OPS) {
+      try {
+        this.write([0, ...ops.slice(i, i + 3 * MAX_CONTROL_OPS)]);
+      } catch {
+        /* the connection ended: nothing to tell */
+      }
+    }
+  };
 
   /** @internal MuxSender.send. */
   sendOn(c: Chan, value: unknown): void {
@@ -923,14 +944,22 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   private onFrame(f: unknown): void {
-    if (!Array.isArray(f) || f.length < 2 || f.length > 4) {
+    if (!Array.isArray(f) || f.length < 2) {
       closeValue(f);
-      throw frameError('a frame is not an array of 2 to 4 items');
+      throw frameError('a frame is not an array of at least 2 items');
     }
     const w = f[0];
     if (w === 0) {
       closeValue(f);
-      return this.onControl(f);
+      if (f.length % 3 !== 1 || f.length > 1 + 3 * MAX_CONTROL_OPS) throw frameError('a control frame is not [0, op, id, n, ...]');
+      for (let i = 1; i < f.length; i += 3) {
+        try {
+          this.onControl(f[i], f[i + 1], f[i + 2]);
+        } catch (e) {
+          this.report(e instanceof IpcError ? e : frameError(String(e)));
+        }
+      }
+      return;
     }
     if (!isId(w) || f.length > 3) {
       closeValue(f);
@@ -1019,8 +1048,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     return new MuxReceiver(this, c);
   }
 
-  private onControl(f: unknown[]): void {
-    const [, op, w, n] = f;
+  private onControl(op: unknown, w: unknown, n: unknown): void {
     if (!isId(w)) throw frameError('a control frame names no valid channel id');
     const key = -(w as number);
     const c = this.chans.get(key);
