@@ -44,6 +44,7 @@ const PEERS = [
   { id: 'libStream', label: 'this library, stream backend' },
   { id: 'c', label: 'C floor' },
   { id: 'napi', label: 'Node-API floor' },
+  { id: 'napiAsync', label: 'Node-API floor, event loop' },
   { id: 'json', label: 'Node IPC json' },
   { id: 'advanced', label: 'Node IPC advanced' },
   { id: 'net', label: 'net + JSON' },
@@ -68,6 +69,7 @@ const CASES = [
       lib: { run: 'lib', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       c: { run: 'c', mode: 'rtt', ...n(3000, 30000, 1000, 10000) },
       napi: { run: 'napi', case: 'rtt', ...n(20000, 30000, 5000, 10000) },
+      napiAsync: { run: 'napi', async: true, case: 'rtt', ...n(20000, 30000, 5000, 10000) },
       json: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       advanced: { run: 'ipc', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
       net: { run: 'net', case: 'rtt', ...n(20000, 10000, 5000, 2000) },
@@ -176,6 +178,7 @@ const CASES = [
       lib: { run: 'lib', case: 'fd', ...n(20000, 8000, 5000, 2000) },
       c: { run: 'c', mode: 'fd', ...n(1000, 15000, 500, 5000) },
       napi: { run: 'napi', case: 'fd', ...n(10000, 15000, 2000, 5000) },
+      napiAsync: { run: 'napi', async: true, case: 'fd', ...n(10000, 15000, 2000, 5000) },
     },
   },
   {
@@ -274,7 +277,7 @@ function command(peerId, spec, mode) {
     case 'net':
       return pinned(m.parent, [node, script('peer-net.mjs'), 'driver', params({ case: spec.case })]);
     case 'napi':
-      return pinned(m.parent, [node, script('peer-napi.mjs'), 'driver', params({ case: spec.case })]);
+      return pinned(m.parent, [node, script('peer-napi.mjs'), 'driver', params({ case: spec.case, async: !!spec.async })]);
     case 'lib':
       return pinned(m.parent, ['env', `ELECTRON_IPC_CHANNEL_TRANSPORT=${spec.transport ?? 'seqpacket'}`, node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case })]);
     case 'codec':
@@ -350,6 +353,7 @@ for (const c of selected) {
       row.ratioJson = lib !== undefined && row.peers.json?.median ? lib / row.peers.json.median : undefined;
       row.ratioC = lib !== undefined && row.peers.c?.median ? lib / row.peers.c.median : undefined;
       row.ratioNapi = lib !== undefined && row.peers.napi?.median ? lib / row.peers.napi.median : undefined;
+      row.ratioNapiAsync = lib !== undefined && row.peers.napiAsync?.median ? lib / row.peers.napiAsync.median : undefined;
       const libStream = row.peers.libStream?.median;
       row.ratioStream = lib !== undefined && libStream !== undefined && lib > 0 ? libStream / lib : undefined;
       const tgt = metric.target && metric.target.mode === mode ? metric.target : undefined;
@@ -373,11 +377,11 @@ const cell = (s) => {
   return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
 };
 const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
-const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'stream ÷ seqpacket', 'met'];
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'lib ÷ Node-API event loop', 'stream ÷ seqpacket', 'met'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   lines.push(
-    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioStream)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioNapiAsync)} | ${ratio(r.ratioStream)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
   );
 }
 const seconds = (Date.now() - started) / 1000;
