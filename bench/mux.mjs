@@ -7,7 +7,9 @@
 // - live:  N logical channels kept open between the two (senders in the child, receivers here):
 //          descriptors of each process, against what one plain channel costs (measured on 1,000).
 // - first: create a channel + send its sender to the child + the child's first message back,
-//          per second, logical against plain (interleaved rounds, median).
+//          per second, logical against plain (interleaved rounds, median): one at a time, and
+//          64 in flight; also the other direction (`handover`: the receiver is sent to the
+//          child and this side sends the first message; the child confirms each window).
 // - rtt:   a small object's `await recv()` round trip on a logical channel against a plain one
 //          (9 alternating rounds of N/4; the median of the per-round ratios).
 // - churn: N channels opened and closed (each with its first message): descriptors and RSS
@@ -52,9 +54,20 @@ async function child(name) {
     await settle();
     return { fds: fdCount(), rss: rss(), channels: mux.stats.channels };
   };
+  let takenPlain = [];
+  let takenMux = [];
+  const take = (list, rx) =>
+    list.push(
+      rx.recv().then(() => rx.close()),
+    );
   const plainLoop = (async () => {
     for await (const m of plainRx) {
-      if (m.op === 'first') {
+      if (m.op === 'take') take(takenPlain, m.rx);
+      else if (m.op === 'ack') {
+        const l = takenPlain;
+        takenPlain = [];
+        Promise.all(l).then(() => tx.send('acked'));
+      } else if (m.op === 'first') {
         m.tx.send(1);
         m.tx.close();
       } else if (m.op === 'rtt') tx.send(m.v);
@@ -64,7 +77,12 @@ async function child(name) {
     }
   })();
   for await (const m of mux.receiver) {
-    if (m.op === 'first') {
+    if (m.op === 'take') take(takenMux, m.rx);
+    else if (m.op === 'ack') {
+      const l = takenMux;
+      takenMux = [];
+      Promise.all(l).then(() => mux.sender.send('acked'));
+    } else if (m.op === 'first') {
       m.tx.send(1);
       m.tx.close();
     } else if (m.op === 'rtt') mux.sender.send(m.v);
@@ -148,6 +166,23 @@ async function driver() {
     }
     return n / ((performance.now() - t0) / 1000);
   };
+  // The other direction: the receiver is handed over and this side sends the first message;
+  // the child confirms each window once every first message arrived.
+  const handover = (make, send, ack) => async (n, window = 64) => {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i += window) {
+      for (let j = 0; j < window && i + j < n; j++) {
+        const [tx, rx] = make();
+        send({ op: 'take', rx });
+        tx.send(1);
+        tx.close();
+      }
+      await ack();
+    }
+    return n / ((performance.now() - t0) / 1000);
+  };
+  const handPlain = handover(() => channel(), (m) => plain.send(m), () => plainAsk({ op: 'ack' }));
+  const handMux = handover(() => mux.channel(), (m) => mux.sender.send(m), () => muxAsk({ op: 'ack' }));
   const firstPlainP = pipelined(() => channel(), (m) => plain.send(m));
   const firstMuxP = pipelined(() => mux.channel(), (m) => mux.sender.send(m));
   // --- round trips
@@ -175,6 +210,10 @@ async function driver() {
   await rttMux(2000);
   await firstPlainP(500);
   await firstMuxP(500);
+  await handPlain(500);
+  await handMux(500);
+  const hp = [];
+  const hm = [];
   const fp = [];
   const fm = [];
   const fpp = [];
@@ -186,6 +225,8 @@ async function driver() {
     fm.push(await firstMux(FIRST));
     fpp.push(await firstPlainP(FIRST));
     fmp.push(await firstMuxP(FIRST));
+    hp.push(await handPlain(FIRST));
+    hm.push(await handMux(FIRST));
   }
   // Round trips: many short alternating rounds, so that a noisy neighbour hits both alike.
   for (let r = 0; r < RTT_ROUNDS; r++) {
@@ -253,6 +294,7 @@ async function driver() {
     transport: process.env.ELECTRON_IPC_CHANNEL_TRANSPORT ?? 'default',
     first: { plainPerSec: Math.round(median(fp)), muxPerSec: Math.round(median(fm)), ratio: +(median(fm) / median(fp)).toFixed(2), note: 'one at a time: bound by the round trip' },
     firstPipelined: { window: 64, plainPerSec: Math.round(median(fpp)), muxPerSec: Math.round(median(fmp)), ratio: +(median(fmp) / median(fpp)).toFixed(2), target: '>= 10' },
+    handover: { window: 64, plainPerSec: Math.round(median(hp)), muxPerSec: Math.round(median(hm)), ratio: +(median(hm) / median(hp)).toFixed(2), note: 'receiver handed over, first message sent by its creator' },
     rtt: { plainUs: +median(rp).toFixed(2), muxUs: +median(rm).toFixed(2), ratio: +median(rttRatios).toFixed(3), rounds: RTT_ROUNDS, note: 'median of per-round ratios', target: '<= 1.2' },
     live: { ...live, plainFdsPerChannel: plainPerChannel, plainFdsProjected: Math.round(plainPerChannel * LIVE), fdsHereDelta: live.fdsHere - mBase.here, fdsChildDelta: live.fdsChild - mBase.child, target: '<= 16 fds per process' },
     churn: {
@@ -268,6 +310,7 @@ async function driver() {
     const rows = [
       ['create+send+first message, serial', `${out.first.plainPerSec}/s`, `${out.first.muxPerSec}/s`, `${out.first.ratio}x faster`, '(latency-bound)'],
       ['create+send+first message, 64 in flight', `${out.firstPipelined.plainPerSec}/s`, `${out.firstPipelined.muxPerSec}/s`, `${out.firstPipelined.ratio}x faster`, out.firstPipelined.target],
+      ['create+hand over receiver+first message, 64 in flight', `${out.handover.plainPerSec}/s`, `${out.handover.muxPerSec}/s`, `${out.handover.ratio}x faster`, ''],
       ['small round trip (await recv)', `${out.rtt.plainUs} us`, `${out.rtt.muxUs} us`, `${out.rtt.ratio}x the time`, out.rtt.target],
       [`${LIVE} live channels: fds here/child`, `~${out.live.plainFdsProjected} total`, `${live.fdsHere}/${live.fdsChild}`, `+${out.live.fdsHereDelta}/+${out.live.fdsChildDelta}`, out.live.target],
       [`${CHURN} opened+closed: fds, RSS`, '', `${out.churn.fdsDelta}/${out.churn.childFdsDelta} fds`, `RSS ${(out.churn.rssGrowth * 100).toFixed(1)} % / ${(out.churn.childRssGrowth * 100).toFixed(1)} %`, out.churn.target],
