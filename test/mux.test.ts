@@ -2,7 +2,7 @@
 // real processes (test/fixtures/mux/peer.mjs) and in one process over a real socket pair.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpcError, IpcMux, IpcOneShotServer, IpcReceiver, IpcSender, MuxReceiver, MuxSender, channel } from '../src/main/index.js';
-import type { MuxFrame } from '../src/main/index.js';
+import type { MuxFrame, StandardSchemaV1 } from '../src/main/index.js';
 import { fdCount, rejectsWith, settledFdCount, spawnFixture } from './helpers.js';
 import type { Spawned } from './helpers.js';
 import { setFlagsFromString } from 'node:v8';
@@ -230,6 +230,32 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
     floodTx.close();
     okTx.close();
+  });
+
+  it('validates per channel: a message the schema refuses is INVALID (its endpoints closed), the next one arrives', async () => {
+    const isNumber: StandardSchemaV1<unknown, number> = {
+      '~standard': { version: 1, vendor: 'test', validate: (v: unknown) => (typeof v === 'number' ? { value: v } : { issues: [{ message: 'not a number' }] }) },
+    };
+    const [a, b] = localPair();
+    const [tx, rx] = a.channel<number>({ schema: isNumber });
+    a.sender.send({ tx });
+    const { tx: remote } = (await b.receiver.recv()) as { tx: MuxSender<unknown> };
+    const [inner, innerRx] = b.channel<number>();
+    remote.send({ inner });
+    inner.close();
+    remote.send(5);
+    await rejectsWith(rx.recv(), 'INVALID');
+    expect(await rx.recv()).toBe(5);
+    // The sender inside the refused message was closed: its receiver (in b) sees the end.
+    await rejectsWith(innerRx.recv({ timeout: 5000 }), 'DISCONNECTED');
+    remote.send('x');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(() => rx.tryRecv()).toThrow(expect.objectContaining({ code: 'INVALID' }) as unknown as Error);
+    rx.configure({ schema: undefined });
+    remote.send('y');
+    expect(await rx.recv()).toBe('y');
+    a.close();
+    b.close();
   });
 
   it('endpoints collected without close() are released (GC safety net)', async () => {

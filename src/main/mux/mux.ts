@@ -31,6 +31,8 @@ import type { MuxLimits } from '../../shared/limits.js';
 import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
 import { isHandleSource, kDetach, kHandle } from '../handles.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { assertStandardSchema, validate } from '../../shared/validate.js';
 import type { HandleInfo } from '../handles.js';
 
 /** A frame of the connection (see the module comment). */
@@ -48,10 +50,17 @@ export interface MuxOptions extends Partial<MuxLimits> {
   onError?: (error: IpcError) => void;
 }
 
-/** Options of {@link IpcMux.channel}. */
-export interface MuxChannelOptions {
+/** Options of {@link IpcMux.channel} and {@link MuxReceiver.configure}. */
+export interface MuxChannelOptions<T = unknown> {
   /** Most messages this channel's receiver holds before the channel fails with TOO_LARGE. Default: the connection's `maxQueue`. */
   maxQueue?: number;
+  /**
+   * A Standard Schema (zod, valibot, arktype...) every message is validated with as it is
+   * taken: one that fails rejects that `recv()` with `IpcError('INVALID')` (the handles it
+   * carried are closed) and the receiver goes on. An asynchronous schema works with `recv()`
+   * and iteration; `tryRecv()` then throws a TypeError.
+   */
+  schema?: StandardSchemaV1<unknown, T>;
 }
 
 const OP_DROP = 1;
@@ -388,6 +397,53 @@ export class MuxSender<T> extends MuxEndpoint {
  */
 export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
   private upgraded: [IpcSender<unknown>, IpcReceiver<unknown>] | undefined;
+  private schema: StandardSchemaV1<unknown, T> | undefined;
+
+  /**
+   * Changes this receiver's `maxQueue` and schema (for messages not yet taken). A receiver that
+   * arrived in a message starts with the connection's `maxQueue` and no schema: set them here.
+   * `schema: undefined` removes the schema.
+   */
+  configure<U = T>(options: MuxChannelOptions<U>): MuxReceiver<U> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('configure(options) takes an object of channel options');
+    if (options.maxQueue !== undefined) {
+      if (!Number.isInteger(options.maxQueue) || options.maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(options.maxQueue)}`);
+      this.chan.maxQueue = options.maxQueue;
+    }
+    if ('schema' in options) {
+      if (options.schema !== undefined) assertStandardSchema(options.schema);
+      this.schema = options.schema as unknown as StandardSchemaV1<unknown, T> | undefined;
+    }
+    return this as unknown as MuxReceiver<U>;
+  }
+
+  /** A queued value as the application gets it: validated by the schema, if any. */
+  private take(v: unknown): T | Promise<T> {
+    const schema = this.schema;
+    if (schema === undefined) return v as T;
+    try {
+      const out = validate(schema, v);
+      if (out instanceof Promise) {
+        return out.catch((e: unknown) => {
+          closeValue(v);
+          throw e;
+        });
+      }
+      return out;
+    } catch (e) {
+      closeValue(v);
+      throw e;
+    }
+  }
+
+  private takeSync(v: unknown): T {
+    const out = this.take(v);
+    if (out instanceof Promise) {
+      out.catch(() => {});
+      throw new TypeError('tryRecv()/recvSync() cannot use an asynchronous schema: use recv()');
+    }
+    return out;
+  }
 
   /** @internal Use `IpcMux.channel()`. */
   constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
@@ -411,7 +467,11 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     const c = this.chan;
     if (c.queue.length > 0) {
       this.mux.queued--;
-      return Promise.resolve(c.queue.shift() as T);
+      try {
+        return Promise.resolve(this.take(c.queue.shift()));
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
     const end = this.endError();
     if (end) return Promise.reject(end);
@@ -419,7 +479,13 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = {
-        resolve: resolve as (v: unknown) => void,
+        resolve: (v: unknown) => {
+          try {
+            resolve(this.take(v));
+          } catch (e) {
+            reject(e);
+          }
+        },
         reject,
         disarm: () => {},
       };
@@ -442,7 +508,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     const c = this.chan;
     if (c.queue.length > 0) {
       this.mux.queued--;
-      return { message: c.queue.shift() as T };
+      return { message: this.takeSync(c.queue.shift()) };
     }
     const end = this.endError();
     if (end) throw end;
@@ -593,13 +659,17 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** Creates a logical channel; both ends start in this process (send either one to the peer). */
-  channel<T>(options: MuxChannelOptions = {}): [MuxSender<T>, MuxReceiver<T>] {
+  channel<T>(options: MuxChannelOptions<T> = {}): [MuxSender<T>, MuxReceiver<T>] {
+    if (typeof options !== 'object' || options === null) throw new TypeError('channel(options) takes an object of channel options');
+    if (options.schema !== undefined) assertStandardSchema(options.schema);
     const maxQueue = options.maxQueue ?? this.limits.maxQueue;
     if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(maxQueue)}`);
     if (!this.alive) throw new IpcError('DISCONNECTED', 'this multiplexed connection is closed');
     const chan = this.newChan(this.nextId++, true, true);
     chan.maxQueue = maxQueue;
-    return [new MuxSender<T>(this, chan), new MuxReceiver<T>(this, chan)];
+    const rx = new MuxReceiver<T>(this, chan);
+    if (options.schema !== undefined) rx.configure({ schema: options.schema });
+    return [new MuxSender<T>(this, chan), rx];
   }
 
   /** Counters: channels tracked, messages queued, errors reported about the peer (and the last one). */
