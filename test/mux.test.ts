@@ -210,6 +210,36 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('a message between two ends in this process is a copy: endpoints in it are new objects, the sender may close its own', async () => {
+    const [a, b] = localPair();
+    const [s, r] = a.channel<{ reply: MuxSender<string>; data: number[]; rx?: MuxReceiver<number> }>();
+    const [reply, replies] = a.channel<string>();
+    const [inner, innerRx] = a.channel<number>();
+    const data = [1, 2];
+    s.send({ reply, data, rx: innerRx });
+    reply.close(); // the receiver's copy stays open
+    data.push(3); // not seen by the receiver
+    expect(innerRx.closed).toBe(true); // moved
+    expect(() => s.send({ reply, data } as never)).toThrow(expect.objectContaining({ code: 'CLOSED' }) as unknown as Error);
+    expect(() => s.send({ f: () => 1 } as never)).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
+    s.send(7 as never); // a primitive after an object: still in order
+    const m = await r.recv();
+    expect(m.data).toEqual([1, 2]);
+    expect(m.reply).not.toBe(reply);
+    expect(m.rx).not.toBe(innerRx);
+    expect(await r.recv()).toBe(7);
+    m.reply.send('ok');
+    m.reply.close();
+    expect(await replies.recv()).toBe('ok');
+    await rejectsWith(replies.recv({ timeout: 5000 }), 'DISCONNECTED');
+    inner.send(9);
+    expect(await m.rx!.recv()).toBe(9);
+    inner.close();
+    await rejectsWith(m.rx!.recv({ timeout: 5000 }), 'DISCONNECTED');
+    a.close();
+    b.close();
+  });
+
   it('a channel over its maxQueue fails alone with TOO_LARGE; the others keep working', async () => {
     const errors: IpcError[] = [];
     const [a, b] = localPair({ maxQueue: 50, onError: (e: IpcError) => errors.push(e) });

@@ -94,6 +94,8 @@ export class Chan {
   failure: IpcError | undefined;
   /** Every sender is gone: after the queue, recv rejects DISCONNECTED. */
   eof = false;
+  /** Local messages on their way through the loopback (later local ones follow them there). */
+  inLoop = 0;
   maxQueue: number;
   // ---- non-host side (the receiver lives in the peer)
   /** Senders received from the peer since this side's last DROP. */
@@ -561,6 +563,18 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     return undefined;
   }
 
+  /** @internal Sent to a receiver in this process: this object is done, the channel lives on in the new one. */
+  handOver(): void {
+    this.finish();
+    const ws = this.chan.waiters;
+    this.chan.waiters = [];
+    this.mux.waiting(-ws.length);
+    for (const w of ws) {
+      w.disarm();
+      w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
+    }
+  }
+
   /** @internal Moving: the object becomes closed, pending receives reject CLOSED; the channel lives on behind a relay. */
   moveOut(sink: Sink): void {
     if (!this.finish()) return;
@@ -619,6 +633,10 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private readonly onError: ((e: IpcError) => void) | undefined;
   private errors = 0;
   private pendingControl: number[] = [];
+  /** The loopback (made on first use): local messages are encoded and decoded like any other. */
+  private loop: [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] | undefined;
+  /** What each loopback frame is for, in order: its channel and its endpoints' channels. */
+  private loopPending: Array<{ target: Chan; eps: Chan[]; kinds: boolean[] }> = [];
   private lastError: IpcError | undefined;
 
   private constructor(
@@ -689,6 +707,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.tx.close();
     this.rx.close();
     this.die();
+    this.loop?.[0].close();
   }
 
   [Symbol.dispose](): void {
@@ -728,8 +747,13 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   waiting(d: number): void {
     const before = this.waiters;
     this.waiters += d;
-    if (before === 0 && this.waiters > 0 && this.alive) this.rx.ref();
-    else if (before > 0 && this.waiters === 0 && this.alive) this.rx.unref();
+    if (before === 0 && this.waiters > 0) {
+      if (this.alive) this.rx.ref();
+      this.loop?.[1].ref();
+    } else if (before > 0 && this.waiters === 0) {
+      if (this.alive) this.rx.unref();
+      this.loop?.[1].unref();
+    }
   }
 
   private write(frame: MuxFrame): void {
@@ -775,11 +799,76 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   sendOn(c: Chan, value: unknown): void {
     if (c.host) {
       if (c.recvGone && c.sink === undefined) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
-      this.deliver(c, value);
+      // Primitives carry no handle and cannot change later: queued as they are. Objects are
+      // copied through the loopback, like any message (a relay encodes them itself). Once one
+      // is in the loopback, what follows on the channel goes there too, to keep the order.
+      if (c.inLoop === 0 && (c.sink !== undefined || typeof value !== 'object' || value === null)) this.deliver(c, value);
+      else this.sendLocal(c, value);
       return;
     }
     if (c.peerGone || !this.alive) throw new IpcError('DISCONNECTED', this.alive ? 'the receiver of this logical channel is closed' : 'the multiplexed connection has ended');
     this.sendFrame(c.key, value);
+  }
+
+  /**
+   * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
+   * on the loopback, its channel and endpoints kept aside in `loopPending` (in-process, FIFO).
+   * Sent senders count as alive until they arrive; sent receivers are handed over.
+   */
+  private sendLocal(c: Chan, value: unknown): void {
+    const loop = (this.loop ??= this.openLoop());
+    const refs: Ref[] = [];
+    if (typeof value === 'object' && value !== null) findRefs(this, value, [], refs, new Set());
+    if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
+    const index = new Map<MuxEndpoint, number>();
+    const wire: unknown[] = [];
+    for (const r of refs) {
+      if (r.ep.closed) throw new IpcError('CLOSED', `a ${r.ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
+      let i = index.get(r.ep);
+      if (i === undefined) index.set(r.ep, (i = index.size));
+      wire.push([i, r.path]);
+    }
+    loop[0].send(refs.length > 0 ? [substitute(value, refs), wire] : [value]);
+    c.inLoop++;
+    const eps = [...index.keys()];
+    this.loopPending.push({ target: c, eps: eps.map((ep) => ep.chan), kinds: eps.map((ep) => ep instanceof MuxSender) });
+    for (const ep of eps) {
+      if (ep instanceof MuxSender) ep.chan.local++;
+      else (ep as MuxReceiver<unknown>).handOver();
+    }
+  }
+
+  private openLoop(): [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] {
+    const loop = channel<MuxFrame>();
+    if (this.waiters === 0) loop[1].unref();
+    void this.readLoop(loop[1]);
+    return loop;
+  }
+
+  private async readLoop(rx: IpcReceiver<MuxFrame>): Promise<void> {
+    for (;;) {
+      let f: MuxFrame | undefined;
+      try {
+        f = await rx.recv();
+      } catch (e) {
+        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+          rx.close();
+          return;
+        }
+      }
+      const p = this.loopPending.shift();
+      if (p === undefined) continue;
+      p.target.inLoop--;
+      const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(this, chan) : new MuxReceiver(this, chan)));
+      for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
+      if (f === undefined) {
+        for (const ep of made) ep.close(); // cannot happen: this process encoded it
+        continue;
+      }
+      const root = { v: f[0] };
+      for (const [i, path] of (f[1] ?? []) as Array<[number, unknown]>) place(root, path, made[i]!);
+      this.deliver(p.target, root.v);
+    }
   }
 
   /** Writes one message for peer-hosted channel `key`, logical endpoints of this connection as ids. */
