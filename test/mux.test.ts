@@ -75,6 +75,8 @@ describe('IpcMux with a child process', () => {
     s.send('b');
     const drained = ask<unknown[]>({ op: 'drain', rx: r });
     expect(r.closed).toBe(true);
+    // Through the relay a send still throws at once what cannot be sent, and nothing is lost.
+    expect(() => s.send((() => 1) as never)).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
     s.send('c');
     s.close();
     expect(await drained).toEqual(['a', 'b', 'c', 'END']);

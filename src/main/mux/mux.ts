@@ -802,7 +802,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       // Primitives carry no handle and cannot change later: queued as they are. Objects are
       // copied through the loopback, like any message (a relay encodes them itself). Once one
       // is in the loopback, what follows on the channel goes there too, to keep the order.
-      if (c.inLoop === 0 && (c.sink !== undefined || typeof value !== 'object' || value === null)) this.deliver(c, value);
+      if (c.inLoop === 0 && c.sink !== undefined) this.sendToSink(c, value);
+      else if (c.inLoop === 0 && (typeof value !== 'object' || value === null)) this.deliver(c, value);
       else this.sendLocal(c, value);
       return;
     }
@@ -916,6 +917,22 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       }
     }
     for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+  }
+
+  /** The application's send to a moved receiver: through the relay, its errors thrown (the value stays the caller's). */
+  private sendToSink(c: Chan, value: unknown): void {
+    const sink = c.sink!;
+    try {
+      if ('plain' in sink) sink.plain.send(value);
+      else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
+      else this.sendFrame(sink.relay.key, value);
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        this.sinkGone(c);
+        throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed', { cause: e });
+      }
+      throw e;
+    }
   }
 
   /** A message for hosted channel `c`: to its receiver, or through its relay. */
