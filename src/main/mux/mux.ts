@@ -627,6 +627,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   readonly receiver: MuxReceiver<In>;
   private alive = true;
   private waiters = 0;
+  private refed = false;
+  private unrefQueued = false;
   /** @internal Messages queued in hosted receivers. */
   queued = 0;
   private readonly limits: MuxLimits;
@@ -745,16 +747,28 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   /** @internal A receiver starts or stops waiting: the connection keeps the process alive while any does. */
   waiting(d: number): void {
-    const before = this.waiters;
     this.waiters += d;
-    if (before === 0 && this.waiters > 0) {
-      if (this.alive) this.rx.ref();
-      this.loop?.[1].ref();
-    } else if (before > 0 && this.waiters === 0) {
-      if (this.alive) this.rx.unref();
-      this.loop?.[1].unref();
+    if (this.waiters > 0) {
+      if (!this.refed) {
+        this.refed = true;
+        if (this.alive) this.rx.ref();
+        this.loop?.[1].ref();
+      }
+    } else if (this.refed && !this.unrefQueued) {
+      // Dropped once this turn's microtasks ran: a receive loop has usually asked again by then,
+      // so a message does not cost a ref and an unref of the connection's watch.
+      this.unrefQueued = true;
+      queueMicrotask(this.unrefIfIdle);
     }
   }
+
+  private readonly unrefIfIdle = (): void => {
+    this.unrefQueued = false;
+    if (this.waiters > 0 || !this.refed) return;
+    this.refed = false;
+    if (this.alive) this.rx.unref();
+    this.loop?.[1].unref();
+  };
 
   private write(frame: MuxFrame): void {
     if (!this.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
@@ -841,7 +855,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   private openLoop(): [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] {
     const loop = channel<MuxFrame>();
-    if (this.waiters === 0) loop[1].unref();
+    if (!this.refed) loop[1].unref();
     void this.readLoop(loop[1]);
     return loop;
   }
@@ -956,8 +970,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     const w = c.waiters.shift();
     if (w !== undefined) {
       w.disarm();
-      this.waiting(-1);
       w.resolve(value);
+      this.waiting(-1);
       return;
     }
     if (c.queue.length >= c.maxQueue || this.queued >= this.limits.maxQueuedTotal) {
@@ -1088,7 +1102,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private die(): void {
     if (!this.alive) return;
     this.alive = false;
-    if (this.waiters > 0) this.rx.unref();
+    if (this.refed) this.rx.unref();
     for (const c of [...this.chans.values()]) {
       if (c.host) this.checkEnd(c);
       else {
