@@ -242,6 +242,28 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('finds endpoints in arrays, Map values and nested objects; one endpoint twice arrives as one object', async () => {
+    const [a, b] = localPair();
+    const [s1, r1] = a.channel<string>();
+    const [s2, r2] = a.channel<string>();
+    a.sender.send({ list: [1, s1], map: new Map<unknown, unknown>([['k', s2], [2, { deep: { s1 } }]]) });
+    s1.close();
+    s2.close();
+    const m = (await b.receiver.recv()) as { list: [number, MuxSender<string>]; map: Map<unknown, any> };
+    expect(m.list[1]).toBeInstanceOf(MuxSender);
+    expect(m.map.get(2).deep.s1).toBe(m.list[1]);
+    m.list[1].send('one');
+    (m.map.get('k') as MuxSender<string>).send('two');
+    expect(await r1.recv()).toBe('one');
+    expect(await r2.recv()).toBe('two');
+    m.list[1].close();
+    (m.map.get('k') as MuxSender<string>).close();
+    await rejectsWith(r1.recv({ timeout: 5000 }), 'DISCONNECTED');
+    await rejectsWith(r2.recv({ timeout: 5000 }), 'DISCONNECTED');
+    a.close();
+    b.close();
+  });
+
   it('a channel over its maxQueue fails alone with TOO_LARGE; the others keep working', async () => {
     const errors: IpcError[] = [];
     const [a, b] = localPair({ maxQueue: 50, onError: (e: IpcError) => errors.push(e) });
