@@ -1,0 +1,41 @@
+// Adversarial review of IpcMux against a HOSTILE peer process (test/fixtures/containment/
+// mux-review-peer.mjs writes raw frames under the victim's mux, mux-review-victim.mjs). Each test
+// states the CORRECT behaviour; a failing one shows a bug (see the review report).
+import { describe, expect, it } from 'vitest';
+import { expectContained, runVictim } from './victim.js';
+
+interface Result {
+  errors: Record<string, number>;
+  messages: string[];
+  ok: string;
+  local?: unknown;
+  forgedDelivered?: number;
+  rssGrowthMB?: number;
+}
+
+describe('IpcMux review: hostile peer', () => {
+  it('a peer filling maxQueuedTotal cannot fail a channel whose both ends are in the victim', async () => {
+    const r = await runVictim<Result>('mux-review-victim', { args: ['total'], timeoutMs: 60_000 });
+    expectContained(r);
+    expect(r.result.ok).toBe('flooded');
+    expect(r.result.local).toBe(1);
+  });
+
+  it('a sender with one of the victim\'s own ids that it never made is forged: MALFORMED, not delivered', async () => {
+    const r = await runVictim<Result>('mux-review-victim', { args: ['own-id'], timeoutMs: 60_000 });
+    expectContained(r);
+    expect(r.result.ok).toBe('sent');
+    expect(r.result.errors.MALFORMED).toBe(2);
+    expect(r.result.forgedDelivered).toBe(0);
+  });
+
+  it('a peer that never reads cannot make the victim queue what it relays back without bound', async () => {
+    // 40 messages of 8 MiB to a channel whose receiver the victim moved to the peer: the victim
+    // relays each back; the peer never reads. The victim must stop (fail the channel, or the
+    // connection) rather than hold 320 MiB of unsent frames.
+    const r = await runVictim<Result>('mux-review-victim', { args: ['echo'], timeoutMs: 120_000 });
+    expectContained(r);
+    expect(r.result.ok).toBe('sent');
+    expect(r.result.rssGrowthMB).toBeLessThan(128);
+  }, 150_000);
+});
