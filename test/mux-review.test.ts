@@ -211,6 +211,29 @@ describe('IpcMux review: relays and moves', () => {
   });
 });
 
+describe('IpcMux review: upgrade to a plain channel', () => {
+  it('a receiver that failed to go out on a plain channel, then moved over its connection, leaves no descriptor', async () => {
+    const before = await settledFdCount();
+    const { a, b } = localPair();
+    const [ptx, prx] = channel<unknown>();
+    for (let i = 0; i < 20; i++) {
+      const [s, r] = a.channel<number>();
+      // The encoder asks the receiver for its plain handle, then fails on the function.
+      expect(() => ptx.send({ r, f: () => 1 })).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
+      a.sender.send({ r }); // moved to b over the connection instead
+      s.close();
+      const { r: moved } = (await b.receiver.recv({ timeout: 2000 })) as { r: MuxReceiver<number> };
+      await rejectsWith(moved.recv({ timeout: 2000 }), 'DISCONNECTED');
+      moved.close();
+    }
+    ptx.close();
+    prx.close();
+    a.close();
+    b.close();
+    expect(await settledFdCount()).toBeLessThanOrEqual(before);
+  });
+});
+
 describe('IpcMux review: close', () => {
   it('mux.close() with a logical recv pending does not throw; the recv settles', async () => {
     const { a, b } = localPair();

@@ -11,6 +11,8 @@ interface Result {
   local?: unknown;
   forgedDelivered?: number;
   rssGrowthMB?: number;
+  channelsAfter?: number;
+  created?: number | string;
 }
 
 describe('IpcMux review: hostile peer', () => {
@@ -27,6 +29,16 @@ describe('IpcMux review: hostile peer', () => {
     expect(r.result.ok).toBe('sent');
     expect(r.result.errors.MALFORMED).toBe(2);
     expect(r.result.forgedDelivered).toBe(0);
+  });
+
+  it('a refused frame leaves no channel entry: the victim can still make its own channels', async () => {
+    // maxChannels 1000; the peer's frame names 900 receivers, then a bad reference (MALFORMED).
+    const r = await runVictim<Result>('mux-review-victim', { args: ['refused'], timeoutMs: 60_000 });
+    expectContained(r);
+    expect(r.result.ok).toBe('sent');
+    expect(r.result.errors.MALFORMED).toBe(1);
+    expect(r.result.channelsAfter).toBeLessThanOrEqual(3);
+    expect(r.result.created).toBe(500);
   });
 
   it('a peer that never reads cannot make the victim queue what it relays back without bound', async () => {
