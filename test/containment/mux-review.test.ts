@@ -13,6 +13,7 @@ interface Result {
   rssGrowthMB?: number;
   channelsAfter?: number;
   created?: number | string;
+  flood?: string;
 }
 
 describe('IpcMux review: hostile peer', () => {
@@ -40,6 +41,15 @@ describe('IpcMux review: hostile peer', () => {
     expect(r.result.channelsAfter).toBeLessThanOrEqual(3);
     expect(r.result.created).toBe(500);
   });
+
+  it('a channel overflowing its maxQueue does not block the event loop while its queue is dropped', async () => {
+    // 4,096 queued messages of 16,000 numbers (under a 64 KiB maxMessageBytes), then one more:
+    // fail() walks every queued value (closeValue) in one go, about 2 s on this machine.
+    const r = await runVictim<Result>('mux-review-victim', { args: ['walk'], timeoutMs: 120_000 });
+    expectContained(r);
+    expect(r.result.ok).toBe('sent');
+    expect(r.result.flood).toBe('TOO_LARGE');
+  }, 150_000);
 
   it('a peer that never reads cannot make the victim queue what it relays back without bound', async () => {
     // 40 messages of 8 MiB to a channel whose receiver the victim moved to the peer: the victim
