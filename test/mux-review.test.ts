@@ -259,6 +259,39 @@ describe('IpcMux review: upgrade to a plain channel', () => {
   });
 });
 
+describe('IpcMux review: third process relays', () => {
+  it('plain senders a third process sends through an upgraded MuxSender leave no descriptor in the pumping process', async () => {
+    const { a, b } = localPair();
+    const [s, r] = a.channel<{ ps: IpcSender<number> }>();
+    // The "third process" end: a plain channel in this process; the MuxSender travels on it.
+    const [ptx, prx] = channel<{ s: IpcSender<{ ps: IpcSender<number> }> }>();
+    ptx.send({ s: s as unknown as IpcSender<{ ps: IpcSender<number> }> });
+    s.close();
+    const { s: third } = await prx.recv({ timeout: 2000 });
+    third.send({ ps: channel<number>()[0] }); // warm-up (the loopback's descriptors)
+    (await r.recv({ timeout: 2000 })).ps.close();
+    const before = await settledFdCount();
+    for (let i = 0; i < 100; i++) {
+      const [ps, pr] = channel<number>();
+      third.send({ ps });
+      ps.close();
+      const m = await r.recv({ timeout: 2000 });
+      m.ps.send(i);
+      m.ps.close();
+      expect(await pr.recv({ timeout: 2000 })).toBe(i);
+      pr.close();
+    }
+    // Every copy the application saw is closed: the pump's own copies must be too.
+    expect(fdCount()).toBeLessThanOrEqual(before + 4);
+    third.close();
+    await rejectsWith(r.recv({ timeout: 2000 }), 'DISCONNECTED');
+    ptx.close();
+    prx.close();
+    a.close();
+    b.close();
+  });
+});
+
 describe('IpcMux review: close', () => {
   it('mux.close() with a logical recv pending does not throw; the recv settles', async () => {
     const { a, b } = localPair();
