@@ -67,6 +67,19 @@ describe('IpcMux review: local delivery (the loopback)', () => {
     b.close();
   });
 
+  it('a bare function or symbol sent locally is UNSERIALIZABLE at send, like an object holding one', () => {
+    const { a, b } = localPair();
+    const [s, r] = a.channel<unknown>();
+    expect(() => s.send({ f: () => 1 })).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
+    expect(() => s.send(() => 1)).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
+    expect(() => s.send(Symbol('x'))).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
+    expect(r.tryRecv()).toBeUndefined();
+    s.close();
+    r.close();
+    a.close();
+    b.close();
+  });
+
   it('a reply channel in one process (send an object, close) works like a plain channel', async () => {
     const { a, b } = localPair();
     const got: unknown[] = [];
