@@ -395,6 +395,9 @@ describe('a hostile renderer', () => {
     // The first frame goes straight to the waiting loop; the next MAX_QUEUED_FRAMES wait; the rest are refused.
     const taken = MAX_QUEUED_FRAMES + 1;
     for (let id = 1; id <= taken + 500; id++) deliver!({ data: { rpc: 'call', id, method: 'wait', input: {} } });
+    // Until every refusal came back (a loaded machine needs more than a few ms), then a little more
+    // for any notice too many.
+    for (const end = Date.now() + 10_000; notices.length < 500 && Date.now() < end; ) await tick(20);
     await tick(100);
     expect(server.inFlight).toBe(taken);
     expect(notices).toHaveLength(500);

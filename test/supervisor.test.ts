@@ -76,7 +76,8 @@ describe('superviseHelper', () => {
     // A second crash waits twice as long.
     second.send({ op: 'exit', code: 7 });
     await sup.ready({ timeout: 20_000 }).then(async (h) => (h === second ? new Promise((r) => setTimeout(r, 50)).then(() => sup.ready({ timeout: 20_000 })) : h));
-    await new Promise((r) => setTimeout(r, 10));
+    // The exit event comes from the child's 'exit' (its own event-loop turn): wait for it, bounded.
+    for (const end = Date.now() + 10_000; events.length < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
     expect(events[1]).toMatchObject({ pid: second.pid, cause: 'exit', code: 7, signal: null, restart: true, delayMs: 100, restarts: 1 });
     expect(inspect(sup)).toMatch(/^HelperSupervisor \{ module: 'worker\.mjs', state: '(running|restarting)', pid: (\d+|none), restarts: [12] \}$/);
   });
