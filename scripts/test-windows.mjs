@@ -168,7 +168,7 @@ async function main() {
       '-DNAPI_VERSION=8', '-DNAPI_HAS_THREADS=0', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
       '-I', path.join(headers.dir, 'include'), '-I', addonApi.dir,
       ...sources, '-o', addon,
-      '-static-libgcc', '-static-libstdc++', implib, '-lbcrypt', '-lntdll',
+      '-static-libgcc', '-static-libstdc++', implib, '-lbcrypt', '-lntdll', '-ladvapi32',
     ];
     say(`compiling ${sources.map((s) => path.relative(root, s)).join(' ')} with ${CXX}`);
     run('nice', ['-n', '19', CXX, ...flags]);

@@ -713,9 +713,3 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace eicwin
-
-Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
-  return eicwin::Register(env, exports);
-}
-
-NODE_API_MODULE(electron_ipc_channel_win, InitModule)
