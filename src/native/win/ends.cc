@@ -326,6 +326,7 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("setBufferSizes", SetBufferSizes);
   fn("sendPacket", SendPacket);
   fn("recvPackets", RecvPackets);
+  fn("testRawWrite", TestRawWrite);
   exports.Set("ID_BASE", Napi::Number::New(env, kIdBase));
   exports.Set("AGAIN", Napi::Number::New(env, kAgain));
   exports.Set("GONE", Napi::Number::New(env, kGone));

@@ -409,4 +409,24 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 1);
 }
 
+// testRawWrite(id, bytes) -> bytes written: one message of exactly these bytes, without the
+// addon's header, waited for (at most 5 s): what a hostile peer can write. For tests only.
+Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+  OVERLAPPED ov{};
+  ov.hEvent = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  BOOL ok = WriteFile(e->h, bytes.Data(), static_cast<DWORD>(bytes.ByteLength()), nullptr, &ov);
+  DWORD err = ok ? 0 : GetLastError();
+  if (!ok && err == ERROR_IO_PENDING && WaitForSingleObject(ov.hEvent, 5000) != WAIT_OBJECT_0) {
+    CancelIoEx(e->h, &ov);
+    WaitForSingleObject(ov.hEvent, INFINITE);
+  }
+  if (ok || err == ERROR_IO_PENDING) err = ov.Internal == 0 ? 0 : RtlNtStatusToDosError(static_cast<NTSTATUS>(ov.Internal));
+  CloseHandle(ov.hEvent);
+  if (err != 0) ThrowWin(env, err, "WriteFile");
+  return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
+}
+
 }  // namespace eicch

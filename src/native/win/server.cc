@@ -166,13 +166,21 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   State* s = StateOf(info);
   std::wstring name = PipeArg(info);
   HANDLE h = INVALID_HANDLE_VALUE;
-  for (int attempt = 0; attempt < 20; attempt++) {
+  DWORD err = 0;
+  for (int attempt = 0; attempt < 10; attempt++) {
     h = CreateFileW(name.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
                     FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
-    if (h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY) break;
-    WaitNamedPipeW(name.c_str(), 100);  // between two instances of an IpcServer
+    err = h == INVALID_HANDLE_VALUE ? GetLastError() : 0;
+    if (err != ERROR_PIPE_BUSY) break;
+    WaitNamedPipeW(name.c_str(), 50);  // between two instances of an IpcServer
   }
-  if (h == INVALID_HANDLE_VALUE) ThrowWin(env, GetLastError(), "CreateFileW");
+  if (err == ERROR_PIPE_BUSY || err == ERROR_SEM_TIMEOUT) {
+    // Every instance is taken (a one-shot server that accepted already): nobody listens.
+    Napi::Error e = Napi::Error::New(env, "every instance of the pipe is connected: nobody is listening there now");
+    e.Set("code", Napi::String::New(env, "ECONNREFUSED"));
+    throw e;
+  }
+  if (h == INVALID_HANDLE_VALUE) ThrowWin(env, err, "CreateFileW");
   DWORD mode = PIPE_READMODE_MESSAGE;
   if (!SetNamedPipeHandleState(h, &mode, nullptr, nullptr)) {
     DWORD err = GetLastError();

@@ -163,6 +163,7 @@ bool PeerIsLocal(const std::wstring& name, bool server);
 // io.cc
 Napi::Value SendPacket(const Napi::CallbackInfo& info);
 Napi::Value RecvPackets(const Napi::CallbackInfo& info);
+Napi::Value TestRawWrite(const Napi::CallbackInfo& info);
 std::wstring PipeNameOf(HANDLE h);
 
 // server.cc
