@@ -1,0 +1,37 @@
+// Hostile input: a raw peer in another process writes what the addon never writes. Each bad
+// message is one typed IpcError (MALFORMED or TOO_LARGE) at recv; valid messages around them
+// still arrive; no crash, no hang, handles back to baseline.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { assert, equal, handleCount, here, lib, test } from './harness.mjs';
+
+const { IpcOneShotServer, IpcError } = lib;
+
+test('a raw peer writing garbage, short, oversized and forged-handle messages gets typed errors only', async () => {
+  const before = await handleCount();
+  const server = new IpcOneShotServer();
+  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'hostile.mjs'), server.name, String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  const [rx, first] = await server.accept({ timeout: 20000 });
+  equal(first, 'hi');
+  const values = [];
+  const errors = [];
+  for (;;) {
+    try {
+      const v = await rx.recv({ timeout: 15000 });
+      values.push(v);
+      if (v === 'end') break;
+    } catch (e) {
+      if (e instanceof IpcError && e.code === 'DISCONNECTED') break;
+      errors.push(e);
+      if (!(e instanceof IpcError) || !['MALFORMED', 'TOO_LARGE'].includes(e.code)) throw e;
+    }
+  }
+  equal(values, ['after garbage', 'after big', 'end'], 'valid messages');
+  equal(errors.length, 8, `one error per bad message: ${errors.map((e) => `${e.code}: ${e.message.slice(0, 120)}`).join(' | ')}`);
+  console.log(`  errors: ${[...new Set(errors.map((e) => e.code))].join(', ')}; e.g. "${errors[3].message.slice(0, 140)}"`);
+  equal(await exited, 0, 'hostile peer exit code');
+  rx.close();
+  const after = await handleCount();
+  assert(after <= before + 2, `handles ${before} -> ${after}`);
+});
