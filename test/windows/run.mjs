@@ -50,4 +50,6 @@ const summary = {
 };
 console.log(`SUMMARY ${JSON.stringify(summary)}`);
 process.exitCode = summary.failed === 0 && summary.run > 0 ? 0 : 1;
-// Nothing may keep the loop alive: the suite's process exits by itself (a hang is a failure).
+// On success nothing may keep the loop alive: the process exits by itself (a hang is a failure,
+// caught by the script's timeout). A failed test may have left endpoints open: leave now.
+if (process.exitCode !== 0) process.exit();
