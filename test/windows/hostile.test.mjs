@@ -3,14 +3,19 @@
 // still arrive; no crash, no hang, handles back to baseline.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { assert, equal, handleCount, here, lib, test } from './harness.mjs';
+import { inspect } from 'node:util';
+import { addon, assert, equal, handleCount, here, lib, test } from './harness.mjs';
 
 const { IpcOneShotServer, IpcError } = lib;
 
 test('a raw peer writing garbage, short, oversized and forged-handle messages gets typed errors only', async () => {
   const before = await handleCount();
   const server = new IpcOneShotServer();
-  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'hostile.mjs'), server.name, String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // A receiver of ours whose handle the peer names in a forged message: taking it (and closing
+  // it at its source, as DUPLICATE_CLOSE_SOURCE does) would break this channel.
+  const [ownTx, ownRx] = lib.channel();
+  const ownHandle = addon.testHandleValue(Number(/fd: (\d+)/.exec(inspect(ownRx))[1]));
+  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'hostile.mjs'), server.name, String(process.pid), String(ownHandle)], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.on('exit', (code) => r(code)));
   const [rx, first] = await server.accept({ timeout: 20000 });
   equal(first, 'hi');
@@ -31,6 +36,10 @@ test('a raw peer writing garbage, short, oversized and forged-handle messages ge
   equal(errors.length, 8, `one error per bad message: ${errors.map((e) => `${e.code}: ${e.message.slice(0, 120)}`).join(' | ')}`);
   console.log(`  errors: ${[...new Set(errors.map((e) => e.code))].join(', ')}; e.g. "${errors[3].message.slice(0, 140)}"`);
   equal(await exited, 0, 'hostile peer exit code');
+  ownTx.send('still mine');
+  equal(await ownRx.recv({ timeout: 5000 }), 'still mine', 'our own receiver, named by the forged message');
+  ownTx.close();
+  ownRx.close();
   rx.close();
   const after = await handleCount();
   assert(after <= before + 2, `handles ${before} -> ${after}`);

@@ -327,6 +327,7 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("sendPacket", SendPacket);
   fn("recvPackets", RecvPackets);
   fn("testRawWrite", TestRawWrite);
+  fn("testHandleValue", TestHandleValue);
   exports.Set("ID_BASE", Napi::Number::New(env, kIdBase));
   exports.Set("AGAIN", Napi::Number::New(env, kAgain));
   exports.Set("GONE", Napi::Number::New(env, kGone));

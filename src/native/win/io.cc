@@ -429,4 +429,11 @@ Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
 }
 
+// testHandleValue(id) -> the HANDLE value behind an end (what a hostile peer would have to
+// guess to name it in a forged message). For tests only.
+Napi::Value TestHandleValue(const Napi::CallbackInfo& info) {
+  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(e->h)));
+}
+
 }  // namespace eicch

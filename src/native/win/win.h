@@ -164,6 +164,7 @@ bool PeerIsLocal(const std::wstring& name, bool server);
 Napi::Value SendPacket(const Napi::CallbackInfo& info);
 Napi::Value RecvPackets(const Napi::CallbackInfo& info);
 Napi::Value TestRawWrite(const Napi::CallbackInfo& info);
+Napi::Value TestHandleValue(const Napi::CallbackInfo& info);
 std::wstring PipeNameOf(HANDLE h);
 
 // server.cc
