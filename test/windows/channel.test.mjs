@@ -159,3 +159,33 @@ test('handle count back to baseline after 50 channels with nested handles', asyn
   assert(after <= before, `handles ${before} -> ${after}`);
   equal(addon.stats().localTokens, 0, 'handles kept for local receivers');
 });
+
+test('a worker thread: endpoints sent to it after it connected through a one-shot server', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const { fileURLToPath } = await import('node:url');
+  const [toWorker, workerRx] = channel();
+  const [workerTx, fromWorker] = channel();
+  const server = new lib.IpcOneShotServer();
+  const w = new Worker(`
+    const { workerData } = require('node:worker_threads');
+    const lib = require(workerData.lib);
+    (async () => {
+      const tx = lib.IpcSender.connect(workerData.name);
+      const [t, r] = lib.channel();
+      tx.send({ t });
+      const m = await r.recv({ timeout: 10000 });
+      const v = await m.rx.recv({ timeout: 10000 });
+      m.tx.send(v * 3);
+      for (const h of [tx, t, r, m.rx, m.tx]) h.close();
+    })().catch((e) => { console.error(e); process.exitCode = 2; });
+  `, { eval: true, workerData: { lib: fileURLToPath(new URL('../../dist/main/index.cjs', import.meta.url)), name: server.name } });
+  const exited = new Promise((r) => w.on('exit', r));
+  const [rx, first] = await server.accept({ timeout: 10000 });
+  first.t.send({ rx: workerRx, tx: workerTx });
+  workerRx.close();
+  workerTx.close();
+  toWorker.send(14);
+  equal(await fromWorker.recv({ timeout: 10000 }), 42);
+  equal(await exited, 0, 'worker exit code');
+  for (const h of [toWorker, fromWorker, rx, first.t]) h.close();
+});
