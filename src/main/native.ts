@@ -57,8 +57,8 @@ export type RecvPackets = (
 ) => number;
 
 export interface FdInfo {
-  /** 'message-pipe': a Windows message-mode named pipe end (the win32 transport). */
-  kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other' | 'message-pipe';
+  /** 'message-pipe', 'section': a Windows message-mode named pipe end, a shared memory section (the win32 transport). */
+  kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other' | 'message-pipe' | 'section';
   /** File size for files and memfds. */
   size: number;
   /** F_GET_SEALS bits for memfds (F_SEAL_SEAL=1, SHRINK=2, GROW=4, WRITE=8, FUTURE_WRITE=16), else 0. */
@@ -376,7 +376,7 @@ export interface NativeBinding {
 let loaded: NativeBinding | undefined;
 
 /** fdInfo kinds by the index the addon reports (same order as kFdKinds in channel.cc). */
-const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir', 'message-pipe'];
+const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir', 'message-pipe', 'section'];
 /** fdInfo domains by the index the addon reports (same order as kFdDomains in channel.cc). */
 const FD_DOMAINS: ReadonlyArray<FdInfo['domain']> = ['none', 'unix', 'other'];
 const fdInfoOut = new Float64Array(6);

@@ -33,7 +33,7 @@ test('a raw peer writing garbage, short, oversized and forged-handle messages ge
     }
   }
   equal(values, ['after garbage', 'after big', 'end'], 'valid messages');
-  equal(errors.length, 8, `one error per bad message: ${errors.map((e) => `${e.code}: ${e.message.slice(0, 120)}`).join(' | ')}`);
+  equal(errors.length, 9, `one error per bad message: ${errors.map((e) => `${e.code}: ${e.message.slice(0, 120)}`).join(' | ')}`);
   console.log(`  errors: ${[...new Set(errors.map((e) => e.code))].join(', ')}; e.g. "${errors[3].message.slice(0, 140)}"`);
   equal(await exited, 0, 'hostile peer exit code');
   ownTx.send('still mine');

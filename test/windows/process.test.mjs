@@ -132,6 +132,21 @@ test('child process: file handles both ways (IpcFileHandle; the fd works with fs
   }
 });
 
+test('child process: IpcSharedMemory both ways (sections, read-only duplicates, exact lengths)', async () => {
+  const c = await startChild();
+  const bytes = new Uint8Array(300000).map((_, i) => i % 251);
+  let sum = 0;
+  for (const b of bytes) sum = (sum + b) % 65521;
+  const block = lib.IpcSharedMemory.fromBytes(bytes);
+  c.tx.send({ op: 'shm', block });
+  const got = await c.rx.recv({ timeout: 10000 });
+  equal([got.length, got.sum], [bytes.length, sum], 'what the child read');
+  equal([got.block.length, got.block.bytes[0], got.block.bytes[99999]], [100000, 3, 3], 'the block made by the child');
+  block.close();
+  got.block.close();
+  equal(await stopChild(c), 0, 'child exit code');
+});
+
 test('child process killed: the parent sees DISCONNECTED, not a hang', async () => {
   const c = await startChild();
   c.child.kill();

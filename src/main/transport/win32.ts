@@ -10,7 +10,9 @@
  * sockets only on Windows), comes from the addon's `watch` (an event per operation, waited for
  * by the thread pool) behind the same `Poller` shape, built here by {@link win32Native}.
  *
- * Not there yet on Windows: shared memory (`IpcSharedMemory`, the pool), `lockdown()`.
+ * Shared memory: immutable blocks (`IpcSharedMemory`) are pagefile-backed sections, kept and sent
+ * as read-only duplicates and always read by copy. Not there yet on Windows: the shared memory
+ * pool, `lockdown()` enforcement.
  */
 import path from 'node:path';
 import type { FdInfo, NativeBinding, NativePoller, PeerCredentials, RecvPackets } from '../native.js';
@@ -47,6 +49,15 @@ export interface NativeWin32 {
   peerCredentials(id: number): PeerCredentials;
   /** The DACL of a listener as SDDL, and the one expected (the current user only). */
   pipeSecurity(id: number): { dacl: string; expected: string };
+  /** A new writable section of `size` bytes (after a 16-byte header with the exact length). */
+  sectionCreate(size: number): number;
+  /** A read-only duplicate of a section (map for reading and query only). */
+  sectionReadOnly(id: number): number;
+  sectionWrite(id: number, bytes: Uint8Array, offset: number): void;
+  /** A copy of the first `length` bytes. */
+  sectionRead(id: number, length: number): ArrayBuffer;
+  /** Whether the handle allows a writable view. */
+  sectionWritable(id: number): boolean;
 }
 
 /** Whether a loaded addon is the Windows one. */
@@ -129,8 +140,9 @@ export function win32Native(w: NativeWin32): NativeBinding {
     shutdownWrite: (id) => w.shutdownWrite(id),
     setBlocking: (id, b) => w.setBlocking(id, b),
     waitFds: (r, wr, t) => w.waitFds(r, wr, t),
-    pwrite: () => unsupported('shared memory'),
-    mapFd: () => unsupported('shared memory'),
+    pwrite: (id, bytes, offset) => w.sectionWrite(id, bytes, offset),
+    // Received memory is read by copy (mapsReceived is false); a writable mapping is the pool's.
+    mapFd: (id, length, writable) => (writable ? unsupported('the shared memory pool') : w.sectionRead(id, length)),
     detachBuffer: () => unsupported('shared memory'),
     aliasBuffer: () => unsupported('shared memory'),
     externalBuffersAllowed: () => false,
@@ -141,15 +153,34 @@ export function win32Native(w: NativeWin32): NativeBinding {
   };
 }
 
-/** Shared memory is not there yet on Windows: blocks and segments are refused, both ways. */
-const noSharedMemory: SharedMemoryBackend = {
-  createBlock: () => unsupported('shared memory (IpcSharedMemory)'),
-  checkBlock: () => 'shared memory, which this Windows build does not support yet',
-  createSegment: () => unsupported('the shared memory pool'),
-  checkSegment: () => 'shared memory, which this Windows build does not support yet',
-  mapsReceived: false,
-  read: () => unsupported('shared memory'),
-};
+/**
+ * Sections: a block is filled through a writable section whose handle is closed once a read-only
+ * duplicate exists, so nobody can change it after; a received block must not allow a writable
+ * view. Segments of the pool are not implemented yet. The size of a section is fixed, but
+ * received memory is copied all the same (the typed layer's copy path): no external buffers.
+ */
+function sectionSharedMemory(w: NativeWin32): SharedMemoryBackend {
+  return {
+    createBlock(length, fill) {
+      const rw = w.sectionCreate(length);
+      try {
+        fill(rw);
+        return w.sectionReadOnly(rw);
+      } finally {
+        w.close(rw);
+      }
+    },
+    checkBlock(fd, info) {
+      if (info.kind !== 'section') return `a ${info.kind}, not a shared memory section`;
+      if (w.sectionWritable(fd)) return 'a section open for writing (an immutable block travels read-only)';
+      return undefined;
+    },
+    createSegment: () => unsupported('the shared memory pool (IpcSharedMemoryPool)'),
+    checkSegment: () => 'a pool segment, which this Windows build does not support yet',
+    mapsReceived: false,
+    read: (fd, length) => w.sectionRead(fd, length),
+  };
+}
 
 /**
  * The pipe name of a one-shot server "path" (server.ts names servers `<fresh private dir>/s`,
@@ -169,7 +200,7 @@ export function win32Transport(w: NativeWin32): Transport {
     socketKind: 'message-pipe',
     socketName: 'message-mode named pipe',
     scatterReads: false,
-    shm: noSharedMemory,
+    shm: sectionSharedMemory(w),
     socketpair: () => w.socketpair(),
     send: (fd, parts, fds) => w.sendPacket(fd, parts, fds),
     recv: (fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block) =>

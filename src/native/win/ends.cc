@@ -192,6 +192,8 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   }
   End* from = GetEnd(s, env, info[0]);
   End* e = NewEnd(s, d, from->server);
+  e->section = from->section;
+  e->size = from->size;
   e->name = from->name;
   OpenAdd(e->name, e->server, 1);
   return Napi::Number::New(env, e->id);
@@ -199,7 +201,8 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
 
 // fdInfo(id, out): [kind index, size, seals, listening, connected, domain index] as in
 // src/main/native.ts: an end is a 'message-pipe' (9) of domain 'unix' (1: local only,
-// PIPE_REJECT_REMOTE_CLIENTS); a C runtime descriptor is a 'file' (6), 'pipe' (7) or 'other'.
+// PIPE_REJECT_REMOTE_CLIENTS), a section a 'section' (10) with its size; a C runtime
+// descriptor is a 'file' (6), 'pipe' (7) or 'other'.
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = StateOf(info);
@@ -207,10 +210,15 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   int32_t id = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
   if (id >= kIdBase) {
     End* e = GetEnd(s, env, info[0]);
-    r[0] = 9;
-    r[3] = e->listener ? 1 : 0;
-    r[4] = e->listener ? 0 : 1;
-    r[5] = 1;
+    if (e->section) {
+      r[0] = 10;
+      r[1] = static_cast<double>(e->size);
+    } else {
+      r[0] = 9;
+      r[3] = e->listener ? 1 : 0;
+      r[4] = e->listener ? 0 : 1;
+      r[5] = 1;
+    }
   } else {
     HANDLE h = CrtHandle(id);
     if (h == INVALID_HANDLE_VALUE) ThrowWin(env, ERROR_INVALID_HANDLE, "fdInfo");
@@ -229,7 +237,7 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < n; i++) out[i] = r[i];
     return env.Undefined();
   }
-  static const char* kinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir", "message-pipe"};
+  static const char* kinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir", "message-pipe", "section"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[static_cast<int>(r[0])]);
   o.Set("size", r[1]);
@@ -244,7 +252,7 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
 Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   End* e = GetEnd(StateOf(info), env, info[0]);
-  if (e->listener) return Napi::Boolean::New(env, false);
+  if (e->listener || e->section) return Napi::Boolean::New(env, false);
   Settle(e);
   if (e->eof || e->writeGone) return Napi::Boolean::New(env, true);
   DWORD avail = 0;

@@ -60,6 +60,17 @@ bool OpenedSynchronous(HANDLE h, bool* known) {
 
 // A received handle as an id (an end or a C runtime descriptor), or -1 when refused (closed).
 int32_t Adopt(State* s, HANDLE h) {
+  uint64_t size = 0;
+  if (IsSection(h, &size)) {  // a section (NtQuerySection answers for sections only)
+    if (!SectionLength(h, &size)) {
+      CloseHandle(h);  // file-backed, an image, or not made by this library
+      return -1;
+    }
+    End* e = NewEnd(s, h, false);
+    e->section = true;
+    e->size = size;
+    return e->id;
+  }
   SetLastError(NO_ERROR);
   DWORD type = GetFileType(h);
   DWORD gle = GetLastError();
@@ -103,7 +114,7 @@ std::wstring PipeNameOf(HANDLE h) {
 }
 
 void PostRead(End* e) {
-  if (e->listener || e->rPending || e->hasMsg || e->eof || e->rerr || e->h == INVALID_HANDLE_VALUE) return;
+  if (e->section || e->listener || e->rPending || e->hasMsg || e->eof || e->rerr || e->h == INVALID_HANDLE_VALUE) return;
   if (e->rbuf.size() < e->rfill + kReadChunk) e->rbuf.resize(e->rfill + kReadChunk);
   memset(&e->rov, 0, sizeof e->rov);
   e->rov.hEvent = e->rev;
@@ -196,7 +207,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = StateOf(info);
   End* e = GetEnd(s, env, info[0]);
-  if (e->listener) throw Napi::TypeError::New(env, "sendPacket: a listening pipe has no peer to write to");
+  if (e->listener || e->section) throw Napi::TypeError::New(env, "sendPacket: not a connected pipe end");
   if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "sendPacket(id, parts, handles): parts must be an array");
   Napi::Array parts = info[1].As<Napi::Array>();
   std::vector<int32_t> ids;
@@ -302,7 +313,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = StateOf(info);
   End* e = GetEnd(s, env, info[0]);
-  if (e->listener) throw Napi::TypeError::New(env, "recvPackets: a listening pipe has no messages");
+  if (e->listener || e->section) throw Napi::TypeError::New(env, "recvPackets: not a connected pipe end");
   Napi::Int32Array meta = info[1].As<Napi::Int32Array>();
   Napi::Int32Array fdsOut = info[2].As<Napi::Int32Array>();
   size_t maxBytes = static_cast<size_t>(info[4].As<Napi::Number>().DoubleValue());

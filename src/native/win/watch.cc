@@ -94,6 +94,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* s = StateOf(info);
   End* e = GetEnd(s, env, info[0]);
+  if (e->section) throw Napi::TypeError::New(env, "watch: a section has no readiness");
   e->watch = info[1].As<Napi::Number>().Int32Value() & (kReadable | kWritable);
   Arm(s, e);
   return env.Undefined();

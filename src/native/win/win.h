@@ -85,6 +85,8 @@ struct End {
   HANDLE h = INVALID_HANDLE_VALUE;
   bool listener = false;  // a server instance waiting for its client (listen/accept)
   bool server = false;    // the server end of its pipe
+  bool section = false;   // a shared memory section (shm.cc), not a pipe end
+  uint64_t size = 0;      // section: its size
   std::wstring name;      // the pipe's name (registry.cc counts open ends by it); listener:
                           // the name of its next instance
 
@@ -169,6 +171,11 @@ std::wstring PipeNameOf(HANDLE h);
 
 // server.cc
 void RegisterServer(Napi::Env env, Napi::Object exports, State* s);
+
+// shm.cc
+bool IsSection(HANDLE h, uint64_t* size);      // any section (NtQuerySection answers)
+bool SectionLength(HANDLE h, uint64_t* length);  // one of ours: pagefile-backed, our header
+void RegisterShm(Napi::Env env, Napi::Object exports, State* s);
 
 // crt.cc: node.exe's C runtime descriptors through libuv's exports.
 HANDLE CrtHandle(int fd);
