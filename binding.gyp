@@ -55,6 +55,8 @@
             "src/native/win/server.cc",
             "src/native/win/registry.cc",
             "src/native/win/crt.cc",
+            "src/native/win/shm.cc",
+            "src/native/win/lockdown.cc",
             "src/native/win/pipe.cc",
             "src/native/win/probe.cc"
           ],

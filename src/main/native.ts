@@ -113,6 +113,25 @@ export interface NativeLandlockResult {
   threadError?: string;
 }
 
+/** What the Windows addon's `windowsLockdown()` applied, each item as the system reads it back. */
+export interface NativeWindowsLockdownResult {
+  /** This process is in the new job. */
+  job: boolean;
+  /** SetInformationJobObject accepted the limits. */
+  jobLimitsSet: boolean;
+  /** The job's limit of one active process (no child processes) reads back. */
+  jobLimits: boolean;
+  /** The job's UI restrictions were accepted. */
+  jobUi: boolean;
+  jobError?: string;
+  extensionPointsSet: boolean;
+  /** Legacy extension points are disabled (GetProcessMitigationPolicy says so). */
+  extensionPoints: boolean;
+  imageLoadSet: boolean;
+  /** Remote and low-label images are refused (read back). */
+  imageLoad: boolean;
+}
+
 /**
  * The POSIX stream transport's native half (src/native/stream.cc): AF_UNIX `SOCK_STREAM` with
  * explicit framing, portable to macOS. A frame is an 8-byte header { u32 LE payloadBytes, u32 LE
@@ -366,6 +385,9 @@ export interface NativeBinding {
     scopeSignals: boolean;
     scopeAbstractSockets: boolean;
   }): NativeLandlockResult;
+
+  /** Windows only (src/native/win/lockdown.cc): a job object and mitigation policies, each read back. */
+  windowsLockdown?(): NativeWindowsLockdownResult;
 
   Poller: NativePollerConstructor;
 

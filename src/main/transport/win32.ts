@@ -15,7 +15,7 @@
  * pool, `lockdown()` enforcement.
  */
 import path from 'node:path';
-import type { FdInfo, NativeBinding, NativePoller, PeerCredentials, RecvPackets } from '../native.js';
+import type { FdInfo, NativeBinding, NativePoller, NativeWindowsLockdownResult, PeerCredentials, RecvPackets } from '../native.js';
 import type { SharedMemoryBackend, Transport } from './types.js';
 
 /** The Windows addon's exports (src/native/win/module.cc). */
@@ -58,6 +58,8 @@ export interface NativeWin32 {
   sectionRead(id: number, length: number): ArrayBuffer;
   /** Whether the handle allows a writable view. */
   sectionWritable(id: number): boolean;
+  /** lockdown() on Windows (src/native/win/lockdown.cc). */
+  windowsLockdown(): NativeWindowsLockdownResult;
 }
 
 /** Whether a loaded addon is the Windows one. */
@@ -146,6 +148,7 @@ export function win32Native(w: NativeWin32): NativeBinding {
     detachBuffer: () => unsupported('shared memory'),
     aliasBuffer: () => unsupported('shared memory'),
     externalBuffersAllowed: () => false,
+    windowsLockdown: () => w.windowsLockdown(),
     Poller: WinPoller,
     get stream(): never {
       return unsupported('the stream transport');

@@ -18,6 +18,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   RegisterWatch(env, exports, s);
   RegisterServer(env, exports, s);
   RegisterShm(env, exports, s);
+  RegisterLockdown(env, exports);
   exports.Set("platform", Napi::String::New(env, "win32"));
   exports.Set("iocp", eicwin::Register(env, Napi::Object::New(env)));
   return exports;

@@ -172,6 +172,9 @@ std::wstring PipeNameOf(HANDLE h);
 // server.cc
 void RegisterServer(Napi::Env env, Napi::Object exports, State* s);
 
+// lockdown.cc
+void RegisterLockdown(Napi::Env env, Napi::Object exports);
+
 // shm.cc
 bool IsSection(HANDLE h, uint64_t* size);      // any section (NtQuerySection answers)
 bool SectionLength(HANDLE h, uint64_t* length);  // one of ours: pagefile-backed, our header
