@@ -1,21 +1,28 @@
 // Hostile input: a raw peer in another process writes what the addon never writes. Each bad
 // message is one typed IpcError (MALFORMED or TOO_LARGE) at recv; valid messages around them
 // still arrive; no crash, no hang, handles back to baseline.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { addon, assert, equal, handleCount, here, lib, test } from './harness.mjs';
+import { addon, assert, equal, handleCount, here, lib, test, spawnNode } from './harness.mjs';
 
 const { IpcOneShotServer, IpcError } = lib;
 
 test('a raw peer writing garbage, short, oversized and forged-handle messages gets typed errors only', async () => {
   const before = await handleCount();
+  // The event loop must never stall: a 5 ms heartbeat records the longest gap.
+  let last = performance.now();
+  let maxGap = 0;
+  const beat = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 5);
   const server = new IpcOneShotServer();
   // A receiver of ours whose handle the peer names in a forged message: taking it (and closing
   // it at its source, as DUPLICATE_CLOSE_SOURCE does) would break this channel.
   const [ownTx, ownRx] = lib.channel();
   const ownHandle = addon.testHandleValue(Number(/fd: (\d+)/.exec(inspect(ownRx))[1]));
-  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'hostile.mjs'), server.name, String(process.pid), String(ownHandle)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = await spawnNode([path.join(here, 'fixtures', 'hostile.mjs'), server.name, String(process.pid), String(ownHandle)], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.on('exit', (code) => r(code)));
   const [rx, first] = await server.accept({ timeout: 20000 });
   equal(first, 'hi');
@@ -41,6 +48,9 @@ test('a raw peer writing garbage, short, oversized and forged-handle messages ge
   ownTx.close();
   ownRx.close();
   rx.close();
+  clearInterval(beat);
+  console.log(`  longest event-loop gap: ${maxGap.toFixed(0)} ms`);
+  assert(maxGap < 1000, `event-loop gap ${maxGap.toFixed(0)} ms`);
   const after = await handleCount();
   assert(after <= before + 2, `handles ${before} -> ${after}`);
 });

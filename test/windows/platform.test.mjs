@@ -1,9 +1,8 @@
 // The rest of the public API on Windows: helpers, IpcServer with several client processes,
 // lockdown's report, and what is not implemented yet (reported as skips with the reason, and
 // checked to fail with a clear error rather than misbehave).
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { assert, equal, here, lib, test, throws, underWine, wineGaps } from './harness.mjs';
+import { assert, equal, handleCount, here, lib, test, throws, underWine, wineGaps, spawnNode } from './harness.mjs';
 
 const { spawnHelper, IpcServer, IpcSharedMemory, IpcSharedMemoryPool, lockdown } = lib;
 
@@ -18,7 +17,7 @@ test('spawnHelper / connectToParent with a child node.exe', async () => {
 
 test('IpcServer: three client processes at once, each its own connection and peer pid', async () => {
   const server = new IpcServer();
-  const children = [0, 1, 2].map(() => spawn(process.execPath, [path.join(here, 'fixtures', 'ipc-client.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] }));
+  const children = await Promise.all([0, 1, 2].map(() => spawnNode([path.join(here, 'fixtures', 'ipc-client.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] })));
   const exits = children.map((c) => new Promise((r) => c.on('exit', (code) => r(code))));
   const pids = new Set(children.map((c) => c.pid));
   for (let i = 0; i < 3; i++) {
@@ -34,7 +33,7 @@ test('IpcServer: three client processes at once, each its own connection and pee
 
 test('lockdown() in a child: a job object with no child processes, reported as the system confirms it', async () => {
   const server = new lib.IpcOneShotServer();
-  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'lockdown.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = await spawnNode([path.join(here, 'fixtures', 'lockdown.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.on('exit', (code) => r(code)));
   const [rx, { report, spawn: spawned }] = await server.accept({ timeout: 20000 });
   rx.close();
@@ -58,7 +57,8 @@ test('lockdown() in a child: a job object with no child processes, reported as t
   }
 });
 
-test('IpcSharedMemory in one process: exact lengths (0, 5, a page, 70000 bytes), contents, read-only', async () => {
+test('IpcSharedMemory in one process: exact lengths (0, 5, a page, 70000 bytes), contents, handles back to baseline', async () => {
+  const before = await handleCount();
   const [tx, rx] = lib.channel();
   for (const n of [0, 5, 4096, 70000]) {
     const m = IpcSharedMemory.fromByte(7, n);
@@ -73,6 +73,8 @@ test('IpcSharedMemory in one process: exact lengths (0, 5, a page, 70000 bytes),
   b.close();
   tx.close();
   rx.close();
+  const after = await handleCount();
+  assert(after <= before, `handles ${before} -> ${after}`);
 });
 
 test('the shared memory pool is refused with a clear error (not implemented on Windows yet)', () => {

@@ -1,15 +1,14 @@
 // Across processes: a child node.exe bootstrapped through the one-shot server.
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addon, assert, equal, handleCount, here, lib, rejects, test, underWine, wineGaps } from './harness.mjs';
+import { addon, assert, equal, handleCount, here, lib, rejects, test, underWine, wineGaps, spawnNode } from './harness.mjs';
 
 const { IpcOneShotServer, IpcFileHandle, IpcError, channel } = lib;
 
 async function startChild() {
   const server = new IpcOneShotServer();
-  const child = spawn(process.execPath, [path.join(here, 'fixtures', 'child.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = await spawnNode([path.join(here, 'fixtures', 'child.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.on('exit', (code) => r(code)));
   const [rx, first] = await server.accept({ timeout: 20000, peer: { pid: child.pid } });
   equal(first.hello, child.pid, 'the child says its pid');
