@@ -146,6 +146,31 @@ test('child process: IpcSharedMemory both ways (sections, read-only duplicates, 
   equal(await stopChild(c), 0, 'child exit code');
 });
 
+test('child process: a file handle sent just before the child exits is received (the child waits until it is taken)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eic-win-'));
+  try {
+    const c = await startChild();
+    const t0 = Date.now();
+    c.tx.send({ op: 'sendfile-exit', path: path.join(dir, 'c.txt') });
+    // The child is done in a few ms; we read only 500 ms later, while it waits to exit.
+    await new Promise((r) => setTimeout(r, 500));
+    const received = c.rx.recv({ timeout: 10000 });
+    equal(await c.exited, 0, 'child exit code');
+    const waited = Date.now() - t0;
+    console.log(`  the child exited ${waited} ms after the request (it waits for its parked handles to be taken, at most 2 s)`);
+    assert(waited < 2000, `the child waited the whole 2 s: its handles were not taken (${waited} ms)`);
+    const got = await received;
+    const buf = Buffer.alloc(64);
+    const n = readSync(got.file.fd, buf, 0, 64, 0);
+    equal(buf.subarray(0, n).toString(), 'sent just before exit');
+    got.file.close();
+    c.tx.close();
+    c.rx.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('child process killed: the parent sees DISCONNECTED, not a hang', async () => {
   const c = await startChild();
   c.child.kill();

@@ -183,6 +183,7 @@ bool Settle(End* e) {
       DWORD err = RtlNtStatusToDosError(st);
       if (IsGone(err)) e->writeGone = true;
       // Nobody will take this message's handles: close them here.
+      for (HANDLE h : e->wParked) ParkRemove(h);
       CloseAll(e->wParked);
       std::vector<HANDLE> back;
       if (!e->wToken.empty() && LocalTake(e->wToken, &back)) CloseAll(back);
@@ -286,8 +287,12 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   if (ok || err == ERROR_IO_PENDING) {
     e->wPending = true;
     // If the write fails (the peer went away), Settle closes what nobody will take.
-    if (local) e->wToken = key;
-    else e->wParked = dups;
+    if (local) {
+      e->wToken = key;
+    } else {
+      e->wParked = dups;
+      for (HANDLE h : dups) ParkAdd(h);
+    }
     Settle(e);
     Arm(s, e);
     return Napi::Number::New(env, static_cast<double>(payload));

@@ -9,6 +9,13 @@ Napi::Object Register(Napi::Env env, Napi::Object exports);
 
 namespace eicch {
 
+// At teardown (the end of the program, a worker's end), handles parked for peer processes that
+// have not taken them yet would die with this process and their message would arrive without
+// them: wait for them, at most 2 s in all, polling every 10 ms.
+static void WaitParked(void*) {
+  for (int i = 0; i < 200 && ParkedPending() > 0; i++) Sleep(10);
+}
+
 // One State per environment (main thread, each worker), passed to every function as its data.
 // Never freed: thread-pool callbacks may still hold it while the environment goes away.
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
@@ -19,6 +26,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   RegisterServer(env, exports, s);
   RegisterShm(env, exports, s);
   RegisterLockdown(env, exports);
+  napi_add_env_cleanup_hook(env, WaitParked, nullptr);
   exports.Set("platform", Napi::String::New(env, "win32"));
   exports.Set("iocp", eicwin::Register(env, Napi::Object::New(env)));
   return exports;

@@ -24,6 +24,8 @@ struct Registry {
   std::map<std::string, std::vector<HANDLE>> local;
   // Open pipe ends of this process by pipe name: [server ends, client ends].
   std::map<std::wstring, std::pair<int, int>> open;
+  // Handles parked here for a peer process to take (DUPLICATE_CLOSE_SOURCE closes them here).
+  std::vector<HANDLE> parked;
   Registry() { InitializeCriticalSection(&lock); }
 };
 
@@ -67,6 +69,41 @@ bool LocalTake(const std::string& token, std::vector<HANDLE>* out) {
 size_t LocalCount() {
   Lock l;
   return R().local.size();
+}
+
+void ParkAdd(HANDLE h) {
+  Lock l;
+  R().parked.push_back(h);
+}
+
+void ParkRemove(HANDLE h) {
+  Lock l;
+  auto& v = R().parked;
+  for (size_t i = 0; i < v.size(); i++) {
+    if (v[i] == h) {
+      v[i] = v.back();
+      v.pop_back();
+      return;
+    }
+  }
+}
+
+// Parked handles not taken yet: a handle the peer took is closed here, so GetHandleInformation
+// fails on it and it is dropped from the list. (A value the system reused for a new handle of
+// ours reads as not taken: waiting for it only costs the wait's bound.)
+size_t ParkedPending() {
+  Lock l;
+  auto& v = R().parked;
+  for (size_t i = 0; i < v.size();) {
+    DWORD flags;
+    if (!GetHandleInformation(v[i], &flags)) {
+      v[i] = v.back();
+      v.pop_back();
+    } else {
+      i++;
+    }
+  }
+  return v.size();
 }
 
 void OpenAdd(const std::wstring& name, bool server, int delta) {

@@ -160,6 +160,9 @@ void LocalPut(const std::string& token, std::vector<HANDLE> handles);
 bool LocalTake(const std::string& token, std::vector<HANDLE>* out);
 size_t LocalCount();
 void OpenAdd(const std::wstring& name, bool server, int delta);
+void ParkAdd(HANDLE h);
+void ParkRemove(HANDLE h);
+size_t ParkedPending();
 bool PeerIsLocal(const std::wstring& name, bool server);
 
 // io.cc
