@@ -69,6 +69,17 @@ test('one-shot server in one process: connect, first message, then more', async 
   rx.close();
 });
 
+test('one-shot server in one process: a first message with handles, sent before accept() ran', async () => {
+  const server = new IpcOneShotServer();
+  const tx = lib.IpcSender.connect(server.name);
+  const [t, r] = channel();
+  tx.send({ t }); // the server end is not accepted yet: its peer must still count as local
+  const [rx, first] = await server.accept({ timeout: 5000 });
+  first.t.send('through the handle');
+  equal(await r.recv({ timeout: 5000 }), 'through the handle');
+  for (const h of [tx, t, r, rx, first.t]) h.close();
+});
+
 test('one-shot server: a peer pid that does not match is refused (accept times out)', async () => {
   const server = new IpcOneShotServer();
   const accepted = server.accept({ timeout: 500, peer: { pid: process.pid + 100000 } });

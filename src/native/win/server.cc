@@ -111,7 +111,11 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   }
   End* e = NewEnd(s, h, true);
   e->listener = true;
-  e->name = name;  // not counted in the registry: a listener is no channel end
+  e->pipePath = name;
+  // Counted as a server end of the name: a client of this process that connects and sends at
+  // once (before accept) must find its peer local, or its handles would go the remote way.
+  e->name = PipeNameOf(h);
+  OpenAdd(e->name, true, 1);
   PostConnect(e);
   return Napi::Number::New(env, e->id);
 }
@@ -128,7 +132,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
     l->rerr = 0;
     // The instance is spent (a client that came and went): make the next one and go on.
     DWORD err2 = 0;
-    HANDLE next = NewInstance(l->name, false, &err2);
+    HANDLE next = NewInstance(l->pipePath, false, &err2);
     if (next == INVALID_HANDLE_VALUE) ThrowWin(env, err, "ConnectNamedPipe");
     CloseHandle(l->h);
     l->h = next;
@@ -141,7 +145,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, kAgain);
   }
   DWORD err = 0;
-  HANDLE next = NewInstance(l->name, false, &err);
+  HANDLE next = NewInstance(l->pipePath, false, &err);
   HANDLE conn = l->h;
   ULONG pid = 0;
   GetNamedPipeClientProcessId(conn, &pid);

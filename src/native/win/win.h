@@ -87,8 +87,8 @@ struct End {
   bool server = false;    // the server end of its pipe
   bool section = false;   // a shared memory section (shm.cc), not a pipe end
   uint64_t size = 0;      // section: its size
-  std::wstring name;      // the pipe's name (registry.cc counts open ends by it); listener:
-                          // the name of its next instance
+  std::wstring name;      // the pipe's name (registry.cc counts open ends by it)
+  std::wstring pipePath;  // listener: the \\.\pipe\ path of its next instance
 
   // Reading: at most one ReadFile in flight, into rbuf at rfill. A message that does not fit
   // completes with STATUS_BUFFER_OVERFLOW and the rest is read by the next ReadFile. Over
