@@ -58,6 +58,7 @@
             "src/native/win/shm.cc",
             "src/native/win/lockdown.cc",
             "src/native/win/pipe.cc",
+            "src/native/win/pipe-ends.cc",
             "src/native/win/probe.cc"
           ],
           "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX", "_CRT_SECURE_NO_WARNINGS"],

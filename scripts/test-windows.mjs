@@ -158,7 +158,8 @@ async function main() {
     }
     const srcDir = path.join(root, 'src', 'native', 'win');
     const sources = fs.readdirSync(srcDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(srcDir, f));
-    if (!args.has('--rebuild') && newer(addon, [...sources, implib])) {
+    const winHeaders = fs.readdirSync(srcDir).filter((f) => f.endsWith('.h')).map((f) => path.join(srcDir, f));
+    if (!args.has('--rebuild') && newer(addon, [...sources, ...winHeaders, implib])) {
       say(`addon up to date: ${path.relative(root, addon)}`);
       return;
     }
