@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "electron_ipc_channel",
-      # Built on every POSIX system. The Linux-only files are added below; `npm run check:macos`
+      # Built on every POSIX system (Windows swaps them for src/native/win/, below). The Linux-only
+      # files are added below; `npm run check:macos`
       # (scripts/check-macos.mjs) reads this file and compiles the OS=='mac' set with zig.
       "sources": [
         "src/native/addon.cc",
@@ -32,6 +33,42 @@
           # ends, but the closer thread (src/native/closer.cc) and the Landlock signal handler
           # outlive it. (macOS: addon.cc marks the image RTLD_NODELETE at load instead.)
           "ldflags": ["-Wl,-z,nodelete"]
+        }],
+        ["OS=='win'", {
+          # Windows (MSVC, node-gyp's default there): the win32 transport of src/native/win/
+          # (message-mode named pipes, docs/windows.md) instead of the POSIX files. The same
+          # sources are cross-compiled with mingw-w64 and tested under Wine by
+          # `npm run test:windows`; this MSVC configuration itself is not built or tested here.
+          "sources!": [
+            "src/native/addon.cc",
+            "src/native/channel.cc",
+            "src/native/shm.cc",
+            "src/native/closer.cc",
+            "src/native/sockets.cc",
+            "src/native/stream.cc"
+          ],
+          "sources": [
+            "src/native/win/module.cc",
+            "src/native/win/ends.cc",
+            "src/native/win/io.cc",
+            "src/native/win/watch.cc",
+            "src/native/win/server.cc",
+            "src/native/win/registry.cc",
+            "src/native/win/crt.cc",
+            "src/native/win/shm.cc",
+            "src/native/win/lockdown.cc",
+            "src/native/win/pipe.cc",
+            "src/native/win/pipe-ends.cc",
+            "src/native/win/probe.cc"
+          ],
+          "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX", "_CRT_SECURE_NO_WARNINGS"],
+          "libraries": ["bcrypt.lib", "ntdll.lib", "advapi32.lib"],
+          "msvs_settings": {
+            "VCCLCompilerTool": {
+              "ExceptionHandling": 1,
+              "AdditionalOptions": ["/std:c++17", "/utf-8"]
+            }
+          }
         }],
         ["OS=='mac'", {
           # node-gyp builds a loadable_module: a Mach-O bundle (-bundle) linked with

@@ -31,9 +31,10 @@ if (!force && existsSync(built) && statSync(built).mtimeMs >= newestSource()) {
   console.log(`electron-ipc-channel: addon up to date at ${path.relative(root, built)} (npm run build:native rebuilds)`);
   process.exit(0);
 }
-// Linux (both transports) and macOS (the stream transport; binding.gyp leaves the Linux-only
-// sources out). Windows needs a transport of its own (named pipes), which does not exist yet.
-const SUPPORTED = { linux: 'Linux', darwin: 'macOS' };
+// Linux (both transports), macOS (the stream transport; binding.gyp leaves the Linux-only
+// sources out) and Windows (the win32 transport: binding.gyp builds src/native/win/ with MSVC;
+// that build is untested, the same sources are tested under Wine by `npm run test:windows`).
+const SUPPORTED = { linux: 'Linux', darwin: 'macOS', win32: 'Windows' };
 if (!(process.platform in SUPPORTED)) {
   console.error(
     `electron-ipc-channel: ${process.platform === 'win32' ? 'Windows' : process.platform} is not supported yet ` +

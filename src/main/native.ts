@@ -11,6 +11,7 @@
  * outcomes of non-blocking calls).
  */
 import { loadAddon } from './locate-addon.js';
+import { isWin32Addon, win32Native } from './transport/win32.js';
 
 /** Negated errno values that native calls return instead of throwing. */
 export const EAGAIN = -11;
@@ -56,7 +57,8 @@ export type RecvPackets = (
 ) => number;
 
 export interface FdInfo {
-  kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other';
+  /** 'message-pipe', 'section': a Windows message-mode named pipe end, a shared memory section (the win32 transport). */
+  kind: 'seqpacket' | 'stream-socket' | 'dgram-socket' | 'socket' | 'memfd' | 'file' | 'pipe' | 'dir' | 'other' | 'message-pipe' | 'section';
   /** File size for files and memfds. */
   size: number;
   /** F_GET_SEALS bits for memfds (F_SEAL_SEAL=1, SHRINK=2, GROW=4, WRITE=8, FUTURE_WRITE=16), else 0. */
@@ -109,6 +111,25 @@ export interface NativeLandlockResult {
   /** Threads that could not be reached (they block every signal). */
   unrestrictedThreads?: number;
   threadError?: string;
+}
+
+/** What the Windows addon's `windowsLockdown()` applied, each item as the system reads it back. */
+export interface NativeWindowsLockdownResult {
+  /** This process is in the new job. */
+  job: boolean;
+  /** SetInformationJobObject accepted the limits. */
+  jobLimitsSet: boolean;
+  /** The job's limit of one active process (no child processes) reads back. */
+  jobLimits: boolean;
+  /** The job's UI restrictions were accepted. */
+  jobUi: boolean;
+  jobError?: string;
+  extensionPointsSet: boolean;
+  /** Legacy extension points are disabled (GetProcessMitigationPolicy says so). */
+  extensionPoints: boolean;
+  imageLoadSet: boolean;
+  /** Remote and low-label images are refused (read back). */
+  imageLoad: boolean;
 }
 
 /**
@@ -365,6 +386,9 @@ export interface NativeBinding {
     scopeAbstractSockets: boolean;
   }): NativeLandlockResult;
 
+  /** Windows only (src/native/win/lockdown.cc): a job object and mitigation policies, each read back. */
+  windowsLockdown?(): NativeWindowsLockdownResult;
+
   Poller: NativePollerConstructor;
 
   /** The POSIX stream transport (see {@link NativeStream}). */
@@ -374,7 +398,7 @@ export interface NativeBinding {
 let loaded: NativeBinding | undefined;
 
 /** fdInfo kinds by the index the addon reports (same order as kFdKinds in channel.cc). */
-const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir'];
+const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket', 'stream-socket', 'dgram-socket', 'memfd', 'file', 'pipe', 'dir', 'message-pipe', 'section'];
 /** fdInfo domains by the index the addon reports (same order as kFdDomains in channel.cc). */
 const FD_DOMAINS: ReadonlyArray<FdInfo['domain']> = ['none', 'unix', 'other'];
 const fdInfoOut = new Float64Array(6);
@@ -403,7 +427,10 @@ export function fdInfo(fd: number): FdInfo {
  */
 export function native(): NativeBinding {
   if (loaded) return loaded;
-  loaded = loadAddon<NativeBinding>();
+  const addon = loadAddon<unknown>();
+  // The Windows addon (src/native/win/) offers the descriptor calls over its own ids; its
+  // Poller is built in JS (src/main/transport/win32.ts).
+  loaded = isWin32Addon(addon) ? win32Native(addon) : (addon as NativeBinding);
   return loaded;
 }
 

@@ -43,7 +43,8 @@ function same(a, b) {
 }
 
 async function main() {
-  const win = require(addonPath);
+  const loaded = require(addonPath);
+  const win = loaded.iocp ?? loaded;  // the IOCP groundwork sits under `iocp` next to the win32 transport
   check('addon loads', typeof win.pipePair === 'function', addonPath);
 
   // Every readiness callback of the IOCP watcher thread lands here (JS thread).

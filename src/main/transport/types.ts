@@ -52,8 +52,8 @@ export interface Transport {
   readonly shm: SharedMemoryBackend;
 
   /** The backend's name, as `ELECTRON_IPC_CHANNEL_TRANSPORT` spells it. */
-  readonly name: 'seqpacket' | 'stream';
-  /** What `fdInfo().kind` a channel socket of this transport has ('seqpacket', 'stream-socket'). */
+  readonly name: 'seqpacket' | 'stream' | 'win32';
+  /** What `fdInfo().kind` a channel socket of this transport has ('seqpacket', 'stream-socket', 'message-pipe'). */
   readonly socketKind: FdInfo['kind'];
   /** Human name of that socket type, for error messages ("SOCK_SEQPACKET socket"). */
   readonly socketName: string;

@@ -1,0 +1,220 @@
+/**
+ * Backend 3, Windows: overlapped message-mode named pipes (src/native/win/, docs/windows.md).
+ * The system keeps message boundaries, like `SOCK_SEQPACKET`; the addon adds a header with the
+ * handles of each message (taken by the receiving process with `DuplicateHandle`) and checks it.
+ *
+ * Ends, listeners and files are small integers as descriptors are on POSIX (ends from
+ * `ID_BASE` up, node.exe's C runtime descriptors below), and the Windows addon offers the
+ * descriptor calls of {@link NativeBinding} the typed layer makes (`close`, `dup`, `fdInfo`,
+ * `waitFds`, `peerHungUp`...). Readiness, which libuv cannot give for pipes (uv_poll watches
+ * sockets only on Windows), comes from the addon's `watch` (an event per operation, waited for
+ * by the thread pool) behind the same `Poller` shape, built here by {@link win32Native}.
+ *
+ * Shared memory: immutable blocks (`IpcSharedMemory`) are pagefile-backed sections, kept and sent
+ * as read-only duplicates and always read by copy. Not there yet on Windows: the shared memory
+ * pool, `lockdown()` enforcement.
+ */
+import path from 'node:path';
+import type { FdInfo, NativeBinding, NativePoller, NativeWindowsLockdownResult, PeerCredentials, RecvPackets } from '../native.js';
+import type { SharedMemoryBackend, Transport } from './types.js';
+
+/** The Windows addon's exports (src/native/win/module.cc). */
+export interface NativeWin32 {
+  readonly platform: 'win32';
+  /** First id of a table entry; smaller numbers are node.exe's C runtime descriptors. */
+  readonly ID_BASE: number;
+  socketpair(): [number, number];
+  close(id: number): void;
+  dup(id: number): number;
+  fdInfo(id: number, out?: Float64Array): undefined | FdInfo;
+  peerHungUp(id: number): boolean;
+  moveProblem(id: number): string | undefined;
+  /** GetProcessHandleCount of this process. */
+  handleCount(): number;
+  openCount(): number;
+  stats(): { open: number; localTokens: number };
+  setBlocking(id: number, blocking: boolean): void;
+  shutdownWrite(id: number): void;
+  setBufferSizes(id: number, snd: number, rcv: number): [number, number];
+  sendPacket(id: number, parts: Uint8Array[], handles: number[] | null): number;
+  recvPackets: RecvPackets;
+  /** callback(id, bits) on the JS thread when a watched end became ready (bit 1 readable, 2 writable). */
+  init(callback: (id: number, bits: number) => void): void;
+  watch(id: number, bits: number): void;
+  ref(delta: number): void;
+  waitFds(readIds: number | Int32Array, writeIds: Int32Array | null, timeoutMs: number): number;
+  listen(pipeName: string): number;
+  accept(id: number): number;
+  connect(pipeName: string): number;
+  peerCredentials(id: number): PeerCredentials;
+  /** The DACL of a listener as SDDL, and the one expected (the current user only). */
+  pipeSecurity(id: number): { dacl: string; expected: string };
+  /** A new writable section of `size` bytes (after a 16-byte header with the exact length). */
+  sectionCreate(size: number): number;
+  /** A read-only duplicate of a section (map for reading and query only). */
+  sectionReadOnly(id: number): number;
+  sectionWrite(id: number, bytes: Uint8Array, offset: number): void;
+  /** A copy of the first `length` bytes. */
+  sectionRead(id: number, length: number): ArrayBuffer;
+  /** Whether the handle allows a writable view. */
+  sectionWritable(id: number): boolean;
+  /** lockdown() on Windows (src/native/win/lockdown.cc). */
+  windowsLockdown(): NativeWindowsLockdownResult;
+}
+
+/** Whether a loaded addon is the Windows one. */
+export function isWin32Addon(addon: unknown): addon is NativeWin32 {
+  return typeof addon === 'object' && addon !== null && (addon as { platform?: unknown }).platform === 'win32';
+}
+
+function unsupported(what: string): never {
+  throw Object.assign(new Error(`electron-ipc-channel: ${what} is not implemented on Windows yet (issue 13)`), { code: 'ENOTSUP' });
+}
+
+/**
+ * The {@link NativeBinding} the typed layer uses, over the Windows addon: its calls pass through,
+ * `Poller` is built on `watch`, and the memory calls (shared memory, the pool) throw ENOTSUP.
+ */
+export function win32Native(w: NativeWin32): NativeBinding {
+  const pollers = new Map<number, WinPoller>();
+  w.init((id, bits) => pollers.get(id)?.fire(bits));
+
+  /** A Poller over watch(): edge-triggered in the addon, re-armed by every AGAIN. */
+  class WinPoller implements NativePoller {
+    private events = 0;
+    private refed = true;
+    private counted = false;
+    constructor(
+      private readonly id: number,
+      private readonly callback: (status: number, events: number) => void,
+    ) {}
+    start(events: number): void {
+      if (events === 0) return this.stop();
+      this.events = events;
+      pollers.set(this.id, this);
+      w.watch(this.id, events);
+      this.count();
+    }
+    stop(): void {
+      if (this.events === 0) return;
+      this.events = 0;
+      if (pollers.get(this.id) === this) pollers.delete(this.id);
+      try {
+        w.watch(this.id, 0);
+      } catch {
+        // Closed already: nothing is watched.
+      }
+      this.count();
+    }
+    ref(): void {
+      this.refed = true;
+      this.count();
+    }
+    unref(): void {
+      this.refed = false;
+      this.count();
+    }
+    close(): void {
+      this.stop();
+    }
+    fire(bits: number): void {
+      if (this.events & bits) this.callback(0, bits & this.events);
+    }
+    /** Keeps the event loop alive while started and ref'd, as a uv_poll handle does. */
+    private count(): void {
+      const want = this.events !== 0 && this.refed;
+      if (want === this.counted) return;
+      this.counted = want;
+      w.ref(want ? 1 : -1);
+    }
+  }
+
+  return {
+    socketpair: () => w.socketpair(),
+    close: (id) => w.close(id),
+    pendingCloses: () => 0,
+    dup: (id) => w.dup(id),
+    adopt: () => undefined,
+    fdInfo: ((id: number, out?: Float64Array) => w.fdInfo(id, out)) as NativeBinding['fdInfo'],
+    openCount: () => w.openCount(),
+    setBufferSizes: (id, snd, rcv) => w.setBufferSizes(id, snd, rcv),
+    peerHungUp: (id) => w.peerHungUp(id),
+    shutdownWrite: (id) => w.shutdownWrite(id),
+    setBlocking: (id, b) => w.setBlocking(id, b),
+    waitFds: (r, wr, t) => w.waitFds(r, wr, t),
+    pwrite: (id, bytes, offset) => w.sectionWrite(id, bytes, offset),
+    // Received memory is read by copy (mapsReceived is false); a writable mapping is the pool's.
+    mapFd: (id, length, writable) => (writable ? unsupported('the shared memory pool') : w.sectionRead(id, length)),
+    detachBuffer: () => unsupported('shared memory'),
+    aliasBuffer: () => unsupported('shared memory'),
+    externalBuffersAllowed: () => false,
+    windowsLockdown: () => w.windowsLockdown(),
+    Poller: WinPoller,
+    get stream(): never {
+      return unsupported('the stream transport');
+    },
+  };
+}
+
+/**
+ * Sections: a block is filled through a writable section whose handle is closed once a read-only
+ * duplicate exists, so nobody can change it after; a received block must not allow a writable
+ * view. Segments of the pool are not implemented yet. The size of a section is fixed, but
+ * received memory is copied all the same (the typed layer's copy path): no external buffers.
+ */
+function sectionSharedMemory(w: NativeWin32): SharedMemoryBackend {
+  return {
+    createBlock(length, fill) {
+      const rw = w.sectionCreate(length);
+      try {
+        fill(rw);
+        return w.sectionReadOnly(rw);
+      } finally {
+        w.close(rw);
+      }
+    },
+    checkBlock(fd, info) {
+      if (info.kind !== 'section') return `a ${info.kind}, not a shared memory section`;
+      if (w.sectionWritable(fd)) return 'a section open for writing (an immutable block travels read-only)';
+      return undefined;
+    },
+    createSegment: () => unsupported('the shared memory pool (IpcSharedMemoryPool)'),
+    checkSegment: () => 'a pool segment, which this Windows build does not support yet',
+    mapsReceived: false,
+    read: (fd, length) => w.sectionRead(fd, length),
+  };
+}
+
+/**
+ * The pipe name of a one-shot server "path" (server.ts names servers `<fresh private dir>/s`,
+ * the directory with 128 random bits): `\\.\pipe\electron-ipc-channel-<dir name>-<file name>`.
+ * A name that is a pipe name already is kept.
+ */
+export function pipeNameOf(name: string): string {
+  if (name.startsWith('\\\\.\\pipe\\')) return name;
+  const p = path.win32;
+  return `\\\\.\\pipe\\electron-ipc-channel-${p.basename(p.dirname(name))}-${p.basename(name)}`;
+}
+
+/** The win32 backend over the Windows addon. */
+export function win32Transport(w: NativeWin32): Transport {
+  return {
+    name: 'win32',
+    socketKind: 'message-pipe',
+    socketName: 'message-mode named pipe',
+    scatterReads: false,
+    shm: sectionSharedMemory(w),
+    socketpair: () => w.socketpair(),
+    send: (fd, parts, fds) => w.sendPacket(fd, parts, fds),
+    recv: (fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block) =>
+      w.recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block),
+    recvInto: () => {
+      throw new Error('the win32 transport has no scatter reads (scatterReads is false)');
+    },
+    moveProblem: (fd) => w.moveProblem(fd),
+    listen: (name) => w.listen(pipeNameOf(name)),
+    accept: (fd) => w.accept(fd),
+    connect: (name) => w.connect(pipeNameOf(name)),
+    peerCredentials: (fd) => w.peerCredentials(fd),
+  };
+}

@@ -1,0 +1,346 @@
+// The table of pipe ends (ids >= kIdBase) of one environment: pairs, close, dup, what an id
+// is, hang-up checks, and the calls of the NativeBinding surface that have no Windows meaning.
+// JS thread only.
+#include "win.h"
+
+#include <bcrypt.h>
+
+#include <stdio.h>
+
+namespace eicch {
+
+State* StateOf(const Napi::CallbackInfo& info) { return static_cast<State*>(info.Data()); }
+
+std::string ErrorCode(DWORD err) {
+  switch (err) {
+    case ERROR_FILE_NOT_FOUND: return "ENOENT";
+    case ERROR_ACCESS_DENIED: return "EACCES";
+    case ERROR_INVALID_HANDLE: return "EBADF";
+    case ERROR_NOT_ENOUGH_MEMORY: return "ENOMEM";
+    case ERROR_INVALID_PARAMETER: return "EINVAL";
+    case ERROR_BROKEN_PIPE: return "EPIPE";
+    case ERROR_NO_DATA: return "EPIPE";
+    case ERROR_PIPE_BUSY: return "EBUSY";
+    case ERROR_PIPE_NOT_CONNECTED: return "ENOTCONN";
+    case ERROR_OPERATION_ABORTED: return "ECANCELED";
+    default: return "WIN32_" + std::to_string(err);
+  }
+}
+
+bool IsGone(DWORD err) {
+  return err == ERROR_BROKEN_PIPE || err == ERROR_NO_DATA || err == ERROR_PIPE_NOT_CONNECTED ||
+         err == ERROR_HANDLE_EOF;
+}
+
+// An Error whose `code` is the POSIX name the typed layer knows (ENOENT, EPIPE...) or
+// WIN32_<n>, with `errno` the Win32 error and `syscall`.
+[[noreturn]] void ThrowWin(Napi::Env env, DWORD err, const char* call) {
+  char text[256];
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, err, 0, text,
+                           sizeof text, nullptr);
+  while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == '.')) text[--n] = 0;
+  std::string code = ErrorCode(err);
+  std::string msg = std::string(call) + " failed: " + (n > 0 ? text : "error") + " (" + code + ", " +
+                    std::to_string(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, call));
+  throw e;
+}
+
+End* GetEnd(State* s, Napi::Env env, const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, "expected a pipe end id (a number)");
+  int32_t id = v.As<Napi::Number>().Int32Value();
+  auto it = s->ends.find(id);
+  if (it == s->ends.end()) {
+    Napi::Error e = Napi::Error::New(env, "not an open pipe end of this environment: " + std::to_string(id));
+    e.Set("code", Napi::String::New(env, "EBADF"));
+    throw e;
+  }
+  return it->second;
+}
+
+End* NewEnd(State* s, HANDLE h, bool server) {
+  End* e = new End();
+  e->id = s->nextId++;
+  if (s->nextId < kIdBase) s->nextId = kIdBase;  // never reached: 2^31 - 2^24 ids per environment
+  e->h = h;
+  e->server = server;
+  e->rev = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  e->wev = CreateEventW(nullptr, TRUE, TRUE, nullptr);
+  s->ends[e->id] = e;
+  return e;
+}
+
+// Waits (bounded) for a cancelled operation's result: the system writes into the OVERLAPPED
+// until it completes, so the End is freed only after. CancelIoEx of a pipe read or write ends it
+// at once in practice; if it does not within 5 s, the End is leaked rather than freed in use.
+static bool Finish(HANDLE h, OVERLAPPED* ov, HANDLE ev) {
+  CancelIoEx(h, ov);
+  return WaitForSingleObject(ev, 5000) == WAIT_OBJECT_0 && HasOverlappedIoCompleted(ov);
+}
+
+void CloseEnd(State* s, End* e) {
+  s->ends.erase(e->id);
+  Disarm(s, e);
+  bool done = true;
+  if (e->rPending && !HasOverlappedIoCompleted(&e->rov)) done = Finish(e->h, &e->rov, e->rev) && done;
+  if (e->wPending && !HasOverlappedIoCompleted(&e->wov)) done = Finish(e->h, &e->wov, e->wev) && done;
+  Settle(e);  // a cancelled write's handles are closed here (a listener's connect: nothing)
+  CloseHandle(e->h);
+  if (!e->name.empty()) OpenAdd(e->name, e->server, -1);
+  if (!done) return;  // leaked on purpose, see Finish
+  CloseHandle(e->rev);
+  CloseHandle(e->wev);
+  delete e;
+}
+
+namespace {
+
+// pair() -> [serverId, clientId]: a connected pair of overlapped message-mode pipe ends.
+// The name is 128 random bits and the instance the first and only one of that name, so no other
+// process can take the server's place; the server's client process id is checked to be ours.
+// Not inheritable; default DACL (the client connects at once, in this call).
+Napi::Value Pair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  uint8_t random[16];
+  if (!BCRYPT_SUCCESS(BCryptGenRandom(nullptr, random, sizeof random, BCRYPT_USE_SYSTEM_PREFERRED_RNG))) {
+    ThrowWin(env, GetLastError(), "BCryptGenRandom");
+  }
+  wchar_t buf[96];
+  int n = swprintf(buf, 96, L"\\\\.\\pipe\\eic-%lu-", GetCurrentProcessId());
+  std::wstring name(buf, n);
+  static const wchar_t hex[] = L"0123456789abcdef";
+  for (uint8_t b : random) {
+    name.push_back(hex[b >> 4]);
+    name.push_back(hex[b & 15]);
+  }
+  HANDLE server = CreateNamedPipeW(
+      name.c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+      PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, kPipeBuffer,
+      kPipeBuffer, 0, nullptr);
+  if (server == INVALID_HANDLE_VALUE) ThrowWin(env, GetLastError(), "CreateNamedPipeW");
+  HANDLE client = CreateFileW(name.c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                              FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
+  if (client == INVALID_HANDLE_VALUE) {
+    DWORD err = GetLastError();
+    CloseHandle(server);
+    ThrowWin(env, err, "CreateFileW");
+  }
+  DWORD mode = PIPE_READMODE_MESSAGE;
+  ULONG pid = 0;
+  DWORD fail = 0;
+  const char* call = nullptr;
+  if (!SetNamedPipeHandleState(client, &mode, nullptr, nullptr)) {
+    fail = GetLastError();
+    call = "SetNamedPipeHandleState";
+  } else if (!GetNamedPipeClientProcessId(server, &pid) || pid != GetCurrentProcessId()) {
+    fail = ERROR_ACCESS_DENIED;
+    call = "GetNamedPipeClientProcessId (another process connected)";
+  }
+  if (fail != 0) {
+    CloseHandle(client);
+    CloseHandle(server);
+    ThrowWin(env, fail, call);
+  }
+  std::wstring id = PipeNameOf(server);
+  if (id.empty()) id = name;
+  End* a = NewEnd(s, server, true);
+  End* b = NewEnd(s, client, false);
+  a->name = id;
+  b->name = id;
+  OpenAdd(id, true, 1);
+  OpenAdd(id, false, 1);
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Napi::Number::New(env, a->id));
+  pair.Set(1u, Napi::Number::New(env, b->id));
+  return pair;
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  if (info[0].IsNumber() && info[0].As<Napi::Number>().Int32Value() < kIdBase) {
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    if (CrtClose(env, fd) != 0) ThrowWin(env, ERROR_INVALID_HANDLE, "close");
+    return env.Undefined();
+  }
+  CloseEnd(s, GetEnd(s, env, info[0]));
+  return env.Undefined();
+}
+
+// dup(id): a new id for a duplicate of the same pipe end, or of a C runtime descriptor.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  bool crt = info[0].IsNumber() && info[0].As<Napi::Number>().Int32Value() < kIdBase;
+  HANDLE src = crt ? CrtHandle(info[0].As<Napi::Number>().Int32Value()) : GetEnd(s, env, info[0])->h;
+  if (src == INVALID_HANDLE_VALUE) ThrowWin(env, ERROR_INVALID_HANDLE, "dup");
+  HANDLE d = nullptr;
+  if (!DuplicateHandle(GetCurrentProcess(), src, GetCurrentProcess(), &d, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+    ThrowWin(env, GetLastError(), "DuplicateHandle");
+  }
+  if (crt) {
+    int fd = CrtOpen(d);
+    if (fd < 0) {
+      CloseHandle(d);
+      ThrowWin(env, ERROR_INVALID_HANDLE, "uv_open_osfhandle");
+    }
+    return Napi::Number::New(env, fd);
+  }
+  End* from = GetEnd(s, env, info[0]);
+  End* e = NewEnd(s, d, from->server);
+  e->section = from->section;
+  e->size = from->size;
+  e->name = from->name;
+  OpenAdd(e->name, e->server, 1);
+  return Napi::Number::New(env, e->id);
+}
+
+// fdInfo(id, out): [kind index, size, seals, listening, connected, domain index] as in
+// src/main/native.ts: an end is a 'message-pipe' (9) of domain 'unix' (1: local only,
+// PIPE_REJECT_REMOTE_CLIENTS), a section a 'section' (10) with its size; a C runtime
+// descriptor is a 'file' (6), 'pipe' (7) or 'other'.
+Napi::Value FdInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  double r[6] = {0, 0, 0, 0, 0, 0};
+  int32_t id = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (id >= kIdBase) {
+    End* e = GetEnd(s, env, info[0]);
+    if (e->section) {
+      r[0] = 10;
+      r[1] = static_cast<double>(e->size);
+    } else {
+      r[0] = 9;
+      r[3] = e->listener ? 1 : 0;
+      r[4] = e->listener ? 0 : 1;
+      r[5] = 1;
+    }
+  } else {
+    HANDLE h = CrtHandle(id);
+    if (h == INVALID_HANDLE_VALUE) ThrowWin(env, ERROR_INVALID_HANDLE, "fdInfo");
+    DWORD type = GetFileType(h);
+    if (type == FILE_TYPE_DISK) {
+      LARGE_INTEGER size{};
+      r[0] = 6;
+      if (GetFileSizeEx(h, &size)) r[1] = static_cast<double>(size.QuadPart);
+    } else if (type == FILE_TYPE_PIPE) {
+      r[0] = 7;
+    }
+  }
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+    size_t n = out.ElementLength() >= 6 ? 6 : 4;
+    for (size_t i = 0; i < n; i++) out[i] = r[i];
+    return env.Undefined();
+  }
+  static const char* kinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir", "message-pipe", "section"};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", kinds[static_cast<int>(r[0])]);
+  o.Set("size", r[1]);
+  o.Set("seals", 0);
+  o.Set("listening", r[3] == 1);
+  o.Set("connected", r[4] == 1);
+  o.Set("domain", r[5] == 1 ? "unix" : "none");
+  return o;
+}
+
+// peerHungUp(id): the peer closed (a read saw the end, or PeekNamedPipe says the pipe is broken).
+Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  if (e->listener || e->section) return Napi::Boolean::New(env, false);
+  Settle(e);
+  if (e->eof || e->writeGone) return Napi::Boolean::New(env, true);
+  DWORD avail = 0;
+  if (!PeekNamedPipe(e->h, nullptr, 0, nullptr, &avail, nullptr)) {
+    return Napi::Boolean::New(env, IsGone(GetLastError()));
+  }
+  return Napi::Boolean::New(env, false);
+}
+
+// moveProblem(id): why this end cannot be sent to another process now, or undefined. A read in
+// flight is cancelled first (a message it already took stays here, and is the problem); a
+// queued message that carries handles by token (this process's registry) would be lost.
+Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  if (e->rPending && !HasOverlappedIoCompleted(&e->rov)) {
+    CancelIoEx(e->h, &e->rov);
+    WaitForSingleObject(e->rev, 5000);
+  }
+  Settle(e);
+  if (e->hasMsg || e->rfill > 0 || e->rPending) {
+    return Napi::String::New(env, "it has read a message that is not received yet; send it after its next recv()");
+  }
+  uint8_t head[kHeader];
+  DWORD got = 0, avail = 0, left = 0;
+  if (PeekNamedPipe(e->h, head, sizeof head, &got, &avail, &left) && got == kHeader && head[12] == 1) {
+    return Napi::String::New(env, "a message queued for it carries handles that only this process can deliver; send it after its next recv()");
+  }
+  return env.Undefined();
+}
+
+// handleCount(): GetProcessHandleCount, for leak checks. openCount(): ends in this table.
+Napi::Value HandleCount(const Napi::CallbackInfo& info) {
+  DWORD n = 0;
+  GetProcessHandleCount(GetCurrentProcess(), &n);
+  return Napi::Number::New(info.Env(), n);
+}
+
+Napi::Value OpenCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(StateOf(info)->ends.size()));
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("open", static_cast<double>(StateOf(info)->ends.size()));
+  o.Set("localTokens", static_cast<double>(LocalCount()));
+  return o;
+}
+
+// Calls of the POSIX surface with nothing to do for a message pipe: the typed layer's blocking
+// and buffer tuning (reads here never block unless asked), and shutdownWrite.
+Napi::Value Nothing(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
+
+Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, kPipeBuffer);
+  a.Set(1u, kPipeBuffer);
+  return a;
+}
+
+}  // namespace
+
+void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name, s));
+  };
+  fn("socketpair", Pair);
+  fn("close", Close);
+  fn("dup", Dup);
+  fn("fdInfo", FdInfo);
+  fn("peerHungUp", PeerHungUp);
+  fn("moveProblem", MoveProblem);
+  fn("handleCount", HandleCount);
+  fn("openCount", OpenCount);
+  fn("stats", Stats);
+  fn("setBlocking", Nothing);
+  fn("shutdownWrite", Nothing);
+  fn("setBufferSizes", SetBufferSizes);
+  fn("sendPacket", SendPacket);
+  fn("recvPackets", RecvPackets);
+  fn("testRawWrite", TestRawWrite);
+  fn("testHandleValue", TestHandleValue);
+  exports.Set("ID_BASE", Napi::Number::New(env, kIdBase));
+  exports.Set("AGAIN", Napi::Number::New(env, kAgain));
+  exports.Set("GONE", Napi::Number::New(env, kGone));
+  exports.Set("TOO_BIG", Napi::Number::New(env, kTooBig));
+  exports.Set("MAX_PAYLOAD", Napi::Number::New(env, static_cast<double>(kMaxPayload)));
+}
+
+}  // namespace eicch

@@ -1,0 +1,455 @@
+// Reading and writing messages on pipe ends, and the handles that travel with them.
+//
+// A message is one WriteFile on a message-mode pipe: the system keeps its boundary, so a
+// message is received whole or (over kMaxMessage) read to its end and dropped. The addon puts
+// its own header before the payload (see win.h) and checks it on receipt; the typed layer's
+// packet format (docs/wire-format.md) is the payload, unchanged.
+//
+// Handles in a message (DuplicateHandle needs the other process, which a pipe does not name
+// reliably once an end has moved, see docs/windows.md):
+// - the receiving end is open in this process (registry.cc counts open ends by pipe name):
+//   the handles are duplicated here and kept under a random 128-bit token that the message
+//   carries; the receiver takes them from the registry (nothing a peer can forge);
+// - otherwise the sender duplicates them into its own process ("parked") and the message names
+//   the values and the sender's process id; the receiver takes them out of that process with
+//   DuplicateHandle(DUPLICATE_CLOSE_SOURCE), and only from a process it has verified as a peer
+//   (the system's client/server process id of a connection it accepted or made). A process
+//   that exits before its message is read takes its parked handles with it (the receiver gets
+//   a packet flagged PACKET_CTRUNCATED: MALFORMED).
+// Every received handle is checked: a message-mode pipe opened for overlapped I/O becomes an
+// end; a file (disk, byte pipe, character device) becomes a C runtime descriptor of node.exe;
+// anything else (a process, a thread, a section, a pipe opened for synchronous I/O, which would
+// block our reads) is closed and the packet flagged PACKET_CTRUNCATED.
+#include "win.h"
+
+#include <bcrypt.h>
+#include <winternl.h>
+
+#include <string.h>
+
+#ifndef STATUS_BUFFER_OVERFLOW
+#define STATUS_BUFFER_OVERFLOW ((NTSTATUS)0x80000005L)
+#endif
+
+namespace eicch {
+
+namespace {
+
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+void Put32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
+
+void CloseAll(const std::vector<HANDLE>& hs) {
+  for (HANDLE h : hs) CloseHandle(h);
+}
+
+// Whether a handle was opened for synchronous I/O (FILE_SYNCHRONOUS_IO_ALERT/NONALERT): an
+// OVERLAPPED read of such a pipe blocks the caller, so it must never become an end.
+bool OpenedSynchronous(HANDLE h, bool* known) {
+  IO_STATUS_BLOCK iosb{};
+  ULONG mode = 0;
+  NTSTATUS st = NtQueryInformationFile(h, &iosb, &mode, sizeof mode,
+                                       static_cast<FILE_INFORMATION_CLASS>(16));  // FileModeInformation
+  *known = st == 0;
+  return (mode & 0x30) != 0;
+}
+
+// A received handle as an id (an end or a C runtime descriptor), or -1 when refused (closed).
+int32_t Adopt(State* s, HANDLE h) {
+  uint64_t size = 0;
+  if (IsSection(h, &size)) {  // a section (NtQuerySection answers for sections only)
+    if (!SectionLength(h, &size)) {
+      CloseHandle(h);  // file-backed, an image, or not made by this library
+      return -1;
+    }
+    End* e = NewEnd(s, h, false);
+    e->section = true;
+    e->size = size;
+    return e->id;
+  }
+  SetLastError(NO_ERROR);
+  DWORD type = GetFileType(h);
+  DWORD gle = GetLastError();
+  if (type == FILE_TYPE_PIPE) {
+    DWORD flags = 0;
+    if (GetNamedPipeInfo(h, &flags, nullptr, nullptr, nullptr) && (flags & PIPE_TYPE_MESSAGE)) {
+      bool known = false;
+      if (OpenedSynchronous(h, &known) || !known) {
+        CloseHandle(h);
+        return -1;
+      }
+      DWORD mode = PIPE_READMODE_MESSAGE;
+      SetNamedPipeHandleState(h, &mode, nullptr, nullptr);  // the read mode of this handle
+      End* e = NewEnd(s, h, (flags & PIPE_SERVER_END) != 0);
+      e->name = PipeNameOf(h);
+      OpenAdd(e->name, e->server, 1);
+      return e->id;
+    }
+  } else if (type == FILE_TYPE_UNKNOWN && gle != NO_ERROR) {
+    CloseHandle(h);  // not a file object
+    return -1;
+  }
+  int fd = CrtOpen(h);
+  if (fd < 0) CloseHandle(h);
+  return fd;
+}
+
+bool RandomToken(uint8_t* out) {
+  return BCRYPT_SUCCESS(BCryptGenRandom(nullptr, out, 16, BCRYPT_USE_SYSTEM_PREFERRED_RNG));
+}
+
+}  // namespace
+
+std::wstring PipeNameOf(HANDLE h) {
+  union {
+    FILE_NAME_INFO info;
+    uint8_t bytes[sizeof(FILE_NAME_INFO) + 600];
+  } u;
+  if (!GetFileInformationByHandleEx(h, FileNameInfo, &u, sizeof u)) return std::wstring();
+  return std::wstring(u.info.FileName, u.info.FileNameLength / sizeof(wchar_t));
+}
+
+void PostRead(End* e) {
+  if (e->section || e->listener || e->rPending || e->hasMsg || e->eof || e->rerr || e->h == INVALID_HANDLE_VALUE) return;
+  if (e->rbuf.size() < e->rfill + kReadChunk) e->rbuf.resize(e->rfill + kReadChunk);
+  memset(&e->rov, 0, sizeof e->rov);
+  e->rov.hEvent = e->rev;
+  ResetEvent(e->rev);
+  BOOL ok = ReadFile(e->h, e->rbuf.data() + e->rfill, kReadChunk, nullptr, &e->rov);
+  DWORD err = ok ? 0 : GetLastError();
+  // Done at once (TRUE, or ERROR_MORE_DATA for the first part of a bigger message) or later:
+  // either way the result is taken from the OVERLAPPED by Settle, and the event is set.
+  if (ok || err == ERROR_IO_PENDING || err == ERROR_MORE_DATA) {
+    e->rPending = true;
+    return;
+  }
+  if (IsGone(err)) {
+    e->eof = true;
+  } else {
+    e->rerr = err;
+  }
+  SetEvent(e->rev);  // waiters wake and see the end or the error
+}
+
+bool Settle(End* e) {
+  if (e->listener) {
+    // The ConnectNamedPipe in flight (server.cc): a client connected, or the instance failed.
+    if (!e->rPending || !HasOverlappedIoCompleted(&e->rov)) return false;
+    e->rPending = false;
+    NTSTATUS st = static_cast<NTSTATUS>(e->rov.Internal);
+    DWORD err = st == 0 ? 0 : RtlNtStatusToDosError(st);
+    if (err == 0 || err == ERROR_PIPE_CONNECTED) e->connected = true;
+    else if (err != ERROR_OPERATION_ABORTED) e->rerr = err;
+    return true;
+  }
+  bool any = false;
+  while (!e->listener && e->rPending && HasOverlappedIoCompleted(&e->rov)) {
+    e->rPending = false;
+    any = true;
+    NTSTATUS st = static_cast<NTSTATUS>(e->rov.Internal);
+    size_t n = e->rov.InternalHigh;
+    if (st == 0 || st == STATUS_BUFFER_OVERFLOW) {
+      e->rfill += n;
+      if (e->rfill > kMaxMessage) {
+        // Too big for any packet: keep reading to the message's end over the same bytes.
+        e->rTruncated = true;
+        e->rfill = kMaxMessage;
+      }
+      if (st == 0) {
+        e->hasMsg = true;
+        break;
+      }
+      PostRead(e);
+      continue;
+    }
+    DWORD err = RtlNtStatusToDosError(st);
+    e->rfill = 0;  // the part of a message read so far is dropped
+    e->rTruncated = false;
+    if (IsGone(err)) {
+      e->eof = true;
+    } else if (err != ERROR_OPERATION_ABORTED) {
+      e->rerr = err;
+    }
+  }
+  if (e->wPending && HasOverlappedIoCompleted(&e->wov)) {
+    e->wPending = false;
+    any = true;
+    NTSTATUS st = static_cast<NTSTATUS>(e->wov.Internal);
+    if (st != 0) {
+      DWORD err = RtlNtStatusToDosError(st);
+      if (IsGone(err)) e->writeGone = true;
+      // Nobody will take this message's handles: close them here.
+      for (HANDLE h : e->wParked) ParkRemove(h);
+      CloseAll(e->wParked);
+      std::vector<HANDLE> back;
+      if (!e->wToken.empty() && LocalTake(e->wToken, &back)) CloseAll(back);
+    }
+    e->wParked.clear();
+    e->wToken.clear();
+    std::vector<uint8_t>().swap(e->wbuf);
+  }
+  return any;
+}
+
+bool ReadReady(End* e) {
+  Settle(e);
+  if (e->listener) return e->connected || e->rerr != 0;
+  return e->hasMsg || e->eof || e->rerr != 0;
+}
+
+// sendPacket(id, parts, handles | null) -> payload bytes when accepted, AGAIN while the
+// previous message is being written, GONE when the peer closed, TOO_BIG over the payload bound.
+// The handles (ids) stay open here; the receiver gets its own.
+Napi::Value SendPacket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  End* e = GetEnd(s, env, info[0]);
+  if (e->listener || e->section) throw Napi::TypeError::New(env, "sendPacket: not a connected pipe end");
+  if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "sendPacket(id, parts, handles): parts must be an array");
+  Napi::Array parts = info[1].As<Napi::Array>();
+  std::vector<int32_t> ids;
+  if (info.Length() > 2 && info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    if (a.Length() > kMaxHandles) throw Napi::RangeError::New(env, "sendPacket: at most 253 handles per message");
+    for (uint32_t i = 0; i < a.Length(); i++) ids.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  Settle(e);
+  if (e->writeGone) return Napi::Number::New(env, kGone);
+  if (e->wPending) return Napi::Number::New(env, kAgain);
+  size_t payload = 0;
+  for (uint32_t i = 0; i < parts.Length(); i++) {
+    Napi::Value p = parts.Get(i);
+    if (!p.IsTypedArray()) throw Napi::TypeError::New(env, "sendPacket: every part must be a typed array");
+    payload += p.As<Napi::TypedArray>().ByteLength();
+  }
+  if (payload > kMaxPayload) return Napi::Number::New(env, kTooBig);
+
+  // The handles: duplicated first, so a failure leaves nothing written.
+  std::vector<HANDLE> dups;
+  for (int32_t id : ids) {
+    HANDLE src = INVALID_HANDLE_VALUE;
+    if (id >= kIdBase) {
+      auto it = s->ends.find(id);
+      if (it != s->ends.end()) src = it->second->h;
+    } else {
+      src = CrtHandle(id);
+    }
+    HANDLE d = nullptr;
+    if (src == INVALID_HANDLE_VALUE ||
+        !DuplicateHandle(GetCurrentProcess(), src, GetCurrentProcess(), &d, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+      DWORD err = src == INVALID_HANDLE_VALUE ? ERROR_INVALID_HANDLE : GetLastError();
+      CloseAll(dups);
+      ThrowWin(env, err, "DuplicateHandle");
+    }
+    dups.push_back(d);
+  }
+  bool local = !dups.empty() && PeerIsLocal(e->name, e->server);
+  uint8_t token[16];
+  if (local && !RandomToken(token)) {
+    CloseAll(dups);
+    ThrowWin(env, GetLastError(), "BCryptGenRandom");
+  }
+  size_t head = kHeader + (dups.empty() ? 0 : local ? 16 : 8 * dups.size());
+  e->wbuf.resize(head + payload);
+  uint8_t* w = e->wbuf.data();
+  Put32(w, kMagic);
+  Put32(w + 4, static_cast<uint32_t>(dups.size()));
+  Put32(w + 8, GetCurrentProcessId());
+  Put32(w + 12, local ? 1 : 0);
+  if (local) {
+    memcpy(w + kHeader, token, 16);
+  } else {
+    for (size_t i = 0; i < dups.size(); i++) {
+      uint64_t v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(dups[i]));
+      memcpy(w + kHeader + 8 * i, &v, 8);
+    }
+  }
+  size_t at = head;
+  for (uint32_t i = 0; i < parts.Length(); i++) {
+    Napi::TypedArray p = parts.Get(i).As<Napi::TypedArray>();
+    size_t n = p.ByteLength();
+    if (n > 0) {
+      memcpy(w + at, static_cast<uint8_t*>(p.ArrayBuffer().Data()) + p.ByteOffset(), n);
+    }
+    at += n;
+  }
+  std::string key(reinterpret_cast<char*>(token), local ? 16 : 0);
+  if (local) LocalPut(key, dups);  // before the write: the receiver may read at once
+  memset(&e->wov, 0, sizeof e->wov);
+  e->wov.hEvent = e->wev;
+  ResetEvent(e->wev);
+  BOOL ok = WriteFile(e->h, w, static_cast<DWORD>(e->wbuf.size()), nullptr, &e->wov);
+  DWORD err = ok ? 0 : GetLastError();
+  if (ok || err == ERROR_IO_PENDING) {
+    e->wPending = true;
+    // If the write fails (the peer went away), Settle closes what nobody will take.
+    if (local) {
+      e->wToken = key;
+    } else {
+      e->wParked = dups;
+      for (HANDLE h : dups) ParkAdd(h);
+    }
+    Settle(e);
+    Arm(s, e);
+    return Napi::Number::New(env, static_cast<double>(payload));
+  }
+  std::vector<uint8_t>().swap(e->wbuf);
+  if (local) {
+    std::vector<HANDLE> back;
+    LocalTake(key, &back);
+  }
+  CloseAll(dups);
+  if (IsGone(err)) {
+    e->writeGone = true;
+    return Napi::Number::New(env, kGone);
+  }
+  ThrowWin(env, err, "WriteFile");
+}
+
+// recvPackets(id, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block?): the
+// contract of NativeBinding.recvPackets, one message per call: 1 (meta[0] = 1, the packet at
+// meta[2..5] = [offset, length, handle count, flags]), 0 at the end, AGAIN. With `block`, waits
+// for a message.
+Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  End* e = GetEnd(s, env, info[0]);
+  if (e->listener || e->section) throw Napi::TypeError::New(env, "recvPackets: not a connected pipe end");
+  Napi::Int32Array meta = info[1].As<Napi::Int32Array>();
+  Napi::Int32Array fdsOut = info[2].As<Napi::Int32Array>();
+  size_t maxBytes = static_cast<size_t>(info[4].As<Napi::Number>().DoubleValue());
+  Napi::Uint8Array arena = info[5].As<Napi::Uint8Array>();
+  size_t off = static_cast<size_t>(info[6].As<Napi::Number>().DoubleValue());
+  bool block = info.Length() > 7 && info[7].ToBoolean();
+  if (meta.ElementLength() < 6) throw Napi::RangeError::New(env, "recvPackets: meta needs 6 elements");
+  if (off > arena.ByteLength() || arena.ByteLength() - off < maxBytes) {
+    throw Napi::RangeError::New(env, "recvPackets: the arena has less than maxPacketBytes after arenaOffset");
+  }
+  if (!ReadReady(e)) {
+    PostRead(e);
+    while (!ReadReady(e) && block) {
+      WaitForSingleObject(e->rev, INFINITE);
+    }
+  }
+  if (!e->hasMsg) {
+    if (e->rerr != 0) ThrowWin(env, e->rerr, "ReadFile");
+    if (e->eof) return Napi::Number::New(env, 0);
+    Arm(s, e);
+    return Napi::Number::New(env, kAgain);
+  }
+  const uint8_t* m = e->rbuf.data();
+  size_t len = e->rfill;
+  int flags = e->rTruncated ? kTruncated : 0;
+  size_t head = len;  // a malformed header: no payload
+  std::vector<HANDLE> got;
+  if (len >= kHeader && Get32(m) == kMagic && Get32(m + 4) <= kMaxHandles && Get32(m + 12) <= 1) {
+    uint32_t count = Get32(m + 4);
+    DWORD pid = Get32(m + 8);
+    bool local = Get32(m + 12) == 1;
+    size_t need = kHeader + (count == 0 ? 0 : local ? 16 : 8 * static_cast<size_t>(count));
+    if (len >= need) {
+      head = need;
+      if (count > fdsOut.ElementLength()) {
+        throw Napi::RangeError::New(env, "recvPackets: fdsOut has room for fewer handles than the message carries");
+      }
+      if (count > 0 && local) {
+        std::string key(reinterpret_cast<const char*>(m + kHeader), 16);
+        if (!LocalTake(key, &got) || got.size() != count) {
+          CloseAll(got);
+          got.clear();
+          flags |= kCtruncated;
+        }
+      } else if (count > 0) {
+        // Only from a verified peer process, never from this one (see the file comment).
+        HANDLE proc = pid != GetCurrentProcessId() && IsKnownPid(pid) ? OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid) : nullptr;
+        for (uint32_t i = 0; proc != nullptr && i < count; i++) {
+          uint64_t v;
+          memcpy(&v, m + kHeader + 8 * i, 8);
+          HANDLE h = nullptr;
+          if (!DuplicateHandle(proc, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)), GetCurrentProcess(), &h, 0,
+                               FALSE, DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE)) {
+            break;
+          }
+          got.push_back(h);
+        }
+        if (proc != nullptr) CloseHandle(proc);
+        if (got.size() != count) {
+          CloseAll(got);
+          got.clear();
+          flags |= kCtruncated;
+        }
+      }
+    } else {
+      flags |= kTruncated;
+    }
+  } else {
+    flags |= kTruncated;
+  }
+  std::vector<int32_t> ids;
+  for (HANDLE h : got) {
+    int32_t id = Adopt(s, h);
+    if (id < 0) flags |= kCtruncated;
+    else ids.push_back(id);
+  }
+  if (flags & kCtruncated) {
+    // All or none: a message's handles are refused together.
+    for (int32_t id : ids) {
+      if (id >= kIdBase) CloseEnd(s, s->ends[id]);
+      else CrtClose(env, id);
+    }
+    ids.clear();
+  }
+  size_t plen = len - head;
+  if (plen > maxBytes) {
+    plen = maxBytes;
+    flags |= kTruncated;
+  }
+  if (plen > 0) memcpy(arena.Data() + off, m + head, plen);
+  for (size_t i = 0; i < ids.size(); i++) fdsOut[i] = ids[i];
+  meta[0] = 1;
+  meta[1] = 0;
+  meta[2] = static_cast<int32_t>(off);
+  meta[3] = static_cast<int32_t>(plen);
+  meta[4] = static_cast<int32_t>(ids.size());
+  meta[5] = flags;
+  e->hasMsg = false;
+  e->rfill = 0;
+  e->rTruncated = false;
+  if (e->rbuf.size() > (256u << 10)) std::vector<uint8_t>().swap(e->rbuf);
+  PostRead(e);
+  Arm(s, e);
+  return Napi::Number::New(env, 1);
+}
+
+// testRawWrite(id, bytes) -> bytes written: one message of exactly these bytes, without the
+// addon's header, waited for (at most 5 s): what a hostile peer can write. For tests only.
+Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+  OVERLAPPED ov{};
+  ov.hEvent = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  BOOL ok = WriteFile(e->h, bytes.Data(), static_cast<DWORD>(bytes.ByteLength()), nullptr, &ov);
+  DWORD err = ok ? 0 : GetLastError();
+  if (!ok && err == ERROR_IO_PENDING && WaitForSingleObject(ov.hEvent, 5000) != WAIT_OBJECT_0) {
+    CancelIoEx(e->h, &ov);
+    WaitForSingleObject(ov.hEvent, INFINITE);
+  }
+  if (ok || err == ERROR_IO_PENDING) err = ov.Internal == 0 ? 0 : RtlNtStatusToDosError(static_cast<NTSTATUS>(ov.Internal));
+  CloseHandle(ov.hEvent);
+  if (err != 0) ThrowWin(env, err, "WriteFile");
+  return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
+}
+
+// testHandleValue(id) -> the HANDLE value behind an end (what a hostile peer would have to
+// guess to name it in a forged message). For tests only.
+Napi::Value TestHandleValue(const Napi::CallbackInfo& info) {
+  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(e->h)));
+}
+
+}  // namespace eicch

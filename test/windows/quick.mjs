@@ -1,0 +1,16 @@
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const lib = require('../../dist/main/index.cjs');
+const [tx, rx] = lib.channel();
+tx.send({ hello: 'world', n: 42 });
+console.log('sent');
+const v = await rx.recv({ timeout: 5000 });
+console.log('got', JSON.stringify(v));
+console.log('sync', JSON.stringify((tx.send([1, 2]), rx.recvSync({ timeout: 2000 }))));
+const [t2, r2] = lib.channel();
+tx.send({ r2 });
+const got = await rx.recv({ timeout: 5000 });
+t2.send('nested');
+console.log('nested', await got.r2.recv({ timeout: 5000 }));
+tx.close(); rx.close(); t2.close(); got.r2.close();
+console.log('done');
