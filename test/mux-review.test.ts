@@ -231,7 +231,8 @@ describe('IpcMux review: relays and moves', () => {
     bSend.send({ ps: channel<number>()[0] }); // warm-up
     (await bRecv.recv({ timeout: 2000 })).ps.close();
     const before = await settledFdCount();
-    for (let i = 0; i < 100; i++) {
+    let stillOpen = 0;
+    for (let i = 0; i < 10; i++) {
       const [ps, pr] = channel<number>();
       bSend.send({ ps });
       ps.close();
@@ -239,9 +240,15 @@ describe('IpcMux review: relays and moves', () => {
       m.ps.send(i);
       m.ps.close();
       expect(await pr.recv({ timeout: 2000 })).toBe(i);
+      // Every copy of ps the application saw is closed: a's relay copy must be too (not left to GC).
+      try {
+        await pr.recv({ timeout: 300 });
+      } catch (e) {
+        if ((e as IpcError).code === 'TIMEOUT') stillOpen++;
+      }
       pr.close();
     }
-    // Every copy of every ps is closed here (a's relay copies must be too): no descriptor left.
+    expect(stillOpen).toBe(0);
     expect(fdCount()).toBeLessThanOrEqual(before + 4);
     bSend.close();
     a.close();
@@ -254,8 +261,10 @@ describe('IpcMux review: upgrade to a plain channel', () => {
     const before = await settledFdCount();
     const { a, b } = localPair();
     const [ptx, prx] = channel<unknown>();
+    const kept: MuxReceiver<number>[] = []; // the application still holds them (closed): no GC to the rescue
     for (let i = 0; i < 20; i++) {
       const [s, r] = a.channel<number>();
+      kept.push(r);
       // The encoder asks the receiver for its plain handle, then fails on the function.
       expect(() => ptx.send({ r, f: () => 1 })).toThrow(expect.objectContaining({ code: 'UNSERIALIZABLE' }) as unknown as Error);
       a.sender.send({ r }); // moved to b over the connection instead
@@ -269,6 +278,7 @@ describe('IpcMux review: upgrade to a plain channel', () => {
     a.close();
     b.close();
     expect(await settledFdCount()).toBeLessThanOrEqual(before);
+    expect(kept.every((r) => r.closed)).toBe(true);
   });
 });
 
@@ -284,7 +294,8 @@ describe('IpcMux review: third process relays', () => {
     third.send({ ps: channel<number>()[0] }); // warm-up (the loopback's descriptors)
     (await r.recv({ timeout: 2000 })).ps.close();
     const before = await settledFdCount();
-    for (let i = 0; i < 100; i++) {
+    let stillOpen = 0;
+    for (let i = 0; i < 10; i++) {
       const [ps, pr] = channel<number>();
       third.send({ ps });
       ps.close();
@@ -292,9 +303,15 @@ describe('IpcMux review: third process relays', () => {
       m.ps.send(i);
       m.ps.close();
       expect(await pr.recv({ timeout: 2000 })).toBe(i);
+      // Every copy the application saw is closed: the pump's own copy must be too (not left to GC).
+      try {
+        await pr.recv({ timeout: 300 });
+      } catch (e) {
+        if ((e as IpcError).code === 'TIMEOUT') stillOpen++;
+      }
       pr.close();
     }
-    // Every copy the application saw is closed: the pump's own copies must be too.
+    expect(stillOpen).toBe(0);
     expect(fdCount()).toBeLessThanOrEqual(before + 4);
     third.close();
     await rejectsWith(r.recv({ timeout: 2000 }), 'DISCONNECTED');
