@@ -1,0 +1,397 @@
+/**
+ * The logical endpoints of a multiplexed connection (see mux.ts and docs/multiplexing.md): the
+ * channel state both sides keep (`Chan`), the GC safety net, `MuxSender` and `MuxReceiver`.
+ */
+import { IpcError } from '../../shared/errors.js';
+import { armDeadline, checkTimeout } from '../../shared/deadline.js';
+import { MUX_LIMITS } from '../../shared/limits.js';
+import type { MuxLimits } from '../../shared/limits.js';
+import { channel } from '../channel.js';
+import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
+import { isHandleSource, kDetach, kHandle } from '../handles.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { assertStandardSchema, validate } from '../../shared/validate.js';
+import type { HandleInfo } from '../handles.js';
+
+import { IpcMux, MAX_ID, OP_DROP, OP_RCLOSED, frameError, isId } from './mux.js';
+import type { MuxChannelOptions } from './mux.js';
+import { closeValue, findRefs, place, substitute } from './refs.js';
+
+export type Waiter = { resolve(v: unknown): void; reject(e: unknown): void; disarm(): void };
+export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
+
+/** @internal One logical channel as this side of the connection sees it. */
+export class Chan {
+  /** Live MuxSender objects of this channel in this process (relays included). */
+  local = 0;
+  // ---- host side (the receiver lives here)
+  /** Senders given to the peer and not yet dropped by it. */
+  granted = 0;
+  queue: unknown[] = [];
+  waiters: Waiter[] = [];
+  /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
+  recvGone = false;
+  /** Where messages go once the receiver moved: a plain sender, or a relay to a peer-hosted channel. */
+  sink: Sink = undefined;
+  /** The error the receiver reports once (overflow), before DISCONNECTED. */
+  failure: IpcError | undefined;
+  /** Every sender is gone: after the queue, recv rejects DISCONNECTED. */
+  eof = false;
+  /** Local messages on their way through the loopback (later local ones follow them there). */
+  inLoop = 0;
+  maxQueue: number;
+  // ---- non-host side (the receiver lives in the peer)
+  /** Senders received from the peer since this side's last DROP. */
+  received = 0;
+  /** The peer said the receiver is gone (or the connection ended). */
+  peerGone = false;
+  /** The host-side channel this one relays for (its receiver moved to the peer). */
+  relayOf: Chan | undefined;
+
+  constructor(
+    readonly key: number,
+    readonly host: boolean,
+    maxQueue: number,
+  ) {
+    this.maxQueue = maxQueue;
+  }
+}
+
+
+/** What the GC safety net needs to release an endpoint collected without close(). */
+interface Held {
+  mux: IpcMux<unknown, unknown>;
+  chan: Chan;
+  sender: boolean;
+}
+const finalizer = new FinalizationRegistry<Held>((h) => {
+  try {
+    if (h.sender) h.mux.senderGone(h.chan);
+    else h.mux.receiverGone(h.chan);
+  } catch {
+    /* the process may be going away */
+  }
+});
+
+/** Base of the logical endpoints: closing, disposal, and the handle protocol (upgrade). */
+export abstract class MuxEndpoint implements Disposable {
+  /** @internal */
+  readonly mux: IpcMux<unknown, unknown>;
+  /** @internal */
+  readonly chan: Chan;
+  /** @internal */
+  protected done = false;
+
+  /** @internal */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan, sender: boolean) {
+    this.mux = mux;
+    this.chan = chan;
+    finalizer.register(this, { mux, chan, sender }, this);
+  }
+
+  /** True once closed (or moved, for a receiver). */
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** Closes this endpoint. Idempotent. */
+  abstract close(): void;
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal Marks the object closed and drops it from the GC safety net. */
+  protected finish(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    finalizer.unregister(this);
+    return true;
+  }
+
+  /** @internal The plain endpoint this one travels as, outside its own connection. */
+  protected abstract plain(): { [kHandle](): HandleInfo; [kDetach]?(): number };
+
+  /** @internal Sent anywhere but its own connection: travels as a plain endpoint (docs/multiplexing.md, "Third process"). */
+  [kHandle](): HandleInfo {
+    if (this.done) return { kind: this instanceof MuxSender ? 'S' : 'R', fd: -1, move: false };
+    return this.plain()[kHandle]();
+  }
+}
+
+/**
+ * The sending end of a logical channel: the shape of `IpcSender` (send, clone, close, dispose).
+ * Sending it inside a message on its own connection costs no descriptor; sent anywhere else it
+ * travels as a plain `IpcSender` whose messages this process relays into the logical channel.
+ */
+export class MuxSender<T> extends MuxEndpoint {
+  private upgraded: IpcSender<T> | undefined;
+
+  /** @internal Use `IpcMux.channel()`. */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
+    super(mux, chan, true);
+    chan.local++;
+  }
+
+  /**
+   * Sends a value (never blocks). Throws `UNSERIALIZABLE` (nothing sent), `DISCONNECTED` once the
+   * receiver is known gone or the connection ended, `CLOSED` after `close()`.
+   */
+  send(value: T): void {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxSender is closed');
+    this.mux.sendOn(this.chan, value);
+  }
+
+  /** A second sender to the same receiver (no descriptor, no message). */
+  clone(): MuxSender<T> {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxSender is closed');
+    return new MuxSender<T>(this.mux, this.chan);
+  }
+
+  /** Closes this sender; its receiver sees DISCONNECTED once every sender is gone. Idempotent. */
+  close(): void {
+    if (!this.finish()) return;
+    this.upgraded?.close();
+    this.upgraded = undefined;
+    this.mux.senderGone(this.chan);
+  }
+
+  /** @internal A plain channel whose receiver this process pumps into a clone of this sender. */
+  protected plain(): IpcSender<T> {
+    if (this.upgraded === undefined) {
+      const [ps, pr] = channel<T>();
+      this.upgraded = ps;
+      const relay = this.clone();
+      pr.unref();
+      void (async () => {
+        try {
+          for await (const v of pr) {
+            try {
+              relay.send(v);
+            } catch (e) {
+              closeValue(v);
+              if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) break;
+            }
+          }
+        } catch {
+          /* one bad message ends nothing: but a closed pr ends the relay */
+        } finally {
+          relay.close();
+          pr.close();
+        }
+      })();
+    }
+    return this.upgraded;
+  }
+
+  /** @internal */
+  [kDetach](): number {
+    return (this.plain() as unknown as { [kDetach](): number })[kDetach]();
+  }
+}
+
+/**
+ * The receiving end of a logical channel: the shape of `IpcReceiver` (recv with timeout and
+ * signal, tryRecv, async iteration, close, dispose). Sending it inside a message moves it: on its
+ * own connection the peer gets a logical receiver (no descriptor) and this side relays what
+ * arrives for it; anywhere else it travels as a plain `IpcReceiver` fed by the same relay.
+ */
+export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
+  private upgraded: [IpcSender<unknown>, IpcReceiver<unknown>] | undefined;
+  private schema: StandardSchemaV1<unknown, T> | undefined;
+
+  /**
+   * Changes this receiver's `maxQueue` and schema (for messages not yet taken). A receiver that
+   * arrived in a message starts with the connection's `maxQueue` and no schema: set them here.
+   * `schema: undefined` removes the schema.
+   */
+  configure<U = T>(options: MuxChannelOptions<U>): MuxReceiver<U> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('configure(options) takes an object of channel options');
+    if (options.maxQueue !== undefined) {
+      if (!Number.isInteger(options.maxQueue) || options.maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(options.maxQueue)}`);
+      this.chan.maxQueue = options.maxQueue;
+    }
+    if ('schema' in options) {
+      if (options.schema !== undefined) assertStandardSchema(options.schema);
+      this.schema = options.schema as unknown as StandardSchemaV1<unknown, T> | undefined;
+    }
+    return this as unknown as MuxReceiver<U>;
+  }
+
+  /** A queued value as the application gets it: validated by the schema, if any. */
+  private take(v: unknown): T | Promise<T> {
+    const schema = this.schema;
+    if (schema === undefined) return v as T;
+    try {
+      const out = validate(schema, v);
+      if (out instanceof Promise) {
+        return out.catch((e: unknown) => {
+          closeValue(v);
+          throw e;
+        });
+      }
+      return out;
+    } catch (e) {
+      closeValue(v);
+      throw e;
+    }
+  }
+
+  private takeSync(v: unknown): T {
+    const out = this.take(v);
+    if (out instanceof Promise) {
+      out.catch(() => {});
+      throw new TypeError('tryRecv()/recvSync() cannot use an asynchronous schema: use recv()');
+    }
+    return out;
+  }
+
+  /** @internal Use `IpcMux.channel()`. */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
+    super(mux, chan, false);
+  }
+
+  /**
+   * The next message. Rejects `DISCONNECTED` once every sender (here and in the peer) is gone and
+   * every message was taken, or the connection ended; `TIMEOUT`; the abort reason; `CLOSED`;
+   * `TOO_LARGE` once when the channel overflowed its `maxQueue` (then DISCONNECTED).
+   */
+  recv(options?: RecvOptions): Promise<T> {
+    let timeout: number | undefined;
+    try {
+      if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('recv options must be an object');
+      timeout = checkTimeout(options?.timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.done) return Promise.reject(new IpcError('CLOSED', 'this MuxReceiver is closed'));
+    const c = this.chan;
+    if (c.queue.length > 0) {
+      this.mux.queued--;
+      try {
+        return Promise.resolve(this.take(c.queue.shift()));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const end = this.endError();
+    if (end) return Promise.reject(end);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiter = {
+        resolve: (v: unknown) => {
+          try {
+            resolve(this.take(v));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject,
+        disarm: () => {},
+      };
+      c.waiters.push(w);
+      this.mux.waiting(1);
+      w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms` }, (reason) => {
+        const i = c.waiters.indexOf(w);
+        if (i >= 0) {
+          c.waiters.splice(i, 1);
+          this.mux.waiting(-1);
+        }
+        reject(reason);
+      });
+    });
+  }
+
+  /** The next message if one is already there, else undefined (throws at the end, like recv). */
+  tryRecv(): { message: T } | undefined {
+    if (this.done) throw new IpcError('CLOSED', 'this MuxReceiver is closed');
+    const c = this.chan;
+    if (c.queue.length > 0) {
+      this.mux.queued--;
+      return { message: this.takeSync(c.queue.shift()) };
+    }
+    const end = this.endError();
+    if (end) throw end;
+    return undefined;
+  }
+
+  /**
+   * A message already queued (as tryRecv), else throws: a logical channel cannot block this
+   * thread, because its messages arrive through the connection's asynchronous reader. Use
+   * `recv()`, or a plain channel where a blocking receive is needed.
+   */
+  recvSync(): T {
+    const r = this.tryRecv();
+    if (r) return r.message;
+    throw new TypeError('recvSync() cannot wait on a logical channel (its messages arrive through the event loop): use await recv(), or a plain channel');
+  }
+
+  /** Iterates messages until every sender is gone. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.recv();
+      } catch (e) {
+        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
+        throw e;
+      }
+    }
+  }
+
+  /** Closes the receiver: pending receives reject CLOSED, queued messages are dropped, senders see DISCONNECTED. */
+  close(): void {
+    if (!this.finish()) return;
+    const up = this.upgraded;
+    this.upgraded = undefined;
+    if (up) {
+      up[0].close();
+      up[1].close();
+    }
+    this.mux.receiverGone(this.chan);
+  }
+
+  private endError(): IpcError | undefined {
+    const c = this.chan;
+    if (c.failure) {
+      const f = c.failure;
+      c.failure = undefined;
+      return f;
+    }
+    if (c.eof) return new IpcError('DISCONNECTED', 'every sender of this logical channel is closed (or the connection ended)');
+    return undefined;
+  }
+
+  /** @internal Sent to a receiver in this process: this object is done, the channel lives on in the new one. */
+  handOver(): void {
+    this.finish();
+    const ws = this.chan.waiters;
+    this.chan.waiters = [];
+    this.mux.waiting(-ws.length);
+    for (const w of ws) {
+      w.disarm();
+      w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
+    }
+  }
+
+  /** @internal Moving: the object becomes closed, pending receives reject CLOSED; the channel lives on behind a relay. */
+  moveOut(sink: Sink): void {
+    if (!this.finish()) return;
+    this.mux.relayTo(this.chan, sink);
+  }
+
+  /** @internal */
+  protected plain(): IpcReceiver<unknown> {
+    this.upgraded ??= channel<unknown>();
+    return this.upgraded[1];
+  }
+
+  /** @internal Sent on a plain channel (or another connection): what arrives is written into a plain sender. */
+  [kDetach](): number {
+    const [ps, pr] = this.upgraded ?? channel<unknown>();
+    this.upgraded = undefined;
+    this.moveOut({ plain: ps });
+    return (pr as unknown as { [kDetach](): number })[kDetach]();
+  }
+}
+
