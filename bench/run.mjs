@@ -45,6 +45,7 @@ const PEERS = [
   { id: 'c', label: 'C floor' },
   { id: 'napi', label: 'Node-API floor' },
   { id: 'napiAsync', label: 'Node-API floor, event loop' },
+  { id: 'mux', label: 'multiplexed (IpcMux)' },
   { id: 'json', label: 'Node IPC json' },
   { id: 'advanced', label: 'Node IPC advanced' },
   { id: 'net', label: 'net + JSON' },
@@ -236,6 +237,26 @@ const CASES = [
     // 25 -> 42 MB over the first 12,000 channels with heapUsed flat at 6 MB), which is not growth.
     peers: { lib: { run: 'lib', case: 'churn', ...n(50_000, 100_000, 10_000, 10_000) } },
   },
+  {
+    id: 'mux',
+    note: 'bench/mux.mjs, one run: plain channels ("this library") against logical channels of one IpcMux connection, both between the same two processes; see docs/multiplexing.md.',
+    title: 'multiplexed channels',
+    modes: ['cross'],
+    // Measured by bench/mux.mjs in one process pair (it alternates plain and logical itself).
+    external: {
+      script: 'mux.mjs',
+      args: opts.quick ? ['--live', '20000', '--churn', '10000', '--rtt', '3000', '--first', '1000'] : [],
+      rows: (r) => [
+        { title: 'create + send + first message back, 64 in flight', unit: 'channels/s', plain: r.firstPipelined?.plainPerSec, mux: r.firstPipelined?.muxPerSec, target: { op: '>=', value: 10, text: '≥ 10× plain' } },
+        { title: 'create + send + first message back, one at a time', unit: 'channels/s', plain: r.first?.plainPerSec, mux: r.first?.muxPerSec },
+        { title: 'small object round trip, await recv()', unit: 'µs', lower: true, plain: r.rtt?.plainUs, mux: r.rtt?.muxUs, target: { op: '<=', value: 1.2, text: '≤ 1.2× plain' } },
+        { title: `descriptors for ${r.live?.channels ?? '?'} live channels, per process`, unit: 'fds', lower: true, plain: r.live?.plainFdsProjected, mux: Math.max(r.live?.fdsHereDelta ?? NaN, r.live?.fdsChildDelta ?? NaN), absTarget: { op: '<=', value: 16, text: '≤ 16 fds' } },
+        { title: `growth after ${r.churn?.channels ?? '?'} logical channels opened and closed`, unit: 'fds', lower: true, mux: Math.max(r.churn?.fdsDelta ?? NaN, r.churn?.childFdsDelta ?? NaN), absTarget: { op: '<=', value: 5, text: '≤ +5 fds' } },
+        { title: `growth after ${r.churn?.channels ?? '?'} logical channels opened and closed`, unit: '% RSS', lower: true, mux: 100 * Math.max(r.churn?.rssGrowth ?? NaN, r.churn?.childRssGrowth ?? NaN), absTarget: { op: '<=', value: 10, text: '≤ +10% RSS' } },
+      ],
+    },
+    peers: {},
+  },
 ];
 
 function CASES_HELP() {
@@ -314,7 +335,38 @@ const load = os.loadavg();
 log(`bench: ${REPEATS} repeats${opts.quick ? ' (--quick)' : ''}, load average ${load.map((l) => l.toFixed(2)).join(' ')}`);
 
 const rows = [];
+/** A case measured by its own script (one run; it alternates its peers itself), as table rows. */
+async function externalRows(c) {
+  const t = Date.now();
+  const r = await runMeasurement(process.execPath, [path.join(BENCH_DIR, c.external.script), '--json-only', ...c.external.args], { timeoutMs: opts.quick ? 180_000 : 600_000 });
+  log(`  ${c.id}: ${r.error ? `ERROR ${r.error}` : JSON.stringify(r)} [${Date.now() - t} ms]`);
+  if (r.error) {
+    rows.push({ case: c.id, title: c.title, mode: 'cross', modeLabel: MODES.cross.label, metric: 'error', unit: '', lower: false, peers: { lib: { error: r.error }, mux: { error: r.error } } });
+    return;
+  }
+  for (const x of c.external.rows(r)) {
+    const one = (v) => (typeof v === 'number' && Number.isFinite(v) ? summarize([v]) : undefined);
+    const peers = {};
+    if (one(x.plain)) peers.lib = one(x.plain);
+    if (one(x.mux)) peers.mux = one(x.mux);
+    const row = { case: c.id, title: x.title, mode: 'cross', modeLabel: MODES.cross.label, metric: x.unit, unit: x.unit, lower: !!x.lower, peers };
+    // Logical ÷ plain in the row's unit: below 1× is faster for times, above 1× for rates.
+    const ratio = peers.lib && peers.mux ? peers.mux.median / peers.lib.median : undefined;
+    row.ratioMux = ratio;
+    const tgt = x.target ?? x.absTarget;
+    if (tgt) {
+      row.target = tgt.text;
+      const v = x.target ? ratio : row.peers.mux?.median;
+      row.met = v === undefined ? undefined : tgt.op === '<=' ? v <= tgt.value : v >= tgt.value;
+    }
+    rows.push(row);
+  }
+}
 for (const c of selected) {
+  if (c.external) {
+    if (canPin()) await externalRows(c);
+    continue;
+  }
   for (const mode of c.modes) {
     if (mode === 'cross' && !canPin()) continue;
     const repeats = c.repeats ?? REPEATS;
@@ -377,17 +429,17 @@ const cell = (s) => {
   return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
 };
 const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
-const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'lib ÷ Node-API event loop', 'stream ÷ seqpacket', 'met'];
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'lib ÷ Node-API event loop', 'stream ÷ seqpacket', 'mux ÷ plain', 'met'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   lines.push(
-    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioNapiAsync)} | ${ratio(r.ratioStream)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioNapiAsync)} | ${ratio(r.ratioStream)} | ${ratio(r.ratioMux)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
   );
 }
 const seconds = (Date.now() - started) / 1000;
 const problems = [];
 for (const r of rows) {
-  for (const [id, s] of Object.entries(r.peers)) if (s.error) problems.push(`${r.case} ${r.modeLabel} ${id}: ${s.error.split('\n')[0]}`);
+  for (const [id, s] of Object.entries(r.peers)) if (s?.error) problems.push(`${r.case} ${r.modeLabel} ${id}: ${s.error.split('\n')[0]}`);
 }
 const notes = [...new Set(Object.values(skipped))].map((s) => `skipped: ${s}`);
 
