@@ -94,6 +94,14 @@ export interface MuxLimits {
   maxQueue: number;
   /** Most messages every logical receiver of the connection together holds (the connection's budget). */
   maxQueuedTotal: number;
+  /**
+   * Most bytes this side lets pile up unsent on a connection (or a moved receiver's plain
+   * channel) before it stops writing there on the peer's behalf: a relayed frame then fails its
+   * channel with TOO_LARGE, a control answer past twice this ends the connection with TOO_LARGE, and the pump of
+   * an upgraded MuxSender waits for the connection to drain. A peer that never reads cannot make
+   * this side hold more.
+   */
+  maxUnsentBytes: number;
 }
 
 /**
@@ -106,4 +114,5 @@ export const MUX_LIMITS: Readonly<MuxLimits> = Object.freeze({
   maxChannels: 262_144,
   maxQueue: 4096,
   maxQueuedTotal: 65_536,
+  maxUnsentBytes: 32 * 1024 * 1024,
 });

@@ -172,6 +172,9 @@ export class MuxSender<T> extends MuxEndpoint {
               closeValue(v);
               if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) break;
             }
+            // Reads no faster than the connection drains: a peer that does not read stalls the
+            // third process's sends (its own channel's limits), not this process's memory.
+            await this.mux.drained();
           }
         } catch {
           /* one bad message ends nothing: but a closed pr ends the relay */

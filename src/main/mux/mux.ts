@@ -84,6 +84,18 @@ export function frameError(what: string): IpcError {
   return new IpcError('MALFORMED', `Multiplexed connection: ${what}; the frame was dropped, the connection and its other channels go on.`);
 }
 
+/**
+ * Bytes `tx` accepted and has not yet written (its send queue): what a peer that does not read
+ * makes this side hold. Reads the sender's queue (one entry per packet; it is empty while the
+ * peer keeps up, so this costs nothing then).
+ */
+export function unsentBytes(tx: IpcSender<unknown>): number {
+  const core = (tx as unknown as { core?: { queue?: Array<{ parts: Uint8Array[] }>; batcher?: { len?: number } } }).core;
+  let n = typeof core?.batcher?.len === 'number' ? core.batcher.len : 0;
+  for (const p of core?.queue ?? []) for (const part of p.parts) n += part.byteLength;
+  return n;
+}
+
 export function isId(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v !== 0 && v < MAX_ID && v > -MAX_ID;
 }
@@ -293,6 +305,14 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     const ops = this.pendingControl;
     if (ops.length === 0) return;
     this.pendingControl = [];
+    if (this.alive && unsentBytes(this.tx as IpcSender<unknown>) > 2 * this.limits.maxUnsentBytes) {
+      // The peer does not read what this side owes it: no more answers pile up, the connection
+      // ends (twice the relays' bound, so that a channel failed for it can still say so).
+      const err = new IpcError('TOO_LARGE', `the peer left more than twice maxUnsentBytes (${this.limits.maxUnsentBytes}) unread on the multiplexed connection; the connection is closed`);
+      this.close();
+      this.report(err);
+      return;
+    }
     for (let i = 0; i < ops.length && this.alive; i += 3 * MAX_CONTROL_OPS) {
       try {
         this.write([0, ...ops.slice(i, i + 3 * MAX_CONTROL_OPS)]);
@@ -301,6 +321,17 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       }
     }
   };
+
+  /** @internal The upgraded-sender pump: resolves once the connection's unsent bytes are under half of maxUnsentBytes. */
+  async drained(): Promise<void> {
+    while (this.alive && unsentBytes(this.tx as IpcSender<unknown>) > this.limits.maxUnsentBytes / 2) {
+      try {
+        await this.tx.flush();
+      } catch {
+        return;
+      }
+    }
+  }
 
   /** @internal MuxSender.send. */
   sendOn(c: Chan, value: unknown): void {
@@ -446,6 +477,15 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private deliver(c: Chan, value: unknown): void {
     const sink = c.sink;
     if (sink !== undefined) {
+      const out = 'plain' in sink ? sink.plain : (this.tx as IpcSender<unknown>);
+      if (unsentBytes(out) > this.limits.maxUnsentBytes) {
+        // The moved receiver's side does not read: this side stops relaying rather than hold it all.
+        const err = new IpcError('TOO_LARGE', `a moved logical receiver left more than maxUnsentBytes (${this.limits.maxUnsentBytes}) unread; the channel is closed (its senders see DISCONNECTED), the others go on`);
+        closeValue(value);
+        this.sinkGone(c);
+        this.report(err);
+        return;
+      }
       try {
         if ('plain' in sink) sink.plain.send(value);
         else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'relay target gone');
