@@ -20,7 +20,8 @@ if (process.env.ELECTRON_IPC_CHANNEL_SKIP_BUILD) {
 }
 function newestSource() {
   let newest = statSync(path.join(root, 'binding.gyp')).mtimeMs;
-  for (const f of readdirSync(path.join(root, 'src', 'native'))) {
+  // Every source below src/native, src/native/win/ included (the Windows build's sources).
+  for (const f of readdirSync(path.join(root, 'src', 'native'), { recursive: true })) {
     newest = Math.max(newest, statSync(path.join(root, 'src', 'native', f)).mtimeMs);
   }
   return newest;

@@ -75,7 +75,7 @@ export class PacketParser {
     if (flags !== 0) {
       this.close(fds);
       // The stream transport's account of a stream out of step (its bytes are the addon's, not the peer's).
-      out.push(malformed(flags & PACKET_DESYNC ? new TextDecoder().decode(packet) : flags & 1 ? `a packet larger than ${MAX_RECV_PACKET_BYTES} bytes was truncated` : 'the kernel dropped descriptors of a packet (MSG_CTRUNC)'));
+      out.push(malformed(flags & PACKET_DESYNC ? new TextDecoder().decode(packet) : flags & 1 ? `a packet larger than ${MAX_RECV_PACKET_BYTES} bytes was truncated` : 'descriptors that came with a packet were dropped on the way (MSG_CTRUNC: this process is out of descriptors, or on Windows handles it could not take)'));
       return;
     }
     if (packet.byteLength < PACKET_HEADER) {
