@@ -28,6 +28,8 @@ export class Chan {
   /** Senders given to the peer and not yet dropped by it. */
   granted = 0;
   queue: unknown[] = [];
+  /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
+  holding = new Set<unknown>();
   waiters: Waiter[] = [];
   /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
   recvGone = false;
@@ -271,8 +273,10 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     const c = this.chan;
     if (c.queue.length > 0) {
       this.mux.queued--;
+      const v = c.queue.shift();
+      c.holding.delete(v);
       try {
-        return Promise.resolve(this.take(c.queue.shift()));
+        return Promise.resolve(this.take(v));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -312,7 +316,9 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     const c = this.chan;
     if (c.queue.length > 0) {
       this.mux.queued--;
-      return { message: this.takeSync(c.queue.shift()) };
+      const v = c.queue.shift();
+      c.holding.delete(v);
+      return { message: this.takeSync(v) };
     }
     const end = this.endError();
     if (end) throw end;

@@ -38,7 +38,7 @@ import type { HandleInfo } from '../handles.js';
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink, Waiter } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
-import { closeValue, findRefs, place, substitute } from './refs.js';
+import { closeValue, findRefs, holdsHandles, place, substitute } from './refs.js';
 import type { Ref } from './refs.js';
 
 /** A frame of the connection (see the module comment). */
@@ -516,14 +516,13 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       return;
     }
     c.queue.push(value);
+    if (holdsHandles(value)) c.holding.add(value);
     this.queued++;
   }
 
   /** The channel overflowed: queued messages dropped, the receiver reports `err` once, senders see DISCONNECTED. */
   private fail(c: Chan, err: IpcError): void {
-    for (const v of c.queue) closeValue(v);
-    this.queued -= c.queue.length;
-    c.queue = [];
+    this.dropQueue(c);
     c.failure = err;
     c.eof = true;
     c.recvGone = true;
@@ -541,12 +540,19 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.maybeForget(c);
   }
 
+  /** Drops `c`'s queue, closing only the messages that hold handles (marked as they arrived). */
+  private dropQueue(c: Chan): void {
+    const holding = c.holding;
+    c.holding = new Set();
+    this.queued -= c.queue.length;
+    c.queue = [];
+    for (const v of holding) closeValue(v);
+  }
+
   /** @internal The receiver object was closed or collected. */
   receiverGone(c: Chan): void {
     if (c.recvGone && c.sink === undefined) return;
-    for (const v of c.queue) closeValue(v);
-    this.queued -= c.queue.length;
-    c.queue = [];
+    this.dropQueue(c);
     c.recvGone = true;
     const ws = c.waiters;
     c.waiters = [];
@@ -581,6 +587,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
     const q = c.queue;
     c.queue = [];
+    c.holding = new Set();
     this.queued -= q.length;
     c.recvGone = true;
     c.sink = sink;

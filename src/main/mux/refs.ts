@@ -131,6 +131,32 @@ export function place(root: { v: unknown }, path: unknown, ep: object): void {
   }
 }
 
+/**
+ * True when `value` holds a handle object or a logical endpoint (what closeValue would close).
+ * Checked as a message is queued, so that dropping a long queue walks only the messages that
+ * hold something to close (a flood of plain data costs nothing to drop).
+ */
+export function holdsHandles(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const seen = new Set<object>();
+  const stack: object[] = [value];
+  const push = (x: unknown): void => {
+    if (typeof x === 'object' && x !== null && !seen.has(x)) stack.push(x);
+  };
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof MuxEndpoint || isHandleSource(v)) return true;
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) continue;
+    if (v instanceof Map) for (const [k, x] of v) (push(k), push(x));
+    else if (v instanceof Set) for (const x of v) push(x);
+    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) push(v[i]);
+    else if (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null) for (const k of Object.keys(v)) push((v as Record<string, unknown>)[k]);
+  }
+  return false;
+}
+
 /** Closes every handle object a discarded value holds (without upgrading logical endpoints). */
 export function closeValue(value: unknown): void {
   const seen = new Set<object>();
