@@ -473,8 +473,12 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
   }
 
-  /** A message for hosted channel `c`: to its receiver, or through its relay. */
-  private deliver(c: Chan, value: unknown): void {
+  /**
+   * A message for hosted channel `c`: to its receiver, or through its relay. `fromPeer`: it came
+   * in a peer's frame, so the connection's `maxQueuedTotal` applies (a channel with both ends
+   * here never pays for what the peer queued).
+   */
+  private deliver(c: Chan, value: unknown, fromPeer = false): void {
     const sink = c.sink;
     if (sink !== undefined) {
       const out = 'plain' in sink ? sink.plain : (this.tx as IpcSender<unknown>);
@@ -507,7 +511,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       this.waiting(-1);
       return;
     }
-    if (c.queue.length >= c.maxQueue || this.queued >= this.limits.maxQueuedTotal) {
+    if (c.queue.length >= c.maxQueue || (fromPeer && this.queued >= this.limits.maxQueuedTotal)) {
       const which = c.queue.length >= c.maxQueue ? `its maxQueue (${c.maxQueue})` : `the connection's maxQueuedTotal (${this.limits.maxQueuedTotal})`;
       const err = new IpcError('TOO_LARGE', `a logical channel overflowed ${which} messages not yet received; the channel is closed (its senders see DISCONNECTED), the others go on. Receive faster or raise the limit`);
       closeValue(value);
@@ -712,7 +716,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       }
       value = this.revive(value, f[2]);
     }
-    this.deliver(c, value);
+    this.deliver(c, value, true);
   }
 
   /** Answers the refs of a frame from index `from` on, unrevived, as an honest peer expects (RCLOSED, DROP). */
@@ -766,6 +770,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
       return new MuxSender(this, c);
     }
+    // A positive key is one of this side's own ids: only a relay entry of this side may be named.
+    if (key > 0 && (c === undefined || c.relayOf === undefined)) throw frameError(`a sender of logical channel ${-key}, one of this side's own ids that names no channel it gave the peer (forged)`);
     c ??= this.newChan(key, false, false);
     c.received++;
     return new MuxSender(this, c);
