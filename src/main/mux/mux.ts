@@ -80,6 +80,9 @@ export const MAX_CONTROL_OPS = 4096;
 /** Largest channel id accepted from the wire. */
 export const MAX_ID = 2 ** 48;
 
+/** What revive puts in a slot while it checks a frame's other references. */
+const PLACEHOLDER: object = Object.freeze(Object.create(null) as object);
+
 export function frameError(what: string): IpcError {
   return new IpcError('MALFORMED', `Multiplexed connection: ${what}; the frame was dropped, the connection and its other channels go on.`);
 }
@@ -711,7 +714,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
       if (c.recvGone && c.sink === undefined) {
         closeValue(value);
-        this.refuseRefs(f[2], 0);
+        this.refuseRefs(f[2]);
         return;
       }
       value = this.revive(value, f[2]);
@@ -719,66 +722,93 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.deliver(c, value, true);
   }
 
-  /** Answers the refs of a frame from index `from` on, unrevived, as an honest peer expects (RCLOSED, DROP). */
-  private refuseRefs(refs: unknown, from: number, made?: Map<number, MuxEndpoint>): void {
+  /**
+   * Answers the refs of a refused frame (none of which was made into an endpoint) as an honest
+   * peer expects: RCLOSED once per receiver it moved to this side, DROP 1 once per sender of
+   * its channels it counted as given. Each id is answered once, however often the frame names it.
+   */
+  private refuseRefs(refs: unknown): void {
     if (!Array.isArray(refs)) return;
-    for (let i = from; i < refs.length && i < MAX_REFS; i++) {
+    const answered = new Set<number>();
+    for (let i = 0; i < refs.length && i < MAX_REFS; i++) {
       const r = refs[i] as unknown[];
       if (!Array.isArray(r) || !isId(r[1])) continue;
       const key = -(r[1] as number);
-      if (made?.has(key) || this.chans.has(key)) continue;
-      if (r[0] === 'r' && key < 0) this.control(OP_RCLOSED, key);
-      else if (r[0] === 's') this.control(OP_DROP, key, 1);
+      if (key > 0 || answered.has(key)) continue;
+      const c = this.chans.get(key);
+      if (r[0] === 'r' && c === undefined) this.control(OP_RCLOSED, key);
+      else if (r[0] === 's' && (c === undefined || !c.host)) this.control(OP_DROP, key, 1);
+      else continue;
+      answered.add(key);
     }
   }
 
-  /** Turns the ids of a frame's refs into logical endpoints at their slots. */
+  /**
+   * Turns the ids of a frame's refs into logical endpoints at their slots. Every reference, id and
+   * slot is checked first (placeholders in the slots), so a refused frame makes no channel entry.
+   */
   private revive(value: unknown, refs: unknown): unknown {
     if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS) {
       closeValue(value);
       throw frameError('a frame carries a bad list of logical endpoints');
     }
     const root = { v: value };
-    const made = new Map<number, MuxEndpoint>();
-    let i = 0;
+    const kinds = new Map<number, boolean>();
+    const slots: Array<[number, (x: object) => void]> = [];
     try {
-      for (; i < refs.length; i++) {
-        const r = refs[i] as unknown;
+      let fresh = 0;
+      for (const r of refs as unknown[]) {
         if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
         const key = -(r[1] as number);
-        let ep = made.get(key);
-        if (ep === undefined) {
-          ep = r[0] === 's' ? this.reviveSender(key) : this.reviveReceiver(key);
-          made.set(key, ep);
-        } else if ((ep instanceof MuxSender) !== (r[0] === 's')) throw frameError('one id names both a sender and a receiver');
-        place(root, r[2], ep);
+        const sender = r[0] === 's';
+        const k = kinds.get(key);
+        if (k === undefined) {
+          this.checkRef(key, sender);
+          if (!this.chans.has(key)) fresh++;
+          kinds.set(key, sender);
+        } else if (k !== sender) throw frameError('one id names both a sender and a receiver');
+        slots.push([key, place(root, r[2], PLACEHOLDER)]);
       }
-      return root.v;
+      if (this.chans.size + fresh > this.limits.maxChannels) {
+        throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${this.limits.maxChannels}) logical channels; the peer asked for more`);
+      }
     } catch (e) {
-      // What this frame made is closed again (the counts stay right: drops and RCLOSED go out);
-      // what it did not get to is answered as honest peers expect.
-      this.refuseRefs(refs, i, made);
-      for (const ep of made.values()) ep.close();
+      this.refuseRefs(refs);
       closeValue(root.v);
       throw e;
     }
+    const made = new Map<number, MuxEndpoint>();
+    for (const [key, sender] of kinds) made.set(key, sender ? this.reviveSender(key) : this.reviveReceiver(key));
+    for (const [key, put] of slots) put(made.get(key)!);
+    return root.v;
   }
 
+  /** Throws MALFORMED unless a frame may name `key` as a sender (or receiver); creates nothing. */
+  private checkRef(key: number, sender: boolean): void {
+    const c = this.chans.get(key);
+    if (sender) {
+      if (c !== undefined && c.host) {
+        if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
+        return;
+      }
+      // A positive key is one of this side's own ids: only a relay entry of this side may be named.
+      if (key > 0 && (c === undefined || c.relayOf === undefined)) throw frameError(`a sender of logical channel ${-key}, one of this side's own ids that names no channel it gave the peer (forged)`);
+      return;
+    }
+    if (key > 0 || c !== undefined) throw frameError(`a receiver of logical channel ${-key}, an id the peer cannot give (not its own, or in use)`);
+  }
+
+  /** A sender the peer gave (checked by checkRef). */
   private reviveSender(key: number): MuxSender<unknown> {
     let c = this.chans.get(key);
-    if (c !== undefined && c.host) {
-      if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
-      return new MuxSender(this, c);
-    }
-    // A positive key is one of this side's own ids: only a relay entry of this side may be named.
-    if (key > 0 && (c === undefined || c.relayOf === undefined)) throw frameError(`a sender of logical channel ${-key}, one of this side's own ids that names no channel it gave the peer (forged)`);
+    if (c !== undefined && c.host) return new MuxSender(this, c);
     c ??= this.newChan(key, false, false);
     c.received++;
     return new MuxSender(this, c);
   }
 
+  /** A receiver the peer moved here (checked by checkRef). */
   private reviveReceiver(key: number): MuxReceiver<unknown> {
-    if (key > 0 || this.chans.has(key)) throw frameError(`a receiver of logical channel ${-key}, an id the peer cannot give (not its own, or in use)`);
     const c = this.newChan(key, true, false);
     c.granted = 1; // the peer's relay
     return new MuxReceiver(this, c);
@@ -789,6 +819,9 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     const key = -(w as number);
     const c = this.chans.get(key);
     if (op === OP_DROP) {
+      // A receiver the peer moved here and this side refused keeps no entry: the peer's relay
+      // still drops its sender of it, which is answered by nothing.
+      if (c === undefined && key < 0) return;
       if (c === undefined || !c.host || typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > c.granted) {
         throw frameError(`a DROP for logical channel ${w} does not match the senders this side gave the peer`);
       }

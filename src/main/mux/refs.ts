@@ -100,8 +100,12 @@ export function substitute(v: unknown, refs: Ref[]): unknown {
   return root.v;
 }
 
-/** Reads a frame's `[kind, id, path]` ref and puts `ep` at its slot of `value`. */
-export function place(root: { v: unknown }, path: unknown, ep: object): void {
+/**
+ * Reads a frame's `[kind, id, path]` ref and puts `ep` at its slot of `value` (which must hold
+ * null). Returns a function that puts something else at that slot later (revive checks every
+ * slot with a placeholder before it makes any endpoint).
+ */
+export function place(root: { v: unknown }, path: unknown, ep: object): (x: object) => void {
   if (!Array.isArray(path) || path.length > MAX_PATH) throw frameError('a logical endpoint reference has a bad path');
   let node: unknown = root;
   let key: unknown = 'v';
@@ -110,9 +114,14 @@ export function place(root: { v: unknown }, path: unknown, ep: object): void {
     const cur = isMapKey ? (node as Map<unknown, unknown>).get((key as unknown[])[0]) : (node as Record<string, unknown>)[key as string];
     if (i === path.length) {
       if (cur !== null) throw frameError('a logical endpoint reference points at a slot that does not hold null');
-      if (isMapKey) (node as Map<unknown, unknown>).set((key as unknown[])[0], ep);
-      else (node as Record<string, unknown>)[key as string] = ep;
-      return;
+      const at = node;
+      const k0 = key;
+      const put = (x: object): void => {
+        if (isMapKey) (at as Map<unknown, unknown>).set((k0 as unknown[])[0], x);
+        else (at as Record<string, unknown>)[k0 as string] = x;
+      };
+      put(ep);
+      return put;
     }
     const k = path[i];
     if (typeof cur !== 'object' || cur === null) throw frameError('a logical endpoint reference follows a path through a non-object');
@@ -129,6 +138,7 @@ export function place(root: { v: unknown }, path: unknown, ep: object): void {
     node = cur;
     key = k;
   }
+  throw frameError('a logical endpoint reference has a bad path');
 }
 
 /**
