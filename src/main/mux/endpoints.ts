@@ -170,6 +170,7 @@ export class MuxSender<T> extends MuxEndpoint {
           for await (const v of pr) {
             try {
               relay.send(v);
+              closeValue(v); // sent (copied): the pump keeps nothing it forwarded
             } catch (e) {
               closeValue(v);
               if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) break;

@@ -410,6 +410,10 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       const root = { v: f[0] };
       for (const [i, path] of (f[1] ?? []) as Array<[number, unknown]>) place(root, path, made[i]!);
       this.deliver(p.target, root.v);
+      if (p.target.inLoop === 0) {
+        this.checkEnd(p.target);
+        this.maybeForget(p.target);
+      }
     }
   }
 
@@ -450,10 +454,12 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       for (const relay of moves.values()) this.forget(relay);
       throw e;
     }
-    const granted = new Set<MuxEndpoint>();
+    // Counted per channel, as the peer counts what it received (once per id per frame): a sender
+    // and its clone in one message are one grant.
+    const granted = new Set<Chan>();
     for (const r of refs) {
-      if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep)) {
-        granted.add(r.ep);
+      if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep.chan)) {
+        granted.add(r.ep.chan);
         r.ep.chan.granted++;
       }
     }
@@ -497,6 +503,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         if ('plain' in sink) sink.plain.send(value);
         else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'relay target gone');
         else this.sendFrame(sink.relay.key, value);
+        // Sent (copied, or moved): this side keeps nothing of what it only relayed.
+        closeValue(value);
       } catch (e) {
         closeValue(value);
         if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) this.sinkGone(c);
@@ -604,7 +612,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   /** Every sender of hosted channel `c` is gone: its receiver (or relay) sees the end. */
   private checkEnd(c: Chan): void {
-    if (!c.host || c.eof || c.local > 0 || (c.granted > 0 && this.alive)) return;
+    // Messages still in the loopback come first: readLoop checks again once the last is out.
+    if (!c.host || c.eof || c.local > 0 || c.inLoop > 0 || (c.granted > 0 && this.alive)) return;
     c.eof = true;
     const ws = c.waiters;
     if (ws.length > 0 && c.queue.length === 0) {
@@ -627,7 +636,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   private maybeForget(c: Chan): void {
-    if (c.host ? c.local === 0 && (c.granted === 0 || !this.alive) && (c.recvGone || c.eof) && c.sink === undefined : c.local === 0) this.forget(c);
+    if (c.host ? c.local === 0 && c.inLoop === 0 && (c.granted === 0 || !this.alive) && (c.recvGone || c.eof) && c.sink === undefined : c.local === 0) this.forget(c);
   }
 
   /** @internal A sender object (or a relay) of `c` is gone. */
