@@ -340,11 +340,12 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   sendOn(c: Chan, value: unknown): void {
     if (c.host) {
       if (c.recvGone && c.sink === undefined) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
-      // Primitives carry no handle and cannot change later: queued as they are. Objects are
+      // Primitives carry no handle and cannot change later: queued as they are (a function or a
+      // symbol goes to the loopback, whose encoder refuses it UNSERIALIZABLE). Objects are
       // copied through the loopback, like any message (a relay encodes them itself). Once one
       // is in the loopback, what follows on the channel goes there too, to keep the order.
       if (c.inLoop === 0 && c.sink !== undefined) this.sendToSink(c, value);
-      else if (c.inLoop === 0 && (typeof value !== 'object' || value === null)) this.deliver(c, value);
+      else if (c.inLoop === 0 && (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol'))) this.deliver(c, value);
       else this.sendLocal(c, value);
       return;
     }
@@ -381,7 +382,10 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   private openLoop(): [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] {
-    const loop = channel<MuxFrame>();
+    // This process encoded every frame it carries: the loopback decodes whatever the encoder
+    // accepted (no receiver limit of its own; the encoder's maxDepth still applies).
+    const big = 2 ** 31 - 1;
+    const loop = channel<MuxFrame>({ maxMessageBytes: big, maxElements: big, maxBinaries: big, maxHandles: big, maxSharedMemoryBytes: Number.MAX_SAFE_INTEGER, maxSharedMemoryTotal: Number.MAX_SAFE_INTEGER });
     if (!this.refed) loop[1].unref();
     void this.readLoop(loop[1]);
     return loop;
@@ -390,6 +394,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private async readLoop(rx: IpcReceiver<MuxFrame>): Promise<void> {
     for (;;) {
       let f: MuxFrame | undefined;
+      let failed: IpcError | undefined;
       try {
         f = await rx.recv();
       } catch (e) {
@@ -397,6 +402,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
           rx.close();
           return;
         }
+        failed = e instanceof IpcError ? e : new IpcError('MALFORMED', String(e));
       }
       const p = this.loopPending.shift();
       if (p === undefined) continue;
@@ -404,7 +410,13 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(this, chan) : new MuxReceiver(this, chan)));
       for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
       if (f === undefined) {
-        for (const ep of made) ep.close(); // cannot happen: this process encoded it
+        // The message could not be decoded (a limit of this machine): its receiver is told.
+        for (const ep of made) ep.close();
+        this.loopFailed(p.target, failed ?? new IpcError('MALFORMED', 'a local message could not be decoded'));
+        if (p.target.inLoop === 0) {
+          this.checkEnd(p.target);
+          this.maybeForget(p.target);
+        }
         continue;
       }
       const root = { v: f[0] };
@@ -415,6 +427,19 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         this.maybeForget(p.target);
       }
     }
+  }
+
+  /** A local message for `c` was lost in the loopback: its next (or pending) recv rejects with `err`, then the receiver goes on. */
+  private loopFailed(c: Chan, err: IpcError): void {
+    if (c.recvGone || c.sink !== undefined) return;
+    const w = c.waiters.shift();
+    if (w !== undefined) {
+      w.disarm();
+      this.waiting(-1);
+      w.reject(err);
+      return;
+    }
+    c.failure ??= err;
   }
 
   /** Writes one message for peer-hosted channel `key`, logical endpoints of this connection as ids. */
