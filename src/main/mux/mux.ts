@@ -210,7 +210,11 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     return this.alive;
   }
 
-  /** Closes the connection: receivers whose senders were in the peer see DISCONNECTED, senders to the peer throw it. */
+  /**
+   * Closes the connection: every logical receiver here sees DISCONNECTED once it took what was
+   * already sent to it, and every logical sender throws DISCONNECTED, also for channels with both
+   * ends in this process (their loopback closes with the connection).
+   */
   close(): void {
     if (!this.alive) return;
     this.flushControl();
@@ -340,6 +344,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   sendOn(c: Chan, value: unknown): void {
     if (c.host) {
       if (c.recvGone && c.sink === undefined) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
+      // Channels with both ends here end with the connection too (their loopback closes with it).
+      if (!this.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
       // Primitives carry no handle and cannot change later: queued as they are (a function or a
       // symbol goes to the loopback, whose encoder refuses it UNSERIALIZABLE). Objects are
       // copied through the loopback, like any message (a relay encodes them itself). Once one
@@ -638,7 +644,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** Every sender of hosted channel `c` is gone: its receiver (or relay) sees the end. */
   private checkEnd(c: Chan): void {
     // Messages still in the loopback come first: readLoop checks again once the last is out.
-    if (!c.host || c.eof || c.local > 0 || c.inLoop > 0 || (c.granted > 0 && this.alive)) return;
+    if (!c.host || c.eof || c.inLoop > 0 || ((c.local > 0 || c.granted > 0) && this.alive)) return;
     c.eof = true;
     const ws = c.waiters;
     if (ws.length > 0 && c.queue.length === 0) {
