@@ -114,5 +114,5 @@ export const MUX_LIMITS: Readonly<MuxLimits> = Object.freeze({
   maxChannels: 262_144,
   maxQueue: 4096,
   maxQueuedTotal: 65_536,
-  maxUnsentBytes: 32 * 1024 * 1024,
+  maxUnsentBytes: 16 * 1024 * 1024,
 });
