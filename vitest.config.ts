@@ -35,6 +35,7 @@ const CONTRACT = [
   'test/inspect.test.ts',
   'test/writers-review.test.ts',
   'test/mux.test.ts',
+  'test/mux-review.test.ts',
   'test/containment/**/*.test.ts',
 ];
 
