@@ -97,7 +97,7 @@ export interface MuxLimits {
   /**
    * Most bytes this side lets pile up unsent on a connection (or a moved receiver's plain
    * channel) before it stops writing there on the peer's behalf: a relayed frame then fails its
-   * channel with TOO_LARGE, a control answer past twice this ends the connection with TOO_LARGE, and the pump of
+   * channel with TOO_LARGE, more than maxUnsentBytes / 16 control answers written while the connection has not drained end it with TOO_LARGE, and the pump of
    * an upgraded MuxSender waits for the connection to drain. A peer that never reads cannot make
    * this side hold more.
    */

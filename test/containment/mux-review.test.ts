@@ -58,6 +58,10 @@ describe('IpcMux review: hostile peer', () => {
     const r = await runVictim<Result>('mux-review-victim', { args: ['echo'], timeoutMs: 120_000 });
     expectContained(r);
     expect(r.result.ok).toBe('sent');
-    expect(r.result.rssGrowthMB).toBeLessThan(128);
+    // Measured with two test files at once (2 cores): unbounded 368 MB (seqpacket) / 397 MB
+    // (stream); bounded by the default maxUnsentBytes (16 MiB) 112 / 141 MB, of which 55 / 96 MB
+    // are there even with a 1 MiB bound (reading 8 MiB frames: receive buffers, allocator). 128
+    // was under the stream transport's noise; 200 still tells bounded from unbounded.
+    expect(r.result.rssGrowthMB).toBeLessThan(200);
   }, 150_000);
 });

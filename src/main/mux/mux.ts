@@ -143,6 +143,9 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private readonly onError: ((e: IpcError) => void) | undefined;
   private errors = 0;
   private pendingControl: number[] = [];
+  /** Control operations written while the connection had unsent bytes, since it last drained. */
+  private unsentControl = 0;
+  private drainWatched = false;
   /** The loopback (made on first use): local messages are encoded and decoded like any other. */
   private loop: [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] | undefined;
   /** What each loopback frame is for, in order: its channel and its endpoints' channels. */
@@ -312,13 +315,24 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     const ops = this.pendingControl;
     if (ops.length === 0) return;
     this.pendingControl = [];
-    if (this.alive && unsentBytes(this.tx as IpcSender<unknown>) > 2 * this.limits.maxUnsentBytes) {
-      // The peer does not read what this side owes it: no more answers pile up, the connection
-      // ends (twice the relays' bound, so that a channel failed for it can still say so).
-      const err = new IpcError('TOO_LARGE', `the peer left more than twice maxUnsentBytes (${this.limits.maxUnsentBytes}) unread on the multiplexed connection; the connection is closed`);
-      this.close();
-      this.report(err);
-      return;
+    if (this.alive && unsentBytes(this.tx as IpcSender<unknown>) > 0) {
+      // Written behind unsent frames: counted until the connection drains. A peer that never
+      // reads cannot make this side pile up more than maxUnsentBytes / 16 control operations.
+      this.unsentControl += ops.length / 3;
+      if (!this.drainWatched) {
+        this.drainWatched = true;
+        const reset = (): void => {
+          this.drainWatched = false;
+          this.unsentControl = 0;
+        };
+        this.tx.flush().then(reset, reset);
+      }
+      if (this.unsentControl * 16 > this.limits.maxUnsentBytes) {
+        const err = new IpcError('TOO_LARGE', `the peer left more than ${Math.floor(this.limits.maxUnsentBytes / 16)} control answers (maxUnsentBytes / 16) unread on the multiplexed connection; the connection is closed`);
+        this.close();
+        this.report(err);
+        return;
+      }
     }
     for (let i = 0; i < ops.length && this.alive; i += 3 * MAX_CONTROL_OPS) {
       try {
