@@ -14,6 +14,7 @@ interface Result {
   channelsAfter?: number;
   created?: number | string;
   flood?: string;
+  open?: boolean;
 }
 
 describe('IpcMux review: hostile peer', () => {
@@ -50,6 +51,16 @@ describe('IpcMux review: hostile peer', () => {
     expect(r.result.ok).toBe('sent');
     expect(r.result.flood).toBe('TOO_LARGE');
   }, 150_000);
+
+  it('a peer that never reads cannot make the victim pile up control answers without bound', async () => {
+    // 200 refused frames naming 1,000 fresh senders each: 200,000 DROPs owed, maxUnsentBytes 1 MiB
+    // (65,536 answers). The victim ends the connection with TOO_LARGE instead of queueing them.
+    const r = await runVictim<Result>('mux-review-victim', { args: ['answers'], timeoutMs: 60_000 });
+    expectContained(r);
+    expect(r.result.errors.TOO_LARGE).toBe(1);
+    expect(r.result.open).toBe(false);
+    expect(r.result.ok).toBe('DISCONNECTED');
+  });
 
   it('a peer that never reads cannot make the victim queue what it relays back without bound', async () => {
     // 40 messages of 8 MiB to a channel whose receiver the victim moved to the peer: the victim
