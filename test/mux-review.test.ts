@@ -257,6 +257,38 @@ describe('IpcMux review: relays and moves', () => {
 });
 
 describe('IpcMux review: upgrade to a plain channel', () => {
+  it('a receiver moved to a plain channel nobody reads: the relaying side stops at maxUnsentBytes (TOO_LARGE), the peer sees DISCONNECTED', async () => {
+    const { a, b, aErr } = localPair({ maxUnsentBytes: 4 * 1024 * 1024 });
+    const [s, r] = a.channel<string>();
+    a.sender.send({ s });
+    s.close();
+    const { s: bs } = (await b.receiver.recv({ timeout: 2000 })) as { s: MuxSender<string> };
+    const [ptx, prx] = channel<{ r: unknown }>();
+    ptx.send({ r }); // r now travels as a plain receiver: a relays what b sends into it
+    const got = await prx.recv({ timeout: 2000 }); // its plain receiver: never read
+    const big = 'x'.repeat(1024 * 1024);
+    let sent = 0;
+    let stopped: string | undefined;
+    for (let i = 0; i < 64 && stopped === undefined; i++) {
+      try {
+        bs.send(big);
+        sent++;
+        await tick(10);
+      } catch (e) {
+        stopped = (e as IpcError).code;
+      }
+    }
+    expect(aErr.map((e) => e.code)).toContain('TOO_LARGE');
+    expect(stopped).toBe('DISCONNECTED');
+    expect(sent).toBeLessThan(32);
+    bs.close();
+    (got.r as { close(): void }).close();
+    ptx.close();
+    prx.close();
+    a.close();
+    b.close();
+  });
+
   it('a receiver that failed to go out on a plain channel, then moved over its connection, leaves no descriptor', async () => {
     const before = await settledFdCount();
     const { a, b } = localPair();
