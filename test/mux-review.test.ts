@@ -1,6 +1,7 @@
 // Adversarial review of IpcMux (src/main/mux/mux.ts, docs/multiplexing.md): semantics.
 // Each test states the CORRECT behaviour; the ones that fail show a bug (listed in the commit
 // message and the review report). Both sides of a mux live in this process, over real sockets.
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcMux, channel } from '../src/main/index.js';
 import type { IpcSender, MuxFrame, MuxReceiver, MuxSender } from '../src/main/index.js';
@@ -315,6 +316,32 @@ describe('IpcMux review: upgrade to a plain channel', () => {
 });
 
 describe('IpcMux review: third process relays', () => {
+  it('the pump of an upgraded MuxSender reads no faster than its connection drains (a peer that never reads)', async () => {
+    // a's peer is a bare plain channel that is never read: what a writes piles up in aTx.
+    const [aTx, bRx] = channel<MuxFrame>();
+    const [bTx, aRx] = channel<MuxFrame>();
+    const a = IpcMux.open(aTx, aRx, { maxUnsentBytes: 4 * 1024 * 1024 });
+    const [ptx, prx] = channel<{ s: IpcSender<string> }>();
+    const toPeer = a.sender.clone();
+    ptx.send({ s: toPeer as unknown as IpcSender<string> });
+    toPeer.close();
+    const { s: third } = await prx.recv({ timeout: 2000 });
+    const big = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 40; i++) {
+      third.send(big);
+      await tick(5);
+    }
+    await tick(200);
+    const queued = Number(/queuedWrites: (\d+)/.exec(inspect(aTx))?.[1]);
+    expect(queued).toBeLessThan(12); // about maxUnsentBytes / 2 of 1 MiB messages, not 40
+    third.close();
+    ptx.close();
+    prx.close();
+    a.close();
+    bRx.close();
+    bTx.close();
+  });
+
   it('plain senders a third process sends through an upgraded MuxSender leave no descriptor in the pumping process', async () => {
     const { a, b } = localPair();
     const [s, r] = a.channel<{ ps: IpcSender<number> }>();
