@@ -193,6 +193,24 @@ describe('channel in one process (through the kernel)', () => {
     rx.close();
   });
 
+  it('queuedBytes counts what the kernel has not taken yet, and is 0 again once the receiver read it', async () => {
+    const [tx, rx] = channel<Uint8Array>();
+    expect(tx.queuedBytes).toBe(0);
+    const chunk = new Uint8Array(256 * 1024).fill(1);
+    // Nobody reads: the socket fills, then the rest waits in the sender.
+    for (let i = 0; i < 64; i++) tx.send(chunk);
+    const queued = tx.queuedBytes;
+    expect(queued).toBeGreaterThan(4 * 1024 * 1024);
+    expect(queued).toBeLessThanOrEqual(64 * (chunk.byteLength + 4096));
+    expect(tx.clone().queuedBytes).toBe(queued);
+    const flushed = tx.flush();
+    for (let i = 0; i < 64; i++) expect((await rx.recv()).byteLength).toBe(chunk.byteLength);
+    await flushed;
+    expect(tx.queuedBytes).toBe(0);
+    tx.close();
+    rx.close();
+  });
+
   it('returns to the descriptor baseline after 1,000 channels are created, sent and closed', async () => {
     const [carrier, carrierRx] = channel<{ s: IpcSender<number>; r: IpcReceiver<number> }>();
     const before = fdCount();

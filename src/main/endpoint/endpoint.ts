@@ -119,6 +119,14 @@ export abstract class SenderBase extends Endpoint {
   }
 
   /**
+   * Bytes that send() accepted and the kernel has not taken yet (the receiver is slow or does not
+   * read): what to bound before sending more. Clones share one queue, hence one figure.
+   */
+  get queuedBytes(): number {
+    return this.core.queuedBytes;
+  }
+
+  /**
    * @internal What a clone() is made from: this sender's core, shared. Clones write through one
    * socket and one queue, so one thread's messages through any of them arrive in the order it
    * sent them (and a stream socket never has two writers interleaving their frames).

@@ -303,6 +303,17 @@ export class SenderCore extends Pinnable {
     return this.disconnected || this.disposer.fd < 0;
   }
 
+  /**
+   * Bytes accepted by send() and not yet handed to the kernel: queued packets and the batch being
+   * filled (framing included). The stream backend's rest of a packet the socket took in part (at
+   * most one packet) is not counted.
+   */
+  get queuedBytes(): number {
+    let n = this.batcher.bytes;
+    for (const p of this.queue) for (const part of p.parts) n += part.byteLength;
+    return n;
+  }
+
   /** Messages accepted by send() and not yet written. */
   get queuedMessages(): number {
     let n = this.batchMessages;

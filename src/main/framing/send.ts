@@ -100,6 +100,11 @@ export class RecordBatcher {
     return this.len === 0;
   }
 
+  /** Bytes of the packet being filled (0 when empty). */
+  get bytes(): number {
+    return this.len;
+  }
+
   /** Whether a record of this size and descriptor count still fits in the current packet. */
   fits(bytes: number, fdCount: number): boolean {
     const base = this.len === 0 ? PACKET_HEADER : this.len;

@@ -89,14 +89,11 @@ export function frameError(what: string): IpcError {
 
 /**
  * Bytes `tx` accepted and has not yet written (its send queue): what a peer that does not read
- * makes this side hold. Reads the sender's queue (one entry per packet; it is empty while the
+ * makes this side hold (`IpcSender.queuedBytes`: one entry per queued packet, none while the
  * peer keeps up, so this costs nothing then).
  */
 export function unsentBytes(tx: IpcSender<unknown>): number {
-  const core = (tx as unknown as { core?: { queue?: Array<{ parts: Uint8Array[] }>; batcher?: { len?: number } } }).core;
-  let n = typeof core?.batcher?.len === 'number' ? core.batcher.len : 0;
-  for (const p of core?.queue ?? []) for (const part of p.parts) n += part.byteLength;
-  return n;
+  return tx.queuedBytes;
 }
 
 export function isId(v: unknown): v is number {
