@@ -4,18 +4,16 @@
  */
 import { IpcError } from '../../shared/errors.js';
 import { armDeadline, checkTimeout } from '../../shared/deadline.js';
-import { MUX_LIMITS } from '../../shared/limits.js';
-import type { MuxLimits } from '../../shared/limits.js';
 import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
-import { isHandleSource, kDetach, kHandle } from '../handles.js';
+import { kDetach, kHandle } from '../handles.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema, validate } from '../../shared/validate.js';
 import type { HandleInfo } from '../handles.js';
 
-import { IpcMux, MAX_ID, OP_DROP, OP_RCLOSED, frameError, isId } from './mux.js';
+import { IpcMux } from './mux.js';
 import type { MuxChannelOptions } from './mux.js';
-import { closeValue, findRefs, place, substitute } from './refs.js';
+import { closeValue } from './refs.js';
 
 export type Waiter = { resolve(v: unknown): void; reject(e: unknown): void; disarm(): void };
 export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };

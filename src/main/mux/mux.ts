@@ -25,21 +25,19 @@
  * leaves a relay behind: see {@link MuxReceiver} and docs/multiplexing.md.
  */
 import { IpcError } from '../../shared/errors.js';
-import { armDeadline, checkTimeout } from '../../shared/deadline.js';
 import { MUX_LIMITS } from '../../shared/limits.js';
 import type { MuxLimits } from '../../shared/limits.js';
 import { channel } from '../channel.js';
-import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
-import { isHandleSource, kDetach, kHandle } from '../handles.js';
+import type { IpcReceiver, IpcSender } from '../channel.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { assertStandardSchema, validate } from '../../shared/validate.js';
-import type { HandleInfo } from '../handles.js';
+import { assertStandardSchema } from '../../shared/validate.js';
 
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
-import type { Sink, Waiter } from './endpoints.js';
+import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, findRefs, holdsHandles, place, substitute } from './refs.js';
 import type { Ref } from './refs.js';
+import { readFrames } from './reader.js';
 
 /** A frame of the connection (see the module comment). */
 export type MuxFrame = readonly unknown[];
@@ -81,7 +79,7 @@ export const MAX_CONTROL_OPS = 4096;
 export const MAX_ID = 2 ** 48;
 
 /** What revive puts in a slot while it checks a frame's other references. */
-const PLACEHOLDER: object = Object.freeze(Object.create(null) as object);
+export const PLACEHOLDER: object = Object.freeze(Object.create(null) as object);
 
 export function frameError(what: string): IpcError {
   return new IpcError('MALFORMED', `Multiplexed connection: ${what}; the frame was dropped, the connection and its other channels go on.`);
@@ -120,7 +118,8 @@ export interface MuxStats {
  * inside messages on that connection's logical channels as ids, at no descriptor cost.
  */
 export class IpcMux<Out = unknown, In = unknown> implements Disposable {
-  private readonly chans = new Map<number, Chan>();
+  /** @internal */
+  readonly chans = new Map<number, Chan>();
   /** Id 1 of each side is its root receiver (see `receiver`), so channels start at 2. */
   private nextId = 2;
   /**
@@ -130,13 +129,16 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   readonly sender: MuxSender<Out>;
   /** The root receiver: what the peer sends on its `sender`. */
   readonly receiver: MuxReceiver<In>;
-  private alive = true;
+  /** @internal */
+  alive = true;
   private waiters = 0;
-  private refed = false;
+  /** @internal */
+  refed = false;
   private unrefQueued = false;
   /** @internal Messages queued in hosted receivers. */
   queued = 0;
-  private readonly limits: MuxLimits;
+  /** @internal */
+  readonly limits: MuxLimits;
   private readonly onError: ((e: IpcError) => void) | undefined;
   private errors = 0;
   private pendingControl: number[] = [];
@@ -151,7 +153,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   private constructor(
     private readonly tx: IpcSender<MuxFrame>,
-    private readonly rx: IpcReceiver<MuxFrame>,
+    /** @internal */
+    readonly rx: IpcReceiver<MuxFrame>,
     options: MuxOptions,
   ) {
     const { onError, ...rest } = options;
@@ -172,7 +175,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     theirs.received = 1;
     this.sender = new MuxSender<Out>(this, theirs);
     rx.unref();
-    void this.read();
+    void readFrames(this);
   }
 
   /**
@@ -231,7 +234,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   // -------------------------------------------------------------------------------------------
   // Internals
 
-  private newChan(key: number, host: boolean, local: boolean): Chan {
+  /** @internal */
+  newChan(key: number, host: boolean, local: boolean): Chan {
     if (this.chans.size >= this.limits.maxChannels) {
       const msg = `this multiplexed connection already carries maxChannels (${this.limits.maxChannels}) logical channels`;
       throw new IpcError('TOO_LARGE', local ? `${msg}: close some, or open the connection with a higher maxChannels` : `${msg}; the peer asked for more`);
@@ -245,7 +249,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     if (this.chans.get(c.key) === c) this.chans.delete(c.key);
   }
 
-  private report(e: IpcError): void {
+  /** @internal */
+  report(e: IpcError): void {
     this.errors++;
     this.lastError = e;
     if (this.onError) {
@@ -301,7 +306,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
    * burst of replies) costs one packet, not one each. Deferring is safe: a DROP or RCLOSED only
    * ever has to come after what was sent before it.
    */
-  private control(op: number, key: number, n = 0): void {
+  /** @internal */
+  control(op: number, key: number, n = 0): void {
     if (!this.alive) return;
     const first = this.pendingControl.length === 0;
     this.pendingControl.push(op, key, n);
@@ -529,7 +535,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
    * in a peer's frame, so the connection's `maxQueuedTotal` applies (a channel with both ends
    * here never pays for what the peer queued).
    */
-  private deliver(c: Chan, value: unknown, fromPeer = false): void {
+  /** @internal */
+  deliver(c: Chan, value: unknown, fromPeer = false): void {
     const sink = c.sink;
     if (sink !== undefined) {
       const out = 'plain' in sink ? sink.plain : (this.tx as IpcSender<unknown>);
@@ -623,7 +630,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** A relay's target is gone: the moved receiver is gone. */
-  private sinkGone(c: Chan): void {
+  /** @internal */
+  sinkGone(c: Chan): void {
     const sink = c.sink;
     c.sink = undefined;
     if (sink && 'plain' in sink) sink.plain.close();
@@ -653,7 +661,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** Every sender of hosted channel `c` is gone: its receiver (or relay) sees the end. */
-  private checkEnd(c: Chan): void {
+  /** @internal */
+  checkEnd(c: Chan): void {
     // Messages still in the loopback come first: readLoop checks again once the last is out.
     if (!c.host || c.eof || c.inLoop > 0 || ((c.local > 0 || c.granted > 0) && this.alive)) return;
     c.eof = true;
@@ -677,7 +686,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     else if (sink) this.senderGone(sink.relay);
   }
 
-  private maybeForget(c: Chan): void {
+  /** @internal */
+  maybeForget(c: Chan): void {
     if (c.host ? c.local === 0 && c.inLoop === 0 && (c.granted === 0 || !this.alive) && (c.recvGone || c.eof) && c.sink === undefined : c.local === 0) this.forget(c);
   }
 
@@ -697,7 +707,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** The connection ended. */
-  private die(): void {
+  /** @internal */
+  die(): void {
     if (!this.alive) return;
     this.alive = false;
     if (this.refed) this.rx.unref();
@@ -708,187 +719,6 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         if (c.relayOf) this.sinkGone(c.relayOf);
       }
     }
-  }
-
-  private async read(): Promise<void> {
-    for (;;) {
-      let f: MuxFrame;
-      try {
-        f = await this.rx.recv();
-      } catch (e) {
-        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
-          this.die();
-          return;
-        }
-        this.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
-        continue;
-      }
-      try {
-        this.onFrame(f);
-      } catch (e) {
-        this.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
-      }
-    }
-  }
-
-  private onFrame(f: unknown): void {
-    if (!Array.isArray(f) || f.length < 2) {
-      closeValue(f);
-      throw frameError('a frame is not an array of at least 2 items');
-    }
-    const w = f[0];
-    if (w === 0) {
-      closeValue(f);
-      if (f.length % 3 !== 1 || f.length > 1 + 3 * MAX_CONTROL_OPS) throw frameError('a control frame is not [0, op, id, n, ...]');
-      for (let i = 1; i < f.length; i += 3) {
-        try {
-          this.onControl(f[i], f[i + 1], f[i + 2]);
-        } catch (e) {
-          this.report(e instanceof IpcError ? e : frameError(String(e)));
-        }
-      }
-      return;
-    }
-    if (!isId(w) || f.length > 3) {
-      closeValue(f);
-      throw frameError('a frame names no valid channel id');
-    }
-    const key = -w;
-    const c = this.chans.get(key);
-    // A frame may only name a channel this side hosts and gave the peer a sender of.
-    if (c === undefined || !c.host || c.granted === 0) {
-      closeValue(f);
-      throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
-    }
-    let value = f[1];
-    if (f.length === 3) {
-      // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
-      if (c.recvGone && c.sink === undefined) {
-        closeValue(value);
-        this.refuseRefs(f[2]);
-        return;
-      }
-      value = this.revive(value, f[2]);
-    }
-    this.deliver(c, value, true);
-  }
-
-  /**
-   * Answers the refs of a refused frame (none of which was made into an endpoint) as an honest
-   * peer expects: RCLOSED once per receiver it moved to this side, DROP 1 once per sender of
-   * its channels it counted as given. Each id is answered once, however often the frame names it.
-   */
-  private refuseRefs(refs: unknown): void {
-    if (!Array.isArray(refs)) return;
-    const answered = new Set<number>();
-    for (let i = 0; i < refs.length && i < MAX_REFS; i++) {
-      const r = refs[i] as unknown[];
-      if (!Array.isArray(r) || !isId(r[1])) continue;
-      const key = -(r[1] as number);
-      if (key > 0 || answered.has(key)) continue;
-      const c = this.chans.get(key);
-      if (r[0] === 'r' && c === undefined) this.control(OP_RCLOSED, key);
-      else if (r[0] === 's' && (c === undefined || !c.host)) this.control(OP_DROP, key, 1);
-      else continue;
-      answered.add(key);
-    }
-  }
-
-  /**
-   * Turns the ids of a frame's refs into logical endpoints at their slots. Every reference, id and
-   * slot is checked first (placeholders in the slots), so a refused frame makes no channel entry.
-   */
-  private revive(value: unknown, refs: unknown): unknown {
-    if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS) {
-      closeValue(value);
-      throw frameError('a frame carries a bad list of logical endpoints');
-    }
-    const root = { v: value };
-    const kinds = new Map<number, boolean>();
-    const slots: Array<[number, (x: object) => void]> = [];
-    try {
-      let fresh = 0;
-      for (const r of refs as unknown[]) {
-        if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
-        const key = -(r[1] as number);
-        const sender = r[0] === 's';
-        const k = kinds.get(key);
-        if (k === undefined) {
-          this.checkRef(key, sender);
-          if (!this.chans.has(key)) fresh++;
-          kinds.set(key, sender);
-        } else if (k !== sender) throw frameError('one id names both a sender and a receiver');
-        slots.push([key, place(root, r[2], PLACEHOLDER)]);
-      }
-      if (this.chans.size + fresh > this.limits.maxChannels) {
-        throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${this.limits.maxChannels}) logical channels; the peer asked for more`);
-      }
-    } catch (e) {
-      this.refuseRefs(refs);
-      closeValue(root.v);
-      throw e;
-    }
-    const made = new Map<number, MuxEndpoint>();
-    for (const [key, sender] of kinds) made.set(key, sender ? this.reviveSender(key) : this.reviveReceiver(key));
-    for (const [key, put] of slots) put(made.get(key)!);
-    return root.v;
-  }
-
-  /** Throws MALFORMED unless a frame may name `key` as a sender (or receiver); creates nothing. */
-  private checkRef(key: number, sender: boolean): void {
-    const c = this.chans.get(key);
-    if (sender) {
-      if (c !== undefined && c.host) {
-        if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
-        return;
-      }
-      // A positive key is one of this side's own ids: only a relay entry of this side may be named.
-      if (key > 0 && (c === undefined || c.relayOf === undefined)) throw frameError(`a sender of logical channel ${-key}, one of this side's own ids that names no channel it gave the peer (forged)`);
-      return;
-    }
-    if (key > 0 || c !== undefined) throw frameError(`a receiver of logical channel ${-key}, an id the peer cannot give (not its own, or in use)`);
-  }
-
-  /** A sender the peer gave (checked by checkRef). */
-  private reviveSender(key: number): MuxSender<unknown> {
-    let c = this.chans.get(key);
-    if (c !== undefined && c.host) return new MuxSender(this, c);
-    c ??= this.newChan(key, false, false);
-    c.received++;
-    return new MuxSender(this, c);
-  }
-
-  /** A receiver the peer moved here (checked by checkRef). */
-  private reviveReceiver(key: number): MuxReceiver<unknown> {
-    const c = this.newChan(key, true, false);
-    c.granted = 1; // the peer's relay
-    return new MuxReceiver(this, c);
-  }
-
-  private onControl(op: unknown, w: unknown, n: unknown): void {
-    if (!isId(w)) throw frameError('a control frame names no valid channel id');
-    const key = -(w as number);
-    const c = this.chans.get(key);
-    if (op === OP_DROP) {
-      // A receiver the peer moved here and this side refused keeps no entry: the peer's relay
-      // still drops its sender of it, which is answered by nothing.
-      if (c === undefined && key < 0) return;
-      if (c === undefined || !c.host || typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > c.granted) {
-        throw frameError(`a DROP for logical channel ${w} does not match the senders this side gave the peer`);
-      }
-      c.granted -= n;
-      this.checkEnd(c);
-      this.maybeForget(c);
-      return;
-    }
-    if (op === OP_RCLOSED) {
-      if (c === undefined) return; // this side dropped its senders meanwhile
-      if (c.host) throw frameError(`an RCLOSED for logical channel ${w}, whose receiver lives on this side`);
-      c.peerGone = true;
-      if (c.relayOf) this.sinkGone(c.relayOf);
-      return;
-    }
-    throw frameError(`unknown control operation ${JSON.stringify(op)}`);
   }
 }
 

@@ -3,16 +3,7 @@
  * connection in a value before it is encoded, the copy that carries `null` in their slots, putting
  * received ones back, and closing what a discarded value holds.
  */
-import { IpcError } from '../../shared/errors.js';
-import { armDeadline, checkTimeout } from '../../shared/deadline.js';
-import { MUX_LIMITS } from '../../shared/limits.js';
-import type { MuxLimits } from '../../shared/limits.js';
-import { channel } from '../channel.js';
-import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
-import { isHandleSource, kDetach, kHandle } from '../handles.js';
-import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { assertStandardSchema, validate } from '../../shared/validate.js';
-import type { HandleInfo } from '../handles.js';
+import { isHandleSource } from '../handles.js';
 
 import { MuxEndpoint } from './endpoints.js';
 import type { IpcMux } from './mux.js';

@@ -1,0 +1,192 @@
+/**
+ * Reading a multiplexed connection (see mux.ts and docs/multiplexing.md): every frame the peer
+ * sends is checked here before anything is made from it: its shape, its channel id (a peer may
+ * write only to channels it was given a sender of), the logical endpoints it carries (all checked,
+ * and counted against maxChannels, before any is created), and control operations.
+ */
+import { IpcError } from '../../shared/errors.js';
+import { IpcMux, MAX_CONTROL_OPS, MAX_REFS, OP_DROP, OP_RCLOSED, PLACEHOLDER, frameError, isId } from './mux.js';
+import { MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
+import { closeValue, place } from './refs.js';
+import type { MuxFrame } from './mux.js';
+
+export async function readFrames(mux: IpcMux<unknown, unknown>): Promise<void> {
+  for (;;) {
+    let f: MuxFrame;
+    try {
+      f = await mux.rx.recv();
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        mux.die();
+        return;
+      }
+      mux.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
+      continue;
+    }
+    try {
+      onFrame(mux, f);
+    } catch (e) {
+      mux.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
+    }
+  }
+}
+
+export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
+  if (!Array.isArray(f) || f.length < 2) {
+    closeValue(f);
+    throw frameError('a frame is not an array of at least 2 items');
+  }
+  const w = f[0];
+  if (w === 0) {
+    closeValue(f);
+    if (f.length % 3 !== 1 || f.length > 1 + 3 * MAX_CONTROL_OPS) throw frameError('a control frame is not [0, op, id, n, ...]');
+    for (let i = 1; i < f.length; i += 3) {
+      try {
+        onControl(mux, f[i], f[i + 1], f[i + 2]);
+      } catch (e) {
+        mux.report(e instanceof IpcError ? e : frameError(String(e)));
+      }
+    }
+    return;
+  }
+  if (!isId(w) || f.length > 3) {
+    closeValue(f);
+    throw frameError('a frame names no valid channel id');
+  }
+  const key = -w;
+  const c = mux.chans.get(key);
+  // A frame may only name a channel this side hosts and gave the peer a sender of.
+  if (c === undefined || !c.host || c.granted === 0) {
+    closeValue(f);
+    throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
+  }
+  let value = f[1];
+  if (f.length === 3) {
+    // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
+    if (c.recvGone && c.sink === undefined) {
+      closeValue(value);
+      refuseRefs(mux, f[2]);
+      return;
+    }
+    value = revive(mux, value, f[2]);
+  }
+  mux.deliver(c, value, true);
+}
+
+/**
+ * Answers the refs of a refused frame (none of which was made into an endpoint) as an honest
+ * peer expects: RCLOSED once per receiver it moved to this side, DROP 1 once per sender of
+ * its channels it counted as given. Each id is answered once, however often the frame names it.
+ */
+export function refuseRefs(mux: IpcMux<unknown, unknown>, refs: unknown): void {
+  if (!Array.isArray(refs)) return;
+  const answered = new Set<number>();
+  for (let i = 0; i < refs.length && i < MAX_REFS; i++) {
+    const r = refs[i] as unknown[];
+    if (!Array.isArray(r) || !isId(r[1])) continue;
+    const key = -(r[1] as number);
+    if (key > 0 || answered.has(key)) continue;
+    const c = mux.chans.get(key);
+    if (r[0] === 'r' && c === undefined) mux.control(OP_RCLOSED, key);
+    else if (r[0] === 's' && (c === undefined || !c.host)) mux.control(OP_DROP, key, 1);
+    else continue;
+    answered.add(key);
+  }
+}
+
+/**
+ * Turns the ids of a frame's refs into logical endpoints at their slots. Every reference, id and
+ * slot is checked first (placeholders in the slots), so a refused frame makes no channel entry.
+ */
+export function revive(mux: IpcMux<unknown, unknown>, value: unknown, refs: unknown): unknown {
+  if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS) {
+    closeValue(value);
+    throw frameError('a frame carries a bad list of logical endpoints');
+  }
+  const root = { v: value };
+  const kinds = new Map<number, boolean>();
+  const slots: Array<[number, (x: object) => void]> = [];
+  try {
+    let fresh = 0;
+    for (const r of refs as unknown[]) {
+      if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
+      const key = -(r[1] as number);
+      const sender = r[0] === 's';
+      const k = kinds.get(key);
+      if (k === undefined) {
+        checkRef(mux, key, sender);
+        if (!mux.chans.has(key)) fresh++;
+        kinds.set(key, sender);
+      } else if (k !== sender) throw frameError('one id names both a sender and a receiver');
+      slots.push([key, place(root, r[2], PLACEHOLDER)]);
+    }
+    if (mux.chans.size + fresh > mux.limits.maxChannels) {
+      throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${mux.limits.maxChannels}) logical channels; the peer asked for more`);
+    }
+  } catch (e) {
+    refuseRefs(mux, refs);
+    closeValue(root.v);
+    throw e;
+  }
+  const made = new Map<number, MuxEndpoint>();
+  for (const [key, sender] of kinds) made.set(key, sender ? reviveSender(mux, key) : reviveReceiver(mux, key));
+  for (const [key, put] of slots) put(made.get(key)!);
+  return root.v;
+}
+
+/** Throws MALFORMED unless a frame may name `key` as a sender (or receiver); creates nothing. */
+export function checkRef(mux: IpcMux<unknown, unknown>, key: number, sender: boolean): void {
+  const c = mux.chans.get(key);
+  if (sender) {
+    if (c !== undefined && c.host) {
+      if (c.granted === 0) throw frameError(`a sender of logical channel ${-key}, which this side never gave the peer a sender of (forged)`);
+      return;
+    }
+    // A positive key is one of this side's own ids: only a relay entry of this side may be named.
+    if (key > 0 && (c === undefined || c.relayOf === undefined)) throw frameError(`a sender of logical channel ${-key}, one of this side's own ids that names no channel it gave the peer (forged)`);
+    return;
+  }
+  if (key > 0 || c !== undefined) throw frameError(`a receiver of logical channel ${-key}, an id the peer cannot give (not its own, or in use)`);
+}
+
+/** A sender the peer gave (checked by checkRef). */
+export function reviveSender(mux: IpcMux<unknown, unknown>, key: number): MuxSender<unknown> {
+  let c = mux.chans.get(key);
+  if (c !== undefined && c.host) return new MuxSender(mux, c);
+  c ??= mux.newChan(key, false, false);
+  c.received++;
+  return new MuxSender(mux, c);
+}
+
+/** A receiver the peer moved here (checked by checkRef). */
+export function reviveReceiver(mux: IpcMux<unknown, unknown>, key: number): MuxReceiver<unknown> {
+  const c = mux.newChan(key, true, false);
+  c.granted = 1; // the peer's relay
+  return new MuxReceiver(mux, c);
+}
+
+export function onControl(mux: IpcMux<unknown, unknown>, op: unknown, w: unknown, n: unknown): void {
+  if (!isId(w)) throw frameError('a control frame names no valid channel id');
+  const key = -(w as number);
+  const c = mux.chans.get(key);
+  if (op === OP_DROP) {
+    // A receiver the peer moved here and this side refused keeps no entry: the peer's relay
+    // still drops its sender of it, which is answered by nothing.
+    if (c === undefined && key < 0) return;
+    if (c === undefined || !c.host || typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > c.granted) {
+      throw frameError(`a DROP for logical channel ${w} does not match the senders this side gave the peer`);
+    }
+    c.granted -= n;
+    mux.checkEnd(c);
+    mux.maybeForget(c);
+    return;
+  }
+  if (op === OP_RCLOSED) {
+    if (c === undefined) return; // this side dropped its senders meanwhile
+    if (c.host) throw frameError(`an RCLOSED for logical channel ${w}, whose receiver lives on this side`);
+    c.peerGone = true;
+    if (c.relayOf) mux.sinkGone(c.relayOf);
+    return;
+  }
+  throw frameError(`unknown control operation ${JSON.stringify(op)}`);
+}
