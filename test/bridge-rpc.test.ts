@@ -16,7 +16,7 @@ import { exposeToWindow, setElectronForTesting, type MainPortLike } from '../src
 import { MAX_QUEUED_FRAMES, serveToWindow } from '../src/main/rpc/window.js';
 import type { RpcHandlers } from '../src/main/rpc/server.js';
 import { BridgeClient, bridgePortChannel, rendererRpc } from '../src/preload/index.js';
-import { FakeHandle, FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
+import { FakeHandle, FakeWebContents, installFakeElectron, mainSide, until } from './helpers.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -397,7 +397,7 @@ describe('a hostile renderer', () => {
     for (let id = 1; id <= taken + 500; id++) deliver!({ data: { rpc: 'call', id, method: 'wait', input: {} } });
     // Until every refusal came back (a loaded machine needs more than a few ms), then a little more
     // for any notice too many.
-    for (const end = Date.now() + 10_000; notices.length < 500 && Date.now() < end; ) await tick(20);
+    await until(() => notices.length >= 500);
     await tick(100);
     expect(server.inFlight).toBe(taken);
     expect(notices).toHaveLength(500);

@@ -26,7 +26,7 @@ import {
   getBridge,
   type RendererPortLike,
 } from '../src/preload/index.js';
-import { FakeHandle, FakeWebContents, installFakeElectron, mainSide } from './helpers.js';
+import { FakeHandle, FakeWebContents, installFakeElectron, mainSide, until } from './helpers.js';
 
 
 const rendererSide = (port: MessagePort): RendererPortLike => port as unknown as RendererPortLike;
@@ -220,6 +220,8 @@ describe('attachPort + BridgeClient', () => {
     const onClose = vi.fn();
     const link = attachPort(main, { onClose });
     renderer.close();
+    // The close event crosses threads: a loaded machine delivers it late.
+    await until(() => onClose.mock.calls.length > 0);
     await tick();
     expect(onClose).toHaveBeenCalledTimes(1);
     expect(link.closed).toBe(true);

@@ -199,3 +199,12 @@ export class FakeHandle {
     this.closed = true;
   }
 }
+
+/**
+ * Waits until `done()` holds, checking every 10 ms, at most `timeoutMs` (then returns, and the
+ * caller's assertion says what is missing): for events another thread or process delivers, which
+ * a loaded machine delivers late.
+ */
+export async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+}

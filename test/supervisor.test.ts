@@ -13,7 +13,7 @@ import { channel } from '../src/main/channel.js';
 import { connectToParent, spawnHelper } from '../src/main/helper.js';
 import { helperPool, superviseHelper, type HelperExitEvent, type HelperPool, type HelperSupervisor } from '../src/main/supervisor.js';
 import { IpcError } from '../src/shared/errors.js';
-import { root, settledFdCount } from './helpers.js';
+import { root, settledFdCount, until } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const worker = path.join(root, 'test', 'fixtures', 'services', 'worker.mjs');
@@ -77,7 +77,7 @@ describe('superviseHelper', () => {
     second.send({ op: 'exit', code: 7 });
     await sup.ready({ timeout: 20_000 }).then(async (h) => (h === second ? new Promise((r) => setTimeout(r, 50)).then(() => sup.ready({ timeout: 20_000 })) : h));
     // The exit event comes from the child's 'exit' (its own event-loop turn): wait for it, bounded.
-    for (const end = Date.now() + 10_000; events.length < 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    await until(() => events.length >= 2);
     expect(events[1]).toMatchObject({ pid: second.pid, cause: 'exit', code: 7, signal: null, restart: true, delayMs: 100, restarts: 1 });
     expect(inspect(sup)).toMatch(/^HelperSupervisor \{ module: 'worker\.mjs', state: '(running|restarting)', pid: (\d+|none), restarts: [12] \}$/);
   });
