@@ -40,13 +40,13 @@ interface Result {
 const HEAD = [1, 2, 3, 4, 5, 6, 7, 8];
 const TAIL = [9, 10, 11, 12, 13, 14, 15, 16];
 
-async function play(cases: string[], options: Record<string, number>, copy: boolean): Promise<Result> {
+async function play(cases: string[], options: Record<string, number>, copy: boolean, maxGapMs = 1000): Promise<Result> {
   const r = await runVictim<Result>('shm-limits', {
     args: [JSON.stringify({ options, cases })],
     env: { ELECTRON_IPC_CHANNEL_COPY_SHM: copy ? '1' : '0' },
     timeoutMs: 60_000,
   });
-  expectContained(r);
+  expectContained(r, maxGapMs);
   const result = r.result;
   expect(result.zeroCopy).toBe(!copy);
   expect(result.results.map((c) => c.good)).toEqual(cases.map((_, i) => ({ good: i })));
@@ -118,7 +118,12 @@ describe('shared memory limits against a hostile peer', () => {
   it('raised limits let the same segments through (the limits, not the frames, refused them)', async () => {
     const options = { maxSharedMemoryBytes: 320 * MiB, maxSharedMemoryTotal: 2 * GiB };
     const overTotal = DEFAULT_CASES[4]!;
-    const r = await play([`M:${300 * MiB}`, `P:${DEFAULT_SEGMENT + 1}`, overTotal], options, false);
+    // The heartbeat bound is wider here: the victim itself reads each accepted segment's `.bytes`
+    // (a copy of up to 300 MiB on the stream transport, one per turn of the loop), work the
+    // application asked for and sized by the limits it raised; the library's own part (refusing
+    // or accepting the frames) is held to 1 s by the tests above. Fresh-clone CI runs measured
+    // 1.1 s and 2.2 s for that copy on a loaded 2-vCPU machine.
+    const r = await play([`M:${300 * MiB}`, `P:${DEFAULT_SEGMENT + 1}`, overTotal], options, false, 10_000);
     const [m, p, total] = r.results as [CaseResult, CaseResult, CaseResult];
     expectIntact(m, [300 * MiB]);
     expectIntact(p, [DEFAULT_SEGMENT + 1]);
