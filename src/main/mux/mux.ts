@@ -27,17 +27,16 @@
 import { IpcError } from '../../shared/errors.js';
 import { MUX_LIMITS } from '../../shared/limits.js';
 import type { MuxLimits } from '../../shared/limits.js';
-import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender } from '../channel.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
-import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
+import { Chan, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
-import { closeValue, findRefs, holdsHandles, place, substitute } from './refs.js';
-import type { Ref } from './refs.js';
+import { closeValue, holdsHandles } from './refs.js';
 import { readFrames } from './reader.js';
+import { sendFrame, sendLocal } from './writer.js';
 
 /** A frame of the connection (see the module comment). */
 export type MuxFrame = readonly unknown[];
@@ -121,7 +120,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal */
   readonly chans = new Map<number, Chan>();
   /** Id 1 of each side is its root receiver (see `receiver`), so channels start at 2. */
-  private nextId = 2;
+  /** @internal */
+  nextId = 2;
   /**
    * The root channel toward the peer: a sender to the receiver the peer's `IpcMux.open()` made
    * (its `receiver`). The first logical endpoints travel on it. Cloneable and closeable like any.
@@ -146,9 +146,11 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private unsentControl = 0;
   private drainWatched = false;
   /** The loopback (made on first use): local messages are encoded and decoded like any other. */
-  private loop: [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] | undefined;
+  /** @internal */
+  loop: [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] | undefined;
   /** What each loopback frame is for, in order: its channel and its endpoints' channels. */
-  private loopPending: Array<{ target: Chan; eps: Chan[]; kinds: boolean[] }> = [];
+  /** @internal */
+  loopPending: Array<{ target: Chan; eps: Chan[]; kinds: boolean[] }> = [];
   private lastError: IpcError | undefined;
 
   private constructor(
@@ -245,7 +247,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     return c;
   }
 
-  private forget(c: Chan): void {
+  /** @internal */
+  forget(c: Chan): void {
     if (this.chans.get(c.key) === c) this.chans.delete(c.key);
   }
 
@@ -287,7 +290,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.loop?.[1].unref();
   };
 
-  private write(frame: MuxFrame): void {
+  /** @internal */
+  write(frame: MuxFrame): void {
     if (!this.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
     try {
       this.tx.send(frame);
@@ -369,150 +373,14 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       // is in the loopback, what follows on the channel goes there too, to keep the order.
       if (c.inLoop === 0 && c.sink !== undefined) this.sendToSink(c, value);
       else if (c.inLoop === 0 && (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol'))) this.deliver(c, value);
-      else this.sendLocal(c, value);
+      else sendLocal(this, c, value);
       return;
     }
     if (c.peerGone || !this.alive) throw new IpcError('DISCONNECTED', this.alive ? 'the receiver of this logical channel is closed' : 'the multiplexed connection has ended');
-    this.sendFrame(c.key, value);
+    sendFrame(this, c.key, value);
   }
 
-  /**
-   * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
-   * on the loopback, its channel and endpoints kept aside in `loopPending` (in-process, FIFO).
-   * Sent senders count as alive until they arrive; sent receivers are handed over.
-   */
-  private sendLocal(c: Chan, value: unknown): void {
-    const loop = (this.loop ??= this.openLoop());
-    const refs: Ref[] = [];
-    if (typeof value === 'object' && value !== null) findRefs(this, value, [], refs, new Set());
-    if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
-    const index = new Map<MuxEndpoint, number>();
-    const wire: unknown[] = [];
-    for (const r of refs) {
-      if (r.ep.closed) throw new IpcError('CLOSED', `a ${r.ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
-      let i = index.get(r.ep);
-      if (i === undefined) index.set(r.ep, (i = index.size));
-      wire.push([i, r.path]);
-    }
-    loop[0].send(refs.length > 0 ? [substitute(value, refs), wire] : [value]);
-    c.inLoop++;
-    const eps = [...index.keys()];
-    this.loopPending.push({ target: c, eps: eps.map((ep) => ep.chan), kinds: eps.map((ep) => ep instanceof MuxSender) });
-    for (const ep of eps) {
-      if (ep instanceof MuxSender) ep.chan.local++;
-      else (ep as MuxReceiver<unknown>).handOver();
-    }
-  }
 
-  private openLoop(): [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] {
-    // This process encoded every frame it carries: the loopback decodes whatever the encoder
-    // accepted (no receiver limit of its own; the encoder's maxDepth still applies).
-    const big = 2 ** 31 - 1;
-    const loop = channel<MuxFrame>({ maxMessageBytes: big, maxElements: big, maxBinaries: big, maxHandles: big, maxSharedMemoryBytes: Number.MAX_SAFE_INTEGER, maxSharedMemoryTotal: Number.MAX_SAFE_INTEGER });
-    if (!this.refed) loop[1].unref();
-    void this.readLoop(loop[1]);
-    return loop;
-  }
-
-  private async readLoop(rx: IpcReceiver<MuxFrame>): Promise<void> {
-    for (;;) {
-      let f: MuxFrame | undefined;
-      let failed: IpcError | undefined;
-      try {
-        f = await rx.recv();
-      } catch (e) {
-        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
-          rx.close();
-          return;
-        }
-        failed = e instanceof IpcError ? e : new IpcError('MALFORMED', String(e));
-      }
-      const p = this.loopPending.shift();
-      if (p === undefined) continue;
-      p.target.inLoop--;
-      const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(this, chan) : new MuxReceiver(this, chan)));
-      for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
-      if (f === undefined) {
-        // The message could not be decoded (a limit of this machine): its receiver is told.
-        for (const ep of made) ep.close();
-        this.loopFailed(p.target, failed ?? new IpcError('MALFORMED', 'a local message could not be decoded'));
-        if (p.target.inLoop === 0) {
-          this.checkEnd(p.target);
-          this.maybeForget(p.target);
-        }
-        continue;
-      }
-      const root = { v: f[0] };
-      for (const [i, path] of (f[1] ?? []) as Array<[number, unknown]>) place(root, path, made[i]!);
-      this.deliver(p.target, root.v);
-      if (p.target.inLoop === 0) {
-        this.checkEnd(p.target);
-        this.maybeForget(p.target);
-      }
-    }
-  }
-
-  /** A local message for `c` was lost in the loopback: its next (or pending) recv rejects with `err`, then the receiver goes on. */
-  private loopFailed(c: Chan, err: IpcError): void {
-    if (c.recvGone || c.sink !== undefined) return;
-    const w = c.waiters.shift();
-    if (w !== undefined) {
-      w.disarm();
-      this.waiting(-1);
-      w.reject(err);
-      return;
-    }
-    c.failure ??= err;
-  }
-
-  /** Writes one message for peer-hosted channel `key`, logical endpoints of this connection as ids. */
-  private sendFrame(key: number, value: unknown): void {
-    let refs: Ref[] | undefined;
-    if (typeof value === 'object' && value !== null) {
-      const found: Ref[] = [];
-      findRefs(this, value, [], found, new Set());
-      if (found.length > 0) refs = found;
-    }
-    if (refs === undefined) {
-      this.write([key, value]);
-      return;
-    }
-    if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
-    // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
-    const wire: unknown[] = [];
-    const moves = new Map<MuxEndpoint, Chan>();
-    try {
-      for (const r of refs) {
-        const ep = r.ep;
-        if (ep.closed) throw new IpcError('CLOSED', `a ${ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
-        if (ep instanceof MuxReceiver) {
-          let relay = moves.get(ep);
-          if (relay === undefined) {
-            relay = this.newChan(this.nextId++, false, true);
-            relay.relayOf = ep.chan;
-            relay.local = 1;
-            relay.received = 1;
-            moves.set(ep, relay);
-          }
-          wire.push(['r', relay.key, r.path]);
-        } else wire.push(['s', ep.chan.key, r.path]);
-      }
-      this.write([key, substitute(value, refs), wire]);
-    } catch (e) {
-      for (const relay of moves.values()) this.forget(relay);
-      throw e;
-    }
-    // Counted per channel, as the peer counts what it received (once per id per frame): a sender
-    // and its clone in one message are one grant.
-    const granted = new Set<Chan>();
-    for (const r of refs) {
-      if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep.chan)) {
-        granted.add(r.ep.chan);
-        r.ep.chan.granted++;
-      }
-    }
-    for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
-  }
 
   /** The application's send to a moved receiver: through the relay, its errors thrown (the value stays the caller's). */
   private sendToSink(c: Chan, value: unknown): void {
@@ -520,7 +388,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     try {
       if ('plain' in sink) sink.plain.send(value);
       else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'the receiver of this logical channel is closed');
-      else this.sendFrame(sink.relay.key, value);
+      else sendFrame(this, sink.relay.key, value);
     } catch (e) {
       if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
         this.sinkGone(c);
@@ -551,7 +419,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       try {
         if ('plain' in sink) sink.plain.send(value);
         else if (sink.relay.peerGone || !this.alive) throw new IpcError('DISCONNECTED', 'relay target gone');
-        else this.sendFrame(sink.relay.key, value);
+        else sendFrame(this, sink.relay.key, value);
         // Sent (copied, or moved): this side keeps nothing of what it only relayed.
         closeValue(value);
       } catch (e) {

@@ -1,0 +1,151 @@
+/**
+ * Writing on a multiplexed connection (see mux.ts and docs/multiplexing.md): frames for the peer,
+ * with this connection's logical endpoints as ids, and messages between two ends in this process,
+ * which go through a loopback channel (so that they are copied, as any message is) in order.
+ */
+import { IpcError } from '../../shared/errors.js';
+import { channel } from '../channel.js';
+import type { IpcReceiver, IpcSender } from '../channel.js';
+import { IpcMux, MAX_REFS } from './mux.js';
+import type { MuxFrame } from './mux.js';
+import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
+import { findRefs, place, substitute } from './refs.js';
+import type { Ref } from './refs.js';
+
+/**
+ * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
+ * on the loopback, its channel and endpoints kept aside in `loopPending` (in-process, FIFO).
+ * Sent senders count as alive until they arrive; sent receivers are handed over.
+ */
+export function sendLocal(mux: IpcMux<unknown, unknown>, c: Chan, value: unknown): void {
+  const loop = (mux.loop ??= openLoop(mux));
+  const refs: Ref[] = [];
+  if (typeof value === 'object' && value !== null) findRefs(mux, value, [], refs, new Set());
+  if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
+  const index = new Map<MuxEndpoint, number>();
+  const wire: unknown[] = [];
+  for (const r of refs) {
+    if (r.ep.closed) throw new IpcError('CLOSED', `a ${r.ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
+    let i = index.get(r.ep);
+    if (i === undefined) index.set(r.ep, (i = index.size));
+    wire.push([i, r.path]);
+  }
+  loop[0].send(refs.length > 0 ? [substitute(value, refs), wire] : [value]);
+  c.inLoop++;
+  const eps = [...index.keys()];
+  mux.loopPending.push({ target: c, eps: eps.map((ep) => ep.chan), kinds: eps.map((ep) => ep instanceof MuxSender) });
+  for (const ep of eps) {
+    if (ep instanceof MuxSender) ep.chan.local++;
+    else (ep as MuxReceiver<unknown>).handOver();
+  }
+}
+
+export function openLoop(mux: IpcMux<unknown, unknown>): [IpcSender<MuxFrame>, IpcReceiver<MuxFrame>] {
+  // This process encoded every frame it carries: the loopback decodes whatever the encoder
+  // accepted (no receiver limit of its own; the encoder's maxDepth still applies).
+  const big = 2 ** 31 - 1;
+  const loop = channel<MuxFrame>({ maxMessageBytes: big, maxElements: big, maxBinaries: big, maxHandles: big, maxSharedMemoryBytes: Number.MAX_SAFE_INTEGER, maxSharedMemoryTotal: Number.MAX_SAFE_INTEGER });
+  if (!mux.refed) loop[1].unref();
+  void readLoop(mux, loop[1]);
+  return loop;
+}
+
+export async function readLoop(mux: IpcMux<unknown, unknown>, rx: IpcReceiver<MuxFrame>): Promise<void> {
+  for (;;) {
+    let f: MuxFrame | undefined;
+    let failed: IpcError | undefined;
+    try {
+      f = await rx.recv();
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        rx.close();
+        return;
+      }
+      failed = e instanceof IpcError ? e : new IpcError('MALFORMED', String(e));
+    }
+    const p = mux.loopPending.shift();
+    if (p === undefined) continue;
+    p.target.inLoop--;
+    const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(mux, chan) : new MuxReceiver(mux, chan)));
+    for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
+    if (f === undefined) {
+      // The message could not be decoded (a limit of this machine): its receiver is told.
+      for (const ep of made) ep.close();
+      loopFailed(mux, p.target, failed ?? new IpcError('MALFORMED', 'a local message could not be decoded'));
+      if (p.target.inLoop === 0) {
+        mux.checkEnd(p.target);
+        mux.maybeForget(p.target);
+      }
+      continue;
+    }
+    const root = { v: f[0] };
+    for (const [i, path] of (f[1] ?? []) as Array<[number, unknown]>) place(root, path, made[i]!);
+    mux.deliver(p.target, root.v);
+    if (p.target.inLoop === 0) {
+      mux.checkEnd(p.target);
+      mux.maybeForget(p.target);
+    }
+  }
+}
+
+/** A local message for `c` was lost in the loopback: its next (or pending) recv rejects with `err`, then the receiver goes on. */
+export function loopFailed(mux: IpcMux<unknown, unknown>, c: Chan, err: IpcError): void {
+  if (c.recvGone || c.sink !== undefined) return;
+  const w = c.waiters.shift();
+  if (w !== undefined) {
+    w.disarm();
+    mux.waiting(-1);
+    w.reject(err);
+    return;
+  }
+  c.failure ??= err;
+}
+
+/** Writes one message for peer-hosted channel `key`, logical endpoints of this connection as ids. */
+export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unknown): void {
+  let refs: Ref[] | undefined;
+  if (typeof value === 'object' && value !== null) {
+    const found: Ref[] = [];
+    findRefs(mux, value, [], found, new Set());
+    if (found.length > 0) refs = found;
+  }
+  if (refs === undefined) {
+    mux.write([key, value]);
+    return;
+  }
+  if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
+  // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
+  const wire: unknown[] = [];
+  const moves = new Map<MuxEndpoint, Chan>();
+  try {
+    for (const r of refs) {
+      const ep = r.ep;
+      if (ep.closed) throw new IpcError('CLOSED', `a ${ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
+      if (ep instanceof MuxReceiver) {
+        let relay = moves.get(ep);
+        if (relay === undefined) {
+          relay = mux.newChan(mux.nextId++, false, true);
+          relay.relayOf = ep.chan;
+          relay.local = 1;
+          relay.received = 1;
+          moves.set(ep, relay);
+        }
+        wire.push(['r', relay.key, r.path]);
+      } else wire.push(['s', ep.chan.key, r.path]);
+    }
+    mux.write([key, substitute(value, refs), wire]);
+  } catch (e) {
+    for (const relay of moves.values()) mux.forget(relay);
+    throw e;
+  }
+  // Counted per channel, as the peer counts what it received (once per id per frame): a sender
+  // and its clone in one message are one grant.
+  const granted = new Set<Chan>();
+  for (const r of refs) {
+    if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep.chan)) {
+      granted.add(r.ep.chan);
+      r.ep.chan.granted++;
+    }
+  }
+  for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+}
