@@ -93,6 +93,10 @@ export class IpcSender<T> extends SenderBase {
 /** The receiving end of a typed channel. Sending it inside a message moves it. */
 export class IpcReceiver<T> extends ReceiverBase<T> {
   private schema: StandardSchemaV1<unknown, T> | undefined;
+  /** @internal Bytes (body and binary sections) of the last message taken: IpcMux's queue budget. */
+  lastBytes = 0;
+  /** @internal Descriptors the last message taken carried: IpcMux's queue budget. */
+  lastHandles = 0;
 
   /** @internal Use `channel()` or `IpcOneShotServer`. */
   constructor(fd: number, options?: ReceiverOptions<T>) {
@@ -103,6 +107,10 @@ export class IpcReceiver<T> extends ReceiverBase<T> {
   /** @internal Turns a queued item into the message (or throws the error it stands for). */
   finish(item: ParsedItem): T {
     if (item instanceof Error) throw item;
+    let bytes = item.body.byteLength;
+    if (item.sections !== undefined) for (const s of item.sections) bytes += s.byteLength;
+    this.lastBytes = bytes;
+    this.lastHandles = item.fds.length;
     if (!this.schema) return decodeRecord<T>(item, this.core.limits);
     // A message the schema refuses releases the handles it carried.
     const revived: Array<{ close(): void }> = [];

@@ -95,6 +95,19 @@ export interface MuxLimits {
   /** Most messages every logical receiver of the connection together holds (the connection's budget). */
   maxQueuedTotal: number;
   /**
+   * Most bytes (message bodies and binary sections as they arrived) of the peer's messages that
+   * every logical receiver of the connection together holds: over it, the channel receiving the
+   * peer's next message fails with TOO_LARGE, like an overflow of maxQueue. Keep it at least the
+   * connection receiver's `maxMessageBytes`, or a message that large can never wait in a queue.
+   */
+  maxQueuedBytes: number;
+  /**
+   * Most descriptors (file handles, shared memory, plain endpoints) carried by the peer's
+   * messages that every logical receiver of the connection together holds, the same way. Default:
+   * 4,096, but at most a quarter of this process's RLIMIT_NOFILE (read when the connection opens).
+   */
+  maxQueuedHandles: number;
+  /**
    * Most bytes this side lets pile up unsent on a connection (or a moved receiver's plain
    * channel) before it stops writing there on the peer's behalf: a relayed frame then fails its
    * channel with TOO_LARGE, more than maxUnsentBytes / 16 control answers written while the connection has not drained end it with TOO_LARGE, and the pump of
@@ -107,12 +120,14 @@ export interface MuxLimits {
 /**
  * Defaults of {@link MuxLimits}: 262,144 channels (above the 100,000 live channels of the
  * issue-15 target; about 60 MB of bookkeeping at most), 4,096 messages per channel, 65,536 per
- * connection. Queued bytes are bounded by these times the connection receiver's
- * `maxMessageBytes` (configure it lower on a connection that carries small messages).
+ * connection, 256 MiB and 4,096 descriptors (at most a quarter of RLIMIT_NOFILE) of the peer's
+ * messages queued per connection.
  */
 export const MUX_LIMITS: Readonly<MuxLimits> = Object.freeze({
   maxChannels: 262_144,
   maxQueue: 4096,
   maxQueuedTotal: 65_536,
+  maxQueuedBytes: 256 * 1024 * 1024,
+  maxQueuedHandles: 4096,
   maxUnsentBytes: 16 * 1024 * 1024,
 });

@@ -13,6 +13,7 @@ interface Result {
   queued: number;
   rootTaken: number;
   secretGot: unknown;
+  held: { bytes: number; handles: number; fds: number };
 }
 
 describe('IpcMux against a hostile peer', () => {
@@ -53,5 +54,28 @@ describe('IpcMux against a hostile peer', () => {
     expect(res.flood).toBe('TOO_LARGE');
     expect(res.okGot).toEqual(['start', 'during-flood-0', 'during-flood-10000', 'during-flood-20000', 'during-flood-30000', 'during-flood-40000', 'after-flood', 'done']);
     expect(res.queued).toBeLessThanOrEqual(200);
+  });
+
+  it('big messages on one logical channel stop at the connection\'s maxQueuedBytes (the count limits alone would hold them all)', async () => {
+    const r = await runVictim('mux-hostile', { args: ['bytes'], timeoutMs: 60_000 });
+    expectContained(r);
+    const res = r.result as Result;
+    // 60 messages of 60 KiB (3.5 MiB) against a 1 MiB budget: the flooded channel fails alone.
+    expect(res.flood).toBe('TOO_LARGE');
+    expect(res.errors.TOO_LARGE).toBe(1);
+    expect(res.okGot).toEqual(['start', 'after-bytes', 'done']);
+    expect(res.held.bytes).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it('messages full of descriptors stop at maxQueuedHandles; every descriptor of the dropped queue is closed', async () => {
+    const r = await runVictim('mux-hostile', { args: ['handles'], timeoutMs: 60_000 });
+    expectContained(r);
+    const res = r.result as Result;
+    // 60 messages of 20 descriptors (1,200) against a budget of 200.
+    expect(res.flood).toBe('TOO_LARGE');
+    expect(res.errors.TOO_LARGE).toBe(1);
+    expect(res.okGot).toEqual(['start', 'after-handles', 'done']);
+    expect(res.held.handles).toBeLessThanOrEqual(200);
+    expect(res.held.fds).toBeLessThan(r.fdBefore + 250);
   });
 });

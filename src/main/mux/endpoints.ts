@@ -26,6 +26,10 @@ export class Chan {
   /** Senders given to the peer and not yet dropped by it. */
   granted = 0;
   queue: unknown[] = [];
+  /** Bytes of each queued message as it came in the peer's frame (0: sent in this process), in queue order. */
+  queueBytes: number[] = [];
+  /** Descriptors each queued message carried in the peer's frame, in queue order. */
+  queueHandles: number[] = [];
   /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
   holding = new Set<unknown>();
   waiters: Waiter[] = [];
@@ -271,9 +275,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     if (this.done) return Promise.reject(new IpcError('CLOSED', 'this MuxReceiver is closed'));
     const c = this.chan;
     if (c.queue.length > 0) {
-      this.mux.queued--;
-      const v = c.queue.shift();
-      c.holding.delete(v);
+      const v = this.mux.takeQueued(c);
       try {
         return Promise.resolve(this.take(v));
       } catch (e) {
@@ -314,9 +316,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     if (this.done) throw new IpcError('CLOSED', 'this MuxReceiver is closed');
     const c = this.chan;
     if (c.queue.length > 0) {
-      this.mux.queued--;
-      const v = c.queue.shift();
-      c.holding.delete(v);
+      const v = this.mux.takeQueued(c);
       return { message: this.takeSync(v) };
     }
     const end = this.endError();

@@ -27,6 +27,7 @@
 import { IpcError } from '../../shared/errors.js';
 import { MUX_LIMITS } from '../../shared/limits.js';
 import type { MuxLimits } from '../../shared/limits.js';
+import { openFileLimit } from '../framing/partial.js';
 import type { IpcReceiver, IpcSender } from '../channel.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
@@ -104,6 +105,10 @@ export interface MuxStats {
   channels: number;
   /** Messages queued in this side's logical receivers. */
   queued: number;
+  /** Bytes of the peer's messages among them (as they arrived: bodies and binary sections). */
+  queuedBytes: number;
+  /** Descriptors the peer's messages among them carry. */
+  queuedHandles: number;
   /** Errors reported for the peer's frames. */
   errors: number;
   /** The last of them. */
@@ -137,6 +142,10 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private unrefQueued = false;
   /** @internal Messages queued in hosted receivers. */
   queued = 0;
+  /** @internal Bytes of the peer's messages queued in hosted receivers (see maxQueuedBytes). */
+  queuedBytes = 0;
+  /** @internal Descriptors of the peer's messages queued in hosted receivers (see maxQueuedHandles). */
+  queuedHandles = 0;
   /** @internal */
   readonly limits: MuxLimits;
   private readonly onError: ((e: IpcError) => void) | undefined;
@@ -160,7 +169,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     options: MuxOptions,
   ) {
     const { onError, ...rest } = options;
-    const limits = { ...MUX_LIMITS, ...rest };
+    // The descriptor budget is also bounded by this process's RLIMIT_NOFILE unless set.
+    const limits = { ...MUX_LIMITS, maxQueuedHandles: Math.max(1, Math.min(MUX_LIMITS.maxQueuedHandles, Math.floor(openFileLimit() / 4))), ...rest };
     for (const k of Object.keys(MUX_LIMITS) as Array<keyof MuxLimits>) {
       const v = limits[k];
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`IpcMux option ${k} must be a positive integer, got ${String(v)}`);
@@ -207,7 +217,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   /** Counters: channels tracked, messages queued, errors reported about the peer (and the last one). */
   get stats(): MuxStats {
-    return { channels: this.chans.size, queued: this.queued, errors: this.errors, lastError: this.lastError };
+    return { channels: this.chans.size, queued: this.queued, queuedBytes: this.queuedBytes, queuedHandles: this.queuedHandles, errors: this.errors, lastError: this.lastError };
   }
 
   /** True until the connection ends (closed here, by the peer, or the peer exited). */
@@ -404,7 +414,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
    * here never pays for what the peer queued).
    */
   /** @internal */
-  deliver(c: Chan, value: unknown, fromPeer = false): void {
+  deliver(c: Chan, value: unknown, fromPeer = false, bytes = 0, handles = 0): void {
     const sink = c.sink;
     if (sink !== undefined) {
       const out = 'plain' in sink ? sink.plain : (this.tx as IpcSender<unknown>);
@@ -439,17 +449,54 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       this.waiting(-1);
       return;
     }
-    if (c.queue.length >= c.maxQueue || (fromPeer && this.queued >= this.limits.maxQueuedTotal)) {
-      const which = c.queue.length >= c.maxQueue ? `its maxQueue (${c.maxQueue})` : `the connection's maxQueuedTotal (${this.limits.maxQueuedTotal})`;
-      const err = new IpcError('TOO_LARGE', `a logical channel overflowed ${which} messages not yet received; the channel is closed (its senders see DISCONNECTED), the others go on. Receive faster or raise the limit`);
+    const over = this.overBudget(c, fromPeer, bytes, handles);
+    if (over !== undefined) {
+      const err = new IpcError('TOO_LARGE', `a logical channel overflowed ${over} not yet received; the channel is closed (its senders see DISCONNECTED), the others go on. Receive faster or raise the limit`);
       closeValue(value);
       this.fail(c, err);
       this.report(err);
       return;
     }
     c.queue.push(value);
+    c.queueBytes.push(bytes);
+    c.queueHandles.push(handles);
     if (holdsHandles(value)) c.holding.add(value);
     this.queued++;
+    this.queuedBytes += bytes;
+    this.queuedHandles += handles;
+  }
+
+  /** Which budget queueing this message would overflow (the channel's, or the connection's for a peer's message), if any. */
+  private overBudget(c: Chan, fromPeer: boolean, bytes: number, handles: number): string | undefined {
+    if (c.queue.length >= c.maxQueue) return `its maxQueue (${c.maxQueue}) messages`;
+    if (!fromPeer) return undefined;
+    const l = this.limits;
+    if (this.queued >= l.maxQueuedTotal) return `the connection's maxQueuedTotal (${l.maxQueuedTotal}) messages`;
+    if (this.queuedBytes + bytes > l.maxQueuedBytes) return `the connection's maxQueuedBytes (${l.maxQueuedBytes}) bytes of messages`;
+    if (this.queuedHandles + handles > l.maxQueuedHandles) return `the connection's maxQueuedHandles (${l.maxQueuedHandles}) descriptors in messages`;
+    return undefined;
+  }
+
+  /** @internal The next queued message of hosted channel `c` (the queue is not empty), its budget released. */
+  takeQueued(c: Chan): unknown {
+    const v = c.queue.shift();
+    this.queued--;
+    this.queuedBytes -= c.queueBytes.shift()!;
+    this.queuedHandles -= c.queueHandles.shift()!;
+    c.holding.delete(v);
+    return v;
+  }
+
+  /** Empties `c`'s queue and releases its budget; returns what was queued. */
+  private clearQueue(c: Chan): unknown[] {
+    const q = c.queue;
+    c.queue = [];
+    this.queued -= q.length;
+    for (const b of c.queueBytes) this.queuedBytes -= b;
+    for (const h of c.queueHandles) this.queuedHandles -= h;
+    c.queueBytes = [];
+    c.queueHandles = [];
+    return q;
   }
 
   /** The channel overflowed: queued messages dropped, the receiver reports `err` once, senders see DISCONNECTED. */
@@ -476,8 +523,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private dropQueue(c: Chan): void {
     const holding = c.holding;
     c.holding = new Set();
-    this.queued -= c.queue.length;
-    c.queue = [];
+    this.clearQueue(c);
     for (const v of holding) closeValue(v);
   }
 
@@ -518,10 +564,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       w.disarm();
       w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
     }
-    const q = c.queue;
-    c.queue = [];
+    const q = this.clearQueue(c);
     c.holding = new Set();
-    this.queued -= q.length;
     c.recvGone = true;
     c.sink = sink;
     for (const v of q) this.deliver(c, v);

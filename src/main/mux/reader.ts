@@ -61,6 +61,9 @@ export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
     throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
   }
   let value = f[1];
+  // What the frame cost to receive counts against the connection's queue budget if it waits.
+  const bytes = mux.rx.lastBytes;
+  const handles = mux.rx.lastHandles;
   if (f.length === 3) {
     // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
     if (c.recvGone && c.sink === undefined) {
@@ -70,7 +73,7 @@ export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
     }
     value = revive(mux, value, f[2]);
   }
-  mux.deliver(c, value, true);
+  mux.deliver(c, value, true, bytes, handles);
 }
 
 /**
