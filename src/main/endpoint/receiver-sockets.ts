@@ -20,7 +20,7 @@ import { attachProblem, maxAttachedWriters } from '../writers.js';
 import { resolveLimits } from './options.js';
 import type { ReceiverOptions } from './options.js';
 import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
-import { Pinnable, closeFds } from './thread-state.js';
+import { Pinnable, closeFds, newTick } from './thread-state.js';
 
 /** Whether the watch of an attached writer's socket keeps the event loop alive. */
 function setWriterRef(w: WriterSource, on: boolean): void {
@@ -135,7 +135,10 @@ export abstract class ReceiverSockets extends Pinnable {
     const waiting = this.waiting > 0 || this.watchers > 0;
     if (watch && !this.eof) {
       if (!this.poller) {
-        this.poller = new (native().Poller)(this.fd, (status) => this.onReadable(status));
+        this.poller = new (native().Poller)(this.fd, (status) => {
+          newTick();
+          this.onReadable(status);
+        });
         this.blockingFd = -1; // uv_poll_init set O_NONBLOCK
         this.polling = false;
         this.pollRef = true;
@@ -172,7 +175,10 @@ export abstract class ReceiverSockets extends Pinnable {
   private watchWriters(ref: boolean): void {
     for (const w of this.writers) {
       if (!w.poller) {
-        w.poller = new (native().Poller)(w.fd, (status) => this.onWriterReadable(w, status));
+        w.poller = new (native().Poller)(w.fd, (status) => {
+          newTick();
+          this.onWriterReadable(w, status);
+        });
         w.polling = false;
         w.pollRef = true;
       }

@@ -25,7 +25,7 @@ import { AGAIN, GONE, transport } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
 import { attachPacket } from '../writers.js';
 import { isOwnReceiver } from './socket-checks.js';
-import { Pinnable, closeFds, installExitFlush, thisTick, tick, waitingSenders } from './thread-state.js';
+import { Pinnable, closeFds, drainLater, installExitFlush, newTick, thisTick, tick, waitingSenders } from './thread-state.js';
 
 /**
  * A handle that reads sockets of its own (a receiver: its socket and its attached writers')
@@ -321,10 +321,21 @@ export class SenderCore extends Pinnable {
     return n;
   }
 
+  /**
+   * Output waits: a partial batch is written at the end of this turn of the event loop (with
+   * the rest of the tick's sends), anything more (a full batch, fragments) in a microtask.
+   */
   private schedule(): void {
     this.pin(true);
     waitingSenders.add(this);
     installExitFlush();
+    if (this.queue.length === 0 && !this.t.hasPending?.(this.fd)) {
+      if (!this.laterScheduled) {
+        this.laterScheduled = true;
+        drainLater(this);
+      }
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => {
@@ -332,6 +343,13 @@ export class SenderCore extends Pinnable {
         this.drain();
       });
     }
+  }
+
+  private laterScheduled = false;
+  /** @internal The end of the turn (see drainLater in thread-state.ts). */
+  drainLater(): void {
+    this.laterScheduled = false;
+    this.drain();
   }
 
   /** Queues ready-made packets whose descriptors the queue takes over. */
@@ -508,7 +526,11 @@ export class SenderCore extends Pinnable {
 
   private watchWritable(on: boolean): void {
     if (on) {
-      if (!this.poller) this.poller = new (native().Poller)(this.fd, () => this.drain());
+      if (!this.poller)
+        this.poller = new (native().Poller)(this.fd, () => {
+          newTick();
+          this.drain();
+        });
       this.poller.start(POLL_WRITABLE);
     } else this.poller?.stop();
   }

@@ -35,20 +35,42 @@ export abstract class Pinnable {
 }
 
 /**
- * A counter of JavaScript ticks, advanced by one microtask per tick in which anything was sent
- * (not one per send): the first send of a tick is written at once, the rest of a burst batched.
+ * A counter of bursts ("ticks"). The first send of a tick is written at once; the rest of the
+ * tick's sends are batched and written together at the end of the event loop's turn (see
+ * {@link drainLater}). A tick begins when one of this thread's sockets wakes the library (every
+ * readiness callback calls {@link newTick}), when the batches of the last one are written, and
+ * before a blocking wait. So a request/response exchange writes each message at once, and the
+ * replies a process sends to many messages read in one wake-up (each `await recv()` resuming in
+ * its own microtask) leave in one packet instead of one each.
  */
 let currentTick = 0;
-let tickScheduled = false;
 export function tick(): number {
-  if (!tickScheduled) {
-    tickScheduled = true;
-    queueMicrotask(() => {
-      tickScheduled = false;
-      currentTick++;
-    });
-  }
   return currentTick;
+}
+
+/** A readiness callback of this thread begins: the next send is written at once. */
+export function newTick(): void {
+  currentTick++;
+}
+
+/** Senders whose batch waits for the end of this turn of the event loop. */
+const laterSenders = new Set<{ drainLater(): void }>();
+let laterScheduled = false;
+function runLater(): void {
+  laterScheduled = false;
+  currentTick++;
+  const senders = [...laterSenders];
+  laterSenders.clear();
+  for (const s of senders) s.drainLater();
+}
+
+/** Writes `sender`'s batch in this turn's check phase (setImmediate), with every other one waiting. */
+export function drainLater(sender: { drainLater(): void }): void {
+  laterSenders.add(sender);
+  if (!laterScheduled) {
+    laterScheduled = true;
+    setImmediate(runLater);
+  }
 }
 
 /** The current tick (see {@link tick}), without scheduling its end. */
