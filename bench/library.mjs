@@ -1,5 +1,6 @@
 // This library, through its public API only (docs/architecture.md), from ../dist/main/index.js.
 // driver: node library.mjs driver '{"case":"...","childCpu":0,"warmup":W,"count":N}'
+// BENCH_CHILD_NODE_ARGS: node flags for the child (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
 // Cases: rtt, rtt-sync, stream, bytes64, mib1, mib64, shm-reuse, shm-pool, shm-fresh, fd, fd-sync, growth, churn.
 // Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
 // child connects, makes its own channel() and sends that sender as the first message.
@@ -83,7 +84,7 @@ async function driver(lib) {
     new URL(import.meta.url).pathname,
     ['child', raw],
     { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, BENCH_IPC_NAME: server.name } },
-    ['--expose-gc'],
+    ['--expose-gc', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
   );
   child.on('exit', (code) => {
     if (code) report({ error: `child exited with ${code}` });
