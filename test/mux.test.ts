@@ -133,6 +133,32 @@ describe('IpcMux with a child process', () => {
     tx.close();
   });
 
+  it('recvSync() on a logical receiver blocks until the peer sends; other channels\' messages wait in their queues, in order', async () => {
+    const [tx, rx] = mux.channel<number>();
+    const [otx, orx] = mux.channel<string>();
+    mux.sender.send({ op: 'later', tx, other: otx, n: 3, ms: 300 });
+    tx.close();
+    otx.close();
+    const t0 = performance.now();
+    expect(rx.recvSync({ timeout: 10_000 })).toBe(0);
+    expect(performance.now() - t0).toBeGreaterThan(150); // it waited for the child's timer
+    expect(rx.recvSync({ timeout: 10_000 })).toBe(1);
+    expect(rx.recvSync()).toBe(2);
+    expect(() => rx.recvSync({ timeout: 10_000 })).toThrow(expect.objectContaining({ code: 'DISCONNECTED' }) as unknown as Error);
+    // The other channel's message arrived while this thread was blocked: it waited, in its queue.
+    expect(orx.tryRecv()).toEqual({ message: 'now' });
+    expect(await orx.recv({ timeout: 10_000 }).catch((e: IpcError) => e.code)).toBe('DISCONNECTED');
+    // A timeout with nothing sent.
+    const [t2, r2] = mux.channel<number>();
+    await ask({ op: 'hold', items: [t2] });
+    t2.close();
+    expect(() => r2.recvSync({ timeout: 50 })).toThrow(expect.objectContaining({ code: 'TIMEOUT' }) as unknown as Error);
+    await ask({ op: 'release' });
+    r2.close();
+    rx.close();
+    orx.close();
+  });
+
   it('many channels cost no descriptor in either process', async () => {
     const before = fdCount();
     const childBefore = await ask<{ fds: number }>({ op: 'fds' });
@@ -209,6 +235,21 @@ describe('IpcMux in one process (two real sockets)', () => {
     a.close();
     for (const r of rxs) await rejectsWith(r.recv({ timeout: 5000 }), 'DISCONNECTED');
     for (const [s] of chans) expect(() => s.send(1)).toThrow(IpcError);
+    b.close();
+  });
+
+  it('recvSync() between two ends in this process (the loopback) and from the other mux of the pair', async () => {
+    const [a, b] = localPair();
+    const [tx, rx] = a.channel<{ n: number }>();
+    tx.send({ n: 1 });
+    tx.send({ n: 2 });
+    expect(rx.recvSync({ timeout: 5000 })).toEqual({ n: 1 });
+    expect(rx.recvSync({ timeout: 5000 })).toEqual({ n: 2 });
+    b.sender.send({ from: 'b' } as never);
+    expect(a.receiver.recvSync({ timeout: 5000 })).toEqual({ from: 'b' });
+    tx.close();
+    expect(() => rx.recvSync({ timeout: 5000 })).toThrow(expect.objectContaining({ code: 'DISCONNECTED' }) as unknown as Error);
+    a.close();
     b.close();
   });
 

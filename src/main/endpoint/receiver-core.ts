@@ -120,7 +120,7 @@ export class ReceiverCore extends ReceiverReading {
   /** Lets a pending receive keep the process alive (the default). */
   ref(): void {
     this.refed = true;
-    this.setPollRef(this.waiters.length > 0);
+    this.setPollRef(this.waiters.length > 0 || this.watchers > 0);
   }
 
   /** Lets the process exit while a receive is pending. */

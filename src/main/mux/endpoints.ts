@@ -325,14 +325,22 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
   }
 
   /**
-   * A message already queued (as tryRecv), else throws: a logical channel cannot block this
-   * thread, because its messages arrive through the connection's asynchronous reader. Use
-   * `recv()`, or a plain channel where a blocking receive is needed.
+   * The next message, blocking this thread until it arrives (like a plain receiver's
+   * `recvSync()`): while it waits, the connection's frames for every logical channel are read and
+   * handled (other channels' messages are queued or handed to their pending `recv()`s), and
+   * messages from this process's own logical senders arrive too. Throws what `recv()` rejects with
+   * (`TIMEOUT` after `timeout` ms, `DISCONNECTED`, `CLOSED`, a message's error); a TypeError with
+   * an asynchronous schema, or when called from the connection's `onError`.
    */
-  recvSync(): T {
-    const r = this.tryRecv();
-    if (r) return r.message;
-    throw new TypeError('recvSync() cannot wait on a logical channel (its messages arrive through the event loop): use await recv(), or a plain channel');
+  recvSync(options?: Pick<RecvOptions, 'timeout'>): T {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('recvSync options must be an object');
+    const timeout = checkTimeout(options?.timeout);
+    const deadline = timeout === undefined ? -1 : performance.now() + timeout;
+    for (;;) {
+      const r = this.tryRecv();
+      if (r) return r.message;
+      this.mux.waitSync(deadline, `no message arrived within ${timeout} ms`);
+    }
   }
 
   /** Iterates messages until every sender is gone. */

@@ -28,7 +28,9 @@ import { IpcError } from '../../shared/errors.js';
 import { MUX_LIMITS } from '../../shared/limits.js';
 import type { MuxLimits } from '../../shared/limits.js';
 import { openFileLimit } from '../framing/partial.js';
+import { receiverCore } from '../channel.js';
 import type { IpcReceiver, IpcSender } from '../channel.js';
+import { blockingWait } from '../endpoint/thread-state.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
@@ -36,7 +38,8 @@ import { Chan, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
-import { readFrames } from './reader.js';
+import { pumpFrames, startReading } from './reader.js';
+import { pumpLoop } from './writer.js';
 import { sendFrame, sendLocal } from './writer.js';
 
 /** A frame of the connection (see the module comment). */
@@ -142,6 +145,10 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private unrefQueued = false;
   /** @internal Messages queued in hosted receivers. */
   queued = 0;
+  /** @internal A pump of the connection is running (pumps do not nest). */
+  pumping = false;
+  /** @internal A pump of the loopback is running. */
+  loopPumping = false;
   /** @internal Bytes of the peer's messages queued in hosted receivers (see maxQueuedBytes). */
   queuedBytes = 0;
   /** @internal Descriptors of the peer's messages queued in hosted receivers (see maxQueuedHandles). */
@@ -187,7 +194,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     theirs.received = 1;
     this.sender = new MuxSender<Out>(this, theirs);
     rx.unref();
-    void readFrames(this);
+    startReading(this);
   }
 
   /**
@@ -273,6 +280,29 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         /* the callback's own failure is not the peer's */
       }
     }
+  }
+
+  /**
+   * @internal recvSync() of a logical receiver: blocks this thread until the connection or the
+   * loopback is readable (or `deadline`, a performance.now() time, -1 for none, passes: TIMEOUT
+   * saying `waitingFor`), then handles what arrived, synchronously.
+   */
+  waitSync(deadline: number, waitingFor: string): void {
+    if (this.pumping || this.loopPumping) throw new TypeError('recvSync() cannot wait on a logical channel from inside the connection\'s own callbacks (onError)');
+    const fds: number[] = [];
+    const add = (rx: IpcReceiver<MuxFrame> | undefined): void => {
+      if (rx === undefined) return;
+      const core = receiverCore(rx as IpcReceiver<unknown>);
+      if (core.closed) return;
+      const r = core.readFds;
+      if (typeof r === 'number') fds.push(r);
+      else fds.push(...r);
+    };
+    if (this.alive) add(this.rx);
+    add(this.loop?.[1]);
+    if (fds.length === 0) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+    // What is already read (or readable) first; block only when nothing was there.
+    while (pumpFrames(this, Infinity) + pumpLoop(this) === 0) blockingWait(Int32Array.from(fds), deadline, waitingFor);
   }
 
   /** @internal A receiver starts or stops waiting: the connection keeps the process alive while any does. */
@@ -575,7 +605,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** Every sender of hosted channel `c` is gone: its receiver (or relay) sees the end. */
   /** @internal */
   checkEnd(c: Chan): void {
-    // Messages still in the loopback come first: readLoop checks again once the last is out.
+    // Messages still in the loopback come first: pumpLoop checks again once the last is out.
     if (!c.host || c.eof || c.inLoop > 0 || ((c.local > 0 || c.granted > 0) && this.alive)) return;
     c.eof = true;
     const ws = c.waiters;

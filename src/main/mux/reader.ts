@@ -9,25 +9,60 @@ import { IpcMux, MAX_CONTROL_OPS, MAX_REFS, OP_DROP, OP_RCLOSED, PLACEHOLDER, fr
 import { MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, place } from './refs.js';
 import type { MuxFrame } from './mux.js';
+import { receiverCore } from '../channel.js';
+import type { IpcReceiver } from '../channel.js';
 
-export async function readFrames(mux: IpcMux<unknown, unknown>): Promise<void> {
-  for (;;) {
-    let f: MuxFrame;
-    try {
-      f = await mux.rx.recv();
-    } catch (e) {
-      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
-        mux.die();
-        return;
+/** Frames, and bytes of frames, one pump takes before it lets the event loop run (a flooding peer cannot hold it). */
+const PUMP_BUDGET = 256;
+const PUMP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Starts reading the connection: the receiver's readiness hook (the one `IpcReceiverSet` uses)
+ * runs {@link pumpFrames}, which takes each frame synchronously with `tryRecv()`. No `recv()` is
+ * ever pending on the connection, so a logical receiver's `recvSync()` can read it too, and no
+ * frame is ever taken but not yet handled (which would let a later one overtake it).
+ */
+export function startReading(mux: IpcMux<unknown, unknown>): void {
+  const core = receiverCore(mux.rx as IpcReceiver<unknown>);
+  core.subscribe(() => pumpFrames(mux));
+  core.setWatched(true);
+}
+
+/**
+ * Handles the frames that can be taken now, at most `budget` (then the rest in a later turn of
+ * the event loop). Errors of single frames are reported on the connection; its end ends the mux.
+ */
+export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET): number {
+  if (mux.pumping || !mux.alive) return 0;
+  mux.pumping = true;
+  let bytes = 0;
+  let n = 0;
+  try {
+    for (; n < budget && bytes < PUMP_BYTES; n++) {
+      let r: { message: MuxFrame } | undefined;
+      try {
+        r = mux.rx.tryRecv();
+      } catch (e) {
+        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+          mux.die();
+          return n + 1;
+        }
+        mux.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
+        continue;
       }
-      mux.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
-      continue;
+      if (r === undefined) return n;
+      bytes += mux.rx.lastBytes;
+      try {
+        onFrame(mux, r.message);
+      } catch (e) {
+        mux.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
+      }
     }
-    try {
-      onFrame(mux, f);
-    } catch (e) {
-      mux.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
-    }
+    // Budget spent: the rest (read ahead, so no readiness event will say so) in the next turn.
+    setImmediate(() => pumpFrames(mux));
+    return n;
+  } finally {
+    mux.pumping = false;
   }
 }
 

@@ -4,7 +4,7 @@
  * which go through a loopback channel (so that they are copied, as any message is) in order.
  */
 import { IpcError } from '../../shared/errors.js';
-import { channel } from '../channel.js';
+import { channel, receiverCore } from '../channel.js';
 import type { IpcReceiver, IpcSender } from '../channel.js';
 import { IpcMux, MAX_REFS } from './mux.js';
 import type { MuxFrame } from './mux.js';
@@ -46,45 +46,65 @@ export function openLoop(mux: IpcMux<unknown, unknown>): [IpcSender<MuxFrame>, I
   const big = 2 ** 31 - 1;
   const loop = channel<MuxFrame>({ maxMessageBytes: big, maxElements: big, maxBinaries: big, maxHandles: big, maxSharedMemoryBytes: Number.MAX_SAFE_INTEGER, maxSharedMemoryTotal: Number.MAX_SAFE_INTEGER });
   if (!mux.refed) loop[1].unref();
-  void readLoop(mux, loop[1]);
+  mux.loop = loop;
+  startLoopReading(mux, loop[1]);
   return loop;
 }
 
-export async function readLoop(mux: IpcMux<unknown, unknown>, rx: IpcReceiver<MuxFrame>): Promise<void> {
-  for (;;) {
-    let f: MuxFrame | undefined;
-    let failed: IpcError | undefined;
-    try {
-      f = await rx.recv();
-    } catch (e) {
-      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
-        rx.close();
-        return;
+/** Reads the loopback like the connection (see startReading in reader.ts): synchronously, on its readiness hook. */
+function startLoopReading(mux: IpcMux<unknown, unknown>, rx: IpcReceiver<MuxFrame>): void {
+  const core = receiverCore(rx as IpcReceiver<unknown>);
+  core.subscribe(() => pumpLoop(mux));
+  core.setWatched(true);
+}
+
+/** Handles the local messages that can be taken now (this process's own: no budget needed beyond one batch). */
+export function pumpLoop(mux: IpcMux<unknown, unknown>): number {
+  const rx = mux.loop?.[1];
+  if (rx === undefined || mux.loopPumping) return 0;
+  mux.loopPumping = true;
+  let n = 0;
+  try {
+    for (;; n++) {
+      let f: MuxFrame | undefined;
+      let failed: IpcError | undefined;
+      try {
+        const r = rx.tryRecv();
+        if (r === undefined) return n;
+        f = r.message;
+      } catch (e) {
+        if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+          rx.close();
+          return n + 1;
+        }
+        failed = e instanceof IpcError ? e : new IpcError('MALFORMED', String(e));
       }
-      failed = e instanceof IpcError ? e : new IpcError('MALFORMED', String(e));
+      onLocal(mux, f, failed);
     }
-    const p = mux.loopPending.shift();
-    if (p === undefined) continue;
-    p.target.inLoop--;
-    const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(mux, chan) : new MuxReceiver(mux, chan)));
-    for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
-    if (f === undefined) {
-      // The message could not be decoded (a limit of this machine): its receiver is told.
-      for (const ep of made) ep.close();
-      loopFailed(mux, p.target, failed ?? new IpcError('MALFORMED', 'a local message could not be decoded'));
-      if (p.target.inLoop === 0) {
-        mux.checkEnd(p.target);
-        mux.maybeForget(p.target);
-      }
-      continue;
-    }
+  } finally {
+    mux.loopPumping = false;
+  }
+}
+
+/** One local message out of the loopback (or the error it became): to its receiver, its endpoints made. */
+function onLocal(mux: IpcMux<unknown, unknown>, f: MuxFrame | undefined, failed: IpcError | undefined): void {
+  const p = mux.loopPending.shift();
+  if (p === undefined) return;
+  p.target.inLoop--;
+  const made: MuxEndpoint[] = p.eps.map((chan, i) => (p.kinds[i] ? new MuxSender(mux, chan) : new MuxReceiver(mux, chan)));
+  for (let i = 0; i < p.eps.length; i++) if (p.kinds[i]) p.eps[i]!.local--; // the one in flight is the new object now
+  if (f === undefined) {
+    // The message could not be decoded (a limit of this machine): its receiver is told.
+    for (const ep of made) ep.close();
+    loopFailed(mux, p.target, failed ?? new IpcError('MALFORMED', 'a local message could not be decoded'));
+  } else {
     const root = { v: f[0] };
     for (const [i, path] of (f[1] ?? []) as Array<[number, unknown]>) place(root, path, made[i]!);
     mux.deliver(p.target, root.v);
-    if (p.target.inLoop === 0) {
-      mux.checkEnd(p.target);
-      mux.maybeForget(p.target);
-    }
+  }
+  if (p.target.inLoop === 0) {
+    mux.checkEnd(p.target);
+    mux.maybeForget(p.target);
   }
 }
 
