@@ -25,6 +25,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   RegisterWatch(env, exports, s);
   RegisterServer(env, exports, s);
   RegisterShm(env, exports, s);
+  RegisterLease(env, exports, s);
   RegisterLockdown(env, exports);
   napi_add_env_cleanup_hook(env, WaitParked, nullptr);
   exports.Set("platform", Napi::String::New(env, "win32"));
