@@ -20,6 +20,26 @@ function fillPattern(v, seed) {
   v[v.length - 1] = seed & 255;
 }
 
+/**
+ * The handle count once Wine's thread pool has its wait threads (a first channel starts them),
+ * and the table's open ends: what each test must come back to. Handle counts get +2 of slack
+ * for a wait thread started meanwhile; a leaked end or section costs 3 handles (its own and two
+ * events), and the table count is exact.
+ */
+async function baseline() {
+  const [t, r] = channel();
+  t.send(0);
+  await r.recv({ timeout: 5000 });
+  t.close();
+  r.close();
+  return { handles: await handleCount(), open: addon.openCount() };
+}
+async function backToBaseline(b, what) {
+  equal(addon.openCount(), b.open, `ends and sections open ${what}`);
+  const after = await handleCount();
+  assert(after <= b.handles + 2, `handles ${b.handles} -> ${after} ${what}`);
+}
+
 async function codeOf(p) {
   const e = await rejects(p, 'a typed error');
   if (!(e instanceof IpcError)) throw e;
@@ -27,7 +47,7 @@ async function codeOf(p) {
 }
 
 test('pool in one process: byte-exact, moved when sent, reused, back when the last holder closes it', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const size = 70000 + 3;
   const pool = new IpcSharedMemoryPool({ size, count: 2 });
   const [tx, rx] = channel();
@@ -71,12 +91,11 @@ test('pool in one process: byte-exact, moved when sent, reused, back when the la
   pool.close();
   for (const e of [tx, rx, tx2, rx2]) e.close();
   equal(addon.stats().localTokens, 0, 'nothing left in the local registry');
-  const after = await handleCount();
-  assert(after <= before, `handles ${before} -> ${after}`);
+  await backToBaseline(before, 'after the pool and its channels closed');
 });
 
 test('pool: a segment over maxSharedMemoryBytes is TOO_LARGE and comes back; a forged one is MALFORMED; handles back to baseline', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const pool = new IpcSharedMemoryPool({ size: 65536, count: 2 });
   const [tx, rx] = channel({ maxSharedMemoryBytes: 65535 });
   tx.send({ buf: await pool.acquire({ timeout: 5000 }) });
@@ -112,8 +131,7 @@ test('pool: a segment over maxSharedMemoryBytes is TOO_LARGE and comes back; a f
   pool.close();
   tx.close();
   rx.close();
-  const after = await handleCount();
-  assert(after <= before, `handles ${before} -> ${after}`);
+  await backToBaseline(before, 'after the refused segments');
 });
 
 async function startChild() {
@@ -126,7 +144,7 @@ async function startChild() {
 }
 
 test('pool across a child node.exe: byte-exact, reused, back after the child closes each; passed back; lent by the child', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const c = await startChild();
   const size = 300000 + 3;
   const pool = new IpcSharedMemoryPool({ size, count: 2 });
@@ -160,8 +178,7 @@ test('pool across a child node.exe: byte-exact, reused, back after the child clo
   pool.close();
   c.tx.close();
   c.rx.close();
-  const after = await handleCount();
-  assert(after <= before + 2, `handles ${before} -> ${after}`);
+  await backToBaseline(before, 'after the child session');
 });
 
 test('pool: a child killed while it holds a segment gives it back', async () => {
@@ -182,7 +199,7 @@ test('pool: a child killed while it holds a segment gives it back', async () => 
 });
 
 test('pool: a raw peer forging segment attachments gets one MALFORMED per message; a well-formed lease arrives', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const server = new IpcOneShotServer();
   const child = await spawnNode([path.join(here, 'fixtures', 'pool-hostile.mjs'), server.name], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.on('exit', (code) => r(code)));
@@ -208,6 +225,5 @@ test('pool: a raw peer forging segment attachments gets one MALFORMED per messag
   equal(errors.map((e) => e.code), ['MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED'], `one error per forged message: ${errors.map((e) => e.message.slice(0, 100)).join(' | ')}`);
   equal(await exited, 0, 'hostile peer exit code');
   rx.close();
-  const after = await handleCount();
-  assert(after <= before + 2, `handles ${before} -> ${after}`);
+  await backToBaseline(before, 'after the hostile peer');
 });

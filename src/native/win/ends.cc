@@ -7,6 +7,7 @@
 #include <winternl.h>
 
 #include <stdio.h>
+#include <string.h>
 
 namespace eicch {
 
@@ -294,11 +295,42 @@ Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// handleCount(): GetProcessHandleCount, for leak checks. openCount(): ends in this table.
+// handleCount(): this process's open handles, for leak checks. GetProcessHandleCount first;
+// Wine 8 answers it with 0 (ProcessHandleCount is a stub there), so then the entries of this
+// process in NtQuerySystemInformation(SystemHandleInformation), which wineserver does list.
+// -1 when neither answers. openCount(): ends in this table.
 Napi::Value HandleCount(const Napi::CallbackInfo& info) {
   DWORD n = 0;
-  GetProcessHandleCount(GetCurrentProcess(), &n);
-  return Napi::Number::New(info.Env(), n);
+  if (GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0) return Napi::Number::New(info.Env(), n);
+  struct Entry {  // SYSTEM_HANDLE_TABLE_ENTRY_INFO
+    ULONG pid;
+    UCHAR type;
+    UCHAR flags;
+    USHORT value;
+    PVOID object;
+    ULONG access;
+  };
+  std::vector<uint8_t> buf(1u << 16);
+  NTSTATUS st = 0;
+  for (int i = 0; i < 12; i++) {
+    ULONG need = 0;
+    st = NtQuerySystemInformation(static_cast<SYSTEM_INFORMATION_CLASS>(16), buf.data(), static_cast<ULONG>(buf.size()), &need);
+    if (st != static_cast<NTSTATUS>(0xC0000004)) break;  // STATUS_INFO_LENGTH_MISMATCH: grow
+    buf.resize(need > buf.size() ? need + 4096 : buf.size() * 2);
+  }
+  if (st != 0) return Napi::Number::New(info.Env(), -1);
+  ULONG count = 0;
+  memcpy(&count, buf.data(), sizeof count);
+  const size_t first = sizeof(void*);  // the count, padded to the entries' alignment
+  if (first + static_cast<size_t>(count) * sizeof(Entry) > buf.size()) return Napi::Number::New(info.Env(), -1);
+  DWORD self = GetCurrentProcessId();
+  double mine = 0;
+  for (ULONG i = 0; i < count; i++) {
+    Entry e;
+    memcpy(&e, buf.data() + first + i * sizeof(Entry), sizeof e);
+    if (e.pid == self) mine++;
+  }
+  return Napi::Number::New(info.Env(), mine);
 }
 
 Napi::Value OpenCount(const Napi::CallbackInfo& info) {
