@@ -7,6 +7,16 @@ import { addon, assert, equal, handleCount, here, lib, rejects, test, spawnNode 
 
 const { IpcMux, IpcOneShotServer, IpcError, MuxReceiver, channel } = lib;
 
+/** The handle count once Wine's thread pool has its wait threads (a first channel starts them). */
+async function baseline() {
+  const [t, r] = channel();
+  t.send(0);
+  await r.recv({ timeout: 5000 });
+  t.close();
+  r.close();
+  return handleCount();
+}
+
 async function codeOf(p) {
   const e = await rejects(p, 'a typed error');
   if (!(e instanceof IpcError)) throw e;
@@ -29,7 +39,7 @@ async function startPeer() {
 }
 
 test('IpcMux with a child node.exe: many logical channels over one connection, nested endpoints, handles back to baseline', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const { mux, ask, exited } = await startPeer();
   equal(await ask({ op: 'echo', value: { a: [1, 'x', new Map([[1, 2]])] } }), { a: [1, 'x', new Map([[1, 2]])] }, 'echo');
   const childBase = await ask({ op: 'stats' });
@@ -94,7 +104,7 @@ test('IpcMux with a child node.exe: many logical channels over one connection, n
 });
 
 test('IpcMux in one process: interleaved channels keep their order; 2000 channels opened and closed cost no handle', async () => {
-  const before = await handleCount();
+  const before = await baseline();
   const [aTx, bRx] = channel();
   const [bTx, aRx] = channel();
   const a = IpcMux.open(aTx, aRx);
@@ -124,5 +134,6 @@ test('IpcMux in one process: interleaved channels keep their order; 2000 channel
   b.close();
   for (const [s] of chans) s.close();
   const after = await handleCount();
-  assert(after <= before, `handles ${before} -> ${after}`);
+  // +2: a wait thread Wine's thread pool may start meanwhile; an end left open costs 3.
+  assert(after <= before + 2, `handles ${before} -> ${after}`);
 });
