@@ -56,10 +56,8 @@
             "src/native/win/registry.cc",
             "src/native/win/crt.cc",
             "src/native/win/shm.cc",
-            "src/native/win/lockdown.cc",
-            "src/native/win/pipe.cc",
-            "src/native/win/pipe-ends.cc",
-            "src/native/win/probe.cc"
+            "src/native/win/lease.cc",
+            "src/native/win/lockdown.cc"
           ],
           "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX", "_CRT_SECURE_NO_WARNINGS"],
           "libraries": ["bcrypt.lib", "ntdll.lib", "advapi32.lib"],

@@ -6,7 +6,8 @@
  * receive queue holds the memfd, is what travels in messages. Whoever holds that end can take the
  * memfd from its queue (MSG_PEEK leaves it there for the next holder). When the last holder
  * closes it (or dies), the pool's end sees the hang-up and the segment is free again: no return
- * protocol, and a crashed receiver cannot leak a segment.
+ * protocol, and a crashed receiver cannot leak a segment. (On Windows, where a pipe cannot peek
+ * a handle, the section is attached to the travelling end instead: `shm.lendSegment`.)
  */
 import { armDeadline } from '../shared/deadline.js';
 import { IpcError } from '../shared/errors.js';
@@ -201,7 +202,8 @@ export class IpcSharedMemoryPool implements Disposable {
     }
     let r: number;
     try {
-      r = t.send(pair[0], [ONE_BYTE], [slot.sendFd]);
+      // Windows: the segment is attached to the travelling end itself (transport/win32.ts).
+      r = t.shm.lendSegment ? (t.shm.lendSegment(pair[1], slot.sendFd), 1) : t.send(pair[0], [ONE_BYTE], [slot.sendFd]);
     } catch (e) {
       this.free.push(slot);
       n.close(pair[0]);

@@ -1,10 +1,10 @@
 // The rest of the public API on Windows: helpers, IpcServer with several client processes,
-// lockdown's report, and what is not implemented yet (reported as skips with the reason, and
-// checked to fail with a clear error rather than misbehave).
+// lockdown's report, and what is not possible (reported as skips with the reason). The shared
+// memory pool has its own file (pool.test.mjs).
 import path from 'node:path';
-import { assert, equal, handleCount, here, lib, test, throws, underWine, wineGaps, spawnNode } from './harness.mjs';
+import { assert, equal, handleCount, here, lib, test, underWine, wineGaps, spawnNode } from './harness.mjs';
 
-const { spawnHelper, IpcServer, IpcSharedMemory, IpcSharedMemoryPool, lockdown } = lib;
+const { spawnHelper, IpcServer, IpcSharedMemory } = lib;
 
 test('spawnHelper / connectToParent with a child node.exe', async () => {
   const helper = await spawnHelper(path.join(here, 'fixtures', 'helper.mjs'), { timeout: 20000 });
@@ -77,13 +77,5 @@ test('IpcSharedMemory in one process: exact lengths (0, 5, a page, 70000 bytes),
   assert(after <= before, `handles ${before} -> ${after}`);
 });
 
-test('the shared memory pool is refused with a clear error (not implemented on Windows yet)', () => {
-  const pool = new IpcSharedMemoryPool({ size: 4096, count: 2 });
-  const e = throws(() => pool.tryAcquire(), 'pool');
-  pool.close();
-  assert(/not implemented on Windows|Windows build does not support/.test(e.message), e.message);
-});
-
-test('IpcSharedMemoryPool round trips', () => {}, { skip: 'the shared memory pool (writable shared segments, lending protocol) is not implemented in the win32 transport yet' });
 test('lockdown() restricting files and the network on Windows', () => {}, { skip: 'not possible for a process by itself: a restricted token, integrity level or AppContainer is set by a broker at process creation (and Wine models none of them)' });
 

@@ -1,5 +1,10 @@
-// Smoke test of the Windows pipe groundwork (src/native/win/pipe.cc), run by
-// scripts/test-windows.mjs under Wine's node.exe: `node.exe smoke.mjs <addon.node>`.
+// Smoke test of the win32 transport's native calls (src/native/win/: ends.cc, io.cc, watch.cc),
+// with no typed layer above: run by scripts/test-windows.mjs under Wine's node.exe:
+// `node.exe smoke.mjs <addon.node>`, before the contract suite. It keeps the facts the earlier
+// IOCP groundwork proved, now on the transport itself: pipe pairs, message boundaries of sizes
+// around the 64 KiB read chunk and pipe buffer, readiness by callbacks driving queued sends,
+// the end of a closed peer (0, GONE), closing an end whose big write is pending, thousands of
+// messages each way at once, and the process exiting by itself once nothing is watched.
 // Prints one line per check, then `SUMMARY {json}` as its last line; exits 1 on any failure.
 // stdout must be a file, not a Linux pipe (Wine's node.exe fails console.log with EBADF there).
 import { createRequire } from 'node:module';
@@ -17,14 +22,7 @@ function check(name, ok, detail = '') {
 }
 
 function finish(extra = {}) {
-  const summary = {
-    passed: checks.length - failed,
-    failed,
-    ms: Date.now() - started,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-    ...extra,
-  };
+  const summary = { passed: checks.length - failed, failed, ms: Date.now() - started, node: process.version, platform: `${process.platform}-${process.arch}`, ...extra };
   console.log(`SUMMARY ${JSON.stringify(summary)}`);
   process.exitCode = failed === 0 && checks.length > 0 ? 0 : 1;
 }
@@ -42,200 +40,172 @@ function same(a, b) {
   return true;
 }
 
-async function main() {
-  const loaded = require(addonPath);
-  const win = loaded.iocp ?? loaded;  // the IOCP groundwork sits under `iocp` next to the win32 transport
-  check('addon loads', typeof win.pipePair === 'function', addonPath);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const READABLE = 1;
+const WRITABLE = 2;
 
-  // Every readiness callback of the IOCP watcher thread lands here (JS thread).
+async function main() {
+  const w = require(addonPath);
+  check('addon loads', w.platform === 'win32' && typeof w.socketpair === 'function' && typeof w.recvPackets === 'function', addonPath);
+  const MAX = w.MAX_PAYLOAD;
+  const arena = new Uint8Array(MAX);
+  const meta = new Int32Array(6);
+  const fds = new Int32Array(253);
+
+  // Every readiness callback lands here (JS thread), from the thread pool's waits.
   const wakers = new Map();
   let callbacks = 0;
   const bitsSeen = new Map();
-  win.init((id, bits) => {
+  w.init((id, bits) => {
     callbacks++;
     bitsSeen.set(id, (bitsSeen.get(id) ?? 0) | bits);
     wakers.get(id)?.(bits);
   });
 
-  const [a, b] = win.pipePair();
-  const ia = win.info(a);
-  const ib = win.info(b);
-  check('pipe pair ids', Number.isInteger(a) && Number.isInteger(b) && a !== b, `${a}, ${b}`);
-  check('peer process ids are ours', ia.serverPid === process.pid && ia.clientPid === process.pid &&
-    ib.serverPid === process.pid && ib.clientPid === process.pid, `pid ${process.pid}`);
-  check('server/client roles', ia.server === true && ib.server === false);
-  check('a read is in flight on each end', ia.readInFlight && ib.readInFlight);
-  check('recv on an empty end is AGAIN', win.recv(a) === win.AGAIN && win.recv(b) === win.AGAIN);
-
-  // Sends queue behind a write in flight (AGAIN) and go on at the writable event.
-  function sender(id) {
-    const queue = [];
-    let again = 0;
-    const pump = () => {
-      while (queue.length > 0) {
-        const r = win.send(id, queue[0]);
-        if (r === win.AGAIN) { again++; return; }
-        if (r !== queue[0].length) throw new Error(`send(${id}) returned ${r}`);
-        queue.shift();
-      }
-    };
-    return { push(m) { queue.push(m); pump(); }, pump, get again() { return again; }, get left() { return queue.length; } };
+  /** One packet, or AGAIN, or 0 at the end. */
+  function recv(id) {
+    const r = w.recvPackets(id, meta, fds, 1, MAX, arena, 0);
+    return r === 1 ? { bytes: arena.slice(meta[2], meta[2] + meta[3]), flags: meta[5] } : r;
   }
-  // Receives until `count` messages came, draining at each readable event (edge-triggered).
-  function receiver(id, count) {
+
+  /**
+   * Sends `out` on `id` and receives until `count` messages (or the end) came, both driven by
+   * readiness callbacks: a send that finds a write in flight (AGAIN) goes on at the writable
+   * event, reads drain at each readable one. Keeps the loop alive (ref) while it runs.
+   */
+  function pump(id, out, count) {
     const got = [];
+    let again = 0;
+    let eof = false;
+    w.ref(1);
     return new Promise((resolve, reject) => {
-      const drain = () => {
+      const step = () => {
         try {
-          for (;;) {
-            const m = win.recv(id);
-            if (m === win.AGAIN) break;
-            if (m === 0) { resolve({ got, eof: true }); return; }
-            got.push(m);
-            if (got.length === count) { resolve({ got, eof: false }); return; }
+          while (out.length > 0) {
+            const r = w.sendPacket(id, [out[0]], null);
+            if (r === w.AGAIN) {
+              again++;
+              break;
+            }
+            if (r !== out[0].length) throw new Error(`sendPacket(${id}) returned ${r}`);
+            out.shift();
           }
-        } catch (e) { reject(e); }
+          while (got.length < count) {
+            const m = recv(id);
+            if (m === w.AGAIN) break;
+            if (m === 0) {
+              eof = true;
+              break;
+            }
+            got.push(m.bytes);
+          }
+          if ((got.length >= count || eof) && out.length === 0) {
+            wakers.delete(id);
+            w.watch(id, 0);
+            w.ref(-1);
+            resolve({ got, eof, again });
+            return;
+          }
+          w.watch(id, READABLE | (out.length > 0 ? WRITABLE : 0));
+        } catch (e) {
+          w.ref(-1);
+          reject(e);
+        }
       };
-      wakers.set(id, (bits) => { if (bits & win.READABLE) drain(); senders.get(id)?.pump(); });
-      drain();
+      wakers.set(id, step);
+      step();
     });
   }
-  const senders = new Map();
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 30 s')), 30000).unref());
 
-  const sizes = [1, 100, 4096, 65536, 200000, 0, 7];  // 200000 > the 64 KiB first read
+  const [a, b] = w.socketpair();
+  const ia = w.fdInfo(a);
+  check('a pair: two ids above ID_BASE, message-mode pipe ends, local only', a >= w.ID_BASE && b >= w.ID_BASE && a !== b &&
+    ia.kind === 'message-pipe' && ia.domain === 'unix' && ia.connected, `${a}, ${b}, ${JSON.stringify(ia)}`);
+  check('recv on an empty end is AGAIN', recv(a) === w.AGAIN && recv(b) === w.AGAIN);
+
+  const sizes = [1, 100, 4096, 65536, 200000, 0, 7]; // 200000 > the 64 KiB read chunk and pipe buffer
   const ab = sizes.map((n, i) => message(i, n));
   const ba = sizes.slice().reverse().map((n, i) => message(100 + i, n));
-  const sa = sender(a);
-  const sb = sender(b);
-  senders.set(a, sa);
-  senders.set(b, sb);
-  const atB = receiver(b, ab.length);
-  const atA = receiver(a, ba.length);
-  for (const m of ab) sa.push(m);
-  for (const m of ba) sb.push(m);
+  const [ra, rb] = await Promise.race([Promise.all([pump(a, [...ab], ba.length), pump(b, [...ba], ab.length)]), timeout]);
+  check(`a -> b: ${ab.length} messages, boundaries and order kept`, rb.got.length === ab.length && rb.got.every((m, i) => same(m, ab[i])), `sizes ${rb.got.map((m) => m.length).join(',')}`);
+  check(`b -> a: ${ba.length} messages, boundaries and order kept`, ra.got.length === ba.length && ra.got.every((m, i) => same(m, ba[i])), `sizes ${ra.got.map((m) => m.length).join(',')}`);
+  check('readiness callbacks came from the thread pool (readable and writable)', callbacks > 0 && (bitsSeen.get(b) & READABLE) !== 0 && ((bitsSeen.get(a) | bitsSeen.get(b)) & WRITABLE) !== 0, `${callbacks} callbacks`);
 
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 20 s')), 20000).unref());
-  const [rb, ra] = await Promise.race([Promise.all([atB, atA]), timeout]);
-  check(`a -> b: ${ab.length} messages, boundaries and order kept`, rb.got.length === ab.length && rb.got.every((m, i) => same(m, ab[i])),
-    `sizes ${rb.got.map((m) => m.length).join(',')}`);
-  check(`b -> a: ${ba.length} messages, boundaries and order kept`, ra.got.length === ba.length && ra.got.every((m, i) => same(m, ba[i])),
-    `sizes ${ra.got.map((m) => m.length).join(',')}`);
-  check('readiness callbacks came from the IOCP thread', callbacks > 0 && (bitsSeen.get(a) & win.READABLE) && (bitsSeen.get(b) & win.READABLE),
-    `${callbacks} callbacks, ${win.stats().packets} completion packets`);
-  check('writable events drove queued sends', sa.left === 0 && sb.left === 0 && (bitsSeen.get(a) & win.WRITABLE) !== 0,
-    `AGAIN ${sa.again + sb.again} times`);
-
-  // Closing one end: the other reads the end (0) and its sends say GONE.
-  const eof = receiver(b, Infinity);
-  win.close(a);
-  const rEof = await Promise.race([eof, timeout]);
-  check('close: the peer reads the end', rEof.eof === true && rEof.got.length === 0, `endError ${win.info(b).endError || 'none'}`);
+  // Closing one end: the other reads the end (0) and its sends say GONE; the id is gone.
+  w.close(a);
+  const rEof = await Promise.race([pump(b, [], Infinity), timeout]);
+  check('close: the peer reads the end', rEof.eof && rEof.got.length === 0 && w.peerHungUp(b));
   let gone;
   for (let i = 0; i < 50; i++) {
-    gone = win.send(b, message(1, 10));
-    if (gone === win.GONE) break;
-    await new Promise((r) => setTimeout(r, 10));  // a write in flight (AGAIN) finishes first
+    gone = w.sendPacket(b, [message(1, 10)], null);
+    if (gone === w.GONE) break;
+    await sleep(10); // a write in flight (AGAIN) finishes first
   }
-  check('send to a closed peer is GONE', gone === win.GONE, `last result ${gone}, writeError ${win.info(b).writeError || 'none'}`);
-  let threw = false;
-  try { win.recv(a); } catch { threw = true; }
-  check('a closed id is no longer usable', threw);
-  win.close(b);
+  check('send to a closed peer is GONE', gone === w.GONE, `last result ${gone}`);
+  let code;
+  try {
+    recv(a);
+  } catch (e) {
+    code = e.code;
+  }
+  check('a closed id is no longer usable (EBADF)', code === 'EBADF', code);
+  w.close(b);
+  await sleep(50);
+  const handlesBefore = w.handleCount(); // the thread pool's threads and waits exist by now
 
-  // Closing with a read in flight leaves a zombie until the cancelled read's packet comes back.
-  const [c, d] = win.pipePair();
-  win.close(c);
-  win.close(d);
-  for (let i = 0; i < 100 && win.stats().zombies > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  const st = win.stats();
-  check('no open ends and no zombies after close', st.open === 0 && st.zombies === 0, JSON.stringify(st));
-
-  // Many small messages both ways at once, through the same completion port.
+  // Many small messages both ways at once.
   {
     const N = 3000;
-    const [p, q] = win.pipePair();
+    const [p, q] = w.socketpair();
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 3001);
     const pq = Array.from({ length: N }, (_, i) => message(i, rand()));
     const qp = Array.from({ length: N }, (_, i) => message(i + 7, rand()));
-    const sp = sender(p);
-    const sq = sender(q);
-    senders.set(p, sp);
-    senders.set(q, sq);
-    const atQ = receiver(q, N);
-    const atP = receiver(p, N);
     const t = Date.now();
-    for (const m of pq) sp.push(m);
-    for (const m of qp) sq.push(m);
-    const [rq, rp] = await Promise.race([Promise.all([atQ, atP]), timeout]);
+    const [rq, rp] = await Promise.race([Promise.all([pump(q, [...qp], N), pump(p, [...pq], N)]), timeout]);
     const ok = rq.got.length === N && rp.got.length === N && rq.got.every((m, i) => same(m, pq[i])) && rp.got.every((m, i) => same(m, qp[i]));
-    check(`${N} messages of 0-3000 bytes each way, in order`, ok, `${Date.now() - t} ms`);
-    win.close(p);
-    win.close(q);
+    check(`${N} messages of 0-3000 bytes each way at once, in order`, ok, `${Date.now() - t} ms, AGAIN ${rq.again + rp.again} times`);
+    w.close(p);
+    w.close(q);
   }
 
-  // Closing an end whose write is pending: q's posted read takes the first message and q holds
-  // it (nobody calls recv, so no read is posted), so a message bigger than the pipe buffer
-  // cannot be taken and its write stays pending. The cancelled write's packet frees the end.
+  // Closing an end whose write is pending: q takes the first message and holds it (nobody
+  // calls recv, so no read is posted), so a message bigger than the pipe buffer cannot be taken
+  // and its write stays pending. close() cancels it and waits for it (CloseEnd), without a hang;
+  // q then reads the first message and the end, not a torn second one.
   {
-    const [p, q] = win.pipePair();
-    const first = win.send(p, message(1, 10));
-    for (let i = 0; i < 100 && (win.info(q).readInFlight || win.info(p).writeInFlight); i++) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const r = win.send(p, message(3, 200000));
-    await new Promise((r2) => setTimeout(r2, 50));
-    const pending = win.info(p).writeInFlight;
-    win.close(p);
-    const zombiesAfterClose = win.stats().zombies;
-    for (let i = 0; i < 100 && win.stats().zombies > 0; i++) await new Promise((r2) => setTimeout(r2, 10));
-    check('close with a write pending: a zombie until its packet, then none', first === 10 && r === 200000 && pending &&
-      zombiesAfterClose === 1 && win.stats().zombies === 0, `pending ${pending}, zombies ${zombiesAfterClose} -> ${win.stats().zombies}`);
-    win.close(q);
+    const [p, q] = w.socketpair();
+    w.watch(q, READABLE); // posts q's read
+    const first = w.sendPacket(p, [message(1, 10)], null);
+    await sleep(50);
+    const second = w.sendPacket(p, [message(3, 200000)], null);
+    await sleep(50);
+    const t = Date.now();
+    w.close(p);
+    const closeMs = Date.now() - t;
+    w.watch(q, 0);
+    const rest = await Promise.race([pump(q, [], Infinity), timeout]);
+    const lens = rest.got.map((m) => m.length);
+    check('close with a write pending: cancelled at once, the peer reads what was whole, then the end', first === 10 && second === 200000 &&
+      closeMs < 1000 && rest.eof && lens[0] === 10 && lens.every((n) => n === 10 || n === 200000), `close ${closeMs} ms, then ${lens.join(',')}`);
+    w.close(q);
   }
 
-  // The receive bound: a message of maxMessage bytes arrives; one byte more (which would fit
-  // the read buffer of maxMessage + 1 exactly) and a much bigger one fail the receiving end.
-  let rangeError = false;
-  try { win.pipePair(0); } catch (e) { rangeError = e instanceof RangeError; }
-  check('pipePair(0) is a RangeError', rangeError);
-  for (const [size, expectOk] of [[1000, true], [1001, false], [70000, false]]) {
-    const [p, q] = win.pipePair(1000);
-    const r = win.send(p, message(9, size));
-    const got = receiver(q, 1);
-    let outcome;
-    try {
-      const { got: msgs } = await Promise.race([got, timeout]);
-      outcome = same(msgs[0], message(9, size)) ? 'message' : 'wrong message';
-    } catch (e) {
-      outcome = e.code ?? String(e);
-    }
-    check(`limit 1000, message of ${size}: ${expectOk ? 'received' : 'TOO_LARGE'}`, r === size && outcome === (expectOk ? 'message' : 'TOO_LARGE'), outcome);
-    win.close(p);
-    win.close(q);
-  }
-
-  // A few more pairs, to see ids and handles are not leaked or reused wrongly.
+  // Many pairs made and closed: ids never reused, nothing left open, handles back to baseline.
   const many = [];
-  for (let i = 0; i < 32; i++) many.push(...win.pipePair());
-  for (const id of many) win.close(id);
-  check('32 more pairs made and closed', new Set(many).size === 64);
-
-  // Facts for the next steps, recorded, not checked (docs/windows.md).
-  const skip = win.probeSkipCompletionOnSuccess();
-  console.log(`fact FILE_SKIP_COMPLETION_PORT_ON_SUCCESS on a pipe end: ${JSON.stringify(skip)}`);
-  const dupPort = win.probeDuplicateAssociation();
-  console.log(`fact duplicate of an end on a port, on a second port: ${JSON.stringify(dupPort)}`);
-
-  const { packets } = win.stats();
-  win.shutdown();
-  finish({ callbacks, packets, wine: process.env.WINE_VERSION ?? null, skipCompletionOnSuccess: skip, duplicateAssociation: dupPort });
+  for (let i = 0; i < 32; i++) many.push(...w.socketpair());
+  for (const id of many) w.close(id);
+  await sleep(50);
+  const handlesAfter = w.handleCount();
+  check('32 more pairs made and closed: no open ends, handles back to baseline', new Set(many).size === 64 && w.openCount() === 0 &&
+    handlesAfter <= handlesBefore + 2, `open ${w.openCount()}, handles ${handlesBefore} -> ${handlesAfter}`);
+  finish({ callbacks, wine: process.env.WINE_VERSION ?? null });
+  // Nothing is watched or ref'd now: the process exits by itself (a hang is the script's timeout).
 }
 
 main().catch((e) => {
   check('no exception', false, e && e.stack ? e.stack : String(e));
   finish();
-  // Open ends keep the loop alive (their thread-safe function is ref'd): leave now. On success
-  // the process exits by itself, which shows the function is unref'd once no end is open.
   process.exit(1);
 });

@@ -238,8 +238,9 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
    * ends in this process (their loopback closes with the connection).
    */
   close(): void {
-    if (!this.alive) return;
-    this.flushControl();
+    // After the peer ended the connection (die() from the reader) the plain ends are still open
+    // here: close them all the same (each close is idempotent).
+    if (this.alive) this.flushControl();
     this.tx.close();
     this.rx.close();
     this.die();

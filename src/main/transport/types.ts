@@ -39,6 +39,13 @@ export interface SharedMemoryBackend {
   /** What is wrong with a received segment's memory descriptor, or undefined. */
   checkSegment(fd: number, info: FdInfo): string | undefined;
   /**
+   * Backends whose sockets cannot peek a queued descriptor (Windows pipes): ties the segment's
+   * travelling descriptor `send` to `end` (the pool pair's end that travels) instead of queueing
+   * it there; whoever holds that end gets the memory back with `NativeBinding.peekFd(end)`.
+   * Absent: the pool queues `send` in a packet on the pair and holders peek it.
+   */
+  lendSegment?(end: number, send: number): void;
+  /**
    * Whether received memory may be mapped: true where its size is sealed (no SIGBUS can come
    * from a sender truncating it); otherwise `.bytes` of a received block is a copy made by `read`.
    */

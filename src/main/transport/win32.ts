@@ -11,8 +11,10 @@
  * by the thread pool) behind the same `Poller` shape, built here by {@link win32Native}.
  *
  * Shared memory: immutable blocks (`IpcSharedMemory`) are pagefile-backed sections, kept and sent
- * as read-only duplicates and always read by copy. Not there yet on Windows: the shared memory
- * pool, `lockdown()` enforcement.
+ * as read-only duplicates and always read by copy. Pool segments (`IpcSharedBuffer`) are sections
+ * the pool keeps writable, lent as a lease: a pipe end carrying a read-only duplicate of the
+ * section (src/native/win/lease.cc); the pool's end of the pair sees the hang-up when every
+ * holder closed the lease, as on Linux.
  */
 import path from 'node:path';
 import type { FdInfo, NativeBinding, NativePoller, NativeWindowsLockdownResult, PeerCredentials, RecvPackets } from '../native.js';
@@ -58,6 +60,12 @@ export interface NativeWin32 {
   sectionRead(id: number, length: number): ArrayBuffer;
   /** Whether the handle allows a writable view. */
   sectionWritable(id: number): boolean;
+  /** Attaches a duplicate of a section to a pipe end: the end becomes a pool segment's lease. */
+  segmentAttach(endId: number, sectionId: number): void;
+  /** A new section id for the segment a lease end carries (the caller owns it), or -1 if none. */
+  segmentSection(endId: number): number;
+  /** Detaches an ArrayBuffer (its views read as empty). */
+  detachBuffer(buffer: ArrayBuffer): void;
   /** lockdown() on Windows (src/native/win/lockdown.cc). */
   windowsLockdown(): NativeWindowsLockdownResult;
 }
@@ -73,7 +81,9 @@ function unsupported(what: string): never {
 
 /**
  * The {@link NativeBinding} the typed layer uses, over the Windows addon: its calls pass through,
- * `Poller` is built on `watch`, and the memory calls (shared memory, the pool) throw ENOTSUP.
+ * `Poller` is built on `watch`; `peekFd` gives the section a pool segment's lease carries; the
+ * calls of zero-copy memory (writable mappings, external buffers) throw ENOTSUP, never reached
+ * since `externalBuffersAllowed()` is false (memory is copied in and out).
  */
 export function win32Native(w: NativeWin32): NativeBinding {
   const pollers = new Map<number, WinPoller>();
@@ -142,10 +152,11 @@ export function win32Native(w: NativeWin32): NativeBinding {
     shutdownWrite: (id) => w.shutdownWrite(id),
     setBlocking: (id, b) => w.setBlocking(id, b),
     waitFds: (r, wr, t) => w.waitFds(r, wr, t),
+    peekFd: (id) => w.segmentSection(id),
     pwrite: (id, bytes, offset) => w.sectionWrite(id, bytes, offset),
     // Received memory is read by copy (mapsReceived is false); a writable mapping is the pool's.
-    mapFd: (id, length, writable) => (writable ? unsupported('the shared memory pool') : w.sectionRead(id, length)),
-    detachBuffer: () => unsupported('shared memory'),
+    mapFd: (id, length, writable) => (writable ? unsupported('a writable mapping of shared memory') : w.sectionRead(id, length)),
+    detachBuffer: (b) => w.detachBuffer(b),
     aliasBuffer: () => unsupported('shared memory'),
     externalBuffersAllowed: () => false,
     windowsLockdown: () => w.windowsLockdown(),
@@ -159,8 +170,11 @@ export function win32Native(w: NativeWin32): NativeBinding {
 /**
  * Sections: a block is filled through a writable section whose handle is closed once a read-only
  * duplicate exists, so nobody can change it after; a received block must not allow a writable
- * view. Segments of the pool are not implemented yet. The size of a section is fixed, but
- * received memory is copied all the same (the typed layer's copy path): no external buffers.
+ * view. A pool segment is a section the pool keeps writable (written with `pwrite` when a buffer
+ * is sent) and lends read-only, attached to the lease end (`lendSegment`); a received segment
+ * must be a non-empty section of ours (pagefile-backed, our header: checked by the addon when it
+ * arrives). The size of a section is fixed, but received memory is copied all the same (the
+ * typed layer's copy path): no external buffers.
  */
 function sectionSharedMemory(w: NativeWin32): SharedMemoryBackend {
   return {
@@ -178,8 +192,21 @@ function sectionSharedMemory(w: NativeWin32): SharedMemoryBackend {
       if (w.sectionWritable(fd)) return 'a section open for writing (an immutable block travels read-only)';
       return undefined;
     },
-    createSegment: () => unsupported('the shared memory pool (IpcSharedMemoryPool)'),
-    checkSegment: () => 'a pool segment, which this Windows build does not support yet',
+    createSegment(size) {
+      const rw = w.sectionCreate(size);
+      try {
+        return [rw, w.sectionReadOnly(rw)];
+      } catch (e) {
+        w.close(rw);
+        throw e;
+      }
+    },
+    checkSegment(_fd, info) {
+      if (info.kind !== 'section') return `a ${info.kind}, not a shared memory section`;
+      if (info.size <= 0) return 'empty';
+      return undefined;
+    },
+    lendSegment: (end, send) => w.segmentAttach(end, send),
     mapsReceived: false,
     read: (fd, length) => w.sectionRead(fd, length),
   };

@@ -4,8 +4,10 @@
 #include "win.h"
 
 #include <bcrypt.h>
+#include <winternl.h>
 
 #include <stdio.h>
+#include <string.h>
 
 namespace eicch {
 
@@ -89,6 +91,7 @@ void CloseEnd(State* s, End* e) {
   if (e->wPending && !HasOverlappedIoCompleted(&e->wov)) done = Finish(e->h, &e->wov, e->wev) && done;
   Settle(e);  // a cancelled write's handles are closed here (a listener's connect: nothing)
   CloseHandle(e->h);
+  LeaseClose(e);
   if (!e->name.empty()) OpenAdd(e->name, e->server, -1);
   if (!done) return;  // leaked on purpose, see Finish
   CloseHandle(e->rev);
@@ -191,7 +194,15 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, fd);
   }
   End* from = GetEnd(s, env, info[0]);
+  HANDLE lease = nullptr;  // a pool segment's lease: the duplicate carries the segment too
+  if (from->lease != nullptr && !LeaseDup(from, &lease)) {
+    DWORD err = GetLastError();
+    CloseHandle(d);
+    ThrowWin(env, err, "DuplicateHandle");
+  }
   End* e = NewEnd(s, d, from->server);
+  e->lease = lease;
+  e->leaseSize = from->leaseSize;
   e->section = from->section;
   e->size = from->size;
   e->name = from->name;
@@ -278,17 +289,48 @@ Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   }
   uint8_t head[kHeader];
   DWORD got = 0, avail = 0, left = 0;
-  if (PeekNamedPipe(e->h, head, sizeof head, &got, &avail, &left) && got == kHeader && head[12] == 1) {
+  if (PeekNamedPipe(e->h, head, sizeof head, &got, &avail, &left) && got == kHeader && (head[12] & kModeLocal) != 0) {
     return Napi::String::New(env, "a message queued for it carries handles that only this process can deliver; send it after its next recv()");
   }
   return env.Undefined();
 }
 
-// handleCount(): GetProcessHandleCount, for leak checks. openCount(): ends in this table.
+// handleCount(): this process's open handles, for leak checks. GetProcessHandleCount first;
+// Wine 8 answers it with 0 (ProcessHandleCount is a stub there), so then the entries of this
+// process in NtQuerySystemInformation(SystemHandleInformation), which wineserver does list.
+// -1 when neither answers. openCount(): ends in this table.
 Napi::Value HandleCount(const Napi::CallbackInfo& info) {
   DWORD n = 0;
-  GetProcessHandleCount(GetCurrentProcess(), &n);
-  return Napi::Number::New(info.Env(), n);
+  if (GetProcessHandleCount(GetCurrentProcess(), &n) && n > 0) return Napi::Number::New(info.Env(), n);
+  struct Entry {  // SYSTEM_HANDLE_TABLE_ENTRY_INFO
+    ULONG pid;
+    UCHAR type;
+    UCHAR flags;
+    USHORT value;
+    PVOID object;
+    ULONG access;
+  };
+  std::vector<uint8_t> buf(1u << 16);
+  NTSTATUS st = 0;
+  for (int i = 0; i < 12; i++) {
+    ULONG need = 0;
+    st = NtQuerySystemInformation(static_cast<SYSTEM_INFORMATION_CLASS>(16), buf.data(), static_cast<ULONG>(buf.size()), &need);
+    if (st != static_cast<NTSTATUS>(0xC0000004)) break;  // STATUS_INFO_LENGTH_MISMATCH: grow
+    buf.resize(need > buf.size() ? need + 4096 : buf.size() * 2);
+  }
+  if (st != 0) return Napi::Number::New(info.Env(), -1);
+  ULONG count = 0;
+  memcpy(&count, buf.data(), sizeof count);
+  const size_t first = sizeof(void*);  // the count, padded to the entries' alignment
+  if (first + static_cast<size_t>(count) * sizeof(Entry) > buf.size()) return Napi::Number::New(info.Env(), -1);
+  DWORD self = GetCurrentProcessId();
+  double mine = 0;
+  for (ULONG i = 0; i < count; i++) {
+    Entry e;
+    memcpy(&e, buf.data() + first + i * sizeof(Entry), sizeof e);
+    if (e.pid == self) mine++;
+  }
+  return Napi::Number::New(info.Env(), mine);
 }
 
 Napi::Value OpenCount(const Napi::CallbackInfo& info) {
@@ -301,6 +343,33 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("open", static_cast<double>(StateOf(info)->ends.size()));
   o.Set("localTokens", static_cast<double>(LocalCount()));
   return o;
+}
+
+// testRawWrite(id, bytes) -> bytes written: one message of exactly these bytes, without the
+// addon's header, waited for (at most 5 s): what a hostile peer can write. For tests only.
+Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+  OVERLAPPED ov{};
+  ov.hEvent = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  BOOL ok = WriteFile(e->h, bytes.Data(), static_cast<DWORD>(bytes.ByteLength()), nullptr, &ov);
+  DWORD err = ok ? 0 : GetLastError();
+  if (!ok && err == ERROR_IO_PENDING && WaitForSingleObject(ov.hEvent, 5000) != WAIT_OBJECT_0) {
+    CancelIoEx(e->h, &ov);
+    WaitForSingleObject(ov.hEvent, INFINITE);
+  }
+  if (ok || err == ERROR_IO_PENDING) err = ov.Internal == 0 ? 0 : RtlNtStatusToDosError(static_cast<NTSTATUS>(ov.Internal));
+  CloseHandle(ov.hEvent);
+  if (err != 0) ThrowWin(env, err, "WriteFile");
+  return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
+}
+
+// testHandleValue(id) -> the HANDLE value behind an end (what a hostile peer would have to
+// guess to name it in a forged message). For tests only.
+Napi::Value TestHandleValue(const Napi::CallbackInfo& info) {
+  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(e->h)));
 }
 
 // Calls of the POSIX surface with nothing to do for a message pipe: the typed layer's blocking

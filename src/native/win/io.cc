@@ -17,9 +17,10 @@
 //   that exits before its message is read takes its parked handles with it (the receiver gets
 //   a packet flagged PACKET_CTRUNCATED: MALFORMED).
 // Every received handle is checked: a message-mode pipe opened for overlapped I/O becomes an
-// end; a file (disk, byte pipe, character device) becomes a C runtime descriptor of node.exe;
-// anything else (a process, a thread, a section, a pipe opened for synchronous I/O, which would
-// block our reads) is closed and the packet flagged PACKET_CTRUNCATED.
+// end; a section of ours (pagefile-backed, our header) a section; a file (disk, byte pipe,
+// character device) a C runtime descriptor of node.exe; anything else (a process, a thread, a
+// pipe opened for synchronous I/O, which would block our reads) is closed and the packet flagged
+// PACKET_CTRUNCATED. A pool segment's section travels attached to its lease end (lease.cc).
 #include "win.h"
 
 #include <bcrypt.h>
@@ -228,13 +229,16 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   }
   if (payload > kMaxPayload) return Napi::Number::New(env, kTooBig);
 
-  // The handles: duplicated first, so a failure leaves nothing written.
+  // The handles: duplicated first, so a failure leaves nothing written. A pool segment's lease
+  // end takes its section along, right after it, marked in the bitmap (lease.cc).
   std::vector<HANDLE> dups;
+  std::vector<size_t> attached;  // indexes in dups of attached sections
   for (int32_t id : ids) {
     HANDLE src = INVALID_HANDLE_VALUE;
+    End* from = nullptr;
     if (id >= kIdBase) {
       auto it = s->ends.find(id);
-      if (it != s->ends.end()) src = it->second->h;
+      if (it != s->ends.end()) from = it->second, src = from->h;
     } else {
       src = CrtHandle(id);
     }
@@ -246,6 +250,19 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       ThrowWin(env, err, "DuplicateHandle");
     }
     dups.push_back(d);
+    if (from != nullptr && from->lease != nullptr) {
+      if (!LeaseDup(from, &d)) {
+        DWORD err = GetLastError();
+        CloseAll(dups);
+        ThrowWin(env, err, "DuplicateHandle");
+      }
+      attached.push_back(dups.size());
+      dups.push_back(d);
+    }
+  }
+  if (dups.size() > kMaxHandles) {
+    CloseAll(dups);
+    throw Napi::RangeError::New(env, "sendPacket: at most 253 handles per message (a pool segment counts two)");
   }
   bool local = !dups.empty() && PeerIsLocal(e->name, e->server);
   uint8_t token[16];
@@ -253,13 +270,15 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
     CloseAll(dups);
     ThrowWin(env, GetLastError(), "BCryptGenRandom");
   }
-  size_t head = kHeader + (dups.empty() ? 0 : local ? 16 : 8 * dups.size());
+  size_t list = dups.empty() ? 0 : local ? 16 : 8 * dups.size();
+  size_t head = kHeader + list + (attached.empty() ? 0 : (dups.size() + 7) / 8);
   e->wbuf.resize(head + payload);
   uint8_t* w = e->wbuf.data();
+  memset(w + kHeader + list, 0, head - kHeader - list);
   Put32(w, kMagic);
   Put32(w + 4, static_cast<uint32_t>(dups.size()));
   Put32(w + 8, GetCurrentProcessId());
-  Put32(w + 12, local ? 1 : 0);
+  Put32(w + 12, (local ? kModeLocal : 0) | (attached.empty() ? 0 : kModeAttached));
   if (local) {
     memcpy(w + kHeader, token, 16);
   } else {
@@ -268,6 +287,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       memcpy(w + kHeader + 8 * i, &v, 8);
     }
   }
+  for (size_t i : attached) w[kHeader + list + i / 8] |= static_cast<uint8_t>(1u << (i % 8));
   size_t at = head;
   for (uint32_t i = 0; i < parts.Length(); i++) {
     Napi::TypedArray p = parts.Get(i).As<Napi::TypedArray>();
@@ -346,11 +366,16 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   int flags = e->rTruncated ? kTruncated : 0;
   size_t head = len;  // a malformed header: no payload
   std::vector<HANDLE> got;
-  if (len >= kHeader && Get32(m) == kMagic && Get32(m + 4) <= kMaxHandles && Get32(m + 12) <= 1) {
+  const uint8_t* bitmap = nullptr;  // attached sections (win.h), or none
+  if (len >= kHeader && Get32(m) == kMagic && Get32(m + 4) <= kMaxHandles && Get32(m + 12) <= (kModeLocal | kModeAttached)) {
     uint32_t count = Get32(m + 4);
     DWORD pid = Get32(m + 8);
-    bool local = Get32(m + 12) == 1;
+    bool local = (Get32(m + 12) & kModeLocal) != 0;
     size_t need = kHeader + (count == 0 ? 0 : local ? 16 : 8 * static_cast<size_t>(count));
+    if (Get32(m + 12) & kModeAttached) {
+      bitmap = m + need;
+      need += (count + 7) / 8;
+    }
     if (len >= need) {
       head = need;
       if (count > fdsOut.ElementLength()) {
@@ -390,10 +415,16 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     flags |= kTruncated;
   }
   std::vector<int32_t> ids;
-  for (HANDLE h : got) {
-    int32_t id = Adopt(s, h);
-    if (id < 0) flags |= kCtruncated;
-    else ids.push_back(id);
+  int32_t prev = -1;  // the id of the handle before, which an attached section belongs to
+  for (size_t i = 0; i < got.size(); i++) {
+    if (bitmap != nullptr && (bitmap[i / 8] >> (i % 8)) & 1) {
+      if (!LeaseAttach(s, prev, got[i])) flags |= kCtruncated;
+      prev = -1;  // one section per end
+      continue;
+    }
+    prev = Adopt(s, got[i]);
+    if (prev < 0) flags |= kCtruncated;
+    else ids.push_back(prev);
   }
   if (flags & kCtruncated) {
     // All or none: a message's handles are refused together.
@@ -423,33 +454,6 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   PostRead(e);
   Arm(s, e);
   return Napi::Number::New(env, 1);
-}
-
-// testRawWrite(id, bytes) -> bytes written: one message of exactly these bytes, without the
-// addon's header, waited for (at most 5 s): what a hostile peer can write. For tests only.
-Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  End* e = GetEnd(StateOf(info), env, info[0]);
-  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
-  OVERLAPPED ov{};
-  ov.hEvent = CreateEventW(nullptr, TRUE, FALSE, nullptr);
-  BOOL ok = WriteFile(e->h, bytes.Data(), static_cast<DWORD>(bytes.ByteLength()), nullptr, &ov);
-  DWORD err = ok ? 0 : GetLastError();
-  if (!ok && err == ERROR_IO_PENDING && WaitForSingleObject(ov.hEvent, 5000) != WAIT_OBJECT_0) {
-    CancelIoEx(e->h, &ov);
-    WaitForSingleObject(ov.hEvent, INFINITE);
-  }
-  if (ok || err == ERROR_IO_PENDING) err = ov.Internal == 0 ? 0 : RtlNtStatusToDosError(static_cast<NTSTATUS>(ov.Internal));
-  CloseHandle(ov.hEvent);
-  if (err != 0) ThrowWin(env, err, "WriteFile");
-  return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
-}
-
-// testHandleValue(id) -> the HANDLE value behind an end (what a hostile peer would have to
-// guess to name it in a forged message). For tests only.
-Napi::Value TestHandleValue(const Napi::CallbackInfo& info) {
-  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
-  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(e->h)));
 }
 
 }  // namespace eicch

@@ -1,11 +1,7 @@
 // The Windows addon's module: the win32 transport (ends.cc, io.cc, watch.cc, server.cc,
-// crt.cc, registry.cc) at the top level, shaped like the NativeBinding surface of
-// src/main/native.ts, and the IOCP groundwork of pipe.cc/probe.cc under `iocp` (its smoke test).
+// crt.cc, registry.cc, shm.cc, lease.cc, lockdown.cc), shaped like the NativeBinding surface of
+// src/main/native.ts.
 #include "win.h"
-
-namespace eicwin {
-Napi::Object Register(Napi::Env env, Napi::Object exports);
-}
 
 namespace eicch {
 
@@ -25,10 +21,10 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   RegisterWatch(env, exports, s);
   RegisterServer(env, exports, s);
   RegisterShm(env, exports, s);
+  RegisterLease(env, exports, s);
   RegisterLockdown(env, exports);
   napi_add_env_cleanup_hook(env, WaitParked, nullptr);
   exports.Set("platform", Napi::String::New(env, "win32"));
-  exports.Set("iocp", eicwin::Register(env, Napi::Object::New(env)));
   return exports;
 }
 

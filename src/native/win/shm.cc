@@ -140,6 +140,18 @@ Napi::Value SectionWritable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, MapRange(e->h, FILE_MAP_WRITE, 0, 1, &v));
 }
 
+// detachBuffer(arrayBuffer): detaches it (every view of it reads as empty from then on): a pool
+// segment's staging copy once the segment is sent, a received copy once closed. Nothing here is
+// a mapping (received memory is copied), so nothing is unmapped.
+Napi::Value DetachBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "detachBuffer takes an ArrayBuffer");
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, info[0], &detached) != napi_ok) throw Napi::Error::New(env, "napi_is_detached_arraybuffer failed");
+  if (!detached && napi_detach_arraybuffer(env, info[0]) != napi_ok) throw Napi::Error::New(env, "napi_detach_arraybuffer failed");
+  return env.Undefined();
+}
+
 }  // namespace
 
 bool IsSection(HANDLE h, uint64_t* size) {
@@ -177,6 +189,7 @@ void RegisterShm(Napi::Env env, Napi::Object exports, State* s) {
   exports.Set("sectionWrite", Napi::Function::New(env, SectionWrite, "sectionWrite", s));
   exports.Set("sectionRead", Napi::Function::New(env, SectionRead, "sectionRead", s));
   exports.Set("sectionWritable", Napi::Function::New(env, SectionWritable, "sectionWritable", s));
+  exports.Set("detachBuffer", Napi::Function::New(env, DetachBuffer, "detachBuffer", s));
 }
 
 }  // namespace eicch

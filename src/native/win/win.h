@@ -49,9 +49,15 @@ constexpr int kTooBig = -3;
 constexpr int32_t kIdBase = 1 << 24;
 
 // Every message starts with this header, written and checked by the addon (never by JS):
-// u32 magic, u32 handle count, u32 sender process id, u32 zero; then count u64 handle values
-// (valid in the sender process, parked there for the receiver to take), then the payload.
+// u32 magic, u32 handle count, u32 sender process id, u32 mode; then the handles: a 16-byte
+// token (mode bit 0 set: kept in this process's registry) or count u64 handle values (valid in
+// the sender process, parked there for the receiver to take); with mode bit 1, a bitmap of
+// (count + 7) / 8 bytes (bit i set: handle i is the section of a pool segment attached to the
+// pipe end that is handle i - 1, see lease.cc); then the payload. The count includes attached
+// sections, so it never exceeds kMaxHandles.
 constexpr uint32_t kMagic = 0x31434945;  // "EIC1"
+constexpr uint32_t kModeLocal = 1;     // the handles are in this process's registry, under a token
+constexpr uint32_t kModeAttached = 2;  // an attachment bitmap follows the handles
 constexpr size_t kHeader = 16;
 constexpr uint32_t kMaxHandles = 253;  // as SCM_RIGHTS on Linux
 // The typed layer's largest packet (MAX_RECV_PACKET_BYTES, 1 MiB + 64 KiB) with the header and
@@ -89,6 +95,10 @@ struct End {
   uint64_t size = 0;      // section: its size
   std::wstring name;      // the pipe's name (registry.cc counts open ends by it)
   std::wstring pipePath;  // listener: the \\.\pipe\ path of its next instance
+  // A pool segment's lease (lease.cc): the section of the segment's memory, owned by this end
+  // (closed with it, duplicated with it, sent with it as an attached handle). Pipe ends only.
+  HANDLE lease = nullptr;
+  uint64_t leaseSize = 0;  // the section's exact length (from its header)
 
   // Reading: at most one ReadFile in flight, into rbuf at rfill. A message that does not fit
   // completes with STATUS_BUFFER_OVERFLOW and the rest is read by the next ReadFile. Over
@@ -168,9 +178,13 @@ bool PeerIsLocal(const std::wstring& name, bool server);
 // io.cc
 Napi::Value SendPacket(const Napi::CallbackInfo& info);
 Napi::Value RecvPackets(const Napi::CallbackInfo& info);
-Napi::Value TestRawWrite(const Napi::CallbackInfo& info);
-Napi::Value TestHandleValue(const Napi::CallbackInfo& info);
 std::wstring PipeNameOf(HANDLE h);
+
+// lease.cc (pool segments: a section attached to a pipe end)
+bool LeaseDup(End* e, HANDLE* out);                     // a duplicate to send (false: GetLastError)
+bool LeaseAttach(State* s, int32_t endId, HANDLE section);  // a received one; closes it when refused
+void LeaseClose(End* e);
+void RegisterLease(Napi::Env env, Napi::Object exports, State* s);
 
 // server.cc
 void RegisterServer(Napi::Env env, Napi::Object exports, State* s);
