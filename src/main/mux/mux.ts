@@ -147,6 +147,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   queued = 0;
   /** @internal A pump of the connection is running (pumps do not nest). */
   pumping = false;
+  /** @internal A pump that ran out of budget continues in the check phase (see pumpFrames). */
+  pumpScheduled = false;
   /** @internal A pump of the loopback is running. */
   loopPumping = false;
   /** @internal Bytes of the peer's messages queued in hosted receivers (see maxQueuedBytes). */

@@ -24,7 +24,7 @@ const PUMP_BYTES = 4 * 1024 * 1024;
  */
 export function startReading(mux: IpcMux<unknown, unknown>): void {
   const core = receiverCore(mux.rx as IpcReceiver<unknown>);
-  core.subscribe(() => pumpFrames(mux));
+  core.subscribe(() => pumpFrames(mux, PUMP_BUDGET, true));
   core.setWatched(true);
 }
 
@@ -32,8 +32,10 @@ export function startReading(mux: IpcMux<unknown, unknown>): void {
  * Handles the frames that can be taken now, at most `budget` (then the rest in a later turn of
  * the event loop). Errors of single frames are reported on the connection; its end ends the mux.
  */
-export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET): number {
-  if (mux.pumping || !mux.alive) return 0;
+export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, fromActivity = false): number {
+  // While a continuation is scheduled, readiness does not start another pump: one budget per
+  // turn of the event loop, whatever wakes it.
+  if (mux.pumping || !mux.alive || (fromActivity && mux.pumpScheduled)) return 0;
   mux.pumping = true;
   let bytes = 0;
   let n = 0;
@@ -59,7 +61,13 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET):
       }
     }
     // Budget spent: the rest (read ahead, so no readiness event will say so) in the next turn.
-    setImmediate(() => pumpFrames(mux));
+    if (!mux.pumpScheduled) {
+      mux.pumpScheduled = true;
+      setImmediate(() => {
+        mux.pumpScheduled = false;
+        pumpFrames(mux);
+      });
+    }
     return n;
   } finally {
     mux.pumping = false;
