@@ -288,7 +288,9 @@ async function main() {
     });
     fs.closeSync(fd);
     const text = fs.readFileSync(out, 'utf8');
-    process.stdout.write(text.split('\n').map((l) => (l ? `  | ${l}` : l)).join('\n'));
+    // The vitest stage's SUMMARY (every skip and exclusion) is printed below as readable lines.
+    const shown = name === 'vitest' ? text.split('\n').filter((l) => !l.startsWith('SUMMARY ')) : text.split('\n');
+    process.stdout.write(shown.map((l) => (l ? `  | ${l}` : l)).join('\n'));
     const last = text.trim().split('\n').reverse().find((l) => l.startsWith('SUMMARY '));
     if (r.error?.code === 'ETIMEDOUT') {
       spawnSync('wineserver', ['-k'], { env: wineEnv, stdio: 'ignore' }); // what wine left running
@@ -322,7 +324,7 @@ async function main() {
 
   const total = Date.now() - t0;
   const t = Object.entries(times).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
-  say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}`);
+  say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}${facts.vitest ? `, ${facts.vitest} (win32 tree)` : ''}`);
   say(`time: ${(total / 1000).toFixed(1)} s (${t})`);
   if (smoke) {
     const s = smoke.summary;

@@ -28,13 +28,15 @@ export const win32 = process.platform === 'win32';
  * `it(name, skipOnWin32('why'), fn)`, `describe(name, skipOnWin32('why'), body)` (a skipped
  * suite runs none of its hooks). Elsewhere the options change nothing. The reason says what the
  * test needs that Windows lacks (/proc, a python3 peer speaking the Linux wire, memfd seals...),
- * or names the win32 transport's known gap. A test's timeout goes in `options` (vitest 4 takes no
+ * or names the win32 transport's known gap. EIPC_WIN32_RUN_SKIPPED=1 runs them anyway (to see
+ * whether a gap is closed). A test's timeout goes in `options` (vitest 4 takes no
  * timeout after the function once options come second).
  */
 export function skipOnWin32(reason: string, options: { timeout?: number } = {}): { skip?: true; timeout?: number; meta: { win32Skip: string } } {
   // No `skip: false` elsewhere: vitest spreads options over `it.skip`/`it.skipIf` and over the
   // tests of a suite, so a false would un-skip them.
-  return win32 ? { ...options, skip: true, meta: { win32Skip: reason } } : { ...options, meta: { win32Skip: reason } };
+  const skip = win32 && process.env.EIPC_WIN32_RUN_SKIPPED !== '1';
+  return skip ? { ...options, skip: true, meta: { win32Skip: reason } } : { ...options, meta: { win32Skip: reason } };
 }
 
 declare module 'vitest' {
