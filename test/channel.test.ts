@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiver, IpcSender, channel, bytesChannel } from '../src/main/index.js';
-import { fdCount, rejectsWith, spawnFixture, startPeer } from './helpers.js';
+import { fdCount, rejectsWith, spawnFixture, startPeer, skipOnWin32 } from './helpers.js';
 
 
 function throwsWith(f: () => unknown, code: string): void {
@@ -163,7 +163,7 @@ describe('channel in one process (through the kernel)', () => {
     rx.close();
   });
 
-  it('a receiver sent with messages already read keeps them', async () => {
+  it('a receiver sent with messages already read keeps them', skipOnWin32('win32 gap: a receiver that has read a message from its pipe but not received it yet cannot be moved (moveProblem); the POSIX transports carry what it read along'), async () => {
     const [tx, rx] = channel<{ r: IpcReceiver<number> }>();
     const [itx, irx] = channel<number>();
     for (let i = 0; i < 100; i++) itx.send(i);
@@ -439,7 +439,7 @@ describe('a stream of big messages', () => {
   });
 });
 
-describe('receiving big messages in place, against a misbehaving peer', () => {
+describe('receiving big messages in place, against a misbehaving peer', skipOnWin32('writes raw packets back to back with nobody reading, which needs a kernel socket buffer (8 MiB SO_SNDBUF); a win32 pipe end has one write in flight (AGAIN)'), () => {
   // Raw packets written into a channel's socket, as a hostile or buggy peer could (through the
   // transport: one packet per sendmsg on seqpacket, one frame on stream).
   async function rawPeer() {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { channel } from '../src/main/channel.js';
 import { connectToParent, spawnHelper, type Helper } from '../src/main/helper.js';
 import { IpcError } from '../src/shared/errors.js';
-import { fdCount } from './helpers.js';
+import { fdCount, skipOnWin32 } from './helpers.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/helpers/${name}`, import.meta.url));
 const T = { timeout: 20_000 };
@@ -127,7 +127,7 @@ describe('spawnHelper', () => {
     expect(e.message).toMatch(/bad-first\.mjs.*first message is not a sender/);
   });
 
-  it('rejects a pending receive with DISCONNECTED when the helper is killed', T, async () => {
+  it('rejects a pending receive with DISCONNECTED when the helper is killed', skipOnWin32('Windows has no POSIX signals: a killed process ends with an exit code, never a signal', T), async () => {
     const h = await spawn('echo.mjs');
     const pending = h.recv();
     h.send({ op: 'crash' });
@@ -205,7 +205,7 @@ describe('connectToParent', () => {
  * child process with UtilityProcess's events: 'spawn', 'exit' with a code only, kill() = SIGTERM).
  */
 describe('spawnHelper in Electron main (fake utilityProcess)', () => {
-  it('forks with the server name in env, checks the pid, and reports exits by code', T, async () => {
+  it('forks with the server name in env, checks the pid, and reports exits by code', skipOnWin32('expects a POSIX server path (eipc-…/s); win32 names are C:\\\\…\\\\s', T), async () => {
     const { EventEmitter } = await import('node:events');
     const { spawn: spawnChild } = await import('node:child_process');
     const { setElectronForTesting } = await import('../src/main/helper.js');

@@ -11,7 +11,7 @@ import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IpcServer, type IpcServerConnection } from '../src/main/ipc-server.js';
 import { IpcError } from '../src/shared/errors.js';
-import { fdCount, root, settledFdCount } from './helpers.js';
+import { fdCount, root, settledFdCount, skipOnWin32 } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const fixture = (name: string) => path.join(root, 'test', 'fixtures', 'services', name);
@@ -88,7 +88,7 @@ const until = async (cond: () => boolean, ms = 10_000): Promise<void> => {
 };
 
 describe('IpcServer', () => {
-  it('serves several client processes at once, each on its own channel pair, and counts them', T, async () => {
+  it('serves several client processes at once, each on its own channel pair, and counts them', skipOnWin32('checks uids (process.getuid, SO_PEERCRED); Windows has SIDs, and win32 peers report uid -1', T), async () => {
     const before = await settledFdCount();
     const server = newServer();
     const clients = [client('echo', server.name), client('echo', server.name), client('echo', server.name)];
@@ -191,7 +191,7 @@ describe('IpcServer', () => {
     expect(server.clientCount).toBe(0);
   });
 
-  it('checks peer credentials: fixed ones, a callback given them, a callback that throws', T, async () => {
+  it('checks peer credentials: fixed ones, a callback given them, a callback that throws', skipOnWin32('checks uids (process.getuid, SO_PEERCRED); Windows has SIDs, and win32 peers report uid -1', T), async () => {
     const uid = process.getuid!();
     const wrongUid = newServer({ peer: { uid: uid + 1 } });
     const r1 = await json(client('try', wrongUid.name));
@@ -227,7 +227,7 @@ describe('IpcServer', () => {
     expect(throwing.clientCount).toBe(0);
   });
 
-  it('close() removes the name, rejects waiting accepts with CLOSED, ends iteration; connect afterwards is OS', T, async () => {
+  it('close() removes the name, rejects waiting accepts with CLOSED, ends iteration; connect afterwards is OS', skipOnWin32('checks that the Unix socket file of the name exists and is removed; a win32 server name is a named pipe, not a file', T), async () => {
     const server = newServer();
     const dir = path.dirname(server.name);
     expect(existsSync(server.name)).toBe(true);
@@ -271,7 +271,7 @@ describe('IpcServer', () => {
     ]);
   });
 
-  it('prints usefully in util.inspect', T, async () => {
+  it('prints usefully in util.inspect', skipOnWin32('expects a POSIX socket path (…/s) as the name; win32 names are C:\\\\…\\\\s', T), async () => {
     const server = newServer({ maxClients: 3 });
     expect(inspect(server)).toMatch(/^IpcServer \{ name: '.*\/s', clients: 0, pending: 0, maxClients: 3, closed: false \}$/);
     const c = client('try', server.name);
@@ -281,7 +281,7 @@ describe('IpcServer', () => {
     expect(inspect(conn)).toMatch(/ended: true/);
   });
 
-  it('removes its name when the process dies of SIGTERM, SIGINT or SIGHUP', T, async () => {
+  it('removes its name when the process dies of SIGTERM, SIGINT or SIGHUP', skipOnWin32('Windows has no POSIX signals: a killed process ends with an exit code, never a signal', T), async () => {
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       const p = run(process.execPath, [fixture('server-proc.mjs')]);
       const { name } = JSON.parse(await p.line());
@@ -294,7 +294,7 @@ describe('IpcServer', () => {
   });
 });
 
-describe('IpcServer against hostile clients', () => {
+describe('IpcServer against hostile clients', skipOnWin32('its peer is a python3 process speaking the Linux wire (Unix sockets, SCM_RIGHTS); there is none under Windows'), () => {
   it('closes connections that never say hello after handshakeTimeout; past maxPending it closes them at once', T, async () => {
     const before = await settledFdCount();
     const server = newServer({ maxPending: 8, handshakeTimeout: 500 });

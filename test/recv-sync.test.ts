@@ -5,7 +5,7 @@ import { IpcError, IpcFileHandle, bytesChannel, channel } from '../src/main/inde
 import { readFileSync } from 'node:fs';
 import { receiverCore } from '../src/main/channel.js';
 import { native } from '../src/main/native.js';
-import { catchError, fdCount, startPeer } from './helpers.js';
+import { catchError, fdCount, startPeer, skipOnWin32 } from './helpers.js';
 
 /** Every blocking receive here has a timeout: a lost message fails a test instead of hanging it. */
 const T = { timeout: 5000 };
@@ -179,7 +179,7 @@ describe('recvSync() across processes', () => {
     expect(r.code).toBe(0);
   });
 
-  it('waits in a blocking read without spinning; recv() afterwards never blocks the event loop', async () => {
+  it('waits in a blocking read without spinning; recv() afterwards never blocks the event loop', skipOnWin32('reads O_NONBLOCK from /proc/self/fdinfo and thread CPU time from /proc/thread-self/stat (Linux)'), async () => {
     const { rx, tx, spawned } = await startPeer<{ i: number; after: number }, { i: number; after: number }>('echo-after');
     const fd = receiverCore(rx as never).fd;
     tx.send({ i: 1, after: 300 });

@@ -13,7 +13,7 @@ import { channel } from '../src/main/channel.js';
 import { connectToParent, spawnHelper } from '../src/main/helper.js';
 import { helperPool, superviseHelper, type HelperExitEvent, type HelperPool, type HelperSupervisor } from '../src/main/supervisor.js';
 import { IpcError } from '../src/shared/errors.js';
-import { root, settledFdCount, until } from './helpers.js';
+import { root, settledFdCount, until, skipOnWin32 } from './helpers.js';
 
 const T = { timeout: 60_000 };
 const worker = path.join(root, 'test', 'fixtures', 'services', 'worker.mjs');
@@ -40,7 +40,7 @@ function alive(pid: number): boolean {
 }
 
 describe('superviseHelper', () => {
-  it('restarts a crashed helper after the backoff; onStart runs per instance; onExit gets the cause; the old instance reads DISCONNECTED', T, async () => {
+  it('restarts a crashed helper after the backoff; onStart runs per instance; onExit gets the cause; the old instance reads DISCONNECTED', skipOnWin32('Windows has no POSIX signals: a killed process ends with an exit code, never a signal', T), async () => {
     const events: HelperExitEvent[] = [];
     const starts: Array<{ pid: number; restarts: number }> = [];
     const sup = await superviseHelper<Msg, any>(worker, {
@@ -82,7 +82,7 @@ describe('superviseHelper', () => {
     expect(inspect(sup)).toMatch(/^HelperSupervisor \{ module: 'worker\.mjs', state: '(running|restarting)', pid: (\d+|none), restarts: [12] \}$/);
   });
 
-  it('gives up after maxRestarts within the window: state failed, ready() rejects DISCONNECTED naming the limit', T, async () => {
+  it('gives up after maxRestarts within the window: state failed, ready() rejects DISCONNECTED naming the limit', skipOnWin32('Windows has no POSIX signals: a killed process ends with an exit code, never a signal', T), async () => {
     const events: HelperExitEvent[] = [];
     const sup = await superviseHelper<Msg, any>(worker, {
       restart: { maxRestarts: 2, windowMs: 60_000, backoff: fast.backoff },
@@ -104,7 +104,7 @@ describe('superviseHelper', () => {
     for (const e of events) expect(alive(e.pid!)).toBe(false);
   });
 
-  it('reports failed restarts as start-failed with the error, and recovers when the helper can start again', T, async () => {
+  it('reports failed restarts as start-failed with the error, and recovers when the helper can start again', skipOnWin32('Windows has no POSIX signals: a killed process ends with an exit code, never a signal', T), async () => {
     const marker = path.join(tmpdir(), `eipc-h5-fail-${process.pid}`);
     rmSync(marker, { force: true });
     const events: HelperExitEvent[] = [];
