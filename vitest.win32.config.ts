@@ -21,8 +21,7 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 const VICTIM = 'the containment harness (test/fixtures/containment/victim.mjs) counts /proc/self/fd and spawns `true` (POSIX)';
 const PYTHON = 'its hostile peer is a python3 process speaking the Linux wire (Unix sockets, SCM_RIGHTS, memfds)';
 export const EXCLUDED: Record<string, string> = {
-  'test/pool.test.ts': 'IpcSharedMemoryPool is not implemented on win32 yet (issue 13): every test makes a pool segment',
-  'test/pool.copy.test.ts': 'IpcSharedMemoryPool is not implemented on win32 yet (issue 13): every test makes a pool segment',
+  'test/pool.copy.test.ts': 'copy mode changes nothing on win32 (received memory is always copied): test/pool.test.ts runs the same suite',
   'test/payloads.copy.test.ts': 'ELECTRON_IPC_CHANNEL_COPY_SHM changes nothing on win32 (received shared memory is always a copy): test/payloads.test.ts runs the same suite',
   'test/shm.fuzz.test.ts': 'fuzzes memfds with random seals through the Linux half of the addon',
   'test/bench-smoke.test.ts': 'the benchmark drivers (bench/) use the Linux addon and POSIX paths; the benchmark is Linux-only',

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run test:windows`: builds the Windows addon (src/native/win/) with mingw-w64, builds
-// dist/, and runs under Wine's node.exe the smoke test of the IOCP groundwork
+// dist/, and runs under Wine's node.exe the smoke test of the transport's native calls
 // (test/windows/smoke.mjs), the contract suite of the win32 transport (test/windows/run.mjs,
 // test/windows/*.test.mjs) and the vitest contract files of `npm test` (the `win32` stage:
 // vitest.win32.config.ts, with a Windows build of vitest), on a Debian/Ubuntu Linux machine. Installs what it needs and says so: the apt packages wine, wine64, mingw-w64 and
@@ -243,7 +243,7 @@ async function main() {
     const flags = [
       '-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', '-shared',
       // GCC 12's default mingw thread model (win32) has no std::mutex: node-addon-api's own
-      // thread classes are off; pipe.cc uses CreateThread and the C thread-safe function.
+      // thread classes are off; the addon uses the C thread-safe function.
       '-DNAPI_VERSION=8', '-DNAPI_HAS_THREADS=0', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
       '-I', path.join(headers.dir, 'include'), '-I', addonApi.dir,
       ...sources, '-o', addon,
@@ -330,7 +330,7 @@ async function main() {
   say(`time: ${(total / 1000).toFixed(1)} s (${t})`);
   if (smoke) {
     const s = smoke.summary;
-    say(`smoke (IOCP groundwork): ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}`);
+    say(`smoke (native calls): ${s.passed} passed, ${s.failed} failed, 0 skipped in ${s.ms} ms under ${s.node} ${s.platform}`);
   }
   if (suite) {
     const c = suite.summary;

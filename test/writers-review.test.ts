@@ -230,7 +230,7 @@ describe('several senders: review', () => {
     rx.close();
   });
 
-  it('a sender and a pool segment in one message both arrive; the segment goes back to the pool', skipOnWin32('IpcSharedMemoryPool is not implemented on win32 yet (issue 13)'), async () => {
+  it('a sender and a pool segment in one message both arrive; the segment goes back to the pool', async () => {
     const { IpcSharedMemoryPool } = await import('../src/main/index.js');
     const before = await settledFdCount();
     const pool = new IpcSharedMemoryPool({ size: 4096, count: 1 });

@@ -18,6 +18,7 @@
  */
 import path from 'node:path';
 import type { FdInfo, NativeBinding, NativePoller, NativeWindowsLockdownResult, PeerCredentials, RecvPackets } from '../native.js';
+import { AGAIN } from './types.js';
 import type { SharedMemoryBackend, Transport } from './types.js';
 
 /** The Windows addon's exports (src/native/win/module.cc). */
@@ -39,6 +40,8 @@ export interface NativeWin32 {
   shutdownWrite(id: number): void;
   setBufferSizes(id: number, snd: number, rcv: number): [number, number];
   sendPacket(id: number, parts: Uint8Array[], handles: number[] | null): number;
+  /** 0 when the last accepted message is written, AGAIN while its overlapped write is in flight, GONE. */
+  writePending(id: number): number;
   recvPackets: RecvPackets;
   /** callback(id, bits) on the JS thread when a watched end became ready (bit 1 readable, 2 writable). */
   init(callback: (id: number, bits: number) => void): void;
@@ -233,6 +236,11 @@ export function win32Transport(w: NativeWin32): Transport {
     shm: sectionSharedMemory(w),
     socketpair: () => w.socketpair(),
     send: (fd, parts, fds) => w.sendPacket(fd, parts, fds),
+    // An accepted message may still be in flight (an overlapped WriteFile on a full pipe): the
+    // sender stays busy until it completes, so that process exit waits for it (a write pending
+    // when the process ends is cancelled by the system, and its message lost).
+    flushPending: (fd) => w.writePending(fd),
+    hasPending: (fd) => w.writePending(fd) === AGAIN,
     recv: (fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block) =>
       w.recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block),
     recvInto: () => {

@@ -402,6 +402,7 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("shutdownWrite", Nothing);
   fn("setBufferSizes", SetBufferSizes);
   fn("sendPacket", SendPacket);
+  fn("writePending", WritePending);
   fn("recvPackets", RecvPackets);
   fn("testRawWrite", TestRawWrite);
   fn("testHandleValue", TestHandleValue);

@@ -202,6 +202,19 @@ bool ReadReady(End* e) {
   return e->hasMsg || e->eof || e->rerr != 0;
 }
 
+// writePending(id) -> 0 when the last accepted message is all written, AGAIN while its
+// overlapped WriteFile is still in flight (the pipe's buffer was full), GONE when it failed
+// because the peer went away. The typed layer waits on this before the process may exit: a
+// write still pending when the process ends is cancelled, and its message lost.
+Napi::Value WritePending(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  End* e = GetEnd(StateOf(info), env, info[0]);
+  if (e->listener || e->section) return Napi::Number::New(env, 0);
+  Settle(e);
+  if (e->wPending) return Napi::Number::New(env, kAgain);
+  return Napi::Number::New(env, e->writeGone ? kGone : 0);
+}
+
 // sendPacket(id, parts, handles | null) -> payload bytes when accepted, AGAIN while the
 // previous message is being written, GONE when the peer closed, TOO_BIG over the payload bound.
 // The handles (ids) stay open here; the receiver gets its own.

@@ -177,6 +177,7 @@ bool PeerIsLocal(const std::wstring& name, bool server);
 
 // io.cc
 Napi::Value SendPacket(const Napi::CallbackInfo& info);
+Napi::Value WritePending(const Napi::CallbackInfo& info);
 Napi::Value RecvPackets(const Napi::CallbackInfo& info);
 std::wstring PipeNameOf(HANDLE h);
 
