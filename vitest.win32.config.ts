@@ -21,7 +21,8 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 const VICTIM = 'the containment harness (test/fixtures/containment/victim.mjs) counts /proc/self/fd and spawns `true` (POSIX)';
 const PYTHON = 'its hostile peer is a python3 process speaking the Linux wire (Unix sockets, SCM_RIGHTS, memfds)';
 export const EXCLUDED: Record<string, string> = {
-  'test/pool.copy.test.ts': 'copy mode changes nothing on win32 (received memory is always copied): test/pool.test.ts runs the same suite',
+  'test/pool.test.ts': 'the pool suite checks Linux specifics (zero-copy views of received segments, segments forged with memfds and sockets through the Linux half of the addon); the pool on win32 is tested by test/windows/pool.test.mjs (one process, a child node.exe, a killed holder, a raw peer forging segments)',
+  'test/pool.copy.test.ts': 'the same suite as test/pool.test.ts in copy mode (see there)',
   'test/payloads.copy.test.ts': 'ELECTRON_IPC_CHANNEL_COPY_SHM changes nothing on win32 (received shared memory is always a copy): test/payloads.test.ts runs the same suite',
   'test/shm.fuzz.test.ts': 'fuzzes memfds with random seals through the Linux half of the addon',
   'test/bench-smoke.test.ts': 'the benchmark drivers (bench/) use the Linux addon and POSIX paths; the benchmark is Linux-only',
@@ -37,6 +38,7 @@ export const EXCLUDED: Record<string, string> = {
   'test/containment/switch.test.ts': `${PYTHON}; and ${VICTIM}`,
   'test/containment/harness.test.ts': VICTIM,
   'test/containment/handles.test.ts': VICTIM,
+  'test/containment/mux-close.test.ts': 'the containment harness (test/fixtures/containment/victim.mjs) counts /proc/self/fd and spawns `true` (POSIX); test/windows/mux.test.mjs checks handle counts after closing on win32',
   'test/containment/mux.test.ts': VICTIM,
   'test/containment/mux-review.test.ts': VICTIM,
   'test/containment/native-worker-terminate.test.ts': VICTIM,

@@ -41,7 +41,7 @@ function workerExit(w: Worker): Promise<number> {
 }
 
 describe('lifecycle', () => {
-  it('endpoints dropped without close() are released by the garbage-collection safety net', skipOnWin32('its fixture (test/fixtures/lifecycle/gc.mjs) uses IpcSharedMemoryPool, not implemented on win32 yet (issue 13), and counts /proc/self/fd'), async () => {
+  it('endpoints dropped without close() are released by the garbage-collection safety net', skipOnWin32('its fixture (test/fixtures/lifecycle/gc.mjs) counts /proc/self/fd (Linux)'), async () => {
     const r = await runNode(['--expose-gc', fixture('lifecycle/gc.mjs')]);
     expect(r.stderr).toBe('');
     const { base, made, after } = JSON.parse(r.stdout) as { base: number; made: number; after: number };
