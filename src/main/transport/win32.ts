@@ -32,6 +32,8 @@ export interface NativeWin32 {
   fdInfo(id: number, out?: Float64Array): undefined | FdInfo;
   peerHungUp(id: number): boolean;
   moveProblem(id: number): string | undefined;
+  /** Whether two ends are the two ends of one pipe; null when the system cannot tell (multi-instance names). */
+  isSocketPeer(a: number, b: number): boolean | null;
   /** GetProcessHandleCount of this process. */
   handleCount(): number;
   openCount(): number;
@@ -152,6 +154,7 @@ export function win32Native(w: NativeWin32): NativeBinding {
     openCount: () => w.openCount(),
     setBufferSizes: (id, snd, rcv) => w.setBufferSizes(id, snd, rcv),
     peerHungUp: (id) => w.peerHungUp(id),
+    isSocketPeer: (a, b) => w.isSocketPeer(a, b),
     shutdownWrite: (id) => w.shutdownWrite(id),
     setBlocking: (id, b) => w.setBlocking(id, b),
     waitFds: (r, wr, t) => w.waitFds(r, wr, t),

@@ -295,6 +295,31 @@ Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// isSocketPeer(a, b): whether ends a and b are the two ends of one pipe (the typed layer's
+// "a receiver cannot be sent through its own channel" check). Both must be pipe ends of this
+// table, of one name, one the server end and one the client end. A name identifies one pipe
+// only when the pipe has a single instance (pair() makes them so: 128 random bits and
+// nMaxInstances 1, asked of the system with GetNamedPipeInfo); an IpcServer name has one
+// instance per connection, whose ends cannot be told apart by name, so there the answer is
+// null (unknown: the typed layer lets the send through, as on systems without sock_diag).
+Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  auto find = [&](const Napi::Value& v) -> End* {
+    if (!v.IsNumber()) return nullptr;
+    auto it = s->ends.find(v.As<Napi::Number>().Int32Value());
+    End* e = it == s->ends.end() ? nullptr : it->second;
+    return e != nullptr && !e->section && !e->listener && !e->name.empty() ? e : nullptr;
+  };
+  End* a = find(info[0]);
+  End* b = find(info[1]);
+  if (a == nullptr || b == nullptr) return env.Null();
+  if (a->name != b->name) return Napi::Boolean::New(env, false);
+  DWORD max = 0;
+  if (!GetNamedPipeInfo(a->h, nullptr, nullptr, nullptr, &max) || max != 1) return env.Null();
+  return Napi::Boolean::New(env, a->server != b->server);
+}
+
 // handleCount(): this process's open handles, for leak checks. GetProcessHandleCount first;
 // Wine 8 answers it with 0 (ProcessHandleCount is a stub there), so then the entries of this
 // process in NtQuerySystemInformation(SystemHandleInformation), which wineserver does list.
@@ -395,6 +420,7 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("fdInfo", FdInfo);
   fn("peerHungUp", PeerHungUp);
   fn("moveProblem", MoveProblem);
+  fn("isSocketPeer", IsSocketPeer);
   fn("handleCount", HandleCount);
   fn("openCount", OpenCount);
   fn("stats", Stats);
