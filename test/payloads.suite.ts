@@ -271,7 +271,21 @@ export function definePayloadTests(copy: boolean): void {
       fs.closeSync(readEnd);
     });
 
-    it('a connected socket is passed to a child, which writes into it', skipOnWin32('win32 gap (reported to the lead): a connected socket sent as a file handle never reaches the child (timed out at 60 s)'), async () => {
+    it.runIf(process.platform === 'win32')('a connected socket has no descriptor on Windows: IpcFileHandle.from refuses it with a RangeError saying what to do', async () => {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+      const conn = await accepted;
+      const fd = (conn as unknown as { _handle: { fd: number } })._handle.fd;
+      expect(fd).toBe(-1);
+      expect(() => IpcFileHandle.from(fd)).toThrow(/on Windows, Node gives sockets and pipes no descriptor/);
+      client.destroy();
+      conn.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    it('a connected socket is passed to a child, which writes into it', skipOnWin32('Node on Windows gives a socket no descriptor (`_handle.fd` is -1; the test above checks the refusal) and a path is no Unix socket there (listen EACCES)'), async () => {
       const sockPath = path.join(tmp, 'sock');
       const server = net.createServer();
       await new Promise<void>((resolve) => server.listen(sockPath, resolve));

@@ -44,7 +44,20 @@ const encodeHooks: EncodeHooks = {
     // A receiver about to move reads what its sockets hold first (singleWriter transports): an
     // ATTACH packet there may announce the very sender it is being sent through (see write()),
     // and whatever it reads travels with it (the kind tag taken next says so).
-    if (value instanceof ReceiverBase && transport().singleWriter) value.core.absorb();
+    const t = transport();
+    if (value instanceof ReceiverBase && t.singleWriter) value.core.absorb();
+    // A backend that reads one message ahead into the addon (win32): moveProblem stops the read
+    // in flight; when that read had taken a message (or a queued one carries handles only this
+    // process can deliver), what the pipe holds is read into the receiver's queue and the new
+    // read stopped again (bounded: a writer that never pauses leaves a problem, which write()
+    // reports). Whatever was read travels with the receiver; a receiver whose addon holds
+    // nothing travels as it is, without a carrier.
+    if (value instanceof ReceiverBase && t.readsAhead && !value.closed) {
+      for (let round = 0; round < 16; round++) {
+        if (value.core.fd < 0 || t.moveProblem?.(value.core.fd) === undefined) break;
+        value.core.absorb();
+      }
+    }
     return value[kHandle]().kind;
   },
 };

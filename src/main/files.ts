@@ -26,6 +26,10 @@ export class IpcFileHandle extends OwnedDescriptor {
     if (typeof source === 'number') fd = source;
     else if (source && typeof source === 'object' && typeof (source as FileHandle).fd === 'number') fd = (source as FileHandle).fd;
     else throw new TypeError('IpcFileHandle.from() takes a file descriptor number or a fs.promises.FileHandle');
+    if (fd === -1 && process.platform === 'win32') {
+      // Node on Windows gives sockets and pipes no C runtime descriptor (`_handle.fd` is -1).
+      throw new RangeError('not an open file descriptor: -1 (on Windows, Node gives sockets and pipes no descriptor, so they cannot be sent as an IpcFileHandle: send their data through the channel, or a pipe or server name the child connects to)');
+    }
     if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not an open file descriptor: ${String(fd)}`);
     try {
       return new IpcFileHandle(native().dup(fd));

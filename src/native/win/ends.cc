@@ -101,7 +101,9 @@ void CloseEnd(State* s, End* e) {
 
 namespace {
 
-// pair() -> [serverId, clientId]: a connected pair of overlapped message-mode pipe ends.
+// pair(remoteOnly?) -> [serverId, clientId]: a connected pair of overlapped message-mode pipe
+// ends. remoteOnly: the server end never sends handles by token (End::remoteOnly), for a
+// carrier written here whose client end then moves to another process.
 // The name is 128 random bits and the instance the first and only one of that name, so no other
 // process can take the server's place; the server's client process id is checked to be ours.
 // Not inheritable; default DACL (the client connects at once, in this call).
@@ -152,6 +154,7 @@ Napi::Value Pair(const Napi::CallbackInfo& info) {
   if (id.empty()) id = name;
   End* a = NewEnd(s, server, true);
   End* b = NewEnd(s, client, false);
+  a->remoteOnly = info.Length() > 0 && info[0].ToBoolean();
   a->name = id;
   b->name = id;
   OpenAdd(id, true, 1);
@@ -295,6 +298,38 @@ Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// isSocketPeer(a, b): whether ends a and b are the two ends of one pipe (the typed layer's
+// "a receiver cannot be sent through its own channel" check). Both must be pipe ends of this
+// table, of one name, one the server end and one the client end. A name identifies one pipe
+// only when the pipe has a single instance (pair() makes them so: 128 random bits and
+// nMaxInstances 1, asked of the system with GetNamedPipeInfo); an IpcServer name has one
+// instance per connection, whose ends cannot be told apart by name, so there the answer is
+// null (unknown: the typed layer lets the send through, as on systems without sock_diag).
+Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State* s = StateOf(info);
+  auto find = [&](const Napi::Value& v) -> End* {
+    if (!v.IsNumber()) return nullptr;
+    auto it = s->ends.find(v.As<Napi::Number>().Int32Value());
+    End* e = it == s->ends.end() ? nullptr : it->second;
+    return e != nullptr && !e->section && !e->listener && !e->name.empty() ? e : nullptr;
+  };
+  End* a = find(info[0]);
+  End* b = find(info[1]);
+  if (a == nullptr || b == nullptr) return env.Null();
+  if (a->name != b->name) return Napi::Boolean::New(env, false);
+  DWORD max = 0;
+  if (!GetNamedPipeInfo(a->h, nullptr, nullptr, nullptr, &max) || max != 1) return env.Null();
+  return Napi::Boolean::New(env, a->server != b->server);
+}
+
+// peerIsLocal(id): whether the other end of this end's pipe is open in this process (then
+// handles sent through it go by token, else parked for the peer process to take).
+Napi::Value PeerIsLocalJs(const Napi::CallbackInfo& info) {
+  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
+  return Napi::Boolean::New(info.Env(), !e->section && !e->listener && PeerIsLocal(e->name, e->server));
+}
+
 // handleCount(): this process's open handles, for leak checks. GetProcessHandleCount first;
 // Wine 8 answers it with 0 (ProcessHandleCount is a stub there), so then the entries of this
 // process in NtQuerySystemInformation(SystemHandleInformation), which wineserver does list.
@@ -395,6 +430,8 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("fdInfo", FdInfo);
   fn("peerHungUp", PeerHungUp);
   fn("moveProblem", MoveProblem);
+  fn("isSocketPeer", IsSocketPeer);
+  fn("peerIsLocal", PeerIsLocalJs);
   fn("handleCount", HandleCount);
   fn("openCount", OpenCount);
   fn("stats", Stats);
