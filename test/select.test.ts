@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcOneShotServer, IpcReceiverSet, bytesChannel, channel } from '../src/main/index.js';
 import type { SelectResult } from '../src/main/index.js';
 import { transport } from '../src/main/transport/index.js';
-import { catchError, fdCount, rejectsWith, spawnFixture, skipOnWin32 } from './helpers.js';
+import { catchError, fdCount, rejectsWith, spawnFixture } from './helpers.js';
 
 
 /**
@@ -167,7 +167,7 @@ describe('IpcReceiverSet', () => {
     set.close();
   });
 
-  it('multiplexes 3 channels fed by another process, keeping each one in order', skipOnWin32('win32 bug (reported to the lead), intermittent (about half the runs, also alone): the last messages of each channel are lost when the writing child exits after flush() (2835, 2814, 2851 of 3000)'), async () => {
+  it('multiplexes 3 channels fed by another process, keeping each one in order', async () => {
     const set = await multiplex(3000, (s) => s.select({ timeout: 10_000 }));
     set.close();
   });
@@ -183,7 +183,7 @@ describe('IpcReceiverSet', () => {
     set.close();
   });
 
-  it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', skipOnWin32('win32 bug (reported to the lead), intermittent: the last messages of each channel are lost when the writing child exits after flush() (1787, 1869, 1847 of 2000 in one run)'), async () => {
+  it('selectSync() blocks until a receiver is ready, across processes, keeping each channel in order', async () => {
     const set = await multiplex(2000, (s) => s.selectSync({ timeout: 10_000 }));
     expect(catchError(() => set.selectSync())).toMatchObject({ code: 'DISCONNECTED' });
     set.close();

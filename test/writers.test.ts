@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcReceiver, IpcSender, channel } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
 import { transport } from '../src/main/transport/index.js';
-import { fdCount, rejectsWith, settledFdCount, startPeer, skipOnWin32 } from './helpers.js';
+import { fdCount, rejectsWith, settledFdCount, startPeer } from './helpers.js';
 
 const singleWriter = transport().singleWriter === true;
 
@@ -95,7 +95,7 @@ describe('several senders of one channel', () => {
     c.close();
   });
 
-  it('senders handed to other processes write beside the original; all arrive in order per sender', skipOnWin32('win32 bug (reported to the lead): messages a child process sent, and whose flush() resolved, are lost when it exits right after (4001, then 2002, of 6000 arrived)'), async () => {
+  it('senders handed to other processes write beside the original; all arrive in order per sender', async () => {
     const [tx, rx] = channel<{ from: number; i: number } | { done: true }>();
     const writers = await Promise.all([startPeer<{ done: true }, { sender: IpcSender<unknown>; count: number }>('relay-writer'), startPeer<{ done: true }, { sender: IpcSender<unknown>; count: number }>('relay-writer')]);
     const count = 2000;
