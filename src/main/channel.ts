@@ -46,16 +46,14 @@ const encodeHooks: EncodeHooks = {
     // and whatever it reads travels with it (the kind tag taken next says so).
     const t = transport();
     if (value instanceof ReceiverBase && t.singleWriter) value.core.absorb();
-    // A backend that reads one message ahead into the addon (win32): moveProblem stops the read
-    // in flight; when that read had taken a message (or a queued one carries handles only this
-    // process can deliver), what the pipe holds is read into the receiver's queue and the new
-    // read stopped again (bounded: a writer that never pauses leaves a problem, which write()
-    // reports). Whatever was read travels with the receiver; a receiver whose addon holds
-    // nothing travels as it is, without a carrier.
+    // A backend that reads one message ahead into the addon (win32): what the receiver's pipe
+    // holds is read into its queue, then moveProblem stops the read in flight; a message that
+    // read took already is read too, and so on (bounded: a writer that never pauses leaves a
+    // problem, which write() reports). Whatever was read travels with the receiver.
     if (value instanceof ReceiverBase && t.readsAhead && !value.closed) {
       for (let round = 0; round < 16; round++) {
-        if (value.core.fd < 0 || t.moveProblem?.(value.core.fd) === undefined) break;
         value.core.absorb();
+        if (value.core.fd < 0 || t.moveProblem?.(value.core.fd) === undefined) break;
       }
     }
     return value[kHandle]().kind;
