@@ -163,7 +163,7 @@ describe('channel in one process (through the kernel)', () => {
     rx.close();
   });
 
-  it('a receiver sent with messages already read keeps them', async () => {
+  it('a receiver sent with messages already read keeps them', skipOnWin32('win32 gap: a receiver that has read a message from its pipe but not received it yet cannot be moved (moveProblem); the POSIX transports carry what it read along'), async () => {
     const [tx, rx] = channel<{ r: IpcReceiver<number> }>();
     const [itx, irx] = channel<number>();
     for (let i = 0; i < 100; i++) itx.send(i);

@@ -44,18 +44,7 @@ const encodeHooks: EncodeHooks = {
     // A receiver about to move reads what its sockets hold first (singleWriter transports): an
     // ATTACH packet there may announce the very sender it is being sent through (see write()),
     // and whatever it reads travels with it (the kind tag taken next says so).
-    const t = transport();
-    if (value instanceof ReceiverBase && t.singleWriter) value.core.absorb();
-    // A backend that reads one message ahead into the addon (win32): what the receiver's pipe
-    // holds is read into its queue, then moveProblem stops the read in flight; a message that
-    // read took already is read too, and so on (bounded: a writer that never pauses leaves a
-    // problem, which write() reports). Whatever was read travels with the receiver.
-    if (value instanceof ReceiverBase && t.readsAhead && !value.closed) {
-      for (let round = 0; round < 16; round++) {
-        value.core.absorb();
-        if (value.core.fd < 0 || t.moveProblem?.(value.core.fd) === undefined) break;
-      }
-    }
+    if (value instanceof ReceiverBase && transport().singleWriter) value.core.absorb();
     return value[kHandle]().kind;
   },
 };

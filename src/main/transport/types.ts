@@ -100,19 +100,8 @@ export interface Transport {
   recv(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number, arena: Uint8Array, arenaOffset: number, block?: boolean): number;
   /** One packet scattered over `iovs` (only where {@link scatterReads}); see NativeBinding.recvInto. AGAIN when none. */
   recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
-  /**
-   * Whether the backend reads one message ahead of the typed layer (win32: an overlapped read
-   * is always in flight): then a receiver about to move reads what its socket holds, and
-   * {@link moveProblem} stops the read in flight, until nothing is held below the typed layer.
-   */
-  readonly readsAhead?: boolean;
-  /**
-   * Why the receiver reading `fd` cannot be moved now through the socket `via`, or undefined.
-   * May stop a read in flight (where {@link readsAhead}); a later `recv` or readiness resumes
-   * it. Win32 also notes whether `via` leads to another process: a carrier pair made by the
-   * move right after (ReceiverCore.detachWithPending) then sends its handles for that process.
-   */
-  moveProblem?(fd: number, via?: number): string | undefined;
+  /** Why the receiver reading `fd` cannot be moved to another process now, or undefined. */
+  moveProblem?(fd: number): string | undefined;
 
   /** A listening socket at `path` (the one-shot server). */
   listen(path: string): number;

@@ -26,15 +26,12 @@ export interface NativeWin32 {
   readonly platform: 'win32';
   /** First id of a table entry; smaller numbers are node.exe's C runtime descriptors. */
   readonly ID_BASE: number;
-  /** remoteOnly: the first (server) end never sends handles by token (a carrier leaving the process). */
-  socketpair(remoteOnly?: boolean): [number, number];
+  socketpair(): [number, number];
   close(id: number): void;
   dup(id: number): number;
   fdInfo(id: number, out?: Float64Array): undefined | FdInfo;
   peerHungUp(id: number): boolean;
   moveProblem(id: number): string | undefined;
-  /** Whether the other end of this end's pipe is open in this process. */
-  peerIsLocal(id: number): boolean;
   /** Whether two ends are the two ends of one pipe; null when the system cannot tell (multi-instance names). */
   isSocketPeer(a: number, b: number): boolean | null;
   /** GetProcessHandleCount of this process. */
@@ -234,29 +231,14 @@ export function pipeNameOf(name: string): string {
 
 /** The win32 backend over the Windows addon. */
 export function win32Transport(w: NativeWin32): Transport {
-  // Set by moveProblem when a receiver is about to be sent to another process; the carrier pair
-  // its move makes next, in the same write() (ReceiverCore.detachWithPending), must not send
-  // handles by token (only this process could redeem them). Cleared when used, by the next
-  // send, and at the end of the turn: a pair made in between (a receiver moved by a write that
-  // queued, then channel() in the same synchronous code) would send handles parked, which this
-  // process's own receivers refuse (MALFORMED); docs/windows.md names this window.
-  let carrierLeaves = false;
   return {
     name: 'win32',
     socketKind: 'message-pipe',
     socketName: 'message-mode named pipe',
     scatterReads: false,
-    readsAhead: true,
     shm: sectionSharedMemory(w),
-    socketpair: () => {
-      const leaves = carrierLeaves;
-      carrierLeaves = false;
-      return w.socketpair(leaves);
-    },
-    send: (fd, parts, fds) => {
-      carrierLeaves = false; // the outer write (the carrier, if any, was made before it)
-      return w.sendPacket(fd, parts, fds);
-    },
+    socketpair: () => w.socketpair(),
+    send: (fd, parts, fds) => w.sendPacket(fd, parts, fds),
     // An accepted message may still be in flight (an overlapped WriteFile on a full pipe): the
     // sender stays busy until it completes, so that process exit waits for it (a write pending
     // when the process ends is cancelled by the system, and its message lost).
@@ -267,15 +249,7 @@ export function win32Transport(w: NativeWin32): Transport {
     recvInto: () => {
       throw new Error('the win32 transport has no scatter reads (scatterReads is false)');
     },
-    moveProblem: (fd, via) => {
-      if (via !== undefined && !carrierLeaves && !w.peerIsLocal(via)) {
-        carrierLeaves = true;
-        queueMicrotask(() => {
-          carrierLeaves = false;
-        });
-      }
-      return w.moveProblem(fd);
-    },
+    moveProblem: (fd) => w.moveProblem(fd),
     listen: (name) => w.listen(pipeNameOf(name)),
     accept: (fd) => w.accept(fd),
     connect: (name) => w.connect(pipeNameOf(name)),

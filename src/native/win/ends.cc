@@ -101,9 +101,7 @@ void CloseEnd(State* s, End* e) {
 
 namespace {
 
-// pair(remoteOnly?) -> [serverId, clientId]: a connected pair of overlapped message-mode pipe
-// ends. remoteOnly: the server end never sends handles by token (End::remoteOnly), for a
-// carrier written here whose client end then moves to another process.
+// pair() -> [serverId, clientId]: a connected pair of overlapped message-mode pipe ends.
 // The name is 128 random bits and the instance the first and only one of that name, so no other
 // process can take the server's place; the server's client process id is checked to be ours.
 // Not inheritable; default DACL (the client connects at once, in this call).
@@ -154,7 +152,6 @@ Napi::Value Pair(const Napi::CallbackInfo& info) {
   if (id.empty()) id = name;
   End* a = NewEnd(s, server, true);
   End* b = NewEnd(s, client, false);
-  a->remoteOnly = info.Length() > 0 && info[0].ToBoolean();
   a->name = id;
   b->name = id;
   OpenAdd(id, true, 1);
@@ -323,13 +320,6 @@ Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, a->server != b->server);
 }
 
-// peerIsLocal(id): whether the other end of this end's pipe is open in this process (then
-// handles sent through it go by token, else parked for the peer process to take).
-Napi::Value PeerIsLocalJs(const Napi::CallbackInfo& info) {
-  End* e = GetEnd(StateOf(info), info.Env(), info[0]);
-  return Napi::Boolean::New(info.Env(), !e->section && !e->listener && PeerIsLocal(e->name, e->server));
-}
-
 // handleCount(): this process's open handles, for leak checks. GetProcessHandleCount first;
 // Wine 8 answers it with 0 (ProcessHandleCount is a stub there), so then the entries of this
 // process in NtQuerySystemInformation(SystemHandleInformation), which wineserver does list.
@@ -431,7 +421,6 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("peerHungUp", PeerHungUp);
   fn("moveProblem", MoveProblem);
   fn("isSocketPeer", IsSocketPeer);
-  fn("peerIsLocal", PeerIsLocalJs);
   fn("handleCount", HandleCount);
   fn("openCount", OpenCount);
   fn("stats", Stats);
