@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcReceiver, IpcReceiverSet, IpcSender, IpcServer, channel } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
 import { transport } from '../src/main/transport/index.js';
-import { fdCount, rejectsWith, settledFdCount, spawnFixture, startPeer } from './helpers.js';
+import { fdCount, rejectsWith, settledFdCount, spawnFixture, startPeer, skipOnWin32 } from './helpers.js';
 
 const singleWriter = transport().singleWriter === true;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcReceiver, IpcSender, channel } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
 import { transport } from '../src/main/transport/index.js';
-import { fdCount, rejectsWith, settledFdCount, startPeer } from './helpers.js';
+import { fdCount, rejectsWith, settledFdCount, startPeer, skipOnWin32 } from './helpers.js';
 
 const singleWriter = transport().singleWriter === true;
 
