@@ -224,7 +224,10 @@ describe('channel in one process (through the kernel)', () => {
       got.s.close();
       got.r.close();
     }
-    expect(fdCount()).toBe(before);
+    // Exact on Linux. Under Wine the count measured before the loop can include one handle an
+    // earlier test left to be released, which goes during the loop (6 after 7): fewer is no leak.
+    if (process.platform === 'win32') expect(fdCount()).toBeLessThanOrEqual(before);
+    else expect(fdCount()).toBe(before);
     carrier.close();
     carrierRx.close();
   });
