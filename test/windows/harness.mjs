@@ -45,6 +45,18 @@ export function throws(fn, message) {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Open handles of this process (GetProcessHandleCount), once closes have settled. */
+/**
+ * One channel round trip, so that Wine's thread pool has started its wait threads (a first
+ * channel starts them): take handle baselines after it.
+ */
+export async function warmUp() {
+  const [t, r] = lib.channel();
+  t.send(0);
+  await r.recv({ timeout: 5000 });
+  t.close();
+  r.close();
+}
+
 export async function handleCount() {
   await sleep(50);
   return addon.handleCount();

@@ -3,17 +3,13 @@
 // disconnection, and the process handle count back to baseline (GetProcessHandleCount: logical
 // channels cost no handle).
 import path from 'node:path';
-import { addon, assert, equal, handleCount, here, lib, rejects, test, spawnNode } from './harness.mjs';
+import { addon, assert, equal, handleCount, here, lib, rejects, test, spawnNode, warmUp } from './harness.mjs';
 
 const { IpcMux, IpcOneShotServer, IpcError, MuxReceiver, channel } = lib;
 
 /** The handle count once Wine's thread pool has its wait threads (a first channel starts them). */
 async function baseline() {
-  const [t, r] = channel();
-  t.send(0);
-  await r.recv({ timeout: 5000 });
-  t.close();
-  r.close();
+  await warmUp();
   return handleCount();
 }
 

@@ -4,7 +4,7 @@
 // The same promises as test/pool.suite.ts on Linux, in one process and across a child node.exe.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { addon, assert, equal, handleCount, here, lib, rejects, sleep, test, throws, spawnNode } from './harness.mjs';
+import { addon, assert, equal, handleCount, here, lib, rejects, sleep, test, throws, spawnNode, warmUp } from './harness.mjs';
 
 const { IpcOneShotServer, IpcSharedBuffer, IpcSharedMemoryPool, IpcError, channel } = lib;
 const sha = (b) => createHash('sha256').update(b).digest('hex');
@@ -27,11 +27,7 @@ function fillPattern(v, seed) {
  * events), and the table count is exact.
  */
 async function baseline() {
-  const [t, r] = channel();
-  t.send(0);
-  await r.recv({ timeout: 5000 });
-  t.close();
-  r.close();
+  await warmUp();
   return { handles: await handleCount(), open: addon.openCount() };
 }
 async function backToBaseline(b, what) {
