@@ -358,13 +358,18 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
   /** Closes the receiver: pending receives reject CLOSED, queued messages are dropped, senders see DISCONNECTED. */
   close(): void {
     if (!this.finish()) return;
+    this.dropUpgraded();
+    this.mux.receiverGone(this.chan);
+  }
+
+  /** Closes the plain pair made for a send that then failed (kDetach takes it before moving): unused. */
+  private dropUpgraded(): void {
     const up = this.upgraded;
     this.upgraded = undefined;
     if (up) {
       up[0].close();
       up[1].close();
     }
-    this.mux.receiverGone(this.chan);
   }
 
   private endError(): IpcError | undefined {
@@ -381,12 +386,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
   /** @internal Sent to a receiver in this process: this object is done, the channel lives on in the new one. */
   handOver(): void {
     this.finish();
-    const up = this.upgraded; // a plain pair left by a failed send elsewhere: unused
-    this.upgraded = undefined;
-    if (up) {
-      up[0].close();
-      up[1].close();
-    }
+    this.dropUpgraded();
     const ws = this.chan.waiters;
     this.chan.waiters = [];
     this.mux.waiting(-ws.length);
@@ -399,13 +399,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
   /** @internal Moving: the object becomes closed, pending receives reject CLOSED; the channel lives on behind a relay. */
   moveOut(sink: Sink): void {
     if (!this.finish()) return;
-    // A plain pair made for a send that then failed (kDetach takes it before moving): unused.
-    const up = this.upgraded;
-    this.upgraded = undefined;
-    if (up) {
-      up[0].close();
-      up[1].close();
-    }
+    this.dropUpgraded();
     this.mux.relayTo(this.chan, sink);
   }
 
