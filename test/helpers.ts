@@ -150,11 +150,16 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Ip
 
 /** The descriptor count once it stops changing (garbage-collection safety nets run late). */
 export async function settledFdCount(): Promise<number> {
+  // Settled: the same count four times, 20 ms apart (a worker's teardown, or the closer thread
+  // under load, can pause longer than one interval: a fresh-clone CI run counted one descriptor
+  // of a terminated worker after two equal samples).
   let last = -1;
+  let same = 0;
   for (let i = 0; i < 100; i++) {
     await new Promise((r) => setTimeout(r, 20));
     const n = fdCount();
-    if (n === last) return n;
+    same = n === last ? same + 1 : 0;
+    if (same === 3) return n;
     last = n;
   }
   return last;
