@@ -333,6 +333,17 @@ describe('across processes', () => {
     rx.close();
   });
 
+  it('a receiver that received and is no longer awaited lets the process exit', async () => {
+    const { rx, tx, spawned } = await startPeer<{ done: boolean }, string>('receive-then-idle');
+    for (const m of ['a', 'b', 'c', 'd', 'last']) tx.send(m);
+    expect(await rx.recv()).toEqual({ done: true });
+    const r = await spawned.done; // must exit by itself although tx (its channel) is still open here
+    expect(r.code).toBe(0);
+    expect(r.signal).toBe(null);
+    tx.close();
+    rx.close();
+  });
+
   it('a second connect to a used name fails clearly, and accept times out when nobody connects', async () => {
     const server = new IpcOneShotServer<number>();
     const name = server.name;

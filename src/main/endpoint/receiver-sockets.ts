@@ -20,7 +20,7 @@ import { attachProblem, maxAttachedWriters } from '../writers.js';
 import { resolveLimits } from './options.js';
 import type { ReceiverOptions } from './options.js';
 import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
-import { Pinnable, closeFds, newTick } from './thread-state.js';
+import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
 /** Whether the watch of an attached writer's socket keeps the event loop alive. */
 function setWriterRef(w: WriterSource, on: boolean): void {
@@ -154,11 +154,11 @@ export abstract class ReceiverSockets extends Pinnable {
       // Lazy stop: the watch stays until the next readiness event (onReadable stops it then),
       // which saves two epoll_ctl calls per message in request/response traffic; but an idle
       // receiver no longer keeps the process alive. That is settled once this turn's microtasks
-      // have run: a program that receives in a loop has asked for the next message by then
-      // (`await recv()` resumes in a microtask), and the watch's ref and the pin stay as they
-      // are instead of being dropped and taken again for every message.
+      // have all run: a program that receives in a loop has asked for the next message by then
+      // (`await recv()` resumes in a microtask, an async iterator a few later), and the watch's
+      // ref and the pin stay as they are instead of being dropped and taken again per message.
       this.idleScheduled = true;
-      queueMicrotask(this.settleIdle);
+      afterMicrotasks(this.settleIdle);
     }
   }
 

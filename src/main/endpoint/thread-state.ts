@@ -53,6 +53,20 @@ export function newTick(): void {
   currentTick++;
 }
 
+const RESOLVED = Promise.resolve();
+
+/**
+ * Runs `fn` once this turn's microtasks have all run (a microtask that queues a process.nextTick:
+ * Node runs ticks only when the microtask queue is empty). For settling "nobody waits any more":
+ * `await recv()` in a loop asks again a few microtasks after a message (an async iterator takes
+ * several), so checking in one microtask would drop and take the watch's ref and the GC pin for
+ * every message. Cheaper than queueMicrotask, which makes an AsyncResource and a bound function
+ * per call. `fn` must not throw.
+ */
+export function afterMicrotasks(fn: () => void): void {
+  void RESOLVED.then(() => process.nextTick(fn));
+}
+
 /** Senders whose batch waits for the end of this turn of the event loop. */
 const laterSenders = new Set<{ drainLater(): void }>();
 let laterScheduled = false;

@@ -30,7 +30,7 @@ import type { MuxLimits } from '../../shared/limits.js';
 import { openFileLimit } from '../framing/partial.js';
 import { receiverCore } from '../channel.js';
 import type { IpcReceiver, IpcSender } from '../channel.js';
-import { blockingWait } from '../endpoint/thread-state.js';
+import { afterMicrotasks, blockingWait } from '../endpoint/thread-state.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
@@ -321,7 +321,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       // Dropped once this turn's microtasks ran: a receive loop has usually asked again by then,
       // so a message does not cost a ref and an unref of the connection's watch.
       this.unrefQueued = true;
-      queueMicrotask(this.unrefIfIdle);
+      afterMicrotasks(this.unrefIfIdle);
     }
   }
 
