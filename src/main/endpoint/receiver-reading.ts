@@ -16,6 +16,8 @@ import { sameSecret, switchSocketProblem } from './socket-checks.js';
 import { closeFds } from './thread-state.js';
 
 const META_SIZE = 2 + 4 * 256;
+/** The descriptors of a packet that carried none (never written to). */
+const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 
 /**
  * Received packets land directly in a shared arena (one per thread), in a bump-allocated run of
@@ -215,7 +217,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
       const flags = this.meta[5 + 4 * i]!;
       // A stream out of step is given up (end of file follows); the receiver with it, when it reads no other socket.
       if (flags & PACKET_DESYNC && w === undefined && this.writers.length === 0) this.abandoned = true;
-      const fds: number[] = new Array(nfds);
+      const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
       fdAt += nfds;
       const packet = buf.subarray(off, off + len);
@@ -280,7 +282,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
         this.items.push(malformed('an empty packet'));
         afterZero = false;
       }
-      const fds: number[] = new Array(nfds);
+      const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[j]!;
       const regionBytes = target.regions.reduce((sum, v) => sum + v.byteLength, 0);
       if (r >= FRAGMENT_HEADER && this.parser.parseDirect(target.stream, DIRECT_HEADER, r - FRAGMENT_HEADER, regionBytes, fds, flags, this.items)) {

@@ -38,6 +38,14 @@ import type { OutPacket, ParsedItem, SwitchItem } from './wire.js';
 
 /** Messages whose remaining fragments are consumed silently (already reported), at most this many kept. */
 const MAX_TOMBSTONES = 1024;
+
+/** The descriptors of a record that carries none (never written to). */
+const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
+
+/** The little-endian u32 at `at` (a DataView per packet costs more than the four reads). */
+function u32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
 /** What an error about unfinished messages tells the application to do. */
 const ADVICE =
   'Too many large fragmented messages are unfinished at once on this receiver (a peer may leave them unfinished on purpose): ' +
@@ -83,14 +91,13 @@ export class PacketParser {
       out.push(malformed(packet.byteLength === 0 ? 'an empty packet' : `a packet of ${packet.byteLength} bytes is shorter than its header`));
       return;
     }
-    const v = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
-    if (v.getUint32(0, true) !== MAGIC || packet[5] !== VERSION || packet[6] !== 0 || packet[7] !== 0) {
+    if (u32(packet, 0) !== MAGIC || packet[5] !== VERSION || packet[6] !== 0 || packet[7] !== 0) {
       this.close(fds);
       out.push(malformed('a packet with a bad magic number, version or reserved bytes'));
       return;
     }
-    if (packet[4] === TYPE_RECORDS) this.parseRecords(packet, v, fds, out);
-    else if (packet[4] === TYPE_FRAGMENT) this.parseFragment(packet, v, fds, out);
+    if (packet[4] === TYPE_RECORDS) this.parseRecords(packet, fds, out);
+    else if (packet[4] === TYPE_FRAGMENT) this.parseFragment(packet, new DataView(packet.buffer, packet.byteOffset, packet.byteLength), fds, out);
     else if (packet[4] === TYPE_SWITCH) {
       if (packet.byteLength === PACKET_HEADER + SWITCH_SECRET_BYTES && fds.length === 1) {
         return { switchTo: fds[0]!, secret: Buffer.from(packet.buffer, packet.byteOffset + PACKET_HEADER, SWITCH_SECRET_BYTES).toString('hex') };
@@ -103,7 +110,7 @@ export class PacketParser {
     }
   }
 
-  private parseRecords(packet: Uint8Array, v: DataView, fds: number[], out: ParsedItem[]): void {
+  private parseRecords(packet: Uint8Array, fds: number[], out: ParsedItem[]): void {
     // Validate the whole packet first, so that a bad packet yields one error and no records.
     let at = PACKET_HEADER;
     let fdSum = 0;
@@ -114,8 +121,8 @@ export class PacketParser {
         problem = 'a record header runs past the end of its packet';
         break;
       }
-      const len = v.getUint32(at, true);
-      const nfds = v.getUint32(at + 4, true);
+      const len = u32(packet, at);
+      const nfds = u32(packet, at + 4);
       if (len > packet.byteLength - at - RECORD_HEADER) {
         problem = `a record claims ${len} bytes but its packet holds ${packet.byteLength - at - RECORD_HEADER}`;
         break;
@@ -134,9 +141,9 @@ export class PacketParser {
     at = PACKET_HEADER;
     let fdAt = 0;
     while (at < packet.byteLength) {
-      const len = v.getUint32(at, true);
-      const nfds = v.getUint32(at + 4, true);
-      const recFds = fds.slice(fdAt, fdAt + nfds);
+      const len = u32(packet, at);
+      const nfds = u32(packet, at + 4);
+      const recFds = nfds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + nfds);
       fdAt += nfds;
       const body = packet.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);
       at += RECORD_HEADER + pad8(len);
