@@ -94,18 +94,28 @@ export interface Spawned {
 
 /** Runs `test/fixtures/<rel>` under node with a hard timeout, capturing its output. */
 export function spawnFixture(rel: string, env: Record<string, string> = {}, timeoutMs = 20_000, args: string[] = []): Spawned {
-  const start = () =>
+  const launch = () =>
     spawn(process.execPath, [path.join(root, 'test', 'fixtures', rel), ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  let child = start();
   // Under Wine 8, CreateProcess of node.exe fails now and then (libuv's `spawn UNKNOWN`, see
-  // test/windows/harness.mjs): no pid at once, the error comes next tick. Two more tries.
-  for (let i = 0; win32 && child.pid === undefined && i < 2; i++) {
-    child.on('error', () => {});
-    child = start();
+  // test/windows/harness.mjs): either no pid at once and the error next tick, or spawn() throws
+  // it. Two more tries.
+  const start = (last: boolean): ChildProcess | undefined => {
+    try {
+      return launch();
+    } catch (e) {
+      if (!win32 || last || (e as { code?: string }).code !== 'UNKNOWN') throw e;
+      return undefined;
+    }
+  };
+  let child = start(false);
+  for (let i = 0; win32 && (child === undefined || child.pid === undefined) && i < 2; i++) {
+    child?.on('error', () => {});
+    child = start(i === 1);
   }
+  if (child === undefined) throw new Error('unreachable: the last try throws');
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
