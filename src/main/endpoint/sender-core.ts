@@ -139,7 +139,7 @@ export class SenderCore extends Pinnable {
         throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${handles[i]!.constructor.name} it was asked to send`);
       }
       // Every socket the receiver reads must be between messages (an attached sender's too).
-      const problem = infos[i]!.move ? firstProblem(readFdsOf(handles[i]!, infos[i]!.fd), (fd) => this.t.moveProblem?.(fd)) : undefined;
+      const problem = infos[i]!.move ? firstProblem(readFdsOf(handles[i]!, infos[i]!.fd), (fd) => this.t.moveProblem?.(fd, this.fd)) : undefined;
       if (problem) throw new IpcError('OS', `this ${handles[i]!.constructor.name} cannot be moved now: ${problem}`);
     }
     // Moved handles (receivers) are detached first: a receiver with messages already read
