@@ -130,6 +130,24 @@ export class ReceiverCore extends ReceiverReading {
   }
 
   /**
+   * Called before the kind tag of a move is taken: on singleWriter transports, reads what the
+   * sockets hold (an ATTACH packet there may announce the very sender the receiver is sent
+   * through); where the transport reads ahead below the typed layer (win32: one overlapped read
+   * in flight), moveProblem stops that read, and when it had taken a message already, what the
+   * pipe holds is read into the queue and the new read stopped again (bounded: a writer that
+   * never pauses leaves a problem, which write() reports). What was read travels on a carrier;
+   * a receiver whose transport holds nothing travels as it is.
+   */
+  prepareMove(): void {
+    if (this.t.singleWriter) this.absorb();
+    if (!this.t.readsAhead) return;
+    for (let round = 0; round < 16 && !this.closed && this.fd >= 0; round++) {
+      if (this.t.moveProblem?.(this.fd) === undefined) break;
+      this.absorb();
+    }
+  }
+
+  /**
    * The kind tag this receiver travels with: `base`, then the secret its carrier's switch will
    * carry when it has messages read ahead (taken now, so the tag and the move agree), then the
    * secrets it still expects itself, each as `.` and 32 hex digits.
@@ -177,7 +195,7 @@ export class ReceiverCore extends ReceiverReading {
     }
     let pair: [number, number];
     try {
-      pair = this.t.socketpair();
+      pair = this.t.socketpair(fd); // fd: the carrier's mode follows this move (win32)
     } catch (e) {
       for (const p of packets) closeFds(p.fds);
       closeFds([fd]);
