@@ -41,10 +41,9 @@ export type { ReceiverCore };
 const encodeHooks: EncodeHooks = {
   handleKind(value: object): string | undefined {
     if (!isHandleSource(value)) return undefined;
-    // A receiver about to move reads what its sockets hold first (singleWriter transports): an
-    // ATTACH packet there may announce the very sender it is being sent through (see write()),
-    // and whatever it reads travels with it (the kind tag taken next says so).
-    if (value instanceof ReceiverBase && transport().singleWriter) value.core.absorb();
+    // A receiver about to move reads what its sockets (or, win32, the addon) hold first, see
+    // ReceiverCore.prepareMove; whatever it reads travels with it (the kind tag taken next says so).
+    if (value instanceof ReceiverBase) value.core.prepareMove();
     return value[kHandle]().kind;
   },
 };
