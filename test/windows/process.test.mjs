@@ -118,6 +118,50 @@ test('child process: nested channels both ways (a receiver and a sender sent to 
   equal(await stopChild(c), 0, 'child exit code');
 });
 
+test('child process: a receiver that has read ahead moves to the child with what it read (the files in those messages arrive there)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eic-win-'));
+  let passed = false;
+  try {
+    const c = await startChild();
+    const tokens = addon.stats().localTokens;
+    const [t1, r1] = channel(); // read here first, then by the child
+    const [t2, r2] = channel(); // the child answers here
+    const sendFile = (i) => {
+      const file = path.join(dir, `f${i}.txt`);
+      writeFileSync(file, `file ${i}`);
+      const fd = openSync(file, 'r');
+      const handle = IpcFileHandle.from(fd);
+      closeSync(fd);
+      t1.send({ i, file: handle }); // within this process: the handles go by token
+      handle.close();
+    };
+    for (let i = 0; i < 4; i++) sendFile(i);
+    await t1.flush();
+    const first = await r1.recv({ timeout: 10000 }); // reads ahead of what it returns
+    equal(first.i, 0);
+    first.file.close();
+    // Without the carrier the move is refused (OS: "it has read a message that is not received
+    // yet"); a carrier whose handles went by token would arrive MALFORMED in the child.
+    c.tx.send({ op: 'drain', rx: r1, tx: t2, n: 4 });
+    assert(r1.closed, 'the receiver moved');
+    sendFile(4); // after the move: read by the child from the pipe itself, behind the carrier
+    const { got } = await r2.recv({ timeout: 10000 });
+    equal(got, [1, 2, 3, 4].map((i) => ({ i, content: `file ${i}` })), 'what the child read');
+    t1.close();
+    t2.close();
+    r2.close();
+    equal(await stopChild(c), 0, 'child exit code');
+    equal(addon.stats().localTokens, tokens, 'no handles left in the local-token registry');
+    passed = true;
+  } finally {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      if (passed) throw e; // else a file may still be open: the test's own failure is the news
+    }
+  }
+});
+
 test('child process: file handles both ways (IpcFileHandle; the fd works with fs.readSync)', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'eic-win-'));
   try {

@@ -78,8 +78,14 @@ export interface Transport {
    */
   readonly singleWriter?: boolean;
 
-  /** A connected pair (close-on-exec, non-blocking, registered in the descriptor table). */
-  socketpair(): [number, number];
+  /**
+   * A connected pair (close-on-exec, non-blocking, registered in the descriptor table).
+   * `carrierOf`: the pair is the carrier of the receiver reading that socket, which
+   * {@link moveProblem} was last asked about with the socket it moves through (win32: the first
+   * end then sends handles the way that move goes, parked for another process or by token for
+   * this one). Other backends ignore it.
+   */
+  socketpair(carrierOf?: number): [number, number];
   /**
    * Writes one packet (the concatenation of `parts`) with `fds`: the byte count when accepted,
    * else AGAIN, GONE or TOO_BIG. Nothing is accepted unless all of it is (or, for a backend with
@@ -100,8 +106,19 @@ export interface Transport {
   recv(fd: number, meta: Int32Array, fdsOut: Int32Array, maxPackets: number, maxPacketBytes: number, arena: Uint8Array, arenaOffset: number, block?: boolean): number;
   /** One packet scattered over `iovs` (only where {@link scatterReads}); see NativeBinding.recvInto. AGAIN when none. */
   recvInto(fd: number, iovs: Uint8Array[], fdsOut: Int32Array, meta: Int32Array, peek?: boolean): number;
-  /** Why the receiver reading `fd` cannot be moved to another process now, or undefined. */
-  moveProblem?(fd: number): string | undefined;
+  /**
+   * Whether the backend reads one message ahead of the typed layer (win32: an overlapped read
+   * is always in flight): then a receiver about to move reads what its socket holds, and
+   * {@link moveProblem} stops the read in flight, until nothing is held below the typed layer.
+   */
+  readonly readsAhead?: boolean;
+  /**
+   * Why the receiver reading `fd` cannot be moved now, or undefined. May stop a read in flight
+   * (where {@link readsAhead}); a later `recv` or readiness resumes it. `via`: the socket it is
+   * about to be sent through; win32 notes on `fd` whether that leads to another process, for
+   * the carrier pair the move may make next ({@link socketpair}'s `carrierOf`).
+   */
+  moveProblem?(fd: number, via?: number): string | undefined;
 
   /** A listening socket at `path` (the one-shot server). */
   listen(path: string): number;

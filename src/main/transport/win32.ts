@@ -26,12 +26,17 @@ export interface NativeWin32 {
   readonly platform: 'win32';
   /** First id of a table entry; smaller numbers are node.exe's C runtime descriptors. */
   readonly ID_BASE: number;
-  socketpair(): [number, number];
+  /**
+   * carrierOf: the id of a receiver's end that moveProblem(id, via) saw move to another process:
+   * the first (server) end of the pair then never sends handles by token (End::remoteOnly).
+   */
+  socketpair(carrierOf?: number): [number, number];
   close(id: number): void;
   dup(id: number): number;
   fdInfo(id: number, out?: Float64Array): undefined | FdInfo;
   peerHungUp(id: number): boolean;
-  moveProblem(id: number): string | undefined;
+  /** Cancels the read in flight; via: the end it is sent through (notes whether the move leaves the process). */
+  moveProblem(id: number, via?: number): string | undefined;
   /** Whether two ends are the two ends of one pipe; null when the system cannot tell (multi-instance names). */
   isSocketPeer(a: number, b: number): boolean | null;
   /** GetProcessHandleCount of this process. */
@@ -236,8 +241,9 @@ export function win32Transport(w: NativeWin32): Transport {
     socketKind: 'message-pipe',
     socketName: 'message-mode named pipe',
     scatterReads: false,
+    readsAhead: true,
     shm: sectionSharedMemory(w),
-    socketpair: () => w.socketpair(),
+    socketpair: (carrierOf) => w.socketpair(carrierOf),
     send: (fd, parts, fds) => w.sendPacket(fd, parts, fds),
     // An accepted message may still be in flight (an overlapped WriteFile on a full pipe): the
     // sender stays busy until it completes, so that process exit waits for it (a write pending
@@ -249,7 +255,7 @@ export function win32Transport(w: NativeWin32): Transport {
     recvInto: () => {
       throw new Error('the win32 transport has no scatter reads (scatterReads is false)');
     },
-    moveProblem: (fd) => w.moveProblem(fd),
+    moveProblem: (fd, via) => w.moveProblem(fd, via),
     listen: (name) => w.listen(pipeNameOf(name)),
     accept: (fd) => w.accept(fd),
     connect: (name) => w.connect(pipeNameOf(name)),

@@ -101,7 +101,13 @@ void CloseEnd(State* s, End* e) {
 
 namespace {
 
-// pair() -> [serverId, clientId]: a connected pair of overlapped message-mode pipe ends.
+// pair(carrierOf?) -> [serverId, clientId]: a connected pair of overlapped message-mode pipe
+// ends. carrierOf: the id of a receiver's end being moved, whose carrier this pair is (the typed
+// layer writes what the receiver read ahead into the server end, and sends the client end in its
+// place): when moveProblem(carrierOf, via) saw the move leave the process (End::movesOut), the
+// server end never sends handles by token (End::remoteOnly): only this process could redeem a
+// token, and the carrier's reader will be in another one. A move within the process keeps
+// tokens (the reader is here, and a process never takes parked handles from its own pid).
 // The name is 128 random bits and the instance the first and only one of that name, so no other
 // process can take the server's place; the server's client process id is checked to be ours.
 // Not inheritable; default DACL (the client connects at once, in this call).
@@ -152,6 +158,10 @@ Napi::Value Pair(const Napi::CallbackInfo& info) {
   if (id.empty()) id = name;
   End* a = NewEnd(s, server, true);
   End* b = NewEnd(s, client, false);
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    auto it = s->ends.find(info[0].As<Napi::Number>().Int32Value());
+    a->remoteOnly = it != s->ends.end() && it->second->movesOut;
+  }
   a->name = id;
   b->name = id;
   OpenAdd(id, true, 1);
@@ -273,12 +283,24 @@ Napi::Value PeerHungUp(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, false);
 }
 
-// moveProblem(id): why this end cannot be sent to another process now, or undefined. A read in
-// flight is cancelled first (a message it already took stays here, and is the problem); a
-// queued message that carries handles by token (this process's registry) would be lost.
+// moveProblem(id, via?): why this end cannot be sent now, or undefined. A read in flight is
+// cancelled first (a message it already took stays here, and is the problem: the typed layer
+// then reads it into the receiver's queue, which travels on a carrier, and asks again); a queued
+// message that carries handles by token (this process's registry) would be lost elsewhere.
+// via: the end the receiver is about to be sent through: whether its peer is in another process
+// is noted on this end (End::movesOut) for the carrier pair the move may make right after
+// (pair(carrierOf)). Every move asks this right before it detaches the receiver, so the note
+// is always that of the move under way.
 Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  End* e = GetEnd(StateOf(info), env, info[0]);
+  State* s = StateOf(info);
+  End* e = GetEnd(s, env, info[0]);
+  if (info.Length() > 1 && info[1].IsNumber()) {
+    auto it = s->ends.find(info[1].As<Napi::Number>().Int32Value());
+    End* via = it == s->ends.end() ? nullptr : it->second;
+    // A via that is not a pipe end of this table cannot deliver here: count it as leaving.
+    e->movesOut = via == nullptr || via->section || via->listener || !PeerIsLocal(via->name, via->server);
+  }
   if (e->rPending && !HasOverlappedIoCompleted(&e->rov)) {
     CancelIoEx(e->h, &e->rov);
     WaitForSingleObject(e->rev, 5000);

@@ -277,7 +277,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
     CloseAll(dups);
     throw Napi::RangeError::New(env, "sendPacket: at most 253 handles per message (a pool segment counts two)");
   }
-  bool local = !dups.empty() && PeerIsLocal(e->name, e->server);
+  bool local = !dups.empty() && !e->remoteOnly && PeerIsLocal(e->name, e->server);
   uint8_t token[16];
   if (local && !RandomToken(token)) {
     CloseAll(dups);

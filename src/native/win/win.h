@@ -124,6 +124,11 @@ struct End {
   std::vector<HANDLE> wParked;  // parked in this process for a peer process to take
   std::string wToken;           // or kept in the registry under this token (a local peer)
   bool writeGone = false;
+  // Never send handles by token from this end (pair(carrierOf): a carrier whose other end is
+  // about to move to another process, where a token of this process's registry means nothing).
+  bool remoteOnly = false;
+  // Noted by moveProblem(id, via): the move under way sends this end to another process.
+  bool movesOut = false;
 
   // Listener: the ConnectNamedPipe in flight (its event is rev).
   bool connected = false;
