@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { IpcError, IpcReceiver, IpcReceiverSet, IpcSender, IpcServer, channel } from '../src/main/index.js';
 import { receiverCore } from '../src/main/channel.js';
 import { transport } from '../src/main/transport/index.js';
-import { fdCount, rejectsWith, settledFdCount, spawnFixture, startPeer, skipOnWin32 } from './helpers.js';
+import { fdCount, rejectsWith, settledFdCount, spawnFixture, startPeer } from './helpers.js';
 
 const singleWriter = transport().singleWriter === true;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -210,7 +210,7 @@ describe('several senders: review', () => {
     rx.close();
   });
 
-  it('a sender sent to its receiver\'s process right before process.exit(): the exit flush delivers the backlog, then the copy', skipOnWin32('win32 limit (docs/windows.md, known limits): handles sent to another process are parked in the sender until taken, and an exiting process waits at most 2 s for that; here the parent reads 3,000 messages before the copy, which under Wine sometimes takes longer (then MALFORMED: handles it could not take). Passed in 3 of 5 runs; the backlog itself is no longer lost'), async () => {
+  it('a sender sent to its receiver\'s process right before process.exit(): the exit flush delivers the backlog, then the copy', async () => {
     const { IpcOneShotServer } = await import('../src/main/index.js');
     const server = new IpcOneShotServer<{ pid?: number; i?: number; copy?: IpcSender<string> }>();
     const count = 3000;

@@ -2,7 +2,7 @@
 import { closeSync, openSync, readSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addon, assert, equal, handleCount, here, lib, rejects, test, underWine, wineGaps, spawnNode } from './harness.mjs';
+import { addon, assert, equal, handleCount, here, lib, rejects, sleep, test, underWine, wineGaps, spawnNode } from './harness.mjs';
 
 const { IpcOneShotServer, IpcFileHandle, IpcError, channel } = lib;
 
@@ -212,8 +212,8 @@ test('child process: a file handle sent just before the child exits is received 
     const received = c.rx.recv({ timeout: 10000 });
     equal(await c.exited, 0, 'child exit code');
     const waited = Date.now() - t0;
-    console.log(`  the child exited ${waited} ms after the request (it waits for its parked handles to be taken, at most 2 s)`);
-    assert(waited < 2000, `the child waited the whole 2 s: its handles were not taken (${waited} ms)`);
+    console.log(`  the child exited ${waited} ms after the request (it waits while its parked handles are taken)`);
+    assert(waited < 2000, `the child waited 2 s or more: its handles were not taken (${waited} ms)`);
     const got = await received;
     const buf = Buffer.alloc(64);
     const n = readSync(got.file.fd, buf, 0, 64, 0);
@@ -221,6 +221,50 @@ test('child process: a file handle sent just before the child exits is received 
     got.file.close();
     c.tx.close();
     c.rx.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('child process: 3 files sent just before the child exits are all received by a parent that takes one every 3 s (the exit wait goes on while they are taken)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eic-win-'));
+  try {
+    const c = await startChild();
+    const t0 = Date.now();
+    c.tx.send({ op: 'sendfiles-exit', path: path.join(dir, 'd.txt'), n: 3 });
+    // 9 s in all: longer than the wait's 5 s stall limit (so it went on because files were
+    // taken) and than the fixed wait the addon had (200 polls of 10 ms, about 2.5 s).
+    for (let i = 0; i < 3; i++) {
+      await sleep(3000);
+      const got = await c.rx.recv({ timeout: 10000 });
+      equal(got.i, i);
+      const buf = Buffer.alloc(64);
+      const n = readSync(got.file.fd, buf, 0, 64, 0);
+      equal(buf.subarray(0, n).toString(), 'sent before exit', `file ${i}`);
+      got.file.close();
+    }
+    equal(await c.exited, 0, 'child exit code');
+    console.log(`  the child exited ${Date.now() - t0} ms after the request`);
+    c.tx.close();
+    c.rx.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('child process: the exit wait ends when the reader of its parked handles closes (no waiting for a reader that is gone)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eic-win-'));
+  try {
+    const c = await startChild();
+    c.tx.send({ op: 'sendfiles-exit', path: path.join(dir, 'e.txt'), n: 1, keepOpen: true });
+    await sleep(300); // the child is waiting to exit by now
+    const t0 = Date.now();
+    c.rx.close(); // never read: the file can no longer be taken
+    equal(await c.exited, 0, 'child exit code');
+    const waited = Date.now() - t0;
+    console.log(`  the child exited ${waited} ms after the parent closed its receiver`);
+    assert(waited < 1000, `the child went on waiting for a reader that is gone (${waited} ms)`);
+    c.tx.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -37,6 +37,11 @@ export interface NativeWin32 {
   peerHungUp(id: number): boolean;
   /** Cancels the read in flight; via: the end it is sent through (notes whether the move leaves the process). */
   moveProblem(id: number, via?: number): string | undefined;
+  /**
+   * Called from this thread's 'exit' event, before the exit flush: pipe ends closed from then on
+   * stay open for the addon's exit wait while handles parked through them are not taken.
+   */
+  atExit(): void;
   /** Whether two ends are the two ends of one pipe; null when the system cannot tell (multi-instance names). */
   isSocketPeer(a: number, b: number): boolean | null;
   /** GetProcessHandleCount of this process. */
@@ -236,6 +241,10 @@ export function pipeNameOf(name: string): string {
 
 /** The win32 backend over the Windows addon. */
 export function win32Transport(w: NativeWin32): Transport {
+  // Registered before the typed layer's exit flush (installed with the first queued write, after
+  // the transport exists), so it runs first: the ends that flush closes keep their pipe for the
+  // addon's exit wait, which then sees whether their reader still lives (docs/windows.md).
+  process.on('exit', () => w.atExit());
   return {
     name: 'win32',
     socketKind: 'message-pipe',

@@ -7,6 +7,7 @@
 #include <winternl.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 namespace eicch {
@@ -90,7 +91,9 @@ void CloseEnd(State* s, End* e) {
   if (e->rPending && !HasOverlappedIoCompleted(&e->rov)) done = Finish(e->h, &e->rov, e->rev) && done;
   if (e->wPending && !HasOverlappedIoCompleted(&e->wov)) done = Finish(e->h, &e->wov, e->wev) && done;
   Settle(e);  // a cancelled write's handles are closed here (a listener's connect: nothing)
-  CloseHandle(e->h);
+  // During the environment's exit, an end whose parked handles are not taken yet stays open
+  // for the exit wait, which closes it (registry.cc); else it is forgotten there and closed.
+  if (e->listener || !ParkEndClosing(s, e->h)) CloseHandle(e->h);
   LeaseClose(e);
   if (!e->name.empty()) OpenAdd(e->name, e->server, -1);
   if (!done) return;  // leaked on purpose, see Finish
@@ -317,6 +320,14 @@ Napi::Value MoveProblem(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// atExit(): called from the environment's 'exit' event, before the typed layer's exit flush
+// writes what is queued: ends closed from then on keep their pipe for the exit wait while
+// handles parked through them are not taken (State::exiting).
+Napi::Value AtExit(const Napi::CallbackInfo& info) {
+  StateOf(info)->exiting = true;
+  return info.Env().Undefined();
+}
+
 // isSocketPeer(a, b): whether ends a and b are the two ends of one pipe (the typed layer's
 // "a receiver cannot be sent through its own channel" check). Both must be pipe ends of this
 // table, of one name, one the server end and one the client end. A name identifies one pipe
@@ -432,7 +443,21 @@ Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+namespace {
+
+// The exit wait of one environment (a worker's end, the program's natural end).
+void WaitParkedOfEnv(void* arg) { WaitParked(static_cast<State*>(arg), false); }
+
+// The process's: process.exit() on the main thread (and a fatal error) call exit() without
+// running environment cleanup hooks, so the addon's atexit (run at its DLL detach) waits too.
+void WaitParkedAtExit() { WaitParked(nullptr, true); }
+
+}  // namespace
+
 void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
+  napi_add_env_cleanup_hook(env, WaitParkedOfEnv, s);
+  static LONG atexitDone = 0;
+  if (InterlockedExchange(&atexitDone, 1) == 0) atexit(WaitParkedAtExit);
   auto fn = [&](const char* name, Napi::Function::Callback cb) {
     exports.Set(name, Napi::Function::New(env, cb, name, s));
   };
@@ -442,6 +467,7 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
   fn("fdInfo", FdInfo);
   fn("peerHungUp", PeerHungUp);
   fn("moveProblem", MoveProblem);
+  fn("atExit", AtExit);
   fn("isSocketPeer", IsSocketPeer);
   fn("handleCount", HandleCount);
   fn("openCount", OpenCount);

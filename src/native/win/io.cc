@@ -324,7 +324,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       e->wToken = key;
     } else {
       e->wParked = dups;
-      for (HANDLE h : dups) ParkAdd(h);
+      for (HANDLE h : dups) ParkAdd(h, e->h, s);
     }
     Settle(e);
     Arm(s, e);

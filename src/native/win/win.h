@@ -142,6 +142,10 @@ struct End {
 
 struct State {
   napi_env env = nullptr;
+  // Set by atExit() from the environment's 'exit' event (before the typed layer's exit flush):
+  // from then on a pipe end closed while handles parked through it are not taken yet is kept
+  // open for the exit wait (registry.cc: ParkEndClosing, WaitParked).
+  bool exiting = false;
   napi_threadsafe_function tsfn = nullptr;
   napi_ref callback = nullptr;  // cb(id, bits), set by init
   int32_t nextId = kIdBase;
@@ -168,6 +172,25 @@ void Arm(State* s, End* e);
 void Disarm(State* s, End* e);
 void RegisterWatch(Napi::Env env, Napi::Object exports, State* s);
 
+// A handle parked for a peer process to take (registry.cc): the pipe end its message was written
+// to (nullptr once that end is closed and not kept), the environment that wrote it.
+struct Parked {
+  HANDLE h;
+  HANDLE pipe;
+  State* owner;
+};
+
+// The exit wait for parked handles (registry.cc: WaitParked). Handles parked here die with this
+// process, and their message then arrives without them (MALFORMED), so an environment that ends
+// (a worker, the program) and the process itself (process.exit() skips environment cleanup
+// hooks: atexit) first wait until they are taken. The wait goes on while it sees progress
+// (a parked handle taken, or, where the system reports it, a pipe's outbound data read) and
+// drops the handles whose pipe's reader is gone; it ends after kExitStallMs without progress or
+// kExitCapMs in all, so a receiver that is alive but never reads holds an exiting process
+// kExitStallMs, and one that reads ever so slowly at most kExitCapMs.
+constexpr unsigned long long kExitStallMs = 5000;
+constexpr unsigned long long kExitCapMs = 30000;
+
 // registry.cc (process-wide, locked)
 void AddKnownPid(DWORD pid);
 bool IsKnownPid(DWORD pid);
@@ -175,9 +198,15 @@ void LocalPut(const std::string& token, std::vector<HANDLE> handles);
 bool LocalTake(const std::string& token, std::vector<HANDLE>* out);
 size_t LocalCount();
 void OpenAdd(const std::wstring& name, bool server, int delta);
-void ParkAdd(HANDLE h);
+void ParkAdd(HANDLE h, HANDLE pipe, State* owner);
 void ParkRemove(HANDLE h);
 size_t ParkedPending();
+// A pipe end is being closed: true when the registry keeps its handle (its environment is
+// exiting and handles parked through it are not taken yet; the caller must not close it).
+bool ParkEndClosing(State* s, HANDLE pipe);
+// Waits for the handles parked by `owner` (nullptr: every environment), see kExitStallMs.
+// atProcessExit: called at DLL detach (other threads gone): never blocks on the lock.
+void WaitParked(State* owner, bool atProcessExit);
 bool PeerIsLocal(const std::wstring& name, bool server);
 
 // io.cc
