@@ -24,9 +24,9 @@ void PinImage() {
 // The environment's teardown (the end of a worker thread, or of the program), on its JS thread
 // after JS stopped, as the POSIX addon's OnTeardown (src/native/addon.cc):
 // 1. Handles parked for peer processes that have not taken them yet would die with this
-//    process and their message would arrive without them: wait for them, at most 2 s in all,
-//    polling every 10 ms (before anything is closed: closing an end with a pending write would
-//    cancel it and close its parked handles).
+//    process and their message would arrive without them: wait while they are taken (registry.cc
+//    WaitParked: 5 s without progress, 30 s in all; before anything is closed: closing an end
+//    with a pending write would cancel it and close its parked handles).
 // 2. No wait stays registered (StopWatching): a thread-pool callback must not reach the
 //    thread-safe function, which Node frees at teardown.
 // 3. Every end, listener and section of the environment is closed: a peer sees the connection
@@ -36,7 +36,7 @@ void PinImage() {
 void Teardown(void* arg) {
   State* s = static_cast<State*>(arg);
   try {
-    for (int i = 0; i < 200 && ParkedPending() > 0; i++) Sleep(10);
+    WaitParked(s, false);
     StopWatching(s);
     std::vector<End*> all;
     all.reserve(s->ends.size());
