@@ -445,17 +445,14 @@ Napi::Value SetBufferSizes(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// The exit wait of one environment (a worker's end, the program's natural end).
-void WaitParkedOfEnv(void* arg) { WaitParked(static_cast<State*>(arg), false); }
-
-// The process's: process.exit() on the main thread (and a fatal error) call exit() without
-// running environment cleanup hooks, so the addon's atexit (run at its DLL detach) waits too.
+// The process's exit wait (an environment's is in its teardown, module.cc): process.exit() on
+// the main thread (and a fatal error) call exit() without running environment cleanup hooks,
+// so the addon's atexit (run at its DLL detach) waits too.
 void WaitParkedAtExit() { WaitParked(nullptr, true); }
 
 }  // namespace
 
 void RegisterEnds(Napi::Env env, Napi::Object exports, State* s) {
-  napi_add_env_cleanup_hook(env, WaitParkedOfEnv, s);
   static LONG atexitDone = 0;
   if (InterlockedExchange(&atexitDone, 1) == 0) atexit(WaitParkedAtExit);
   auto fn = [&](const char* name, Napi::Function::Callback cb) {

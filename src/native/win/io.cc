@@ -28,6 +28,8 @@
 
 #include <string.h>
 
+#include <algorithm>
+
 #ifndef STATUS_BUFFER_OVERFLOW
 #define STATUS_BUFFER_OVERFLOW ((NTSTATUS)0x80000005L)
 #endif
@@ -246,6 +248,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   // end takes its section along, right after it, marked in the bitmap (lease.cc).
   std::vector<HANDLE> dups;
   std::vector<size_t> attached;  // indexes in dups of attached sections
+  std::vector<const End*> froms;  // the end each dup is of (nullptr: a C runtime descriptor, a section)
   for (int32_t id : ids) {
     HANDLE src = INVALID_HANDLE_VALUE;
     End* from = nullptr;
@@ -263,6 +266,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       ThrowWin(env, err, "DuplicateHandle");
     }
     dups.push_back(d);
+    froms.push_back(from);
     if (from != nullptr && from->lease != nullptr) {
       if (!LeaseDup(from, &d)) {
         DWORD err = GetLastError();
@@ -271,6 +275,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       }
       attached.push_back(dups.size());
       dups.push_back(d);
+      froms.push_back(nullptr);
     }
   }
   if (dups.size() > kMaxHandles) {
@@ -324,7 +329,10 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
       e->wToken = key;
     } else {
       e->wParked = dups;
-      for (HANDLE h : dups) ParkAdd(h, e->h, s);
+      for (size_t i = 0; i < dups.size(); i++) {
+        bool section = std::find(attached.begin(), attached.end(), i) != attached.end();
+        ParkAdd(ParkedOf(dups[i], froms[i], section), e->h, s);
+      }
     }
     Settle(e);
     Arm(s, e);

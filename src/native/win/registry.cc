@@ -48,16 +48,49 @@ struct Lock {
   ~Lock() { LeaveCriticalSection(&R().lock); }
 };
 
-// Drops the entries whose handle was taken: the peer's DUPLICATE_CLOSE_SOURCE closed it here,
-// so GetHandleInformation fails on it. (A value the system reused for a new handle of ours reads
-// as not taken: waiting for it only costs the exit wait's bound, and it is never closed here.)
-// Returns how many were taken. Caller holds the lock.
+constexpr int kParkedUnknown = 0, kParkedPipe = 1, kParkedFile = 2, kParkedSection = 3;
+
+uint64_t NameHash(const std::wstring& name) {  // FNV-1a
+  uint64_t x = 1469598103934665603ull;
+  for (wchar_t c : name) x = (x ^ static_cast<uint64_t>(c)) * 1099511628211ull;
+  return x;
+}
+
+bool FileId(HANDLE h, uint64_t* a, uint64_t* b) {
+  BY_HANDLE_FILE_INFORMATION fi;
+  if (!GetFileInformationByHandle(h, &fi)) return false;
+  *a = fi.dwVolumeSerialNumber;
+  *b = (static_cast<uint64_t>(fi.nFileIndexHigh) << 32) | fi.nFileIndexLow;
+  return true;
+}
+
+// Whether the peer took this parked handle (see Parked): its value is closed, or names another
+// object now. Never closes anything (a reused value is someone else's handle).
+bool Taken(const Parked& p) {
+  DWORD flags;
+  if (!GetHandleInformation(p.h, &flags)) return true;
+  uint64_t a = 0, b = 0;
+  switch (p.kind) {
+    case kParkedPipe: {
+      DWORD pipeFlags = 0;
+      if (!GetNamedPipeInfo(p.h, &pipeFlags, nullptr, nullptr, nullptr)) return true;
+      return NameHash(PipeNameOf(p.h)) != p.a || ((pipeFlags & PIPE_SERVER_END) != 0) != (p.b != 0);
+    }
+    case kParkedFile:
+      return !FileId(p.h, &a, &b) || a != p.a || b != p.b;
+    case kParkedSection:
+      return !IsSection(p.h, &a) || a != p.a;
+    default:
+      return false;
+  }
+}
+
+// Drops the entries whose handle was taken (Taken). Returns how many. Caller holds the lock.
 size_t SweepTaken(State* owner) {
   auto& v = R().parked;
   size_t taken = 0;
   for (size_t i = 0; i < v.size();) {
-    DWORD flags;
-    if ((owner == nullptr || v[i].owner == owner) && !GetHandleInformation(v[i].h, &flags)) {
+    if ((owner == nullptr || v[i].owner == owner) && Taken(v[i])) {
       v[i] = v.back();
       v.pop_back();
       taken++;
@@ -124,7 +157,23 @@ size_t LocalCount() {
   return R().local.size();
 }
 
-void ParkAdd(HANDLE h, HANDLE pipe, State* owner) {
+Parked ParkedOf(HANDLE h, const End* from, bool section) {
+  Parked p{h, nullptr, nullptr, kParkedUnknown, 0, 0};
+  if (from != nullptr && !section && !from->section && !from->listener && !from->name.empty()) {
+    p.kind = kParkedPipe;
+    p.a = NameHash(from->name);
+    p.b = from->server ? 1 : 0;
+  } else if (section || (from != nullptr && from->section)) {
+    if (IsSection(h, &p.a)) p.kind = kParkedSection;
+  } else if (FileId(h, &p.a, &p.b)) {
+    p.kind = kParkedFile;
+  }
+  return p;
+}
+
+void ParkAdd(Parked p, HANDLE pipe, State* owner) {
+  p.pipe = pipe;
+  p.owner = owner;
   Lock l;
   auto& r = R();
   // Entries are dropped when found taken; sweep when the list doubled since the last sweep, so
@@ -133,7 +182,7 @@ void ParkAdd(HANDLE h, HANDLE pipe, State* owner) {
     SweepTaken(nullptr);
     r.sweptSize = r.parked.size();
   }
-  r.parked.push_back(Parked{h, pipe, owner});
+  r.parked.push_back(p);
 }
 
 void ParkRemove(HANDLE h) {
@@ -148,19 +197,12 @@ void ParkRemove(HANDLE h) {
   }
 }
 
-size_t ParkedPending() {
-  Lock l;
-  SweepTaken(nullptr);
-  return R().parked.size();
-}
-
 bool ParkEndClosing(State* s, HANDLE pipe) {
   Lock l;
   auto& v = R().parked;
   bool untaken = false;
   for (size_t i = 0; i < v.size();) {
-    DWORD flags;
-    if (v[i].pipe == pipe && !GetHandleInformation(v[i].h, &flags)) {
+    if (v[i].pipe == pipe && Taken(v[i])) {
       v[i] = v.back();
       v.pop_back();
       continue;

@@ -173,12 +173,22 @@ void Disarm(State* s, End* e);
 void RegisterWatch(Napi::Env env, Napi::Object exports, State* s);
 
 // A handle parked for a peer process to take (registry.cc): the pipe end its message was written
-// to (nullptr once that end is closed and not kept), the environment that wrote it.
+// to (nullptr once that end is closed and not kept), the environment that wrote it, and what the
+// object is. The peer's DUPLICATE_CLOSE_SOURCE closes it here, and the system soon reuses the
+// value for a new handle of ours (Wine hands out the lowest free slot): a value that still opens
+// is taken all the same when it now names another object, which the fingerprint tells (a pipe
+// end: the hash of its pipe's name and which end; a file: volume and file index; a section: its
+// size). kind 0 (unknown): only a closed value counts as taken.
 struct Parked {
   HANDLE h;
   HANDLE pipe;
   State* owner;
+  int kind;
+  uint64_t a, b;
 };
+// Its fingerprint, when it is parked: from is the end it duplicates (nullptr for a C runtime
+// descriptor's file), section: an attached pool section.
+Parked ParkedOf(HANDLE h, const End* from, bool section);
 
 // The exit wait for parked handles (registry.cc: WaitParked). Handles parked here die with this
 // process, and their message then arrives without them (MALFORMED), so an environment that ends
@@ -198,9 +208,8 @@ void LocalPut(const std::string& token, std::vector<HANDLE> handles);
 bool LocalTake(const std::string& token, std::vector<HANDLE>* out);
 size_t LocalCount();
 void OpenAdd(const std::wstring& name, bool server, int delta);
-void ParkAdd(HANDLE h, HANDLE pipe, State* owner);
+void ParkAdd(Parked p, HANDLE pipe, State* owner);
 void ParkRemove(HANDLE h);
-size_t ParkedPending();
 // A pipe end is being closed: true when the registry keeps its handle (its environment is
 // exiting and handles parked through it are not taken yet; the caller must not close it).
 bool ParkEndClosing(State* s, HANDLE pipe);
