@@ -1,6 +1,8 @@
 // One case of bench/mux.mjs alone, for profiles and strace: a logical channel created, its sender
 // sent to the child, the child's first message back, 64 in flight. Usage: node bench/mux-first.mjs [N]
 // (LIB: another build's dist/main/index.js, for A/B; CHILD_ARGS: node flags for the child).
+// Also prints the CPU time (user + system) each process spent per channel during the measured run:
+// on a shared, loaded machine that varies less than the rate.
 const lib = await import(process.env.LIB ?? new URL('../dist/main/index.js', import.meta.url).href);
 const { IpcMux, IpcOneShotServer, IpcSender, channel } = lib;
 import { spawn } from 'node:child_process';
@@ -11,11 +13,15 @@ if (process.argv[2] === 'child') {
   const [m2tx, m2rx] = channel();
   tx.send({ m1tx, m2rx });
   const mux = IpcMux.open(m2tx, m1rx);
+  let cpu0;
   for await (const m of mux.receiver) {
+    if (m === 'start') { cpu0 = process.cpuUsage(); continue; }
     if (m === 'exit') break;
     m.tx.send(1);
     m.tx.close();
   }
+  const c = process.cpuUsage(cpu0);
+  tx.send((c.user + c.system));
   mux.close();
   tx.close();
 } else {
@@ -40,8 +46,13 @@ if (process.argv[2] === 'child') {
     return n / ((performance.now() - t0) / 1000);
   };
   await run(2000);
-  console.log('mux first, 64 in flight, per s:', Math.round(await run(N)));
+  mux.sender.send('start');
+  const cpu0 = process.cpuUsage();
+  const rate = await run(N);
+  const c = process.cpuUsage(cpu0);
   mux.sender.send('exit');
+  const childCpu = await rx.recv({ timeout: 15000 });
+  console.log('mux first, 64 in flight, per s:', Math.round(rate), ' CPU us per channel: parent', ((c.user + c.system) / N).toFixed(1), 'child', (childCpu / N).toFixed(1));
   await new Promise((r) => proc.on('exit', r));
   mux.close(); rx.close();
 }

@@ -376,6 +376,46 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('the GC safety net, registered late, still covers every endpoint left open: closed ones in any order, before or after their registration, a long synchronous burst', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const [a, b] = localPair();
+    const base = a.stats.channels;
+    let seed = 7;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    // Endpoints closed in a random order while they wait for registration, while they age, and
+    // once registered; the others dropped. A wrong swap-remove would leave an open endpoint out
+    // of the safety net (its channel never released) or keep a closed one.
+    const later: Array<MuxSender<number> | MuxReceiver<number>> = [];
+    (() => {
+      for (let i = 0; i < 20_000; i++) {
+        // 40,000 endpoints in one synchronous run: past the waiting list's bound.
+        const [tx, rx] = a.channel<number>();
+        for (const ep of [tx, rx]) {
+          const r = rnd();
+          if (r < 0.25) ep.close();
+          else if (r < 0.5) later.push(ep);
+        }
+      }
+    })();
+    const closeSome = (): void => {
+      for (let n = later.length / 2; n > 0; n--) later.splice(Math.floor(rnd() * later.length), 1)[0]!.close();
+    };
+    closeSome();
+    await new Promise((r) => setTimeout(r, 30));
+    closeSome();
+    await new Promise((r) => setTimeout(r, 80));
+    for (const ep of later.splice(0)) ep.close();
+    expect(a.stats.channels).toBeGreaterThan(base);
+    for (let i = 0; i < 100 && a.stats.channels > base; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(a.stats.channels).toBe(base);
+    a.close();
+    b.close();
+  });
+
   it('descriptor count stays flat over 100,000 channels opened and closed', async () => {
     const before = await settledFdCount();
     const [a, b] = localPair();
