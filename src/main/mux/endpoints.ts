@@ -16,6 +16,26 @@ import type { MuxChannelOptions } from './mux.js';
 import { closeValue } from './refs.js';
 
 export type Waiter = { resolve(v: unknown): void; reject(e: unknown): void; disarm(): void };
+
+const NOTHING_TO_DISARM = (): void => {};
+
+/** A pending recv() of a MuxReceiver: takes the value through the receiver's schema, if any. */
+class PendingRecv implements Waiter {
+  disarm: () => void = NOTHING_TO_DISARM;
+  constructor(
+    private readonly rx: MuxReceiver<unknown>,
+    private readonly ok: (v: unknown) => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+
+  resolve(v: unknown): void {
+    try {
+      this.ok(this.rx.take(v));
+    } catch (e) {
+      this.reject(e);
+    }
+  }
+}
 export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
 
 /** @internal One logical channel as this side of the connection sees it. */
@@ -26,12 +46,15 @@ export class Chan {
   /** Senders given to the peer and not yet dropped by it. */
   granted = 0;
   queue: unknown[] = [];
-  /** Bytes of each queued message as it came in the peer's frame (0: sent in this process), in queue order. */
-  queueBytes: number[] = [];
-  /** Descriptors each queued message carried in the peer's frame, in queue order. */
-  queueHandles: number[] = [];
+  /**
+   * Bytes of each queued message as it came in the peer's frame (0: sent in this process), in
+   * queue order (made with the first queued message: most channels never queue one).
+   */
+  queueBytes: number[] | undefined;
+  /** Descriptors each queued message carried in the peer's frame, in queue order (made with queueBytes). */
+  queueHandles: number[] | undefined;
   /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
-  holding = new Set<unknown>();
+  holding: Set<unknown> | undefined;
   waiters: Waiter[] = [];
   /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
   recvGone = false;
@@ -287,8 +310,8 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     return this as unknown as MuxReceiver<U>;
   }
 
-  /** A queued value as the application gets it: validated by the schema, if any. */
-  private take(v: unknown): T | Promise<T> {
+  /** @internal A queued value as the application gets it: validated by the schema, if any. */
+  take(v: unknown): T | Promise<T> {
     const schema = this.schema;
     if (schema === undefined) return v as T;
     try {
@@ -348,19 +371,10 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
-      const w: Waiter = {
-        resolve: (v: unknown) => {
-          try {
-            resolve(this.take(v));
-          } catch (e) {
-            reject(e);
-          }
-        },
-        reject,
-        disarm: () => {},
-      };
+      const w = new PendingRecv(this as MuxReceiver<unknown>, resolve as (v: unknown) => void, reject);
       c.waiters.push(w);
       this.mux.waiting(1);
+      if (timeout === undefined && signal === undefined) return;
       w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms` }, (reason) => {
         const i = c.waiters.indexOf(w);
         if (i >= 0) {
@@ -449,6 +463,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     this.finish();
     this.dropUpgraded();
     const ws = this.chan.waiters;
+    if (ws.length === 0) return;
     this.chan.waiters = [];
     this.mux.waiting(-ws.length);
     for (const w of ws) {
