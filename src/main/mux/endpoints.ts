@@ -208,6 +208,47 @@ export abstract class MuxEndpoint implements Disposable {
 }
 
 /**
+ * The iterator of a MuxReceiver, behaving as the async generator
+ * `for (;;) try { yield await rx.recv() } catch (e) { if DISCONNECTED return; throw e }` would,
+ * without a generator's own promises per step (half the time per message, measured).
+ */
+class MuxIterator<T> implements AsyncGenerator<T, void, undefined> {
+  private finished = false;
+  constructor(private readonly rx: MuxReceiver<T>) {}
+
+  next(): Promise<IteratorResult<T, void>> {
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    return this.rx.recv().then(this.step, this.end);
+  }
+
+  private readonly step = (value: T): IteratorResult<T, void> => ({ value, done: false });
+
+  private readonly end = (e: unknown): IteratorResult<T, void> => {
+    this.finished = true;
+    if (e instanceof IpcError && e.code === 'DISCONNECTED') return { value: undefined, done: true };
+    throw e;
+  };
+
+  return(value?: void | PromiseLike<void>): Promise<IteratorResult<T, void>> {
+    this.finished = true;
+    return Promise.resolve(value).then((v) => ({ value: v, done: true }));
+  }
+
+  throw(e: unknown): Promise<IteratorResult<T, void>> {
+    this.finished = true;
+    return Promise.reject(e);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+}
+
+/**
  * The sending end of a logical channel: the shape of `IpcSender` (send, clone, close, dispose).
  * Sending it inside a message on its own connection costs no descriptor; sent anywhere else it
  * travels as a plain `IpcSender` whose messages this process relays into the logical channel.
@@ -418,16 +459,12 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     }
   }
 
-  /** Iterates messages until every sender is gone. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.recv();
-      } catch (e) {
-        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
-        throw e;
-      }
-    }
+  /**
+   * Iterates messages until every sender is gone (`DISCONNECTED` ends the iteration; any other
+   * error is thrown and ends it too). Each step is one `recv()`.
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return new MuxIterator<T>(this);
   }
 
   /** Closes the receiver: pending receives reject CLOSED, queued messages are dropped, senders see DISCONNECTED. */
