@@ -10,6 +10,8 @@
 //          per second, logical against plain (interleaved rounds, median): one at a time, and
 //          64 in flight; also the other direction (`handover`: the receiver is sent to the
 //          child and this side sends the first message; the child confirms each window).
+//          64 in flight also reports the CPU time (user + system) both processes spent per
+//          channel (median of the rounds): on a loaded machine it varies less than the rate.
 // - rtt:   a small object's `await recv()` round trip on a logical channel against a plain one
 //          (9 alternating rounds of N/4; the median of the per-round ratios).
 // - churn: N channels opened and closed (each with its first message): descriptors and RSS
@@ -74,6 +76,7 @@ async function child(name) {
       else if (m.op === 'hold') held.push(...m.items);
       else if (m.op === 'release') for (const x of held.splice(0)) x.close();
       else if (m.op === 'stats') tx.send(await stats());
+      else if (m.op === 'cpu') tx.send(process.cpuUsage());
     }
   })();
   for await (const m of mux.receiver) {
@@ -203,6 +206,16 @@ async function driver() {
     return ((performance.now() - t0) * 1000) / n;
   };
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  // CPU us per channel of both processes while `run(n)` makes n channels; the rate goes to `rates`.
+  const cpuUs = (c) => c.user + c.system;
+  const withCpu = async (run, n, rates, cpus) => {
+    const child0 = cpuUs(await plainAsk({ op: 'cpu' }));
+    const here0 = process.cpuUsage();
+    rates.push(await run(n));
+    const here = cpuUs(process.cpuUsage(here0));
+    const child = cpuUs(await plainAsk({ op: 'cpu' })) - child0;
+    cpus.push((here + child) / n);
+  };
 
   await firstPlain(500);
   await firstMux(500);
@@ -220,11 +233,13 @@ async function driver() {
   const fmp = [];
   const rp = [];
   const rm = [];
+  const cpp = [];
+  const cmp = [];
   for (let r = 0; r < ROUNDS; r++) {
     fp.push(await firstPlain(FIRST));
     fm.push(await firstMux(FIRST));
-    fpp.push(await firstPlainP(FIRST));
-    fmp.push(await firstMuxP(FIRST));
+    await withCpu(firstPlainP, FIRST, fpp, cpp);
+    await withCpu(firstMuxP, FIRST, fmp, cmp);
     hp.push(await handPlain(FIRST));
     hm.push(await handMux(FIRST));
   }
@@ -293,7 +308,7 @@ async function driver() {
   const out = {
     transport: process.env.ELECTRON_IPC_CHANNEL_TRANSPORT ?? 'default',
     first: { plainPerSec: Math.round(median(fp)), muxPerSec: Math.round(median(fm)), ratio: +(median(fm) / median(fp)).toFixed(2), note: 'one at a time: bound by the round trip' },
-    firstPipelined: { window: 64, plainPerSec: Math.round(median(fpp)), muxPerSec: Math.round(median(fmp)), ratio: +(median(fmp) / median(fpp)).toFixed(2), target: '>= 10' },
+    firstPipelined: { window: 64, plainPerSec: Math.round(median(fpp)), muxPerSec: Math.round(median(fmp)), ratio: +(median(fmp) / median(fpp)).toFixed(2), target: '>= 10', cpuUsPerChannel: { plain: +median(cpp).toFixed(1), mux: +median(cmp).toFixed(1), ratio: +(median(cpp) / median(cmp)).toFixed(2), note: 'both processes, user + system' } },
     handover: { window: 64, plainPerSec: Math.round(median(hp)), muxPerSec: Math.round(median(hm)), ratio: +(median(hm) / median(hp)).toFixed(2), note: 'receiver handed over, first message sent by its creator' },
     rtt: { plainUs: +median(rp).toFixed(2), muxUs: +median(rm).toFixed(2), ratio: +median(rttRatios).toFixed(3), rounds: RTT_ROUNDS, note: 'median of per-round ratios', target: '<= 1.2' },
     live: { ...live, plainFdsPerChannel: plainPerChannel, plainFdsProjected: Math.round(plainPerChannel * LIVE), fdsHereDelta: live.fdsHere - mBase.here, fdsChildDelta: live.fdsChild - mBase.child, target: '<= 16 fds per process' },
@@ -310,6 +325,7 @@ async function driver() {
     const rows = [
       ['create+send+first message, serial', `${out.first.plainPerSec}/s`, `${out.first.muxPerSec}/s`, `${out.first.ratio}x faster`, '(latency-bound)'],
       ['create+send+first message, 64 in flight', `${out.firstPipelined.plainPerSec}/s`, `${out.firstPipelined.muxPerSec}/s`, `${out.firstPipelined.ratio}x faster`, out.firstPipelined.target],
+      ['  the same, CPU us per channel (both processes)', `${out.firstPipelined.cpuUsPerChannel.plain} us`, `${out.firstPipelined.cpuUsPerChannel.mux} us`, `${out.firstPipelined.cpuUsPerChannel.ratio}x less`, ''],
       ['create+hand over receiver+first message, 64 in flight', `${out.handover.plainPerSec}/s`, `${out.handover.muxPerSec}/s`, `${out.handover.ratio}x faster`, ''],
       ['small round trip (await recv)', `${out.rtt.plainUs} us`, `${out.rtt.muxUs} us`, `${out.rtt.ratio}x the time`, out.rtt.target],
       [`${LIVE} live channels: fds here/child`, `~${out.live.plainFdsProjected} total`, `${live.fdsHere}/${live.fdsChild}`, `+${out.live.fdsHereDelta}/+${out.live.fdsChildDelta}`, out.live.target],
