@@ -1,6 +1,7 @@
 // Multiplexed channels against plain channels, in the same run (issue 15, section 3).
 // Usage: node bench/mux.mjs [--live N] [--churn N] [--rtt N] [--first N] [--json-only]
 // Prints a small table, then one line of JSON (the figures and their same-run ratios).
+// LIB=<another build's dist/main/index.js> runs that build (both processes), for A/B.
 //
 // Two processes: this driver and a child (this file with argv[2] === 'child'), connected by
 // plain channels; the child serves both a plain connection and a multiplexed one (IpcMux).
@@ -22,7 +23,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 
-const lib = await import(new URL('../dist/main/index.js', import.meta.url).href);
+const lib = await import(process.env.LIB ?? new URL('../dist/main/index.js', import.meta.url).href); // LIB: another build, for A/B
 const { IpcMux, IpcOneShotServer, IpcSender, channel } = lib;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
