@@ -1,5 +1,5 @@
 // Multiplexed channels against plain channels, in the same run (issue 15, section 3).
-// Usage: node bench/mux.mjs [--live N] [--churn N] [--rtt N] [--first N] [--json-only]
+// Usage: node bench/mux.mjs [--live N] [--churn N] [--rtt N] [--first N] [--pipelined N] [--json-only]
 // Prints a small table, then one line of JSON (the figures and their same-run ratios).
 // LIB=<another build's dist/main/index.js> runs that build (both processes), for A/B.
 //
@@ -78,7 +78,6 @@ async function child(name) {
       else if (m.op === 'release') for (const x of held.splice(0)) x.close();
       else if (m.op === 'stats') tx.send(await stats());
       else if (m.op === 'cpu') tx.send(process.cpuUsage());
-      else if (m.op === 'gc') (gc(), tx.send('gc'));
     }
   })();
   for await (const m of mux.receiver) {
@@ -112,6 +111,9 @@ async function driver() {
   const CHURN = arg('churn', 100_000);
   const RTT = arg('rtt', 20_000);
   const FIRST = arg('first', 5_000);
+  // 64 in flight: rounds long enough for the steady state of the collector (a short round after
+  // a full collection hides what a channel's garbage costs later) and of the compiler.
+  const PIPELINED = arg('pipelined', 20_000);
   const ROUNDS = 3;
   const RTT_ROUNDS = 9;
   const server = new IpcOneShotServer();
@@ -210,11 +212,7 @@ async function driver() {
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   // CPU us per channel of both processes while `run(n)` makes n channels; the rate goes to `rates`.
   const cpuUs = (c) => c.user + c.system;
-  // Each timed 64-in-flight round starts from collected heaps in both processes: the garbage of
-  // the previous round (plain endpoints leave much for the full collector) is not charged to it.
   const withCpu = async (run, n, rates, cpus) => {
-    gc();
-    await plainAsk({ op: 'gc' });
     const child0 = cpuUs(await plainAsk({ op: 'cpu' }));
     const here0 = process.cpuUsage();
     rates.push(await run(n));
@@ -244,8 +242,8 @@ async function driver() {
   for (let r = 0; r < ROUNDS; r++) {
     fp.push(await firstPlain(FIRST));
     fm.push(await firstMux(FIRST));
-    await withCpu(firstPlainP, FIRST, fpp, cpp);
-    await withCpu(firstMuxP, FIRST, fmp, cmp);
+    await withCpu(firstPlainP, PIPELINED, fpp, cpp);
+    await withCpu(firstMuxP, PIPELINED, fmp, cmp);
     hp.push(await handPlain(FIRST));
     hm.push(await handMux(FIRST));
   }
