@@ -1,6 +1,7 @@
 // Multiplexed channels against plain channels, in the same run (issue 15, section 3).
-// Usage: node bench/mux.mjs [--live N] [--churn N] [--rtt N] [--first N] [--json-only]
+// Usage: node bench/mux.mjs [--live N] [--churn N] [--rtt N] [--first N] [--pipelined N] [--json-only]
 // Prints a small table, then one line of JSON (the figures and their same-run ratios).
+// LIB=<another build's dist/main/index.js> runs that build (both processes), for A/B.
 //
 // Two processes: this driver and a child (this file with argv[2] === 'child'), connected by
 // plain channels; the child serves both a plain connection and a multiplexed one (IpcMux).
@@ -10,6 +11,8 @@
 //          per second, logical against plain (interleaved rounds, median): one at a time, and
 //          64 in flight; also the other direction (`handover`: the receiver is sent to the
 //          child and this side sends the first message; the child confirms each window).
+//          64 in flight also reports the CPU time (user + system) both processes spent per
+//          channel (median of the rounds): on a loaded machine it varies less than the rate.
 // - rtt:   a small object's `await recv()` round trip on a logical channel against a plain one
 //          (9 alternating rounds of N/4; the median of the per-round ratios).
 // - churn: N channels opened and closed (each with its first message): descriptors and RSS
@@ -20,7 +23,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 
-const lib = await import(new URL('../dist/main/index.js', import.meta.url).href);
+const lib = await import(process.env.LIB ?? new URL('../dist/main/index.js', import.meta.url).href); // LIB: another build, for A/B
 const { IpcMux, IpcOneShotServer, IpcSender, channel } = lib;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
@@ -74,6 +77,7 @@ async function child(name) {
       else if (m.op === 'hold') held.push(...m.items);
       else if (m.op === 'release') for (const x of held.splice(0)) x.close();
       else if (m.op === 'stats') tx.send(await stats());
+      else if (m.op === 'cpu') tx.send(process.cpuUsage());
     }
   })();
   for await (const m of mux.receiver) {
@@ -107,6 +111,9 @@ async function driver() {
   const CHURN = arg('churn', 100_000);
   const RTT = arg('rtt', 20_000);
   const FIRST = arg('first', 5_000);
+  // 64 in flight: rounds long enough for the steady state of the collector (a short round after
+  // a full collection hides what a channel's garbage costs later) and of the compiler.
+  const PIPELINED = arg('pipelined', 20_000);
   const ROUNDS = 3;
   const RTT_ROUNDS = 9;
   const server = new IpcOneShotServer();
@@ -203,13 +210,23 @@ async function driver() {
     return ((performance.now() - t0) * 1000) / n;
   };
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  // CPU us per channel of both processes while `run(n)` makes n channels; the rate goes to `rates`.
+  const cpuUs = (c) => c.user + c.system;
+  const withCpu = async (run, n, rates, cpus) => {
+    const child0 = cpuUs(await plainAsk({ op: 'cpu' }));
+    const here0 = process.cpuUsage();
+    rates.push(await run(n));
+    const here = cpuUs(process.cpuUsage(here0));
+    const child = cpuUs(await plainAsk({ op: 'cpu' })) - child0;
+    cpus.push((here + child) / n);
+  };
 
   await firstPlain(500);
   await firstMux(500);
   await rttPlain(2000);
   await rttMux(2000);
-  await firstPlainP(500);
-  await firstMuxP(500);
+  await firstPlainP(3000); // long enough for the optimizing compiler, whose threads count in the CPU time
+  await firstMuxP(3000);
   await handPlain(500);
   await handMux(500);
   const hp = [];
@@ -220,11 +237,13 @@ async function driver() {
   const fmp = [];
   const rp = [];
   const rm = [];
+  const cpp = [];
+  const cmp = [];
   for (let r = 0; r < ROUNDS; r++) {
     fp.push(await firstPlain(FIRST));
     fm.push(await firstMux(FIRST));
-    fpp.push(await firstPlainP(FIRST));
-    fmp.push(await firstMuxP(FIRST));
+    await withCpu(firstPlainP, PIPELINED, fpp, cpp);
+    await withCpu(firstMuxP, PIPELINED, fmp, cmp);
     hp.push(await handPlain(FIRST));
     hm.push(await handMux(FIRST));
   }
@@ -293,7 +312,7 @@ async function driver() {
   const out = {
     transport: process.env.ELECTRON_IPC_CHANNEL_TRANSPORT ?? 'default',
     first: { plainPerSec: Math.round(median(fp)), muxPerSec: Math.round(median(fm)), ratio: +(median(fm) / median(fp)).toFixed(2), note: 'one at a time: bound by the round trip' },
-    firstPipelined: { window: 64, plainPerSec: Math.round(median(fpp)), muxPerSec: Math.round(median(fmp)), ratio: +(median(fmp) / median(fpp)).toFixed(2), target: '>= 10' },
+    firstPipelined: { window: 64, plainPerSec: Math.round(median(fpp)), muxPerSec: Math.round(median(fmp)), ratio: +(median(fmp) / median(fpp)).toFixed(2), target: '>= 10', cpuUsPerChannel: { plain: +median(cpp).toFixed(1), mux: +median(cmp).toFixed(1), ratio: +(median(cpp) / median(cmp)).toFixed(2), note: 'both processes, user + system' } },
     handover: { window: 64, plainPerSec: Math.round(median(hp)), muxPerSec: Math.round(median(hm)), ratio: +(median(hm) / median(hp)).toFixed(2), note: 'receiver handed over, first message sent by its creator' },
     rtt: { plainUs: +median(rp).toFixed(2), muxUs: +median(rm).toFixed(2), ratio: +median(rttRatios).toFixed(3), rounds: RTT_ROUNDS, note: 'median of per-round ratios', target: '<= 1.2' },
     live: { ...live, plainFdsPerChannel: plainPerChannel, plainFdsProjected: Math.round(plainPerChannel * LIVE), fdsHereDelta: live.fdsHere - mBase.here, fdsChildDelta: live.fdsChild - mBase.child, target: '<= 16 fds per process' },
@@ -310,6 +329,7 @@ async function driver() {
     const rows = [
       ['create+send+first message, serial', `${out.first.plainPerSec}/s`, `${out.first.muxPerSec}/s`, `${out.first.ratio}x faster`, '(latency-bound)'],
       ['create+send+first message, 64 in flight', `${out.firstPipelined.plainPerSec}/s`, `${out.firstPipelined.muxPerSec}/s`, `${out.firstPipelined.ratio}x faster`, out.firstPipelined.target],
+      ['  the same, CPU us per channel (both processes)', `${out.firstPipelined.cpuUsPerChannel.plain} us`, `${out.firstPipelined.cpuUsPerChannel.mux} us`, `${out.firstPipelined.cpuUsPerChannel.ratio}x less`, ''],
       ['create+hand over receiver+first message, 64 in flight', `${out.handover.plainPerSec}/s`, `${out.handover.muxPerSec}/s`, `${out.handover.ratio}x faster`, ''],
       ['small round trip (await recv)', `${out.rtt.plainUs} us`, `${out.rtt.muxUs} us`, `${out.rtt.ratio}x the time`, out.rtt.target],
       [`${LIVE} live channels: fds here/child`, `~${out.live.plainFdsProjected} total`, `${live.fdsHere}/${live.fdsChild}`, `+${out.live.fdsHereDelta}/+${out.live.fdsChildDelta}`, out.live.target],

@@ -376,6 +376,85 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('async iteration behaves as the generator it replaces: DISCONNECTED ends it, break leaves the receiver open, other errors are thrown and end it', async () => {
+    const [a, b] = localPair();
+    const [tx, rx] = a.channel<number>();
+    for (let i = 0; i < 5; i++) tx.send(i);
+    const got: number[] = [];
+    for await (const v of rx) {
+      got.push(v);
+      if (v === 2) break; // the receiver stays open: what follows is still there
+    }
+    expect(rx.closed).toBe(false);
+    expect(await rx.recv()).toBe(3);
+    tx.send(5);
+    tx.close();
+    for await (const v of rx) got.push(v);
+    expect(got).toEqual([0, 1, 2, 4, 5]);
+    // An error other than DISCONNECTED is thrown; then the iterator is done.
+    const [tx2, rx2] = a.channel<number>({ schema: { '~standard': { version: 1, vendor: 't', validate: (v: unknown) => (v === 1 ? { value: 1 } : { issues: [{ message: 'not 1' }] }) } } as StandardSchemaV1<unknown, number> });
+    tx2.send(1);
+    tx2.send(2);
+    const it = rx2[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ value: 1, done: false });
+    await expect(it.next()).rejects.toMatchObject({ code: 'INVALID' });
+    tx2.send(1);
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+    expect(await rx2.recv()).toBe(1); // the receiver itself goes on
+    // return() ends it at once; concurrent next() calls are answered in order.
+    const it2 = rx2[Symbol.asyncIterator]();
+    const p1 = it2.next();
+    const p2 = it2.next();
+    tx2.send(1);
+    tx2.close();
+    expect(await p1).toEqual({ value: 1, done: false });
+    expect(await p2).toEqual({ value: undefined, done: true });
+    expect(await it2.return()).toEqual({ value: undefined, done: true });
+    expect(await it2.next()).toEqual({ value: undefined, done: true });
+    a.close();
+    b.close();
+  });
+
+  it('the GC safety net, registered late, still covers every endpoint left open: closed ones in any order, before or after their registration, a long synchronous burst', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const [a, b] = localPair();
+    const base = a.stats.channels;
+    let seed = 7;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    // Endpoints closed in a random order while they wait for registration, while they age, and
+    // once registered; the others dropped. A wrong swap-remove would leave an open endpoint out
+    // of the safety net (its channel never released) or keep a closed one.
+    const later: Array<MuxSender<number> | MuxReceiver<number>> = [];
+    (() => {
+      for (let i = 0; i < 20_000; i++) {
+        // 40,000 endpoints in one synchronous run: past the waiting list's bound.
+        const [tx, rx] = a.channel<number>();
+        for (const ep of [tx, rx]) {
+          const r = rnd();
+          if (r < 0.25) ep.close();
+          else if (r < 0.5) later.push(ep);
+        }
+      }
+    })();
+    const closeSome = (): void => {
+      for (let n = later.length / 2; n > 0; n--) later.splice(Math.floor(rnd() * later.length), 1)[0]!.close();
+    };
+    closeSome();
+    await new Promise((r) => setTimeout(r, 30));
+    closeSome();
+    await new Promise((r) => setTimeout(r, 80));
+    for (const ep of later.splice(0)) ep.close();
+    expect(a.stats.channels).toBeGreaterThan(base);
+    for (let i = 0; i < 100 && a.stats.channels > base; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(a.stats.channels).toBe(base);
+    a.close();
+    b.close();
+  });
+
   it('descriptor count stays flat over 100,000 channels opened and closed', async () => {
     const before = await settledFdCount();
     const [a, b] = localPair();

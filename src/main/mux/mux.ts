@@ -447,7 +447,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
    * here never pays for what the peer queued).
    */
   /** @internal */
-  deliver(c: Chan, value: unknown, fromPeer = false, bytes = 0, handles = 0): void {
+  deliver(c: Chan, value: unknown, fromPeer = false, bytes = 0, handles = 0, holds?: boolean): void {
     const sink = c.sink;
     if (sink !== undefined) {
       const out = 'plain' in sink ? sink.plain : (this.tx as IpcSender<unknown>);
@@ -491,9 +491,9 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       return;
     }
     c.queue.push(value);
-    c.queueBytes.push(bytes);
-    c.queueHandles.push(handles);
-    if (holdsHandles(value)) c.holding.add(value);
+    (c.queueBytes ??= []).push(bytes);
+    (c.queueHandles ??= []).push(handles);
+    if (holds ?? holdsHandles(value)) (c.holding ??= new Set()).add(value);
     this.queued++;
     this.queuedBytes += bytes;
     this.queuedHandles += handles;
@@ -514,21 +514,22 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   takeQueued(c: Chan): unknown {
     const v = c.queue.shift();
     this.queued--;
-    this.queuedBytes -= c.queueBytes.shift()!;
-    this.queuedHandles -= c.queueHandles.shift()!;
-    c.holding.delete(v);
+    this.queuedBytes -= c.queueBytes!.shift()!;
+    this.queuedHandles -= c.queueHandles!.shift()!;
+    c.holding?.delete(v);
     return v;
   }
 
   /** Empties `c`'s queue and releases its budget; returns what was queued. */
   private clearQueue(c: Chan): unknown[] {
     const q = c.queue;
+    if (q.length === 0) return q;
     c.queue = [];
     this.queued -= q.length;
-    for (const b of c.queueBytes) this.queuedBytes -= b;
-    for (const h of c.queueHandles) this.queuedHandles -= h;
-    c.queueBytes = [];
-    c.queueHandles = [];
+    for (const b of c.queueBytes!) this.queuedBytes -= b;
+    for (const h of c.queueHandles!) this.queuedHandles -= h;
+    c.queueBytes = undefined;
+    c.queueHandles = undefined;
     return q;
   }
 
@@ -555,9 +556,9 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** Drops `c`'s queue, closing only the messages that hold handles (marked as they arrived). */
   private dropQueue(c: Chan): void {
     const holding = c.holding;
-    c.holding = new Set();
+    c.holding = undefined;
     this.clearQueue(c);
-    for (const v of holding) closeValue(v);
+    if (holding !== undefined) for (const v of holding) closeValue(v);
   }
 
   /** @internal The receiver object was closed or collected. */
@@ -566,11 +567,13 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.dropQueue(c);
     c.recvGone = true;
     const ws = c.waiters;
-    c.waiters = [];
-    this.waiting(-ws.length);
-    for (const w of ws) {
-      w.disarm();
-      w.reject(new IpcError('CLOSED', 'this MuxReceiver was closed'));
+    if (ws.length > 0) {
+      c.waiters = [];
+      this.waiting(-ws.length);
+      for (const w of ws) {
+        w.disarm();
+        w.reject(new IpcError('CLOSED', 'this MuxReceiver was closed'));
+      }
     }
     if (c.granted > 0) this.control(OP_RCLOSED, c.key);
     this.maybeForget(c);
@@ -598,7 +601,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
     }
     const q = this.clearQueue(c);
-    c.holding = new Set();
+    c.holding = undefined;
     c.recvGone = true;
     c.sink = sink;
     for (const v of q) this.deliver(c, v);

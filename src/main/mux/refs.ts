@@ -19,56 +19,64 @@ export interface Ref {
  * Finds the logical endpoints of `mux` in `value` (plain objects, arrays and Map values with
  * string or number keys). Anything else (class instances, other handles, endpoints of another
  * connection) is left to the codec: endpoints it meets there travel by upgrade (see kHandle).
+ * `seen` (the containers already walked) may be undefined: it is made when the walk first goes
+ * below `v`'s own items (a flat message, the usual one, makes none).
  */
-export function findRefs(mux: IpcMux<unknown, unknown>, v: unknown, path: PathKey[], out: Ref[], seen: Set<object>): void {
-  if (typeof v !== 'object' || v === null || seen.has(v) || path.length > MAX_PATH) return;
+export function findRefs(mux: IpcMux<unknown, unknown>, v: unknown, path: PathKey[], out: Ref[], seen?: Set<object>): void {
+  if (typeof v !== 'object' || v === null || seen?.has(v) || path.length > MAX_PATH) return;
   if (v instanceof MuxEndpoint) {
     if (v.mux === mux) out.push({ ep: v, path: path.slice() });
     return;
   }
-  seen.add(v);
+  seen?.add(v);
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       const x = v[i];
-      if (typeof x === 'object' && x !== null) {
-        path.push(i);
-        findRefs(mux, x, path, out, seen);
-        path.pop();
-      }
+      if (typeof x === 'object' && x !== null) seen = findIn(mux, v, x, i, path, out, seen);
     }
   } else if (v instanceof Map) {
     for (const [k, x] of v) {
-      if ((typeof k === 'string' || typeof k === 'number') && typeof x === 'object' && x !== null) {
-        path.push([k]);
-        findRefs(mux, x, path, out, seen);
-        path.pop();
-      }
+      if ((typeof k === 'string' || typeof k === 'number') && typeof x === 'object' && x !== null) seen = findIn(mux, v, x, [k], path, out, seen);
     }
   } else {
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) return;
     for (const k of Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];
-      if (typeof x === 'object' && x !== null) {
-        path.push(k);
-        findRefs(mux, x, path, out, seen);
-        path.pop();
-      }
+      if (typeof x === 'object' && x !== null) seen = findIn(mux, v, x, k, path, out, seen);
     }
   }
+}
+
+/** One item `x` of container `v` at `key`: an endpoint is taken, a container walked (`seen` made on first need, returned). */
+function findIn(mux: IpcMux<unknown, unknown>, v: object, x: object, key: PathKey, path: PathKey[], out: Ref[], seen: Set<object> | undefined): Set<object> | undefined {
+  if (x instanceof MuxEndpoint) {
+    if (x.mux === mux && path.length < MAX_PATH) {
+      path.push(key);
+      out.push({ ep: x, path: path.slice() });
+      path.pop();
+    }
+    return seen;
+  }
+  seen ??= new Set([v]);
+  path.push(key);
+  findRefs(mux, x, path, out, seen);
+  path.pop();
+  return seen;
 }
 
 /** A copy of `v` with `null` in the slots the refs point at (containers on their paths copied). */
 export function substitute(v: unknown, refs: Ref[]): unknown {
   const root = { v };
-  const copies = new Map<object, object>();
+  // Paths of several refs may share containers, each copied once; one path never meets a container twice.
+  const copies = refs.length > 1 ? new Map<object, object>() : undefined;
   const copyOf = (c: object): object => {
-    let x = copies.get(c);
+    let x = copies?.get(c);
     if (x !== undefined) return x;
     if (Array.isArray(c)) x = c.slice();
     else if (c instanceof Map) x = new Map(c);
     else x = Object.assign(Object.create(Object.getPrototypeOf(c)) as object, c);
-    copies.set(c, x);
+    copies?.set(c, x);
     return x;
   };
   for (const { path } of refs) {

@@ -20,7 +20,7 @@ import type { Ref } from './refs.js';
 export function sendLocal(mux: IpcMux<unknown, unknown>, c: Chan, value: unknown): void {
   const loop = (mux.loop ??= openLoop(mux));
   const refs: Ref[] = [];
-  if (typeof value === 'object' && value !== null) findRefs(mux, value, [], refs, new Set());
+  if (typeof value === 'object' && value !== null) findRefs(mux, value, [], refs);
   if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
   const index = new Map<MuxEndpoint, number>();
   const wire: unknown[] = [];
@@ -126,7 +126,7 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
   let refs: Ref[] | undefined;
   if (typeof value === 'object' && value !== null) {
     const found: Ref[] = [];
-    findRefs(mux, value, [], found, new Set());
+    findRefs(mux, value, [], found);
     if (found.length > 0) refs = found;
   }
   if (refs === undefined) {
@@ -136,12 +136,13 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
   if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
   // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
   const wire: unknown[] = [];
-  const moves = new Map<MuxEndpoint, Chan>();
+  let moves: Map<MuxEndpoint, Chan> | undefined;
   try {
     for (const r of refs) {
       const ep = r.ep;
       if (ep.closed) throw new IpcError('CLOSED', `a ${ep instanceof MuxSender ? 'MuxSender' : 'MuxReceiver'} in the message is closed`);
       if (ep instanceof MuxReceiver) {
+        moves ??= new Map();
         let relay = moves.get(ep);
         if (relay === undefined) {
           relay = mux.newChan(mux.nextId++, false, true);
@@ -155,17 +156,22 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     }
     mux.write([key, substitute(value, refs), wire]);
   } catch (e) {
-    for (const relay of moves.values()) mux.forget(relay);
+    if (moves !== undefined) for (const relay of moves.values()) mux.forget(relay);
     throw e;
   }
   // Counted per channel, as the peer counts what it received (once per id per frame): a sender
   // and its clone in one message are one grant.
-  const granted = new Set<Chan>();
-  for (const r of refs) {
-    if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep.chan)) {
-      granted.add(r.ep.chan);
-      r.ep.chan.granted++;
+  if (refs.length === 1) {
+    const ep = refs[0]!.ep;
+    if (ep instanceof MuxSender && ep.chan.host) ep.chan.granted++;
+  } else {
+    const granted = new Set<Chan>();
+    for (const r of refs) {
+      if (r.ep instanceof MuxSender && r.ep.chan.host && !granted.has(r.ep.chan)) {
+        granted.add(r.ep.chan);
+        r.ep.chan.granted++;
+      }
     }
   }
-  for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+  if (moves !== undefined) for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
 }
