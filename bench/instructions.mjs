@@ -1,0 +1,163 @@
+// Instructions per operation, counted by valgrind (cachegrind, no cache simulation): a measure
+// that does not move with the machine's load, for A/B comparisons of the library's hot paths on a
+// shared machine where timings are noise. Each case runs twice in a fresh `node` (N1 and N2
+// operations after the same warm-up); the difference divided by N2 - N1 is the cost of one
+// operation, start-up cancelled out. `node --single-threaded` keeps compilation and garbage
+// collection on the main thread, where they are counted with the operations that cause them
+// (a case still varies by a few percent between runs: compare builds in the same run).
+//
+// Usage: node bench/instructions.mjs [--lib path/to/dist/main/index.js] [--case a,b] [--n N1,N2]
+// Cases (each against a floor that uses the same addon with no library code):
+//   async   one process, two channels, `await recv()` ping-pong: instructions per round trip
+//           (two messages), against `async-floor` (the addon's Poller, recvPackets, one promise,
+//           JSON.stringify/parse: what the library does at the least);
+//   sync    send + tryRecv of the small object on one channel: per message, against `sync-floor`;
+//   encode  encodeMessage of the small object, against `encode-floor` (JSON.stringify + encodeInto);
+//   decode  decodeMessage of it, against `decode-floor` (TextDecoder + JSON.parse).
+// Needs valgrind (apt-get install valgrind); a few minutes.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+
+if (args[0] === 'run') await runCase(args[1], Number(args[2]), args[3]);
+else main();
+
+function main() {
+  const lib = path.resolve(opt('--lib', path.join(root, 'dist', 'main', 'index.js')));
+  const cases = opt('--case', 'async,async-floor,sync,sync-floor,encode,encode-floor,decode,decode-floor').split(',');
+  const probe = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.error('bench/instructions.mjs needs valgrind (apt-get install valgrind)');
+    process.exit(1);
+  }
+  console.log(`| case | instructions per operation | operation | lib |`);
+  console.log(`|---|---|---|---|`);
+  for (const c of cases) {
+    const [n1, n2] = opt('--n', c.startsWith('async') ? '3000,13000' : '10000,60000').split(',').map(Number);
+    const a = count(c, n1, lib);
+    const b = count(c, n2, lib);
+    const per = Math.round((b - a) / (n2 - n1));
+    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.replace('-floor', '');
+    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
+  }
+}
+
+function count(c, n, lib) {
+  const r = spawnSync(
+    'valgrind',
+    ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', process.execPath, '--single-threaded', fileURLToPath(import.meta.url), 'run', c, String(n), lib],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  const m = /I\s+refs:\s+([\d,]+)/.exec(r.stderr);
+  if (r.status !== 0 || !m) throw new Error(`case ${c} failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
+  return Number(m[1].replaceAll(',', ''));
+}
+
+async function runCase(c, n, libPath) {
+  const require = createRequire(import.meta.url);
+  const addon = require(path.join(root, 'build', 'Release', 'electron_ipc_channel.node'));
+  const small = { id: 42, name: 'sensor-7', ok: true, values: [1.5, 2.5, 3.5] };
+  const te = new TextEncoder();
+  const td = new TextDecoder('utf-8', { fatal: true });
+  const warm = c.startsWith('async') ? 3000 : 20000;
+  if (c === 'async' || c === 'async-floor') {
+    let pair;
+    if (c === 'async') {
+      const lib = await import(libPath);
+      const [atx, arx] = lib.channel();
+      const [btx, brx] = lib.channel();
+      (async () => {
+        try {
+          for await (const m of arx) btx.send(m);
+        } catch {}
+      })();
+      pair = { send: (v) => atx.send(v), recv: () => brx.recv() };
+    } else {
+      const meta = new Int32Array(2 + 4 * 256);
+      const fds = new Int32Array(253);
+      const arena = new Uint8Array(1 << 16);
+      const out = new Uint8Array(1 << 16);
+      const endpoint = (rfd, wfd) => {
+        let waiter = null;
+        // Kept referenced: a collected Poller closes its watch.
+        const poller = new addon.Poller(rfd, () => {
+          if (addon.recvPackets(rfd, meta, fds, 1, 65536, arena, 0, false) <= 0) return;
+          const v = JSON.parse(td.decode(arena.subarray(meta[2], meta[2] + meta[3])));
+          if (waiter) {
+            const w = waiter;
+            waiter = null;
+            w(v);
+          }
+        });
+        poller.start(1);
+        return {
+          poller,
+          send(v) {
+            const { written } = te.encodeInto(JSON.stringify(v), out);
+            addon.sendPacket(wfd, [out.subarray(0, written)], null);
+          },
+          recv: () => new Promise((r) => (waiter = r)),
+        };
+      };
+      const [a1, a2] = addon.socketpair();
+      const [b1, b2] = addon.socketpair();
+      const echo = endpoint(a2, b1);
+      (async () => {
+        for (;;) echo.send(await echo.recv());
+      })();
+      pair = endpoint(b2, a1);
+    }
+    for (let i = 0; i < warm + n; i++) {
+      pair.send(small);
+      await pair.recv();
+    }
+    process.exit(0);
+  }
+  let f;
+  if (c === 'sync') {
+    const lib = await import(libPath);
+    const [tx, rx] = lib.channel();
+    f = () => {
+      tx.send(small);
+      return rx.tryRecv().message;
+    };
+  } else if (c === 'sync-floor') {
+    const [a, b] = addon.socketpair();
+    const meta = new Int32Array(2 + 4 * 256);
+    const fds = new Int32Array(253);
+    const arena = new Uint8Array(1 << 16);
+    const out = new Uint8Array(4096);
+    f = () => {
+      const { written } = te.encodeInto(JSON.stringify(small), out);
+      addon.sendPacket(a, [out.subarray(0, written)], null);
+      addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
+      return JSON.parse(td.decode(arena.subarray(meta[2], meta[2] + meta[3])));
+    };
+  } else {
+    const codec = require(path.join(path.dirname(libPath), '..', 'shared', 'lib', 'codec.cjs'));
+    const enc = codec.encodeMessage(small);
+    const body = codec.joinParts(enc);
+    const text = JSON.stringify(small);
+    const bytes = te.encode(text);
+    const out = new Uint8Array(4096);
+    const limits = { maxMessageBytes: 1 << 26, maxDepth: 64, maxElements: 1e6, maxHandles: 1024 };
+    f = {
+      encode: () => codec.encodeMessage(small),
+      'encode-floor': () => te.encodeInto(JSON.stringify(small), out),
+      decode: () => codec.decodeMessage(body, 0, undefined, limits),
+      'decode-floor': () => JSON.parse(td.decode(bytes)),
+    }[c];
+    if (!f) throw new Error(`unknown case ${c}`);
+  }
+  for (let i = 0; i < warm + n; i++) f();
+  process.exit(0);
+}
