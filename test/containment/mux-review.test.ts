@@ -67,7 +67,12 @@ describe('IpcMux review: hostile peer', () => {
     // relays each back; the peer never reads. The victim must stop (fail the channel, or the
     // connection) rather than hold 320 MiB of unsent frames.
     const r = await runVictim<Result>('mux-review-victim', { args: ['echo'], timeoutMs: 120_000 });
-    expectContained(r);
+    // The victim itself reassembles, decodes and re-encodes 8 MiB messages (the application's
+    // relay): its largest event-loop gap is 120-350 ms alone, and reached 1,001-1,332 ms only
+    // with Wine suites and a second test file sharing the two cores (a garbage collection of
+    // its ~100 MB heap, starved). Unbounded queueing, which this test is about, shows in memory
+    // and in the run never finishing, not in one gap; the gap bound stays well under either.
+    expectContained(r, 2000);
     expect(r.result.ok).toBe('sent');
     // Measured with two test files at once (2 cores): unbounded 368 MB (seqpacket) / 397 MB
     // (stream); bounded by the default maxUnsentBytes (16 MiB) 112 / 141 MB, of which 55 / 96 MB
