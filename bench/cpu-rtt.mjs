@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { floorEndpoint } from './floor.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -24,35 +25,6 @@ const cpuNs = (pid) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').spl
 
 if (argv[0] === 'child') await child(argv[1], argv[2]);
 else await main();
-
-/** A minimal endpoint over the addon alone: what any design on this addon pays at least. */
-function floorEndpoint(addon, rfd, wfd) {
-  const meta = new Int32Array(2 + 4 * 256);
-  const fds = new Int32Array(253);
-  const arena = new Uint8Array(1 << 16);
-  const out = new Uint8Array(1 << 16);
-  const te = new TextEncoder();
-  const td = new TextDecoder('utf-8', { fatal: true });
-  let waiter = null;
-  const poller = new addon.Poller(rfd, () => {
-    if (addon.recvPackets(rfd, meta, fds, 1, 65536, arena, 0, false) <= 0) return;
-    const v = JSON.parse(td.decode(arena.subarray(meta[2], meta[2] + meta[3])));
-    if (waiter) {
-      const w = waiter;
-      waiter = null;
-      w(v);
-    }
-  });
-  poller.start(1);
-  return {
-    poller,
-    send(v) {
-      const { written } = te.encodeInto(JSON.stringify(v), out);
-      addon.sendPacket(wfd, [out.subarray(0, written)], null);
-    },
-    recv: () => new Promise((r) => (waiter = r)),
-  };
-}
 
 function addonOf() {
   return createRequire(import.meta.url)(path.join(root, 'build', 'Release', 'electron_ipc_channel.node'));

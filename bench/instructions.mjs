@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { floorEndpoint } from './floor.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -82,32 +83,7 @@ async function runCase(c, n, libPath) {
       })();
       pair = { send: (v) => atx.send(v), recv: () => brx.recv() };
     } else {
-      const meta = new Int32Array(2 + 4 * 256);
-      const fds = new Int32Array(253);
-      const arena = new Uint8Array(1 << 16);
-      const out = new Uint8Array(1 << 16);
-      const endpoint = (rfd, wfd) => {
-        let waiter = null;
-        // Kept referenced: a collected Poller closes its watch.
-        const poller = new addon.Poller(rfd, () => {
-          if (addon.recvPackets(rfd, meta, fds, 1, 65536, arena, 0, false) <= 0) return;
-          const v = JSON.parse(td.decode(arena.subarray(meta[2], meta[2] + meta[3])));
-          if (waiter) {
-            const w = waiter;
-            waiter = null;
-            w(v);
-          }
-        });
-        poller.start(1);
-        return {
-          poller,
-          send(v) {
-            const { written } = te.encodeInto(JSON.stringify(v), out);
-            addon.sendPacket(wfd, [out.subarray(0, written)], null);
-          },
-          recv: () => new Promise((r) => (waiter = r)),
-        };
-      };
+      const endpoint = (rfd, wfd) => floorEndpoint(addon, rfd, wfd);
       const [a1, a2] = addon.socketpair();
       const [b1, b2] = addon.socketpair();
       const echo = endpoint(a2, b1);
