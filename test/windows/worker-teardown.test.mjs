@@ -2,19 +2,38 @@
 // ran test/lifecycle.test.ts died under Wine with "Unhandled exception 0x20474343", a C++
 // exception escaping a thread). Each case runs in a child node.exe (fixtures/worker-teardown.mjs),
 // so a crash fails the test instead of ending the suite: the child must print its JSON line.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { assert, equal, here, spawnNode, test } from './harness.mjs';
 
-/** Runs the fixture in a child node.exe; its last stdout line parsed, with the exit code and stderr. */
+/**
+ * Runs the fixture in a child node.exe; its last stdout line parsed, with the exit code and stderr.
+ * Its stdout and stderr are files, read once it exited (as scripts/test-windows.mjs captures
+ * wine's output), not pipes: under Wine a parent may see a child's 'exit' before the data the
+ * child wrote to a stdout pipe (found when the JS thread is busy: 3 spawns of 20 read an empty
+ * stdout at 'exit', none at 'close'), which failed this test with "exit 0, stdout ''". A child's
+ * writes to a file are complete when it exits.
+ */
 async function runChild(mode, rounds) {
-  const child = await spawnNode([path.join(here, 'fixtures', 'worker-teardown.mjs'), mode, String(rounds)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eipc-worker-teardown-'));
+  const outFile = path.join(dir, 'stdout.txt');
+  const errFile = path.join(dir, 'stderr.txt');
+  const out = fs.openSync(outFile, 'w');
+  const err = fs.openSync(errFile, 'w');
+  let code;
+  try {
+    const child = await spawnNode([path.join(here, 'fixtures', 'worker-teardown.mjs'), mode, String(rounds)], {
+      stdio: ['ignore', out, err],
+    });
+    code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  } finally {
+    fs.closeSync(out);
+    fs.closeSync(err);
+  }
+  const stdout = fs.readFileSync(outFile, 'utf8');
+  const stderr = fs.readFileSync(errFile, 'utf8');
+  fs.rmSync(dir, { recursive: true, force: true });
   const last = stdout.trim().split('\n').pop() ?? '';
   let report = null;
   try {

@@ -5,8 +5,6 @@
 
 namespace eicch {
 
-void StopWatching(State* s);  // watch.cc
-
 namespace {
 
 // Node unloads an addon (FreeLibrary) when the last environment that loaded it ends, e.g. a

@@ -29,10 +29,6 @@
 
 namespace eicch {
 
-// Unregisters every wait of the environment and refuses new ones (teardown, see above). JS thread.
-// Also called by module.cc's cleanup hook (declared there too: win.h has no teardown section).
-void StopWatching(State* s);
-
 namespace {
 
 struct Delivery {

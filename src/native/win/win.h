@@ -170,6 +170,9 @@ void RegisterEnds(Napi::Env env, Napi::Object exports, State* s);
 // watch.cc
 void Arm(State* s, End* e);
 void Disarm(State* s, End* e);
+// Unregisters every wait of the environment (waiting for a callback in flight) and refuses new
+// ones: its teardown (module.cc's cleanup hook, and the thread-safe function's finalizer). JS thread.
+void StopWatching(State* s);
 void RegisterWatch(Napi::Env env, Napi::Object exports, State* s);
 
 // A handle parked for a peer process to take (registry.cc): the pipe end its message was written
