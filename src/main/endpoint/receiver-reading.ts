@@ -5,7 +5,7 @@
  * receiver continues on.
  */
 import { trace } from '../debug.js';
-import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, malformed, pad8 } from '../framing.js';
+import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, malformed, pad8 } from '../framing.js';
 import type { SwitchItem } from '../framing.js';
 import { osError } from '../handles.js';
 import { PACKET_DESYNC, native } from '../native.js';
@@ -16,8 +16,6 @@ import { sameSecret, switchSocketProblem } from './socket-checks.js';
 import { closeFds } from './thread-state.js';
 
 const META_SIZE = 2 + 4 * 256;
-/** The descriptors of a packet that carried none (never written to). */
-const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 
 /**
  * Received packets land directly in a shared arena (one per thread), in a bump-allocated run of

@@ -8,6 +8,7 @@ import { trace, traceEnabled } from '../debug.js';
 import {
   MAX_FRAGMENT_BYTES,
   MAX_PACKET_BYTES,
+  NO_FDS,
   RecordBatcher,
   copyParts,
   fitsOnePacket,
@@ -49,7 +50,6 @@ function readFdsOf(handle: HandleSource, fd: number): number[] {
 }
 
 const NO_INFOS: HandleInfo[] = [];
-const NO_FDS: number[] = [];
 /** IOV_MAX: the most parts one sendPacket (sendmsg) takes. */
 const MAX_SEND_PARTS = 1024;
 

@@ -1,6 +1,7 @@
 /**
  * The receiving side of the framing layer: packets in, records (or one error per bad message) out.
  */
+import { getU32 } from '../../shared/codec/format.js';
 import { IpcError } from '../../shared/errors.js';
 import { PACKET_DESYNC } from '../native.js';
 import {
@@ -21,6 +22,7 @@ import {
   MAGIC,
   MAX_PARTIAL_STREAMS,
   MAX_RECV_PACKET_BYTES,
+  NO_FDS,
   PACKET_HEADER,
   RECORD_HEADER,
   STALE_MS,
@@ -39,13 +41,6 @@ import type { OutPacket, ParsedItem, SwitchItem } from './wire.js';
 /** Messages whose remaining fragments are consumed silently (already reported), at most this many kept. */
 const MAX_TOMBSTONES = 1024;
 
-/** The descriptors of a record that carries none (never written to). */
-const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
-
-/** The little-endian u32 at `at` (a DataView per packet costs more than the four reads). */
-function u32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-}
 /** What an error about unfinished messages tells the application to do. */
 const ADVICE =
   'Too many large fragmented messages are unfinished at once on this receiver (a peer may leave them unfinished on purpose): ' +
@@ -91,7 +86,7 @@ export class PacketParser {
       out.push(malformed(packet.byteLength === 0 ? 'an empty packet' : `a packet of ${packet.byteLength} bytes is shorter than its header`));
       return;
     }
-    if (u32(packet, 0) !== MAGIC || packet[5] !== VERSION || packet[6] !== 0 || packet[7] !== 0) {
+    if (getU32(packet, 0) !== MAGIC || packet[5] !== VERSION || packet[6] !== 0 || packet[7] !== 0) {
       this.close(fds);
       out.push(malformed('a packet with a bad magic number, version or reserved bytes'));
       return;
@@ -121,8 +116,8 @@ export class PacketParser {
         problem = 'a record header runs past the end of its packet';
         break;
       }
-      const len = u32(packet, at);
-      const nfds = u32(packet, at + 4);
+      const len = getU32(packet, at);
+      const nfds = getU32(packet, at + 4);
       if (len > packet.byteLength - at - RECORD_HEADER) {
         problem = `a record claims ${len} bytes but its packet holds ${packet.byteLength - at - RECORD_HEADER}`;
         break;
@@ -141,8 +136,8 @@ export class PacketParser {
     at = PACKET_HEADER;
     let fdAt = 0;
     while (at < packet.byteLength) {
-      const len = u32(packet, at);
-      const nfds = u32(packet, at + 4);
+      const len = getU32(packet, at);
+      const nfds = getU32(packet, at + 4);
       const recFds = nfds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + nfds);
       fdAt += nfds;
       const body = packet.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);

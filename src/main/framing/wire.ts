@@ -4,6 +4,9 @@
  */
 import { IpcError } from '../../shared/errors.js';
 
+/** The descriptors of a packet, record or message that carries none: shared, never written to. */
+export const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
+
 /** First 4 bytes of every packet: "EIPC", little endian. */
 export const MAGIC = 0x43504945;
 /** Packet format version (byte 5 of the packet header). */
