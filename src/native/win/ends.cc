@@ -423,9 +423,14 @@ Napi::Value TestRawWrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(ov.InternalHigh));
 }
 
-// testHandleValue(id) -> the HANDLE value behind an end (what a hostile peer would have to
-// guess to name it in a forged message). For tests only.
+// testHandleValue(id) -> the HANDLE value behind an end or a C runtime descriptor (what a
+// hostile peer would have to guess to name it in a forged message). For tests only.
 Napi::Value TestHandleValue(const Napi::CallbackInfo& info) {
+  if (info[0].IsNumber() && info[0].As<Napi::Number>().Int32Value() < kIdBase) {
+    HANDLE h = CrtHandle(info[0].As<Napi::Number>().Int32Value());
+    if (h == INVALID_HANDLE_VALUE) ThrowWin(info.Env(), ERROR_INVALID_HANDLE, "testHandleValue");
+    return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(h)));
+  }
   End* e = GetEnd(StateOf(info), info.Env(), info[0]);
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(e->h)));
 }

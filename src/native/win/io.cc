@@ -12,10 +12,17 @@
 //   carries; the receiver takes them from the registry (nothing a peer can forge);
 // - otherwise the sender duplicates them into its own process ("parked") and the message names
 //   the values and the sender's process id; the receiver takes them out of that process with
-//   DuplicateHandle(DUPLICATE_CLOSE_SOURCE), and only from a process it has verified as a peer
-//   (the system's client/server process id of a connection it accepted or made). A process
-//   that exits before its message is read takes its parked handles with it (the receiver gets
-//   a packet flagged PACKET_CTRUNCATED: MALFORMED).
+//   DuplicateHandle(DUPLICATE_CLOSE_SOURCE), and only from a process that proves it holds the
+//   other side of this very pipe: the sender also parks a duplicate of the end it writes on (the
+//   proof, kModeProof), and the receiver first duplicates that value out of the named process
+//   WITHOUT closing it and checks it is the opposite end of the pipe it reads (ProofHolds). Only
+//   then does it take the proof and the handles (closing them there). So a message can make us
+//   take handles only from a process holding the writing side of our pipe (the sender itself,
+//   or a process it shared that end with), never from any other process whose pid it names,
+//   and never from this process. Two processes that never connected to each other (two helpers
+//   given a channel by their parent) exchange handles that way too. A process that exits before
+//   its message is read takes its parked handles with it (the receiver gets a packet flagged
+//   PACKET_CTRUNCATED: MALFORMED).
 // Every received handle is checked: a message-mode pipe opened for overlapped I/O becomes an
 // end; a section of ours (pagefile-backed, our header) a section; a file (disk, byte pipe,
 // character device) a C runtime descriptor of node.exe; anything else (a process, a thread, a
@@ -103,6 +110,36 @@ int32_t Adopt(State* s, HANDLE h) {
 
 bool RandomToken(uint8_t* out) {
   return BCRYPT_SUCCESS(BCryptGenRandom(nullptr, out, 16, BCRYPT_USE_SYSTEM_PREFERRED_RNG));
+}
+
+// Whether `value`, a handle value in `proc` (opened with PROCESS_DUP_HANDLE), is the other end of
+// the pipe instance `e` reads: a pipe end with e's pipe name, of the opposite side (server or
+// client), whose instance has the same client and server process ids (the processes that created
+// its two ends, recorded by the system per instance: this tells apart the instances of one
+// IpcServer name whose clients are different processes; a socketpair's name is unique, 128
+// random bits, one instance). Looks through a duplicate made WITHOUT DUPLICATE_CLOSE_SOURCE and
+// closed here, so nothing changes in `proc` whatever the answer: a forged value naming some
+// other process's file or pipe end is only looked at, never taken.
+bool ProofHolds(HANDLE proc, uint64_t value, const End* e) {
+  HANDLE d = nullptr;
+  if (!DuplicateHandle(proc, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(value)), GetCurrentProcess(), &d, 0,
+                       FALSE, DUPLICATE_SAME_ACCESS)) {
+    return false;
+  }
+  bool ok = false;
+  DWORD flags = 0;
+  ULONG dClient = 0, dServer = 0, eClient = 0, eServer = 0;
+  SetLastError(NO_ERROR);
+  if (GetFileType(d) == FILE_TYPE_PIPE && GetNamedPipeInfo(d, &flags, nullptr, nullptr, nullptr) &&
+      ((flags & PIPE_SERVER_END) != 0) != e->server &&
+      GetNamedPipeClientProcessId(d, &dClient) && GetNamedPipeServerProcessId(d, &dServer) &&
+      GetNamedPipeClientProcessId(e->h, &eClient) && GetNamedPipeServerProcessId(e->h, &eServer) &&
+      dClient == eClient && dServer == eServer) {
+    std::wstring name = PipeNameOf(d);
+    ok = !name.empty() && name == (e->name.empty() ? PipeNameOf(e->h) : e->name);
+  }
+  CloseHandle(d);
+  return ok;
 }
 
 }  // namespace
@@ -288,7 +325,18 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
     CloseAll(dups);
     ThrowWin(env, GetLastError(), "BCryptGenRandom");
   }
-  size_t list = dups.empty() ? 0 : local ? 16 : 8 * dups.size();
+  // Remote: the proof that this process holds the writing side of the pipe (see the file
+  // comment), a duplicate of this end parked with the handles. Not this end's own value: a
+  // sender may close its end right after sending (tx.send({ file }); tx.close()), and the
+  // receiver checks the proof when it reads, later.
+  HANDLE proof = nullptr;
+  if (!local && !dups.empty() &&
+      !DuplicateHandle(GetCurrentProcess(), e->h, GetCurrentProcess(), &proof, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+    DWORD err = GetLastError();
+    CloseAll(dups);
+    ThrowWin(env, err, "DuplicateHandle");
+  }
+  size_t list = dups.empty() ? 0 : local ? 16 : 8 + 8 * dups.size();
   size_t head = kHeader + list + (attached.empty() ? 0 : (dups.size() + 7) / 8);
   e->wbuf.resize(head + payload);
   uint8_t* w = e->wbuf.data();
@@ -296,13 +344,15 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   Put32(w, kMagic);
   Put32(w + 4, static_cast<uint32_t>(dups.size()));
   Put32(w + 8, GetCurrentProcessId());
-  Put32(w + 12, (local ? kModeLocal : 0) | (attached.empty() ? 0 : kModeAttached));
+  Put32(w + 12, (local ? kModeLocal : 0) | (attached.empty() ? 0 : kModeAttached) | (proof != nullptr ? kModeProof : 0));
   if (local) {
     memcpy(w + kHeader, token, 16);
-  } else {
+  } else if (proof != nullptr) {
+    uint64_t v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(proof));
+    memcpy(w + kHeader, &v, 8);
     for (size_t i = 0; i < dups.size(); i++) {
-      uint64_t v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(dups[i]));
-      memcpy(w + kHeader + 8 * i, &v, 8);
+      v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(dups[i]));
+      memcpy(w + kHeader + 8 + 8 * i, &v, 8);
     }
   }
   for (size_t i : attached) w[kHeader + list + i / 8] |= static_cast<uint8_t>(1u << (i % 8));
@@ -333,6 +383,11 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
         bool section = std::find(attached.begin(), attached.end(), i) != attached.end();
         ParkAdd(ParkedOf(dups[i], froms[i], section), e->h, s);
       }
+      if (proof != nullptr) {
+        // Parked like the handles: the exit wait and the fingerprints (a pipe end) cover it.
+        e->wParked.push_back(proof);
+        ParkAdd(ParkedOf(proof, e, false), e->h, s);
+      }
     }
     Settle(e);
     Arm(s, e);
@@ -344,6 +399,7 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
     LocalTake(key, &back);
   }
   CloseAll(dups);
+  if (proof != nullptr) CloseHandle(proof);
   if (IsGone(err)) {
     e->writeGone = true;
     return Napi::Number::New(env, kGone);
@@ -388,12 +444,15 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   size_t head = len;  // a malformed header: no payload
   std::vector<HANDLE> got;
   const uint8_t* bitmap = nullptr;  // attached sections (win.h), or none
-  if (len >= kHeader && Get32(m) == kMagic && Get32(m + 4) <= kMaxHandles && Get32(m + 12) <= (kModeLocal | kModeAttached)) {
+  uint32_t mode = len >= kHeader ? Get32(m + 12) : 0;
+  if (len >= kHeader && Get32(m) == kMagic && Get32(m + 4) <= kMaxHandles &&
+      mode <= (kModeLocal | kModeAttached | kModeProof) && (mode & (kModeLocal | kModeProof)) != (kModeLocal | kModeProof)) {
     uint32_t count = Get32(m + 4);
     DWORD pid = Get32(m + 8);
-    bool local = (Get32(m + 12) & kModeLocal) != 0;
-    size_t need = kHeader + (count == 0 ? 0 : local ? 16 : 8 * static_cast<size_t>(count));
-    if (Get32(m + 12) & kModeAttached) {
+    bool local = (mode & kModeLocal) != 0;
+    bool proved = (mode & kModeProof) != 0;
+    size_t need = kHeader + (proved ? 8 : 0) + (count == 0 ? 0 : local ? 16 : 8 * static_cast<size_t>(count));
+    if (mode & kModeAttached) {
       bitmap = m + need;
       need += (count + 7) / 8;
     }
@@ -410,11 +469,29 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
           flags |= kCtruncated;
         }
       } else if (count > 0) {
-        // Only from a verified peer process, never from this one (see the file comment).
-        HANDLE proc = pid != GetCurrentProcessId() && IsKnownPid(pid) ? OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid) : nullptr;
+        // Only from a process that holds the other side of this pipe (the proof, checked
+        // without taking it), never from this one (see the file comment). Then the proof is
+        // taken (closed there) and closed here, and the handles taken.
+        uint64_t pv = 0;
+        if (proved) memcpy(&pv, m + kHeader, 8);
+        HANDLE proc = proved && pid != GetCurrentProcessId() ? OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid) : nullptr;
+        if (proc != nullptr && !ProofHolds(proc, pv, e)) {
+          CloseHandle(proc);
+          proc = nullptr;
+        }
+        if (proc != nullptr) {
+          HANDLE p = nullptr;
+          if (DuplicateHandle(proc, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(pv)), GetCurrentProcess(), &p, 0,
+                              FALSE, DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE)) {
+            CloseHandle(p);
+          } else {
+            CloseHandle(proc);  // the value changed since the check (only its holder can do that)
+            proc = nullptr;
+          }
+        }
         for (uint32_t i = 0; proc != nullptr && i < count; i++) {
           uint64_t v;
-          memcpy(&v, m + kHeader + 8 * i, 8);
+          memcpy(&v, m + kHeader + 8 + 8 * i, 8);
           HANDLE h = nullptr;
           if (!DuplicateHandle(proc, reinterpret_cast<HANDLE>(static_cast<uintptr_t>(v)), GetCurrentProcess(), &h, 0,
                                FALSE, DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE)) {

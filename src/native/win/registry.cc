@@ -1,6 +1,7 @@
 // Process-wide state of the win32 transport, shared by every environment (main thread and
-// workers) behind one critical section: the processes we may take handles from, the handles
-// parked for receivers in this process, and which pipe ends are open here.
+// workers) behind one critical section: the handles parked for receivers in this process, the
+// handles between ends of this process (by token), and which pipe ends are open here. (Which
+// process a message's handles may be taken from is decided per message, by its proof: io.cc.)
 #include "win.h"
 
 #include <winternl.h>
@@ -16,10 +17,6 @@ namespace {
 
 struct Registry {
   CRITICAL_SECTION lock;
-  // Processes whose handles a message may name (pid checked by the system on a connection:
-  // GetNamedPipeClientProcessId / ServerProcessId on accept and connect). Never this process:
-  // handles between ends of one process travel by token (below).
-  std::set<DWORD> knownPids;
   // Messages between two ends of this process: the handles stay in this process, in this map,
   // under a token of 128 random bits that the message carries (never handle values, which a
   // hostile peer could name to make us take our own handles).
@@ -126,17 +123,6 @@ bool PeerGone(HANDLE pipe, ULONG* writeQuota) {
 }
 
 }  // namespace
-
-void AddKnownPid(DWORD pid) {
-  if (pid == 0 || pid == GetCurrentProcessId()) return;
-  Lock l;
-  R().knownPids.insert(pid);
-}
-
-bool IsKnownPid(DWORD pid) {
-  Lock l;
-  return R().knownPids.count(pid) != 0;
-}
 
 void LocalPut(const std::string& token, std::vector<HANDLE> handles) {
   Lock l;

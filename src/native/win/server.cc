@@ -5,8 +5,9 @@
 // DACL that lets only the current user (the token's user SID) connect, and an overlapped
 // ConnectNamedPipe in flight. The typed layer names servers with 128 random bits (server.ts).
 // accept(id): when a client connected, the instance becomes a new end (the connection) and the
-// listener makes the next instance of the name; the client's process id (from the system) is
-// recorded as a verified peer (io.cc takes handles only from those). connect(name): opens the
+// listener makes the next instance of the name (the client's process id, from the system, is
+// what peerCredentials reports; io.cc decides per message, by its proof, which process a
+// message's handles may be taken from). connect(name): opens the
 // pipe for overlapped I/O, message read mode, identification-only impersonation level.
 #include "win.h"
 
@@ -147,9 +148,6 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   DWORD err = 0;
   HANDLE next = NewInstance(l->pipePath, false, &err);
   HANDLE conn = l->h;
-  ULONG pid = 0;
-  GetNamedPipeClientProcessId(conn, &pid);
-  AddKnownPid(pid);
   End* c = NewEnd(s, conn, true);
   c->name = PipeNameOf(conn);
   OpenAdd(c->name, true, 1);
@@ -191,9 +189,6 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
     CloseHandle(h);
     ThrowWin(env, err, "SetNamedPipeHandleState");
   }
-  ULONG pid = 0;
-  GetNamedPipeServerProcessId(h, &pid);
-  AddKnownPid(pid);
   End* e = NewEnd(s, h, false);
   e->name = PipeNameOf(h);
   OpenAdd(e->name, false, 1);

@@ -18,7 +18,7 @@
 //
 // Thread rules: the JS thread of the environment owns State and every End. The thread-pool
 // callbacks touch only their Wait record (immutable after registration) and the thread-safe
-// function. Process-wide state (the parked handles, the known peer processes) sits behind a
+// function. Process-wide state (the parked handles, the open ends by pipe name) sits behind a
 // critical section.
 #pragma once
 #ifndef _WIN32
@@ -50,14 +50,18 @@ constexpr int32_t kIdBase = 1 << 24;
 
 // Every message starts with this header, written and checked by the addon (never by JS):
 // u32 magic, u32 handle count, u32 sender process id, u32 mode; then the handles: a 16-byte
-// token (mode bit 0 set: kept in this process's registry) or count u64 handle values (valid in
-// the sender process, parked there for the receiver to take); with mode bit 1, a bitmap of
+// token (mode bit 0 set: kept in this process's registry) or, with mode bit 2 (the proof), one
+// u64 handle value of a duplicate of the sender's own pipe end (io.cc: the receiver takes the
+// handles only from a process holding the other side of its pipe) followed by count u64 handle
+// values (valid in the sender process, parked there for the receiver to take; the proof is not
+// counted); with mode bit 1, a bitmap of
 // (count + 7) / 8 bytes (bit i set: handle i is the section of a pool segment attached to the
 // pipe end that is handle i - 1, see lease.cc); then the payload. The count includes attached
 // sections, so it never exceeds kMaxHandles.
 constexpr uint32_t kMagic = 0x31434945;  // "EIC1"
 constexpr uint32_t kModeLocal = 1;     // the handles are in this process's registry, under a token
 constexpr uint32_t kModeAttached = 2;  // an attachment bitmap follows the handles
+constexpr uint32_t kModeProof = 4;     // remote handles: a proof value comes first (never with kModeLocal)
 constexpr size_t kHeader = 16;
 constexpr uint32_t kMaxHandles = 253;  // as SCM_RIGHTS on Linux
 // The typed layer's largest packet (MAX_RECV_PACKET_BYTES, 1 MiB + 64 KiB) with the header and
@@ -205,8 +209,6 @@ constexpr unsigned long long kExitStallMs = 5000;
 constexpr unsigned long long kExitCapMs = 30000;
 
 // registry.cc (process-wide, locked)
-void AddKnownPid(DWORD pid);
-bool IsKnownPid(DWORD pid);
 void LocalPut(const std::string& token, std::vector<HANDLE> handles);
 bool LocalTake(const std::string& token, std::vector<HANDLE>* out);
 size_t LocalCount();
