@@ -14,7 +14,7 @@ import { rpcClient } from '../src/main/rpc/client.js';
 import { serve } from '../src/main/rpc/server.js';
 import { IpcError } from '../src/shared/errors.js';
 import { isRpcError, RpcError } from '../src/shared/protocol.js';
-import { fdCount, spawnFixture, skipOnWin32 } from './helpers.js';
+import { fdCount, spawnFixture } from './helpers.js';
 // @ts-expect-error a plain .mjs fixture, shared with the helpers (one protocol definition for both sides)
 import { Jobs as JobsAny } from './fixtures/rpc/protocol.mjs';
 // @ts-expect-error the same
@@ -142,7 +142,7 @@ describe('RPC served by main to a hostile helper', () => {
 });
 
 describe('RPC between two helpers', () => {
-  it('a client helper calls a server helper directly over channels main handed out', skipOnWin32('win32 limit (docs/windows.md): handles cannot travel between two processes that never connected to each other (neither is a verified peer of the other)', T), async () => {
+  it('a client helper calls a server helper directly over channels main handed out', T, async () => {
     const serverHelper = await spawn('server.mjs', ['peer']);
     const clientHelper = await spawn('client.mjs');
     const [reqTx, reqRx] = channel();

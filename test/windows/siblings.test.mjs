@@ -105,3 +105,46 @@ test('a child naming its parent\'s pid (the receiving child\'s verified peer) wi
     }
   }
 }, { timeout: 60000 });
+
+test('IpcServer: a client naming another client\'s pid with that client\'s end of its own connection as the proof (same pipe name, another instance): MALFORMED, the other client\'s end stays open', async () => {
+  const server = new lib.IpcServer();
+  const start = async (role) => {
+    const child = await spawnNode([path.join(here, 'fixtures', 'ipc-forger.mjs'), server.name, role], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    const conn = await server.accept({ timeout: 20000 });
+    const first = await conn.receiver.recv({ timeout: 10000 });
+    equal(first.role, role, 'the client says its role');
+    return { child, exited, conn, first };
+  };
+  const victim = await start('victim');
+  const forger = await start('forger');
+  forger.conn.sender.send({ victimPid: victim.child.pid, value: victim.first.value });
+  const codes = [];
+  for (;;) {
+    try {
+      const v = await forger.conn.receiver.recv({ timeout: 10000 });
+      if (v === 'end') break;
+      codes.push(`value ${JSON.stringify(v)}`);
+    } catch (e) {
+      codes.push(e.code ?? String(e));
+      if (e.code === 'DISCONNECTED') break;
+    }
+  }
+  // Checked before the codes: without the instance check the victim's end was taken (closed
+  // there), and it can no longer answer.
+  victim.conn.sender.send('ping');
+  let alive;
+  try {
+    alive = await victim.conn.receiver.recv({ timeout: 10000 });
+  } catch (e) {
+    alive = e.code ?? String(e);
+  }
+  equal(alive, 'alive', 'the victim answers through its own end');
+  equal(codes, ['MALFORMED'], 'the forged message');
+  victim.conn.sender.send('bye');
+  forger.conn.sender.send('bye');
+  equal(await Promise.all([victim.exited, forger.exited]), [0, 0], 'client exit codes');
+  victim.conn.close();
+  forger.conn.close();
+  server.close();
+}, { timeout: 60000 });
