@@ -127,10 +127,15 @@ bool ProofHolds(HANDLE proc, uint64_t value, const End* e) {
     return false;
   }
   bool ok = false;
+  bool known = false;
   DWORD flags = 0;
   ULONG dClient = 0, dServer = 0, eClient = 0, eServer = 0;
-  SetLastError(NO_ERROR);
-  if (GetFileType(d) == FILE_TYPE_PIPE && GetNamedPipeInfo(d, &flags, nullptr, nullptr, nullptr) &&
+  // Our ends are opened for overlapped I/O. The mode is asked before the pipe queries: on
+  // Windows a query of a handle opened for synchronous I/O waits while another thread of its
+  // process is blocked reading it (libuv's pipe.c works around that for FileNameInformation),
+  // and the value is the sender's choice.
+  if (GetFileType(d) == FILE_TYPE_PIPE && !OpenedSynchronous(d, &known) && known &&
+      GetNamedPipeInfo(d, &flags, nullptr, nullptr, nullptr) &&
       ((flags & PIPE_SERVER_END) != 0) != e->server &&
       GetNamedPipeClientProcessId(d, &dClient) && GetNamedPipeServerProcessId(d, &dServer) &&
       GetNamedPipeClientProcessId(e->h, &eClient) && GetNamedPipeServerProcessId(e->h, &eServer) &&
