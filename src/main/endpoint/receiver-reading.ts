@@ -218,6 +218,8 @@ export abstract class ReceiverReading extends ReceiverSockets {
       const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
       fdAt += nfds;
+      // Most packets hold one record: taken where it landed, without a view of the packet.
+      if (flags === 0 && this.parser.parseSingleRecord(buf, off, len, fds, this.items)) continue;
       const packet = buf.subarray(off, off + len);
       if (flags === 0 && isAttachPacket(packet)) {
         this.attachWriter(packet, fds);
