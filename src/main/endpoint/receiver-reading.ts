@@ -173,7 +173,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
     if (this.closed || this.eof) return false;
     const t = this.t;
     if (t.scatterReads && w === undefined) {
-      if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
+      if (!this.parser.idle && this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
       if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
     }
     // One packet per read unless packets are arriving in bulk: a request/response exchange then

@@ -23,6 +23,8 @@ import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
 import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
 const RESOLVED = Promise.resolve();
+/** Whether tracing is on (NODE_DEBUG is read once, at start-up), known after the first message. */
+let tracing: boolean | undefined;
 
 /** Whether the watch of an attached writer's socket keeps the event loop alive. */
 function setWriterRef(w: WriterSource, on: boolean): void {
@@ -314,7 +316,7 @@ export abstract class ReceiverSockets extends Pinnable {
 
   /** Traces the errors (each standing for a refused message) queued since the queue held `from` items. */
   protected traceRefused(from: number): void {
-    if (this.items.length <= from || !traceEnabled()) return;
+    if (this.items.length <= from || !(tracing ??= traceEnabled())) return;
     for (let i = Math.max(from, this.head); i < this.items.length; i++) {
       const it = this.items[i];
       if (it instanceof Error) trace('channel', '%s on fd %d refused a message: %s', this.what, this.fd, describeError(it));

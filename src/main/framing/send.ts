@@ -155,7 +155,7 @@ export class RecordBatcher {
   /** Drops the packet built so far (after it was written from `current()`). */
   reset(): void {
     this.len = 0;
-    this.fds = [];
+    if (this.fds.length > 0) this.fds = [];
   }
 
   /**
