@@ -16,7 +16,7 @@ import type { ReceiverOptions, RecvOptions } from './options.js';
 import { ReceiverCore } from './receiver-core.js';
 import type { IterState } from './receiver-core.js';
 import { SenderCore, kReadFds } from './sender-core.js';
-import { blockingWait, drainWaitingSenders, waitingSenders } from './thread-state.js';
+import { blockingWait, drainWaitingSenders, newTick, waitingSenders } from './thread-state.js';
 
 /**
  * What every endpoint shares: its state, closing, and how it travels inside a message (a
@@ -186,8 +186,14 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
   tryRecv(): { message: M } | undefined {
     if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     if (this.core.closed) throw closedError(this.core.what);
-    // What this thread sent and still holds back may be for this receiver: write it out first.
-    if (waitingSenders.size > 0 && this.core.pending === 0) drainWaitingSenders();
+    if (this.core.pending === 0) {
+      // What this thread sent and still holds back may be for this receiver: write it out first.
+      // Reading the socket begins a tick, as a readiness callback does (see thread-state.ts): the
+      // next send is written at once, so `send(); tryRecv()` in a loop writes each message as it
+      // is sent instead of every other one through a batch.
+      if (waitingSenders.size > 0) drainWaitingSenders();
+      else newTick();
+    }
     const item = this.core.takeNow();
     if (item === undefined) {
       if (this.core.eof) throw this.core.eofError();
