@@ -114,6 +114,8 @@ export class ReceiverCore extends ReceiverReading {
     if (signal?.aborted) return this.refuse(signal.reason, iter);
     const promise = new Promise<Awaited<R>>(capture as never);
     const w = new Waiter(finish, iter);
+    // Not kept past this call: a settled promise's resolving functions hold its value.
+    capturedResolve = capturedReject = undefined;
     if (timeout !== undefined || signal !== undefined) {
       // A timer armed while the receiver is unref()ed does not keep the process alive either.
       w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms`, ref: this.refed }, (reason) => {
