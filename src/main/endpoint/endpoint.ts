@@ -14,8 +14,9 @@ import { transport } from '../transport/index.js';
 import { asyncSchemaError, checkRecvOptions } from './options.js';
 import type { ReceiverOptions, RecvOptions } from './options.js';
 import { ReceiverCore } from './receiver-core.js';
+import type { IterState } from './receiver-core.js';
 import { SenderCore, kReadFds } from './sender-core.js';
-import { blockingWait, drainWaitingSenders, waitingSenders } from './thread-state.js';
+import { blockingWait, drainWaitingSenders, newTick, waitingSenders } from './thread-state.js';
 
 /**
  * What every endpoint shares: its state, closing, and how it travels inside a message (a
@@ -109,7 +110,7 @@ export abstract class SenderBase extends Endpoint {
 
   /** @internal Throws unless this sender may send now (right thread, not closed). */
   protected ready(): void {
-    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     if (this.closed) throw closedError(this.core.what);
   }
 
@@ -132,7 +133,7 @@ export abstract class SenderBase extends Endpoint {
    * sent them (and a stream socket never has two writers interleaving their frames).
    */
   protected cloneSource(): SenderCore {
-    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     if (this.closed) throw closedError(this.core.what);
     return this.core;
   }
@@ -151,6 +152,10 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
   protected get recvThread(): number {
     return this.thread;
   }
+  /** @internal The thread this receiver belongs to (its iterator checks it). */
+  get recvThreadId(): number {
+    return this.thread;
+  }
   private readonly finishItem = (item: ParsedItem): M => this.finish(item);
 
   constructor(fd: number, options: ReceiverOptions<unknown>, kind: 'R' | 'BR', what: string, layoutOf?: LayoutOf) {
@@ -167,7 +172,7 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
    * (`MALFORMED`, `TOO_LARGE`, `INVALID`); the receiver stays usable after those.
    */
   recv(options?: RecvOptions): Promise<M> {
-    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     let timeout: number | undefined;
     try {
       timeout = checkRecvOptions(options);
@@ -179,10 +184,16 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
 
   /** The next message if one is already there (shape of Node's `receiveMessageOnPort`), else undefined. */
   tryRecv(): { message: M } | undefined {
-    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     if (this.core.closed) throw closedError(this.core.what);
-    // What this thread sent and still holds back may be for this receiver: write it out first.
-    if (waitingSenders.size > 0 && this.core.pending === 0) drainWaitingSenders();
+    if (this.core.pending === 0) {
+      // What this thread sent and still holds back may be for this receiver: write it out first.
+      // Reading the socket begins a tick, as a readiness callback does (see thread-state.ts): the
+      // next send is written at once, so `send(); tryRecv()` in a loop writes each message as it
+      // is sent instead of every other one through a batch.
+      if (waitingSenders.size > 0) drainWaitingSenders();
+      else newTick();
+    }
     const item = this.core.takeNow();
     if (item === undefined) {
       if (this.core.eof) throw this.core.eofError();
@@ -206,7 +217,7 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
    * receiver, nor used with an asynchronous schema.
    */
   recvSync(options?: Pick<RecvOptions, 'timeout'>): M {
-    assertThread(this.thread, `this ${this.core.what}`);
+    if (this.thread !== currentThreadId) assertThread(this.thread, `this ${this.core.what}`);
     const timeout = checkRecvOptions(options);
     const core = this.core;
     if (core.closed) throw closedError(core.what);
@@ -230,16 +241,12 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
     }
   }
 
-  /** Iterates messages until every sender is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<M, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.recv();
-      } catch (e) {
-        if (e instanceof IpcError && e.code === 'DISCONNECTED') return;
-        throw e;
-      }
-    }
+  /**
+   * Iterates messages until every sender is closed (`DISCONNECTED` ends the iteration; any other
+   * error is thrown and ends it too). Each step is one `recv()` whose promise is the step's own.
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<M, void, undefined> {
+    return new ReceiverIterator<M>(this);
   }
 
   /** Lets a pending `recv()` keep the process alive (the default). */
@@ -263,5 +270,58 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
   [kReadFds](): number[] {
     const fds = this.core.readFds;
     return typeof fds === 'number' ? [fds] : fds;
+  }
+}
+
+/**
+ * A receiver's async iterator: what `for (;;) try { yield await rx.recv() } catch (e) { if
+ * DISCONNECTED return; throw e }` would do, without a generator's own promises per step: each
+ * next() is one pending receive of the core whose promise resolves to the step's result, so a
+ * `for await` loop resumes one microtask after the message arrives (and has asked for the next
+ * one before the core checks whether anyone still waits, see ReceiverSockets.demand).
+ */
+class ReceiverIterator<M> implements AsyncGenerator<M, void, undefined>, IterState {
+  finished = false;
+  constructor(private readonly rx: ReceiverBase<M>) {}
+
+  next(): Promise<IteratorResult<M, void>> {
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    const rx = this.rx;
+    if (rx.recvThreadId !== currentThreadId) assertThread(rx.recvThreadId, `this ${rx.core.what}`);
+    return rx.core.next(undefined, undefined, this.step, this);
+  }
+
+  /** Turns a queued item into this step's result (an asynchronous schema's promise into a promise of it). */
+  private readonly step = (item: ParsedItem): IteratorResult<M, void> | Promise<IteratorResult<M, void>> => {
+    // A throw ends the iteration where the core settles the step (Waiter.fail, refuse).
+    const value = this.rx.finish(item);
+    if (value instanceof Promise) {
+      return value.then(
+        (v: M) => ({ value: v, done: false }),
+        (e: unknown) => {
+          this.finished = true;
+          throw e;
+        },
+      );
+    }
+    return { value, done: false };
+  };
+
+  return(value?: void | PromiseLike<void>): Promise<IteratorResult<M, void>> {
+    this.finished = true;
+    return Promise.resolve(value).then((v) => ({ value: v, done: true }));
+  }
+
+  throw(e: unknown): Promise<IteratorResult<M, void>> {
+    this.finished = true;
+    return Promise.reject(e);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
   }
 }

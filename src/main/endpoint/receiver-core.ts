@@ -16,15 +16,58 @@ import { ReceiverReading } from './receiver-reading.js';
 import { SenderCore } from './sender-core.js';
 import { closeFds } from './thread-state.js';
 
-/** A pending receive. */
-interface Waiter {
-  resolve: (item: ParsedItem) => void;
-  reject: (e: Error) => void;
-  /** Stops its timeout and abort signal. */
-  disarm: Disarm;
+/** The iteration state a receiver's async iterator shares with its pending steps (see {@link ReceiverCore.next}). */
+export interface IterState {
+  /** Set once the iteration ended (end of file, an error): later steps are done at once. */
+  finished: boolean;
 }
 
+/** The result of an iteration step at end of file. */
+const ITER_DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true }) as IteratorReturnResult<undefined>;
+
 const NOT_ARMED: Disarm = () => {};
+
+/**
+ * A pending receive: one per recv() (its promise's resolving functions, what turns the item into
+ * the result, its deadline), no closure of its own.
+ */
+class Waiter {
+  resolve: (value: unknown) => void = capturedResolve!;
+  reject: (e: unknown) => void = capturedReject!;
+  /** Stops its timeout and abort signal (NOT_ARMED when it has neither). */
+  disarm: Disarm = NOT_ARMED;
+  constructor(
+    readonly finish: (item: ParsedItem) => unknown,
+    /** Set for a step of an async iterator: end of file resolves done, an error ends the iteration. */
+    readonly iter: IterState | undefined,
+  ) {}
+
+  /** Settles with `item`: the finished value, or the error it stands for (or finish throws). */
+  deliver(item: ParsedItem): void {
+    let value: unknown;
+    try {
+      value = this.finish(item);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.resolve(value);
+  }
+
+  /** Rejects with `e`; an iteration ends with it. */
+  fail(e: unknown): void {
+    if (this.iter !== undefined) this.iter.finished = true;
+    this.reject(e);
+  }
+}
+
+/** The resolving functions of the promise being made (a shared executor: no closure per recv()). */
+let capturedResolve: ((value: unknown) => void) | undefined;
+let capturedReject: ((e: unknown) => void) | undefined;
+function capture(resolve: (value: unknown) => void, reject: (e: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
 
 /**
  * The reading half of a channel: one socket (plus attached writers' sockets on singleWriter
@@ -54,39 +97,42 @@ export class ReceiverCore extends ReceiverReading {
   /**
    * Waits for the next item and turns it into the result with `finish` (which may throw, for
    * an error item or a bad message). Rejects DISCONNECTED at end of file, TIMEOUT after `timeout`.
+   * With `iter` (a step of an async iterator): end of file resolves {@link ITER_DONE} instead, and
+   * any rejection sets `iter.finished`.
    */
-  next<R>(timeout: number | undefined, signal: AbortSignal | undefined, finish: (item: ParsedItem) => R): Promise<Awaited<R>> {
-    if (this.closed) return Promise.reject(closedError(this.what));
+  next<R>(timeout: number | undefined, signal: AbortSignal | undefined, finish: (item: ParsedItem) => R, iter?: IterState): Promise<Awaited<R>> {
+    if (this.closed) return this.refuse(closedError(this.what), iter);
     const ready = this.shift();
     if (ready) {
       try {
         return Promise.resolve(finish(ready)) as Promise<Awaited<R>>;
       } catch (e) {
-        return Promise.reject(e);
+        return this.refuse(e, iter);
       }
     }
-    if (this.eof) return Promise.reject(this.eofError());
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Awaited<R>>((resolve, reject) => {
-      const w: Waiter = {
-        resolve: (item) => {
-          try {
-            resolve(finish(item) as Awaited<R>);
-          } catch (e) {
-            reject(e);
-          }
-        },
-        reject,
-        disarm: NOT_ARMED,
-      };
+    if (this.eof) return iter === undefined ? Promise.reject(this.eofError()) : this.refuse(undefined, iter);
+    if (signal?.aborted) return this.refuse(signal.reason, iter);
+    const promise = new Promise<Awaited<R>>(capture as never);
+    const w = new Waiter(finish, iter);
+    // Not kept past this call: a settled promise's resolving functions hold its value.
+    capturedResolve = capturedReject = undefined;
+    if (timeout !== undefined || signal !== undefined) {
       // A timer armed while the receiver is unref()ed does not keep the process alive either.
       w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms`, ref: this.refed }, (reason) => {
         this.removeWaiter(w);
-        reject(reason);
+        w.fail(reason);
       });
-      this.waiters.push(w);
-      this.demand();
-    });
+    }
+    this.waiters.push(w);
+    this.demand(true);
+    return promise;
+  }
+
+  /** A receive that fails at once (an iteration step: ends the iteration; undefined `e`: done). */
+  private refuse<R>(e: unknown, iter: IterState | undefined): Promise<R> {
+    if (iter === undefined) return Promise.reject(e);
+    iter.finished = true;
+    return e === undefined ? (Promise.resolve(ITER_DONE) as Promise<R>) : Promise.reject(e);
   }
 
   /** Drops a receive that expired (timeout, abort). */
@@ -102,15 +148,18 @@ export class ReceiverCore extends ReceiverReading {
       const item = this.shift();
       if (!item) break;
       const w = this.waiters.shift()!;
-      w.disarm();
-      w.resolve(item);
+      if (w.disarm !== NOT_ARMED) w.disarm();
+      w.deliver(item);
     }
-    if (this.eof && this.pending === 0) {
+    if (this.eof && this.pending === 0 && this.waiters.length > 0) {
       const waiters = this.waiters;
       this.waiters = [];
       for (const w of waiters) {
         w.disarm();
-        w.reject(this.eofError());
+        if (w.iter !== undefined) {
+          w.iter.finished = true;
+          w.resolve(ITER_DONE);
+        } else w.reject(this.eofError());
       }
     }
     this.demand();
@@ -219,7 +268,7 @@ export class ReceiverCore extends ReceiverReading {
     this.waiters = [];
     for (const w of waiters) {
       w.disarm();
-      w.reject(detach ? new IpcError('CLOSED', `this ${this.what} was sent to another endpoint`) : closedError(this.what));
+      w.fail(detach ? new IpcError('CLOSED', `this ${this.what} was sent to another endpoint`) : closedError(this.what));
     }
     const fd = this.fd;
     this.fd = -1;

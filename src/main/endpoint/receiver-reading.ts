@@ -173,7 +173,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
     if (this.closed || this.eof) return false;
     const t = this.t;
     if (t.scatterReads && w === undefined) {
-      if (this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
+      if (!this.parser.idle && this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
       if (this.bigAhead && this.parser.idle && this.prepareBig()) return this.readDirect(afterZero);
     }
     // One packet per read unless packets are arriving in bulk: a request/response exchange then
@@ -218,6 +218,8 @@ export abstract class ReceiverReading extends ReceiverSockets {
       const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
       for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
       fdAt += nfds;
+      // Most packets hold one record: taken where it landed, without a view of the packet.
+      if (flags === 0 && this.parser.parseSingleRecord(buf, off, len, fds, this.items)) continue;
       const packet = buf.subarray(off, off + len);
       if (flags === 0 && isAttachPacket(packet)) {
         this.attachWriter(packet, fds);

@@ -22,6 +22,10 @@ import type { ReceiverOptions } from './options.js';
 import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
 import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
+const RESOLVED = Promise.resolve();
+/** Whether tracing is on (NODE_DEBUG is read once, at start-up), known after the first message. */
+let tracing: boolean | undefined;
+
 /** Whether the watch of an attached writer's socket keeps the event loop alive. */
 function setWriterRef(w: WriterSource, on: boolean): void {
   if (w.poller && on !== w.pollRef) {
@@ -120,8 +124,11 @@ export abstract class ReceiverSockets extends Pinnable {
     const item = this.items[this.head]!;
     this.items[this.head++] = undefined as unknown as ParsedItem;
     if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
+      // Emptied: the array is kept (no array and no growth per message) until 64 items went through it.
+      if (this.head >= 64) {
+        this.items = [];
+        this.head = 0;
+      }
     } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -157,12 +164,23 @@ export abstract class ReceiverSockets extends Pinnable {
       // have all run: a program that receives in a loop has asked for the next message by then
       // (`await recv()` resumes in a microtask, an async iterator a few later), and the watch's
       // ref and the pin stay as they are instead of being dropped and taken again per message.
+      // Checked first in a microtask queued now, which runs after the continuation of the recv()
+      // just resolved: `await recv()` in a loop (and this library's async iterator) has asked
+      // again by then, and nothing more is scheduled; otherwise the check waits for the end of
+      // the turn's microtasks (afterMicrotasks).
       this.idleScheduled = true;
-      afterMicrotasks(this.settleIdle);
+      void RESOLVED.then(this.checkIdle);
     }
   }
 
   private idleScheduled = false;
+  private readonly checkIdle = (): void => {
+    if (this.closed || this.waiting > 0 || this.watchers > 0) {
+      this.idleScheduled = false;
+      return;
+    }
+    afterMicrotasks(this.settleIdle);
+  };
   private readonly settleIdle = (): void => {
     this.idleScheduled = false;
     if (this.closed || this.waiting > 0 || this.watchers > 0) return;
@@ -298,7 +316,7 @@ export abstract class ReceiverSockets extends Pinnable {
 
   /** Traces the errors (each standing for a refused message) queued since the queue held `from` items. */
   protected traceRefused(from: number): void {
-    if (this.items.length <= from || !traceEnabled()) return;
+    if (this.items.length <= from || !(tracing ??= traceEnabled())) return;
     for (let i = Math.max(from, this.head); i < this.items.length; i++) {
       const it = this.items[i];
       if (it instanceof Error) trace('channel', '%s on fd %d refused a message: %s', this.what, this.fd, describeError(it));

@@ -498,9 +498,11 @@ export class SenderCore extends Pinnable {
     this.writtenSinceQueued = 0;
     this.batcher.idle();
     this.releaseSpill();
-    const waiters = this.flushWaiters;
-    this.flushWaiters = [];
-    for (const w of waiters) w.resolve();
+    if (this.flushWaiters.length > 0) {
+      const waiters = this.flushWaiters;
+      this.flushWaiters = [];
+      for (const w of waiters) w.resolve();
+    }
     if (this.closeWhenFlushed) this.release();
   }
 

@@ -38,8 +38,8 @@ export abstract class Pinnable {
  * A counter of bursts ("ticks"). The first send of a tick is written at once; the rest of the
  * tick's sends are batched and written together at the end of the event loop's turn (see
  * {@link drainLater}). A tick begins when one of this thread's sockets wakes the library (every
- * readiness callback calls {@link newTick}), when the batches of the last one are written, and
- * before a blocking wait. So a request/response exchange writes each message at once, and the
+ * readiness callback calls {@link newTick}), when `tryRecv()` is about to read a socket, when the
+ * batches of the last one are written, and before a blocking wait. So a request/response exchange writes each message at once, and the
  * replies a process sends to many messages read in one wake-up (each `await recv()` resuming in
  * its own microtask) leave in one packet instead of one each.
  */

@@ -105,6 +105,35 @@ export class PacketParser {
     }
   }
 
+  /**
+   * The common packet, taken where it landed: `len` bytes at `off` in `buf`, received without
+   * flags, a RECORDS packet holding exactly one record. Pushes that record (or the TOO_LARGE
+   * error it stands for) to `out` and returns true, exactly as parse() of the packet would; any
+   * other packet returns false, touching nothing (the caller then calls parse()). Saves the
+   * packet's view and the second pass over its records.
+   */
+  parseSingleRecord(buf: Uint8Array, off: number, len: number, fds: number[], out: ParsedItem[]): boolean {
+    if (len < PACKET_HEADER + RECORD_HEADER || buf[off + 4] !== TYPE_RECORDS || buf[off + 5] !== VERSION || buf[off + 6] !== 0 || buf[off + 7] !== 0) return false;
+    if (getU32(buf, off) !== MAGIC) return false;
+    const at = off + PACKET_HEADER;
+    const recLen = getU32(buf, at);
+    const nfds = getU32(buf, at + 4);
+    // Exactly one record (a longer packet holds more, a shorter one is malformed: parse() says how).
+    if (recLen > len - PACKET_HEADER - RECORD_HEADER || PACKET_HEADER + RECORD_HEADER + pad8(recLen) !== len || nfds !== fds.length) return false;
+    this.clock++;
+    if (recLen > this.limits.maxMessageBytes) {
+      this.close(fds);
+      out.push(tooLarge(`a message of ${recLen} bytes exceeds this receiver's maxMessageBytes (${this.limits.maxMessageBytes})`));
+    } else if (nfds > this.limits.maxHandles) {
+      this.close(fds);
+      out.push(tooLarge(`a message with ${nfds} descriptors exceeds this receiver's maxHandles (${this.limits.maxHandles})`));
+    } else {
+      const bodyAt = at + RECORD_HEADER;
+      out.push({ body: buf.subarray(bodyAt, bodyAt + recLen), fds });
+    }
+    return true;
+  }
+
   private parseRecords(packet: Uint8Array, fds: number[], out: ParsedItem[]): void {
     // Validate the whole packet first, so that a bad packet yields one error and no records.
     let at = PACKET_HEADER;

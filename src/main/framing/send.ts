@@ -25,7 +25,10 @@ import type { OutPacket } from './wire.js';
 const IMMEDIATE_HEADER = new Uint8Array(new ArrayBuffer(PACKET_HEADER + RECORD_HEADER));
 const IMMEDIATE_VIEW = new DataView(IMMEDIATE_HEADER.buffer);
 const OFFHEAP_ZEROS = new Uint8Array(new ArrayBuffer(8));
-const immediateParts: Uint8Array[] = [];
+/** k bytes of padding (off-heap zeros), for k from 0 to 7. */
+const PADDING: Uint8Array[] = Array.from({ length: 8 }, (_, k) => OFFHEAP_ZEROS.subarray(0, k));
+const ONE_PART: Uint8Array[] = [IMMEDIATE_HEADER, IMMEDIATE_HEADER];
+const ONE_PART_PADDED: Uint8Array[] = [IMMEDIATE_HEADER, IMMEDIATE_HEADER, OFFHEAP_ZEROS];
 
 /**
  * The parts of a RECORDS packet holding one record, for a sendmsg made right away: the header
@@ -39,12 +42,21 @@ export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount
   }
   IMMEDIATE_VIEW.setUint32(PACKET_HEADER, bytes, true);
   IMMEDIATE_VIEW.setUint32(PACKET_HEADER + 4, fdCount, true);
-  immediateParts.length = 0;
-  immediateParts.push(IMMEDIATE_HEADER);
-  for (let i = 0; i < parts.length; i++) immediateParts.push(parts[i]!);
   const padding = pad8(bytes) - bytes;
-  if (padding) immediateParts.push(OFFHEAP_ZEROS.subarray(0, padding));
-  return immediateParts;
+  // One part (most messages): a reused array of fixed length, no array built or resized.
+  if (parts.length === 1) {
+    if (padding === 0) {
+      ONE_PART[1] = parts[0]!;
+      return ONE_PART;
+    }
+    ONE_PART_PADDED[1] = parts[0]!;
+    ONE_PART_PADDED[2] = PADDING[padding]!;
+    return ONE_PART_PADDED;
+  }
+  const out: Uint8Array[] = [IMMEDIATE_HEADER];
+  for (let i = 0; i < parts.length; i++) out.push(parts[i]!);
+  if (padding) out.push(PADDING[padding]!);
+  return out;
 }
 
 /** True when a message of `bytes` with `fdCount` descriptors fits in one RECORDS packet alone. */
@@ -143,7 +155,7 @@ export class RecordBatcher {
   /** Drops the packet built so far (after it was written from `current()`). */
   reset(): void {
     this.len = 0;
-    this.fds = [];
+    if (this.fds.length > 0) this.fds = [];
   }
 
   /**
