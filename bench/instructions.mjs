@@ -13,9 +13,15 @@
 //           JSON.stringify/parse: what the library does at the least);
 //   sync    send + tryRecv of the small object on one channel: per message, against `sync-floor`;
 //   encode  encodeMessage of the small object, against `encode-floor` (JSON.stringify + encodeInto);
-//   decode  decodeMessage of it, against `decode-floor` (TextDecoder + JSON.parse).
+//   decode  decodeMessage of it, against `decode-floor` (TextDecoder + JSON.parse);
+//   fd      send `{ fh }` (an IpcFileHandle of /dev/null) + tryRecv + close() of the received
+//           handle: per message, against `fd-floor` (sendPacket with the descriptor, recvPackets,
+//           fdInfo, close: the addon with no library code). Not in the default list (run with
+//           --case fd,fd-floor). valgrind counts user-space instructions only: the system calls'
+//           kernel time (SCM_RIGHTS, statx, close) is not in these figures.
 // Needs valgrind (apt-get install valgrind); a few minutes.
 import { spawnSync } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -47,7 +53,7 @@ function main() {
     const a = count(c, n1, lib);
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
-    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.replace('-floor', '');
+    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.replace('-floor', '');
     console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
@@ -105,6 +111,30 @@ async function runCase(c, n, libPath) {
     f = () => {
       tx.send(small);
       return rx.tryRecv().message;
+    };
+  } else if (c === 'fd') {
+    const lib = await import(libPath);
+    const [tx, rx] = lib.channel();
+    const fh = lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
+    const msg = { fh };
+    f = () => {
+      tx.send(msg);
+      rx.tryRecv().message.fh.close();
+    };
+  } else if (c === 'fd-floor') {
+    const [a, b] = addon.socketpair();
+    const devnull = openSync('/dev/null', 'r');
+    const meta = new Int32Array(2 + 4 * 256);
+    const fds = new Int32Array(253);
+    const arena = new Uint8Array(1 << 16);
+    const packet = [new Uint8Array(64)];
+    const sent = [devnull];
+    const info = new Float64Array(6);
+    f = () => {
+      addon.sendPacket(a, packet, sent);
+      addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
+      addon.fdInfo(fds[0], info);
+      addon.close(fds[0]);
     };
   } else if (c === 'sync-floor') {
     const [a, b] = addon.socketpair();
