@@ -60,7 +60,7 @@ async function blockCloser(): Promise<{ release: () => Promise<void> }> {
   await new Promise<void>((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code) => reject(new Error(`blocker exited early: ${code}`)));
-    child.stdout.on('data', (d) => {
+    child.stdout!.on('data', (d) => {
       out += d;
       if (out.includes('ready')) resolve();
     });
@@ -77,7 +77,7 @@ async function blockCloser(): Promise<{ release: () => Promise<void> }> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     async release() {
-      child.stdin.end();
+      child.stdin!.end();
       await exited;
       waitForCloses(10_000); // (its number may be reused at once: not checked)
     },
