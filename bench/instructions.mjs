@@ -13,9 +13,19 @@
 //           JSON.stringify/parse: what the library does at the least);
 //   sync    send + tryRecv of the small object on one channel: per message, against `sync-floor`;
 //   encode  encodeMessage of the small object, against `encode-floor` (JSON.stringify + encodeInto);
-//   decode  decodeMessage of it, against `decode-floor` (TextDecoder + JSON.parse).
+//   decode  decodeMessage of it, against `decode-floor` (TextDecoder + JSON.parse);
+//   fd      send `{ fh }` (an IpcFileHandle of /dev/null) + tryRecv + close() of the received
+//           handle: per message, against `fd-floor` (sendPacket with the descriptor, recvPackets,
+//           fdInfo, close: the addon with no library code). Not in the default list (run with
+//           --case fd,fd-floor). valgrind counts user-space instructions only: the system calls'
+//           kernel time (SCM_RIGHTS, statx, close) is not in these figures. `fd-none` sends the
+//           same shape without a descriptor (`{ fh: 1 }`): what the descriptor itself adds.
+//   churn   a new channel per message: channel(), send + tryRecv of the small object, close both
+//           ends, against `churn-floor` (socketpair, sendPacket, recvPackets, JSON, two closes);
+//           both yield to the event loop (setImmediate) every 64 channels. Not in the default list.
 // Needs valgrind (apt-get install valgrind); a few minutes.
 import { spawnSync } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -47,7 +57,7 @@ function main() {
     const a = count(c, n1, lib);
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
-    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.replace('-floor', '');
+    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
     console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
@@ -106,6 +116,63 @@ async function runCase(c, n, libPath) {
       tx.send(small);
       return rx.tryRecv().message;
     };
+  } else if (c === 'fd') {
+    const lib = await import(libPath);
+    const [tx, rx] = lib.channel();
+    const fh = lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
+    const msg = { fh };
+    f = () => {
+      tx.send(msg);
+      rx.tryRecv().message.fh.close();
+    };
+  } else if (c === 'fd-none') {
+    const lib = await import(libPath);
+    const [tx, rx] = lib.channel();
+    const msg = { fh: 1 };
+    f = () => {
+      tx.send(msg);
+      return rx.tryRecv().message;
+    };
+  } else if (c === 'fd-floor') {
+    const [a, b] = addon.socketpair();
+    const devnull = openSync('/dev/null', 'r');
+    const meta = new Int32Array(2 + 4 * 256);
+    const fds = new Int32Array(253);
+    const arena = new Uint8Array(1 << 16);
+    const packet = [new Uint8Array(64)];
+    const sent = [devnull];
+    const info = new Float64Array(6);
+    f = () => {
+      addon.sendPacket(a, packet, sent);
+      addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
+      addon.fdInfo(fds[0], info);
+      addon.close(fds[0]);
+    };
+  } else if (c === 'churn') {
+    const lib = await import(libPath);
+    f = () => {
+      const [tx, rx] = lib.channel();
+      tx.send(small);
+      const m = rx.tryRecv().message;
+      tx.close();
+      rx.close();
+      return m;
+    };
+  } else if (c === 'churn-floor') {
+    const meta = new Int32Array(2 + 4 * 256);
+    const fds = new Int32Array(253);
+    const arena = new Uint8Array(1 << 16);
+    const out = new Uint8Array(4096);
+    f = () => {
+      const [a, b] = addon.socketpair();
+      const { written } = te.encodeInto(JSON.stringify(small), out);
+      addon.sendPacket(a, [out.subarray(0, written)], null);
+      addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
+      const m = JSON.parse(td.decode(arena.subarray(meta[2], meta[2] + meta[3])));
+      addon.close(a);
+      addon.close(b);
+      return m;
+    };
   } else if (c === 'sync-floor') {
     const [a, b] = addon.socketpair();
     const meta = new Int32Array(2 + 4 * 256);
@@ -133,6 +200,15 @@ async function runCase(c, n, libPath) {
       'decode-floor': () => JSON.parse(td.decode(bytes)),
     }[c];
     if (!f) throw new Error(`unknown case ${c}`);
+  }
+  if (c.startsWith('churn')) {
+    // A program that makes channels yields to the event loop now and then: what a closed
+    // endpoint leaves for later (its poller's uv_close, the safety net's timers) runs there.
+    for (let i = 0; i < warm + n; i++) {
+      f();
+      if (i % 64 === 63) await new Promise((r) => setImmediate(r));
+    }
+    process.exit(0);
   }
   for (let i = 0; i < warm + n; i++) f();
   process.exit(0);

@@ -76,8 +76,14 @@ export interface Disposer {
   fd: number;
   release?: () => void;
 }
-const finalizer = new FinalizationRegistry<Disposer>((d) => {
+/** What the safety net closes: a Disposer, or a bare descriptor (no object per handle). */
+type Held = Disposer | number;
+const finalizer = new FinalizationRegistry<Held>((d) => {
   try {
+    if (typeof d === 'number') {
+      native().close(d);
+      return;
+    }
     d.release?.();
     if (d.fd >= 0) native().close(d.fd);
   } catch {
@@ -85,23 +91,74 @@ const finalizer = new FinalizationRegistry<Disposer>((d) => {
   }
 });
 
-export function trackForGc(owner: object, d: Disposer): void {
-  finalizer.register(owner, d, owner);
+/*
+ * The GC safety net is registered late, for the owners still open after a while (as the
+ * multiplexed endpoints do, src/main/mux/endpoints.ts): most descriptor owners live for one
+ * message or one turn (a received file handle closed at once, a reply channel), and a
+ * FinalizationRegistry cell costs more than the register/unregister calls: V8 allocates it in the
+ * old generation, keys it by the owner's identity hash in a number dictionary, and the cell keeps
+ * its target alive through every young collection until the next full one (weak references from
+ * old space are strong for the scavenger), registered or not. So a new owner waits in `fresh`
+ * (held strongly: a dropped one is collected, and its descriptor closed, at most
+ * 2 x REGISTER_AFTER_MS later than before) and is registered by the pass after the one that saw
+ * it arrive; one closed before leaves the map and is never registered. The pass's timer is
+ * unref'd: it never keeps a process alive. Within one synchronous run nothing changes: the
+ * registry's cleanup callbacks only run between turns anyway.
+ */
+const REGISTER_AFTER_MS = 25;
+/**
+ * Past this many waiting owners (a long synchronous loop, no timer runs), a pass runs at once:
+ * at most 2 x FRESH_MAX dropped owners (and their descriptors) wait for registration.
+ */
+const FRESH_MAX = 1024;
+/** Owners made since the last pass, and those already waiting at it (registered at the next). */
+let fresh = new Map<object, Held>();
+let aging = new Map<object, Held>();
+let passTimer: ReturnType<typeof setTimeout> | undefined;
+
+function registerPass(): void {
+  if (passTimer !== undefined) clearTimeout(passTimer);
+  passTimer = undefined;
+  const old = aging;
+  aging = fresh;
+  fresh = old;
+  for (const [owner, held] of old) finalizer.register(owner, held, owner);
+  old.clear();
+  if (aging.size > 0) schedulePass();
 }
 
+function schedulePass(): void {
+  if (passTimer !== undefined) return;
+  passTimer = setTimeout(registerPass, REGISTER_AFTER_MS);
+  passTimer.unref();
+}
+
+/**
+ * Puts `owner` under the GC safety net: collected without {@link untrackForGc}, `d` is released
+ * (its `release`, then its descriptor closed, or the descriptor `d` closed). `d` must not reach
+ * `owner`. Registration is deferred (see above): call {@link untrackForGc} when the owner closes.
+ */
+export function trackForGc(owner: object, d: Held): void {
+  fresh.set(owner, d);
+  if (fresh.size > FRESH_MAX) registerPass();
+  else schedulePass();
+}
+
+/** Takes `owner` out of the GC safety net (it closed, or handed its descriptor over). */
 export function untrackForGc(owner: object): void {
-  finalizer.unregister(owner);
+  if (!fresh.delete(owner) && !aging.delete(owner)) finalizer.unregister(owner);
 }
 
 /**
  * Base of the objects that own exactly one descriptor (file handles, shared memory, pool
  * segments): the object owns it from its constructor on; `close()` is idempotent, releases what
  * the subclass holds besides ({@link OwnedDescriptor.releaseOwned}) and closes the descriptor;
- * an object collected without `close()` has its descriptor closed by the GC safety net.
+ * an object collected without `close()` has its descriptor closed by the GC safety net. No
+ * object is made per handle besides the handle itself when there is no `release`: the safety
+ * net then holds the descriptor's number.
  */
 export abstract class OwnedDescriptor implements HandleSource, Disposable {
   #fd: number;
-  readonly #disposer: Disposer;
 
   /**
    * Takes ownership of `fd`. `release`, if given, also runs from the GC safety net, so it must
@@ -109,8 +166,7 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
    */
   protected constructor(fd: number, release?: () => void) {
     this.#fd = fd;
-    this.#disposer = release === undefined ? { fd } : { fd, release };
-    trackForGc(this, this.#disposer);
+    trackForGc(this, release === undefined ? fd : { fd, release });
   }
 
   /** True once closed (or sent by transfer). */
@@ -154,11 +210,12 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   /** What the subclass holds besides the descriptor, released on close and on transfer. Default: nothing. */
   protected releaseOwned(): void {}
 
+  // Out of the safety net first: once unregistered, its held value (the descriptor's number, or a
+  // Disposer naming it) is never used, so it need not be cleared.
   private forget(): void {
     untrackForGc(this);
     this.releaseOwned();
     this.#fd = -1;
-    this.#disposer.fd = -1;
   }
 
   /** @internal What the message writer needs to send it. */

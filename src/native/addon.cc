@@ -169,6 +169,14 @@ FdOrigin OriginOf(napi_env env, int fd) {
   return EntryOrigin(owners[fd]);
 }
 
+void NoteCloseCannotWait(napi_env env, int fd) {
+  uint32_t id = State(env)->id;
+  std::lock_guard<std::mutex> lock(TableMutex());
+  std::vector<uint32_t>& owners = Owners();
+  if (fd < 0 || static_cast<size_t>(fd) >= owners.size() || owners[fd] != Entry(id, FdOrigin::kUnknown)) return;
+  owners[fd] = Entry(id, FdOrigin::kCloseCannotWait);
+}
+
 void UnregisterFd(napi_env env, int fd) {
   EnvState* s = State(env);
   if (!s->pollers.empty()) {

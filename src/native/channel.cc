@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/sysmacros.h>
+#endif
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -59,11 +62,13 @@ const char* const kStatNoWaitCall = "statx";
 // statx(AT_STATX_DONT_SYNC) of type, mode and size: answered from the inode cache, so a FUSE or
 // NFS file never makes it wait for its server (fstat would send GETATTR to a FUSE server that may
 // never answer). fstat only where statx does not exist (ENOSYS, Linux < 4.11).
-int StatNoWait(int fd, mode_t* mode, int64_t* size) {
+int StatNoWait(int fd, mode_t* mode, int64_t* size, bool* closeCannotWait) {
   struct statx stx;
   if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_SIZE, &stx) == 0) {
     *mode = stx.stx_mode;
     *size = static_cast<int64_t>(stx.stx_size);
+    // The device numbers come with every statx answer (they are not in stx_mask's fields).
+    if (closeCannotWait != nullptr) *closeCannotWait = FileCloseCannotWait(fd, stx.stx_mode, stx.stx_dev_major, stx.stx_rdev_major);
     return 0;
   }
   if (errno != ENOSYS) return errno;
@@ -71,6 +76,7 @@ int StatNoWait(int fd, mode_t* mode, int64_t* size) {
   if (fstat(fd, &st) != 0) return errno;
   *mode = st.st_mode;
   *size = st.st_size;
+  if (closeCannotWait != nullptr) *closeCannotWait = FileCloseCannotWait(fd, st.st_mode, major(st.st_dev), major(st.st_rdev));
   return 0;
 }
 #else
@@ -78,11 +84,12 @@ const char* const kStatNoWaitCall = "fstat";
 
 // No statx elsewhere: fstat. Sockets, pipes and shared memory answer from kernel state; a vnode
 // on a network file system may refresh its attributes from the server (documented limit).
-int StatNoWait(int fd, mode_t* mode, int64_t* size) {
+int StatNoWait(int fd, mode_t* mode, int64_t* size, bool* closeCannotWait) {
   struct stat st;
   if (fstat(fd, &st) != 0) return errno;
   *mode = st.st_mode;
   *size = st.st_size;
+  if (closeCannotWait != nullptr) *closeCannotWait = FileCloseCannotWait(fd, st.st_mode, 0, 0);
   return 0;
 }
 #endif
@@ -133,13 +140,17 @@ const char* const kFdDomains[] = {"none", "unix", "other"};
 // from the inode cache), getsockopt, getpeername and fcntl(F_GET_SEALS) answer from kernel state,
 // and the /proc readlink of IsMemfd runs only for shared-memory files. On macOS StatNoWait is
 // fstat, which for a file on a network file system may ask its server (see common.h).
+// A descriptor this environment owns whose close can never wait is marked so in the descriptor
+// table (FdOrigin::kCloseCannotWait): closing it later skips the closer's own statx.
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
   mode_t mode = 0;
   int64_t fileSize = 0;
-  int err = StatNoWait(fd, &mode, &fileSize);
+  bool closeCannotWait = false;
+  int err = StatNoWait(fd, &mode, &fileSize, &closeCannotWait);
   if (err != 0) ThrowErrno(env, err, kStatNoWaitCall);
+  if (closeCannotWait) NoteCloseCannotWait(env, fd);
   const char* kind = "other";
   double size = 0;
   int seals = 0;

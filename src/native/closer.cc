@@ -167,32 +167,21 @@ bool UnixSocketMayHoldFds(int fd) {
   return QueuedScmFds(fd) != 0;
 }
 
-// Whether close(fd) might wait on another process or on hardware. Every check here is itself
-// non-blocking: getsockopt, ioctl(SIOCINQ), a MSG_PEEK|MSG_DONTWAIT recvmsg and F_GET_SEALS never
-// reach a file system, and statx with AT_STATX_DONT_SYNC answers from the inode cache (FUSE and
-// NFS send no request).
-bool CloseMayBlock(int fd, FdOrigin origin) {
-  if (origin == FdOrigin::kSharedMemory) return false;
-  if (origin == FdOrigin::kUnixSocket) return UnixSocketMayHoldFds(fd);
-  struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) {
-    return errno != EBADF;  // EBADF: close fails at once
-  }
-  switch (stx.stx_mode & S_IFMT) {
+}  // namespace
+
+// Everything here answers from the open file itself (its inode's type and device numbers, and
+// F_GET_SEALS, which only asks whether its file system supports seals), never from state that
+// changes while the descriptor is open: fdInfo records the answer for received descriptors
+// (FdOrigin::kCloseCannotWait) and the close then trusts it.
+bool FileCloseCannotWait(int fd, mode_t mode, unsigned devMajor, unsigned rdevMajor) {
+  switch (mode & S_IFMT) {
     case 0:        // anonymous inodes: eventfd, epoll, timerfd, signalfd, pidfd...
     case S_IFIFO:  // pipes and FIFOs
-      return false;
+      return true;
     case S_IFCHR:
       // The memory devices (major 1: /dev/null, zero, full, random, urandom, kmsg) release
       // nothing that waits; any other device may (a tty drains its output first).
-      return stx.stx_rdev_major != 1;
-    case S_IFSOCK: {
-      // TCP and friends honour SO_LINGER; AF_UNIX ignores it.
-      int domain = 0;
-      socklen_t len = sizeof domain;
-      if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return true;
-      return domain != AF_UNIX || UnixSocketMayHoldFds(fd);
-    }
+      return rdevMajor == 1;
     case S_IFREG:
     case S_IFDIR:
       // A file system on a block device (ext4, xfs... on /dev/vda) flushes nothing to anyone on
@@ -201,11 +190,34 @@ bool CloseMayBlock(int fd, FdOrigin origin) {
       // hugetlbfs) is recognised by F_GET_SEALS and closes at once, anything else may flush to a
       // server (FUSE FLUSH, NFS) and goes to the closer. (fuseblk, FUSE on a block device, needs
       // root to mount.)
-      if (stx.stx_dev_major != 0) return false;
-      return (stx.stx_mode & S_IFMT) == S_IFDIR || fcntl(fd, F_GET_SEALS) < 0;
-    default:
-      return true;
+      if (devMajor != 0) return true;
+      return (mode & S_IFMT) == S_IFREG && fcntl(fd, F_GET_SEALS) >= 0;
+    default:  // sockets (decided at close time), block devices, anything else
+      return false;
   }
+}
+
+namespace {
+
+// Whether close(fd) might wait on another process or on hardware. Every check here is itself
+// non-blocking: getsockopt, ioctl(SIOCINQ), a MSG_PEEK|MSG_DONTWAIT recvmsg and F_GET_SEALS never
+// reach a file system, and statx with AT_STATX_DONT_SYNC answers from the inode cache (FUSE and
+// NFS send no request). A descriptor fdInfo already judged (kCloseCannotWait) needs no statx.
+bool CloseMayBlock(int fd, FdOrigin origin) {
+  if (origin == FdOrigin::kSharedMemory || origin == FdOrigin::kCloseCannotWait) return false;
+  if (origin == FdOrigin::kUnixSocket) return UnixSocketMayHoldFds(fd);
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) {
+    return errno != EBADF;  // EBADF: close fails at once
+  }
+  if ((stx.stx_mode & S_IFMT) == S_IFSOCK) {
+    // TCP and friends honour SO_LINGER; AF_UNIX ignores it.
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return true;
+    return domain != AF_UNIX || UnixSocketMayHoldFds(fd);
+  }
+  return !FileCloseCannotWait(fd, stx.stx_mode, stx.stx_dev_major, stx.stx_rdev_major);
 }
 
 #else  // !__linux__: macOS and the BSDs
@@ -236,34 +248,47 @@ bool UnixSocketMayHoldFds(int fd) {
   return !(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
+}  // namespace
+
+// macOS: only what fstat's type proves (see CloseMayBlock below): files, directories and devices
+// always go to the closer.
+bool FileCloseCannotWait(int fd, mode_t mode, unsigned devMajor, unsigned rdevMajor) {
+  (void)fd;
+  (void)devMajor;
+  (void)rdevMajor;
+  switch (mode & S_IFMT) {
+    case 0:        // POSIX shared memory (pshm_stat sets no file type), kqueue
+    case S_IFIFO:  // pipes and FIFOs
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
 // Whether close(fd) might wait on another process or on hardware. fstat (there is no statx) of a
 // socket, a pipe or a shared memory object answers from kernel state; of a vnode it may ask a
 // network file system's server, the same risk fdInfo already takes for every received
 // descriptor on macOS. Files and directories always go to the closer: there is no cheap,
 // non-blocking way to tell a local file system from NFS/SMB/FUSE (fstatfs may ask the server).
 bool CloseMayBlock(int fd, FdOrigin origin) {
-  if (origin == FdOrigin::kSharedMemory) return false;
+  if (origin == FdOrigin::kSharedMemory || origin == FdOrigin::kCloseCannotWait) return false;
   if (origin == FdOrigin::kUnixSocket) return UnixSocketMayHoldFds(fd);
   struct stat st;
   if (fstat(fd, &st) != 0) return errno != EBADF;  // EBADF: close fails at once
-  switch (st.st_mode & S_IFMT) {
-    case 0:        // POSIX shared memory (pshm_stat sets no file type), kqueue
-    case S_IFIFO:  // pipes and FIFOs
-      return false;
-    case S_IFSOCK: {
-      // TCP and friends honour SO_LINGER; AF_UNIX ignores it. No SO_DOMAIN: the family of the
-      // socket's own address.
-      struct sockaddr_storage self;
-      socklen_t selfLength = sizeof self;
-      if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&self), &selfLength) != 0 ||
-          selfLength < offsetof(struct sockaddr_storage, ss_family) + sizeof(sa_family_t)) {
-        return true;
-      }
-      return self.ss_family != AF_UNIX || UnixSocketMayHoldFds(fd);
-    }
-    default:  // files, directories, devices (a tty drains its output first)
+  if ((st.st_mode & S_IFMT) == S_IFSOCK) {
+    // TCP and friends honour SO_LINGER; AF_UNIX ignores it. No SO_DOMAIN: the family of the
+    // socket's own address.
+    struct sockaddr_storage self;
+    socklen_t selfLength = sizeof self;
+    if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&self), &selfLength) != 0 ||
+        selfLength < offsetof(struct sockaddr_storage, ss_family) + sizeof(sa_family_t)) {
       return true;
+    }
+    return self.ss_family != AF_UNIX || UnixSocketMayHoldFds(fd);
   }
+  return !FileCloseCannotWait(fd, st.st_mode, 0, 0);
 }
 
 #endif  // __linux__

@@ -75,8 +75,9 @@ int PollHangUp(int fd);
 // channel.cc. Type, mode and size of `fd` without waiting on another process where the system
 // allows it: Linux statx(AT_STATX_DONT_SYNC) (fstat before Linux 4.11); macOS fstat, which may ask
 // a network file system's server. Returns 0 or an errno; kStatNoWaitCall names the system call
-// for error messages ("statx" or "fstat").
-int StatNoWait(int fd, mode_t* mode, int64_t* size);
+// for error messages ("statx" or "fstat"). With `closeCannotWait`, also says whether closing the
+// descriptor can never wait (FileCloseCannotWait from the same answer: no second system call).
+int StatNoWait(int fd, mode_t* mode, int64_t* size, bool* closeCannotWait = nullptr);
 extern const char* const kStatNoWaitCall;
 
 // channel.cc: detaches the handle from its Poller, removes it from `pollers` and uv_closes it
@@ -86,8 +87,15 @@ void ClosePollHandle(PollHandle* h);
 // What the addon knows about where a registered descriptor came from, so that closing it can
 // skip checks (CloseQuietly): an AF_UNIX socket it made itself (socketpair, connect, accept,
 // listen, or a dup of one), or a memfd it made (memfdCreate). Anything received or adopted is
-// kUnknown.
-enum class FdOrigin : uint32_t { kUnknown = 0, kUnixSocket = 1, kSharedMemory = 2 };
+// kUnknown, until fdInfo (channel.cc) finds a kind whose close can never wait (FileCloseCannotWait:
+// a pipe, a regular file on a block device, a memfd, /dev/null...): then kCloseCannotWait, so that
+// closing it needs no second statx. Those properties belong to the open file (its inode), which a
+// descriptor keeps until it is closed, so the answer cannot go stale while the table holds the
+// number; sockets never get it (what their queues hold changes). Like every origin, it trusts the
+// table: a number closed behind the addon's back (the application's fs.closeSync(handle.fd), a
+// misuse) and reused meanwhile is closed by number anyway (the table cannot tell), and with this
+// origin without the check, on the calling thread.
+enum class FdOrigin : uint32_t { kUnknown = 0, kUnixSocket = 1, kSharedMemory = 2, kCloseCannotWait = 3 };
 
 // The descriptor table. An fd belongs to at most one environment; registering it takes it over
 // (a stale entry for a reused number is simply replaced).
@@ -95,6 +103,9 @@ void RegisterFd(napi_env env, int fd, FdOrigin origin = FdOrigin::kUnknown);
 void RegisterFds(napi_env env, const int* fds, int count, FdOrigin origin = FdOrigin::kUnknown);
 // The origin recorded for `fd` if this environment owns it, else kUnknown.
 FdOrigin OriginOf(napi_env env, int fd);
+// Records kCloseCannotWait for `fd` if this environment owns it with origin kUnknown (fdInfo found
+// a kind whose close never waits); does nothing otherwise.
+void NoteCloseCannotWait(napi_env env, int fd);
 // Removes `fd` from whichever table holds it and closes this environment's poller on it: libuv
 // must drop the epoll registration while the number still names the same file.
 void UnregisterFd(napi_env env, int fd);
@@ -108,6 +119,11 @@ int CloseFd(napi_env env, int fd);
 // macOS both release the number before the file's own close can be interrupted). Returns 0 or
 // the errno of a close done here. Any thread.
 int CloseQuietly(int fd, FdOrigin origin = FdOrigin::kUnknown);
+// closer.cc. Whether closing a descriptor that is not a socket can never wait, from its type and
+// device numbers (Linux: statx's stx_dev_major / stx_rdev_major; macOS: unused): anonymous inodes,
+// pipes, the memory devices, regular files and directories on a block device, shared memory.
+// Answers for as long as the descriptor stays open. False for a socket (ask at close time).
+bool FileCloseCannotWait(int fd, mode_t mode, unsigned devMajor, unsigned rdevMajor);
 // Descriptors handed to the closer thread and not yet closed. Any thread.
 size_t PendingCloses();
 // closer.cc. "EPERM" for EPERM and so on for every errno of the system it was built for (a
