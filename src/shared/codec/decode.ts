@@ -98,6 +98,26 @@ export function decodeMessage(
   sections?: Uint8Array[],
 ): unknown {
   if (sections !== undefined) return decodeSplit(body, sections, handleCount, hooks, limits);
+  // The common case first: a JSON body (format 0, no binaries, no handles) whose header and
+  // padding are what the encoder writes; anything else takes the general checks below.
+  if (
+    body instanceof Uint8Array &&
+    handleCount === 0 &&
+    body.length >= BODY_HEADER_BYTES &&
+    body[0] === BODY_FORMAT_JSON &&
+    body[1] === BODY_VERSION &&
+    body[2] === 0 &&
+    body[3] === 0 &&
+    getU32(body, 8) === 0 &&
+    getU32(body, 12) === 0
+  ) {
+    const textBytes = getU32(body, 4);
+    const textEnd = BODY_HEADER_BYTES + textBytes;
+    if (textBytes <= body.length - BODY_HEADER_BYTES && align8(textEnd) === body.length) {
+      checkZero(body, textEnd, body.length);
+      return decodeJson(decodeText(body, BODY_HEADER_BYTES, textBytes), limits);
+    }
+  }
   const header = readHeader(body);
   const { format, textStart, textBytes, binaryCount } = header;
   if (header.handleCount !== handleCount) {

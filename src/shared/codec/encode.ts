@@ -43,43 +43,88 @@ function escapeLoneSurrogates(text: string): string {
  * Small first parts are carved out of shared slabs, like Node's Buffer pool: allocating a typed
  * array costs more than encoding a small message. A slab is never reused, so a part stays valid
  * as long as it is referenced; its bytes are only the part's own (but `part.buffer` is the slab).
+ * The last SCRATCH_BYTES of a slab are no part's: a text is encoded there first, then moved
+ * into its part (one view per message instead of two).
  */
 const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PART = 4096;
+const SCRATCH_BYTES = 4096;
+const PARTS_END = SLAB_BYTES - SCRATCH_BYTES;
 let slab = new ArrayBuffer(SLAB_BYTES);
+let slabBytes = new Uint8Array(slab);
+let slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
 let slabUsed = 0;
+
+function newSlab(): void {
+  slab = new ArrayBuffer(SLAB_BYTES);
+  slabBytes = new Uint8Array(slab);
+  slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
+  slabUsed = 0;
+}
 
 /** A zeroed Uint8Array of `n` bytes (`n` a multiple of 8, so slab parts stay 8-aligned). */
 function allocPart(n: number): Uint8Array {
   if (n > SLAB_MAX_PART) return new Uint8Array(n);
   // A detached slab (someone transferred a part's buffer) is replaced too.
-  if (slabUsed + n > SLAB_BYTES || slab.byteLength === 0) {
-    slab = new ArrayBuffer(SLAB_BYTES);
-    slabUsed = 0;
-  }
+  if (slabUsed + n > PARTS_END || slab.byteLength === 0) newSlab();
   const part = new Uint8Array(slab, slabUsed, n);
   slabUsed += n;
   return part;
 }
 
-/** Allocates the first part (header + binary table + text + padding) and writes the text. */
-function writeText(text: string, headerBytes: number): { first: Uint8Array; textBytes: number } {
+/** UTF-8 bytes of the text {@link writeText} wrote last. */
+let textBytesWritten = 0;
+
+/**
+ * Allocates the first part (header + binary table + text + padding) and writes the text;
+ * its UTF-8 length is left in {@link textBytesWritten}.
+ */
+function writeText(text: string, headerBytes: number): Uint8Array {
   const n = text.length;
-  if (n <= 1 << 20) {
+  if (n <= SCRATCH_BYTES) {
+    if (slab.byteLength === 0) newSlab();
+    const { read, written } = encoder.encodeInto(text, slabScratch);
+    if (read === n) {
+      textBytesWritten = written;
+      const size = align8(headerBytes + written);
+      if (size <= SLAB_MAX_PART && slabUsed + size <= PARTS_END) {
+        const first = new Uint8Array(slab, slabUsed, size);
+        slabBytes.copyWithin(slabUsed + headerBytes, PARTS_END, PARTS_END + written);
+        slabUsed += size;
+        return first;
+      }
+      const scratch = slabScratch;
+      const first = allocPart(size);
+      first.set(scratch.subarray(0, written), headerBytes);
+      return first;
+    }
+  } else if (n <= 1 << 20) {
     // Guess the UTF-8 size is the string length (ASCII); fall back when it does not fit.
     const size = align8(headerBytes + n);
     const first = allocPart(size);
     const { read, written } = encoder.encodeInto(text, new Uint8Array(first.buffer, first.byteOffset + headerBytes, size - headerBytes));
     if (read === n) {
+      textBytesWritten = written;
       const end = align8(headerBytes + written);
-      return { first: end === size ? first : first.subarray(0, end), textBytes: written };
+      return end === size ? first : first.subarray(0, end);
     }
     first.fill(0, headerBytes);
   }
   const encoded = encoder.encode(text);
   const first = allocPart(align8(headerBytes + encoded.length));
   first.set(encoded, headerBytes);
-  return { first, textBytes: encoded.length };
+  textBytesWritten = encoded.length;
+  return first;
+}
+
+/** A body of format 0 or 2 (JSON text, no binaries). */
+function buildJsonBody(format: number, text: string, handles: object[]): EncodedMessage {
+  const first = writeText(text, BODY_HEADER_BYTES);
+  first[0] = format;
+  first[1] = BODY_VERSION;
+  setU32(first, 4, textBytesWritten);
+  setU32(first, 12, handles.length);
+  return { parts: [first], byteLength: first.length, handles };
 }
 
 function buildBody(
@@ -91,7 +136,8 @@ function buildBody(
 ): EncodedMessage {
   const count = sections.length;
   const headerBytes = BODY_HEADER_BYTES + 8 * count;
-  const { first, textBytes } = writeText(text, headerBytes);
+  const first = writeText(text, headerBytes);
+  const textBytes = textBytesWritten;
   first[0] = format;
   first[1] = BODY_VERSION;
   setU32(first, 4, textBytes);
@@ -148,7 +194,7 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
     }
     const snap = snapshot(value, hooks, maxDepth);
     if (snap.json) {
-      return buildBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), [], [], []);
+      return buildJsonBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), []);
     }
     if (snap.jsonWithHandles && snap.handles.size > 0) {
       const markers = new Map<object, [number, string]>();
@@ -158,7 +204,7 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
         const marker = markers.get(v);
         return marker === undefined ? v : { [HANDLE_MARKER]: marker };
       });
-      return buildBody(BODY_FORMAT_JSON_HANDLES, text, [], [], [...snap.handles.keys()]);
+      return buildJsonBody(BODY_FORMAT_JSON_HANDLES, text, [...snap.handles.keys()]);
     }
     return encodeDevalue(snap.value, snap.handles);
   } catch (error) {

@@ -100,6 +100,22 @@ const SEEN_LIST_MAX = 16;
 const SLICE_MAX = 1 << 20;
 const arraySlice = Array.prototype.slice;
 
+/**
+ * True when the walk copies array `v` with one slice: a slice reads each item once, fast, into
+ * a packed array (JSON.stringify is much slower on holey ones); it walks every index, hence only
+ * for arrays that look dense, and only for this realm's plain arrays (a slice of a subclass
+ * would construct the subclass).
+ */
+function isSliceable(v: unknown[]): boolean {
+  const end = v.length;
+  return (
+    end <= SLICE_MAX &&
+    Object.getPrototypeOf(v) === Array.prototype &&
+    !Object.hasOwn(v, 'constructor') &&
+    (end <= 4096 || (0 in v && end - 1 in v && end >>> 1 in v))
+  );
+}
+
 /** What {@link snapshot} made of a value. */
 interface Snapshot {
   /** The copy: see {@link snapshot}. */
@@ -132,50 +148,117 @@ interface Snapshot {
  * handle's marker (two levels below its container) fits maxDepth.
  */
 export function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
-  const walk = new SnapshotWalk(hooks, maxDepth);
-  const value = walk.visit(root);
-  walk.run();
-  return { value, json: walk.json, jsonWithHandles: walk.jsonWithHandles, handles: walk.handles ?? NO_HANDLES };
+  if (typeof root === 'object' ? root === null : typeof root !== 'function') {
+    const json = root === null || isJsonScalar(root);
+    return { value: root, json, jsonWithHandles: json && hooks !== undefined, handles: NO_HANDLES };
+  }
+  const walk = idleWalk ?? new SnapshotWalk();
+  idleWalk = undefined;
+  try {
+    walk.start(hooks, maxDepth);
+    const value = walk.fast(root as object, 1);
+    return { value, json: walk.json, jsonWithHandles: walk.jsonWithHandles, handles: walk.handles ?? NO_HANDLES };
+  } finally {
+    walk.clear();
+    idleWalk = walk;
+  }
 }
 
-/** The state of one {@link snapshot} (a class: its methods and fields stay monomorphic). */
+/** The walk {@link snapshot} reuses, when no snapshot is running. */
+let idleWalk: SnapshotWalk | undefined;
+
+/**
+ * Deepest level {@link SnapshotWalk.fast} recurses to; a subtree below it is copied by the
+ * iterative walk (maxDepth may be raised beyond what the stack holds).
+ */
+const FAST_MAX_DEPTH = 64;
+
+/**
+ * The state of one {@link snapshot} (a class: its methods and fields stay monomorphic). One
+ * instance is reused by every snapshot that is not taken while another runs (a getter may send),
+ * so that a small value costs no allocation but its copies.
+ */
 class SnapshotWalk {
   json = true;
-  jsonWithHandles: boolean;
+  jsonWithHandles = false;
   /** Handle objects met, with their kinds (created at the first). */
   handles: Map<object, string> | undefined;
-  /** The caller's objects already met -> their copies (or themselves when kept). */
-  private seenList: object[] | undefined = [];
-  private seenCopies: unknown[] = [];
+  hooks: EncodeHooks | undefined;
+  maxDepth = 0;
+  /**
+   * The caller's objects already met -> their copies (or themselves when kept): the first
+   * SEEN_LIST_MAX in two lists (cheaper than a Map for small values), all in `seenMap` after.
+   * Slots past `seenCount` are undefined.
+   */
+  private readonly seenObjects: object[] = [];
+  private readonly seenCopies: unknown[] = [];
+  private seenCount = 0;
   private seenMap: Map<object, unknown> | undefined;
   private readonly frames: CopyFrame[] = [];
+  /**
+   * Keys and indices from the root to the container {@link fast} is copying (for error paths).
+   * The iterative walk's frames start below them: `baseDepth` levels, written `basePath`.
+   */
+  private readonly fastPath: Array<string | number> = [];
+  private baseDepth = 0;
+  private basePath = '';
 
-  constructor(
-    private readonly hooks: EncodeHooks | undefined,
-    private readonly maxDepth: number,
-  ) {
+  /** Prepares the walk for a value. */
+  start(hooks: EncodeHooks | undefined, maxDepth: number): void {
+    this.hooks = hooks;
+    this.maxDepth = maxDepth;
+    this.json = true;
     this.jsonWithHandles = hooks !== undefined;
   }
 
-  private remember(v: object, copy: unknown): void {
-    const list = this.seenList;
-    if (list !== undefined) {
-      list.push(v);
-      this.seenCopies.push(copy);
-      if (list.length > SEEN_LIST_MAX) {
-        const map = new Map<object, unknown>();
-        for (let i = 0; i < list.length; i++) map.set(list[i], this.seenCopies[i]);
-        this.seenMap = map;
-        this.seenList = undefined;
-        this.seenCopies = [];
-      }
-    } else {
-      this.seenMap!.set(v, copy);
+  /** Lets go of everything the last walk referenced (the caller's objects, the copies). */
+  clear(): void {
+    const n = this.seenCount;
+    for (let i = 0; i < n; i++) {
+      this.seenObjects[i] = undefined as unknown as object;
+      this.seenCopies[i] = undefined;
     }
+    this.seenCount = 0;
+    this.seenMap = undefined;
+    this.handles = undefined;
+    this.hooks = undefined;
+    // Empty unless the walk threw (setting a length costs a runtime call).
+    if (this.frames.length !== 0) this.frames.length = 0;
+    if (this.fastPath.length !== 0) this.fastPath.length = 0;
+    this.baseDepth = 0;
+    this.basePath = '';
+  }
+
+  /** The copy of `v` when met before (`undefined`: not met; `v` itself when kept). */
+  private seenCopy(v: object): unknown {
+    if (this.seenMap !== undefined) return this.seenMap.get(v);
+    const objects = this.seenObjects;
+    for (let i = 0, n = this.seenCount; i < n; i++) {
+      if (objects[i] === v) return this.seenCopies[i];
+    }
+    return undefined;
+  }
+
+  private remember(v: object, copy: unknown): void {
+    if (this.seenMap !== undefined) {
+      this.seenMap.set(v, copy);
+      return;
+    }
+    const n = this.seenCount;
+    if (n < SEEN_LIST_MAX) {
+      this.seenObjects[n] = v;
+      this.seenCopies[n] = copy;
+      this.seenCount = n + 1;
+      return;
+    }
+    const map = new Map<object, unknown>();
+    for (let i = 0; i < n; i++) map.set(this.seenObjects[i], this.seenCopies[i]);
+    map.set(v, copy);
+    this.seenMap = map;
   }
 
   /** Marks the value as neither JSON-exact nor JSON-exact but for handles. */
-  private notJson(): void {
+  notJson(): void {
     this.json = false;
     this.jsonWithHandles = false;
   }
@@ -217,61 +300,151 @@ class SnapshotWalk {
         return v;
       }
     }
-    const list = this.seenList;
-    if (list !== undefined) {
-      const seen = list.indexOf(v);
-      if (seen >= 0) return this.again(v, this.seenCopies[seen]);
-    } else {
-      const seen = this.seenMap!.get(v);
-      if (seen !== undefined) return this.again(v, seen);
-    }
+    const seen = this.seenCopy(v);
+    if (seen !== undefined) return this.again(v, seen);
     const frames = this.frames;
-    if (frames.length + 1 > this.maxDepth) {
-      throw unserializable(describe(v), framesPath(frames), `it nests deeper than maxDepth ${this.maxDepth}`);
+    const depth = this.baseDepth + frames.length + 1;
+    if (depth > this.maxDepth) {
+      throw unserializable(describe(v), this.basePath + framesPath(frames), `it nests deeper than maxDepth ${this.maxDepth}`);
     }
     if (typeof v === 'function') {
       this.remember(v, v);
       this.notJson();
       return v;
     }
-    if (this.hooks !== undefined) {
-      const kind = this.hooks.handleKind(v);
-      if (kind !== undefined) {
-        if (typeof kind !== 'string' || kind.length === 0) {
-          throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
-        }
-        (this.handles ??= new Map()).set(v, kind);
-        this.remember(v, v);
-        this.json = false;
-        if (frames.length + 2 > this.maxDepth) this.jsonWithHandles = false;
-        return v;
-      }
+    if (this.hooks !== undefined && this.isHandle(v, depth)) return v;
+    if (Array.isArray(v)) return this.visitArray(v, isSliceable(v));
+    return this.visitObject(v, Object.getPrototypeOf(v) as object | null);
+  }
+
+  /**
+   * Asks `hooks.handleKind` about `v` (once); a handle is recorded (the caller's object, kept)
+   * and true returned. `depth` is the level of `v`.
+   */
+  private isHandle(v: object, depth: number): boolean {
+    const kind = this.hooks!.handleKind(v);
+    if (kind === undefined) return false;
+    if (typeof kind !== 'string' || kind.length === 0) {
+      throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
     }
+    (this.handles ??= new Map()).set(v, kind);
+    this.remember(v, v);
+    this.json = false;
+    // Its marker in format 2 is two levels below its container.
+    if (depth + 1 > this.maxDepth) this.jsonWithHandles = false;
+    return true;
+  }
+
+  /**
+   * The single-pass copy of plain data, recursive: `v` (an object or function met at level
+   * `depth`, whose ancestors are all arrays and plain objects copied here) is read exactly as
+   * {@link visit} reads it, in the same order, and copied; a plain object's or array's children
+   * are copied here too. Anything else (a Map, a Set, a class instance, a sparse or subclassed
+   * array, a null-prototype object...) and whatever lies below it is handed to the iterative
+   * walk, which continues from what was read: nothing is read twice.
+   */
+  fast(v: object, depth: number): unknown {
+    const seen = this.seenCopy(v);
+    if (seen !== undefined) return this.again(v, seen);
+    if (depth > this.maxDepth) {
+      throw unserializable(describe(v), this.pathOf(this.fastPath.length), `it nests deeper than maxDepth ${this.maxDepth}`);
+    }
+    if (typeof v === 'function' || depth > FAST_MAX_DEPTH) return this.handOver(depth, () => this.visit(v));
+    if (this.hooks !== undefined && this.isHandle(v, depth)) return v;
     if (Array.isArray(v)) {
-      let end = v.length;
-      let src = v as unknown[];
-      let copy: unknown[];
-      if (
-        end <= SLICE_MAX &&
-        Object.getPrototypeOf(v) === Array.prototype &&
-        !Object.hasOwn(v, 'constructor') &&
-        (end <= 4096 || (0 in v && end - 1 in v && end >>> 1 in v))
-      ) {
-        // A slice reads each item once, fast, into a packed array (JSON.stringify is much slower
-        // on holey ones); it walks every index, hence only for arrays that look dense, and only
-        // for this realm's plain arrays (a slice of a subclass would construct the subclass).
-        copy = arraySlice.call(v) as unknown[];
-        src = copy;
-        end = copy.length;
-      } else {
-        copy = [];
-      }
+      if (!isSliceable(v)) return this.handOver(depth, () => this.visitArray(v, false));
+      const copy = arraySlice.call(v) as unknown[];
       this.remember(v, copy);
-      const i = this.copyItems(src, copy, 0, end);
-      if (i < end) frames.push(newFrame(FRAME_ARRAY, src, copy, i, end));
+      const end = copy.length;
+      for (let i = 0; i < end; i++) {
+        const e = copy[i];
+        if (typeof e === 'object' ? e === null : typeof e !== 'function') {
+          if (e !== null && !isJsonScalar(e)) this.notJson();
+        } else {
+          const path = this.fastPath;
+          path.push(i);
+          copy[i] = this.fast(e as object, depth + 1);
+          path.pop();
+        }
+      }
       return copy;
     }
     const proto = Object.getPrototypeOf(v) as object | null;
+    if (proto !== Object.prototype) return this.handOver(depth, () => this.visitObject(v, proto));
+    const symbols = Object.getOwnPropertySymbols(v);
+    for (let i = 0; i < symbols.length; i++) {
+      // devalue refuses it: leave it to devalue, unread
+      if (propertyIsEnumerable.call(v, symbols[i])) {
+        this.remember(v, v);
+        this.notJson();
+        return v;
+      }
+    }
+    const copy = { ...(v as Record<string, unknown>) };
+    this.remember(v, copy);
+    const keys = Object.keys(copy);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const e = copy[k];
+      if (k === HANDLE_MARKER) this.jsonWithHandles = false;
+      else if (k === '__proto__') this.notJson();
+      if (typeof e === 'object' ? e === null : typeof e !== 'function') {
+        if (e !== null && !isJsonScalar(e)) this.notJson();
+      } else {
+        const path = this.fastPath;
+        path.push(k);
+        const c = this.fast(e as object, depth + 1);
+        path.pop();
+        if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
+        else copy[k] = c;
+      }
+    }
+    return copy;
+  }
+
+  /** devalue's path of the first `n` keys of {@link fastPath}. */
+  private pathOf(n: number): string {
+    let path = '';
+    for (let i = 0; i < n; i++) {
+      const k = this.fastPath[i];
+      path += typeof k === 'number' ? `[${k}]` : keyLabel(k);
+    }
+    return path;
+  }
+
+  /**
+   * Runs `start` (the iterative walk's copy of a value at level `depth`, met by {@link fast})
+   * and then that walk until the value's subtree is copied; returns the copy.
+   */
+  private handOver(depth: number, start: () => unknown): unknown {
+    this.baseDepth = depth - 1;
+    this.basePath = this.pathOf(this.fastPath.length);
+    const copy = start();
+    this.run();
+    return copy;
+  }
+
+  /** The copy of an array `v` (handle and depth checks done); `sliceable` from {@link isSliceable}. */
+  private visitArray(v: unknown[], sliceable: boolean): unknown {
+    let end = v.length;
+    let src = v;
+    let copy: unknown[];
+    if (sliceable) {
+      copy = arraySlice.call(v) as unknown[];
+      src = copy;
+      end = copy.length;
+    } else {
+      copy = [];
+    }
+    this.remember(v, copy);
+    const i = this.copyItems(src, copy, 0, end);
+    if (i < end) this.frames.push(newFrame(FRAME_ARRAY, src, copy, i, end));
+    return copy;
+  }
+
+  /** The copy of a non-array object `v` (handle and depth checks done) whose prototype is `proto`. */
+  private visitObject(v: object, proto: object | null): unknown {
+    const frames = this.frames;
     let plain = proto === Object.prototype || proto === null;
     if (!plain) {
       const tag = objectToString.call(v);
