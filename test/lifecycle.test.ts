@@ -359,6 +359,7 @@ describe('one-shot server directories: workers', skipOnWin32('one-shot server di
     for (const exit of ['natural', 'exit']) {
       const w = new Worker(fixture('lifecycle/server-worker.mjs'), { workerData: { exit } });
       const dir = await new Promise<string>((r) => w.once('message', r));
+      if (exit === 'exit') w.postMessage('exit now');
       expect(await workerExit(w)).toBe(0);
       expect(existsSync(dir), exit).toBe(false);
     }
