@@ -157,17 +157,29 @@ async function driver(lib) {
       peer: childStats,
     };
   } else if (p.case === 'growth') {
+    // With p.mux the messages (and the child's figures) come on one logical channel of an IpcMux
+    // over a channel pair between the two processes; the start and go signals stay plain.
+    let data = rx;
+    let mux;
+    if (p.mux) {
+      const [aTx, aRx] = lib.channel();
+      const [bTx, bRx] = lib.channel();
+      toChild.send({ muxTx: bTx, muxRx: aRx });
+      mux = lib.IpcMux.open(aTx, bRx);
+      data = mux.receiver;
+    }
     // Phase 1: warm up both sides, then measure a baseline after GC in each process.
     toChild.send({ start: true });
-    await drain(rx, p.warmup, () => {});
+    await drain(data, p.warmup, () => {});
     gc();
     await new Promise((r) => setTimeout(r, 50));
     gc();
     const before = memStats();
     toChild.send({ go: true });
     // Phase 2: p.count messages, then the child's own figures.
-    await drain(rx, p.count, () => {});
-    const childStats = await rx.recv();
+    await drain(data, p.count, () => {});
+    const childStats = await data.recv();
+    mux?.close();
     gc();
     await new Promise((r) => setTimeout(r, 50));
     gc();
@@ -275,15 +287,29 @@ async function child(lib) {
     process.exit(0);
   }
 
-  const first = await rx.recv();
+  let first = await rx.recv();
   if (p.case === 'growth') {
+    let out = toParent;
+    let flush = () => toParent.flush();
+    if (first.muxTx) {
+      // The messages go on the IpcMux's root sender; what waits in this process is bounded by
+      // the connection's unsent bytes (drained(): under half of maxUnsentBytes).
+      const { muxTx, muxRx } = first;
+      const mux = lib.IpcMux.open(muxTx, muxRx);
+      out = mux.sender;
+      flush = async () => {
+        await toParent.flush();
+        await muxTx.flush();
+      };
+      first = await rx.recv();
+    }
     // The warm-up sends the way the measured phase does, and both end with the same settling.
     const sendAll = async (count) => {
       for (let i = 0; i < count; i++) {
-        toParent.send(small());
-        if (i % 10_000 === 9_999) await toParent.flush(); // bound what waits in this process
+        out.send(small());
+        if (i % 10_000 === 9_999) await flush(); // bound what waits in this process
       }
-      await toParent.flush();
+      await flush();
       gc();
       await new Promise((r) => setTimeout(r, 50));
       gc();
@@ -291,7 +317,8 @@ async function child(lib) {
     };
     const before = await sendAll(p.warmup);
     await rx.recv(); // go
-    toParent.send({ before, after: await sendAll(p.count) });
+    out.send({ before, after: await sendAll(p.count) });
+    await flush();
   } else if (p.case === 'stream') {
     for (let i = 0; i < total; i++) toParent.send(small());
   } else if (p.case === 'bytes64') {
