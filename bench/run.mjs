@@ -407,6 +407,7 @@ for (const c of selected) {
       }
       const lib = row.peers.lib?.median;
       row.ratioJson = lib !== undefined && row.peers.json?.median ? lib / row.peers.json.median : undefined;
+      row.ratioAdvanced = lib !== undefined && row.peers.advanced?.median ? lib / row.peers.advanced.median : undefined;
       row.ratioC = lib !== undefined && row.peers.c?.median ? lib / row.peers.c.median : undefined;
       row.ratioNapi = lib !== undefined && row.peers.napi?.median ? lib / row.peers.napi.median : undefined;
       row.ratioNapiAsync = lib !== undefined && row.peers.napiAsync?.median ? lib / row.peers.napiAsync.median : undefined;
@@ -436,11 +437,11 @@ const cell = (s) => {
   return `${fmtNum(s.median)} (${fmtNum(s.min)}–${fmtNum(s.max)})`;
 };
 const ratio = (r) => (r === undefined ? '—' : `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`);
-const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ C', 'lib ÷ Node-API', 'lib ÷ Node-API event loop', 'stream ÷ seqpacket', 'mux ÷ plain', 'met'];
+const header = ['case', 'mode', 'target', ...PEERS.map((p) => p.label), 'lib ÷ json', 'lib ÷ advanced', 'lib ÷ C', 'lib ÷ Node-API', 'lib ÷ Node-API event loop', 'stream ÷ seqpacket', 'mux ÷ plain', 'met'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   lines.push(
-    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioNapiAsync)} | ${ratio(r.ratioStream)} | ${ratio(r.ratioMux)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
+    `| ${r.title}, ${r.unit} ${r.lower ? '↓' : '↑'} | ${r.modeLabel} | ${r.target ?? ''} | ${PEERS.map((p) => cell(r.peers[p.id])).join(' | ')} | ${ratio(r.ratioJson)} | ${ratio(r.ratioAdvanced)} | ${ratio(r.ratioC)} | ${ratio(r.ratioNapi)} | ${ratio(r.ratioNapiAsync)} | ${ratio(r.ratioStream)} | ${ratio(r.ratioMux)} | ${r.target ? (r.met === undefined ? 'not run' : r.met ? 'met' : 'MISSED') : ''} |`,
   );
 }
 const seconds = (Date.now() - started) / 1000;
