@@ -13,7 +13,7 @@ import { receiverCore } from '../channel.js';
 import type { IpcReceiver } from '../channel.js';
 
 /** Frames, and bytes of frames, one pump takes before it lets the event loop run (a flooding peer cannot hold it). */
-const PUMP_BUDGET = 256;
+export const PUMP_BUDGET = 256;
 const PUMP_BYTES = 4 * 1024 * 1024;
 
 /**
