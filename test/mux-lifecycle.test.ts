@@ -1,6 +1,6 @@
 /**
  * What the multiplexed channels' cheaper paths (issue 15, section 3) could get wrong: the GC
- * safety net of a receiver dropped without close() (through src/main/handles.ts's trackForGc),
+ * safety net of a receiver dropped without close() (its deferred registration, endpoints.ts),
  * RCLOSED decided when the control frame is written (left out only once the peer dropped every
  * sender), and the readiness hook that takes only what the receiver already read (a burst
  * larger than one read and than the pump's budget still arrives whole, in order).

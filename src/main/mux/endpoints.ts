@@ -6,10 +6,10 @@ import { IpcError } from '../../shared/errors.js';
 import { armDeadline, checkTimeout } from '../../shared/deadline.js';
 import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
-import { kDetach, kHandle, trackForGc, untrackForGc } from '../handles.js';
+import { kDetach, kHandle } from '../handles.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema, validate } from '../../shared/validate.js';
-import type { Disposer, HandleInfo } from '../handles.js';
+import type { HandleInfo } from '../handles.js';
 
 import { IpcMux } from './mux.js';
 import type { MuxChannelOptions } from './mux.js';
@@ -39,7 +39,7 @@ class PendingRecv implements Waiter {
 export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
 
 /** @internal One logical channel as this side of the connection sees it. */
-export class Chan implements Disposer {
+export class Chan {
   /** Live MuxSender objects of this channel in this process (relays included). */
   local = 0;
   // ---- host side (the receiver lives here)
@@ -75,48 +75,66 @@ export class Chan implements Disposer {
   /** The host-side channel this one relays for (its receiver moved to the peer). */
   relayOf: Chan | undefined;
 
-  /** What the GC safety net releases for this channel's senders (see SenderGone), made with the first. */
-  sendersHeld: SenderGone | undefined;
-  /** A Disposer with no descriptor: what the GC safety net releases for a receiver of this channel. */
-  readonly fd = -1;
-
   constructor(
-    /** @internal */
-    readonly mux: IpcMux<unknown, unknown>,
     readonly key: number,
     readonly host: boolean,
     maxQueue: number,
   ) {
     this.maxQueue = maxQueue;
   }
-
-  /** A receiver of this channel was collected without close() (the GC safety net). */
-  release(): void {
-    this.mux.receiverGone(this);
-  }
 }
 
 
-/**
- * The GC safety net of the logical endpoints is src/main/handles.ts's (`trackForGc`), which
- * registers late, only what is still open 25 to 50 ms after it was made: most logical endpoints
- * live for one message (a reply channel, a sender sent and closed at once), and a
- * FinalizationRegistry cell, allocated in V8's old generation, keeps its endpoint and channel
- * alive through every young collection until the next full one (~1.7 KB promoted per channel,
- * measured). What it releases is a `Disposer` with no descriptor (`fd` -1) whose `release` tells
- * the connection: a channel's {@link Chan} for its receiver, one {@link SenderGone} per channel
- * (made with its first sender, shared by its clones) for its senders. Neither reaches the
- * endpoints it stands for (but through the connection, which holds its root endpoints for its
- * whole life, and through messages queued in the channel). handles.ts's FRESH_MAX (1,024) is what
- * bounds a long synchronous burst of them now (this file's own copy waited for 8,192).
- */
-class SenderGone implements Disposer {
-  readonly fd = -1;
-  constructor(private readonly chan: Chan) {}
-
-  release(): void {
-    this.chan.mux.senderGone(this.chan);
+/** What the GC safety net needs to release an endpoint collected without close(). */
+interface Held {
+  mux: IpcMux<unknown, unknown>;
+  chan: Chan;
+  sender: boolean;
+}
+const finalizer = new FinalizationRegistry<Held>((h) => {
+  try {
+    if (h.sender) h.mux.senderGone(h.chan);
+    else h.mux.receiverGone(h.chan);
+  } catch {
+    /* the process may be going away */
   }
+});
+
+/*
+ * The GC safety net is registered late, for the endpoints still open after a while: most logical
+ * endpoints live for one message (a reply channel, a sender sent and closed at once), and a
+ * FinalizationRegistry cell costs more than the register/unregister calls: V8 allocates it in the
+ * old generation, where it keeps the endpoint and its channel alive through every young
+ * collection until the next full one, registered or not (one channel made, sent and answered
+ * promoted ~1.7 KB per channel; scavenges took 2-10 ms instead of 0.3 ms). So a new endpoint waits
+ * in `fresh` (held strongly: a dropped one is released at most 2 x REGISTER_AFTER_MS later than it
+ * would be) and is registered by the pass after the one that saw it arrive; one closed before
+ * leaves the list (swap-remove) and is never registered.
+ */
+const REGISTER_AFTER_MS = 25;
+/** Past this many waiting endpoints (a long synchronous loop, no timer runs), they are registered at once. */
+const FRESH_MAX = 8192;
+/** Endpoints made since the last pass, and those that were already waiting at it (registered at the next). */
+let fresh: MuxEndpoint[] = [];
+let aging: MuxEndpoint[] = [];
+let passTimer: ReturnType<typeof setTimeout> | undefined;
+
+function registerPass(): void {
+  if (passTimer !== undefined) clearTimeout(passTimer);
+  passTimer = undefined;
+  const old = aging;
+  aging = fresh;
+  fresh = old;
+  for (let i = 0; i < old.length; i++) old[i]!.register();
+  old.length = 0;
+  for (let i = 0; i < aging.length; i++) aging[i]!.waitIn = 1;
+  if (aging.length > 0) schedulePass();
+}
+
+function schedulePass(): void {
+  if (passTimer !== undefined) return;
+  passTimer = setTimeout(registerPass, REGISTER_AFTER_MS);
+  passTimer.unref();
 }
 
 /** Base of the logical endpoints: closing, disposal, and the handle protocol (upgrade). */
@@ -127,12 +145,25 @@ export abstract class MuxEndpoint implements Disposable {
   readonly chan: Chan;
   /** @internal */
   protected done = false;
+  /** @internal Where this endpoint waits for the GC safety net: 0 `fresh`, 1 `aging`, 2 registered, -1 neither (closed). */
+  waitIn = 0;
+  /** @internal Its index there. */
+  waitAt: number;
 
-  /** @internal `gone`: what the GC safety net releases if this endpoint is collected without close(). */
-  constructor(mux: IpcMux<unknown, unknown>, chan: Chan, gone: Disposer) {
+  /** @internal */
+  constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
     this.mux = mux;
     this.chan = chan;
-    trackForGc(this, gone);
+    this.waitAt = fresh.length;
+    fresh.push(this);
+    if (fresh.length > FRESH_MAX) registerPass();
+    else schedulePass();
+  }
+
+  /** @internal Registers this endpoint with the GC safety net (called by the registration pass). */
+  register(): void {
+    this.waitIn = 2;
+    finalizer.register(this, { mux: this.mux, chan: this.chan, sender: this instanceof MuxSender }, this);
   }
 
   /** True once closed (or moved, for a receiver). */
@@ -151,7 +182,18 @@ export abstract class MuxEndpoint implements Disposable {
   protected finish(): boolean {
     if (this.done) return false;
     this.done = true;
-    untrackForGc(this);
+    const w = this.waitIn;
+    this.waitIn = -1;
+    if (w === 2) finalizer.unregister(this);
+    else {
+      // Leaves its list (swap-remove): nothing keeps a closed endpoint alive.
+      const list = w === 0 ? fresh : aging;
+      const last = list.pop()!;
+      if (last !== this) {
+        list[this.waitAt] = last;
+        last.waitAt = this.waitAt;
+      }
+    }
     return true;
   }
 
@@ -216,7 +258,7 @@ export class MuxSender<T> extends MuxEndpoint {
 
   /** @internal Use `IpcMux.channel()`. */
   constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
-    super(mux, chan, (chan.sendersHeld ??= new SenderGone(chan)));
+    super(mux, chan);
     chan.local++;
   }
 
@@ -339,7 +381,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
 
   /** @internal Use `IpcMux.channel()`. */
   constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
-    super(mux, chan, chan);
+    super(mux, chan);
   }
 
   /**

@@ -264,7 +264,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       const msg = `this multiplexed connection already carries maxChannels (${this.limits.maxChannels}) logical channels`;
       throw new IpcError('TOO_LARGE', local ? `${msg}: close some, or open the connection with a higher maxChannels` : `${msg}; the peer asked for more`);
     }
-    const c = new Chan(this as IpcMux<unknown, unknown>, key, host, this.limits.maxQueue);
+    const c = new Chan(key, host, this.limits.maxQueue);
     this.chans.set(key, c);
     return c;
   }

@@ -31,11 +31,12 @@ export function startReading(mux: IpcMux<unknown, unknown>): void {
 /**
  * Handles the frames that can be taken now, at most `budget` (then the rest in a later turn of
  * the event loop). Errors of single frames are reported on the connection; its end ends the mux.
- * `readSocket` false (the readiness hook and its continuation): only the frames the receiver
- * already read are taken. The hook runs after the receiver's read, and its watch stays on while
- * the mux reads, so what is still in the socket wakes the hook again; reading on would only
- * cost a recvmsg that fails with EAGAIN per wake-up (a third of a logical round trip's system
- * calls). recvSync() (waitSync) reads the socket itself.
+ * `readSocket` false (the readiness hook and its continuation): when the receiver's read held
+ * one frame, the socket is not read again. The hook runs after the receiver's read, and its
+ * watch stays on while the mux reads, so what is still in the socket wakes the hook again; in
+ * request/response traffic reading on would only cost a recvmsg that fails with EAGAIN per
+ * wake-up (a third of a logical round trip's system calls). recvSync() (waitSync) reads the
+ * socket itself.
  */
 export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, fromActivity = false, readSocket = true): number {
   // While a continuation is scheduled, readiness does not start another pump: one budget per
@@ -48,7 +49,10 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
   try {
     for (; n < budget && bytes < PUMP_BYTES; n++) {
       // Nothing read ahead, the receiver open and not at its end: the rest is in the socket.
-      if (!readSocket && core.pending === 0 && !core.eof && !core.closed) return n;
+      // One frame per wake-up (request/response) stops here; a burst reads on, as more of it
+      // is likely there already (fewer wake-ups, and DROPs taken before the replies' receivers
+      // close, which saves their RCLOSED).
+      if (!readSocket && n < 2 && core.pending === 0 && !core.eof && !core.closed) return n;
       let r: { message: MuxFrame } | undefined;
       try {
         r = mux.rx.tryRecv();
