@@ -38,7 +38,7 @@ import { Chan, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
-import { pumpFrames, startReading } from './reader.js';
+import { PUMP_BUDGET, pumpFrames, startReading } from './reader.js';
 import { pumpLoop } from './writer.js';
 import { sendFrame, sendLocal } from './writer.js';
 
@@ -160,6 +160,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private readonly onError: ((e: IpcError) => void) | undefined;
   private errors = 0;
   private pendingControl: number[] = [];
+  /** Hosted channels whose receiver went while the peer held senders (see rclosed). */
+  private pendingRclosed: Chan[] = [];
   /** Control operations written while the connection had unsent bytes, since it last drained. */
   private unsentControl = 0;
   private drainWatched = false;
@@ -356,13 +358,41 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal */
   control(op: number, key: number, n = 0): void {
     if (!this.alive) return;
-    const first = this.pendingControl.length === 0;
+    const first = this.pendingControl.length === 0 && this.pendingRclosed.length === 0;
     this.pendingControl.push(op, key, n);
     if (first) setImmediate(this.flushControl);
   }
 
+  /**
+   * @internal The receiver of hosted channel `c` is gone while the peer holds senders: RCLOSED,
+   * decided when the control frame is written. A DROP that arrived meanwhile (the peer's senders
+   * all gone: the usual end of a reply channel, whose sender is closed as its reply is sent)
+   * makes it useless, and it is left out: the peer would only look the id up to find nothing.
+   */
+  rclosed(c: Chan): void {
+    if (!this.alive) return;
+    const first = this.pendingControl.length === 0 && this.pendingRclosed.length === 0;
+    this.pendingRclosed.push(c);
+    if (first) setImmediate(this.flushControlSoon);
+  }
+
+  /**
+   * The control frame at the end of the turn, when it may hold RCLOSEDs: what the peer sent
+   * meanwhile is taken first (a DROP among it saves each its RCLOSED), reading the socket: the
+   * readiness hook only takes what was read when it ran (see pumpFrames).
+   */
+  private readonly flushControlSoon = (): void => {
+    if (this.alive && !this.pumping && !this.pumpScheduled) pumpFrames(this, PUMP_BUDGET, false, true);
+    this.flushControl();
+  };
+
   private readonly flushControl = (): void => {
     const ops = this.pendingControl;
+    const closed = this.pendingRclosed;
+    if (closed.length > 0) {
+      this.pendingRclosed = [];
+      for (const c of closed) if (c.granted > 0) ops.push(OP_RCLOSED, c.key, 0);
+    }
     if (ops.length === 0) return;
     this.pendingControl = [];
     if (this.alive && unsentBytes(this.tx as IpcSender<unknown>) > 0) {
@@ -549,7 +579,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         w.reject(err);
       }
     }
-    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    if (c.granted > 0) this.rclosed(c);
     this.maybeForget(c);
   }
 
@@ -575,7 +605,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
         w.reject(new IpcError('CLOSED', 'this MuxReceiver was closed'));
       }
     }
-    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    if (c.granted > 0) this.rclosed(c);
     this.maybeForget(c);
   }
 
@@ -587,7 +617,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     if (sink && 'plain' in sink) sink.plain.close();
     if (sink && 'relay' in sink) this.senderGone(sink.relay);
     c.recvGone = true;
-    if (c.granted > 0) this.control(OP_RCLOSED, c.key);
+    if (c.granted > 0) this.rclosed(c);
     this.maybeForget(c);
   }
 

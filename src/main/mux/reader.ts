@@ -13,7 +13,7 @@ import { receiverCore } from '../channel.js';
 import type { IpcReceiver } from '../channel.js';
 
 /** Frames, and bytes of frames, one pump takes before it lets the event loop run (a flooding peer cannot hold it). */
-const PUMP_BUDGET = 256;
+export const PUMP_BUDGET = 256;
 const PUMP_BYTES = 4 * 1024 * 1024;
 
 /**
@@ -24,23 +24,35 @@ const PUMP_BYTES = 4 * 1024 * 1024;
  */
 export function startReading(mux: IpcMux<unknown, unknown>): void {
   const core = receiverCore(mux.rx as IpcReceiver<unknown>);
-  core.subscribe(() => pumpFrames(mux, PUMP_BUDGET, true));
+  core.subscribe(() => pumpFrames(mux, PUMP_BUDGET, true, false));
   core.setWatched(true);
 }
 
 /**
  * Handles the frames that can be taken now, at most `budget` (then the rest in a later turn of
  * the event loop). Errors of single frames are reported on the connection; its end ends the mux.
+ * `readSocket` false (the readiness hook and its continuation): when the receiver's read held
+ * one frame, the socket is not read again. The hook runs after the receiver's read, and its
+ * watch stays on while the mux reads, so what is still in the socket wakes the hook again; in
+ * request/response traffic reading on would only cost a recvmsg that fails with EAGAIN per
+ * wake-up (a third of a logical round trip's system calls). recvSync() (waitSync) reads the
+ * socket itself.
  */
-export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, fromActivity = false): number {
+export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, fromActivity = false, readSocket = true): number {
   // While a continuation is scheduled, readiness does not start another pump: one budget per
   // turn of the event loop, whatever wakes it.
   if (mux.pumping || !mux.alive || (fromActivity && mux.pumpScheduled)) return 0;
   mux.pumping = true;
   let bytes = 0;
   let n = 0;
+  const core = receiverCore(mux.rx as IpcReceiver<unknown>);
   try {
     for (; n < budget && bytes < PUMP_BYTES; n++) {
+      // Nothing read ahead, the receiver open and not at its end: the rest is in the socket.
+      // One frame per wake-up (request/response) stops here; a burst reads on, as more of it
+      // is likely there already (fewer wake-ups, and DROPs taken before the replies' receivers
+      // close, which saves their RCLOSED).
+      if (!readSocket && n < 2 && core.pending === 0 && !core.eof && !core.closed) return n;
       let r: { message: MuxFrame } | undefined;
       try {
         r = mux.rx.tryRecv();
@@ -65,7 +77,7 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
       mux.pumpScheduled = true;
       setImmediate(() => {
         mux.pumpScheduled = false;
-        pumpFrames(mux);
+        pumpFrames(mux, PUMP_BUDGET, false, false);
       });
     }
     return n;

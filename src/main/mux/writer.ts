@@ -54,18 +54,24 @@ export function openLoop(mux: IpcMux<unknown, unknown>): [IpcSender<MuxFrame>, I
 /** Reads the loopback like the connection (see startReading in reader.ts): synchronously, on its readiness hook. */
 function startLoopReading(mux: IpcMux<unknown, unknown>, rx: IpcReceiver<MuxFrame>): void {
   const core = receiverCore(rx as IpcReceiver<unknown>);
-  core.subscribe(() => pumpLoop(mux));
+  core.subscribe(() => pumpLoop(mux, false));
   core.setWatched(true);
 }
 
-/** Handles the local messages that can be taken now (this process's own: no budget needed beyond one batch). */
-export function pumpLoop(mux: IpcMux<unknown, unknown>): number {
+/**
+ * Handles the local messages that can be taken now (this process's own: no budget needed beyond
+ * one batch). `readSocket` false (the readiness hook): only what the receiver already read, as
+ * pumpFrames does.
+ */
+export function pumpLoop(mux: IpcMux<unknown, unknown>, readSocket = true): number {
   const rx = mux.loop?.[1];
   if (rx === undefined || mux.loopPumping) return 0;
   mux.loopPumping = true;
   let n = 0;
+  const core = receiverCore(rx as IpcReceiver<unknown>);
   try {
     for (;; n++) {
+      if (!readSocket && core.pending === 0 && !core.eof && !core.closed) return n;
       let f: MuxFrame | undefined;
       let failed: IpcError | undefined;
       try {
