@@ -36,6 +36,7 @@ const CONTRACT = [
   'test/writers-review.test.ts',
   'test/mux.test.ts',
   'test/mux-review.test.ts',
+  'test/mux-lifecycle.test.ts',
   'test/receiver-iterator.test.ts',
   'test/receiver-retention.test.ts',
   'test/receiver-tryrecv-tick.test.ts',
