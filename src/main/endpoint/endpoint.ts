@@ -11,6 +11,7 @@ import type { LayoutOf, ParsedItem } from '../framing.js';
 import { assertThread, closedError, currentThreadId, kDetach, kHandle } from '../handles.js';
 import type { HandleInfo, HandleSource } from '../handles.js';
 import { transport } from '../transport/index.js';
+import { IteratorTail } from '../iterator-tail.js';
 import { asyncSchemaError, checkRecvOptions } from './options.js';
 import type { ReceiverOptions, RecvOptions } from './options.js';
 import { ReceiverCore } from './receiver-core.js';
@@ -280,9 +281,10 @@ export abstract class ReceiverBase<M> extends Endpoint implements AsyncIterable<
  * `for await` loop resumes one microtask after the message arrives (and has asked for the next
  * one before the core checks whether anyone still waits, see ReceiverSockets.demand).
  */
-class ReceiverIterator<M> implements AsyncGenerator<M, void, undefined>, IterState {
-  finished = false;
-  constructor(private readonly rx: ReceiverBase<M>) {}
+class ReceiverIterator<M> extends IteratorTail<M> implements IterState {
+  constructor(private readonly rx: ReceiverBase<M>) {
+    super();
+  }
 
   next(): Promise<IteratorResult<M, void>> {
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
@@ -306,22 +308,4 @@ class ReceiverIterator<M> implements AsyncGenerator<M, void, undefined>, IterSta
     }
     return { value, done: false };
   };
-
-  return(value?: void | PromiseLike<void>): Promise<IteratorResult<M, void>> {
-    this.finished = true;
-    return Promise.resolve(value).then((v) => ({ value: v, done: true }));
-  }
-
-  throw(e: unknown): Promise<IteratorResult<M, void>> {
-    this.finished = true;
-    return Promise.reject(e);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.return();
-  }
 }

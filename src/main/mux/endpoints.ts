@@ -7,6 +7,7 @@ import { armDeadline, checkTimeout } from '../../shared/deadline.js';
 import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
 import { kDetach, kHandle } from '../handles.js';
+import { IteratorTail } from '../iterator-tail.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema, validate } from '../../shared/validate.js';
 import type { HandleInfo } from '../handles.js';
@@ -212,9 +213,10 @@ export abstract class MuxEndpoint implements Disposable {
  * `for (;;) try { yield await rx.recv() } catch (e) { if DISCONNECTED return; throw e }` would,
  * without a generator's own promises per step (half the time per message, measured).
  */
-class MuxIterator<T> implements AsyncGenerator<T, void, undefined> {
-  private finished = false;
-  constructor(private readonly rx: MuxReceiver<T>) {}
+class MuxIterator<T> extends IteratorTail<T> {
+  constructor(private readonly rx: MuxReceiver<T>) {
+    super();
+  }
 
   next(): Promise<IteratorResult<T, void>> {
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
@@ -228,24 +230,6 @@ class MuxIterator<T> implements AsyncGenerator<T, void, undefined> {
     if (e instanceof IpcError && e.code === 'DISCONNECTED') return { value: undefined, done: true };
     throw e;
   };
-
-  return(value?: void | PromiseLike<void>): Promise<IteratorResult<T, void>> {
-    this.finished = true;
-    return Promise.resolve(value).then((v) => ({ value: v, done: true }));
-  }
-
-  throw(e: unknown): Promise<IteratorResult<T, void>> {
-    this.finished = true;
-    return Promise.reject(e);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.return();
-  }
 }
 
 /**
