@@ -116,6 +116,19 @@ let fresh = new Map<object, Held>();
 let aging = new Map<object, Held>();
 let passTimer: ReturnType<typeof setTimeout> | undefined;
 
+/*
+ * Owners of one descriptor (OwnedDescriptor: file handles, shared memory, pool segments) wait in
+ * arrays instead: one is made per received descriptor, and a Map entry (the owner's identity
+ * hash, an ordered-hash insert and delete) cost more than the rest of its bookkeeping together.
+ * Each waiting owner knows its array and index; closing it empties its slot (so that a closed
+ * owner is not kept alive, and promoted, by the array), and a pass registers the owners still in
+ * the older array. Same rules as the Map: registered by the pass after the one that saw it arrive.
+ */
+let freshOwned: Array<OwnedDescriptor | undefined> = [];
+let agingOwned: Array<OwnedDescriptor | undefined> = [];
+/** Set by OwnedDescriptor's static block: registers a waiting owner that is still open. */
+let registerOwned: (owner: OwnedDescriptor) => void;
+
 function registerPass(): void {
   if (passTimer !== undefined) clearTimeout(passTimer);
   passTimer = undefined;
@@ -124,7 +137,15 @@ function registerPass(): void {
   fresh = old;
   for (const [owner, held] of old) finalizer.register(owner, held, owner);
   old.clear();
-  if (aging.size > 0) schedulePass();
+  const oldOwned = agingOwned;
+  agingOwned = freshOwned;
+  freshOwned = oldOwned;
+  for (let i = 0; i < oldOwned.length; i++) {
+    const owner = oldOwned[i];
+    if (owner !== undefined) registerOwned(owner);
+  }
+  oldOwned.length = 0;
+  if (aging.size > 0 || agingOwned.length > 0) schedulePass();
 }
 
 function schedulePass(): void {
@@ -159,6 +180,24 @@ export function untrackForGc(owner: object): void {
  */
 export abstract class OwnedDescriptor implements HandleSource, Disposable {
   #fd: number;
+  /** What the GC safety net also releases (see the constructor), or undefined. */
+  readonly #release: (() => void) | undefined;
+  /**
+   * The waiting array (freshOwned or agingOwned) holding this owner at #slot, until a pass
+   * registers it (then undefined: registered, or closed before).
+   */
+  #waiting: Array<OwnedDescriptor | undefined> | undefined;
+  #slot: number;
+
+  static {
+    registerOwned = (owner) => {
+      owner.#waiting = undefined;
+      const fd = owner.#fd;
+      if (fd < 0) return; // closed since (its slot is normally emptied then)
+      const release = owner.#release;
+      finalizer.register(owner, release === undefined ? fd : { fd, release }, owner);
+    };
+  }
 
   /**
    * Takes ownership of `fd`. `release`, if given, also runs from the GC safety net, so it must
@@ -166,7 +205,13 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
    */
   protected constructor(fd: number, release?: () => void) {
     this.#fd = fd;
-    trackForGc(this, release === undefined ? fd : { fd, release });
+    this.#release = release;
+    const waiting = freshOwned;
+    this.#waiting = waiting;
+    this.#slot = waiting.length;
+    waiting.push(this);
+    if (waiting.length > FRESH_MAX) registerPass();
+    else schedulePass();
   }
 
   /** True once closed (or sent by transfer). */
@@ -210,10 +255,17 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   /** What the subclass holds besides the descriptor, released on close and on transfer. Default: nothing. */
   protected releaseOwned(): void {}
 
-  // Out of the safety net first: once unregistered, its held value (the descriptor's number, or a
+  // Out of the safety net first: a waiting owner leaves its slot (it is never registered); a
+  // registered one is unregistered, after which its held value (the descriptor's number, or a
   // Disposer naming it) is never used, so it need not be cleared.
   private forget(): void {
-    untrackForGc(this);
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      waiting[this.#slot] = undefined;
+      this.#waiting = undefined;
+    } else if (this.#fd >= 0) {
+      finalizer.unregister(this);
+    }
     this.releaseOwned();
     this.#fd = -1;
   }
