@@ -124,8 +124,13 @@ let passTimer: ReturnType<typeof setTimeout> | undefined;
  * owner is not kept alive, and promoted, by the array), and a pass registers the owners still in
  * the older array. Same rules as the Map: registered by the pass after the one that saw it arrive.
  */
-let freshOwned: Array<OwnedDescriptor | undefined> = [];
-let agingOwned: Array<OwnedDescriptor | undefined> = [];
+interface Waiting {
+  owners: Array<OwnedDescriptor | undefined>;
+  /** How many of `owners` are still there (not closed): a pass skips an array with none. */
+  live: number;
+}
+let freshOwned: Waiting = { owners: [], live: 0 };
+let agingOwned: Waiting = { owners: [], live: 0 };
 /** Set by OwnedDescriptor's static block: registers a waiting owner that is still open. */
 let registerOwned: (owner: OwnedDescriptor) => void;
 
@@ -140,12 +145,17 @@ function registerPass(): void {
   const oldOwned = agingOwned;
   agingOwned = freshOwned;
   freshOwned = oldOwned;
-  for (let i = 0; i < oldOwned.length; i++) {
-    const owner = oldOwned[i];
-    if (owner !== undefined) registerOwned(owner);
+  const owners = oldOwned.owners;
+  for (let i = 0; i < owners.length && oldOwned.live > 0; i++) {
+    const owner = owners[i];
+    if (owner !== undefined) {
+      oldOwned.live--;
+      registerOwned(owner);
+    }
   }
-  oldOwned.length = 0;
-  if (aging.size > 0 || agingOwned.length > 0) schedulePass();
+  owners.length = 0;
+  oldOwned.live = 0;
+  if (aging.size > 0 || agingOwned.live > 0) schedulePass();
 }
 
 function schedulePass(): void {
@@ -186,7 +196,7 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
    * The waiting array (freshOwned or agingOwned) holding this owner at #slot, until a pass
    * registers it (then undefined: registered, or closed before).
    */
-  #waiting: Array<OwnedDescriptor | undefined> | undefined;
+  #waiting: Waiting | undefined;
   #slot: number;
 
   static {
@@ -208,9 +218,10 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
     this.#release = release;
     const waiting = freshOwned;
     this.#waiting = waiting;
-    this.#slot = waiting.length;
-    waiting.push(this);
-    if (waiting.length > FRESH_MAX) registerPass();
+    this.#slot = waiting.owners.length;
+    waiting.owners.push(this);
+    waiting.live++;
+    if (waiting.owners.length > FRESH_MAX) registerPass();
     else schedulePass();
   }
 
@@ -261,7 +272,8 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   private forget(): void {
     const waiting = this.#waiting;
     if (waiting !== undefined) {
-      waiting[this.#slot] = undefined;
+      waiting.owners[this.#slot] = undefined;
+      waiting.live--;
       this.#waiting = undefined;
     } else if (this.#fd >= 0) {
       finalizer.unregister(this);
