@@ -20,6 +20,11 @@
 //           --case fd,fd-floor). valgrind counts user-space instructions only: the system calls'
 //           kernel time (SCM_RIGHTS, statx, close) is not in these figures. `fd-none` sends the
 //           same shape without a descriptor (`{ fh: 1 }`): what the descriptor itself adds.
+//   fd-handle       IpcFileHandle.from(/dev/null) + close(): the handle object's own cost (its GC
+//                   safety net bookkeeping), against `fd-handle-floor` (the addon's dup + close);
+//   fd-encode       encodeMessage({ fh }) with a handle hook, against `fd-encode-none` ({ fh: 1 });
+//   fd-decode       decodeMessage of that body reviving a stand-in object, against
+//                   `fd-decode-none`: the codec's share of a descriptor (issue 15 §2's profile).
 //   churn   a new channel per message: channel(), send + tryRecv of the small object, close both
 //           ends, against `churn-floor` (socketpair, sendPacket, recvPackets, JSON, two closes);
 //           both yield to the event loop (setImmediate) every 64 channels. Not in the default list.
@@ -57,7 +62,7 @@ function main() {
     const a = count(c, n1, lib);
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
-    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
+    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
     console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
@@ -148,6 +153,25 @@ async function runCase(c, n, libPath) {
       addon.fdInfo(fds[0], info);
       addon.close(fds[0]);
     };
+  } else if (c === 'fd-handle' || c === 'fd-handle-floor') {
+    const devnull = openSync('/dev/null', 'r');
+    if (c === 'fd-handle') {
+      const lib = await import(libPath);
+      f = () => lib.IpcFileHandle.from(devnull).close();
+    } else {
+      addon.adopt(devnull);
+      f = () => addon.close(addon.dup(devnull));
+    }
+  } else if (c.startsWith('fd-encode') || c.startsWith('fd-decode')) {
+    const codec = require(path.join(path.dirname(libPath), '..', 'shared', 'lib', 'codec.cjs'));
+    const fh = { close() {} };
+    const hooks = { handleKind: (v) => (v === fh ? 'F' : undefined) };
+    const msg = c.endsWith('-none') ? { fh: 1 } : { fh };
+    const body = codec.joinParts(codec.encodeMessage(msg, hooks));
+    const count = c.endsWith('-none') ? 0 : 1;
+    const revive = { reviveHandle: () => fh };
+    const limits = { maxMessageBytes: 1 << 26, maxDepth: 64, maxElements: 1e6, maxHandles: 1024 };
+    f = c.startsWith('fd-encode') ? () => codec.encodeMessage(msg, hooks) : () => codec.decodeMessage(body, count, revive, limits);
   } else if (c === 'churn') {
     const lib = await import(libPath);
     f = () => {

@@ -2,7 +2,7 @@
  * IpcFileHandle: an owned descriptor (file, pipe, socket, memfd...) that can travel in messages.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { OwnedDescriptor, currentThreadId, kHandle, osError, registerHandleKind } from './handles.js';
+import { OwnedDescriptor, kHandle, osError, registerHandleKind } from './handles.js';
 import type { HandleInfo } from './handles.js';
 import { native } from './native.js';
 
@@ -12,9 +12,6 @@ import { native } from './native.js';
  * keeps it usable here: the receiving process gets its own descriptor (close-on-exec).
  */
 export class IpcFileHandle extends OwnedDescriptor {
-  /** @internal */
-  readonly thread = currentThreadId;
-
   /** @internal Use `IpcFileHandle.from()`. */
   constructor(fd: number) {
     super(fd);

@@ -116,6 +116,24 @@ let fresh = new Map<object, Held>();
 let aging = new Map<object, Held>();
 let passTimer: ReturnType<typeof setTimeout> | undefined;
 
+/*
+ * Owners of one descriptor (OwnedDescriptor: file handles, shared memory, pool segments) wait in
+ * arrays instead: one is made per received descriptor, and a Map entry (the owner's identity
+ * hash, an ordered-hash insert and delete) cost more than the rest of its bookkeeping together.
+ * Each waiting owner knows its array and index; closing it empties its slot (so that a closed
+ * owner is not kept alive, and promoted, by the array), and a pass registers the owners still in
+ * the older array. Same rules as the Map: registered by the pass after the one that saw it arrive.
+ */
+interface Waiting {
+  owners: Array<OwnedDescriptor | undefined>;
+  /** How many of `owners` are still there (not closed): a pass skips an array with none. */
+  live: number;
+}
+let freshOwned: Waiting = { owners: [], live: 0 };
+let agingOwned: Waiting = { owners: [], live: 0 };
+/** Set by OwnedDescriptor's static block: registers a waiting owner that is still open. */
+let registerOwned: (owner: OwnedDescriptor) => void;
+
 function registerPass(): void {
   if (passTimer !== undefined) clearTimeout(passTimer);
   passTimer = undefined;
@@ -124,7 +142,20 @@ function registerPass(): void {
   fresh = old;
   for (const [owner, held] of old) finalizer.register(owner, held, owner);
   old.clear();
-  if (aging.size > 0) schedulePass();
+  const oldOwned = agingOwned;
+  agingOwned = freshOwned;
+  freshOwned = oldOwned;
+  const owners = oldOwned.owners;
+  for (let i = 0; i < owners.length && oldOwned.live > 0; i++) {
+    const owner = owners[i];
+    if (owner !== undefined) {
+      oldOwned.live--;
+      registerOwned(owner);
+    }
+  }
+  owners.length = 0;
+  oldOwned.live = 0;
+  if (aging.size > 0 || agingOwned.live > 0) schedulePass();
 }
 
 function schedulePass(): void {
@@ -159,6 +190,24 @@ export function untrackForGc(owner: object): void {
  */
 export abstract class OwnedDescriptor implements HandleSource, Disposable {
   #fd: number;
+  /** What the GC safety net also releases (see the constructor), or undefined. */
+  readonly #release: (() => void) | undefined;
+  /**
+   * The waiting array (freshOwned or agingOwned) holding this owner at #slot, until a pass
+   * registers it (then undefined: registered, or closed before).
+   */
+  #waiting: Waiting | undefined;
+  #slot: number;
+
+  static {
+    registerOwned = (owner) => {
+      owner.#waiting = undefined;
+      const fd = owner.#fd;
+      if (fd < 0) return; // closed since (its slot is normally emptied then)
+      const release = owner.#release;
+      finalizer.register(owner, release === undefined ? fd : { fd, release }, owner);
+    };
+  }
 
   /**
    * Takes ownership of `fd`. `release`, if given, also runs from the GC safety net, so it must
@@ -166,7 +215,14 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
    */
   protected constructor(fd: number, release?: () => void) {
     this.#fd = fd;
-    trackForGc(this, release === undefined ? fd : { fd, release });
+    this.#release = release;
+    const waiting = freshOwned;
+    this.#waiting = waiting;
+    this.#slot = waiting.owners.length;
+    waiting.owners.push(this);
+    waiting.live++;
+    if (waiting.owners.length > FRESH_MAX) registerPass();
+    else schedulePass();
   }
 
   /** True once closed (or sent by transfer). */
@@ -210,10 +266,18 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   /** What the subclass holds besides the descriptor, released on close and on transfer. Default: nothing. */
   protected releaseOwned(): void {}
 
-  // Out of the safety net first: once unregistered, its held value (the descriptor's number, or a
+  // Out of the safety net first: a waiting owner leaves its slot (it is never registered); a
+  // registered one is unregistered, after which its held value (the descriptor's number, or a
   // Disposer naming it) is never used, so it need not be cleared.
   private forget(): void {
-    untrackForGc(this);
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      waiting.owners[this.#slot] = undefined;
+      waiting.live--;
+      this.#waiting = undefined;
+    } else if (this.#fd >= 0) {
+      finalizer.unregister(this);
+    }
     this.releaseOwned();
     this.#fd = -1;
   }

@@ -260,11 +260,14 @@ export interface NativeBinding {
   adopt(fd: number): void;
   fdInfo(fd: number): FdInfo;
   /**
-   * The same into `out`, no object built: [kind index in FD_KINDS, size, seals, listening,
-   * connected, domain index in FD_DOMAINS]. `out` needs 4 elements; the last two are written only
-   * when it has 6.
+   * The same, no object built. The POSIX addon returns it packed in a small integer: kind index
+   * in FD_KINDS (bits 0-3), listening (bit 4), connected (bit 5), domain index in FD_DOMAINS
+   * (bits 6-7), seals (bits 8-13); and writes the size to `out[1]` for a regular file ('file',
+   * 'memfd') only (`out` needs 2 elements), so that the other kinds never read the array. The
+   * Windows addon returns undefined and writes [kind index, size, seals, listening, connected,
+   * domain index] into `out` (6 elements).
    */
-  fdInfo(fd: number, out: Float64Array): undefined;
+  fdInfo(fd: number, out: Float64Array): number | undefined;
   /** Number of descriptors in this environment's table. */
   openCount(): number;
   /** setsockopt SO_SNDBUF/SO_RCVBUF (0 leaves one as is); returns the effective [snd, rcv]. */
@@ -409,7 +412,18 @@ const fdInfoOut = new Float64Array(6);
  * descriptor cannot be examined.
  */
 export function fdInfo(fd: number): FdInfo {
-  native().fdInfo(fd, fdInfoOut);
+  const packed = native().fdInfo(fd, fdInfoOut);
+  if (typeof packed === 'number') {
+    const kind = FD_KINDS[packed & 15]!;
+    return {
+      kind,
+      size: kind === 'file' || kind === 'memfd' ? fdInfoOut[1]! : 0,
+      seals: packed >>> 8,
+      listening: (packed & 16) !== 0,
+      connected: (packed & 32) !== 0,
+      domain: FD_DOMAINS[(packed >>> 6) & 3]!,
+    };
+  }
   return {
     kind: FD_KINDS[fdInfoOut[0]!]!,
     size: fdInfoOut[1]!,

@@ -131,8 +131,9 @@ bool IsMemfd(int fd) {
 }
 #endif
 
-// Kinds of fdInfo, in the order of FD_KINDS in src/main/native.ts.
+// Kinds of fdInfo, in the order of FD_KINDS in src/main/native.ts (FdKind indexes the table).
 const char* const kFdKinds[] = {"other", "socket", "seqpacket", "stream-socket", "dgram-socket", "memfd", "file", "pipe", "dir"};
+enum class FdKind : int { kOther, kSocket, kSeqpacket, kStreamSocket, kDgramSocket, kMemfd, kFile, kPipe, kDir };
 // Domains of fdInfo, in the order of FD_DOMAINS in src/main/native.ts.
 const char* const kFdDomains[] = {"none", "unix", "other"};
 
@@ -151,7 +152,7 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   int err = StatNoWait(fd, &mode, &fileSize, &closeCannotWait);
   if (err != 0) ThrowErrno(env, err, kStatNoWaitCall);
   if (closeCannotWait) NoteCloseCannotWait(env, fd);
-  const char* kind = "other";
+  FdKind kind = FdKind::kOther;
   double size = 0;
   int seals = 0;
   bool listening = false;
@@ -160,14 +161,14 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   if (S_ISSOCK(mode)) {
     int type = 0;
     socklen_t len = sizeof type;
-    kind = "socket";
+    kind = FdKind::kSocket;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
 #ifdef __linux__
       // macOS defines SOCK_SEQPACKET but has no such AF_UNIX socket: there it stays "socket".
-      if (type == SOCK_SEQPACKET) kind = "seqpacket";
+      if (type == SOCK_SEQPACKET) kind = FdKind::kSeqpacket;
 #endif
-      if (type == SOCK_STREAM) kind = "stream-socket";
-      else if (type == SOCK_DGRAM) kind = "dgram-socket";
+      if (type == SOCK_STREAM) kind = FdKind::kStreamSocket;
+      else if (type == SOCK_DGRAM) kind = FdKind::kDgramSocket;
     }
     int accepting = 0;
     len = sizeof accepting;
@@ -200,41 +201,37 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
     domainCode = domain == AF_UNIX ? 1 : 2;
   } else if (S_ISREG(mode)) {
     size = static_cast<double>(fileSize);
-    kind = "file";
+    kind = FdKind::kFile;
 #ifdef __linux__
     int s = fcntl(fd, F_GET_SEALS);
     if (s >= 0 && IsMemfd(fd)) {
-      kind = "memfd";
+      kind = FdKind::kMemfd;
       seals = s;
     }
 #endif
   } else if (S_ISFIFO(mode)) {
-    kind = "pipe";
+    kind = FdKind::kPipe;
   } else if (S_ISDIR(mode)) {
-    kind = "dir";
+    kind = FdKind::kDir;
   }
   if (info.Length() > 1 && info[1].IsTypedArray()) {
-    // The fast form: [kind index in kFdKinds, size, seals, listening, connected, domain index in
-    // kFdDomains] into a Float64Array of 4 or more elements (slots 4 and 5 only when it has 6),
-    // without building an object (this runs for every descriptor a message carries).
-    Napi::Float64Array o = info[1].As<Napi::Float64Array>();
-    if (o.ElementLength() < 4) throw Napi::TypeError::New(env, "fdInfo: the output array needs 4 elements");
-    double code = 0;
-    for (size_t i = 0; i < sizeof kFdKinds / sizeof kFdKinds[0]; i++) {
-      if (strcmp(kFdKinds[i], kind) == 0) code = static_cast<double>(i);
+    // The fast form (this runs for every descriptor a message carries): no object, and the
+    // output array only for a regular file's size. Returns kind index in kFdKinds | listening << 4
+    // | connected << 5 | domain index in kFdDomains << 6 | seals << 8 (F_SEAL_* bits: at most 6),
+    // a small integer; writes size to out[1] for a regular file ("file", "memfd") only, where
+    // `out` is a Float64Array of 2 or more elements. Reading the array's address
+    // (napi_get_typedarray_info) costs about as much as the rest of the call, so the other kinds
+    // (sockets, pipes, devices: what most messages carry) never touch it.
+    if (S_ISREG(mode)) {
+      Napi::Float64Array o = info[1].As<Napi::Float64Array>();
+      if (o.ElementLength() < 2) throw Napi::TypeError::New(env, "fdInfo: the output array needs 2 elements");
+      o[1] = size;
     }
-    o[0] = code;
-    o[1] = size;
-    o[2] = seals;
-    o[3] = listening ? 1 : 0;
-    if (o.ElementLength() >= 6) {
-      o[4] = connected ? 1 : 0;
-      o[5] = domainCode;
-    }
-    return env.Undefined();
+    int packed = static_cast<int>(kind) | (listening ? 1 << 4 : 0) | (connected ? 1 << 5 : 0) | (domainCode << 6) | ((seals & 0x3f) << 8);
+    return Napi::Number::New(env, packed);
   }
   Napi::Object out = Napi::Object::New(env);
-  out.Set("kind", Napi::String::New(env, kind));
+  out.Set("kind", Napi::String::New(env, kFdKinds[static_cast<int>(kind)]));
   out.Set("size", Napi::Number::New(env, size));
   out.Set("seals", Napi::Number::New(env, seals));
   out.Set("listening", Napi::Boolean::New(env, listening));
