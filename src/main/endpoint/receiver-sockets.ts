@@ -20,8 +20,9 @@ import { attachProblem, maxAttachedWriters } from '../writers.js';
 import { resolveLimits } from './options.js';
 import type { ReceiverOptions } from './options.js';
 import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
-import { Pinnable, closeFds, newTick, settleIdleLater } from './thread-state.js';
+import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
+const RESOLVED = Promise.resolve();
 /** Whether tracing is on (NODE_DEBUG is read once, at start-up), known after the first message. */
 let tracing: boolean | undefined;
 
@@ -159,25 +160,34 @@ export abstract class ReceiverSockets extends Pinnable {
     } else if (!this.idleScheduled) {
       // Lazy stop: the watch stays until the next readiness event (onReadable stops it then),
       // which saves two epoll_ctl calls per message in request/response traffic; but an idle
-      // receiver no longer keeps the process alive. That is settled a few milliseconds later,
-      // by one sweep for every receiver of the thread (settleIdleLater): a program that
-      // receives in a loop has asked for the next message by then, and the watch's ref and the
-      // pin stay as they are, with nothing scheduled per message (a microtask per message cost
-      // more than everything else the readiness path adds to the floor's).
+      // receiver no longer keeps the process alive. That is settled once this turn's microtasks
+      // have all run: a program that receives in a loop has asked for the next message by then
+      // (`await recv()` resumes in a microtask, an async iterator a few later), and the watch's
+      // ref and the pin stay as they are instead of being dropped and taken again per message.
+      // Checked first in a microtask queued now, which runs after the continuation of the recv()
+      // just resolved: `await recv()` in a loop (and this library's async iterator) has asked
+      // again by then, and nothing more is scheduled; otherwise the check waits for the end of
+      // the turn's microtasks (afterMicrotasks).
       this.idleScheduled = true;
-      settleIdleLater(this);
+      void RESOLVED.then(this.checkIdle);
     }
   }
 
   private idleScheduled = false;
-  /** @internal The idle sweep (see demand()): drops the watch's ref and the pin if nobody waits now. */
-  settleIdle(): void {
+  private readonly checkIdle = (): void => {
+    if (this.closed || this.waiting > 0 || this.watchers > 0) {
+      this.idleScheduled = false;
+      return;
+    }
+    afterMicrotasks(this.settleIdle);
+  };
+  private readonly settleIdle = (): void => {
     this.idleScheduled = false;
     if (this.closed || this.waiting > 0 || this.watchers > 0) return;
     if (this.poller) this.setPollRef(false);
     for (const w of this.writers) setWriterRef(w, false);
     this.pin(false);
-  }
+  };
 
   /** Watches every attached writer's socket (started lazily, stopped by onWriterReadable). */
   private watchWriters(ref: boolean): void {

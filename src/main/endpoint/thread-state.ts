@@ -67,36 +67,6 @@ export function afterMicrotasks(fn: () => void): void {
   void RESOLVED.then(() => process.nextTick(fn));
 }
 
-/**
- * How long after its last message a receiver nobody waits on any more stops keeping the process
- * alive (its watch's ref and its GC pin dropped): one sweep of this thread's receivers, armed by
- * the first that went idle, instead of a check scheduled per message.
- */
-export const IDLE_SETTLE_MS = 10;
-const idleCandidates: Array<{ settleIdle(): void }> = [];
-let idleTimer: ReturnType<typeof setTimeout> | undefined;
-let idleArmed = false;
-function sweepIdle(): void {
-  idleArmed = false;
-  const list = idleCandidates.splice(0, idleCandidates.length);
-  for (const c of list) c.settleIdle();
-}
-
-/**
- * Has `c.settleIdle()` called within about {@link IDLE_SETTLE_MS} (once per call: the caller
- * keeps a flag). The timer is unref()ed: it never keeps the process alive by itself, and while
- * a watch keeps it alive the timer fires.
- */
-export function settleIdleLater(c: { settleIdle(): void }): void {
-  idleCandidates.push(c);
-  if (idleArmed) return;
-  idleArmed = true;
-  if (idleTimer === undefined) {
-    idleTimer = setTimeout(sweepIdle, IDLE_SETTLE_MS);
-    idleTimer.unref();
-  } else idleTimer.refresh();
-}
-
 /** Senders whose batch waits for the end of this turn of the event loop. */
 const laterSenders = new Set<{ drainLater(): void }>();
 let laterScheduled = false;
