@@ -31,10 +31,52 @@ const ONE_PART: Uint8Array[] = [IMMEDIATE_HEADER, IMMEDIATE_HEADER];
 const ONE_PART_PADDED: Uint8Array[] = [IMMEDIATE_HEADER, IMMEDIATE_HEADER, OFFHEAP_ZEROS];
 
 /**
+ * Packets up to this size (headers and padding included) are copied into one reused off-heap
+ * scratch and written as one part: for the addon, each further part of a sendmsg costs more
+ * (an element read, a typed-array check and its buffer's lookup through Node-API) than copying
+ * a few kilobytes in JavaScript does.
+ */
+const IMMEDIATE_COPY_BYTES = 4096;
+const IMMEDIATE_SCRATCH = new Uint8Array(new ArrayBuffer(IMMEDIATE_COPY_BYTES));
+const IMMEDIATE_SCRATCH_VIEW = new DataView(IMMEDIATE_SCRATCH.buffer);
+/**
+ * The one-part array of a copied packet, by its length / 8 (lengths are multiples of 8): made
+ * on first use and reused, so a copied send allocates nothing (a view costs more than the copy).
+ */
+const IMMEDIATE_COPIES: Array<Uint8Array[] | undefined> = new Array<Uint8Array[] | undefined>(IMMEDIATE_COPY_BYTES / 8 + 1).fill(undefined);
+
+/**
  * The parts of a RECORDS packet holding one record, for a sendmsg made right away: the header
- * and the returned array are reused by the next call.
+ * (or, for a small packet, the whole packet copied into one part) and the returned array are
+ * reused by the next call, so they must be handed to the transport before anything else sends.
  */
 export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount: number): Uint8Array[] {
+  const padded = pad8(bytes);
+  const total = PACKET_HEADER + RECORD_HEADER + padded;
+  if (total <= IMMEDIATE_COPY_BYTES) {
+    const out = IMMEDIATE_SCRATCH;
+    let at = PACKET_HEADER + RECORD_HEADER;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      // `bytes` is the parts' sum; a caller that got it wrong is sent as parts (below) instead.
+      if (at + part.byteLength > total) break;
+      out.set(part, at);
+      at += part.byteLength;
+    }
+    if (at === PACKET_HEADER + RECORD_HEADER + bytes) {
+      // The padding is zeros, never what an earlier (longer) packet left in the scratch.
+      for (; at < total; at++) out[at] = 0;
+      const v = IMMEDIATE_SCRATCH_VIEW;
+      v.setUint32(0, MAGIC, true);
+      out[4] = TYPE_RECORDS;
+      out[5] = VERSION;
+      out[6] = 0;
+      out[7] = 0;
+      v.setUint32(PACKET_HEADER, bytes, true);
+      v.setUint32(PACKET_HEADER + 4, fdCount, true);
+      return (IMMEDIATE_COPIES[total >>> 3] ??= [out.subarray(0, total)]);
+    }
+  }
   if (IMMEDIATE_VIEW.getUint32(0, true) !== MAGIC) {
     IMMEDIATE_VIEW.setUint32(0, MAGIC, true);
     IMMEDIATE_HEADER[4] = TYPE_RECORDS;
@@ -42,7 +84,7 @@ export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount
   }
   IMMEDIATE_VIEW.setUint32(PACKET_HEADER, bytes, true);
   IMMEDIATE_VIEW.setUint32(PACKET_HEADER + 4, fdCount, true);
-  const padding = pad8(bytes) - bytes;
+  const padding = padded - bytes;
   // One part (most messages): a reused array of fixed length, no array built or resized.
   if (parts.length === 1) {
     if (padding === 0) {
