@@ -40,6 +40,8 @@ const CONTRACT = [
   'test/receiver-iterator.test.ts',
   'test/receiver-retention.test.ts',
   'test/receiver-tryrecv-tick.test.ts',
+  'test/receiver-idle-settle.test.ts',
+  'test/framing-immediate.test.ts',
   'test/containment/**/*.test.ts',
 ];
 

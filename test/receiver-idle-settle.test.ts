@@ -14,7 +14,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('settling an idle receiver', () => {
   it('never lets go of a receiver that is waited on, asked again at once or after a pause', async () => {
     const server = new IpcOneShotServer<{ pid: number; sender: IpcSender<number> } | { asking: number } | { got: number[] }>();
-    const spawned = spawnFixture('receiver/idle-sweep.mjs', { EIPC_SERVER: server.name }, 30_000);
+    const spawned = spawnFixture('receiver/idle-settle.mjs', { EIPC_SERVER: server.name }, 30_000);
     const [rx, first] = await server.accept({ timeout: 15_000 });
     const tx = (first as { sender: IpcSender<number> }).sender;
     for (let k = 0; k < 4; k++) {
