@@ -263,3 +263,48 @@ describe('decodeRecord\'s revival of descriptors', () => {
     expect(isOpen(fd)).toBe(false);
   });
 });
+
+describe('a short JSON body decoded whole (no view of its text)', () => {
+  /** A format-0 body around the UTF-8 bytes `t`, zero-padded. */
+  const format0 = (t: Uint8Array): Uint8Array => {
+    const body = new Uint8Array((16 + t.length + 7) & ~7);
+    body[1] = 1;
+    new DataView(body.buffer).setUint32(4, t.length, true);
+    body.set(t, 16);
+    return body;
+  };
+  const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+  it('gives the same text around 128 bytes, with multi-byte characters and every padding length', () => {
+    for (let n = 0; n < 140; n++) {
+      for (const fill of ['a', 'é', '€', '😀']) {
+        const s = fill.repeat(n).slice(0, n);
+        const text = JSON.stringify({ s });
+        const body = format0(utf8(text));
+        expect(decodeMessage(body, 0, undefined, LIMITS)).toStrictEqual({ s });
+        // The same body in a larger buffer, at an offset.
+        const big = new Uint8Array(body.length + 24);
+        big.set(body, 8);
+        expect(decodeMessage(big.subarray(8, 8 + body.length), 0, undefined, LIMITS)).toStrictEqual({ s });
+      }
+    }
+  });
+
+  it('still refuses bad UTF-8 at the text\'s start, middle and end (a sequence cut by the padding), and bad padding', () => {
+    for (const bad of [
+      [0x80, 0x22, 0x22],
+      [0x22, 0xc3, 0x28, 0x22],
+      [0x22, 0x61, 0x22, 0xe2, 0x82],
+      [0x22, 0xed, 0xa0, 0x80, 0x22],
+      [0x22, 0xf0, 0x9f, 0x98],
+    ]) {
+      expectIpcError(() => decodeMessage(format0(new Uint8Array(bad)), 0, undefined, LIMITS), 'MALFORMED', /not valid UTF-8/);
+    }
+    const padded = format0(utf8('"ab"'));
+    padded[padded.length - 1] = 0x20;
+    expectIpcError(() => decodeMessage(padded, 0, undefined, LIMITS), 'MALFORMED', /padding byte/);
+    // A NUL inside the text is the text's (JSON.parse refuses it), not taken for padding.
+    expectIpcError(() => decodeMessage(format0(new Uint8Array([0x22, 0x00, 0x22])), 0, undefined, LIMITS), 'MALFORMED', /does not parse/);
+    expect(decodeMessage(format0(utf8('"\\u0000"')), 0, undefined, LIMITS)).toBe('\u0000');
+  });
+});

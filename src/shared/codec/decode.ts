@@ -115,6 +115,13 @@ export function decodeMessage(
     const textEnd = BODY_HEADER_BYTES + textBytes;
     if (textBytes <= body.length - BODY_HEADER_BYTES && align8(textEnd) === body.length) {
       checkZero(body, textEnd, body.length);
+      if (textBytes < 0x80) {
+        // Every header byte is then below 0x80 and the padding is zeros: the whole body is valid
+        // UTF-8 exactly when the text is, one character per byte outside the text, so decoding
+        // it whole (no view of the text) and slicing gives the same text, or the same error.
+        const whole = decodeText(body, 0, -1);
+        return decodeJson(whole.slice(BODY_HEADER_BYTES, whole.length - (body.length - textEnd)), limits);
+      }
       return decodeJson(decodeText(body, BODY_HEADER_BYTES, textBytes), limits);
     }
   }
