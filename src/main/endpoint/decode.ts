@@ -4,6 +4,7 @@
  * on when its receiver moves).
  */
 import { decodeMessage, peekHandleCount } from '../../shared/codec.js';
+import type { DecodeHooks } from '../../shared/codec.js';
 import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
 import { malformed } from '../framing.js';
@@ -24,6 +25,55 @@ const noHandleHooks = {
   },
 };
 
+/**
+ * The hooks of one record's decoding with descriptors: revives handle #i from `rec.fds[i]`,
+ * once each (a class, so that no closure is made per message).
+ */
+class RecordReviver implements DecodeHooks {
+  /** Descriptors taken by a handle object (which owns it from then on): index -> true. */
+  readonly used: boolean[] = [];
+  usedCount = 0;
+  readonly ctx: ReviveContext;
+  constructor(
+    readonly fds: number[],
+    limits: Limits,
+    readonly revived: Array<{ close(): void }>,
+  ) {
+    this.ctx = { limits, sharedBytes: 0, secrets: NO_SECRETS };
+  }
+
+  reviveHandle(tag: string, index: number): unknown {
+    // Only receivers' tags carry secrets (after a dot).
+    let kind = tag;
+    let secrets = NO_SECRETS;
+    if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
+    const entry = handleKind(kind);
+    if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
+    const ctx = this.ctx;
+    ctx.secrets = secrets;
+    const fds = this.fds;
+    if (!(index >= 0 && index < fds.length) || this.used[index] === true) throw malformed(`a bad or repeated handle reference #${index}`);
+    const fd = fds[index]!;
+    const info = fdInfo(fd);
+    const problem = entry.check(info, ctx, fd);
+    if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
+    this.used[index] = true;
+    this.usedCount++;
+    const obj = entry.revive(fd, info, ctx) as { close(): void };
+    this.revived.push(obj);
+    return obj;
+  }
+
+  /** Closes the descriptors no handle object took. */
+  closeUnused(): void {
+    const fds = this.fds;
+    if (this.usedCount === fds.length) return;
+    const unused: number[] = [];
+    for (let i = 0; i < fds.length; i++) if (this.used[i] !== true) unused.push(fds[i]!);
+    closeFds(unused);
+  }
+}
+
 /** Decodes a record; the handle objects it creates are also pushed to `revived`. */
 export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> = []): T {
   const body = rec.body;
@@ -43,37 +93,14 @@ export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<
     throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
   }
   if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
-  const used = new Array<boolean>(rec.fds.length).fill(false);
-  const ctx: ReviveContext = { limits, sharedBytes: 0, secrets: NO_SECRETS };
+  const reviver = new RecordReviver(rec.fds, limits, revived);
   try {
-    const value = decodeMessage(
-      rec.body,
-      rec.fds.length,
-      {
-        reviveHandle(tag: string, index: number): unknown {
-          const { kind, secrets } = parseKindTag(tag);
-          const entry = handleKind(kind);
-          if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
-          ctx.secrets = secrets;
-          if (index < 0 || index >= rec.fds.length || used[index]) throw malformed(`a bad or repeated handle reference #${index}`);
-          const fd = rec.fds[index]!;
-          const info = fdInfo(fd);
-          const problem = entry.check(info, ctx, fd);
-          if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
-          used[index] = true;
-          const obj = entry.revive(fd, info, ctx) as { close(): void };
-          revived.push(obj);
-          return obj;
-        },
-      },
-      limits,
-      rec.sections,
-    ) as T;
-    closeFds(rec.fds.filter((_, i) => !used[i]));
+    const value = decodeMessage(rec.body, rec.fds.length, reviver, limits, rec.sections) as T;
+    reviver.closeUnused();
     return value;
   } catch (e) {
     for (const o of revived) o.close();
-    closeFds(rec.fds.filter((_, i) => !used[i]));
+    reviver.closeUnused();
     throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
   }
 }

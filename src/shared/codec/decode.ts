@@ -115,6 +115,13 @@ export function decodeMessage(
     const textEnd = BODY_HEADER_BYTES + textBytes;
     if (textBytes <= body.length - BODY_HEADER_BYTES && align8(textEnd) === body.length) {
       checkZero(body, textEnd, body.length);
+      if (textBytes < 0x80) {
+        // Every header byte is then below 0x80 and the padding is zeros: the whole body is valid
+        // UTF-8 exactly when the text is, one character per byte outside the text, so decoding
+        // it whole (no view of the text) and slicing gives the same text, or the same error.
+        const whole = decodeText(body, 0, -1);
+        return decodeJson(whole.slice(BODY_HEADER_BYTES, whole.length - (body.length - textEnd)), limits);
+      }
       return decodeJson(decodeText(body, BODY_HEADER_BYTES, textBytes), limits);
     }
   }
@@ -263,57 +270,92 @@ function decodeJson(text: string, limits: DecodeLimits): unknown {
 
 /**
  * Format 2: JSON whose handle markers `{"\u0000h":[index,kind]}` become the revived handles.
- * Every handle must be referenced, always with the same kind; one object per index.
+ * Every handle must be referenced, always with the same kind; one object per index. One walk of
+ * the parsed value finds the markers and refuses `__proto__` keys (what {@link decodeJson}'s
+ * scan would, the text of this format always holding a `\u` escape); hooks run after it.
  */
 function decodeJsonHandles(text: string, handleCount: number, hooks: DecodeHooks | undefined, limits: DecodeLimits): unknown {
   if (handleCount === 0) throw malformed('a JSON body with handles names no handle');
   if (hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
-  const value = decodeJson(text, limits);
+  checkJsonText(text, limits);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw malformed('the JSON text does not parse', cause);
+  }
+  // Each handle's kind (set at its first marker); after the walk, unset once revived.
   const kinds = new Array<string | undefined>(handleCount);
-  // Pairs of (container, key) whose value is a marker, found without recursion.
-  const markers: Array<[Record<string, unknown> | unknown[] | undefined, string | number, number]> = [];
-  const readMarker = (v: unknown): number | undefined => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, HANDLE_MARKER)) return undefined;
-    const keys = Object.keys(v);
-    const m = (v as Record<string, unknown>)[HANDLE_MARKER];
-    if (keys.length !== 1 || !Array.isArray(m) || m.length !== 2 || typeof m[1] !== 'string' || m[1].length === 0) {
-      throw malformed('a handle marker that is not {"\\u0000h":[index,kind]}');
-    }
-    const index = m[0];
-    if (!Number.isInteger(index) || index < 0 || index >= handleCount) throw malformed(`a handle marker refers to handle ${String(index)} of ${handleCount}`);
-    if (kinds[index] !== undefined && kinds[index] !== m[1]) throw malformed(`handle ${index} is referred to with two kinds`);
-    kinds[index] = m[1];
-    return index;
-  };
-  const rootIndex = readMarker(value);
-  if (rootIndex !== undefined) markers.push([undefined, '', rootIndex]);
-  const stack: unknown[] = rootIndex === undefined ? [value] : [];
-  while (stack.length > 0) {
-    const v = stack.pop() as Record<string, unknown> | unknown[];
-    if (typeof v !== 'object' || v === null) continue;
-    const keys: Array<string | number> = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
-    for (const k of keys) {
-      const child = (v as Record<string, unknown>)[k as string];
-      if (typeof child !== 'object' || child === null) continue;
-      const index = readMarker(child);
-      if (index === undefined) stack.push(child);
-      else markers.push([v, k, index]);
+  // Where the markers are: (container, key, index) triples, found without recursion.
+  const found: unknown[] = [];
+  const rootIndex = markerIndex(value, kinds, handleCount);
+  if (rootIndex >= 0) {
+    found.push(undefined, '', rootIndex);
+  } else if (typeof value === 'object' && value !== null) {
+    const stack: object[] = [value];
+    while (stack.length > 0) {
+      const v = stack.pop() as Record<string, unknown> | unknown[];
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const child = v[i];
+          if (typeof child !== 'object' || child === null) continue;
+          const index = markerIndex(child, kinds, handleCount);
+          if (index < 0) stack.push(child);
+          else found.push(v, i, index);
+        }
+      } else {
+        const keys = Object.keys(v);
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i];
+          if (k === '__proto__') throw malformed('an object has a __proto__ key');
+          const child = v[k];
+          if (typeof child !== 'object' || child === null) continue;
+          const index = markerIndex(child, kinds, handleCount);
+          if (index < 0) stack.push(child);
+          else found.push(v, k, index);
+        }
+      }
     }
   }
-  const missing = kinds.findIndex((k) => k === undefined);
-  if (missing >= 0) throw malformed(`handle ${missing} is never referenced`);
+  for (let i = 0; i < handleCount; i++) {
+    if (kinds[i] === undefined) throw malformed(`handle ${i} is never referenced`);
+  }
   const revived = new Array<unknown>(handleCount);
-  const done = new Array<boolean>(handleCount).fill(false);
   let root = value;
-  for (const [container, key, index] of markers) {
-    if (!done[index]) {
-      revived[index] = hooks.reviveHandle(kinds[index]!, index);
-      done[index] = true;
+  for (let i = 0; i < found.length; i += 3) {
+    const index = found[i + 2] as number;
+    const kind = kinds[index];
+    if (kind !== undefined) {
+      revived[index] = hooks.reviveHandle(kind, index);
+      kinds[index] = undefined;
     }
+    const container = found[i] as Record<string, unknown> | undefined;
     if (container === undefined) root = revived[index];
-    else (container as Record<string, unknown>)[key as string] = revived[index];
+    else container[found[i + 1] as string] = revived[index];
   }
   return root;
+}
+
+/**
+ * The handle index of `v` when it is a handle marker (its kind recorded in `kinds`), -1 when it
+ * is no marker (no own marker key); MALFORMED for a marker that is not `{"\u0000h":[index,kind]}`
+ * with an index below `handleCount`, or one naming a handle with another kind than before.
+ */
+function markerIndex(v: unknown, kinds: Array<string | undefined>, handleCount: number): number {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, HANDLE_MARKER)) return -1;
+  const keys = Object.keys(v);
+  const m = (v as Record<string, unknown>)[HANDLE_MARKER];
+  if (keys.length !== 1 || !Array.isArray(m) || m.length !== 2 || typeof m[1] !== 'string' || m[1].length === 0) {
+    throw malformed('a handle marker that is not {"\\u0000h":[index,kind]}');
+  }
+  const index = m[0] as unknown;
+  if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= handleCount) {
+    throw malformed(`a handle marker refers to handle ${String(index)} of ${handleCount}`);
+  }
+  const i = index as number;
+  if (kinds[i] !== undefined && kinds[i] !== m[1]) throw malformed(`handle ${i} is referred to with two kinds`);
+  kinds[i] = m[1];
+  return i;
 }
 
 function decodeDevalue(

@@ -22,7 +22,7 @@ import {
   unserializable,
 } from './format.js';
 import type { EncodeHooks, EncodeOptions, EncodedMessage } from './format.js';
-import { snapshot } from './snapshot.js';
+import { HandleMarker, snapshot } from './snapshot.js';
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -196,15 +196,9 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
     if (snap.json) {
       return buildJsonBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), []);
     }
-    if (snap.jsonWithHandles && snap.handles.size > 0) {
-      const markers = new Map<object, [number, string]>();
-      for (const [handle, kind] of snap.handles) markers.set(handle, [markers.size, kind]);
-      const text = JSON.stringify(snap.value, (_key: string, v: unknown) => {
-        if (typeof v !== 'object' || v === null) return v;
-        const marker = markers.get(v);
-        return marker === undefined ? v : { [HANDLE_MARKER]: marker };
-      });
-      return buildJsonBody(BODY_FORMAT_JSON_HANDLES, text, [...snap.handles.keys()]);
+    if (snap.jsonWithHandles && snap.handles.length > 0) {
+      // The walk wrote each handle's marker into the copy already.
+      return buildJsonBody(BODY_FORMAT_JSON_HANDLES, JSON.stringify(snap.value), snap.handles as object[]);
     }
     return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
@@ -223,9 +217,9 @@ const DIRECT_NUMBERS = 1024;
 
 /**
  * The devalue path of {@link encodeMessage}, for a snapshot (its depth known to be bounded);
- * `kinds` are the handle objects in it, with their kinds.
+ * `found` are the handle objects whose {@link HandleMarker}s the copy holds (numbered in it).
  */
-function encodeDevalue(value: unknown, kinds: ReadonlyMap<object, string>): EncodedMessage {
+function encodeDevalue(value: unknown, found: readonly object[]): EncodedMessage {
   const handles: object[] = [];
   const sections: Uint8Array[] = [];
   const codes: number[] = [];
@@ -262,11 +256,10 @@ function encodeDevalue(value: unknown, kinds: ReadonlyMap<object, string>): Enco
           }
           return undefined;
         }
-        if (kinds.size === 0 || payloads.has(v)) return undefined;
-        const kind = kinds.get(v);
-        if (kind === undefined) return undefined;
+        if (!(v instanceof HandleMarker)) return undefined;
+        const [index, kind] = v[HANDLE_MARKER];
         const payload = [kind, handles.length];
-        handles.push(v);
+        handles.push(found[index]);
         payloads.add(payload);
         return payload;
       },

@@ -35,9 +35,12 @@ import { MAX_BIGINT_DIGITS, REDUCER_BINARY, REDUCER_HANDLE, malformed, tooLarge 
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Strict UTF-8 decoding of the text (a JS loop with String.fromCharCode was slower, even short). */
+/**
+ * Strict UTF-8 decoding of the text (a JS loop with String.fromCharCode was slower, even short);
+ * `length` -1 decodes the whole of `body` (no view made).
+ */
 export function decodeText(body: Uint8Array, start: number, length: number): string {
-  const bytes = new Uint8Array(body.buffer, body.byteOffset + start, length);
+  const bytes = length < 0 ? body : new Uint8Array(body.buffer, body.byteOffset + start, length);
   try {
     return decoder.decode(bytes);
   } catch (cause) {

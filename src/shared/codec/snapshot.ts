@@ -91,8 +91,21 @@ function framesPath(frames: CopyFrame[]): string {
   return path;
 }
 
-/** The handles of a value without any. */
-const NO_HANDLES: ReadonlyMap<object, string> = new Map();
+/** The handles of a value without any (never written to). */
+const NO_HANDLES: readonly object[] = Object.freeze([]);
+
+/**
+ * What a handle object becomes in the copy: the format-2 marker `{"\u0000h":[index,kind]}`
+ * itself (its own enumerable property is what JSON.stringify writes), numbered in the order the
+ * handles are first met. Only the walk makes them (the class is not exported), so a copy is a
+ * marker exactly when it is an instance; the devalue path turns each back into its handle.
+ */
+export class HandleMarker {
+  declare readonly '\u0000h': [number, string];
+  constructor(index: number, kind: string) {
+    this['\u0000h'] = [index, kind];
+  }
+}
 
 /** Objects met by {@link snapshot}: a short list first (cheaper than a Map for small values). */
 const SEEN_LIST_MAX = 16;
@@ -124,8 +137,11 @@ interface Snapshot {
   json: boolean;
   /** True when the copy is JSON-exact but for handles, and format 2 can carry it (see below). */
   jsonWithHandles: boolean;
-  /** Handle objects (the caller's) with their kinds, in the order first met. */
-  handles: ReadonlyMap<object, string>;
+  /**
+   * Handle objects (the caller's), in the order first met: handle i is a {@link HandleMarker}
+   * numbered i in the copy.
+   */
+  handles: readonly object[];
 }
 
 /**
@@ -181,8 +197,8 @@ const FAST_MAX_DEPTH = 64;
 class SnapshotWalk {
   json = true;
   jsonWithHandles = false;
-  /** Handle objects met, with their kinds (created at the first). */
-  handles: Map<object, string> | undefined;
+  /** Handle objects met, in order (created at the first). */
+  handles: object[] | undefined;
   hooks: EncodeHooks | undefined;
   maxDepth = 0;
   /**
@@ -312,27 +328,32 @@ class SnapshotWalk {
       this.notJson();
       return v;
     }
-    if (this.hooks !== undefined && this.isHandle(v, depth)) return v;
+    if (this.hooks !== undefined) {
+      const marker = this.handleMarker(v, depth);
+      if (marker !== undefined) return marker;
+    }
     if (Array.isArray(v)) return this.visitArray(v, isSliceable(v));
     return this.visitObject(v, Object.getPrototypeOf(v) as object | null);
   }
 
   /**
-   * Asks `hooks.handleKind` about `v` (once); a handle is recorded (the caller's object, kept)
-   * and true returned. `depth` is the level of `v`.
+   * Asks `hooks.handleKind` about `v` (once); a handle is recorded (the caller's object, in
+   * {@link handles}) and its marker, its copy, returned; else undefined. `depth` is the level of `v`.
    */
-  private isHandle(v: object, depth: number): boolean {
+  private handleMarker(v: object, depth: number): HandleMarker | undefined {
     const kind = this.hooks!.handleKind(v);
-    if (kind === undefined) return false;
+    if (kind === undefined) return undefined;
     if (typeof kind !== 'string' || kind.length === 0) {
       throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
     }
-    (this.handles ??= new Map()).set(v, kind);
-    this.remember(v, v);
+    const handles = (this.handles ??= []);
+    const marker = new HandleMarker(handles.length, kind);
+    handles.push(v);
+    this.remember(v, marker);
     this.json = false;
-    // Its marker in format 2 is two levels below its container.
+    // The marker's array is two levels below its container.
     if (depth + 1 > this.maxDepth) this.jsonWithHandles = false;
-    return true;
+    return marker;
   }
 
   /**
@@ -350,7 +371,10 @@ class SnapshotWalk {
       throw unserializable(describe(v), this.pathOf(this.fastPath.length), `it nests deeper than maxDepth ${this.maxDepth}`);
     }
     if (typeof v === 'function' || depth > FAST_MAX_DEPTH) return this.handOver(depth, () => this.visit(v));
-    if (this.hooks !== undefined && this.isHandle(v, depth)) return v;
+    if (this.hooks !== undefined) {
+      const marker = this.handleMarker(v, depth);
+      if (marker !== undefined) return marker;
+    }
     if (Array.isArray(v)) {
       if (!isSliceable(v)) return this.handOver(depth, () => this.visitArray(v, false));
       const copy = arraySlice.call(v) as unknown[];
@@ -494,7 +518,7 @@ class SnapshotWalk {
   /** An object met a second time: not JSON-exact (JSON would duplicate it) unless a handle in format 2. */
   private again(v: object, copy: unknown): unknown {
     this.json = false;
-    if (this.handles === undefined || !this.handles.has(v)) this.jsonWithHandles = false;
+    if (!(copy instanceof HandleMarker)) this.jsonWithHandles = false;
     return copy;
   }
 
