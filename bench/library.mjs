@@ -84,7 +84,12 @@ async function driver(lib) {
     new URL(import.meta.url).pathname,
     ['child', raw],
     { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, BENCH_IPC_NAME: server.name } },
-    ['--expose-gc', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+    [
+      '--expose-gc',
+      // As the driver (bench/run.mjs): the young generation at its full size from the start.
+      ...(p.case === 'growth' || p.case === 'churn' ? ['--min-semi-space-size=16'] : []),
+      ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    ],
   );
   child.on('exit', (code) => {
     if (code) report({ error: `child exited with ${code}` });

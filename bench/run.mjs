@@ -277,6 +277,8 @@ for (const c of CASES) {
 // ---- running one measurement
 
 const FLOOR_SRC = path.join(BENCH_DIR, 'c', 'floor.c');
+/** V8's default largest semi-space on 64-bit (16 MiB), as its smallest: see command(). */
+const YOUNG_FULL = '--min-semi-space-size=16';
 const FLOOR_BIN = path.join(BENCH_DIR, 'build', 'floor');
 
 function buildFloor() {
@@ -304,7 +306,10 @@ function command(peerId, spec, mode) {
     case 'napi':
       return pinned(m.parent, [node, script('peer-napi.mjs'), 'driver', params({ case: spec.case, async: !!spec.async })]);
     case 'lib':
-      return pinned(m.parent, ['env', `ELECTRON_IPC_CHANNEL_TRANSPORT=${spec.transport ?? 'seqpacket'}`, node, '--expose-gc', script('library.mjs'), 'driver', params({ case: spec.case, mux: !!spec.mux })]);
+      // growth and churn: V8's young generation at its full size from the start in both
+      // processes (library.mjs passes the flag to its child), so that V8 growing it, once, some
+      // time into the run, is not read as growth of the library's memory (heapUsed stays flat).
+      return pinned(m.parent, ['env', `ELECTRON_IPC_CHANNEL_TRANSPORT=${spec.transport ?? 'seqpacket'}`, node, '--expose-gc', ...(spec.case === 'growth' || spec.case === 'churn' ? [YOUNG_FULL] : []), script('library.mjs'), 'driver', params({ case: spec.case, mux: !!spec.mux })]);
     case 'codec':
       return pinned(m.parent, [node, script('codec.mjs'), JSON.stringify({ codec: spec.codec, warmup: spec.warmup, count: spec.count })]);
     default:
