@@ -15,17 +15,9 @@
 //   rtt          `{ op, v: small }` on A's root sender, B answers `v` on its root sender, A
 //                awaits it: per round trip;
 //   rtt-plain    the same on two plain channels.
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..');
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
+import { args, countInstructions, opt, root } from './valgrind.mjs';
 
 if (args[0] === 'run') await runCase(args[1], Number(args[2]), args[3]);
 else main();
@@ -46,14 +38,7 @@ function main() {
 }
 
 function count(c, n, lib) {
-  const r = spawnSync(
-    'valgrind',
-    ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', process.execPath, '--single-threaded', fileURLToPath(import.meta.url), 'run', c, String(n), lib],
-    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-  );
-  const m = /I\s+refs:\s+([\d,]+)/.exec(r.stderr);
-  if (r.status !== 0 || !m) throw new Error(`case ${c} failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
-  return Number(m[1].replaceAll(',', ''));
+  return countInstructions(import.meta.url, c, n, lib);
 }
 
 async function runCase(c, n, libPath) {

@@ -11,18 +11,14 @@ import {
   decodeMessage,
   DEFAULT_LIMITS,
   encodeMessage,
-  IpcError,
   joinParts,
   type DecodeHooks,
   type EncodeHooks,
 } from '../src/shared/index.js';
+import { expectIpcError, Handle, handleHooks } from './codec-helpers.js';
 
 const LIMITS = DEFAULT_LIMITS;
 
-class Handle {
-  constructor(readonly kind: string) {}
-}
-const handleHooks: EncodeHooks = { handleKind: (v) => (v instanceof Handle ? v.kind : undefined) };
 const reviveHooks: DecodeHooks = { reviveHandle: (kind, index) => ({ revived: kind, index }) };
 
 function roundTrip(value: unknown, hooks?: EncodeHooks, limits = LIMITS): { format: number; value: unknown } {
@@ -33,19 +29,6 @@ function roundTrip(value: unknown, hooks?: EncodeHooks, limits = LIMITS): { form
 
 function viaDevalue(value: unknown): unknown {
   return devalue.parse(devalue.stringify(value));
-}
-
-function expectIpcError(f: () => unknown, code: string, message?: RegExp): IpcError {
-  let error: unknown;
-  try {
-    f();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(IpcError);
-  expect((error as IpcError).code).toBe(code);
-  if (message) expect((error as IpcError).message).toMatch(message);
-  return error as IpcError;
 }
 
 /** An object whose property `key` is a getter counting its reads, returning `first` then `later`. */

@@ -13,18 +13,14 @@ import {
   decodeMessage,
   DEFAULT_LIMITS,
   encodeMessage,
-  IpcError,
   joinParts,
   type DecodeHooks,
-  type EncodeHooks,
 } from '../src/shared/index.js';
+import { expectIpcError, Handle, handleHooks } from './codec-helpers.js';
 
 const LIMITS = DEFAULT_LIMITS;
 
-class Handle {
-  constructor(readonly kind: string) {}
-}
-const hooks: EncodeHooks = { handleKind: (v) => (v instanceof Handle ? v.kind : undefined) };
+const hooks = handleHooks;
 
 /** Revive hooks that record each call and revive to a fresh object. */
 function recording(): { hooks: DecodeHooks; calls: Array<[string, number]> } {
@@ -47,18 +43,6 @@ function format2(text: string, handleCount: number): Uint8Array {
   new DataView(body.buffer).setUint32(12, handleCount, true);
   body.set(t, 16);
   return body;
-}
-
-function expectIpcError(f: () => unknown, code: string, message?: RegExp): void {
-  let error: unknown;
-  try {
-    f();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(IpcError);
-  expect((error as IpcError).code).toBe(code);
-  if (message) expect((error as IpcError).message).toMatch(message);
 }
 
 /** The text the encoder wrote before markers came from the walk: JSON.stringify with a replacer. */

@@ -15,6 +15,7 @@ import {
   type DecodeLimits,
   type EncodeHooks,
 } from '../src/shared/index.js';
+import { expectIpcError } from './codec-helpers.js';
 
 const LIMITS: DecodeLimits = DEFAULT_LIMITS;
 
@@ -85,19 +86,6 @@ function rawBody(options: {
     offset += align8(s.bytes.length);
   });
   return body;
-}
-
-function expectIpcError(fn: () => unknown, code: string, message?: RegExp): IpcError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, 'expected a throw').toBeInstanceOf(IpcError);
-  expect((caught as IpcError).code).toBe(code);
-  if (message) expect((caught as IpcError).message).toMatch(message);
-  return caught as IpcError;
 }
 
 describe('round trips', () => {

@@ -6,15 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { immediateRecordParts, singleRecordPacket } from '../src/main/framing.js';
 import { bytesChannel, channel } from '../src/main/index.js';
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
+/** The parts' bytes in order, as sendmsg would write them. */
+const concat = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 /** The packet as the general framing builds it (the reference). */
 function reference(parts: Uint8Array[], bytes: number, nfds: number): Uint8Array {

@@ -254,14 +254,18 @@ function decodeSplit(
   });
 }
 
-function decodeJson(text: string, limits: DecodeLimits): unknown {
+/** The JSON text's limits checked, then parsed: MALFORMED if it does not parse. */
+function parseJsonText(text: string, limits: DecodeLimits): unknown {
   checkJsonText(text, limits);
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (cause) {
     throw malformed('the JSON text does not parse', cause);
   }
+}
+
+function decodeJson(text: string, limits: DecodeLimits): unknown {
+  const value = parseJsonText(text, limits);
   if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(value)) {
     throw malformed('an object has a __proto__ key');
   }
@@ -277,13 +281,7 @@ function decodeJson(text: string, limits: DecodeLimits): unknown {
 function decodeJsonHandles(text: string, handleCount: number, hooks: DecodeHooks | undefined, limits: DecodeLimits): unknown {
   if (handleCount === 0) throw malformed('a JSON body with handles names no handle');
   if (hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
-  checkJsonText(text, limits);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw malformed('the JSON text does not parse', cause);
-  }
+  const value = parseJsonText(text, limits);
   // Each handle's kind (set at its first marker); after the walk, unset once revived.
   const kinds = new Array<string | undefined>(handleCount);
   // Where the markers are: (container, key, index) triples, found without recursion.
