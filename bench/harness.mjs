@@ -35,6 +35,34 @@ export function spawnNode(cpu, script, args, options = {}, nodeArgs = []) {
   return spawn(cmd, argv, options);
 }
 
+/**
+ * CPU time of a process's main thread so far, in ns (Linux: the first field of
+ * /proc/<pid>/schedstat; NaN elsewhere). Read before and after a timed loop in the driver for
+ * itself and its child: CPU per operation moves much less with the machine's other load than
+ * wall time does.
+ */
+export function cpuNs(pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** A clock of CPU time for this process and `child` together: `start()`, then `usPer(count)` (µs per operation, both processes summed). */
+export function cpuClock(child) {
+  let t0 = 0;
+  const both = () => cpuNs(process.pid) + cpuNs(child.pid);
+  return {
+    start() {
+      t0 = both();
+    },
+    usPer(count) {
+      return (both() - t0) / 1e3 / count;
+    },
+  };
+}
+
 /** Prints the one result line a measurement process owes the orchestrator, then exits. */
 export function report(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));

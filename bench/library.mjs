@@ -5,7 +5,7 @@
 // Bootstrap: the driver listens on an IpcOneShotServer and passes its name in BENCH_IPC_NAME; the
 // child connects, makes its own channel() and sends that sender as the first message.
 import { existsSync, openSync } from 'node:fs';
-import { MIB, openFdCount, percentile, report, rssBytes, small, spawnNode } from './harness.mjs';
+import { MIB, cpuClock, openFdCount, percentile, report, rssBytes, small, spawnNode } from './harness.mjs';
 
 const DIST = new URL('../dist/main/index.js', import.meta.url);
 const [role, raw] = process.argv.slice(2);
@@ -104,7 +104,9 @@ async function driver(lib) {
     let t0 = 0;
     // Each round trip's time too, for the 99th percentile.
     const each = new Float64Array(p.count);
+    const cpu = cpuClock(child);
     for (let i = 0; i < total; i++) {
+      if (i === p.warmup) cpu.start();
       const start = performance.now();
       if (i === p.warmup) t0 = start;
       toChild.send(msg);
@@ -112,7 +114,7 @@ async function driver(lib) {
       else await rx.recv();
       if (i >= p.warmup) each[i - p.warmup] = performance.now() - start;
     }
-    result = { us: ((performance.now() - t0) * 1e3) / p.count, p99: percentile(each, 0.99) * 1e3 };
+    result = { us: ((performance.now() - t0) * 1e3) / p.count, p99: percentile(each, 0.99) * 1e3, cpu: cpu.usPer(p.count) };
   } else if (p.case === 'fd' || p.case === 'fd-sync') {
     const fh = lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
     const sync = p.case === 'fd-sync';

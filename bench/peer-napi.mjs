@@ -8,7 +8,7 @@
 import { existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ROOT, report, spawnNode } from './harness.mjs';
+import { ROOT, cpuClock, report, spawnNode } from './harness.mjs';
 
 const [role, raw] = process.argv.slice(2);
 const p = JSON.parse(raw);
@@ -75,8 +75,12 @@ async function driver(n) {
   const fds = p.case === 'fd' ? [openSync('/dev/null', 'r')] : null;
   const total = p.warmup + p.count;
   let t0 = 0;
+  const cpu = cpuClock(child);
   for (let i = 0; i < total; i++) {
-    if (i === p.warmup) t0 = performance.now();
+    if (i === p.warmup) {
+      t0 = performance.now();
+      cpu.start();
+    }
     if (n.sendPacket(mine, packet, fds) < 0) throw new Error('sendPacket failed');
     const got = p.async ? await recv() : recv();
     if (fds) {
@@ -85,9 +89,10 @@ async function driver(n) {
     }
   }
   const ms = performance.now() - t0;
+  const cpuUs = cpu.usPer(p.count);
   child.removeAllListeners('exit');
   child.kill();
-  report(p.case === 'fd' ? { rtps: p.count / (ms / 1e3) } : { us: (ms * 1e3) / p.count });
+  report(p.case === 'fd' ? { rtps: p.count / (ms / 1e3) } : { us: (ms * 1e3) / p.count, cpu: cpuUs });
 }
 
 async function child(n, fd) {

@@ -2,7 +2,7 @@
 // driver: node peer-node-ipc.mjs driver '{"case":"rtt|stream|mib1","childCpu":0,"warmup":W,"count":N,"serialization":"json"}'
 // The driver spawns the child itself (pinned to childCpu) and prints one JSON result line.
 import { once } from 'node:events';
-import { MIB, percentile, receiverClock, report, sendWindowed, small, spawnNode } from './harness.mjs';
+import { MIB, cpuClock, percentile, receiverClock, report, sendWindowed, small, spawnNode } from './harness.mjs';
 
 const [role, raw] = process.argv.slice(2);
 const p = JSON.parse(raw);
@@ -27,13 +27,17 @@ async function driver() {
     const msg = small();
     // Each round trip's time too, for the 99th percentile.
     const each = new Float64Array(p.count);
+    const cpu = cpuClock(child);
     let sentAt = 0;
     const seconds = await new Promise((resolve) => {
       child.on('message', () => {
         const now = performance.now();
         if (i >= p.warmup) each[i - p.warmup] = now - sentAt;
         i++;
-        if (i === p.warmup) t0 = now;
+        if (i === p.warmup) {
+          t0 = now;
+          cpu.start();
+        }
         if (i === total) resolve((now - t0) / 1000);
         else {
           sentAt = performance.now();
@@ -43,7 +47,7 @@ async function driver() {
       sentAt = performance.now();
       child.send(msg);
     });
-    result = { us: (seconds * 1e6) / p.count, p99: percentile(each, 0.99) * 1e3 };
+    result = { us: (seconds * 1e6) / p.count, p99: percentile(each, 0.99) * 1e3, cpu: cpu.usPer(p.count) };
   } else {
     const clock = receiverClock(p.warmup, p.count);
     const size = p.case === 'mib1' ? MIB : 0;

@@ -63,6 +63,9 @@ const CASES = [
     metrics: [
       { key: 'us', unit: 'µs', lower: true, target: { mode: 'one', op: '<=', ratioTo: 'json', value: 1, text: '≤ 1.0× Node IPC json' } },
       { key: 'p99', unit: 'µs (p99)', lower: true },
+      // CPU time of both processes' main threads per round trip (/proc/<pid>/schedstat): moves
+      // much less with the machine's other load than wall time; the C floor does not report it.
+      { key: 'cpu', unit: 'CPU µs, both processes', lower: true },
     ],
     // Warm-ups long enough for V8 to finish optimizing each side's hot path (with 2,000 the
     // library's round trip still measures tier-up: ~35 µs instead of ~25 µs).

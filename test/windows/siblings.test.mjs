@@ -22,6 +22,24 @@ async function startSibling() {
   return { child, rx, tx: first.tx, exited };
 }
 
+/** Runs `body` with a temporary directory, checking that the parent's handle count is back (within 2) after it. */
+async function withTempDir(body) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'eic-sib-'));
+  try {
+    await warmUp();
+    const before = await handleCount();
+    await body(dir);
+    const after = await handleCount();
+    assert(after <= before + 2, `handles ${before} -> ${after}`);
+  } finally {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a child that failed may still hold a file there
+    }
+  }
+}
+
 async function stopSibling(c) {
   c.tx.send({ op: 'exit' });
   const code = await c.exited;
@@ -30,81 +48,55 @@ async function stopSibling(c) {
   return code;
 }
 
-test('two children given a channel by their parent: a file, a nested sender and a nested receiver go from one to the other (the sender closed at once)', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'eic-sib-'));
-  try {
-    await warmUp();
-    const before = await handleCount();
-    const a = await startSibling();
-    const b = await startSibling();
-    const [t, r] = channel();
-    a.tx.send({ op: 'send', tx: t, path: path.join(dir, 'f.txt') });
-    t.close(); // the child has its own
-    b.tx.send({ op: 'recv', rx: r }); // r moves
-    const got = await b.rx.recv({ timeout: 30000 });
-    equal(got, { content: 'from one sibling to the other', via: 'through the nested receiver', after: 'DISCONNECTED' }, 'what the receiving child got');
-    equal(await a.rx.recv({ timeout: 30000 }), { back: 'through the nested sender' }, 'what came back to the sending child');
-    equal(await stopSibling(a), 0, 'sending child exit code');
-    equal(await stopSibling(b), 0, 'receiving child exit code');
-    const after = await handleCount();
-    assert(after <= before + 2, `handles ${before} -> ${after}`);
-  } finally {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // a child that failed may still hold a file there
-    }
-  }
-}, { timeout: 60000 });
+test('two children given a channel by their parent: a file, a nested sender and a nested receiver go from one to the other (the sender closed at once)', async () => withTempDir(async (dir) => {
+  const a = await startSibling();
+  const b = await startSibling();
+  const [t, r] = channel();
+  a.tx.send({ op: 'send', tx: t, path: path.join(dir, 'f.txt') });
+  t.close(); // the child has its own
+  b.tx.send({ op: 'recv', rx: r }); // r moves
+  const got = await b.rx.recv({ timeout: 30000 });
+  equal(got, { content: 'from one sibling to the other', via: 'through the nested receiver', after: 'DISCONNECTED' }, 'what the receiving child got');
+  equal(await a.rx.recv({ timeout: 30000 }), { back: 'through the nested sender' }, 'what came back to the sending child');
+  equal(await stopSibling(a), 0, 'sending child exit code');
+  equal(await stopSibling(b), 0, 'receiving child exit code');
+}), { timeout: 60000 });
 
-test('a child naming its parent\'s pid (the receiving child\'s verified peer) with proofs that are not the other side of the pipe: MALFORMED, and the parent\'s handles stay open', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'eic-sib-'));
+test('a child naming its parent\'s pid (the receiving child\'s verified peer) with proofs that are not the other side of the pipe: MALFORMED, and the parent\'s handles stay open', async () => withTempDir(async (dir) => {
+  // The parent's handles the forger names: a file, and an end of another pipe.
+  const file = path.join(dir, 'parent.txt');
+  writeFileSync(file, 'the parent file');
+  const fd = openSync(file, 'r');
+  const [t2, r2] = channel();
+  const pipe = addon.testHandleValue(Number(/fd: (\d+)/.exec(inspect(r2))[1]));
+  const forger = await startSibling();
+  const victim = await startSibling();
+  const [t, r] = channel();
+  forger.tx.send({ op: 'forge', tx: t, parentPid: process.pid, file: addon.testHandleValue(fd), pipe, path: path.join(dir, 'forger.txt') });
+  t.close();
+  victim.tx.send({ op: 'drain', rx: r });
+  const forged = await forger.rx.recv({ timeout: 30000 });
+  const got = await victim.rx.recv({ timeout: 30000 });
+  // Still open here: the file reads, the pipe carries a message (the receiving child had
+  // taken the file, closing it here, before the proof: message 3).
+  const buf = Buffer.alloc(32);
+  let content;
   try {
-    await warmUp();
-    const before = await handleCount();
-    // The parent's handles the forger names: a file, and an end of another pipe.
-    const file = path.join(dir, 'parent.txt');
-    writeFileSync(file, 'the parent file');
-    const fd = openSync(file, 'r');
-    const [t2, r2] = channel();
-    const pipe = addon.testHandleValue(Number(/fd: (\d+)/.exec(inspect(r2))[1]));
-    const forger = await startSibling();
-    const victim = await startSibling();
-    const [t, r] = channel();
-    forger.tx.send({ op: 'forge', tx: t, parentPid: process.pid, file: addon.testHandleValue(fd), pipe, path: path.join(dir, 'forger.txt') });
-    t.close();
-    victim.tx.send({ op: 'drain', rx: r });
-    const forged = await forger.rx.recv({ timeout: 30000 });
-    const got = await victim.rx.recv({ timeout: 30000 });
-    // Still open here: the file reads, the pipe carries a message (the receiving child had
-    // taken the file, closing it here, before the proof: message 3).
-    const buf = Buffer.alloc(32);
-    let content;
-    try {
-      content = buf.subarray(0, readSync(fd, buf, 0, 32, 0)).toString();
-    } catch (e) {
-      content = e.code;
-    }
-    equal(content, 'the parent file', 'the parent\'s file');
-    t2.send('still ours');
-    equal(await r2.recv({ timeout: 5000 }), 'still ours', 'the parent\'s pipe');
-    equal(forged, { forged: 6, ownFileOpen: true }, 'the forger');
-    equal(got, { codes: ['MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED'], nested: 'nested after the forged ones' }, 'what the receiving child got');
-    closeSync(fd);
-    t2.close();
-    r2.close();
-    equal(await stopSibling(forger), 0, 'forger exit code');
-    equal(await stopSibling(victim), 0, 'receiving child exit code');
-    const after = await handleCount();
-    assert(after <= before + 2, `handles ${before} -> ${after}`);
-  } finally {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // a child that failed may still hold a file there
-    }
+    content = buf.subarray(0, readSync(fd, buf, 0, 32, 0)).toString();
+  } catch (e) {
+    content = e.code;
   }
-}, { timeout: 60000 });
+  equal(content, 'the parent file', 'the parent\'s file');
+  t2.send('still ours');
+  equal(await r2.recv({ timeout: 5000 }), 'still ours', 'the parent\'s pipe');
+  equal(forged, { forged: 6, ownFileOpen: true }, 'the forger');
+  equal(got, { codes: ['MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED', 'MALFORMED'], nested: 'nested after the forged ones' }, 'what the receiving child got');
+  closeSync(fd);
+  t2.close();
+  r2.close();
+  equal(await stopSibling(forger), 0, 'forger exit code');
+  equal(await stopSibling(victim), 0, 'receiving child exit code');
+}), { timeout: 60000 });
 
 test('IpcServer: a client naming another client\'s pid with that client\'s end of its own connection as the proof (same pipe name, another instance): MALFORMED, the other client\'s end stays open', async () => {
   const server = new lib.IpcServer();
