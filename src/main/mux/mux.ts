@@ -8,9 +8,11 @@
  * ONE codec pass:
  *
  * - `[id, value]`: a message for logical channel `id` (the value as the application sent it);
- * - `[id, value, refs]`: the same, carrying logical endpoints of this connection, which travel
- *   as ids: `refs` is a list of `[kind, id, path]` (`kind` 's' a sender, 'r' a receiver; `path`
- *   the keys from the value's root to the slot, which holds `null` on the wire);
+ * - `[id, value, kind, id, path, kind, id, path...]`: the same, carrying logical endpoints of
+ *   this connection, which travel as ids, one flat `kind, id, path` triple each after the value
+ *   (`kind` 's' a sender, 'r' a receiver; `path` the keys from the value's root to the slot,
+ *   which holds `null` on the wire: an array of keys, or the key itself for a path of one string
+ *   or number key);
  * - `[0, op, id, n, op, id, n...]`: control, one or more operations. op 1 DROP (the peer's senders of `id` are all gone: `n` senders it
  *   had been given), op 2 RCLOSED (the receiver of `id` is gone).
  *

@@ -10,7 +10,7 @@ import { IpcMux, MAX_REFS } from './mux.js';
 import type { MuxFrame } from './mux.js';
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { findRefs, place, substitute } from './refs.js';
-import type { Ref } from './refs.js';
+import type { PathKey, Ref } from './refs.js';
 
 /**
  * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
@@ -140,8 +140,10 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     return;
   }
   if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
-  // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
-  const wire: unknown[] = [];
+  // Receivers moving: each gets a new id, hosted by the peer; this side relays to it. The
+  // frame is flat: `[key, value, kind, id, path, kind, id, path...]`, a path of one key as the
+  // key itself (see wirePath).
+  const frame: unknown[] = [key, undefined];
   let moves: Map<MuxEndpoint, Chan> | undefined;
   try {
     for (const r of refs) {
@@ -157,10 +159,11 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
           relay.received = 1;
           moves.set(ep, relay);
         }
-        wire.push(['r', relay.key, r.path]);
-      } else wire.push(['s', ep.chan.key, r.path]);
+        frame.push('r', relay.key, wirePath(r.path));
+      } else frame.push('s', ep.chan.key, wirePath(r.path));
     }
-    mux.write([key, substitute(value, refs), wire]);
+    frame[1] = substitute(value, refs);
+    mux.write(frame);
   } catch (e) {
     if (moves !== undefined) for (const relay of moves.values()) mux.forget(relay);
     throw e;
@@ -180,4 +183,13 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     }
   }
   if (moves !== undefined) for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+}
+
+/**
+ * A reference's path on the wire: the key itself for a path of one string or number key (the
+ * usual `{ reply }`), else the array of keys (a Map key is `[k]`, so a path of one Map key is
+ * `[[k]]`: an array on the wire is always a whole path).
+ */
+function wirePath(path: PathKey[]): unknown {
+  return path.length === 1 && !Array.isArray(path[0]) ? path[0] : path;
 }
