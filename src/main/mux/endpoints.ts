@@ -39,6 +39,13 @@ class PendingRecv implements Waiter {
 }
 export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
 
+/**
+ * @internal The queue and waiter list of a channel that has none (the usual state, and the only
+ * one of a channel whose receiver is in the peer): shared, so never pushed to (the first item
+ * replaces it with a new array).
+ */
+export const EMPTY: never[] = [];
+
 /** @internal One logical channel as this side of the connection sees it. */
 export class Chan {
   /** Live MuxSender objects of this channel in this process (relays included). */
@@ -46,7 +53,8 @@ export class Chan {
   // ---- host side (the receiver lives here)
   /** Senders given to the peer and not yet dropped by it. */
   granted = 0;
-  queue: unknown[] = [];
+  /** Messages not yet taken ({@link EMPTY} while none was queued). */
+  queue: unknown[] = EMPTY;
   /**
    * Bytes of each queued message as it came in the peer's frame (0: sent in this process), in
    * queue order (made with the first queued message: most channels never queue one).
@@ -56,7 +64,8 @@ export class Chan {
   queueHandles: number[] | undefined;
   /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
   holding: Set<unknown> | undefined;
-  waiters: Waiter[] = [];
+  /** Pending receives ({@link EMPTY} while none waited). */
+  waiters: Waiter[] = EMPTY;
   /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
   recvGone = false;
   /** Where messages go once the receiver moved: a plain sender, or a relay to a peer-hosted channel. */
@@ -397,7 +406,8 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
       const w = new PendingRecv(this as MuxReceiver<unknown>, resolve as (v: unknown) => void, reject);
-      c.waiters.push(w);
+      if (c.waiters === EMPTY) c.waiters = [w];
+      else c.waiters.push(w);
       this.mux.waiting(1);
       if (timeout === undefined && signal === undefined) return;
       w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms` }, (reason) => {
@@ -485,7 +495,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     this.dropUpgraded();
     const ws = this.chan.waiters;
     if (ws.length === 0) return;
-    this.chan.waiters = [];
+    this.chan.waiters = EMPTY;
     this.mux.waiting(-ws.length);
     for (const w of ws) {
       w.disarm();

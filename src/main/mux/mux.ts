@@ -36,7 +36,7 @@ import { afterMicrotasks, blockingWait } from '../endpoint/thread-state.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
-import { Chan, MuxReceiver, MuxSender } from './endpoints.js';
+import { Chan, EMPTY, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
@@ -215,16 +215,16 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** Creates a logical channel; both ends start in this process (send either one to the peer). */
-  channel<T>(options: MuxChannelOptions<T> = {}): [MuxSender<T>, MuxReceiver<T>] {
-    if (typeof options !== 'object' || options === null) throw new TypeError('channel(options) takes an object of channel options');
-    if (options.schema !== undefined) assertStandardSchema(options.schema);
-    const maxQueue = options.maxQueue ?? this.limits.maxQueue;
+  channel<T>(options?: MuxChannelOptions<T>): [MuxSender<T>, MuxReceiver<T>] {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('channel(options) takes an object of channel options');
+    if (options?.schema !== undefined) assertStandardSchema(options.schema);
+    const maxQueue = options?.maxQueue ?? this.limits.maxQueue;
     if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(maxQueue)}`);
     if (!this.alive) throw new IpcError('DISCONNECTED', 'this multiplexed connection is closed');
     const chan = this.newChan(this.nextId++, true, true);
     chan.maxQueue = maxQueue;
     const rx = new MuxReceiver<T>(this, chan);
-    if (options.schema !== undefined) rx.configure({ schema: options.schema });
+    if (options?.schema !== undefined) rx.configure({ schema: options.schema });
     return [new MuxSender<T>(this, chan), rx];
   }
 
@@ -522,7 +522,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       this.report(err);
       return;
     }
-    c.queue.push(value);
+    if (c.queue === EMPTY) c.queue = [value];
+    else c.queue.push(value);
     (c.queueBytes ??= []).push(bytes);
     (c.queueHandles ??= []).push(handles);
     if (holds ?? holdsHandles(value)) (c.holding ??= new Set()).add(value);
@@ -556,7 +557,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private clearQueue(c: Chan): unknown[] {
     const q = c.queue;
     if (q.length === 0) return q;
-    c.queue = [];
+    c.queue = EMPTY;
     this.queued -= q.length;
     for (const b of c.queueBytes!) this.queuedBytes -= b;
     for (const h of c.queueHandles!) this.queuedHandles -= h;
@@ -572,7 +573,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.eof = true;
     c.recvGone = true;
     const ws = c.waiters;
-    c.waiters = [];
+    c.waiters = EMPTY;
     if (ws.length > 0) {
       c.failure = undefined;
       this.waiting(-ws.length);
@@ -600,7 +601,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.recvGone = true;
     const ws = c.waiters;
     if (ws.length > 0) {
-      c.waiters = [];
+      c.waiters = EMPTY;
       this.waiting(-ws.length);
       for (const w of ws) {
         w.disarm();
@@ -626,7 +627,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal The receiver moved: queued messages go first, pending receives reject CLOSED. */
   relayTo(c: Chan, sink: Sink): void {
     const ws = c.waiters;
-    c.waiters = [];
+    c.waiters = EMPTY;
     this.waiting(-ws.length);
     for (const w of ws) {
       w.disarm();
@@ -648,7 +649,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.eof = true;
     const ws = c.waiters;
     if (ws.length > 0 && c.queue.length === 0) {
-      c.waiters = [];
+      c.waiters = EMPTY;
       this.waiting(-ws.length);
       for (const w of ws) {
         w.disarm();

@@ -206,7 +206,8 @@ export function revive(mux: IpcMux<unknown, unknown>, value: unknown, f: unknown
 function reviveOne(mux: IpcMux<unknown, unknown>, root: { v: unknown }, f: unknown[]): unknown {
   let key: number;
   let sender: boolean;
-  let put: (x: object) => void;
+  let put: ((x: object) => void) | undefined;
+  const slot = f[4];
   try {
     const r0 = f[2];
     const id = f[3];
@@ -214,7 +215,8 @@ function reviveOne(mux: IpcMux<unknown, unknown>, root: { v: unknown }, f: unkno
     key = -id;
     sender = r0 === 's';
     checkRef(mux, key, sender);
-    put = place(root, f[4], PLACEHOLDER);
+    // The usual `{ reply }`: a null own property of a plain object, set directly below.
+    if (!isPlainSlot(root.v, slot)) put = place(root, slot, PLACEHOLDER);
     if (mux.chans.size >= mux.limits.maxChannels && !mux.chans.has(key)) {
       throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${mux.limits.maxChannels}) logical channels; the peer asked for more`);
     }
@@ -223,8 +225,20 @@ function reviveOne(mux: IpcMux<unknown, unknown>, root: { v: unknown }, f: unkno
     closeValue(root.v);
     throw e;
   }
-  put(sender ? reviveSender(mux, key) : reviveReceiver(mux, key));
+  const ep = sender ? reviveSender(mux, key) : reviveReceiver(mux, key);
+  if (put === undefined) (root.v as Record<string, unknown>)[slot as string] = ep;
+  else put(ep);
   return root.v;
+}
+
+/**
+ * True when `slot` is a string key `value` (a plain object, not an array) holds null at, as its
+ * own property (what {@link place} accepts for a one-key path, without making its closure).
+ */
+function isPlainSlot(value: unknown, slot: unknown): boolean {
+  if (typeof slot !== 'string' || typeof value !== 'object' || value === null || Array.isArray(value) || slot === '__proto__') return false;
+  const proto = Object.getPrototypeOf(value);
+  return (proto === Object.prototype || proto === null) && Object.hasOwn(value, slot) && (value as Record<string, unknown>)[slot] === null;
 }
 
 /** Throws MALFORMED unless a frame may name `key` as a sender (or receiver); creates nothing. */
