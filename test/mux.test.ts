@@ -341,6 +341,29 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('a closed endpoint in a message throws CLOSED and sends nothing, in a flat object or nested', async () => {
+    const errors: unknown[] = [];
+    const [a, b] = localPair({ onError: (e: IpcError) => errors.push(e) });
+    const [s, r] = a.channel<number>();
+    const [s2, r2] = a.channel<number>();
+    s.close();
+    r2.close();
+    const closed = expect.objectContaining({ code: 'CLOSED' }) as unknown as Error;
+    expect(() => a.sender.send({ op: 'x', s })).toThrow(closed);
+    expect(() => a.sender.send({ s })).toThrow(closed);
+    expect(() => a.sender.send({ deep: { s } })).toThrow(closed);
+    expect(() => a.sender.send({ r2 })).toThrow(closed);
+    // Nothing of them arrived: the next message is the first the peer sees.
+    a.sender.send({ op: 'after' });
+    expect(await b.receiver.recv({ timeout: 5000 })).toEqual({ op: 'after' });
+    expect(b.receiver.tryRecv()).toBeUndefined();
+    expect(errors).toEqual([]);
+    r.close();
+    s2.close();
+    a.close();
+    b.close();
+  });
+
   it('a channel over its maxQueue fails alone with TOO_LARGE; the others keep working', async () => {
     const errors: IpcError[] = [];
     const [a, b] = localPair({ maxQueue: 50, onError: (e: IpcError) => errors.push(e) });

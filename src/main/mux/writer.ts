@@ -131,6 +131,7 @@ export function loopFailed(mux: IpcMux<unknown, unknown>, c: Chan, err: IpcError
 export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unknown): void {
   let refs: Ref[] | undefined;
   if (typeof value === 'object' && value !== null) {
+    if (sendFlat(mux, key, value)) return;
     const found: Ref[] = [];
     findRefs(mux, value, [], found);
     if (found.length > 0) refs = found;
@@ -183,6 +184,37 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     }
   }
   if (moves !== undefined) for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+}
+
+/**
+ * {@link sendFrame} of the usual message: a plain object whose items are primitives, or at most
+ * one sender of this connection (`{ op, reply }`). Written without the general walk, its Ref
+ * objects and path arrays; the copy with `null` in the sender's slot is a spread. False (nothing
+ * done) for any other value: the general path takes it.
+ */
+function sendFlat(mux: IpcMux<unknown, unknown>, key: number, value: object): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const keys = Object.keys(value);
+  let at: string | undefined;
+  let ep: MuxSender<unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const x = (value as Record<string, unknown>)[k];
+    if (typeof x !== 'object' || x === null) continue;
+    if (ep !== undefined || !(x instanceof MuxSender) || x.mux !== mux || k === '__proto__') return false;
+    at = k;
+    ep = x;
+  }
+  if (ep === undefined) {
+    mux.write([key, value]);
+    return true;
+  }
+  if (ep.closed) throw new IpcError('CLOSED', 'a MuxSender in the message is closed');
+  const copy: Record<string, unknown> = { ...value };
+  copy[at!] = null;
+  mux.write([key, copy, 's', ep.chan.key, at]);
+  if (ep.chan.host) ep.chan.granted++;
+  return true;
 }
 
 /**
