@@ -24,7 +24,11 @@ function make(devNull: number): { refs: Array<WeakRef<IpcFileHandle>>; close(): 
   return {
     refs: handles.map((h) => new WeakRef(h)),
     close() {
-      for (const h of handles) h.close();
+      // First and last alternately: the waiting list moves its last owner into a closed one's slot.
+      for (let i = 0; i < handles.length / 2; i++) {
+        handles[i]!.close();
+        handles[handles.length - 1 - i]!.close();
+      }
       handles = [];
     },
   };

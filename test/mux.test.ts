@@ -305,6 +305,65 @@ describe('IpcMux in one process (two real sockets)', () => {
     b.close();
   });
 
+  it('an endpoint one key deep (its path travels as the key itself), as the value itself, or as a Map\'s only value arrives in its slot', async () => {
+    const errors: unknown[] = [];
+    const [a, b] = localPair({ onError: (e: IpcError) => errors.push(e) });
+    const values: Array<(s: MuxSender<number>) => unknown> = [
+      (s) => ({ reply: s }),
+      (s) => ({ '0': s, x: 1 }),
+      (s) => [1, s],
+      (s) => s,
+      (s) => new Map([['k', s]]),
+      (s) => new Map([[0, s]]),
+      (s) => ({ k: [s] }),
+    ];
+    const got: unknown[] = [];
+    for (const make of values) {
+      const [s, r] = a.channel<number>();
+      a.sender.send(make(s));
+      s.close();
+      const m = await b.receiver.recv({ timeout: 5000 });
+      got.push(m);
+      // Wherever it landed, it is a working sender of r.
+      const ep = (m instanceof MuxSender ? m : m instanceof Map ? m.get(m.keys().next().value) : Array.isArray(m) ? m[1] : (m as any).reply ?? (m as any)['0'] ?? (m as any).k[0]) as MuxSender<number>;
+      expect(ep).toBeInstanceOf(MuxSender);
+      ep.send(7);
+      ep.close();
+      expect(await r.recv({ timeout: 5000 })).toBe(7);
+      await rejectsWith(r.recv({ timeout: 5000 }), 'DISCONNECTED');
+    }
+    expect(Object.keys(got[1] as object).sort()).toEqual(['0', 'x']);
+    expect((got[2] as unknown[])[0]).toBe(1);
+    expect([...(got[4] as Map<unknown, unknown>).keys()]).toEqual(['k']);
+    expect([...(got[5] as Map<unknown, unknown>).keys()]).toEqual([0]);
+    expect(errors).toEqual([]);
+    a.close();
+    b.close();
+  });
+
+  it('a closed endpoint in a message throws CLOSED and sends nothing, in a flat object or nested', async () => {
+    const errors: unknown[] = [];
+    const [a, b] = localPair({ onError: (e: IpcError) => errors.push(e) });
+    const [s, r] = a.channel<number>();
+    const [s2, r2] = a.channel<number>();
+    s.close();
+    r2.close();
+    const closed = expect.objectContaining({ code: 'CLOSED' }) as unknown as Error;
+    expect(() => a.sender.send({ op: 'x', s })).toThrow(closed);
+    expect(() => a.sender.send({ s })).toThrow(closed);
+    expect(() => a.sender.send({ deep: { s } })).toThrow(closed);
+    expect(() => a.sender.send({ r2 })).toThrow(closed);
+    // Nothing of them arrived: the next message is the first the peer sees.
+    a.sender.send({ op: 'after' });
+    expect(await b.receiver.recv({ timeout: 5000 })).toEqual({ op: 'after' });
+    expect(b.receiver.tryRecv()).toBeUndefined();
+    expect(errors).toEqual([]);
+    r.close();
+    s2.close();
+    a.close();
+    b.close();
+  });
+
   it('a channel over its maxQueue fails alone with TOO_LARGE; the others keep working', async () => {
     const errors: IpcError[] = [];
     const [a, b] = localPair({ maxQueue: 50, onError: (e: IpcError) => errors.push(e) });

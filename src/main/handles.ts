@@ -116,22 +116,95 @@ let fresh = new Map<object, Held>();
 let aging = new Map<object, Held>();
 let passTimer: ReturnType<typeof setTimeout> | undefined;
 
-/*
- * Owners of one descriptor (OwnedDescriptor: file handles, shared memory, pool segments) wait in
- * arrays instead: one is made per received descriptor, and a Map entry (the owner's identity
- * hash, an ordered-hash insert and delete) cost more than the rest of its bookkeeping together.
- * Each waiting owner knows its array and index; closing it empties its slot (so that a closed
- * owner is not kept alive, and promoted, by the array), and a pass registers the owners still in
- * the older array. Same rules as the Map: registered by the pass after the one that saw it arrive.
+/**
+ * Where an object waits in a {@link GcWaitList} (the list sets and reads both fields): the array
+ * and the index there, `gcWait` undefined once it left (registered, or closed before).
  */
-interface Waiting {
-  owners: Array<OwnedDescriptor | undefined>;
-  /** How many of `owners` are still there (not closed): a pass skips an array with none. */
-  live: number;
+export interface GcWaiting {
+  /** @internal */
+  gcWait: WaitArray | undefined;
+  /** @internal */
+  gcAt: number;
 }
-let freshOwned: Waiting = { owners: [], live: 0 };
-let agingOwned: Waiting = { owners: [], live: 0 };
-/** Set by OwnedDescriptor's static block: registers a waiting owner that is still open. */
+/** @internal One generation of a GcWaitList: the objects waiting in it, in no order. */
+export interface WaitArray {
+  items: GcWaiting[];
+}
+
+/**
+ * The deferred GC registration of objects that are made in great numbers and mostly closed
+ * within a turn or two (see above): descriptor owners of one descriptor (OwnedDescriptor: one per
+ * received descriptor) and the multiplexed endpoints (src/main/mux/endpoints.ts). Each waiting
+ * object knows its array and index (no Map: an identity hash, an ordered-hash insert and delete
+ * per object cost more than the rest of an owner's bookkeeping, and on the multiplexed endpoints
+ * a Map measured 4 full collections instead of 1); closing it takes it out (the last one moves
+ * into its slot), so that a closed object is not kept alive (and promoted) by the array, and the
+ * array stays as long as the objects still open (emptied slots instead made it grow with every
+ * object made between two passes: 8-17 % more instructions per logical channel, measured). A pass registers the objects still in the
+ * older array, then the newer one becomes the older: an object is registered by the pass after
+ * the one that saw it arrive, REGISTER_AFTER_MS to twice that after it was made. Past `maxFresh`
+ * waiting objects (a long synchronous loop, no timer runs), a pass runs at once. The timer is
+ * unref'd: it never keeps a process alive.
+ */
+export class GcWaitList<T extends GcWaiting> {
+  private fresh: WaitArray = { items: [] };
+  private aging: WaitArray = { items: [] };
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly maxFresh: number,
+    /** Registers an object still open when its pass comes (it left the list already). */
+    private readonly register: (x: T) => void,
+  ) {}
+
+  /** Puts a new object on the list. */
+  add(x: T): void {
+    const w = this.fresh;
+    x.gcWait = w;
+    x.gcAt = w.items.length;
+    w.items.push(x);
+    if (w.items.length > this.maxFresh) this.pass();
+    else if (this.timer === undefined) this.schedule();
+  }
+
+  /** Takes `x` off the list: true if it was waiting, false if it was not (registered: unregister it). */
+  remove(x: T): boolean {
+    const w = x.gcWait;
+    if (w === undefined) return false;
+    const last = w.items.pop()!;
+    if (last !== x) {
+      w.items[x.gcAt] = last;
+      last.gcAt = x.gcAt;
+    }
+    x.gcWait = undefined;
+    return true;
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(this.pass, REGISTER_AFTER_MS);
+    this.timer.unref();
+  }
+
+  private readonly pass = (): void => {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const old = this.aging;
+    this.aging = this.fresh;
+    this.fresh = old;
+    const items = old.items as T[];
+    for (let i = 0; i < items.length; i++) {
+      const x = items[i]!;
+      x.gcWait = undefined;
+      this.register(x);
+    }
+    items.length = 0;
+    if (this.aging.items.length > 0) this.schedule();
+  };
+}
+
+/** Owners of one descriptor waiting for the safety net (see GcWaitList). */
+const waitingOwned = new GcWaitList<OwnedDescriptor>(FRESH_MAX, (owner) => registerOwned(owner));
+/** Set by OwnedDescriptor's static block: registers an owner that is still open. */
 let registerOwned: (owner: OwnedDescriptor) => void;
 
 function registerPass(): void {
@@ -142,20 +215,7 @@ function registerPass(): void {
   fresh = old;
   for (const [owner, held] of old) finalizer.register(owner, held, owner);
   old.clear();
-  const oldOwned = agingOwned;
-  agingOwned = freshOwned;
-  freshOwned = oldOwned;
-  const owners = oldOwned.owners;
-  for (let i = 0; i < owners.length && oldOwned.live > 0; i++) {
-    const owner = owners[i];
-    if (owner !== undefined) {
-      oldOwned.live--;
-      registerOwned(owner);
-    }
-  }
-  owners.length = 0;
-  oldOwned.live = 0;
-  if (aging.size > 0 || agingOwned.live > 0) schedulePass();
+  if (aging.size > 0) schedulePass();
 }
 
 function schedulePass(): void {
@@ -188,20 +248,17 @@ export function untrackForGc(owner: object): void {
  * object is made per handle besides the handle itself when there is no `release`: the safety
  * net then holds the descriptor's number.
  */
-export abstract class OwnedDescriptor implements HandleSource, Disposable {
+export abstract class OwnedDescriptor implements HandleSource, Disposable, GcWaiting {
   #fd: number;
   /** What the GC safety net also releases (see the constructor), or undefined. */
   readonly #release: (() => void) | undefined;
-  /**
-   * The waiting array (freshOwned or agingOwned) holding this owner at #slot, until a pass
-   * registers it (then undefined: registered, or closed before).
-   */
-  #waiting: Waiting | undefined;
-  #slot: number;
+  /** @internal Where this owner waits for the safety net (see GcWaitList), until a pass registers it. */
+  gcWait: WaitArray | undefined = undefined;
+  /** @internal */
+  gcAt = 0;
 
   static {
     registerOwned = (owner) => {
-      owner.#waiting = undefined;
       const fd = owner.#fd;
       if (fd < 0) return; // closed since (its slot is normally emptied then)
       const release = owner.#release;
@@ -216,13 +273,7 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   protected constructor(fd: number, release?: () => void) {
     this.#fd = fd;
     this.#release = release;
-    const waiting = freshOwned;
-    this.#waiting = waiting;
-    this.#slot = waiting.owners.length;
-    waiting.owners.push(this);
-    waiting.live++;
-    if (waiting.owners.length > FRESH_MAX) registerPass();
-    else schedulePass();
+    waitingOwned.add(this);
   }
 
   /** True once closed (or sent by transfer). */
@@ -270,14 +321,7 @@ export abstract class OwnedDescriptor implements HandleSource, Disposable {
   // registered one is unregistered, after which its held value (the descriptor's number, or a
   // Disposer naming it) is never used, so it need not be cleared.
   private forget(): void {
-    const waiting = this.#waiting;
-    if (waiting !== undefined) {
-      waiting.owners[this.#slot] = undefined;
-      waiting.live--;
-      this.#waiting = undefined;
-    } else if (this.#fd >= 0) {
-      finalizer.unregister(this);
-    }
+    if (!waitingOwned.remove(this) && this.#fd >= 0) finalizer.unregister(this);
     this.releaseOwned();
     this.#fd = -1;
   }

@@ -31,8 +31,8 @@ describe('IpcMux against a hostile peer', () => {
     const r = await runVictim('mux-hostile', { args: ['malformed'], timeoutMs: 60_000 });
     expectContained(r);
     const res = r.result as Result;
-    // 10 bad frames, 6 bad reference lists, 1 frame over maxMessageBytes (TOO_LARGE).
-    expect(res.errors.MALFORMED).toBe(16);
+    // 10 bad frames, 9 bad references or lists, 1 frame over maxMessageBytes (TOO_LARGE).
+    expect(res.errors.MALFORMED).toBe(19);
     expect(res.errors.TOO_LARGE).toBe(1);
     expect(res.okGot).toEqual(['start', 'after-malformed', 'done']);
     expect(({} as Record<string, unknown>).close).toBeUndefined();

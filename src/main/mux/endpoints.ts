@@ -6,11 +6,11 @@ import { IpcError } from '../../shared/errors.js';
 import { armDeadline, checkTimeout } from '../../shared/deadline.js';
 import { channel } from '../channel.js';
 import type { IpcReceiver, IpcSender, RecvOptions } from '../channel.js';
-import { kDetach, kHandle } from '../handles.js';
+import { GcWaitList, kDetach, kHandle } from '../handles.js';
 import { IteratorTail } from '../iterator-tail.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema, validate } from '../../shared/validate.js';
-import type { HandleInfo } from '../handles.js';
+import type { GcWaiting, HandleInfo, WaitArray } from '../handles.js';
 
 import { IpcMux } from './mux.js';
 import type { MuxChannelOptions } from './mux.js';
@@ -39,6 +39,13 @@ class PendingRecv implements Waiter {
 }
 export type Sink = undefined | { plain: IpcSender<unknown> } | { relay: Chan };
 
+/**
+ * @internal The queue and waiter list of a channel that has none (the usual state, and the only
+ * one of a channel whose receiver is in the peer): shared, so never pushed to (the first item
+ * replaces it with a new array).
+ */
+export const EMPTY: never[] = [];
+
 /** @internal One logical channel as this side of the connection sees it. */
 export class Chan {
   /** Live MuxSender objects of this channel in this process (relays included). */
@@ -46,7 +53,8 @@ export class Chan {
   // ---- host side (the receiver lives here)
   /** Senders given to the peer and not yet dropped by it. */
   granted = 0;
-  queue: unknown[] = [];
+  /** Messages not yet taken ({@link EMPTY} while none was queued). */
+  queue: unknown[] = EMPTY;
   /**
    * Bytes of each queued message as it came in the peer's frame (0: sent in this process), in
    * queue order (made with the first queued message: most channels never queue one).
@@ -56,7 +64,8 @@ export class Chan {
   queueHandles: number[] | undefined;
   /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
   holding: Set<unknown> | undefined;
-  waiters: Waiter[] = [];
+  /** Pending receives ({@link EMPTY} while none waited). */
+  waiters: Waiter[] = EMPTY;
   /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */
   recvGone = false;
   /** Where messages go once the receiver moved: a plain sender, or a relay to a peer-hosted channel. */
@@ -107,63 +116,38 @@ const finalizer = new FinalizationRegistry<Held>((h) => {
  * FinalizationRegistry cell costs more than the register/unregister calls: V8 allocates it in the
  * old generation, where it keeps the endpoint and its channel alive through every young
  * collection until the next full one, registered or not (one channel made, sent and answered
- * promoted ~1.7 KB per channel; scavenges took 2-10 ms instead of 0.3 ms). So a new endpoint waits
- * in `fresh` (held strongly: a dropped one is released at most 2 x REGISTER_AFTER_MS later than it
- * would be) and is registered by the pass after the one that saw it arrive; one closed before
- * leaves the list (swap-remove) and is never registered.
+ * promoted ~1.7 KB per channel; scavenges took 2-10 ms instead of 0.3 ms). So a new endpoint
+ * waits in a GcWaitList (src/main/handles.ts, shared with the owners of one descriptor; held
+ * strongly: a dropped one is released at most 2 x 25 ms later than it would be) and is
+ * registered by the pass after the one that saw it arrive; one closed before leaves the list
+ * and is never registered. Past FRESH_MAX waiting endpoints (a long synchronous loop, no timer
+ * runs), they are registered at once.
  */
-const REGISTER_AFTER_MS = 25;
-/** Past this many waiting endpoints (a long synchronous loop, no timer runs), they are registered at once. */
 const FRESH_MAX = 8192;
-/** Endpoints made since the last pass, and those that were already waiting at it (registered at the next). */
-let fresh: MuxEndpoint[] = [];
-let aging: MuxEndpoint[] = [];
-let passTimer: ReturnType<typeof setTimeout> | undefined;
-
-function registerPass(): void {
-  if (passTimer !== undefined) clearTimeout(passTimer);
-  passTimer = undefined;
-  const old = aging;
-  aging = fresh;
-  fresh = old;
-  for (let i = 0; i < old.length; i++) old[i]!.register();
-  old.length = 0;
-  for (let i = 0; i < aging.length; i++) aging[i]!.waitIn = 1;
-  if (aging.length > 0) schedulePass();
-}
-
-function schedulePass(): void {
-  if (passTimer !== undefined) return;
-  passTimer = setTimeout(registerPass, REGISTER_AFTER_MS);
-  passTimer.unref();
-}
+const waiting = new GcWaitList<MuxEndpoint>(FRESH_MAX, (ep) => ep.register());
 
 /** Base of the logical endpoints: closing, disposal, and the handle protocol (upgrade). */
-export abstract class MuxEndpoint implements Disposable {
+export abstract class MuxEndpoint implements Disposable, GcWaiting {
   /** @internal */
   readonly mux: IpcMux<unknown, unknown>;
   /** @internal */
   readonly chan: Chan;
   /** @internal */
   protected done = false;
-  /** @internal Where this endpoint waits for the GC safety net: 0 `fresh`, 1 `aging`, 2 registered, -1 neither (closed). */
-  waitIn = 0;
-  /** @internal Its index there. */
-  waitAt: number;
+  /** @internal Where this endpoint waits for the GC safety net (see GcWaitList). */
+  gcWait: WaitArray | undefined = undefined;
+  /** @internal */
+  gcAt = 0;
 
   /** @internal */
   constructor(mux: IpcMux<unknown, unknown>, chan: Chan) {
     this.mux = mux;
     this.chan = chan;
-    this.waitAt = fresh.length;
-    fresh.push(this);
-    if (fresh.length > FRESH_MAX) registerPass();
-    else schedulePass();
+    waiting.add(this);
   }
 
   /** @internal Registers this endpoint with the GC safety net (called by the registration pass). */
   register(): void {
-    this.waitIn = 2;
     finalizer.register(this, { mux: this.mux, chan: this.chan, sender: this instanceof MuxSender }, this);
   }
 
@@ -183,18 +167,8 @@ export abstract class MuxEndpoint implements Disposable {
   protected finish(): boolean {
     if (this.done) return false;
     this.done = true;
-    const w = this.waitIn;
-    this.waitIn = -1;
-    if (w === 2) finalizer.unregister(this);
-    else {
-      // Leaves its list (swap-remove): nothing keeps a closed endpoint alive.
-      const list = w === 0 ? fresh : aging;
-      const last = list.pop()!;
-      if (last !== this) {
-        list[this.waitAt] = last;
-        last.waitAt = this.waitAt;
-      }
-    }
+    // Leaves the waiting list (nothing keeps a closed endpoint alive), or the registry.
+    if (!waiting.remove(this)) finalizer.unregister(this);
     return true;
   }
 
@@ -397,7 +371,8 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
       const w = new PendingRecv(this as MuxReceiver<unknown>, resolve as (v: unknown) => void, reject);
-      c.waiters.push(w);
+      if (c.waiters === EMPTY) c.waiters = [w];
+      else c.waiters.push(w);
       this.mux.waiting(1);
       if (timeout === undefined && signal === undefined) return;
       w.disarm = armDeadline({ timeout, signal, timeoutMessage: () => `no message arrived within ${timeout} ms` }, (reason) => {
@@ -485,7 +460,7 @@ export class MuxReceiver<T> extends MuxEndpoint implements AsyncIterable<T> {
     this.dropUpgraded();
     const ws = this.chan.waiters;
     if (ws.length === 0) return;
-    this.chan.waiters = [];
+    this.chan.waiters = EMPTY;
     this.mux.waiting(-ws.length);
     for (const w of ws) {
       w.disarm();

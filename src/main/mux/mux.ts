@@ -8,9 +8,11 @@
  * ONE codec pass:
  *
  * - `[id, value]`: a message for logical channel `id` (the value as the application sent it);
- * - `[id, value, refs]`: the same, carrying logical endpoints of this connection, which travel
- *   as ids: `refs` is a list of `[kind, id, path]` (`kind` 's' a sender, 'r' a receiver; `path`
- *   the keys from the value's root to the slot, which holds `null` on the wire);
+ * - `[id, value, kind, id, path, kind, id, path...]`: the same, carrying logical endpoints of
+ *   this connection, which travel as ids, one flat `kind, id, path` triple each after the value
+ *   (`kind` 's' a sender, 'r' a receiver; `path` the keys from the value's root to the slot,
+ *   which holds `null` on the wire: an array of keys, or the key itself for a path of one string
+ *   or number key);
  * - `[0, op, id, n, op, id, n...]`: control, one or more operations. op 1 DROP (the peer's senders of `id` are all gone: `n` senders it
  *   had been given), op 2 RCLOSED (the receiver of `id` is gone).
  *
@@ -34,7 +36,7 @@ import { afterMicrotasks, blockingWait } from '../endpoint/thread-state.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
-import { Chan, MuxReceiver, MuxSender } from './endpoints.js';
+import { Chan, EMPTY, MuxReceiver, MuxSender } from './endpoints.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
@@ -213,16 +215,16 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   }
 
   /** Creates a logical channel; both ends start in this process (send either one to the peer). */
-  channel<T>(options: MuxChannelOptions<T> = {}): [MuxSender<T>, MuxReceiver<T>] {
-    if (typeof options !== 'object' || options === null) throw new TypeError('channel(options) takes an object of channel options');
-    if (options.schema !== undefined) assertStandardSchema(options.schema);
-    const maxQueue = options.maxQueue ?? this.limits.maxQueue;
+  channel<T>(options?: MuxChannelOptions<T>): [MuxSender<T>, MuxReceiver<T>] {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('channel(options) takes an object of channel options');
+    if (options?.schema !== undefined) assertStandardSchema(options.schema);
+    const maxQueue = options?.maxQueue ?? this.limits.maxQueue;
     if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new RangeError(`maxQueue must be a positive integer, got ${String(maxQueue)}`);
     if (!this.alive) throw new IpcError('DISCONNECTED', 'this multiplexed connection is closed');
     const chan = this.newChan(this.nextId++, true, true);
     chan.maxQueue = maxQueue;
     const rx = new MuxReceiver<T>(this, chan);
-    if (options.schema !== undefined) rx.configure({ schema: options.schema });
+    if (options?.schema !== undefined) rx.configure({ schema: options.schema });
     return [new MuxSender<T>(this, chan), rx];
   }
 
@@ -520,7 +522,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       this.report(err);
       return;
     }
-    c.queue.push(value);
+    if (c.queue === EMPTY) c.queue = [value];
+    else c.queue.push(value);
     (c.queueBytes ??= []).push(bytes);
     (c.queueHandles ??= []).push(handles);
     if (holds ?? holdsHandles(value)) (c.holding ??= new Set()).add(value);
@@ -554,7 +557,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   private clearQueue(c: Chan): unknown[] {
     const q = c.queue;
     if (q.length === 0) return q;
-    c.queue = [];
+    c.queue = EMPTY;
     this.queued -= q.length;
     for (const b of c.queueBytes!) this.queuedBytes -= b;
     for (const h of c.queueHandles!) this.queuedHandles -= h;
@@ -570,7 +573,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.eof = true;
     c.recvGone = true;
     const ws = c.waiters;
-    c.waiters = [];
+    c.waiters = EMPTY;
     if (ws.length > 0) {
       c.failure = undefined;
       this.waiting(-ws.length);
@@ -598,7 +601,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.recvGone = true;
     const ws = c.waiters;
     if (ws.length > 0) {
-      c.waiters = [];
+      c.waiters = EMPTY;
       this.waiting(-ws.length);
       for (const w of ws) {
         w.disarm();
@@ -624,7 +627,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal The receiver moved: queued messages go first, pending receives reject CLOSED. */
   relayTo(c: Chan, sink: Sink): void {
     const ws = c.waiters;
-    c.waiters = [];
+    c.waiters = EMPTY;
     this.waiting(-ws.length);
     for (const w of ws) {
       w.disarm();
@@ -646,7 +649,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     c.eof = true;
     const ws = c.waiters;
     if (ws.length > 0 && c.queue.length === 0) {
-      c.waiters = [];
+      c.waiters = EMPTY;
       this.waiting(-ws.length);
       for (const w of ws) {
         w.disarm();

@@ -104,9 +104,15 @@ export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
     }
     return;
   }
-  if (!isId(w) || f.length > 3) {
+  if (!isId(w)) {
     closeValue(f);
     throw frameError('a frame names no valid channel id');
+  }
+  // `[id, value]`, or `[id, value, kind, id, path, ...]` with 1 to MAX_REFS references.
+  const n = f.length - 2;
+  if (n !== 0 && (n % 3 !== 0 || n > 3 * MAX_REFS)) {
+    closeValue(f);
+    throw frameError('a frame carries a bad list of logical endpoints');
   }
   const key = -w;
   const c = mux.chans.get(key);
@@ -119,73 +125,74 @@ export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
   // What the frame cost to receive counts against the connection's queue budget if it waits.
   const bytes = mux.rx.lastBytes;
   const handles = mux.rx.lastHandles;
-  if (f.length === 3) {
+  if (n !== 0) {
     // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
     if (c.recvGone && c.sink === undefined) {
       closeValue(value);
-      refuseRefs(mux, f[2]);
+      refuseRefs(mux, f);
       return;
     }
     // It holds logical endpoints: a dropped queue must close it (no need to walk it to know).
-    mux.deliver(c, revive(mux, value, f[2]), true, bytes, handles, true);
+    mux.deliver(c, revive(mux, value, f), true, bytes, handles, true);
     return;
   }
   mux.deliver(c, value, true, bytes, handles);
 }
 
 /**
- * Answers the refs of a refused frame (none of which was made into an endpoint) as an honest
- * peer expects: RCLOSED once per receiver it moved to this side, DROP 1 once per sender of
- * its channels it counted as given. Each id is answered once, however often the frame names it.
+ * Answers the references of a refused frame `f` (`[id, value, kind, id, path, ...]`, none of
+ * them made into an endpoint) as an honest peer expects: RCLOSED once per receiver it moved to
+ * this side, DROP 1 once per sender of its channels it counted as given. Each id is answered
+ * once, however often the frame names it.
  */
-export function refuseRefs(mux: IpcMux<unknown, unknown>, refs: unknown): void {
-  if (!Array.isArray(refs)) return;
-  const answered = new Set<number>();
-  for (let i = 0; i < refs.length && i < MAX_REFS; i++) {
-    const r = refs[i] as unknown[];
-    if (!Array.isArray(r) || !isId(r[1])) continue;
-    const key = -(r[1] as number);
-    if (key > 0 || answered.has(key)) continue;
+export function refuseRefs(mux: IpcMux<unknown, unknown>, f: unknown[]): void {
+  let answered: Set<number> | undefined;
+  for (let i = 2; i + 2 < f.length && i < 2 + 3 * MAX_REFS; i += 3) {
+    const kind = f[i];
+    const id = f[i + 1];
+    if (!isId(id)) continue;
+    const key = -id;
+    if (key > 0 || answered?.has(key)) continue;
     const c = mux.chans.get(key);
-    if (r[0] === 'r' && c === undefined) mux.control(OP_RCLOSED, key);
-    else if (r[0] === 's' && (c === undefined || !c.host)) mux.control(OP_DROP, key, 1);
+    if (kind === 'r' && c === undefined) mux.control(OP_RCLOSED, key);
+    else if (kind === 's' && (c === undefined || !c.host)) mux.control(OP_DROP, key, 1);
     else continue;
-    answered.add(key);
+    (answered ??= new Set()).add(key);
   }
 }
 
 /**
- * Turns the ids of a frame's refs into logical endpoints at their slots. Every reference, id and
- * slot is checked first (placeholders in the slots), so a refused frame makes no channel entry.
+ * Turns the ids of frame `f`'s references (`kind, id, path` triples after the value, checked by
+ * onFrame to be 1 to MAX_REFS) into logical endpoints at their slots of `value`. Every reference,
+ * id and slot is checked first (placeholders in the slots), so a refused frame makes no channel
+ * entry.
  */
-export function revive(mux: IpcMux<unknown, unknown>, value: unknown, refs: unknown): unknown {
-  if (!Array.isArray(refs) || refs.length === 0 || refs.length > MAX_REFS) {
-    closeValue(value);
-    throw frameError('a frame carries a bad list of logical endpoints');
-  }
+export function revive(mux: IpcMux<unknown, unknown>, value: unknown, f: unknown[]): unknown {
   const root = { v: value };
-  if (refs.length === 1) return reviveOne(mux, root, refs, refs[0]);
+  if (f.length === 5) return reviveOne(mux, root, f);
   const kinds = new Map<number, boolean>();
   const slots: Array<[number, (x: object) => void]> = [];
   try {
     let fresh = 0;
-    for (const r of refs as unknown[]) {
-      if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
-      const key = -(r[1] as number);
-      const sender = r[0] === 's';
+    for (let i = 2; i < f.length; i += 3) {
+      const r0 = f[i];
+      const id = f[i + 1];
+      if ((r0 !== 's' && r0 !== 'r') || !isId(id)) throw frameError('a logical endpoint reference is not kind, id, path');
+      const key = -id;
+      const sender = r0 === 's';
       const k = kinds.get(key);
       if (k === undefined) {
         checkRef(mux, key, sender);
         if (!mux.chans.has(key)) fresh++;
         kinds.set(key, sender);
       } else if (k !== sender) throw frameError('one id names both a sender and a receiver');
-      slots.push([key, place(root, r[2], PLACEHOLDER)]);
+      slots.push([key, place(root, f[i + 2], PLACEHOLDER)]);
     }
     if (mux.chans.size + fresh > mux.limits.maxChannels) {
       throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${mux.limits.maxChannels}) logical channels; the peer asked for more`);
     }
   } catch (e) {
-    refuseRefs(mux, refs);
+    refuseRefs(mux, f);
     closeValue(root.v);
     throw e;
   }
@@ -196,26 +203,42 @@ export function revive(mux: IpcMux<unknown, unknown>, value: unknown, refs: unkn
 }
 
 /** {@link revive} of the most common frame: one logical endpoint (the same checks, fewer objects). */
-function reviveOne(mux: IpcMux<unknown, unknown>, root: { v: unknown }, refs: unknown[], r: unknown): unknown {
+function reviveOne(mux: IpcMux<unknown, unknown>, root: { v: unknown }, f: unknown[]): unknown {
   let key: number;
   let sender: boolean;
-  let put: (x: object) => void;
+  let put: ((x: object) => void) | undefined;
+  const slot = f[4];
   try {
-    if (!Array.isArray(r) || r.length !== 3 || (r[0] !== 's' && r[0] !== 'r') || !isId(r[1])) throw frameError('a logical endpoint reference is not [kind, id, path]');
-    key = -(r[1] as number);
-    sender = r[0] === 's';
+    const r0 = f[2];
+    const id = f[3];
+    if ((r0 !== 's' && r0 !== 'r') || !isId(id)) throw frameError('a logical endpoint reference is not kind, id, path');
+    key = -id;
+    sender = r0 === 's';
     checkRef(mux, key, sender);
-    put = place(root, r[2], PLACEHOLDER);
+    // The usual `{ reply }`: a null own property of a plain object, set directly below.
+    if (!isPlainSlot(root.v, slot)) put = place(root, slot, PLACEHOLDER);
     if (mux.chans.size >= mux.limits.maxChannels && !mux.chans.has(key)) {
       throw new IpcError('TOO_LARGE', `this multiplexed connection already carries maxChannels (${mux.limits.maxChannels}) logical channels; the peer asked for more`);
     }
   } catch (e) {
-    refuseRefs(mux, refs);
+    refuseRefs(mux, f);
     closeValue(root.v);
     throw e;
   }
-  put(sender ? reviveSender(mux, key) : reviveReceiver(mux, key));
+  const ep = sender ? reviveSender(mux, key) : reviveReceiver(mux, key);
+  if (put === undefined) (root.v as Record<string, unknown>)[slot as string] = ep;
+  else put(ep);
   return root.v;
+}
+
+/**
+ * True when `slot` is a string key `value` (a plain object, not an array) holds null at, as its
+ * own property (what {@link place} accepts for a one-key path, without making its closure).
+ */
+function isPlainSlot(value: unknown, slot: unknown): boolean {
+  if (typeof slot !== 'string' || typeof value !== 'object' || value === null || Array.isArray(value) || slot === '__proto__') return false;
+  const proto = Object.getPrototypeOf(value);
+  return (proto === Object.prototype || proto === null) && Object.hasOwn(value, slot) && (value as Record<string, unknown>)[slot] === null;
 }
 
 /** Throws MALFORMED unless a frame may name `key` as a sender (or receiver); creates nothing. */

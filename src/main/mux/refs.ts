@@ -100,11 +100,13 @@ export function substitute(v: unknown, refs: Ref[]): unknown {
 }
 
 /**
- * Reads a frame's `[kind, id, path]` ref and puts `ep` at its slot of `value` (which must hold
+ * Reads a frame's reference path (an array of keys, or one string or number key) and puts `ep` at its slot of `value` (which must hold
  * null). Returns a function that puts something else at that slot later (revive checks every
  * slot with a placeholder before it makes any endpoint).
  */
-export function place(root: { v: unknown }, path: unknown, ep: object): (x: object) => void {
+export function place(root: { v: unknown }, wirePath: unknown, ep: object): (x: object) => void {
+  // A path of one string or number key travels as the key itself (see wirePath in writer.ts).
+  const path = typeof wirePath === 'string' || typeof wirePath === 'number' ? [wirePath] : wirePath;
   if (!Array.isArray(path) || path.length > MAX_PATH) throw frameError('a logical endpoint reference has a bad path');
   let node: unknown = root;
   let key: unknown = 'v';

@@ -10,7 +10,7 @@ import { IpcMux, MAX_REFS } from './mux.js';
 import type { MuxFrame } from './mux.js';
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { findRefs, place, substitute } from './refs.js';
-import type { Ref } from './refs.js';
+import type { PathKey, Ref } from './refs.js';
 
 /**
  * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
@@ -131,6 +131,7 @@ export function loopFailed(mux: IpcMux<unknown, unknown>, c: Chan, err: IpcError
 export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unknown): void {
   let refs: Ref[] | undefined;
   if (typeof value === 'object' && value !== null) {
+    if (sendFlat(mux, key, value)) return;
     const found: Ref[] = [];
     findRefs(mux, value, [], found);
     if (found.length > 0) refs = found;
@@ -140,8 +141,10 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     return;
   }
   if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
-  // Receivers moving: each gets a new id, hosted by the peer; this side relays to it.
-  const wire: unknown[] = [];
+  // Receivers moving: each gets a new id, hosted by the peer; this side relays to it. The
+  // frame is flat: `[key, value, kind, id, path, kind, id, path...]`, a path of one key as the
+  // key itself (see wirePath).
+  const frame: unknown[] = [key, undefined];
   let moves: Map<MuxEndpoint, Chan> | undefined;
   try {
     for (const r of refs) {
@@ -157,10 +160,11 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
           relay.received = 1;
           moves.set(ep, relay);
         }
-        wire.push(['r', relay.key, r.path]);
-      } else wire.push(['s', ep.chan.key, r.path]);
+        frame.push('r', relay.key, wirePath(r.path));
+      } else frame.push('s', ep.chan.key, wirePath(r.path));
     }
-    mux.write([key, substitute(value, refs), wire]);
+    frame[1] = substitute(value, refs);
+    mux.write(frame);
   } catch (e) {
     if (moves !== undefined) for (const relay of moves.values()) mux.forget(relay);
     throw e;
@@ -180,4 +184,44 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     }
   }
   if (moves !== undefined) for (const [ep, relay] of moves) (ep as MuxReceiver<unknown>).moveOut({ relay });
+}
+
+/**
+ * {@link sendFrame} of the usual message: a plain object whose items are primitives, or at most
+ * one sender of this connection (`{ op, reply }`). Written without the general walk, its Ref
+ * objects and path arrays; the copy with `null` in the sender's slot is a spread. False (nothing
+ * done) for any other value: the general path takes it.
+ */
+function sendFlat(mux: IpcMux<unknown, unknown>, key: number, value: object): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const keys = Object.keys(value);
+  let at: string | undefined;
+  let ep: MuxSender<unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const x = (value as Record<string, unknown>)[k];
+    if (typeof x !== 'object' || x === null) continue;
+    if (ep !== undefined || !(x instanceof MuxSender) || x.mux !== mux || k === '__proto__') return false;
+    at = k;
+    ep = x;
+  }
+  if (ep === undefined) {
+    mux.write([key, value]);
+    return true;
+  }
+  if (ep.closed) throw new IpcError('CLOSED', 'a MuxSender in the message is closed');
+  const copy: Record<string, unknown> = { ...value };
+  copy[at!] = null;
+  mux.write([key, copy, 's', ep.chan.key, at]);
+  if (ep.chan.host) ep.chan.granted++;
+  return true;
+}
+
+/**
+ * A reference's path on the wire: the key itself for a path of one string or number key (the
+ * usual `{ reply }`), else the array of keys (a Map key is `[k]`, so a path of one Map key is
+ * `[[k]]`: an array on the wire is always a whole path).
+ */
+function wirePath(path: PathKey[]): unknown {
+  return path.length === 1 && !Array.isArray(path[0]) ? path[0] : path;
 }
