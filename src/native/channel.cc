@@ -343,6 +343,56 @@ Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
 void OnPoll(uv_poll_t* poll, int status, int events);
 void OnPollClosed(uv_handle_t* handle);
 
+// The receive arena a Poller that reads first (see Poller.Fire) reads into: the one the JS side
+// of this thread bump-allocates from (src/main/endpoint/receiver-reading.ts), with the cell that
+// holds its bump offset, so that a read here and a read through recvPackets never take the same
+// bytes. One per thread (an environment runs on one thread); `env` tells whose it is.
+struct RecvArena {
+  napi_env env = nullptr;
+  napi_ref arenaRef = nullptr;
+  napi_ref offsetRef = nullptr;
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  int32_t* offset = nullptr;  // offset[0]: where the next packet goes, 8-aligned
+};
+thread_local RecvArena tRecvArena;
+
+// setRecvArena(arena: Uint8Array, offset: Int32Array): the arena Pollers read into from now on,
+// and the cell whose element 0 is the offset of the next read in it (the caller moves it past
+// what each read took). Both are kept alive until replaced.
+Napi::Value SetRecvArena(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    ThrowTypeError(env, "arena must be a Uint8Array");
+  }
+  int32_t* offset;
+  size_t offsetLength;
+  GetInt32Array(env, info[1], &offset, &offsetLength, "offset must be an Int32Array");
+  if (offsetLength < 1) ThrowRangeError(env, "offset must hold one entry");
+  napi_ref arenaRef = nullptr;
+  napi_ref offsetRef = nullptr;
+  if (napi_create_reference(env, info[0], 1, &arenaRef) != napi_ok || napi_create_reference(env, info[1], 1, &offsetRef) != napi_ok) {
+    if (arenaRef != nullptr) napi_delete_reference(env, arenaRef);
+    throw Napi::Error::New(env, "setRecvArena: napi_create_reference failed");
+  }
+  RecvArena& a = tRecvArena;
+  // A binding of another environment (one that ended on this thread) is not ours to release.
+  if (a.env == env) {
+    if (a.arenaRef != nullptr) napi_delete_reference(env, a.arenaRef);
+    if (a.offsetRef != nullptr) napi_delete_reference(env, a.offsetRef);
+  }
+  a.env = env;
+  a.arenaRef = arenaRef;
+  a.offsetRef = offsetRef;
+  a.data = static_cast<uint8_t*>(data);
+  a.length = length;
+  a.offset = offset;
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 // A uv_poll_t on the loop of the JS thread that created it. The JS object is weak: collecting
@@ -383,6 +433,20 @@ class Poller : public Napi::ObjectWrap<Poller> {
     state->pollers[fd] = h;
     h_ = h;
     napi_create_reference(env, info[1], 1, &callback_);
+    // Optional (Linux): read before calling back, see Fire. cell: [maxPackets (0: do not read),
+    // maxPacketBytes], written by the caller at any time; meta and fdsOut as for recvPackets.
+    if (info.Length() >= 5 && info[2].IsTypedArray()) {
+      size_t cellLength = 0;
+      GetInt32Array(env, info[2], &cell_, &cellLength, "cell must be an Int32Array");
+      GetInt32Array(env, info[3], &meta_, &metaLength_, "meta must be an Int32Array");
+      GetInt32Array(env, info[4], &fdsOut_, &fdsCapacity_, "fdsOut must be an Int32Array");
+      if (cellLength < 2 || fdsCapacity_ < static_cast<size_t>(kMaxFdsPerPacket) || metaLength_ < 6) {
+        ThrowRangeError(env, "cell must hold 2 entries, meta 6 and fdsOut 253");
+      }
+      napi_create_reference(env, info[2], 1, &cellRef_);
+      napi_create_reference(env, info[3], 1, &metaRef_);
+      napi_create_reference(env, info[4], 1, &fdsOutRef_);
+    }
     napi_value name;
     napi_create_string_utf8(env, "electron-ipc-channel:Poller", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, nullptr, name, &context_);
@@ -392,6 +456,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (h_ != nullptr) ClosePollHandle(h_);
     if (context_ != nullptr) napi_async_destroy(Env(), context_);
     if (callback_ != nullptr) napi_delete_reference(Env(), callback_);
+    if (cellRef_ != nullptr) napi_delete_reference(Env(), cellRef_);
+    if (metaRef_ != nullptr) napi_delete_reference(Env(), metaRef_);
+    if (fdsOutRef_ != nullptr) napi_delete_reference(Env(), fdsOutRef_);
   }
 
   void Detach() { h_ = nullptr; }
@@ -408,13 +475,19 @@ class Poller : public Napi::ObjectWrap<Poller> {
     napi_get_reference_value(env, static_cast<napi_ref>(*this), &self);
     napi_get_reference_value(env, callback_, &fn);
     if (self != nullptr && fn != nullptr) {
-      napi_value argv[2];
+      napi_value argv[3];
       napi_value result;
+      size_t argc = 2;
       napi_create_int32(env, status, &argv[0]);
       napi_create_int32(env, events, &argv[1]);
+      int read;
+      if (status >= 0 && ReadFirst(env, &read)) {
+        napi_create_int32(env, read, &argv[2]);
+        argc = 3;
+      }
       // napi_pending_exception with no exception pending: the environment is terminating
       // (worker.terminate(), process exit) and JS can no longer run; nothing to report.
-      if (napi_make_callback(env, context_, self, fn, 2, argv, &result) == napi_pending_exception) {
+      if (napi_make_callback(env, context_, self, fn, argc, argv, &result) == napi_pending_exception) {
         bool pending = false;
         napi_value exception;
         if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
@@ -427,6 +500,49 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
  private:
+  // A Poller made with a cell whose maxPackets is > 0 reads the socket before it calls back (what
+  // recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, offset) would, into the
+  // thread's arena at its offset, see SetRecvArena), and passes what that returned as the third
+  // argument: one JS-to-native call less per wake-up. False (no read, two arguments) when the cell
+  // says not to, no arena is bound, it has no room for a packet, or on other systems than Linux.
+  bool ReadFirst(napi_env env, int* out) {
+#ifdef __linux__
+    if (cell_ == nullptr || h_ == nullptr) return false;
+    const int maxPackets = cell_[0];
+    const int maxPacketBytes = cell_[1];
+    const RecvArena& a = tRecvArena;
+    if (maxPackets <= 0 || maxPackets > 256 || maxPacketBytes < 0 || maxPacketBytes > (1 << 30) || a.env != env || a.data == nullptr ||
+        metaLength_ < 2 + 4 * static_cast<size_t>(maxPackets)) {
+      return false;
+    }
+    const int32_t offset = a.offset[0];
+    const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
+    if (offset < 0 || offset % 8 != 0 || static_cast<size_t>(offset) > a.length || a.length - static_cast<size_t>(offset) < slot) return false;
+    RecvArgs args = {};
+    args.fd = h_->fd;
+    args.meta = meta_;
+    args.fdsOut = fdsOut_;
+    args.fdsCapacity = fdsCapacity_;
+    args.maxPackets = maxPackets;
+    args.maxPacketBytes = maxPacketBytes;
+    args.slot = slot;
+    args.buf = a.data + offset;
+    args.arenaBase = static_cast<size_t>(offset);
+    args.budget = a.length - static_cast<size_t>(offset);
+    args.block = false;
+    try {
+      *out = RecvPacketsRaw(env, args);
+    } catch (...) {
+      return false;  // nothing escapes a libuv callback (see Fire)
+    }
+    return true;
+#else
+    (void)env;
+    (void)out;
+    return false;
+#endif
+  }
+
   Napi::Value Start(const Napi::CallbackInfo& info) {
     int events = ArgInt(info, 0, 0, 7, "events must be a combination of POLL_READABLE, POLL_WRITABLE and POLL_DISCONNECT");
     if (h_ == nullptr) throw Napi::Error::New(info.Env(), "the poller is closed");
@@ -468,6 +584,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
   int events_ = 0;
   napi_ref callback_ = nullptr;
   napi_async_context context_ = nullptr;
+  // Read-first state (see ReadFirst): the caller's arrays, kept alive by the references.
+  int32_t* cell_ = nullptr;
+  int32_t* meta_ = nullptr;
+  size_t metaLength_ = 0;
+  int32_t* fdsOut_ = nullptr;
+  size_t fdsCapacity_ = 0;
+  napi_ref cellRef_ = nullptr;
+  napi_ref metaRef_ = nullptr;
+  napi_ref fdsOutRef_ = nullptr;
 };
 
 namespace {
@@ -508,6 +633,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("Poller", Poller::Define(env));
+  exports.Set("setRecvArena", Napi::Function::New(env, SetRecvArena, "setRecvArena"));
 }
 
 }  // namespace eic
