@@ -414,6 +414,18 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     if (!info[1].IsFunction()) ThrowTypeError(env, "callback must be a function");
+    // Optional (Linux): read before calling back, see ReadFirst. cell: [maxPackets (0: do not
+    // read), maxPacketBytes], written by the caller at any time; meta and fdsOut as for recvPackets.
+    const bool readFirst = info.Length() >= 5 && info[2].IsTypedArray();
+    if (readFirst) {
+      size_t cellLength = 0;
+      GetInt32Array(env, info[2], &cell_, &cellLength, "cell must be an Int32Array");
+      GetInt32Array(env, info[3], &meta_, &metaLength_, "meta must be an Int32Array");
+      GetInt32Array(env, info[4], &fdsOut_, &fdsCapacity_, "fdsOut must be an Int32Array");
+      if (cellLength < 2 || fdsCapacity_ < static_cast<size_t>(kMaxFdsPerPacket) || metaLength_ < 6) {
+        ThrowRangeError(env, "cell must hold 2 entries, meta 6 and fdsOut 253");
+      }
+    }
     EnvState* state = State(env);
     if (state->tornDown) throw Napi::Error::New(env, "the environment is shutting down");
     if (state->pollers.count(fd) != 0) ThrowErrno(env, EEXIST, "uv_poll_init");
@@ -433,16 +445,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     state->pollers[fd] = h;
     h_ = h;
     napi_create_reference(env, info[1], 1, &callback_);
-    // Optional (Linux): read before calling back, see Fire. cell: [maxPackets (0: do not read),
-    // maxPacketBytes], written by the caller at any time; meta and fdsOut as for recvPackets.
-    if (info.Length() >= 5 && info[2].IsTypedArray()) {
-      size_t cellLength = 0;
-      GetInt32Array(env, info[2], &cell_, &cellLength, "cell must be an Int32Array");
-      GetInt32Array(env, info[3], &meta_, &metaLength_, "meta must be an Int32Array");
-      GetInt32Array(env, info[4], &fdsOut_, &fdsCapacity_, "fdsOut must be an Int32Array");
-      if (cellLength < 2 || fdsCapacity_ < static_cast<size_t>(kMaxFdsPerPacket) || metaLength_ < 6) {
-        ThrowRangeError(env, "cell must hold 2 entries, meta 6 and fdsOut 253");
-      }
+    if (readFirst) {
       napi_create_reference(env, info[2], 1, &cellRef_);
       napi_create_reference(env, info[3], 1, &metaRef_);
       napi_create_reference(env, info[4], 1, &fdsOutRef_);

@@ -46,6 +46,11 @@ function recvArena(): { buf: Uint8Array; off: Int32Array } {
   return arenaState;
 }
 
+/** @internal For tests that bind an arena of their own through the addon: binds this thread's again. */
+export function rebindRecvArena(): void {
+  if (arenaState.buf.length > 0) native().setRecvArena?.(arenaState.buf, arenaState.off);
+}
+
 /** A receiver's core up to reading: what its sockets hold becomes items of the queue. */
 export abstract class ReceiverReading extends ReceiverSockets {
   /**
