@@ -8,7 +8,7 @@
 import { openSync, closeSync, fstatSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IpcError, IpcFileHandle, channel } from '../src/main/index.js';
-import { POLL_READABLE, native } from '../src/main/native.js';
+import { EAGAIN, POLL_READABLE, native } from '../src/main/native.js';
 import type { NativePoller } from '../src/main/native.js';
 import { transport } from '../src/main/transport/index.js';
 import { rebindRecvArena } from '../src/main/endpoint/receiver-reading.js';
@@ -22,7 +22,7 @@ function nextEvent(events: Array<[number, number | undefined]>, waiters: Array<(
   return new Promise((resolve) => waiters.push(() => resolve(events.shift()!)));
 }
 
-function watch(fd: number, cell: Int32Array, meta: Int32Array, fdsOut: Int32Array): { poller: NativePoller; next: () => Promise<[number, number | undefined]> } {
+function watch(fd: number, cell: Int32Array): { poller: NativePoller; next: () => Promise<[number, number | undefined]> } {
   const events: Array<[number, number | undefined]> = [];
   const waiters: Array<() => void> = [];
   let poller: NativePoller;
@@ -32,7 +32,7 @@ function watch(fd: number, cell: Int32Array, meta: Int32Array, fdsOut: Int32Arra
     poller.stop();
     waiters.shift()?.();
   };
-  poller = new (native().Poller)(fd, onPoll, cell, meta, fdsOut);
+  poller = new (native().Poller)(fd, onPoll, cell);
   return {
     poller,
     next: () => {
@@ -47,19 +47,23 @@ describe.skipIf(!seqpacket)('the read-first poller (addon)', () => {
   // These tests bind arenas of their own: the library's is bound again after them.
   afterAll(() => rebindRecvArena());
   const packet = (bytes: number[]): Uint8Array[] => [Uint8Array.from(bytes)];
+  /** Binds a 4 KiB arena (packets up to 1 KiB) and makes a read-first cell that reads one packet. */
+  function bind(): { arena: Uint8Array; offset: Int32Array; meta: Int32Array; fdsOut: Int32Array; cell: Int32Array } {
+    const arena = new Uint8Array(new ArrayBuffer(4096));
+    const offset = new Int32Array(new ArrayBuffer(8));
+    const meta = new Int32Array(2 + 4 * 256);
+    const fdsOut = new Int32Array(1024);
+    n.bindRecv!(arena, offset, meta, fdsOut, 1024);
+    const cell = new Int32Array(new ArrayBuffer(8));
+    cell[0] = 1;
+    return { arena, offset, meta, fdsOut, cell };
+  }
 
   it('reads into the bound arena at its offset when the cell asks, and not when it does not', async () => {
     const [a, b] = n.socketpair!();
-    const arena = new Uint8Array(new ArrayBuffer(4096));
-    const offset = new Int32Array(new ArrayBuffer(8));
+    const { arena, offset, meta, fdsOut, cell } = bind();
     offset[0] = 64;
-    n.setRecvArena!(arena, offset);
-    const cell = new Int32Array(new ArrayBuffer(8));
-    cell[0] = 1;
-    cell[1] = 1024;
-    const meta = new Int32Array(2 + 4 * 256);
-    const fdsOut = new Int32Array(1024);
-    const w = watch(b, cell, meta, fdsOut);
+    const w = watch(b, cell);
     try {
       n.sendPacket!(a, packet([1, 2, 3, 4, 5]), null);
       n.sendPacket!(a, packet([9, 8, 7]), null);
@@ -89,15 +93,8 @@ describe.skipIf(!seqpacket)('the read-first poller (addon)', () => {
 
   it('does not read when the arena has no room for a packet at its offset, or the offset is bad', async () => {
     const [a, b] = n.socketpair!();
-    const arena = new Uint8Array(new ArrayBuffer(4096));
-    const offset = new Int32Array(new ArrayBuffer(8));
-    n.setRecvArena!(arena, offset);
-    const cell = new Int32Array(new ArrayBuffer(8));
-    cell[0] = 1;
-    cell[1] = 1024;
-    const meta = new Int32Array(2 + 4 * 256);
-    const fdsOut = new Int32Array(1024);
-    const w = watch(b, cell, meta, fdsOut);
+    const { meta, fdsOut, offset, cell } = bind();
+    const w = watch(b, cell);
     try {
       n.sendPacket!(a, packet([1]), null);
       for (const at of [4096 - 1016, 4096, 8192, 12, -8]) {
@@ -116,15 +113,8 @@ describe.skipIf(!seqpacket)('the read-first poller (addon)', () => {
 
   it('takes descriptors as recvPackets does, and reports end of file as 0', async () => {
     const [a, b] = n.socketpair!();
-    const arena = new Uint8Array(new ArrayBuffer(4096));
-    const offset = new Int32Array(new ArrayBuffer(8));
-    n.setRecvArena!(arena, offset);
-    const cell = new Int32Array(new ArrayBuffer(8));
-    cell[0] = 1;
-    cell[1] = 1024;
-    const meta = new Int32Array(2 + 4 * 256);
-    const fdsOut = new Int32Array(1024);
-    const w = watch(b, cell, meta, fdsOut);
+    const { meta, fdsOut, offset, cell } = bind();
+    const w = watch(b, cell);
     const devnull = openSync('/dev/null', 'r');
     try {
       n.sendPacket!(a, packet([42]), [devnull]);
@@ -144,40 +134,64 @@ describe.skipIf(!seqpacket)('the read-first poller (addon)', () => {
     }
   });
 
-  it('needs a cell, meta and fdsOut of the sizes it reads', () => {
+  it('recvBound reads with the binding as recvPackets reads with its arguments, and refuses without room', () => {
     const [a, b] = n.socketpair!();
+    const { arena, offset, meta } = bind();
     try {
-      const P = n.Poller;
-      const ok = new Int32Array(new ArrayBuffer(8));
-      expect(() => new P(b, () => {}, new Int32Array(1), new Int32Array(6), new Int32Array(253))).toThrow(RangeError);
-      expect(() => new P(b, () => {}, ok, new Int32Array(6), new Int32Array(252))).toThrow(RangeError);
-      expect(() => new P(b, () => {}, ok, new Int32Array(6), new Float64Array(253) as unknown as Int32Array)).toThrow(TypeError);
-    } finally {
+      n.sendPacket!(a, packet([1, 2, 3]), null);
+      n.sendPacket!(a, packet([4, 5]), null);
+      offset[0] = 64;
+      expect(n.recvBound!(b, 2)).toBe(2);
+      expect(Array.from(meta.subarray(0, 10))).toEqual([2, 0, 64, 3, 0, 0, 72, 2, 0, 0]);
+      expect(Array.from(arena.subarray(64, 67))).toEqual([1, 2, 3]);
+      expect(Array.from(arena.subarray(72, 74))).toEqual([4, 5]);
+      expect(n.recvBound!(b, 1)).toBe(EAGAIN);
+      n.sendPacket!(a, packet([6]), null);
+      offset[0] = 4096 - 1016;
+      expect(() => n.recvBound!(b, 1)).toThrow(RangeError);
+      expect(() => n.recvBound!(b, 257)).toThrow(RangeError);
+      offset[0] = 0;
+      expect(n.recvBound!(b, 1)).toBe(1);
+      expect(arena[0]).toBe(6);
       n.close(a);
+      expect(n.recvBound!(b, 1)).toBe(0);
+      expect(meta[1]).toBe(1);
+    } finally {
       n.close(b);
     }
+  });
+
+  it('binds only arrays of the sizes it reads with', () => {
+    const arena = new Uint8Array(4096);
+    const offset = new Int32Array(1);
+    expect(() => n.bindRecv!(arena, offset, new Int32Array(2 + 4 * 255), new Int32Array(253), 1024)).toThrow(RangeError);
+    expect(() => n.bindRecv!(arena, offset, new Int32Array(2 + 4 * 256), new Int32Array(252), 1024)).toThrow(RangeError);
+    expect(() => n.bindRecv!(arena, new Int32Array(0), new Int32Array(2 + 4 * 256), new Int32Array(253), 1024)).toThrow(RangeError);
+    expect(() => n.bindRecv!(arena, offset, new Float64Array(1026) as unknown as Int32Array, new Int32Array(253), 1024)).toThrow(TypeError);
   });
 });
 
 describe.skipIf(!seqpacket)('await recv() through the read-first poller', () => {
-  /** Counts the library's own recvPackets calls while `fn` runs. */
+  /** Counts the library's own reads through JS-to-native calls (recvBound, recvPackets) while `fn` runs. */
   async function countingRecvCalls(fn: () => Promise<void>): Promise<number> {
-    const n = native() as { recvPackets?: (...args: unknown[]) => number };
-    const original = n.recvPackets!;
+    const n = native() as unknown as Record<string, (...args: unknown[]) => number>;
+    const originals = { recvBound: n.recvBound!, recvPackets: n.recvPackets! };
     let calls = 0;
-    n.recvPackets = (...args: unknown[]) => {
-      calls++;
-      return original(...args);
-    };
+    for (const [name, f] of Object.entries(originals)) {
+      n[name] = (...args: unknown[]) => {
+        calls++;
+        return f(...args);
+      };
+    }
     try {
       await fn();
     } finally {
-      n.recvPackets = original;
+      Object.assign(n, originals);
     }
     return calls;
   }
 
-  it('a request/response loop takes its messages without a recvPackets call per message', async () => {
+  it('a request/response loop takes its messages without a call into the addon to read per message', async () => {
     const [atx, arx] = channel<{ i: number; s: string }>();
     const [btx, brx] = channel<{ i: number; s: string }>();
     const echo = (async () => {

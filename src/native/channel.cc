@@ -343,24 +343,34 @@ Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
 void OnPoll(uv_poll_t* poll, int status, int events);
 void OnPollClosed(uv_handle_t* handle);
 
-// The receive arena a Poller that reads first (see Poller.Fire) reads into: the one the JS side
-// of this thread bump-allocates from (src/main/endpoint/receiver-reading.ts), with the cell that
-// holds its bump offset, so that a read here and a read through recvPackets never take the same
-// bytes. One per thread (an environment runs on one thread); `env` tells whose it is.
-struct RecvArena {
+// The receive binding of this thread (bindRecv): the arena the JS side bump-allocates from
+// (src/main/endpoint/receiver-reading.ts), the cell holding its bump offset, the meta and fdsOut
+// arrays every read reports into and the largest packet. recvBound and a Poller that reads
+// first (see Poller.ReadFirst) read with it, so that neither takes typed arrays per call and no
+// two reads take the same bytes. One per thread (an environment runs on one thread); `env` tells
+// whose it is.
+struct RecvBinding {
   napi_env env = nullptr;
-  napi_ref arenaRef = nullptr;
-  napi_ref offsetRef = nullptr;
+  napi_ref refs[4] = {nullptr, nullptr, nullptr, nullptr};
   uint8_t* data = nullptr;
   size_t length = 0;
   int32_t* offset = nullptr;  // offset[0]: where the next packet goes, 8-aligned
+  int32_t* meta = nullptr;
+  size_t metaLength = 0;
+  int32_t* fdsOut = nullptr;
+  size_t fdsCapacity = 0;
+  int maxPacketBytes = 0;
 };
-thread_local RecvArena tRecvArena;
+thread_local RecvBinding tRecv;
 
-// setRecvArena(arena: Uint8Array, offset: Int32Array): the arena Pollers read into from now on,
-// and the cell whose element 0 is the offset of the next read in it (the caller moves it past
-// what each read took). Both are kept alive until replaced.
-Napi::Value SetRecvArena(const Napi::CallbackInfo& info) {
+// The most packets one bound read takes (meta must hold 2 + 4 * kMaxBoundPackets entries).
+constexpr int kMaxBoundPackets = 256;
+
+// bindRecv(arena: Uint8Array, offset: Int32Array, meta: Int32Array, fdsOut: Int32Array,
+// maxPacketBytes): what recvBound and read-first Pollers read with from now on. offset[0] is
+// where the next read goes in the arena (the caller moves it past what each read took); meta
+// holds 2 + 4 * 256 entries, fdsOut at least 253. All are kept alive until the next call.
+Napi::Value BindRecv(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   napi_typedarray_type type;
   size_t length = 0;
@@ -368,30 +378,77 @@ Napi::Value SetRecvArena(const Napi::CallbackInfo& info) {
   if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
     ThrowTypeError(env, "arena must be a Uint8Array");
   }
-  int32_t* offset;
+  RecvBinding b;
+  b.env = env;
+  b.data = static_cast<uint8_t*>(data);
+  b.length = length;
   size_t offsetLength;
-  GetInt32Array(env, info[1], &offset, &offsetLength, "offset must be an Int32Array");
-  if (offsetLength < 1) ThrowRangeError(env, "offset must hold one entry");
-  napi_ref arenaRef = nullptr;
-  napi_ref offsetRef = nullptr;
-  if (napi_create_reference(env, info[0], 1, &arenaRef) != napi_ok || napi_create_reference(env, info[1], 1, &offsetRef) != napi_ok) {
-    if (arenaRef != nullptr) napi_delete_reference(env, arenaRef);
-    throw Napi::Error::New(env, "setRecvArena: napi_create_reference failed");
+  GetInt32Array(env, info[1], &b.offset, &offsetLength, "offset must be an Int32Array");
+  GetInt32Array(env, info[2], &b.meta, &b.metaLength, "meta must be an Int32Array");
+  GetInt32Array(env, info[3], &b.fdsOut, &b.fdsCapacity, "fdsOut must be an Int32Array");
+  b.maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
+  if (offsetLength < 1 || b.metaLength < 2 + 4 * static_cast<size_t>(kMaxBoundPackets) || b.fdsCapacity < static_cast<size_t>(kMaxFdsPerPacket)) {
+    ThrowRangeError(env, "offset must hold 1 entry, meta 2 + 4 * 256 and fdsOut 253");
   }
-  RecvArena& a = tRecvArena;
+  for (int i = 0; i < 4; i++) {
+    if (napi_create_reference(env, info[i], 1, &b.refs[i]) != napi_ok) {
+      for (int j = 0; j < i; j++) napi_delete_reference(env, b.refs[j]);
+      throw Napi::Error::New(env, "bindRecv: napi_create_reference failed");
+    }
+  }
+  RecvBinding& old = tRecv;
   // A binding of another environment (one that ended on this thread) is not ours to release.
-  if (a.env == env) {
-    if (a.arenaRef != nullptr) napi_delete_reference(env, a.arenaRef);
-    if (a.offsetRef != nullptr) napi_delete_reference(env, a.offsetRef);
+  if (old.env == env) {
+    for (napi_ref r : old.refs) {
+      if (r != nullptr) napi_delete_reference(env, r);
+    }
   }
-  a.env = env;
-  a.arenaRef = arenaRef;
-  a.offsetRef = offsetRef;
-  a.data = static_cast<uint8_t*>(data);
-  a.length = length;
-  a.offset = offset;
+  old = b;
   return info.Env().Undefined();
 }
+
+// The arguments of a read of `fd` with this thread's binding; false when there is none for
+// `env`, `maxPackets` is out of range, or the arena has no room for a packet at its offset.
+bool BoundRecvArgs(napi_env env, int fd, int maxPackets, bool block, RecvArgs* args) {
+  const RecvBinding& b = tRecv;
+  if (b.env != env || b.data == nullptr || maxPackets <= 0 || maxPackets > kMaxBoundPackets) return false;
+  const int32_t offset = b.offset[0];
+  const size_t slot = Align8(static_cast<size_t>(b.maxPacketBytes));
+  if (offset < 0 || offset % 8 != 0 || static_cast<size_t>(offset) > b.length || b.length - static_cast<size_t>(offset) < slot) return false;
+  *args = {};
+  args->fd = fd;
+  args->meta = b.meta;
+  args->fdsOut = b.fdsOut;
+  args->fdsCapacity = b.fdsCapacity;
+  args->maxPackets = maxPackets;
+  args->maxPacketBytes = b.maxPacketBytes;
+  args->slot = slot;
+  args->buf = b.data + offset;
+  args->arenaBase = static_cast<size_t>(offset);
+  args->budget = b.length - static_cast<size_t>(offset);
+  args->block = block;
+  return true;
+}
+
+#ifdef __linux__
+// recvBound(fd, maxPackets, block?): recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes,
+// arena, offset[0], block) with this thread's binding (bindRecv): the same results and errors.
+// maxPackets from 1 to 256. Throws RangeError without a binding or without room at the offset.
+Napi::Value RecvBound(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int maxPackets = ArgInt(info, 1, 1, kMaxBoundPackets, "maxPackets must be an integer from 1 to 256");
+  bool block = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  RecvArgs args;
+  if (!BoundRecvArgs(env, fd, maxPackets, block, &args)) ThrowRangeError(env, "recvBound: no receive binding (bindRecv), or no room for a packet at its offset");
+  int r = RecvPacketsRaw(env, args);
+  if (r == kRecvFdsDoNotFit) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+  if (r < 0 && r != -EAGAIN) ThrowErrno(env, -r, "recvmsg");
+  napi_value result;
+  napi_create_int32(env, r, &result);
+  return Napi::Value(env, result);
+}
+#endif
 
 }  // namespace
 
@@ -414,17 +471,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     if (!info[1].IsFunction()) ThrowTypeError(env, "callback must be a function");
-    // Optional (Linux): read before calling back, see ReadFirst. cell: [maxPackets (0: do not
-    // read), maxPacketBytes], written by the caller at any time; meta and fdsOut as for recvPackets.
-    const bool readFirst = info.Length() >= 5 && info[2].IsTypedArray();
+    // Optional (Linux): read before calling back, see ReadFirst. cell[0]: maxPackets (0: do not
+    // read), written by the caller at any time.
+    const bool readFirst = info.Length() >= 3 && info[2].IsTypedArray();
     if (readFirst) {
       size_t cellLength = 0;
       GetInt32Array(env, info[2], &cell_, &cellLength, "cell must be an Int32Array");
-      GetInt32Array(env, info[3], &meta_, &metaLength_, "meta must be an Int32Array");
-      GetInt32Array(env, info[4], &fdsOut_, &fdsCapacity_, "fdsOut must be an Int32Array");
-      if (cellLength < 2 || fdsCapacity_ < static_cast<size_t>(kMaxFdsPerPacket) || metaLength_ < 6) {
-        ThrowRangeError(env, "cell must hold 2 entries, meta 6 and fdsOut 253");
-      }
+      if (cellLength < 1) ThrowRangeError(env, "cell must hold 1 entry");
     }
     EnvState* state = State(env);
     if (state->tornDown) throw Napi::Error::New(env, "the environment is shutting down");
@@ -445,11 +498,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     state->pollers[fd] = h;
     h_ = h;
     napi_create_reference(env, info[1], 1, &callback_);
-    if (readFirst) {
-      napi_create_reference(env, info[2], 1, &cellRef_);
-      napi_create_reference(env, info[3], 1, &metaRef_);
-      napi_create_reference(env, info[4], 1, &fdsOutRef_);
-    }
+    if (readFirst) napi_create_reference(env, info[2], 1, &cellRef_);
     napi_value name;
     napi_create_string_utf8(env, "electron-ipc-channel:Poller", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, nullptr, name, &context_);
@@ -460,8 +509,6 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (context_ != nullptr) napi_async_destroy(Env(), context_);
     if (callback_ != nullptr) napi_delete_reference(Env(), callback_);
     if (cellRef_ != nullptr) napi_delete_reference(Env(), cellRef_);
-    if (metaRef_ != nullptr) napi_delete_reference(Env(), metaRef_);
-    if (fdsOutRef_ != nullptr) napi_delete_reference(Env(), fdsOutRef_);
   }
 
   void Detach() { h_ = nullptr; }
@@ -503,36 +550,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
  private:
-  // A Poller made with a cell whose maxPackets is > 0 reads the socket before it calls back (what
-  // recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, offset) would, into the
-  // thread's arena at its offset, see SetRecvArena), and passes what that returned as the third
-  // argument: one JS-to-native call less per wake-up. False (no read, two arguments) when the cell
-  // says not to, no arena is bound, it has no room for a packet, or on other systems than Linux.
+  // A Poller made with a cell whose element 0 (maxPackets) is > 0 reads the socket before it
+  // calls back, as recvBound(fd, maxPackets) would (the thread's binding, see BindRecv), and passes
+  // what that returned as the third argument (errors as a negated errno, never thrown): one
+  // JS-to-native call less per wake-up. False (no read, two arguments) when the cell says not
+  // to, there is no binding or no room in its arena, or on other systems than Linux.
   bool ReadFirst(napi_env env, int* out) {
 #ifdef __linux__
-    if (cell_ == nullptr || h_ == nullptr) return false;
-    const int maxPackets = cell_[0];
-    const int maxPacketBytes = cell_[1];
-    const RecvArena& a = tRecvArena;
-    if (maxPackets <= 0 || maxPackets > 256 || maxPacketBytes < 0 || maxPacketBytes > (1 << 30) || a.env != env || a.data == nullptr ||
-        metaLength_ < 2 + 4 * static_cast<size_t>(maxPackets)) {
-      return false;
-    }
-    const int32_t offset = a.offset[0];
-    const size_t slot = Align8(static_cast<size_t>(maxPacketBytes));
-    if (offset < 0 || offset % 8 != 0 || static_cast<size_t>(offset) > a.length || a.length - static_cast<size_t>(offset) < slot) return false;
-    RecvArgs args = {};
-    args.fd = h_->fd;
-    args.meta = meta_;
-    args.fdsOut = fdsOut_;
-    args.fdsCapacity = fdsCapacity_;
-    args.maxPackets = maxPackets;
-    args.maxPacketBytes = maxPacketBytes;
-    args.slot = slot;
-    args.buf = a.data + offset;
-    args.arenaBase = static_cast<size_t>(offset);
-    args.budget = a.length - static_cast<size_t>(offset);
-    args.block = false;
+    if (cell_ == nullptr || h_ == nullptr || cell_[0] <= 0) return false;
+    RecvArgs args;
+    if (!BoundRecvArgs(env, h_->fd, cell_[0], false, &args)) return false;
     try {
       *out = RecvPacketsRaw(env, args);
     } catch (...) {
@@ -587,15 +614,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   int events_ = 0;
   napi_ref callback_ = nullptr;
   napi_async_context context_ = nullptr;
-  // Read-first state (see ReadFirst): the caller's arrays, kept alive by the references.
+  // Read-first state (see ReadFirst): the caller's cell, kept alive by cellRef_.
   int32_t* cell_ = nullptr;
-  int32_t* meta_ = nullptr;
-  size_t metaLength_ = 0;
-  int32_t* fdsOut_ = nullptr;
-  size_t fdsCapacity_ = 0;
   napi_ref cellRef_ = nullptr;
-  napi_ref metaRef_ = nullptr;
-  napi_ref fdsOutRef_ = nullptr;
 };
 
 namespace {
@@ -636,7 +657,10 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("Poller", Poller::Define(env));
-  exports.Set("setRecvArena", Napi::Function::New(env, SetRecvArena, "setRecvArena"));
+  exports.Set("bindRecv", Napi::Function::New(env, BindRecv, "bindRecv"));
+#ifdef __linux__
+  exports.Set("recvBound", Napi::Function::New(env, RecvBound, "recvBound"));
+#endif
 }
 
 }  // namespace eic

@@ -8,9 +8,9 @@ import { trace } from '../debug.js';
 import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, malformed, pad8 } from '../framing.js';
 import type { SwitchItem } from '../framing.js';
 import { osError } from '../handles.js';
-import { EAGAIN, ENOBUFS, PACKET_DESYNC, native } from '../native.js';
+import { EAGAIN, PACKET_DESYNC, native } from '../native.js';
 import { isAttachPacket } from '../writers.js';
-import { ReceiverSockets } from './receiver-sockets.js';
+import { RECV_FDS, RECV_META, ReceiverSockets } from './receiver-sockets.js';
 import type { WriterSource } from './receiver-sockets.js';
 import { sameSecret, switchSocketProblem } from './socket-checks.js';
 import { closeFds } from './thread-state.js';
@@ -36,19 +36,27 @@ const BULK_PACKET_BYTES = 32 * 1024;
  * The arena and where its next read goes (element 0 of `off`, an Int32Array on its own buffer:
  * pollers that read before calling back read there too, see ReceiverSockets.readCell).
  */
+/** Whether reads go through the addon's binding (set by the first receiver, see readsBound). */
+let bound = false;
 const arenaState = { buf: new Uint8Array(0), off: new Int32Array(new ArrayBuffer(8)) };
-function recvArena(): { buf: Uint8Array; off: Int32Array } {
+function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
   if (arenaState.buf.length - arenaState.off[0]! < MAX_RECV_PACKET_BYTES) {
     arenaState.buf = new Uint8Array(Buffer.allocUnsafeSlow(ARENA_BYTES).buffer);
     arenaState.off[0] = 0;
-    native().setRecvArena?.(arenaState.buf, arenaState.off);
+    if (bound) native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
+  }
+  if (bind && !bound) {
+    bound = true;
+    native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
   }
   return arenaState;
 }
 
 /** @internal For tests that bind an arena of their own through the addon: binds this thread's again. */
 export function rebindRecvArena(): void {
-  if (arenaState.buf.length > 0) native().setRecvArena?.(arenaState.buf, arenaState.off);
+  if (typeof native().bindRecv !== 'function') return;
+  bound = false;
+  recvArena(true);
 }
 
 /** A receiver's core up to reading: what its sockets hold becomes items of the queue. */
@@ -196,7 +204,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
       this.dropRead(r);
       return false;
     }
-    if (r < 0 && r !== EAGAIN && r !== ENOBUFS) {
+    if (r < 0 && r !== EAGAIN) {
       this.items.push(osError(Object.assign(new Error('recvmsg failed'), { errno: -r, syscall: 'recvmsg' }), 'recvmsg'));
       return false;
     }
@@ -225,10 +233,14 @@ export abstract class ReceiverReading extends ReceiverSockets {
     // costs one recvmsg, not a second one that fails with EAGAIN (level-triggered polling brings
     // us back at once if more is queued).
     const maxPackets = this.readAhead ? Math.min(this.limits.maxQueue, 256) : 1;
-    const arena = recvArena();
+    const arena = recvArena(this.readCell !== undefined);
     let r: number;
     try {
-      r = t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off[0]!, block);
+      // Bound (seqpacket): the addon has the arena and arrays already (one native call with three numbers).
+      r =
+        this.readCell !== undefined
+          ? native().recvBound!(w === undefined ? this.fd : w.fd, maxPackets, block)
+          : t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off[0]!, block);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
       return false;

@@ -8,7 +8,7 @@
 import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
 import { describeError, trace, traceEnabled } from '../debug.js';
-import { MAX_RECV_PACKET_BYTES, PacketParser, malformed } from '../framing.js';
+import { PacketParser, malformed } from '../framing.js';
 import type { LayoutOf, ParsedItem } from '../framing.js';
 import { trackForGc } from '../handles.js';
 import type { Disposer } from '../handles.js';
@@ -23,9 +23,15 @@ import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
 import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
 const RESOLVED = Promise.resolve();
-const META_SIZE = 2 + 4 * 256;
-/** Whether this thread's pollers can read before calling back (see NativePollerConstructor); known at the first receiver. */
-let readFirst: boolean | undefined;
+/**
+ * Where reads report their packets (see NativeBinding.recvPackets), shared by this thread's
+ * receivers (a read's report is taken before the next read) and bound in the addon with the
+ * receive arena (see receiver-reading.ts).
+ */
+export const RECV_META = new Int32Array(2 + 4 * 256);
+export const RECV_FDS = new Int32Array(1024);
+/** Whether reads go through the addon's binding (recvBound, read-first pollers); known at the first receiver. */
+let bound: boolean | undefined;
 /** Whether tracing is on (NODE_DEBUG is read once, at start-up), known after the first message. */
 let tracing: boolean | undefined;
 
@@ -61,14 +67,13 @@ export abstract class ReceiverSockets extends Pinnable {
   /** Called when items arrive or the state changes: the readiness hook (see {@link subscribe}). */
   protected onActivity: (() => void) | undefined;
   protected readonly t: Transport = transport();
-  /** Where this receiver's reads report their packets (see NativeBinding.recvPackets). */
-  protected readonly meta = new Int32Array(META_SIZE);
-  protected readonly fdsOut = new Int32Array(1024);
+  protected readonly meta = RECV_META;
+  protected readonly fdsOut = RECV_FDS;
   /**
-   * The read the poller of the receiver's own socket makes before it calls back, where the
-   * transport has one (seqpacket): [maxPackets, maxPacketBytes], maxPackets 1 while a plain read
-   * is what the next readiness event calls for (see demand()), else 0. A read there saves
-   * onReadable its call into the addon.
+   * Where the transport reads through the addon's binding (seqpacket): the read the poller of the
+   * receiver's own socket makes before it calls back, [maxPackets]: 1 while a plain read is what
+   * the next readiness event calls for (see demand()), else 0. A read there saves onReadable its
+   * call into the addon. Undefined elsewhere.
    */
   protected readonly readCell: Int32Array | undefined = readFirstCell(this.t);
   /**
@@ -168,7 +173,7 @@ export abstract class ReceiverSockets extends Pinnable {
           this.onReadable(status, read);
         };
         const P = native().Poller;
-        this.poller = this.readCell === undefined ? new P(this.fd, onPoll) : new P(this.fd, onPoll, this.readCell, this.meta, this.fdsOut);
+        this.poller = this.readCell === undefined ? new P(this.fd, onPoll) : new P(this.fd, onPoll, this.readCell);
         this.blockingFd = -1; // uv_poll_init set O_NONBLOCK
         this.polling = false;
         this.pollRef = true;
@@ -364,12 +369,14 @@ export abstract class ReceiverSockets extends Pinnable {
   }
 }
 
-/** A receiver's read cell (see ReceiverSockets.readCell), or undefined where pollers cannot read first. */
+/** Whether this thread's reads go through the addon's binding (bindRecv, recvBound): seqpacket on Linux. */
+export function readsBound(t: Transport): boolean {
+  return (bound ??= t.name === 'seqpacket' && typeof native().recvBound === 'function' && typeof native().bindRecv === 'function');
+}
+
+/** A receiver's read cell (see ReceiverSockets.readCell), or undefined where reads are not bound. */
 function readFirstCell(t: Transport): Int32Array | undefined {
-  readFirst ??= t.name === 'seqpacket' && typeof native().setRecvArena === 'function';
-  if (!readFirst || t.name !== 'seqpacket') return undefined;
-  // Its own ArrayBuffer: the addon keeps a pointer to the elements, which must not move.
-  const cell = new Int32Array(new ArrayBuffer(8));
-  cell[1] = MAX_RECV_PACKET_BYTES;
-  return cell;
+  if (!readsBound(t)) return undefined;
+  // Its own ArrayBuffer: the addon keeps a pointer to the element, which must not move.
+  return new Int32Array(new ArrayBuffer(8));
 }
