@@ -32,21 +32,21 @@ const PEEK_PREFIX = new Uint8Array(new ArrayBuffer(4096));
 const DIRECT_ROUNDS = 64;
 /** A packet at least this big suggests a bulk transfer: read ahead. */
 const BULK_PACKET_BYTES = 32 * 1024;
+/** Whether this thread's arena is bound in the addon (bindRecv): set at the first read through the binding. */
+let arenaBound = false;
 /**
  * The arena and where its next read goes (element 0 of `off`, an Int32Array on its own buffer:
  * pollers that read before calling back read there too, see ReceiverSockets.readCell).
  */
-/** Whether reads go through the addon's binding (set by the first receiver, see readsBound). */
-let bound = false;
 const arenaState = { buf: new Uint8Array(0), off: new Int32Array(new ArrayBuffer(8)) };
 function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
   if (arenaState.buf.length - arenaState.off[0]! < MAX_RECV_PACKET_BYTES) {
     arenaState.buf = new Uint8Array(Buffer.allocUnsafeSlow(ARENA_BYTES).buffer);
     arenaState.off[0] = 0;
-    if (bound) native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
+    if (arenaBound) native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
   }
-  if (bind && !bound) {
-    bound = true;
+  if (bind && !arenaBound) {
+    arenaBound = true;
     native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
   }
   return arenaState;
@@ -55,7 +55,7 @@ function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
 /** @internal For tests that bind an arena of their own through the addon: binds this thread's again. */
 export function rebindRecvArena(): void {
   if (typeof native().bindRecv !== 'function') return;
-  bound = false;
+  arenaBound = false;
   recvArena(true);
 }
 

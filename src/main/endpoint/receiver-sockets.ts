@@ -370,7 +370,7 @@ export abstract class ReceiverSockets extends Pinnable {
 }
 
 /** Whether this thread's reads go through the addon's binding (bindRecv, recvBound): seqpacket on Linux. */
-export function readsBound(t: Transport): boolean {
+function readsBound(t: Transport): boolean {
   return (bound ??= t.name === 'seqpacket' && typeof native().recvBound === 'function' && typeof native().bindRecv === 'function');
 }
 
