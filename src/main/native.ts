@@ -407,7 +407,7 @@ export interface NativeBinding {
    * the cell whose element 0 is the offset of the next read in it (the caller moves it on past what
    * each read took, as with recvPackets' arenaOffset), meta (2 + 4 * 256 entries) and fdsOut (at
    * least 253) as for recvPackets, and the largest packet. Kept alive until the next call. Linux
-   * addon (and macOS's, where nothing reads with it).
+   * addon only.
    */
   bindRecv?(arena: Uint8Array, offset: Int32Array, meta: Int32Array, fdsOut: Int32Array, maxPacketBytes: number): void;
   /**

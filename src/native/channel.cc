@@ -343,6 +343,8 @@ Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
 void OnPoll(uv_poll_t* poll, int status, int events);
 void OnPollClosed(uv_handle_t* handle);
 
+#ifdef __linux__
+// Linux only (read with seqpacket.cc's RecvPacketsRaw; macOS has no SOCK_SEQPACKET).
 // The receive binding of this thread (bindRecv): the arena the JS side bump-allocates from
 // (src/main/endpoint/receiver-reading.ts), the cell holding its bump offset, the meta and fdsOut
 // arrays every read reports into and the largest packet. recvBound and a Poller that reads
@@ -430,7 +432,6 @@ bool BoundRecvArgs(napi_env env, int fd, int maxPackets, bool block, RecvArgs* a
   return true;
 }
 
-#ifdef __linux__
 // recvBound(fd, maxPackets, block?): recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes,
 // arena, offset[0], block) with this thread's binding (bindRecv): the same results and errors.
 // maxPackets from 1 to 256. Throws RangeError without a binding or without room at the offset.
@@ -448,7 +449,7 @@ Napi::Value RecvBound(const Napi::CallbackInfo& info) {
   napi_create_int32(env, r, &result);
   return Napi::Value(env, result);
 }
-#endif
+#endif  // __linux__
 
 }  // namespace
 
@@ -657,8 +658,8 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("Poller", Poller::Define(env));
-  exports.Set("bindRecv", Napi::Function::New(env, BindRecv, "bindRecv"));
 #ifdef __linux__
+  exports.Set("bindRecv", Napi::Function::New(env, BindRecv, "bindRecv"));
   exports.Set("recvBound", Napi::Function::New(env, RecvBound, "recvBound"));
 #endif
 }
