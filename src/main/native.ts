@@ -97,7 +97,16 @@ export interface NativePoller {
 }
 
 export interface NativePollerConstructor {
-  new (fd: number, callback: (status: number, events: number) => void): NativePoller;
+  /**
+   * Watches `fd`. With `cell` (the Linux addon; others ignore it): when `cell[0]` (maxPackets, 1
+   * to 256) is above 0 at a readiness event with status >= 0, the poller first reads the socket as
+   * `recvBound(fd, cell[0])` would (see {@link NativeBinding.bindRecv}) and passes what that
+   * returned as `read` (the count, 0 at end of file, or a negated errno: EAGAIN or an error, never
+   * thrown). `read` is undefined when it did not read (cell[0] was 0, nothing is bound, or the
+   * arena has no room for a packet at its offset). The cell is read at every event, so the caller
+   * switches reading on and off by writing `cell[0]`.
+   */
+  new (fd: number, callback: (status: number, events: number, read?: number) => void, cell?: Int32Array): NativePoller;
 }
 
 /** Result of Landlock/no_new_privs setup, see lockdown() in src/main/lockdown.ts. */
@@ -393,6 +402,21 @@ export interface NativeBinding {
   windowsLockdown?(): NativeWindowsLockdownResult;
 
   Poller: NativePollerConstructor;
+  /**
+   * Binds what {@link recvBound} and read-first Pollers read with on this thread: the arena,
+   * the cell whose element 0 is the offset of the next read in it (the caller moves it on past what
+   * each read took, as with recvPackets' arenaOffset), meta (2 + 4 * 256 entries) and fdsOut (at
+   * least 253) as for recvPackets, and the largest packet. Kept alive until the next call. Linux
+   * addon only.
+   */
+  bindRecv?(arena: Uint8Array, offset: Int32Array, meta: Int32Array, fdsOut: Int32Array, maxPacketBytes: number): void;
+  /**
+   * recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, offset[0], block) with what
+   * {@link bindRecv} bound (no typed arrays per call): the same results and errors. maxPackets 1 to
+   * 256; RangeError when nothing is bound or the arena has no room for a packet at the offset.
+   * Linux addon only.
+   */
+  recvBound?(fd: number, maxPackets: number, block?: boolean): number;
 
   /** The POSIX stream transport (see {@link NativeStream}). */
   stream: NativeStream;

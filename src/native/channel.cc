@@ -343,6 +343,114 @@ Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
 void OnPoll(uv_poll_t* poll, int status, int events);
 void OnPollClosed(uv_handle_t* handle);
 
+#ifdef __linux__
+// Linux only (read with seqpacket.cc's RecvPacketsRaw; macOS has no SOCK_SEQPACKET).
+// The receive binding of this thread (bindRecv): the arena the JS side bump-allocates from
+// (src/main/endpoint/receiver-reading.ts), the cell holding its bump offset, the meta and fdsOut
+// arrays every read reports into and the largest packet. recvBound and a Poller that reads
+// first (see Poller.ReadFirst) read with it, so that neither takes typed arrays per call and no
+// two reads take the same bytes. One per thread (an environment runs on one thread); `env` tells
+// whose it is.
+struct RecvBinding {
+  napi_env env = nullptr;
+  napi_ref refs[4] = {nullptr, nullptr, nullptr, nullptr};
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  int32_t* offset = nullptr;  // offset[0]: where the next packet goes, 8-aligned
+  int32_t* meta = nullptr;
+  size_t metaLength = 0;
+  int32_t* fdsOut = nullptr;
+  size_t fdsCapacity = 0;
+  int maxPacketBytes = 0;
+};
+thread_local RecvBinding tRecv;
+
+// The most packets one bound read takes (meta must hold 2 + 4 * kMaxBoundPackets entries).
+constexpr int kMaxBoundPackets = 256;
+
+// bindRecv(arena: Uint8Array, offset: Int32Array, meta: Int32Array, fdsOut: Int32Array,
+// maxPacketBytes): what recvBound and read-first Pollers read with from now on. offset[0] is
+// where the next read goes in the arena (the caller moves it past what each read took); meta
+// holds 2 + 4 * 256 entries, fdsOut at least 253. All are kept alive until the next call.
+Napi::Value BindRecv(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    ThrowTypeError(env, "arena must be a Uint8Array");
+  }
+  RecvBinding b;
+  b.env = env;
+  b.data = static_cast<uint8_t*>(data);
+  b.length = length;
+  size_t offsetLength;
+  GetInt32Array(env, info[1], &b.offset, &offsetLength, "offset must be an Int32Array");
+  GetInt32Array(env, info[2], &b.meta, &b.metaLength, "meta must be an Int32Array");
+  GetInt32Array(env, info[3], &b.fdsOut, &b.fdsCapacity, "fdsOut must be an Int32Array");
+  b.maxPacketBytes = ArgInt(info, 4, 0, 1 << 30, "maxPacketBytes must be an integer from 0 to 2^30");
+  if (offsetLength < 1 || b.metaLength < 2 + 4 * static_cast<size_t>(kMaxBoundPackets) || b.fdsCapacity < static_cast<size_t>(kMaxFdsPerPacket)) {
+    ThrowRangeError(env, "offset must hold 1 entry, meta 2 + 4 * 256 and fdsOut 253");
+  }
+  for (int i = 0; i < 4; i++) {
+    if (napi_create_reference(env, info[i], 1, &b.refs[i]) != napi_ok) {
+      for (int j = 0; j < i; j++) napi_delete_reference(env, b.refs[j]);
+      throw Napi::Error::New(env, "bindRecv: napi_create_reference failed");
+    }
+  }
+  RecvBinding& old = tRecv;
+  // A binding of another environment (one that ended on this thread) is not ours to release.
+  if (old.env == env) {
+    for (napi_ref r : old.refs) {
+      if (r != nullptr) napi_delete_reference(env, r);
+    }
+  }
+  old = b;
+  return info.Env().Undefined();
+}
+
+// The arguments of a read of `fd` with this thread's binding; false when there is none for
+// `env`, `maxPackets` is out of range, or the arena has no room for a packet at its offset.
+bool BoundRecvArgs(napi_env env, int fd, int maxPackets, bool block, RecvArgs* args) {
+  const RecvBinding& b = tRecv;
+  if (b.env != env || b.data == nullptr || maxPackets <= 0 || maxPackets > kMaxBoundPackets) return false;
+  const int32_t offset = b.offset[0];
+  const size_t slot = Align8(static_cast<size_t>(b.maxPacketBytes));
+  if (offset < 0 || offset % 8 != 0 || static_cast<size_t>(offset) > b.length || b.length - static_cast<size_t>(offset) < slot) return false;
+  *args = {};
+  args->fd = fd;
+  args->meta = b.meta;
+  args->fdsOut = b.fdsOut;
+  args->fdsCapacity = b.fdsCapacity;
+  args->maxPackets = maxPackets;
+  args->maxPacketBytes = b.maxPacketBytes;
+  args->slot = slot;
+  args->buf = b.data + offset;
+  args->arenaBase = static_cast<size_t>(offset);
+  args->budget = b.length - static_cast<size_t>(offset);
+  args->block = block;
+  return true;
+}
+
+// recvBound(fd, maxPackets, block?): recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes,
+// arena, offset[0], block) with this thread's binding (bindRecv): the same results and errors.
+// maxPackets from 1 to 256. Throws RangeError without a binding or without room at the offset.
+Napi::Value RecvBound(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int maxPackets = ArgInt(info, 1, 1, kMaxBoundPackets, "maxPackets must be an integer from 1 to 256");
+  bool block = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  RecvArgs args;
+  if (!BoundRecvArgs(env, fd, maxPackets, block, &args)) ThrowRangeError(env, "recvBound: no receive binding (bindRecv), or no room for a packet at its offset");
+  int r = RecvPacketsRaw(env, args);
+  if (r == kRecvFdsDoNotFit) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+  if (r < 0 && r != -EAGAIN) ThrowErrno(env, -r, "recvmsg");
+  napi_value result;
+  napi_create_int32(env, r, &result);
+  return Napi::Value(env, result);
+}
+#endif  // __linux__
+
 }  // namespace
 
 // A uv_poll_t on the loop of the JS thread that created it. The JS object is weak: collecting
@@ -364,6 +472,14 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     if (!info[1].IsFunction()) ThrowTypeError(env, "callback must be a function");
+    // Optional (Linux): read before calling back, see ReadFirst. cell[0]: maxPackets (0: do not
+    // read), written by the caller at any time.
+    const bool readFirst = info.Length() >= 3 && info[2].IsTypedArray();
+    if (readFirst) {
+      size_t cellLength = 0;
+      GetInt32Array(env, info[2], &cell_, &cellLength, "cell must be an Int32Array");
+      if (cellLength < 1) ThrowRangeError(env, "cell must hold 1 entry");
+    }
     EnvState* state = State(env);
     if (state->tornDown) throw Napi::Error::New(env, "the environment is shutting down");
     if (state->pollers.count(fd) != 0) ThrowErrno(env, EEXIST, "uv_poll_init");
@@ -383,6 +499,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     state->pollers[fd] = h;
     h_ = h;
     napi_create_reference(env, info[1], 1, &callback_);
+    if (readFirst) napi_create_reference(env, info[2], 1, &cellRef_);
     napi_value name;
     napi_create_string_utf8(env, "electron-ipc-channel:Poller", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, nullptr, name, &context_);
@@ -392,6 +509,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (h_ != nullptr) ClosePollHandle(h_);
     if (context_ != nullptr) napi_async_destroy(Env(), context_);
     if (callback_ != nullptr) napi_delete_reference(Env(), callback_);
+    if (cellRef_ != nullptr) napi_delete_reference(Env(), cellRef_);
   }
 
   void Detach() { h_ = nullptr; }
@@ -408,13 +526,19 @@ class Poller : public Napi::ObjectWrap<Poller> {
     napi_get_reference_value(env, static_cast<napi_ref>(*this), &self);
     napi_get_reference_value(env, callback_, &fn);
     if (self != nullptr && fn != nullptr) {
-      napi_value argv[2];
+      napi_value argv[3];
       napi_value result;
+      size_t argc = 2;
       napi_create_int32(env, status, &argv[0]);
       napi_create_int32(env, events, &argv[1]);
+      int read;
+      if (status >= 0 && ReadFirst(env, &read)) {
+        napi_create_int32(env, read, &argv[2]);
+        argc = 3;
+      }
       // napi_pending_exception with no exception pending: the environment is terminating
       // (worker.terminate(), process exit) and JS can no longer run; nothing to report.
-      if (napi_make_callback(env, context_, self, fn, 2, argv, &result) == napi_pending_exception) {
+      if (napi_make_callback(env, context_, self, fn, argc, argv, &result) == napi_pending_exception) {
         bool pending = false;
         napi_value exception;
         if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
@@ -427,6 +551,29 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
  private:
+  // A Poller made with a cell whose element 0 (maxPackets) is > 0 reads the socket before it
+  // calls back, as recvBound(fd, maxPackets) would (the thread's binding, see BindRecv), and passes
+  // what that returned as the third argument (errors as a negated errno, never thrown): one
+  // JS-to-native call less per wake-up. False (no read, two arguments) when the cell says not
+  // to, there is no binding or no room in its arena, or on other systems than Linux.
+  bool ReadFirst(napi_env env, int* out) {
+#ifdef __linux__
+    if (cell_ == nullptr || h_ == nullptr || cell_[0] <= 0) return false;
+    RecvArgs args;
+    if (!BoundRecvArgs(env, h_->fd, cell_[0], false, &args)) return false;
+    try {
+      *out = RecvPacketsRaw(env, args);
+    } catch (...) {
+      return false;  // nothing escapes a libuv callback (see Fire)
+    }
+    return true;
+#else
+    (void)env;
+    (void)out;
+    return false;
+#endif
+  }
+
   Napi::Value Start(const Napi::CallbackInfo& info) {
     int events = ArgInt(info, 0, 0, 7, "events must be a combination of POLL_READABLE, POLL_WRITABLE and POLL_DISCONNECT");
     if (h_ == nullptr) throw Napi::Error::New(info.Env(), "the poller is closed");
@@ -468,6 +615,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   int events_ = 0;
   napi_ref callback_ = nullptr;
   napi_async_context context_ = nullptr;
+  // Read-first state (see ReadFirst): the caller's cell, kept alive by cellRef_.
+  int32_t* cell_ = nullptr;
+  napi_ref cellRef_ = nullptr;
 };
 
 namespace {
@@ -508,6 +658,10 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("Poller", Poller::Define(env));
+#ifdef __linux__
+  exports.Set("bindRecv", Napi::Function::New(env, BindRecv, "bindRecv"));
+  exports.Set("recvBound", Napi::Function::New(env, RecvBound, "recvBound"));
+#endif
 }
 
 }  // namespace eic

@@ -490,6 +490,12 @@ inline RecvArgs ParseRecvArgs(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// seqpacket.cc (Linux): recvPackets without JavaScript arguments or exceptions, for a Poller that
+// reads before it calls back. The packet count (> 0), 0 at end of file, -EAGAIN, another -errno of
+// recvmsg, or kRecvFdsDoNotFit (the first packet carries more descriptors than fdsOut can hold).
+constexpr int kRecvFdsDoNotFit = INT_MIN;
+int RecvPacketsRaw(napi_env env, const RecvArgs& args);
+
 // Flags of one received packet, PACKET_* in src/main/native.ts.
 constexpr int kPacketTruncated = 1;   // MSG_TRUNC: longer than maxPacketBytes (seqpacket)
 constexpr int kPacketCtruncated = 2;  // MSG_CTRUNC: the kernel dropped descriptors (seqpacket)

@@ -163,9 +163,12 @@ int TakeFds(napi_env env, struct msghdr* msg, int32_t* out, size_t room, int* fl
 
 // recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block?): packets
 // land directly in the caller's arena, with no Buffer allocated and no copy (PacketBatch).
-Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  const RecvArgs args = ParseRecvArgs(info);
+}  // namespace
+
+// The body of recvPackets without JavaScript arguments or exceptions, also called by a Poller
+// that reads before it calls back (channel.cc, Poller.Fire): the count of packets (> 0), 0 at end
+// of file, -EAGAIN, another -errno of recvmsg, or kRecvFdsDoNotFit. Writes meta[0] and meta[1].
+int RecvPacketsRaw(napi_env env, const RecvArgs& args) {
   const int fd = args.fd;
   // The first recvmsg may go without MSG_DONTWAIT, so it waits for a packet when the file is in
   // blocking mode (SetBlocking) and fails with EAGAIN at once when it is not: one system call
@@ -182,7 +185,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
       int fit = PeekFdsFit(fd, batch.count() == 0 ? room : 0);
       if (fit == -EAGAIN) break;
       if (fit == 0) {
-        if (batch.count() == 0) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+        if (batch.count() == 0) return kRecvFdsDoNotFit;
         break;
       }
     }
@@ -195,7 +198,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     ssize_t r = RecvmsgRetrying(fd, &msg, (block && batch.count() == 0 ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
     if (r < 0) {
       if (r == -EAGAIN || batch.count() > 0) break;
-      ThrowErrno(env, static_cast<int>(-r), "recvmsg");
+      return static_cast<int>(r);
     }
     int flags = 0;
     int got = TakeFds(env, &msg, batch.fdsAt(), room, &flags);
@@ -206,7 +209,19 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     }
     batch.Add(static_cast<size_t>(r), got, flags);
   }
-  return batch.Finish(env, eof);
+  args.meta[0] = batch.count();
+  args.meta[1] = eof ? 1 : 0;
+  return batch.count() > 0 ? batch.count() : eof ? 0 : -EAGAIN;
+}
+
+namespace {
+
+Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int r = RecvPacketsRaw(env, ParseRecvArgs(info));
+  if (r == kRecvFdsDoNotFit) ThrowRangeError(env, "the next packet carries more descriptors than fdsOut can hold");
+  if (r < 0 && r != -EAGAIN) ThrowErrno(env, -r, "recvmsg");
+  return Napi::Number::New(env, r);
 }
 
 // Runs on the JS thread. One recvmsg scattered over caller-provided Uint8Arrays (the rest of a

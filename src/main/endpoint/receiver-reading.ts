@@ -8,14 +8,12 @@ import { trace } from '../debug.js';
 import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, malformed, pad8 } from '../framing.js';
 import type { SwitchItem } from '../framing.js';
 import { osError } from '../handles.js';
-import { PACKET_DESYNC, native } from '../native.js';
+import { EAGAIN, PACKET_DESYNC, native } from '../native.js';
 import { isAttachPacket } from '../writers.js';
-import { ReceiverSockets } from './receiver-sockets.js';
+import { RECV_FDS, RECV_META, ReceiverSockets } from './receiver-sockets.js';
 import type { WriterSource } from './receiver-sockets.js';
 import { sameSecret, switchSocketProblem } from './socket-checks.js';
 import { closeFds } from './thread-state.js';
-
-const META_SIZE = 2 + 4 * 256;
 
 /**
  * Received packets land directly in a shared arena (one per thread), in a bump-allocated run of
@@ -34,19 +32,35 @@ const PEEK_PREFIX = new Uint8Array(new ArrayBuffer(4096));
 const DIRECT_ROUNDS = 64;
 /** A packet at least this big suggests a bulk transfer: read ahead. */
 const BULK_PACKET_BYTES = 32 * 1024;
-const arenaState = { buf: new Uint8Array(0), off: 0 };
-function recvArena(): { buf: Uint8Array; off: number } {
-  if (arenaState.buf.length - arenaState.off < MAX_RECV_PACKET_BYTES) {
+/** Whether this thread's arena is bound in the addon (bindRecv): set at the first read through the binding. */
+let arenaBound = false;
+/**
+ * The arena and where its next read goes (element 0 of `off`, an Int32Array on its own buffer:
+ * pollers that read before calling back read there too, see ReceiverSockets.readCell).
+ */
+const arenaState = { buf: new Uint8Array(0), off: new Int32Array(new ArrayBuffer(8)) };
+function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
+  if (arenaState.buf.length - arenaState.off[0]! < MAX_RECV_PACKET_BYTES) {
     arenaState.buf = new Uint8Array(Buffer.allocUnsafeSlow(ARENA_BYTES).buffer);
-    arenaState.off = 0;
+    arenaState.off[0] = 0;
+    if (arenaBound) native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
+  }
+  if (bind && !arenaBound) {
+    arenaBound = true;
+    native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
   }
   return arenaState;
 }
 
+/** @internal For tests that bind an arena of their own through the addon: binds this thread's again. */
+export function rebindRecvArena(): void {
+  if (typeof native().bindRecv !== 'function') return;
+  arenaBound = false;
+  recvArena(true);
+}
+
 /** A receiver's core up to reading: what its sockets hold becomes items of the queue. */
 export abstract class ReceiverReading extends ReceiverSockets {
-  private readonly meta = new Int32Array(META_SIZE);
-  private readonly fdsOut = new Int32Array(1024);
   /**
    * Secrets of the switch packets this receiver still expects, first expected first: a receiver
    * moved with messages already read continues on a carrier socket whose last packet switches it
@@ -105,7 +119,20 @@ export abstract class ReceiverReading extends ReceiverSockets {
     return typeof fds === 'number' ? n.peerHungUp(fds) : fds.every((fd) => n.peerHungUp(fd));
   }
 
-  protected onReadable(status: number): void {
+  protected readsPlain(): boolean {
+    return !this.eof && !this.readAhead && !this.bigAhead && this.writers.length === 0 && this.parser.idle;
+  }
+
+  protected onReadable(status: number, read?: number): void {
+    if (read !== undefined) {
+      // The poller read already (readCell): what it took is queued whatever happens next.
+      if (this.closed) this.dropRead(read);
+      else {
+        this.read(read);
+        this.dispatch();
+      }
+      return;
+    }
     if (this.closed) return;
     if (this.waiting === 0 && this.watchers === 0) {
       // Nobody wants data now: leave it in the kernel (backpressure) and stop watching.
@@ -119,14 +146,17 @@ export abstract class ReceiverReading extends ReceiverSockets {
     this.dispatch();
   }
 
-  /** One non-blocking batch read into the item queue. */
-  read(): void {
+  /**
+   * One non-blocking batch read into the item queue; `first`: what the poller's own read of the
+   * socket returned (see readCell), taken as this batch's first read.
+   */
+  read(first?: number): void {
     // The addon takes a zero-length read from a peer that has hung up for end-of-file, but an
     // empty packet sent before the hang-up reads the same: when packets follow, it was a packet
     // (one MALFORMED) and reading goes on.
     const from = this.items.length;
     this.afterAttach = false;
-    let zero = this.readBatch(false);
+    let zero = first === undefined ? this.readBatch(false) : this.takeFirst(first);
     while (zero) zero = this.readBatch(true);
     if (this.afterAttach) {
       this.afterAttach = false;
@@ -168,9 +198,32 @@ export abstract class ReceiverReading extends ReceiverSockets {
     return true;
   }
 
+  /** What the poller's read returned (see readCell), taken as readBatch(false) takes its own read. */
+  private takeFirst(r: number): boolean {
+    if (this.closed || this.eof) {
+      this.dropRead(r);
+      return false;
+    }
+    if (r < 0 && r !== EAGAIN) {
+      this.items.push(osError(Object.assign(new Error('recvmsg failed'), { errno: -r, syscall: 'recvmsg' }), 'recvmsg'));
+      return false;
+    }
+    return this.takeBatch(r < 0 ? -1 : r, false, false, undefined, 1, arenaState.buf);
+  }
+
+  /** Closes the descriptors of packets the poller read for a receiver that can no longer take them. */
+  private dropRead(r: number): void {
+    if (r <= 0) return;
+    let n = 0;
+    for (let i = 0; i < this.meta[0]!; i++) n += this.meta[4 + 4 * i]!;
+    for (let j = 0; j < n; j++) closeFds([this.fdsOut[j]!]);
+  }
+
   /** Reads `fd`, or the attached writer `w`; returns true when it saw what may be end-of-file (see read()). */
   private readBatch(afterZero: boolean, block = false, w?: WriterSource): boolean {
     if (this.closed || this.eof) return false;
+    // The state this read leaves may call for another kind of read: the poller's is off until demand() says otherwise.
+    if (this.readCell !== undefined) this.readCell[0] = 0;
     const t = this.t;
     if (t.scatterReads && w === undefined) {
       if (!this.parser.idle && this.parser.directTarget(0) !== undefined) return this.readDirect(afterZero);
@@ -180,14 +233,23 @@ export abstract class ReceiverReading extends ReceiverSockets {
     // costs one recvmsg, not a second one that fails with EAGAIN (level-triggered polling brings
     // us back at once if more is queued).
     const maxPackets = this.readAhead ? Math.min(this.limits.maxQueue, 256) : 1;
-    const arena = recvArena();
+    const arena = recvArena(this.readCell !== undefined);
     let r: number;
     try {
-      r = t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off, block);
+      // Bound (seqpacket): the addon has the arena and arrays already (one native call with three numbers).
+      r =
+        this.readCell !== undefined
+          ? native().recvBound!(w === undefined ? this.fd : w.fd, maxPackets, block)
+          : t.recv(w === undefined ? this.fd : w.fd, this.meta, this.fdsOut, maxPackets, MAX_RECV_PACKET_BYTES, arena.buf, arena.off[0]!, block);
     } catch (e) {
       this.items.push(osError(e, 'recvmsg'));
       return false;
     }
+    return this.takeBatch(r, afterZero, block, w, maxPackets, arena.buf);
+  }
+
+  /** The packets a read of `fd` (or `w`) reported in meta: `r` as the transport's recv returns it. */
+  private takeBatch(r: number, afterZero: boolean, block: boolean, w: WriterSource | undefined, maxPackets: number, buf: Uint8Array): boolean {
     if (r <= 0) {
       if (r === 0) {
         if (!afterZero) return true;
@@ -199,9 +261,8 @@ export abstract class ReceiverReading extends ReceiverSockets {
       }
       return false;
     }
-    const buf = arena.buf;
     const lastAt = 2 + 4 * (this.meta[0]! - 1);
-    arena.off = pad8(this.meta[lastAt]! + this.meta[lastAt + 1]!);
+    arenaState.off[0] = pad8(this.meta[lastAt]! + this.meta[lastAt + 1]!);
     // Full batches of big packets (fragments, bursts of batched records) mean more is coming.
     this.readAhead = r === maxPackets && this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;
     this.bigAhead = this.meta[lastAt + 1]! >= BULK_PACKET_BYTES;

@@ -23,6 +23,15 @@ import { shutdownProblem, switchSocketProblem } from './socket-checks.js';
 import { Pinnable, afterMicrotasks, closeFds, newTick } from './thread-state.js';
 
 const RESOLVED = Promise.resolve();
+/**
+ * Where reads report their packets (see NativeBinding.recvPackets), shared by this thread's
+ * receivers (a read's report is taken before the next read) and bound in the addon with the
+ * receive arena (see receiver-reading.ts).
+ */
+export const RECV_META = new Int32Array(2 + 4 * 256);
+export const RECV_FDS = new Int32Array(1024);
+/** Whether reads go through the addon's binding (recvBound, read-first pollers); known at the first receiver. */
+let bound: boolean | undefined;
 /** Whether tracing is on (NODE_DEBUG is read once, at start-up), known after the first message. */
 let tracing: boolean | undefined;
 
@@ -58,6 +67,15 @@ export abstract class ReceiverSockets extends Pinnable {
   /** Called when items arrive or the state changes: the readiness hook (see {@link subscribe}). */
   protected onActivity: (() => void) | undefined;
   protected readonly t: Transport = transport();
+  protected readonly meta = RECV_META;
+  protected readonly fdsOut = RECV_FDS;
+  /**
+   * Where the transport reads through the addon's binding (seqpacket): the read the poller of the
+   * receiver's own socket makes before it calls back, [maxPackets]: 1 while a plain read is what
+   * the next readiness event calls for (see demand()), else 0. A read there saves onReadable its
+   * call into the addon. Undefined elsewhere.
+   */
+  protected readonly readCell: Int32Array | undefined = readFirstCell(this.t);
   /**
    * Sockets of further senders read besides `fd` (singleWriter transports, see writers.ts), in
    * the order they were attached. When `fd` reaches end of file the first of them takes its place.
@@ -113,11 +131,17 @@ export abstract class ReceiverSockets extends Pinnable {
   /** Hands queued items to waiting receives. */
   abstract dispatch(): void;
 
-  /** The socket `fd` is readable (status >= 0) or failed (status < 0). */
-  protected abstract onReadable(status: number): void;
+  /**
+   * The socket `fd` is readable (status >= 0) or failed (status < 0). `read`: what the poller's
+   * own read returned, when it read (see readCell).
+   */
+  protected abstract onReadable(status: number, read?: number): void;
 
   /** Reads what an attached writer's socket holds now. */
   protected abstract readWriter(w: WriterSource): void;
+
+  /** Whether the next read of the receiver's own socket is one plain batch of one packet (see readCell). */
+  protected abstract readsPlain(): boolean;
 
   protected shift(): ParsedItem | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -140,12 +164,16 @@ export abstract class ReceiverSockets extends Pinnable {
   demand(watch = this.waiting > 0 || this.watchers > 0): void {
     if (this.closed) return;
     const waiting = this.waiting > 0 || this.watchers > 0;
+    // Nobody waits: the poller does not read (onReadable then stops it, leaving data in the kernel).
+    if (this.readCell !== undefined) this.readCell[0] = watch && this.readsPlain() ? 1 : 0;
     if (watch && !this.eof) {
       if (!this.poller) {
-        this.poller = new (native().Poller)(this.fd, (status) => {
+        const onPoll = (status: number, _events: number, read?: number): void => {
           newTick();
-          this.onReadable(status);
-        });
+          this.onReadable(status, read);
+        };
+        const P = native().Poller;
+        this.poller = this.readCell === undefined ? new P(this.fd, onPoll) : new P(this.fd, onPoll, this.readCell);
         this.blockingFd = -1; // uv_poll_init set O_NONBLOCK
         this.polling = false;
         this.pollRef = true;
@@ -339,4 +367,16 @@ export abstract class ReceiverSockets extends Pinnable {
     }
     this.writers = [];
   }
+}
+
+/** Whether this thread's reads go through the addon's binding (bindRecv, recvBound): seqpacket on Linux. */
+function readsBound(t: Transport): boolean {
+  return (bound ??= t.name === 'seqpacket' && typeof native().recvBound === 'function' && typeof native().bindRecv === 'function');
+}
+
+/** A receiver's read cell (see ReceiverSockets.readCell), or undefined where reads are not bound. */
+function readFirstCell(t: Transport): Int32Array | undefined {
+  if (!readsBound(t)) return undefined;
+  // Its own ArrayBuffer: the addon keeps a pointer to the element, which must not move.
+  return new Int32Array(new ArrayBuffer(8));
 }
