@@ -11,7 +11,6 @@ import {
   BODY_FORMAT_JSON_HANDLES,
   BODY_HEADER_BYTES,
   BODY_VERSION,
-  HANDLE_MARKER,
   MAX_BIGINT_DIGITS,
   REDUCER_BINARY,
   REDUCER_HANDLE,
@@ -127,6 +126,34 @@ function buildJsonBody(format: number, text: string, handles: object[]): Encoded
   return { parts: [first], byteLength: first.length, handles };
 }
 
+/**
+ * A body of format 3: the position table (u32 words: the number of positions, then each one's
+ * number of keys and its keys' ranks), the kinds (each a u32 length and its ASCII bytes), zero
+ * padding to a multiple of 8, then the JSON text. docs/wire-format.md, "Format 3".
+ */
+function buildHandlesBody(text: string, table: number[], kinds: readonly string[], handles: object[]): EncodedMessage {
+  const words = table.length;
+  let tableBytes = 4 * words;
+  for (let i = 0; i < kinds.length; i++) tableBytes += 4 + kinds[i].length;
+  tableBytes = align8(tableBytes);
+  const first = writeText(text, BODY_HEADER_BYTES + tableBytes);
+  first[0] = BODY_FORMAT_JSON_HANDLES;
+  first[1] = BODY_VERSION;
+  setU32(first, 4, textBytesWritten);
+  setU32(first, 8, tableBytes / 8);
+  setU32(first, 12, handles.length);
+  let at = BODY_HEADER_BYTES;
+  for (let i = 0; i < words; i++, at += 4) setU32(first, at, table[i]);
+  for (let i = 0; i < kinds.length; i++) {
+    const kind = kinds[i];
+    setU32(first, at, kind.length);
+    at += 4;
+    // Printable ASCII (the walk took format 3 only then): one byte per character.
+    for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
+  }
+  return { parts: [first], byteLength: first.length, handles };
+}
+
 function buildBody(
   format: number,
   text: string,
@@ -197,8 +224,16 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
       return buildJsonBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), []);
     }
     if (snap.jsonWithHandles && snap.handles.length > 0) {
-      // The walk wrote each handle's marker into the copy already.
-      return buildJsonBody(BODY_FORMAT_JSON_HANDLES, JSON.stringify(snap.value), snap.handles as object[]);
+      // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
+      let root = snap.value;
+      if (root instanceof HandleMarker) root = root.index;
+      const slots = snap.slots;
+      if (slots !== undefined) {
+        for (let i = 0; i < slots.length; i += 3) {
+          (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
+        }
+      }
+      return buildHandlesBody(JSON.stringify(root), snap.table!, snap.kinds, snap.handles as object[]);
     }
     return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
@@ -257,9 +292,8 @@ function encodeDevalue(value: unknown, found: readonly object[]): EncodedMessage
           return undefined;
         }
         if (!(v instanceof HandleMarker)) return undefined;
-        const [index, kind] = v[HANDLE_MARKER];
-        const payload = [kind, handles.length];
-        handles.push(found[index]);
+        const payload = [v.kind, handles.length];
+        handles.push(found[v.index]);
         payloads.add(payload);
         return payload;
       },
