@@ -18,6 +18,7 @@ import {
   sliceParts,
 } from '../framing.js';
 import type { OutPacket } from '../framing.js';
+import { IMMEDIATE_BODY, inPlaceParts } from '../framing/send.js';
 import { closedError, kDetach, kHandle, osError, trackForGc, untrackForGc } from '../handles.js';
 import type { Disposer, HandleInfo, HandleSource } from '../handles.js';
 import { POLL_WRITABLE, native } from '../native.js';
@@ -139,6 +140,8 @@ export class SenderCore extends Pinnable {
    * on a throw nothing was sent and nothing was consumed.
    */
   write(parts: Uint8Array[], bytes: number, handles: HandleSource[]): void {
+    // A body encoded in place (encodeMessageInto): its own bytes of the scratch.
+    if (parts[0] === IMMEDIATE_BODY) parts = inPlaceParts(bytes);
     if (this.closed) throw closedError(this.what);
     if (this.failure) throw this.failure;
     if (this.disconnected) throw disconnected(this.what);

@@ -214,6 +214,49 @@ function buildBody(
  * pool): write its own bytes, never its `.buffer`.
  */
 export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: EncodeOptions): EncodedMessage {
+  return encode(value, hooks, options, undefined);
+}
+
+/**
+ * {@link encodeMessage}, but a format-0 body that fits in `into` (a sender's scratch, at least
+ * 16 bytes) is written there from its byte 0, and the result is a reused object whose only part
+ * is `into` itself (its `byteLength` says how much of it is the body): read it before anything
+ * else encodes. Any other body is encodeMessage's.
+ */
+export function encodeMessageInto(value: unknown, hooks: EncodeHooks | undefined, into: Uint8Array): EncodedMessage {
+  return encode(value, hooks, undefined, into);
+}
+
+/** What {@link encodeMessageInto} returns for a body written in place (reused). */
+const IN_PLACE: EncodedMessage = { parts: [], byteLength: 0, handles: [] };
+/** The last `into` of {@link encodeMessageInto}, and its view past the body header. */
+let intoBytes: Uint8Array | undefined;
+let intoText: Uint8Array | undefined;
+
+/** Writes a format-0 body of `text` into `into`; its length, or -1 when it does not fit. */
+function writeInPlace(text: string, into: Uint8Array): number {
+  if (text.length > into.length - BODY_HEADER_BYTES) return -1;
+  if (into !== intoBytes) {
+    intoBytes = into;
+    intoText = into.subarray(BODY_HEADER_BYTES);
+  }
+  const { read, written } = encoder.encodeInto(text, intoText!);
+  if (read !== text.length) return -1;
+  const end = BODY_HEADER_BYTES + written;
+  const size = align8(end);
+  if (size > into.length) return -1;
+  for (let i = end; i < size; i++) into[i] = 0;
+  into[0] = BODY_FORMAT_JSON;
+  into[1] = BODY_VERSION;
+  into[2] = 0;
+  into[3] = 0;
+  setU32(into, 4, written);
+  setU32(into, 8, 0);
+  setU32(into, 12, 0);
+  return size;
+}
+
+function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeOptions | undefined, into: Uint8Array | undefined): EncodedMessage {
   const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   try {
     if (maxDepth < 1 && typeof value === 'object' && value !== null) {
@@ -221,7 +264,16 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
     }
     const snap = snapshot(value, hooks, maxDepth);
     if (snap.json) {
-      return buildJsonBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), []);
+      const text = JSON.stringify(snap.value);
+      if (into !== undefined) {
+        const size = writeInPlace(text, into);
+        if (size >= 0) {
+          IN_PLACE.parts[0] = into;
+          IN_PLACE.byteLength = size;
+          return IN_PLACE;
+        }
+      }
+      return buildJsonBody(BODY_FORMAT_JSON, text, []);
     }
     if (snap.jsonWithHandles && snap.handles.length > 0) {
       // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).

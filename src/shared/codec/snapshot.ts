@@ -442,7 +442,7 @@ class SnapshotWalk {
           path.push(i);
           const c = this.fast(e as object, depth + 1);
           copy[i] = c;
-          if (c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
+          if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
           path.pop();
         }
       }
@@ -478,7 +478,7 @@ class SnapshotWalk {
         ranks.pop();
         if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
         else copy[k] = c;
-        if (c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
       }
     }
     return copy;
@@ -649,7 +649,7 @@ class SnapshotWalk {
         const c = this.visit(e);
         if (src === copy) copy[i] = c;
         else copy.push(c);
-        if (c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
         // The items after it (up to the next object child) are read now; the frame stays until
         // the child's own children are done, so that frames are always the ancestors.
         f.pos = this.copyItems(src, copy, i + 1, f.end);
@@ -662,7 +662,7 @@ class SnapshotWalk {
         const c = this.visit(copy[k]);
         if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
         else copy[k] = c;
-        if (c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
         f.pos = this.scanValues(copy, keys, f.pos + 1, f.end);
       } else if (f.type === FRAME_SPARSE) {
         const idx = f.keys![f.pos++] as number;
