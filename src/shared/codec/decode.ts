@@ -251,8 +251,8 @@ function decodeSplit(
 }
 
 /** The JSON text's limits checked, then parsed: MALFORMED if it does not parse. */
-function parseJsonText(text: string, limits: DecodeLimits, maxDepth = limits.maxDepth): unknown {
-  checkJsonText(text, limits, maxDepth);
+function parseJsonText(text: string, limits: DecodeLimits): unknown {
+  checkJsonText(text, limits);
   try {
     return JSON.parse(text);
   } catch (cause) {
@@ -304,8 +304,6 @@ function decodeJsonHandles(
   if (count < handleCount) throw malformed(`${count} handle positions for ${handleCount} handles: a handle is never referenced`);
   if (count > limits.maxElements) throw tooLarge(`${count} handle positions, more than maxElements ${limits.maxElements}`);
   if (count > (end - p) / 4) throw malformed(`${count} handle positions do not fit in the handle table`);
-  let value: unknown;
-  let revived: unknown;
   if (count === 1) {
     // One handle at one place (the common case): no arrays.
     p = follow(body, p, end, 0, root, handleCount, maxDepth, false, undefined);
@@ -314,7 +312,7 @@ function decodeJsonHandles(
     followed = undefined;
     const kind = readKind(body, p, end, 0);
     checkTableEnd(body, p + 4 + kind.length, end);
-    revived = hooks.reviveHandle(kind, 0);
+    const revived = hooks.reviveHandle(kind, 0);
     if (container === undefined) return revived;
     container[key] = revived;
     return root;
@@ -346,7 +344,7 @@ function decodeJsonHandles(
   for (let i = 0; i < handleCount; i++) values[i] = hooks.reviveHandle(kinds[i], i);
   for (let i = 0; i < found.length; i += 3) {
     const container = found[i] as Record<string | number, unknown> | undefined;
-    value = values[found[i + 2] as number];
+    const value = values[found[i + 2] as number];
     if (container === undefined) root = value;
     else container[found[i + 1] as string | number] = value;
   }

@@ -83,15 +83,12 @@ function scanJson(text: string, maxDepth: number): { values: number; containers:
   return { values: commas + containers - empty + 1, containers };
 }
 
-/**
- * Checks the nesting depth (at most `maxDepth`) and value count of a JSON body's text (format 0
- * or 3) before JSON.parse.
- */
-export function checkJsonText(text: string, limits: DecodeLimits, maxDepth = limits.maxDepth): void {
+/** Checks the nesting depth and value count of a JSON body's text (format 0 or 3) before JSON.parse. */
+export function checkJsonText(text: string, limits: DecodeLimits): void {
   const n = text.length;
   // Depth needs two characters per level and every value at least two characters but one.
-  if (n <= 2 * maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return;
-  const { values } = scanJson(text, maxDepth);
+  if (n <= 2 * limits.maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return;
+  const { values } = scanJson(text, limits.maxDepth);
   if (values > limits.maxElements) {
     throw tooLarge(`${values} values, more than maxElements ${limits.maxElements}`);
   }
