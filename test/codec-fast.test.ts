@@ -234,13 +234,16 @@ describe('what the fast path must not take for JSON', () => {
     expect(m.last).toBe(m.many[3]);
   });
 
-  it('marks __proto__ keys and handle-marker keys as the walk does', () => {
+  it('marks __proto__ keys as the walk does; format 2\'s marker key is plain data now', () => {
     // Not JSON: devalue refuses it (the receiver would refuse a JSON body with one).
     const proto = JSON.parse('{"a":{"__proto__":{"x":1}}}') as object;
     expectIpcError(() => encodeMessage(proto), 'UNSERIALIZABLE', /value\.a: devalue says "Cannot stringify objects with __proto__ keys"/);
+    const protoWithHandle = JSON.parse('{"a":{"__proto__":{"x":1}}}') as { h?: Handle };
+    protoWithHandle.h = new Handle('S');
+    expectIpcError(() => encodeMessage(protoWithHandle, handleHooks), 'UNSERIALIZABLE', /__proto__ keys/);
     const marker = { m: { '\u0000h': 1 }, h: new Handle('S') };
     const mk = roundTrip(marker, handleHooks);
-    expect(mk.format).toBe(BODY_FORMAT_DEVALUE);
+    expect(mk.format).toBe(BODY_FORMAT_JSON_HANDLES);
     expect((mk.value as { m: object }).m).toStrictEqual({ '\u0000h': 1 });
   });
 });
@@ -299,11 +302,12 @@ describe('shape, size and depth', () => {
     const value = { a: { m: new Map([['k', nest(3, 1)]]) } };
     expect(() => encodeMessage(value, undefined, { maxDepth: 6 })).not.toThrow();
     expectIpcError(() => encodeMessage(value, undefined, { maxDepth: 5 }), 'UNSERIALIZABLE', /value\.a\.m\.get\("k"\)\[0\]\[0\]: it nests deeper than maxDepth 5/);
-    // A handle's marker needs two levels more than its container: at the limit, devalue.
+    // A handle is a leaf at its own level: at the limit, still format 3; beyond it, refused.
     const h = new Handle('S');
     expect(roundTrip({ a: { h } }, handleHooks).format).toBe(BODY_FORMAT_JSON_HANDLES);
     const atLimit = encodeMessage({ a: { h } }, handleHooks, { maxDepth: 3 });
-    expect(atLimit.parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    expect(atLimit.parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
+    expectIpcError(() => encodeMessage({ a: { h } }, handleHooks, { maxDepth: 2 }), 'UNSERIALIZABLE', /value\.a\.h: it nests deeper than maxDepth 2/);
   });
 });
 

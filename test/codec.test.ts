@@ -15,7 +15,7 @@ import {
   type DecodeLimits,
   type EncodeHooks,
 } from '../src/shared/index.js';
-import { expectIpcError } from './codec-helpers.js';
+import { expectIpcError, format3 } from './codec-helpers.js';
 
 const LIMITS: DecodeLimits = DEFAULT_LIMITS;
 
@@ -185,45 +185,37 @@ describe('round trips', () => {
     expect(roundTrip(withSymbolKey)).toStrictEqual({ a: 1 });
   });
 
-  it('sends JSON data with handles as JSON with handle markers, and anything more through devalue', () => {
+  it('sends JSON data with handles as JSON with handle positions, and anything more through devalue', () => {
     const h = new Handle('S', 'x');
     expect(encodeMessage({ h }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
     expect(encodeMessage([1, 'two', { h, n: null }], handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
     expect(encodeMessage(h, handleHooks).parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
     expect(encodeMessage({ h, m: new Map() }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
     expect(encodeMessage({ h, u: undefined }, handleHooks).parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
-    // An object that looks like a marker forces devalue, and comes back as it was.
+    // What looked like a marker in format 2 is plain data now, and comes back as it was.
     const lookalike = { '\u0000h': [0, 'S'] };
     const encoded = encodeMessage({ h, lookalike }, handleHooks);
-    expect(encoded.parts[0][0]).toBe(BODY_FORMAT_DEVALUE);
+    expect(encoded.parts[0][0]).toBe(BODY_FORMAT_JSON_HANDLES);
     const d = decodeMessage(joinParts(encoded), 1, reviveHooks(), LIMITS) as { lookalike: unknown };
     expect(d.lookalike).toStrictEqual({ '\u0000h': [0, 'S'] });
   });
 
-  it('rejects bad handle markers in a JSON body with handles', () => {
-    const body = (text: string, handles: number): Uint8Array => {
-      const t = new TextEncoder().encode(text);
-      const out = new Uint8Array(16 + Math.ceil(t.length / 8) * 8);
-      out[0] = BODY_FORMAT_JSON_HANDLES;
-      out[1] = 1;
-      new DataView(out.buffer).setUint32(4, t.length, true);
-      new DataView(out.buffer).setUint32(12, handles, true);
-      out.set(t, 16);
-      return out;
-    };
-    const good = body('{"a":{"\\u0000h":[0,"S"]}}', 1);
+  it('rejects bad handle tables and positions in a JSON body with handles', () => {
+    const good = format3('{"a":0}', [[0]], ['S']);
     expect(decodeMessage(good, 1, reviveHooks(), LIMITS)).toEqual({ a: { revived: 'S', index: 0 } });
-    const cases: Array<[string, number, RegExp]> = [
-      ['{"a":{"\\u0000h":[1,"S"]}}', 1, /refers to handle 1 of 1/],
-      ['{"a":{"\\u0000h":[0,"S"],"b":1}}', 1, /not \{/],
-      ['{"a":{"\\u0000h":"S"}}', 1, /not \{/],
-      ['{"a":{"\\u0000h":[0.5,"S"]}}', 1, /refers to handle 0.5/],
-      ['[{"\\u0000h":[0,"S"]},{"\\u0000h":[0,"R"]}]', 1, /two kinds/],
-      ['{"a":1}', 1, /handle 0 is never referenced/],
-      ['{"a":{"\\u0000h":[0,"S"]}}', 0, /names no handle/],
+    const cases: Array<[Uint8Array, number, RegExp]> = [
+      [format3('{"a":1}', [[0]], ['S']), 1, /position 0 is not at a handle index/],
+      [format3('{"a":0}', [[0], [0]], ['S']), 1, /position 1 is not at a handle index \(or is repeated\)/],
+      [format3('{"a":0.5}', [[0]], ['S']), 1, /position 0 is not at a handle index/],
+      [format3('{"a":"0"}', [[0]], ['S']), 1, /position 0 is not at a handle index/],
+      [format3('{"a":0}', [[1]], ['S']), 1, /key rank out of range/],
+      [format3('{"a":0}', [[0]], ['']), 1, /kind of handle 0 is empty/],
+      [format3('{"a":0}', [], ['S']), 1, /0 handle positions for 1 handles/],
+      [format3('{"a":0,"b":0}', [[0], [1]], ['S', 'S']), 2, /handle 1 is never referenced/],
+      [format3('{"a":0}', [[0]], ['S'], 0), 0, /names no handle/],
     ];
-    for (const [text, handles, message] of cases) {
-      expectIpcError(() => decodeMessage(body(text, handles), handles, reviveHooks(), LIMITS), 'MALFORMED', message);
+    for (const [body, handles, message] of cases) {
+      expectIpcError(() => decodeMessage(body, handles, reviveHooks(), LIMITS), 'MALFORMED', message);
     }
   });
 
@@ -595,7 +587,8 @@ describe('malformed bodies', () => {
   };
 
   const cases: Array<[string, Uint8Array, RegExp]> = [
-    ['unknown format', patched(0, [3]), /unknown format 3/],
+    ['unknown format', patched(0, [4]), /unknown format 4/],
+    ['format 2 (markers in the JSON, no longer read)', patched(0, [2]), /unknown format 2/],
     ['unknown version', patched(1, [0]), /unknown version 0/],
     ['non-zero reserved bytes', patched(3, [1]), /reserved/],
     ['text length beyond the body', patched(4, [0xff, 0xff, 0xff, 0x7f]), /does not fit/],

@@ -13,7 +13,8 @@
  * This module is the public face: the classes, the channel constructors, the handle kinds, and
  * the internal entry points other modules use (re-exported from where they live).
  */
-import { bodyLayout, encodeMessage } from '../shared/codec.js';
+import { bodyLayout, encodeMessageInto } from '../shared/codec.js';
+import { IMMEDIATE_BODY } from './framing/send.js';
 import type { EncodeHooks } from '../shared/codec.js';
 import type { Limits } from '../shared/limits.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
@@ -79,7 +80,8 @@ export class IpcSender<T> extends SenderBase {
    */
   send(value: T): void {
     this.ready();
-    const enc = encodeMessage(value, encodeHooks);
+    // A small body is encoded straight into the scratch the packet is sent from.
+    const enc = encodeMessageInto(value, encodeHooks, IMMEDIATE_BODY);
     this.core.write(enc.parts, enc.byteLength, enc.handles as HandleSource[]);
   }
 

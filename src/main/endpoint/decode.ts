@@ -30,8 +30,11 @@ const noHandleHooks = {
  * once each (a class, so that no closure is made per message).
  */
 class RecordReviver implements DecodeHooks {
-  /** Descriptors taken by a handle object (which owns it from then on): index -> true. */
-  readonly used: boolean[] = [];
+  /**
+   * Descriptors taken by a handle object (which owns it from then on): index -> true; made at
+   * the first revival of a record of several (one descriptor: usedCount says it all).
+   */
+  used: boolean[] | undefined;
   usedCount = 0;
   readonly ctx: ReviveContext;
   constructor(
@@ -52,12 +55,15 @@ class RecordReviver implements DecodeHooks {
     const ctx = this.ctx;
     ctx.secrets = secrets;
     const fds = this.fds;
-    if (!(index >= 0 && index < fds.length) || this.used[index] === true) throw malformed(`a bad or repeated handle reference #${index}`);
+    const one = fds.length === 1;
+    if (!(index >= 0 && index < fds.length) || (one ? this.usedCount !== 0 : this.used?.[index] === true)) {
+      throw malformed(`a bad or repeated handle reference #${index}`);
+    }
     const fd = fds[index]!;
     const info = fdInfo(fd);
     const problem = entry.check(info, ctx, fd);
     if (problem) throw malformed(`handle #${index} (${kind}) ${problem}`);
-    this.used[index] = true;
+    if (!one) (this.used ??= [])[index] = true;
     this.usedCount++;
     const obj = entry.revive(fd, info, ctx) as { close(): void };
     this.revived.push(obj);
@@ -68,8 +74,12 @@ class RecordReviver implements DecodeHooks {
   closeUnused(): void {
     const fds = this.fds;
     if (this.usedCount === fds.length) return;
+    if (this.usedCount === 0) {
+      closeFds(fds);
+      return;
+    }
     const unused: number[] = [];
-    for (let i = 0; i < fds.length; i++) if (this.used[i] !== true) unused.push(fds[i]!);
+    for (let i = 0; i < fds.length; i++) if (this.used?.[i] !== true) unused.push(fds[i]!);
     closeFds(unused);
   }
 }
@@ -82,11 +92,16 @@ export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<
     return decodeMessage(body, 0, noHandleHooks, limits, rec.sections) as T;
   }
   let expected: number;
-  try {
-    expected = peekHandleCount(rec.body);
-  } catch (e) {
-    closeFds(rec.fds);
-    throw e;
+  // One descriptor, and the header says 1 (decodeMessage checks the rest of it).
+  if (rec.fds.length === 1 && body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) {
+    expected = 1;
+  } else {
+    try {
+      expected = peekHandleCount(rec.body);
+    } catch (e) {
+      closeFds(rec.fds);
+      throw e;
+    }
   }
   if (expected !== rec.fds.length) {
     closeFds(rec.fds);

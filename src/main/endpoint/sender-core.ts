@@ -18,6 +18,7 @@ import {
   sliceParts,
 } from '../framing.js';
 import type { OutPacket } from '../framing.js';
+import { IMMEDIATE_BODY, inPlaceParts } from '../framing/send.js';
 import { closedError, kDetach, kHandle, osError, trackForGc, untrackForGc } from '../handles.js';
 import type { Disposer, HandleInfo, HandleSource } from '../handles.js';
 import { POLL_WRITABLE, native } from '../native.js';
@@ -50,6 +51,18 @@ function readFdsOf(handle: HandleSource, fd: number): number[] {
 }
 
 const NO_INFOS: HandleInfo[] = [];
+/** `moved` of one handle that stays with its object (read only). */
+const NOT_MOVED: number[] = Object.freeze([-1]) as unknown as number[];
+
+/** Closes the moved descriptors (those >= 0) of a write that is over. */
+function closeMoved(moved: number[]): void {
+  for (let i = 0; i < moved.length; i++) {
+    if (moved[i]! >= 0) {
+      closeFds(moved.filter((fd) => fd >= 0));
+      return;
+    }
+  }
+}
 /** IOV_MAX: the most parts one sendPacket (sendmsg) takes. */
 const MAX_SEND_PARTS = 1024;
 
@@ -127,25 +140,36 @@ export class SenderCore extends Pinnable {
    * on a throw nothing was sent and nothing was consumed.
    */
   write(parts: Uint8Array[], bytes: number, handles: HandleSource[]): void {
+    // A body encoded in place (encodeMessageInto): its own bytes of the scratch.
+    if (parts[0] === IMMEDIATE_BODY) parts = inPlaceParts(bytes);
     if (this.closed) throw closedError(this.what);
     if (this.failure) throw this.failure;
     if (this.disconnected) throw disconnected(this.what);
-    const infos: HandleInfo[] = handles.length === 0 ? NO_INFOS : handles.map((h) => h[kHandle]());
-    for (let i = 0; i < infos.length; i++) {
-      if (infos[i]!.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${handles[i]!.constructor.name}`);
-      // A moved sender (singleWriter transports) travels on a new socket of its own: no check.
-      if (isSenderKind(infos[i]!.kind)) continue;
-      if (infos[i]!.move && readFdsOf(handles[i]!, infos[i]!.fd).some((fd) => isOwnReceiver(this.fd, fd))) {
-        throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${handles[i]!.constructor.name} it was asked to send`);
+    let infos = NO_INFOS;
+    let moved = NO_FDS;
+    let fds = NO_FDS;
+    const n = handles.length;
+    if (n === 1) {
+      // One handle (the common case of a descriptor): no array but the three of one element.
+      const h = handles[0]!;
+      const info = h[kHandle]();
+      this.checkHandle(h, info);
+      infos = [info];
+      if (info.move) {
+        moved = [h[kDetach]!()];
+        fds = moved;
+      } else {
+        moved = NOT_MOVED;
+        fds = [info.fd];
       }
-      // Every socket the receiver reads must be between messages (an attached sender's too).
-      const problem = infos[i]!.move ? firstProblem(readFdsOf(handles[i]!, infos[i]!.fd), (fd) => this.t.moveProblem?.(fd, this.fd)) : undefined;
-      if (problem) throw new IpcError('OS', `this ${handles[i]!.constructor.name} cannot be moved now: ${problem}`);
+    } else if (n > 1) {
+      infos = handles.map((h) => h[kHandle]());
+      for (let i = 0; i < n; i++) this.checkHandle(handles[i]!, infos[i]!);
+      // Moved handles (receivers) are detached first: a receiver with messages already read
+      // hands over a different socket than its own (see ReceiverCore.detachWithPending).
+      moved = this.detachMoved(handles, infos);
+      fds = infos.map((info, i) => (info.move ? moved[i]! : info.fd));
     }
-    // Moved handles (receivers) are detached first: a receiver with messages already read
-    // hands over a different socket than its own (see ReceiverCore.detachWithPending).
-    const moved = handles.length === 0 ? NO_FDS : this.detachMoved(handles, infos);
-    const fds = handles.length === 0 ? NO_FDS : infos.map((info, i) => (info.move ? moved[i]! : info.fd));
     const single = fitsOnePacket(bytes, fds.length);
     // Written as is (one iovec per part) only when sendmsg takes that many parts: a message with
     // hundreds of small binaries has more, and goes through the batcher, which copies.
@@ -155,18 +179,18 @@ export class SenderCore extends Pinnable {
         r = this.t.send(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
       } catch (e) {
         // Nothing was written; this sender stays usable (a message without descriptors may pass).
-        closeFds(moved.filter((fd) => fd >= 0));
+        closeMoved(moved);
         throw osError(e, 'sendmsg');
       }
       if (r >= 0) {
         this.sentAt = tick();
-        if (moved.length) closeFds(moved.filter((fd) => fd >= 0));
+        closeMoved(moved);
         // A backend that took the packet in part finishes it from drain().
         if (this.t.hasPending?.(this.fd)) this.schedule();
         return;
       }
       if (r === GONE) {
-        closeFds(moved.filter((fd) => fd >= 0));
+        closeMoved(moved);
         this.setDisconnected();
         throw disconnected(this.what);
       }
@@ -183,6 +207,22 @@ export class SenderCore extends Pinnable {
     this.batcher.add(parts, bytes, owned);
     this.batchMessages++;
     this.schedule();
+  }
+
+  /**
+   * Throws when handle `h` (whose info is `info`) cannot be sent now: closed, a receiver sent
+   * through its own channel, or a receiver whose sockets are not between messages.
+   */
+  private checkHandle(h: HandleSource, info: HandleInfo): void {
+    if (info.fd < 0) throw new IpcError('CLOSED', `cannot send a closed ${h.constructor.name}`);
+    // A moved sender (singleWriter transports) travels on a new socket of its own: no check.
+    if (!info.move || isSenderKind(info.kind)) return;
+    if (readFdsOf(h, info.fd).some((fd) => isOwnReceiver(this.fd, fd))) {
+      throw new TypeError(`a receiver cannot be sent through its own channel (it would be lost): this ${this.what} writes to the ${h.constructor.name} it was asked to send`);
+    }
+    // Every socket the receiver reads must be between messages (an attached sender's too).
+    const problem = firstProblem(readFdsOf(h, info.fd), (fd) => this.t.moveProblem?.(fd, this.fd));
+    if (problem) throw new IpcError('OS', `this ${h.constructor.name} cannot be moved now: ${problem}`);
   }
 
   /**

@@ -46,6 +46,20 @@ const IMMEDIATE_SCRATCH_VIEW = new DataView(IMMEDIATE_SCRATCH.buffer);
 const IMMEDIATE_COPIES: Array<Uint8Array[] | undefined> = new Array<Uint8Array[] | undefined>(IMMEDIATE_COPY_BYTES / 8 + 1).fill(undefined);
 
 /**
+ * Where a sender encodes a small body in place (codec encodeMessageInto): the immediate scratch
+ * past the packet and record headers, so that an immediate send copies nothing. Valid until the
+ * next send of this thread: write() takes it at once.
+ */
+export const IMMEDIATE_BODY = IMMEDIATE_SCRATCH.subarray(PACKET_HEADER + RECORD_HEADER);
+/** One-part arrays of IMMEDIATE_BODY's first bytes, by length / 8 (made on first use, reused). */
+const IMMEDIATE_BODIES: Array<Uint8Array[] | undefined> = new Array<Uint8Array[] | undefined>(IMMEDIATE_COPY_BYTES / 8 + 1).fill(undefined);
+
+/** The parts of a body of `bytes` (a multiple of 8) encoded in IMMEDIATE_BODY. */
+export function inPlaceParts(bytes: number): Uint8Array[] {
+  return (IMMEDIATE_BODIES[bytes >>> 3] ??= [IMMEDIATE_BODY.subarray(0, bytes)]);
+}
+
+/**
  * The parts of a RECORDS packet holding one record, for a sendmsg made right away: the header
  * (or, for a small packet, the whole packet copied into one part) and the returned array are
  * reused by the next call, so they must be handed to the transport before anything else sends.
@@ -56,7 +70,10 @@ export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount
   if (total <= IMMEDIATE_COPY_BYTES) {
     const out = IMMEDIATE_SCRATCH;
     let at = PACKET_HEADER + RECORD_HEADER;
-    for (let i = 0; i < parts.length; i++) {
+    // A body encoded in place is there already.
+    const inPlace = parts.length === 1 && parts[0]!.buffer === out.buffer && parts[0]!.byteOffset === at;
+    if (inPlace) at += parts[0]!.byteLength;
+    for (let i = 0; i < parts.length && !inPlace; i++) {
       const part = parts[i]!;
       // `bytes` is the parts' sum; a caller that got it wrong is sent as parts (below) instead.
       if (at + part.byteLength > total) break;

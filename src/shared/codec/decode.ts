@@ -11,7 +11,6 @@ import {
   BODY_FORMAT_JSON_HANDLES,
   BODY_HEADER_BYTES,
   BODY_VERSION,
-  HANDLE_MARKER,
   KIND_ARRAY_BUFFER,
   KIND_DATA_VIEW,
   KIND_ELEMENT_BYTES,
@@ -130,6 +129,7 @@ export function decodeMessage(
   if (header.handleCount !== handleCount) {
     throw malformed(`the header announces ${header.handleCount} handles but ${handleCount} came with it`);
   }
+  if (format === BODY_FORMAT_JSON_HANDLES) return decodeJsonHandles(body, textStart, textBytes, handleCount, hooks, limits);
   if (limits.maxBinaries !== undefined && binaryCount > limits.maxBinaries) {
     throw tooLarge(`${binaryCount} binary sections, more than maxBinaries ${limits.maxBinaries}`);
   }
@@ -165,10 +165,6 @@ export function decodeMessage(
   if (format === BODY_FORMAT_JSON) {
     if (binaryCount !== 0 || handleCount !== 0) throw malformed('a JSON body cannot have binaries or handles');
     return decodeJson(text, limits);
-  }
-  if (format === BODY_FORMAT_JSON_HANDLES) {
-    if (binaryCount !== 0) throw malformed('a JSON body with handles cannot have binaries');
-    return decodeJsonHandles(text, handleCount, hooks, limits);
   }
   return decodeDevalue(body, text, starts, handleCount, hooks, limits, (index, length) => {
     const copy = new Uint8Array(length);
@@ -272,88 +268,169 @@ function decodeJson(text: string, limits: DecodeLimits): unknown {
   return value;
 }
 
+/** Longest kind tag a format-3 body may carry (as the encoder's MAX_KIND_CHARS). */
+const MAX_KIND_BYTES = 4096;
+
 /**
- * Format 2: JSON whose handle markers `{"\u0000h":[index,kind]}` become the revived handles.
- * Every handle must be referenced, always with the same kind; one object per index. One walk of
- * the parsed value finds the markers and refuses `__proto__` keys (what {@link decodeJson}'s
- * scan would, the text of this format always holding a `\u` escape); hooks run after it.
+ * Format 3 (see BODY_FORMAT_JSON_HANDLES): the JSON text (as format 0) holds each handle's
+ * index where the handle is; the table before it (`textStart - 16` bytes) says where: the number
+ * of positions, then each one's number of keys and its keys (an array index, or an object key's
+ * rank in `Object.keys` order), then each handle's kind (a u32 length and printable ASCII), then
+ * zero padding to the text. Each position must lead to a handle's index, at most once, every
+ * handle at least once, at a depth maxDepth allows; MALFORMED or TOO_LARGE otherwise. Nothing
+ * else is walked; hooks run after every check, once per handle, in index order.
  */
-function decodeJsonHandles(text: string, handleCount: number, hooks: DecodeHooks | undefined, limits: DecodeLimits): unknown {
+function decodeJsonHandles(
+  body: Uint8Array,
+  textStart: number,
+  textBytes: number,
+  handleCount: number,
+  hooks: DecodeHooks | undefined,
+  limits: DecodeLimits,
+): unknown {
   if (handleCount === 0) throw malformed('a JSON body with handles names no handle');
   if (hooks === undefined) throw malformed('the body has handles but the receiver cannot take any');
-  const value = parseJsonText(text, limits);
-  // Each handle's kind (set at its first marker); after the walk, unset once revived.
-  const kinds = new Array<string | undefined>(handleCount);
-  // Where the markers are: (container, key, index) triples, found without recursion.
+  const textEnd = textStart + textBytes;
+  if (align8(textEnd) !== body.length) throw malformed(`${body.length} bytes is not the length of a JSON body with handles`);
+  checkZero(body, textEnd, body.length);
+  let root = decodeJson(decodeText(body, textStart, textBytes), limits);
+
+  const end = textStart;
+  const maxDepth = limits.maxDepth;
+  let p = BODY_HEADER_BYTES;
+  if (end - p < 4) throw malformed('the handle table is empty');
+  const count = getU32(body, p);
+  p += 4;
+  if (count < handleCount) throw malformed(`${count} handle positions for ${handleCount} handles: a handle is never referenced`);
+  if (count > limits.maxElements) throw tooLarge(`${count} handle positions, more than maxElements ${limits.maxElements}`);
+  if (count > (end - p) / 4) throw malformed(`${count} handle positions do not fit in the handle table`);
+  if (count === 1) {
+    // One handle at one place (the common case): no arrays.
+    p = follow(body, p, end, 0, root, handleCount, maxDepth, false, undefined);
+    const container = followed;
+    const key = followedKey;
+    followed = undefined;
+    const kind = readKind(body, p, end, 0);
+    checkTableEnd(body, p + 4 + kind.length, end);
+    const revived = hooks.reviveHandle(kind, 0);
+    if (container === undefined) return revived;
+    container[key] = revived;
+    return root;
+  }
+  // Where each position leads: (container, key, index) triples; container undefined: the root.
   const found: unknown[] = [];
-  const rootIndex = markerIndex(value, kinds, handleCount);
-  if (rootIndex >= 0) {
-    found.push(undefined, '', rootIndex);
-  } else if (typeof value === 'object' && value !== null) {
-    const stack: object[] = [value];
-    while (stack.length > 0) {
-      const v = stack.pop() as Record<string, unknown> | unknown[];
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) {
-          const child = v[i];
-          if (typeof child !== 'object' || child === null) continue;
-          const index = markerIndex(child, kinds, handleCount);
-          if (index < 0) stack.push(child);
-          else found.push(v, i, index);
-        }
-      } else {
-        const keys = Object.keys(v);
-        for (let i = 0; i < keys.length; i++) {
-          const k = keys[i];
-          if (k === '__proto__') throw malformed('an object has a __proto__ key');
-          const child = v[k];
-          if (typeof child !== 'object' || child === null) continue;
-          const index = markerIndex(child, kinds, handleCount);
-          if (index < 0) stack.push(child);
-          else found.push(v, k, index);
-        }
-      }
-    }
+  const referenced = new Uint8Array(handleCount);
+  const keysCache = new Map<object, string[]>();
+  let rootTaken = false;
+  for (let i = 0; i < count; i++) {
+    p = follow(body, p, end, i, root, handleCount, maxDepth, rootTaken, keysCache);
+    const container = followed;
+    // Taken: the same position again finds null there.
+    if (container === undefined) rootTaken = true;
+    else container[followedKey] = null;
+    referenced[followedIndex] = 1;
+    found.push(container, followedKey, followedIndex);
   }
+  followed = undefined;
+  const unused = referenced.indexOf(0);
+  if (unused >= 0) throw malformed(`handle ${unused} is never referenced`);
+  const kinds = new Array<string>(handleCount);
   for (let i = 0; i < handleCount; i++) {
-    if (kinds[i] === undefined) throw malformed(`handle ${i} is never referenced`);
+    kinds[i] = readKind(body, p, end, i);
+    p += 4 + kinds[i].length;
   }
-  const revived = new Array<unknown>(handleCount);
-  let root = value;
+  checkTableEnd(body, p, end);
+  const values = new Array<unknown>(handleCount);
+  for (let i = 0; i < handleCount; i++) values[i] = hooks.reviveHandle(kinds[i], i);
   for (let i = 0; i < found.length; i += 3) {
-    const index = found[i + 2] as number;
-    const kind = kinds[index];
-    if (kind !== undefined) {
-      revived[index] = hooks.reviveHandle(kind, index);
-      kinds[index] = undefined;
-    }
-    const container = found[i] as Record<string, unknown> | undefined;
-    if (container === undefined) root = revived[index];
-    else container[found[i + 1] as string] = revived[index];
+    const container = found[i] as Record<string | number, unknown> | undefined;
+    const value = values[found[i + 2] as number];
+    if (container === undefined) root = value;
+    else container[found[i + 1] as string | number] = value;
   }
   return root;
 }
 
+/** Kind number `i` of a format-3 table, at `p`: a u32 length, then as many printable ASCII bytes. */
+function readKind(body: Uint8Array, p: number, end: number, i: number): string {
+  if (end - p < 4) throw malformed(`the kind of handle ${i} does not fit in the handle table`);
+  const length = getU32(body, p);
+  p += 4;
+  if (length === 0 || length > MAX_KIND_BYTES || length > end - p) throw malformed(`the kind of handle ${i} is empty, too long or does not fit`);
+  let kind = '';
+  for (let j = 0; j < length; j++) {
+    const c = body[p + j];
+    if (c < 0x20 || c > 0x7e) throw malformed(`the kind of handle ${i} is not printable ASCII`);
+    kind += String.fromCharCode(c);
+  }
+  return kind;
+}
+
+/** The table ends at `p`: zero padding up to `end` (less than 8 bytes of it). */
+function checkTableEnd(body: Uint8Array, p: number, end: number): void {
+  if (align8(p) !== end) throw malformed(`the handle table has ${end - p} bytes more than its entries`);
+  checkZero(body, p, end);
+}
+
+/** Where {@link follow} arrived: the container (undefined: the root), the key in it, the index there. */
+let followed: Record<string | number, unknown> | undefined;
+let followedKey: string | number = '';
+let followedIndex = 0;
+
 /**
- * The handle index of `v` when it is a handle marker (its kind recorded in `kinds`), -1 when it
- * is no marker (no own marker key); MALFORMED for a marker that is not `{"\u0000h":[index,kind]}`
- * with an index below `handleCount`, or one naming a handle with another kind than before.
+ * Follows position number `i`, at `p` in the table (its number of keys, then the keys, before
+ * `end`), from `root`, through arrays by index and objects by key rank, to a handle index below
+ * `handleCount`; returns where the table goes on, and leaves where it arrived in
+ * {@link followed}, {@link followedKey}, {@link followedIndex}. MALFORMED when it leads anywhere
+ * else or to the root already taken; TOO_LARGE when a handle there would be deeper than maxDepth.
+ * `keysCache` (several positions) keeps each object's keys, so that a table cannot make the
+ * same object's keys be listed again and again.
  */
-function markerIndex(v: unknown, kinds: Array<string | undefined>, handleCount: number): number {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, HANDLE_MARKER)) return -1;
-  const keys = Object.keys(v);
-  const m = (v as Record<string, unknown>)[HANDLE_MARKER];
-  if (keys.length !== 1 || !Array.isArray(m) || m.length !== 2 || typeof m[1] !== 'string' || m[1].length === 0) {
-    throw malformed('a handle marker that is not {"\\u0000h":[index,kind]}');
+function follow(
+  body: Uint8Array,
+  p: number,
+  end: number,
+  i: number,
+  root: unknown,
+  handleCount: number,
+  maxDepth: number,
+  rootTaken: boolean,
+  keysCache: Map<object, string[]> | undefined,
+): number {
+  if (end - p < 4) throw malformed(`handle position ${i} does not fit in the handle table`);
+  const count = getU32(body, p);
+  p += 4;
+  // A handle is an object: at level count + 1.
+  if (count + 1 > maxDepth) throw tooLarge(`a handle deeper than maxDepth ${maxDepth}`);
+  if (count > (end - p) / 4) throw malformed(`handle position ${i} does not fit in the handle table`);
+  let container: Record<string | number, unknown> | undefined;
+  let key: string | number = '';
+  let at = root;
+  for (let j = 0; j < count; j++, p += 4) {
+    const k = getU32(body, p);
+    if (typeof at !== 'object' || at === null) throw malformed(`handle position ${i} leads through a non-container`);
+    if (Array.isArray(at)) {
+      if (k >= at.length) throw malformed(`handle position ${i} has an array index out of range`);
+      key = k;
+    } else {
+      let keys = keysCache?.get(at);
+      if (keys === undefined) {
+        keys = Object.keys(at);
+        keysCache?.set(at, keys);
+      }
+      if (k >= keys.length) throw malformed(`handle position ${i} has a key rank out of range`);
+      key = keys[k];
+    }
+    container = at as Record<string | number, unknown>;
+    at = container[key];
   }
-  const index = m[0] as unknown;
-  if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= handleCount) {
-    throw malformed(`a handle marker refers to handle ${String(index)} of ${handleCount}`);
+  if (typeof at !== 'number' || !Number.isInteger(at) || at < 0 || at >= handleCount || (container === undefined && rootTaken)) {
+    throw malformed(`handle position ${i} is not at a handle index (or is repeated)`);
   }
-  const i = index as number;
-  if (kinds[i] !== undefined && kinds[i] !== m[1]) throw malformed(`handle ${i} is referred to with two kinds`);
-  kinds[i] = m[1];
-  return i;
+  followed = container;
+  followedKey = key;
+  followedIndex = at;
+  return p;
 }
 
 function decodeDevalue(

@@ -11,7 +11,6 @@ import {
   BODY_FORMAT_JSON_HANDLES,
   BODY_HEADER_BYTES,
   BODY_VERSION,
-  HANDLE_MARKER,
   MAX_BIGINT_DIGITS,
   REDUCER_BINARY,
   REDUCER_HANDLE,
@@ -127,6 +126,34 @@ function buildJsonBody(format: number, text: string, handles: object[]): Encoded
   return { parts: [first], byteLength: first.length, handles };
 }
 
+/**
+ * A body of format 3: the position table (u32 words: the number of positions, then each one's
+ * number of keys and its keys' ranks), the kinds (each a u32 length and its ASCII bytes), zero
+ * padding to a multiple of 8, then the JSON text. docs/wire-format.md, "Format 3".
+ */
+function buildHandlesBody(text: string, table: number[], kinds: readonly string[], handles: object[]): EncodedMessage {
+  const words = table.length;
+  let tableBytes = 4 * words;
+  for (let i = 0; i < kinds.length; i++) tableBytes += 4 + kinds[i].length;
+  tableBytes = align8(tableBytes);
+  const first = writeText(text, BODY_HEADER_BYTES + tableBytes);
+  first[0] = BODY_FORMAT_JSON_HANDLES;
+  first[1] = BODY_VERSION;
+  setU32(first, 4, textBytesWritten);
+  setU32(first, 8, tableBytes / 8);
+  setU32(first, 12, handles.length);
+  let at = BODY_HEADER_BYTES;
+  for (let i = 0; i < words; i++, at += 4) setU32(first, at, table[i]);
+  for (let i = 0; i < kinds.length; i++) {
+    const kind = kinds[i];
+    setU32(first, at, kind.length);
+    at += 4;
+    // Printable ASCII (the walk took format 3 only then): one byte per character.
+    for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
+  }
+  return { parts: [first], byteLength: first.length, handles };
+}
+
 function buildBody(
   format: number,
   text: string,
@@ -187,6 +214,49 @@ function buildBody(
  * pool): write its own bytes, never its `.buffer`.
  */
 export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: EncodeOptions): EncodedMessage {
+  return encode(value, hooks, options, undefined);
+}
+
+/**
+ * {@link encodeMessage}, but a format-0 body that fits in `into` (a sender's scratch, at least
+ * 16 bytes) is written there from its byte 0, and the result is a reused object whose only part
+ * is `into` itself (its `byteLength` says how much of it is the body): read it before anything
+ * else encodes. Any other body is encodeMessage's.
+ */
+export function encodeMessageInto(value: unknown, hooks: EncodeHooks | undefined, into: Uint8Array): EncodedMessage {
+  return encode(value, hooks, undefined, into);
+}
+
+/** What {@link encodeMessageInto} returns for a body written in place (reused). */
+const IN_PLACE: EncodedMessage = { parts: [], byteLength: 0, handles: [] };
+/** The last `into` of {@link encodeMessageInto}, and its view past the body header. */
+let intoBytes: Uint8Array | undefined;
+let intoText: Uint8Array | undefined;
+
+/** Writes a format-0 body of `text` into `into`; its length, or -1 when it does not fit. */
+function writeInPlace(text: string, into: Uint8Array): number {
+  if (text.length > into.length - BODY_HEADER_BYTES) return -1;
+  if (into !== intoBytes) {
+    intoBytes = into;
+    intoText = into.subarray(BODY_HEADER_BYTES);
+  }
+  const { read, written } = encoder.encodeInto(text, intoText!);
+  if (read !== text.length) return -1;
+  const end = BODY_HEADER_BYTES + written;
+  const size = align8(end);
+  if (size > into.length) return -1;
+  for (let i = end; i < size; i++) into[i] = 0;
+  into[0] = BODY_FORMAT_JSON;
+  into[1] = BODY_VERSION;
+  into[2] = 0;
+  into[3] = 0;
+  setU32(into, 4, written);
+  setU32(into, 8, 0);
+  setU32(into, 12, 0);
+  return size;
+}
+
+function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeOptions | undefined, into: Uint8Array | undefined): EncodedMessage {
   const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   try {
     if (maxDepth < 1 && typeof value === 'object' && value !== null) {
@@ -194,11 +264,28 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
     }
     const snap = snapshot(value, hooks, maxDepth);
     if (snap.json) {
-      return buildJsonBody(BODY_FORMAT_JSON, JSON.stringify(snap.value), []);
+      const text = JSON.stringify(snap.value);
+      if (into !== undefined) {
+        const size = writeInPlace(text, into);
+        if (size >= 0) {
+          IN_PLACE.parts[0] = into;
+          IN_PLACE.byteLength = size;
+          return IN_PLACE;
+        }
+      }
+      return buildJsonBody(BODY_FORMAT_JSON, text, []);
     }
     if (snap.jsonWithHandles && snap.handles.length > 0) {
-      // The walk wrote each handle's marker into the copy already.
-      return buildJsonBody(BODY_FORMAT_JSON_HANDLES, JSON.stringify(snap.value), snap.handles as object[]);
+      // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
+      let root = snap.value;
+      if (root instanceof HandleMarker) root = root.index;
+      const slots = snap.slots;
+      if (slots !== undefined) {
+        for (let i = 0; i < slots.length; i += 3) {
+          (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
+        }
+      }
+      return buildHandlesBody(JSON.stringify(root), snap.table!, snap.kinds, snap.handles as object[]);
     }
     return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
@@ -257,9 +344,8 @@ function encodeDevalue(value: unknown, found: readonly object[]): EncodedMessage
           return undefined;
         }
         if (!(v instanceof HandleMarker)) return undefined;
-        const [index, kind] = v[HANDLE_MARKER];
-        const payload = [kind, handles.length];
-        handles.push(found[index]);
+        const payload = [v.kind, handles.length];
+        handles.push(found[v.index]);
         payloads.add(payload);
         return payload;
       },

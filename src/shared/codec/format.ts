@@ -53,12 +53,13 @@ export const BODY_FORMAT_JSON = 0;
 /** Body format byte: the text is devalue's flat JSON form. */
 export const BODY_FORMAT_DEVALUE = 1;
 /**
- * Body format byte: plain JSON in which each handle is a marker object `{"\u0000h":[index,kind]}`
- * (the value was JSON-exact but for handle objects, and held no object with that key).
+ * Body format byte: the JSON text `[value, positions..., kinds...]`, where `value` holds each
+ * handle's index in its place, each position (of every place a handle is) is its number of keys
+ * then the keys and indices from the root, and the last handleCount entries are the handles'
+ * kind tags (the value was JSON-exact but for handle objects). Format 2, the markers inside the
+ * JSON of earlier versions, is no longer read.
  */
-export const BODY_FORMAT_JSON_HANDLES = 2;
-/** The key of a handle marker in a format-2 body. */
-export const HANDLE_MARKER = '\u0000h';
+export const BODY_FORMAT_JSON_HANDLES = 3;
 /** Body version byte. */
 export const BODY_VERSION = 1;
 /** Bytes of the fixed body header, before the binary table. */

@@ -83,7 +83,7 @@ function scanJson(text: string, maxDepth: number): { values: number; containers:
   return { values: commas + containers - empty + 1, containers };
 }
 
-/** Checks the nesting depth and value count of a JSON body's text (format 0 or 2) before JSON.parse. */
+/** Checks the nesting depth and value count of a JSON body's text (format 0 or 3) before JSON.parse. */
 export function checkJsonText(text: string, limits: DecodeLimits): void {
   const n = text.length;
   // Depth needs two characters per level and every value at least two characters but one.

@@ -3,7 +3,7 @@
  * the copy is JSON-exact, and its handle objects.
  */
 import { MAX_ARRAY_LEN } from './cost.js';
-import { HANDLE_MARKER, KIND_NAMES, describe, objectToString, unserializable } from './format.js';
+import { KIND_NAMES, describe, objectToString, unserializable } from './format.js';
 import type { EncodeHooks } from './format.js';
 
 function isJsonScalar(v: unknown): boolean {
@@ -63,10 +63,12 @@ interface CopyFrame {
   pending: boolean;
   /** Key or index of the child being copied, for error paths. */
   at: string | number;
+  /** Array: that index; object: that key's rank among the copy's keys (Object.keys order). */
+  rank: number;
 }
 
 function newFrame(type: number, src: unknown, copy: unknown, pos: number, end: number): CopyFrame {
-  return { type, src, copy, keys: undefined, pos, end, iterator: undefined, key: undefined, keyCopy: undefined, value: undefined, pending: false, at: 0 };
+  return { type, src, copy, keys: undefined, pos, end, iterator: undefined, key: undefined, keyCopy: undefined, value: undefined, pending: false, at: 0, rank: 0 };
 }
 
 function keyLabel(key: string): string {
@@ -93,19 +95,35 @@ function framesPath(frames: CopyFrame[]): string {
 
 /** The handles of a value without any (never written to). */
 const NO_HANDLES: readonly object[] = Object.freeze([]);
+const NO_KINDS: readonly string[] = Object.freeze([]);
 
 /**
- * What a handle object becomes in the copy: the format-2 marker `{"\u0000h":[index,kind]}`
- * itself (its own enumerable property is what JSON.stringify writes), numbered in the order the
- * handles are first met. Only the walk makes them (the class is not exported), so a copy is a
- * marker exactly when it is an instance; the devalue path turns each back into its handle.
+ * What a handle object becomes in the copy: its index (in the order the handles are first met)
+ * and kind. Only the walk makes them, so a copy is a marker exactly when it is an instance; the
+ * devalue path turns each back into its handle, the JSON-with-handles path replaces each by its
+ * index at the positions the walk recorded ({@link Snapshot.table}).
  */
 export class HandleMarker {
-  declare readonly '\u0000h': [number, string];
-  constructor(index: number, kind: string) {
-    this['\u0000h'] = [index, kind];
-  }
+  constructor(
+    readonly index: number,
+    readonly kind: string,
+  ) {}
+
 }
+
+/** Longest kind tag format 3 carries (a receiver's, with 64 switch secrets, is 2,114). */
+export const MAX_KIND_CHARS = 4096;
+
+/** True when format 3 can carry `kind`: printable ASCII, at most MAX_KIND_CHARS. */
+function isTableKind(kind: string): boolean {
+  if (kind.length > MAX_KIND_CHARS) return false;
+  for (let i = 0; i < kind.length; i++) {
+    const c = kind.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 
 /** Objects met by {@link snapshot}: a short list first (cheaper than a Map for small values). */
 const SEEN_LIST_MAX = 16;
@@ -135,13 +153,27 @@ interface Snapshot {
   value: unknown;
   /** True when JSON.stringify + JSON.parse of the copy gives exactly what devalue would. */
   json: boolean;
-  /** True when the copy is JSON-exact but for handles, and format 2 can carry it (see below). */
+  /** True when the copy is JSON-exact but for handles, and format 3 can carry it (see below). */
   jsonWithHandles: boolean;
   /**
    * Handle objects (the caller's), in the order first met: handle i is a {@link HandleMarker}
    * numbered i in the copy.
    */
   handles: readonly object[];
+  /**
+   * When `jsonWithHandles`: format 3's table of where the markers are in the copy, each place a
+   * handle was met (a handle met twice has two) in the order met: the number of places, then for
+   * each, its number of keys, then the ranks (see CopyFrame.rank) from the root to it. Else
+   * undefined or incomplete.
+   */
+  table: number[] | undefined;
+  /** The handles' kinds, by index. */
+  kinds: readonly string[];
+  /**
+   * When `jsonWithHandles`: (container, key, marker) triples, each place in the copy (but the
+   * root) that holds a marker, so that format 3 puts the handle's index there.
+   */
+  slots: unknown[] | undefined;
 }
 
 /**
@@ -160,20 +192,27 @@ interface Snapshot {
  *
  * JSON-exact means: plain objects with Object.prototype, dense arrays, strings, booleans, null,
  * finite numbers other than -0, no shared references, handles, binaries or `__proto__` keys.
- * Format 2 also allows handles (shared or not), if no object has the marker's key and each
- * handle's marker (two levels below its container) fits maxDepth.
+ * Format 3 also allows handles (shared or not), at the positions recorded.
  */
 export function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
   if (typeof root === 'object' ? root === null : typeof root !== 'function') {
     const json = root === null || isJsonScalar(root);
-    return { value: root, json, jsonWithHandles: json && hooks !== undefined, handles: NO_HANDLES };
+    return { value: root, json, jsonWithHandles: json && hooks !== undefined, handles: NO_HANDLES, table: undefined, kinds: NO_KINDS, slots: undefined };
   }
   const walk = idleWalk ?? new SnapshotWalk();
   idleWalk = undefined;
   try {
     walk.start(hooks, maxDepth);
     const value = walk.fast(root as object, 1);
-    return { value, json: walk.json, jsonWithHandles: walk.jsonWithHandles, handles: walk.handles ?? NO_HANDLES };
+    return {
+      value,
+      json: walk.json,
+      jsonWithHandles: walk.jsonWithHandles,
+      handles: walk.handles ?? NO_HANDLES,
+      table: walk.table,
+      kinds: walk.kinds ?? NO_KINDS,
+      slots: walk.slots,
+    };
   } finally {
     walk.clear();
     idleWalk = walk;
@@ -199,6 +238,12 @@ class SnapshotWalk {
   jsonWithHandles = false;
   /** Handle objects met, in order (created at the first). */
   handles: object[] | undefined;
+  /** Where handles were met (see {@link Snapshot.table}), while jsonWithHandles holds. */
+  table: number[] | undefined;
+  /** The handles' kinds (created at the first). */
+  kinds: string[] | undefined;
+  /** Where the copy holds markers (see {@link Snapshot.slots}), while jsonWithHandles holds. */
+  slots: unknown[] | undefined;
   hooks: EncodeHooks | undefined;
   maxDepth = 0;
   /**
@@ -216,6 +261,8 @@ class SnapshotWalk {
    * The iterative walk's frames start below them: `baseDepth` levels, written `basePath`.
    */
   private readonly fastPath: Array<string | number> = [];
+  /** The rank (see CopyFrame.rank) of each key (string) of {@link fastPath}, in order. */
+  private readonly fastRanks: number[] = [];
   private baseDepth = 0;
   private basePath = '';
 
@@ -237,10 +284,14 @@ class SnapshotWalk {
     this.seenCount = 0;
     this.seenMap = undefined;
     this.handles = undefined;
+    this.table = undefined;
+    this.kinds = undefined;
+    this.slots = undefined;
     this.hooks = undefined;
     // Empty unless the walk threw (setting a length costs a runtime call).
     if (this.frames.length !== 0) this.frames.length = 0;
     if (this.fastPath.length !== 0) this.fastPath.length = 0;
+    if (this.fastRanks.length !== 0) this.fastRanks.length = 0;
     this.baseDepth = 0;
     this.basePath = '';
   }
@@ -300,8 +351,7 @@ class SnapshotWalk {
     for (; i < end; i++) {
       const k = keys[i];
       const e = copy[k];
-      if (k === HANDLE_MARKER) this.jsonWithHandles = false;
-      else if (k === '__proto__') this.notJson();
+      if (k === '__proto__') this.notJson();
       if (typeof e === 'object' ? e !== null : typeof e === 'function') return i;
       if (e !== null && !isJsonScalar(e)) this.notJson();
     }
@@ -329,7 +379,7 @@ class SnapshotWalk {
       return v;
     }
     if (this.hooks !== undefined) {
-      const marker = this.handleMarker(v, depth);
+      const marker = this.handleMarker(v);
       if (marker !== undefined) return marker;
     }
     if (Array.isArray(v)) return this.visitArray(v, isSliceable(v));
@@ -338,9 +388,9 @@ class SnapshotWalk {
 
   /**
    * Asks `hooks.handleKind` about `v` (once); a handle is recorded (the caller's object, in
-   * {@link handles}) and its marker, its copy, returned; else undefined. `depth` is the level of `v`.
+   * {@link handles}) and its marker, its copy, returned (its position recorded); else undefined.
    */
-  private handleMarker(v: object, depth: number): HandleMarker | undefined {
+  private handleMarker(v: object): HandleMarker | undefined {
     const kind = this.hooks!.handleKind(v);
     if (kind === undefined) return undefined;
     if (typeof kind !== 'string' || kind.length === 0) {
@@ -349,10 +399,13 @@ class SnapshotWalk {
     const handles = (this.handles ??= []);
     const marker = new HandleMarker(handles.length, kind);
     handles.push(v);
+    (this.kinds ??= []).push(kind);
     this.remember(v, marker);
     this.json = false;
-    // The marker's array is two levels below its container.
-    if (depth + 1 > this.maxDepth) this.jsonWithHandles = false;
+    if (this.jsonWithHandles) {
+      if (isTableKind(kind)) this.recordPosition();
+      else this.jsonWithHandles = false;
+    }
     return marker;
   }
 
@@ -372,7 +425,7 @@ class SnapshotWalk {
     }
     if (typeof v === 'function' || depth > FAST_MAX_DEPTH) return this.handOver(depth, () => this.visit(v));
     if (this.hooks !== undefined) {
-      const marker = this.handleMarker(v, depth);
+      const marker = this.handleMarker(v);
       if (marker !== undefined) return marker;
     }
     if (Array.isArray(v)) {
@@ -387,7 +440,9 @@ class SnapshotWalk {
         } else {
           const path = this.fastPath;
           path.push(i);
-          copy[i] = this.fast(e as object, depth + 1);
+          const c = this.fast(e as object, depth + 1);
+          copy[i] = c;
+          if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
           path.pop();
         }
       }
@@ -410,17 +465,20 @@ class SnapshotWalk {
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       const e = copy[k];
-      if (k === HANDLE_MARKER) this.jsonWithHandles = false;
-      else if (k === '__proto__') this.notJson();
+      if (k === '__proto__') this.notJson();
       if (typeof e === 'object' ? e === null : typeof e !== 'function') {
         if (e !== null && !isJsonScalar(e)) this.notJson();
       } else {
         const path = this.fastPath;
+        const ranks = this.fastRanks;
         path.push(k);
+        ranks.push(i);
         const c = this.fast(e as object, depth + 1);
         path.pop();
+        ranks.pop();
         if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
         else copy[k] = c;
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
       }
     }
     return copy;
@@ -519,7 +577,30 @@ class SnapshotWalk {
   private again(v: object, copy: unknown): unknown {
     this.json = false;
     if (!(copy instanceof HandleMarker)) this.jsonWithHandles = false;
+    else if (this.jsonWithHandles) this.recordPosition();
     return copy;
+  }
+
+  /**
+   * Records where the value being visited is: the keys {@link fast} descended through, then
+   * those of the iterative walk's frames (only arrays and objects while jsonWithHandles holds).
+   */
+  private slot(copy: object, key: string | number, marker: HandleMarker): void {
+    (this.slots ??= []).push(copy, key, marker);
+  }
+
+  private recordPosition(): void {
+    const table = (this.table ??= [0]);
+    table[0]++;
+    const path = this.fastPath;
+    const ranks = this.fastRanks;
+    const frames = this.frames;
+    table.push(path.length + frames.length);
+    for (let i = 0, r = 0; i < path.length; i++) {
+      const k = path[i];
+      table.push(typeof k === 'number' ? k : ranks[r++]);
+    }
+    for (let i = 0; i < frames.length; i++) table.push(frames[i].rank);
   }
 
   /**
@@ -564,8 +645,11 @@ class SnapshotWalk {
           continue;
         }
         f.at = i;
-        if (src === copy) copy[i] = this.visit(e);
-        else copy.push(this.visit(e));
+        f.rank = i;
+        const c = this.visit(e);
+        if (src === copy) copy[i] = c;
+        else copy.push(c);
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, i, c);
         // The items after it (up to the next object child) are read now; the frame stays until
         // the child's own children are done, so that frames are always the ancestors.
         f.pos = this.copyItems(src, copy, i + 1, f.end);
@@ -574,9 +658,11 @@ class SnapshotWalk {
         const keys = f.keys as string[];
         const k = keys[f.pos];
         f.at = k;
+        f.rank = f.pos;
         const c = this.visit(copy[k]);
         if (k === '__proto__') Object.defineProperty(copy, k, { value: c, writable: true, enumerable: true, configurable: true });
         else copy[k] = c;
+        if (this.handles !== undefined && c instanceof HandleMarker && this.jsonWithHandles) this.slot(copy, k, c);
         f.pos = this.scanValues(copy, keys, f.pos + 1, f.end);
       } else if (f.type === FRAME_SPARSE) {
         const idx = f.keys![f.pos++] as number;
