@@ -5,53 +5,19 @@
 // number reused safely), and an owner with something to release besides its descriptor (a received
 // pool segment: its memfd) has both closed by the safety net when dropped.
 import { openSync, closeSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { IpcFileHandle, IpcSharedMemoryPool, channel } from '../src/main/index.js';
 import type { IpcSharedBuffer } from '../src/main/index.js';
 import { native } from '../src/main/native.js';
+import { expectClosedOwnersCollected, gc, sleep } from './gc-helpers.js';
 import { skipOnWin32 } from './helpers.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const turn = () => new Promise((r) => setImmediate(r));
-
-/** Eight handles, weakly referenced; `close()` closes them (they are held only until then). */
-function make(devNull: number): { refs: Array<WeakRef<IpcFileHandle>>; close(): void } {
-  let handles: IpcFileHandle[] = Array.from({ length: 8 }, () => IpcFileHandle.from(devNull));
-  return {
-    refs: handles.map((h) => new WeakRef(h)),
-    close() {
-      // First and last alternately: the waiting list moves its last owner into a closed one's slot.
-      for (let i = 0; i < handles.length / 2; i++) {
-        handles[i]!.close();
-        handles[handles.length - 1 - i]!.close();
-      }
-      handles = [];
-    },
-  };
-}
 
 describe('GC safety net, owners of one descriptor', () => {
   it('a closed owner is not kept alive while it waits for registration (fresh or aging)', skipOnWin32('descriptor numbers'), async () => {
     const devNull = openSync('/dev/null', 'r');
     try {
-      // 0: closed while fresh (no pass yet); 30 ms: closed after one pass moved it to aging.
-      for (const delay of [0, 30]) {
-        let made: { refs: Array<WeakRef<IpcFileHandle>>; close(): void } | undefined = make(devNull);
-        const refs = made.refs;
-        if (delay) await sleep(delay);
-        made.close();
-        made = undefined;
-        // Before the next pass (25 ms later): only the waiting arrays could still hold them.
-        await turn();
-        gc();
-        await turn();
-        gc();
-        expect(refs.filter((r) => r.deref() !== undefined).length, `closed after ${delay} ms`).toBe(0);
-      }
+      await expectClosedOwnersCollected(() => Array.from({ length: 8 }, () => IpcFileHandle.from(devNull)));
     } finally {
       closeSync(devNull);
     }
