@@ -29,7 +29,6 @@ import type { DecodeLimits } from '../../shared/limits.js';
 import { isHandleSource } from '../handles.js';
 import { drainLater, installExitFlush, tick, waitingSenders } from '../endpoint/thread-state.js';
 import type { SenderCore } from '../endpoint/sender-core.js';
-import { IMMEDIATE_BODY } from '../framing/send.js';
 import { frameError } from './mux.js';
 import type { IpcMux } from './mux.js';
 
@@ -55,22 +54,13 @@ const batchHooks: EncodeHooks = {
   },
 };
 
-/**
- * Where small frames are encoded before they are copied into the batch: the plain senders'
- * scratch, which encodeMessageInto caches its view of (another buffer would cost a subarray per
- * frame, twice); read at once, before anything else encodes.
- */
-const scratch = IMMEDIATE_BODY;
+/** Where small frames are encoded before they are copied into the batch (encodeMessageInto's scratch). */
+const scratch = new Uint8Array(4096);
 
 /** The writing state of one connection. */
 export class FrameBatch {
   /** Frames' bytes (length-prefixed bodies), `pos` of them used; undefined while no batch is open. */
   buf: Uint8Array | undefined;
-  /**
-   * The buffer batches are written in, kept from one to the next: send() copies what it does
-   * not write at once (see SenderCore.write), so the next batch may reuse it.
-   */
-  private space: Uint8Array | undefined;
   pos = 0;
   frames = 0;
   /** The tick (see endpoint/thread-state.ts) of the last frame written unbatched. */
@@ -164,8 +154,7 @@ export class FrameBatch {
   }
 
   private open(need: number): void {
-    const space = this.space;
-    this.buf = space !== undefined && space.length >= need ? space : (this.space = new Uint8Array(Math.min(this.limit, Math.max(4096, need))));
+    this.buf = new Uint8Array(Math.min(this.limit, Math.max(4096, need)));
     this.pos = 0;
     this.frames = 0;
     waitingSenders.add(this.waiter as SenderCore);
@@ -180,7 +169,6 @@ export class FrameBatch {
     const next = new Uint8Array(Math.min(this.limit, Math.max(need, this.buf!.length * 2)));
     next.set(this.buf!.subarray(0, this.pos));
     this.buf = next;
-    this.space = next;
   }
 
   private flushLater(): void {
@@ -253,8 +241,7 @@ export function readBatch(
       mux.report(frameError(`a frame of ${len} bytes in a batch with ${batch.length - pos} left (the rest was dropped)`));
       return n + 1;
     }
-    // A view by the constructor: subarray() looks up the species constructor, several times slower.
-    const body = new Uint8Array(batch.buffer, batch.byteOffset + pos, len);
+    const body = batch.subarray(pos, pos + len);
     pos += len;
     n++;
     let f: unknown;

@@ -71,10 +71,7 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
       bytes += mux.rx.lastBytes;
       const m: unknown = r.message;
       if (m instanceof Uint8Array) {
-        const frames = readBatch(mux, m, core.limits, onFrame);
-        // A burst: read on, as after several plain messages (see above).
-        n += frames - 1;
-        if (frames > 1) messages++;
+        n += readBatch(mux, m, core.limits, onFrame) - 1;
         continue;
       }
       try {
