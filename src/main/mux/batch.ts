@@ -39,7 +39,7 @@ export const BATCH_BYTES = 64 * 1024;
 /** Most frames in a batch this side writes. */
 export const BATCH_FRAMES = 256;
 /** Most frames in a batch this side reads (a peer's batch with more: MALFORMED, the rest dropped). */
-export const MAX_BATCH_FRAMES = 1024;
+export const MAX_BATCH_FRAMES = 4096;
 /** What the plain message of a batch adds to its frames' bytes (body header, text, padding), with room to spare. */
 const BATCH_OVERHEAD = 256;
 /** A batch is not worth it when the peer reads less than this per message. */
