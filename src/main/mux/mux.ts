@@ -42,7 +42,6 @@ export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
 import { PUMP_BUDGET, pumpFrames, startReading } from './reader.js';
 import { pumpLoop } from './writer.js';
-import { FrameBatch, OP_BATCH } from './batch.js';
 import { sendFrame, sendLocal } from './writer.js';
 
 /** A frame of the connection (see the module comment). */
@@ -175,8 +174,6 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal */
   loopPending: Array<{ target: Chan; eps: Chan[]; kinds: boolean[] }> = [];
   private lastError: IpcError | undefined;
-  /** @internal Frames written after the first of a turn, sent as one plain message (see batch.ts). */
-  readonly batch: FrameBatch;
 
   private constructor(
     private readonly tx: IpcSender<MuxFrame>,
@@ -203,7 +200,6 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     theirs.received = 1;
     this.sender = new MuxSender<Out>(this, theirs);
     rx.unref();
-    this.batch = new FrameBatch(this as IpcMux<unknown, unknown>, (tx as IpcSender<unknown>).core);
     startReading(this);
   }
 
@@ -250,10 +246,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   close(): void {
     // After the peer ended the connection (die() from the reader) the plain ends are still open
     // here: close them all the same (each close is idempotent).
-    if (this.alive) {
-      this.flushControl();
-      this.batch.flush();
-    }
+    if (this.alive) this.flushControl();
     this.tx.close();
     this.rx.close();
     this.die();
@@ -344,34 +337,11 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     this.loop?.[1].unref();
   };
 
-  /**
-   * @internal Writes a frame: the turn's first at once, the later ones into the open batch
-   * (encoded now: UNSERIALIZABLE is thrown here), a frame with a handle alone after the batch.
-   */
+  /** @internal */
   write(frame: MuxFrame): void {
     if (!this.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
-    const b = this.batch;
-    if (b.direct()) {
-      if (b.frames > 0) b.flush();
-    } else if (b.append(frame)) return;
-    else b.flush();
-    this.send(frame);
-    if (!b.announced) {
-      // After this side's first frame: how large a message it reads (the peer batches up to
-      // that). Not at open: a connection this side never writes on never writes.
-      b.announced = true;
-      try {
-        this.send([0, OP_BATCH, 1, receiverCore(this.rx as IpcReceiver<unknown>).limits.maxMessageBytes]);
-      } catch {
-        /* the connection ended: the frame was sent, nothing more to tell */
-      }
-    }
-  }
-
-  /** @internal One plain message of the connection (a frame, or a batch of them). */
-  send(value: MuxFrame | Uint8Array): void {
     try {
-      this.tx.send(value as MuxFrame);
+      this.tx.send(frame);
     } catch (e) {
       if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
         this.die();
@@ -722,7 +692,6 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   die(): void {
     if (!this.alive) return;
     this.alive = false;
-    this.batch.drop();
     if (this.refed) this.rx.unref();
     for (const c of [...this.chans.values()]) {
       if (c.host) this.checkEnd(c);

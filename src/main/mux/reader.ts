@@ -5,7 +5,6 @@
  * and counted against maxChannels, before any is created), and control operations.
  */
 import { IpcError } from '../../shared/errors.js';
-import { readBatch, OP_BATCH } from './batch.js';
 import { IpcMux, MAX_CONTROL_OPS, MAX_REFS, OP_DROP, OP_RCLOSED, PLACEHOLDER, frameError, isId } from './mux.js';
 import { MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, place } from './refs.js';
@@ -45,17 +44,15 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
   if (mux.pumping || !mux.alive || (fromActivity && mux.pumpScheduled)) return 0;
   mux.pumping = true;
   let bytes = 0;
-  // Frames handled (a batch counts each of its frames: the budget), and plain messages taken.
   let n = 0;
-  let messages = 0;
   const core = receiverCore(mux.rx as IpcReceiver<unknown>);
   try {
-    for (; n < budget && bytes < PUMP_BYTES; n++, messages++) {
+    for (; n < budget && bytes < PUMP_BYTES; n++) {
       // Nothing read ahead, the receiver open and not at its end: the rest is in the socket.
-      // One message per wake-up (request/response) stops here; a burst reads on, as more of it
+      // One frame per wake-up (request/response) stops here; a burst reads on, as more of it
       // is likely there already (fewer wake-ups, and DROPs taken before the replies' receivers
       // close, which saves their RCLOSED).
-      if (!readSocket && messages < 2 && core.pending === 0 && !core.eof && !core.closed) return n;
+      if (!readSocket && n < 2 && core.pending === 0 && !core.eof && !core.closed) return n;
       let r: { message: MuxFrame } | undefined;
       try {
         r = mux.rx.tryRecv();
@@ -69,13 +66,8 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
       }
       if (r === undefined) return n;
       bytes += mux.rx.lastBytes;
-      const m: unknown = r.message;
-      if (m instanceof Uint8Array) {
-        n += readBatch(mux, m, core.limits, onFrame) - 1;
-        continue;
-      }
       try {
-        onFrame(mux, m);
+        onFrame(mux, r.message);
       } catch (e) {
         mux.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
       }
@@ -94,8 +86,7 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
   }
 }
 
-/** One frame, `bytes` and `handles` what it cost to receive (its share of the queue budgets). */
-export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown, bytes = mux.rx.lastBytes, handles = mux.rx.lastHandles): void {
+export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown): void {
   if (!Array.isArray(f) || f.length < 2) {
     closeValue(f);
     throw frameError('a frame is not an array of at least 2 items');
@@ -131,7 +122,9 @@ export function onFrame(mux: IpcMux<unknown, unknown>, f: unknown, bytes = mux.r
     throw frameError(`a frame for logical channel ${w}, which this side never gave the peer a sender of (forged or unknown id)`);
   }
   let value = f[1];
-  // What the frame cost to receive (bytes, handles) counts against the connection's queue budget if it waits.
+  // What the frame cost to receive counts against the connection's queue budget if it waits.
+  const bytes = mux.rx.lastBytes;
+  const handles = mux.rx.lastHandles;
   if (n !== 0) {
     // A receiver that is gone takes nothing: its endpoints are answered, never allocated.
     if (c.recvGone && c.sink === undefined) {
@@ -293,10 +286,6 @@ export function onControl(mux: IpcMux<unknown, unknown>, op: unknown, w: unknown
     c.granted -= n;
     mux.checkEnd(c);
     mux.maybeForget(c);
-    return;
-  }
-  if (op === OP_BATCH) {
-    mux.batch.peerReads(n);
     return;
   }
   if (op === OP_RCLOSED) {
