@@ -15,6 +15,9 @@
 //   rtt          `{ op, v: small }` on A's root sender, B answers `v` on its root sender, A
 //                awaits it: per round trip;
 //   rtt-plain    the same on two plain channels.
+// The default N for `first` is 3840,11520: with 1280,3840 the difference still held JIT warm-up,
+// which differs between builds (docs/multiplexing.md, fourth round: a build read 14 % fewer
+// instructions there and 19 % more with the longer runs, which the CPU time agreed with).
 import path from 'node:path';
 
 import { args, countInstructions, opt, root } from './valgrind.mjs';
@@ -29,7 +32,7 @@ function main() {
   console.log(`|---|---|---|`);
   for (const c of cases) {
     for (const lib of libs) {
-      const [n1, n2] = opt('--n', c.startsWith('first') ? '1280,3840' : '1000,3000').split(',').map(Number);
+      const [n1, n2] = opt('--n', c.startsWith('first') ? '3840,11520' : '1000,3000').split(',').map(Number);
       const a = count(c, n1, lib);
       const b = count(c, n2, lib);
       console.log(`| ${c} | ${Math.round((b - a) / (n2 - n1)).toLocaleString('en-US')} | ${path.relative(root, lib) || lib} |`);
