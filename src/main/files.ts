@@ -2,7 +2,7 @@
  * IpcFileHandle: an owned descriptor (file, pipe, socket, memfd...) that can travel in messages.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { OwnedDescriptor, kHandle, osError, registerHandleKind } from './handles.js';
+import { OwnedDescriptor, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleInfo } from './handles.js';
 import { native } from './native.js';
 
@@ -43,6 +43,12 @@ export class IpcFileHandle extends OwnedDescriptor {
   /** @internal */
   [kHandle](): HandleInfo {
     return { kind: 'F', fd: this.ownedFd, move: false };
+  }
+
+  /** @internal The kind tag, for the encoder (on the prototype: no field per handle). */
+  declare readonly [kKindTag]: 'F';
+  static {
+    Object.defineProperty(this.prototype, kKindTag, { value: 'F' });
   }
 }
 

@@ -23,9 +23,17 @@ export interface HandleInfo {
   move: boolean;
 }
 
+/**
+ * The kind tag of a handle class whose tag never changes (`F` for every file handle), on its
+ * prototype: the encoder reads it instead of making a {@link HandleInfo} (SenderCore.write makes
+ * the one a send needs, after the encode, so a handle closed meanwhile is still refused).
+ */
+export const kKindTag = Symbol('electron-ipc-channel.kindTag');
+
 export interface HandleSource {
   [kHandle](): HandleInfo;
   [kDetach]?(): number;
+  readonly [kKindTag]?: string;
 }
 
 export function isHandleSource(v: object): v is HandleSource {
