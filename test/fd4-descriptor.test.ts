@@ -7,6 +7,7 @@
 //   decodeOne): a failure leaves it clean for the next message, and hostile records (counts that
 //   disagree, bad or repeated references, wrong kinds) leave no descriptor behind.
 import { openSync, closeSync, readSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcFileHandle, IpcReceiver, channel } from '../src/main/index.js';
 import { encodeMessage, joinParts } from '../src/shared/codec.js';
@@ -177,10 +178,13 @@ describe('receiving one descriptor from a hostile peer', () => {
     const [a, b] = t.socketpair();
     const rx = new IpcReceiver<unknown>(b);
     const devnull = openSync('/dev/null', 'r');
+    // A listening socket sent as a file handle: refused on fdInfo's packed flags (files.ts).
+    const listening = t.listen(`${tmpdir()}/fd4-${process.pid}-${Date.now()}.sock`);
     const before = fdCount();
     const cases: Array<{ what: string; value: unknown; tag?: (v: object) => string | undefined; fds: number[] }> = [
       { what: 'one handle, two descriptors', value: { fh: marker }, fds: [devnull, devnull] },
       { what: 'no handle, one descriptor', value: { fh: 1 }, fds: [devnull] },
+      { what: 'a listening socket as a file handle', value: { fh: marker }, fds: [listening] },
       { what: 'an unknown kind', value: { fh: marker }, tag: (v) => (v === marker ? 'Q' : undefined), fds: [devnull] },
       { what: 'a sender kind on a file', value: { fh: marker }, tag: (v) => (v === marker ? 'S' : undefined), fds: [devnull] },
       { what: 'a receiver tag with a bad secret', value: { fh: marker }, tag: (v) => (v === marker ? 'R.zz' : undefined), fds: [devnull] },
@@ -202,6 +206,7 @@ describe('receiving one descriptor from a hostile peer', () => {
     }
     rx.close();
     native().close(a);
+    native().close(listening);
     closeSync(devnull);
   });
 

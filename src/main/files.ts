@@ -4,7 +4,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { OwnedDescriptor, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleInfo } from './handles.js';
-import { native } from './native.js';
+import { FD_PACKED_LISTENING, native } from './native.js';
 
 /**
  * An owned descriptor. `IpcFileHandle.from()` duplicates the caller's descriptor (the caller
@@ -61,4 +61,6 @@ registerHandleKind(
   'F',
   (info) => (info.listening ? 'is a listening socket' : undefined),
   (fd) => new IpcFileHandle(fd),
+  // The same check on fdInfo's packed flags: no FdInfo object per received file (POSIX).
+  { check: (packed) => ((packed & FD_PACKED_LISTENING) !== 0 ? 'is a listening socket' : undefined), revive: (fd) => new IpcFileHandle(fd) },
 );

@@ -431,6 +431,19 @@ const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket',
 const FD_DOMAINS: ReadonlyArray<FdInfo['domain']> = ['none', 'unix', 'other'];
 const fdInfoOut = new Float64Array(6);
 
+/** fdInfo's packed form's listening bit (see {@link NativeBinding.fdInfo}). */
+export const FD_PACKED_LISTENING = 16;
+
+/**
+ * fdInfo's packed small integer (see {@link NativeBinding.fdInfo}) for a kind check that needs no
+ * more (a file handle's: not a listening socket), or undefined where the addon has no packed form
+ * (Windows): then call {@link fdInfo}. Throws as fdInfo does.
+ */
+export function fdInfoPacked(fd: number): number | undefined {
+  const packed = native().fdInfo(fd, fdInfoOut);
+  return typeof packed === 'number' ? packed : undefined;
+}
+
 /**
  * What a descriptor is (statx, socket options, getpeername), through the addon's allocation-free
  * form. Never waits on another process. Throws the OS error (code 'EBADF', 'EIO'...) when the

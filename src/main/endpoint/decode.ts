@@ -11,7 +11,7 @@ import { malformed } from '../framing.js';
 import type { WireRecord } from '../framing.js';
 import { handleKind, isHandleSource } from '../handles.js';
 import type { ReviveContext } from '../handles.js';
-import { fdInfo } from '../native.js';
+import { fdInfo, fdInfoPacked } from '../native.js';
 import { closeFds } from './thread-state.js';
 
 /** No switch secrets. */
@@ -108,11 +108,21 @@ class OneReviver implements DecodeHooks {
     const ctx = this.ctx;
     ctx.secrets = secrets;
     const fd = this.fd;
-    const info = fdInfo(fd);
-    const problem = entry.check(info, ctx, fd);
-    if (problem) throw malformed(`handle #0 (${kind}) ${problem}`);
-    this.taken = true;
-    const obj = entry.revive(fd, info, ctx) as { close(): void };
+    const packed = entry.packed === undefined ? undefined : fdInfoPacked(fd);
+    let obj: { close(): void };
+    if (packed !== undefined) {
+      // A kind checked on fdInfo's packed flags alone (file handles): no FdInfo object.
+      const problem = entry.packed!.check(packed);
+      if (problem) throw malformed(`handle #0 (${kind}) ${problem}`);
+      this.taken = true;
+      obj = entry.packed!.revive(fd) as { close(): void };
+    } else {
+      const info = fdInfo(fd);
+      const problem = entry.check(info, ctx, fd);
+      if (problem) throw malformed(`handle #0 (${kind}) ${problem}`);
+      this.taken = true;
+      obj = entry.revive(fd, info, ctx) as { close(): void };
+    }
     this.obj = obj;
     return obj;
   }
