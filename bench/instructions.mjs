@@ -57,7 +57,7 @@ function main() {
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
     const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c === 'fd-floor-none' ? 'sendPacket + recvPackets, no descriptor' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
-    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
+    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') || c === 'fd-floor-none' ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
 
