@@ -19,7 +19,8 @@
 //           fdInfo, close: the addon with no library code). Not in the default list (run with
 //           --case fd,fd-floor). valgrind counts user-space instructions only: the system calls'
 //           kernel time (SCM_RIGHTS, statx, close) is not in these figures. `fd-none` sends the
-//           same shape without a descriptor (`{ fh: 1 }`): what the descriptor itself adds.
+//           same shape without a descriptor (`{ fh: 1 }`): what the descriptor itself adds;
+//           `fd-floor-none` the floor's packet without it (what the descriptor adds to the floor).
 //   fd-handle       IpcFileHandle.from(/dev/null) + close(): the handle object's own cost (its GC
 //                   safety net bookkeeping), against `fd-handle-floor` (the addon's dup + close);
 //   fd-encode       encodeMessage({ fh }) with a handle hook, against `fd-encode-none` ({ fh: 1 });
@@ -55,8 +56,8 @@ function main() {
     const a = count(c, n1, lib);
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
-    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
-    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') ? '(addon only)' : path.relative(root, lib)} |`);
+    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c === 'fd-floor-none' ? 'sendPacket + recvPackets, no descriptor' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
+    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') || c === 'fd-floor-none' ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
 
@@ -138,6 +139,17 @@ async function runCase(c, n, libPath) {
       addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
       addon.fdInfo(fds[0], info);
       addon.close(fds[0]);
+    };
+  } else if (c === 'fd-floor-none') {
+    // fd-floor without the descriptor: the same packet, no SCM_RIGHTS, no fdInfo, no close.
+    const [a, b] = addon.socketpair();
+    const meta = new Int32Array(2 + 4 * 256);
+    const fds = new Int32Array(253);
+    const arena = new Uint8Array(1 << 16);
+    const packet = [new Uint8Array(64)];
+    f = () => {
+      addon.sendPacket(a, packet, null);
+      addon.recvPackets(b, meta, fds, 1, 65536, arena, 0, false);
     };
   } else if (c === 'fd-handle' || c === 'fd-handle-floor') {
     const devnull = openSync('/dev/null', 'r');

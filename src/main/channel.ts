@@ -21,7 +21,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validate } from '../shared/validate.js';
 import { malformed } from './framing.js';
 import type { ParsedItem } from './framing.js';
-import { assertThread, isHandleSource, kHandle, osError, registerHandleKind } from './handles.js';
+import { assertThread, isHandleSource, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleSource, ReviveContext } from './handles.js';
 import type { FdInfo } from './native.js';
 import { transport } from './transport/index.js';
@@ -42,6 +42,10 @@ export type { ReceiverCore };
 const encodeHooks: EncodeHooks = {
   handleKind(value: object): string | undefined {
     if (!isHandleSource(value)) return undefined;
+    // A fixed tag (file handles) makes no HandleInfo here; SenderCore.write makes the one it sends
+    // with (a handle closed after this, by a getter read later in the same encode, is refused there).
+    const tag = value[kKindTag];
+    if (tag !== undefined) return tag;
     // A receiver about to move reads what its sockets (or, win32, the addon) hold first, see
     // ReceiverCore.prepareMove; whatever it reads travels with it (the kind tag taken next says so).
     if (value instanceof ReceiverBase) value.core.prepareMove();

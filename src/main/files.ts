@@ -2,9 +2,9 @@
  * IpcFileHandle: an owned descriptor (file, pipe, socket, memfd...) that can travel in messages.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { OwnedDescriptor, kHandle, osError, registerHandleKind } from './handles.js';
+import { OwnedDescriptor, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleInfo } from './handles.js';
-import { native } from './native.js';
+import { FD_PACKED_LISTENING, native } from './native.js';
 
 /**
  * An owned descriptor. `IpcFileHandle.from()` duplicates the caller's descriptor (the caller
@@ -44,6 +44,12 @@ export class IpcFileHandle extends OwnedDescriptor {
   [kHandle](): HandleInfo {
     return { kind: 'F', fd: this.ownedFd, move: false };
   }
+
+  /** @internal The kind tag, for the encoder (on the prototype: no field per handle). */
+  declare readonly [kKindTag]: 'F';
+  static {
+    Object.defineProperty(this.prototype, kKindTag, { value: 'F' });
+  }
 }
 
 // A received file handle is only wrapped: reviving it never reads, writes, maps, stats or waits
@@ -55,4 +61,6 @@ registerHandleKind(
   'F',
   (info) => (info.listening ? 'is a listening socket' : undefined),
   (fd) => new IpcFileHandle(fd),
+  // The same check on fdInfo's packed flags: no FdInfo object per received file (POSIX).
+  { check: (packed) => ((packed & FD_PACKED_LISTENING) !== 0 ? 'is a listening socket' : undefined), revive: (fd) => new IpcFileHandle(fd) },
 );

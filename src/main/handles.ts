@@ -23,9 +23,17 @@ export interface HandleInfo {
   move: boolean;
 }
 
+/**
+ * The kind tag of a handle class whose tag never changes (`F` for every file handle), on its
+ * prototype: the encoder reads it instead of making a {@link HandleInfo} (SenderCore.write makes
+ * the one a send needs, after the encode, so a handle closed meanwhile is still refused).
+ */
+export const kKindTag = Symbol('electron-ipc-channel.kindTag');
+
 export interface HandleSource {
   [kHandle](): HandleInfo;
   [kDetach]?(): number;
+  readonly [kKindTag]?: string;
 }
 
 export function isHandleSource(v: object): v is HandleSource {
@@ -59,12 +67,19 @@ interface KindEntry {
    * caller still owns and closes the descriptor. Once `revive` is called, it owns it.
    */
   check: (info: FdInfo, ctx: ReviveContext, fd: number) => string | undefined;
+  /**
+   * Optional, for a kind whose check needs only fdInfo's packed flags and whose reviver does not
+   * read the FdInfo (file handles): the check on the packed integer (see
+   * NativeBinding.fdInfo), and the reviver without an FdInfo. Used where the addon has the packed
+   * form (POSIX); `check` and `revive` elsewhere.
+   */
+  packed?: { check: (packed: number) => string | undefined; revive: (fd: number) => object };
 }
 
 const kinds = new Map<string, KindEntry>();
 
-export function registerHandleKind(kind: string, check: KindEntry['check'], revive: HandleReviver): void {
-  kinds.set(kind, { check, revive });
+export function registerHandleKind(kind: string, check: KindEntry['check'], revive: HandleReviver, packed?: KindEntry['packed']): void {
+  kinds.set(kind, { check, revive, packed });
 }
 
 export function handleKind(kind: string): KindEntry | undefined {

@@ -161,13 +161,13 @@ export interface NativeStream {
    * else RangeError) and writes it without blocking. Returns the payload length when the frame is
    * accepted: written whole, or its first byte and the descriptors written and the rest copied
    * into the addon (flushPending or the next sendPacket writes it; at most one such frame per
-   * descriptor). Returns errno.EAGAIN when nothing was accepted (the socket is full, or an earlier
+   * descriptor; one descriptor may be passed as a plain number). Returns errno.EAGAIN when nothing was accepted (the socket is full, or an earlier
    * frame's rest could not be finished first), errno.EMSGSIZE for a payload over
    * {@link maxPayloadBytes} (nothing written), errno.EPIPE / errno.ECONNRESET when the peer is
    * gone, errno.ENOBUFS (kernel memory short; as EAGAIN). Throws any other errno as an Error with
    * `code` (e.g. 'EPERM', 'ETOOMANYREFS'), `errno` and `syscall` 'sendmsg'.
    */
-  sendPacket(fd: number, parts: ArrayBufferView[], fds: number[] | null): number;
+  sendPacket(fd: number, parts: ArrayBufferView[], fds: number[] | number | null): number;
   /**
    * Writes the rest of an accepted frame: 0 when nothing is left (also when there was none),
    * errno.EAGAIN (or errno.ENOBUFS) when some remains, errno.EPIPE / errno.ECONNRESET when the
@@ -285,13 +285,14 @@ export interface NativeBinding {
   // ---- packets
   /**
    * One sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT) of the concatenation of `parts` (an iovec each) with
-   * `fds` as SCM_RIGHTS (at most 253). Returns the byte count written (always all of it: the
+   * `fds` as SCM_RIGHTS (at most 253; one descriptor may be passed as a plain number, which reads
+   * no array across Node-API). Returns the byte count written (always all of it: the
    * socket is SOCK_SEQPACKET), or EAGAIN, EPIPE, ECONNRESET, EMSGSIZE or ENOBUFS negated.
    * Throws for any other errno an Error with `code` the errno's name (e.g. 'EPERM' when the
    * receiving socket has SO_PASSRIGHTS 0, 'ETOOMANYREFS' when the user's in-flight descriptor
    * budget is spent), `errno` (positive) and `syscall` 'sendmsg'.
    */
-  sendPacket?(fd: number, parts: Uint8Array[], fds: number[] | null): number;
+  sendPacket?(fd: number, parts: Uint8Array[], fds: number[] | number | null): number;
   /**
    * Reads up to `maxPackets` packets with recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC), each straight
    * into `arena` (no copy) at an 8-byte-aligned offset from `arenaOffset` (8-aligned, with at least
@@ -429,6 +430,19 @@ const FD_KINDS: ReadonlyArray<FdInfo['kind']> = ['other', 'socket', 'seqpacket',
 /** fdInfo domains by the index the addon reports (same order as kFdDomains in channel.cc). */
 const FD_DOMAINS: ReadonlyArray<FdInfo['domain']> = ['none', 'unix', 'other'];
 const fdInfoOut = new Float64Array(6);
+
+/** fdInfo's packed form's listening bit (see {@link NativeBinding.fdInfo}). */
+export const FD_PACKED_LISTENING = 16;
+
+/**
+ * fdInfo's packed small integer (see {@link NativeBinding.fdInfo}) for a kind check that needs no
+ * more (a file handle's: not a listening socket), or undefined where the addon has no packed form
+ * (Windows): then call {@link fdInfo}. Throws as fdInfo does.
+ */
+export function fdInfoPacked(fd: number): number | undefined {
+  const packed = native().fdInfo(fd, fdInfoOut);
+  return typeof packed === 'number' ? packed : undefined;
+}
 
 /**
  * What a descriptor is (statx, socket options, getpeername), through the addon's allocation-free

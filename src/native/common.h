@@ -406,13 +406,21 @@ inline ssize_t RecvmsgRetrying(int fd, struct msghdr* msg, int flags) {
   }
 }
 
-// sendPacket's `fds` argument, for every transport: null/undefined (none) or an array of at most
-// 253 integers >= 0 (else TypeError/RangeError), copied to `out` (kMaxFdsPerPacket entries).
-// Returns how many.
+// sendPacket's `fds` argument, for every transport: null/undefined (none), one integer >= 0 (one
+// descriptor: no array to read element by element, the common case of a message with a handle),
+// or an array of at most 253 integers >= 0 (else TypeError/RangeError), copied to `out`
+// (kMaxFdsPerPacket entries). Returns how many.
 inline uint32_t ArgFdList(napi_env env, napi_value list, int* out) {
   napi_valuetype type;
   napi_typeof(env, list, &type);
   if (type == napi_null || type == napi_undefined) return 0;
+  if (type == napi_number) {
+    double d;
+    napi_get_value_double(env, list, &d);
+    if (!(d >= 0 && d <= INT_MAX) || d != static_cast<double>(static_cast<int>(d))) ThrowTypeError(env, "fds must hold integers >= 0");
+    out[0] = static_cast<int>(d);
+    return 1;
+  }
   bool isArray = false;
   if (napi_is_array(env, list, &isArray) != napi_ok || !isArray) ThrowTypeError(env, "fds must be an array or null");
   uint32_t count = 0;

@@ -11,7 +11,7 @@ import { malformed } from '../framing.js';
 import type { WireRecord } from '../framing.js';
 import { handleKind, isHandleSource } from '../handles.js';
 import type { ReviveContext } from '../handles.js';
-import { fdInfo } from '../native.js';
+import { fdInfo, fdInfoPacked } from '../native.js';
 import { closeFds } from './thread-state.js';
 
 /** No switch secrets. */
@@ -84,8 +84,81 @@ class RecordReviver implements DecodeHooks {
   }
 }
 
-/** Decodes a record; the handle objects it creates are also pushed to `revived`. */
-export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> = []): T {
+/**
+ * The hooks of one record's decoding with exactly one descriptor: no arrays, no list of what was
+ * revived unless the caller asked for one (a schema's). One per thread, reused (a record decoded
+ * while it is busy, which no reviver does today, gets its own).
+ */
+class OneReviver implements DecodeHooks {
+  fd = -1;
+  /** The descriptor was taken by a reviver (which owns it from then on, also when it threw). */
+  taken = false;
+  /** The handle object made, closed if the rest of the message fails. */
+  obj: { close(): void } | undefined = undefined;
+  busy = false;
+  readonly ctx: { limits: Limits; sharedBytes: number; secrets: readonly string[] } = { limits: undefined as unknown as Limits, sharedBytes: 0, secrets: NO_SECRETS };
+
+  reviveHandle(tag: string, index: number): unknown {
+    let kind = tag;
+    let secrets = NO_SECRETS;
+    if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
+    const entry = handleKind(kind);
+    if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
+    if (index !== 0 || this.taken) throw malformed(`a bad or repeated handle reference #${index}`);
+    const ctx = this.ctx;
+    ctx.secrets = secrets;
+    const fd = this.fd;
+    const packed = entry.packed === undefined ? undefined : fdInfoPacked(fd);
+    let obj: { close(): void };
+    if (packed !== undefined) {
+      // A kind checked on fdInfo's packed flags alone (file handles): no FdInfo object.
+      const problem = entry.packed!.check(packed);
+      if (problem) throw malformed(`handle #0 (${kind}) ${problem}`);
+      this.taken = true;
+      obj = entry.packed!.revive(fd) as { close(): void };
+    } else {
+      const info = fdInfo(fd);
+      const problem = entry.check(info, ctx, fd);
+      if (problem) throw malformed(`handle #0 (${kind}) ${problem}`);
+      this.taken = true;
+      obj = entry.revive(fd, info, ctx) as { close(): void };
+    }
+    this.obj = obj;
+    return obj;
+  }
+}
+let oneReviver: OneReviver | undefined;
+
+/** decodeRecord of a record with one descriptor whose header says one. */
+function decodeOne<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> | undefined): T {
+  let r = (oneReviver ??= new OneReviver());
+  if (r.busy) r = new OneReviver();
+  r.busy = true;
+  r.fd = rec.fds[0]!;
+  r.taken = false;
+  r.obj = undefined;
+  const ctx = r.ctx;
+  ctx.limits = limits;
+  ctx.sharedBytes = 0;
+  ctx.secrets = NO_SECRETS;
+  try {
+    const value = decodeMessage(rec.body, 1, r, limits, rec.sections) as T;
+    if (!r.taken) closeFds(rec.fds);
+    else if (revived !== undefined && r.obj !== undefined) revived.push(r.obj);
+    return value;
+  } catch (e) {
+    (r.obj as { close(): void } | undefined)?.close();
+    if (!r.taken) closeFds(rec.fds);
+    throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
+  } finally {
+    r.busy = false;
+    r.obj = undefined;
+    ctx.limits = undefined as unknown as Limits;
+  }
+}
+
+/** Decodes a record; the handle objects it creates are also pushed to `revived` when given. */
+export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived?: Array<{ close(): void }>): T {
   const body = rec.body;
   // Most messages carry no descriptor: their header (checked whole by decodeMessage) says 0.
   if (rec.fds.length === 0 && body.length >= 16 && (body[12]! | body[13]! | body[14]! | body[15]!) === 0) {
@@ -94,7 +167,7 @@ export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<
   let expected: number;
   // One descriptor, and the header says 1 (decodeMessage checks the rest of it).
   if (rec.fds.length === 1 && body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) {
-    expected = 1;
+    return decodeOne<T>(rec, limits, revived);
   } else {
     try {
       expected = peekHandleCount(rec.body);
@@ -108,13 +181,14 @@ export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived: Array<
     throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
   }
   if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
-  const reviver = new RecordReviver(rec.fds, limits, revived);
+  const all = revived ?? [];
+  const reviver = new RecordReviver(rec.fds, limits, all);
   try {
     const value = decodeMessage(rec.body, rec.fds.length, reviver, limits, rec.sections) as T;
     reviver.closeUnused();
     return value;
   } catch (e) {
-    for (const o of revived) o.close();
+    for (const o of all) o.close();
     reviver.closeUnused();
     throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
   }

@@ -276,8 +276,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
       const flags = this.meta[5 + 4 * i]!;
       // A stream out of step is given up (end of file follows); the receiver with it, when it reads no other socket.
       if (flags & PACKET_DESYNC && w === undefined && this.writers.length === 0) this.abandoned = true;
-      const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
-      for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[fdAt + j]!;
+      const fds = fdsOf(this.fdsOut, fdAt, nfds);
       fdAt += nfds;
       // Most packets hold one record: taken where it landed, without a view of the packet.
       if (flags === 0 && this.parser.parseSingleRecord(buf, off, len, fds, this.items)) continue;
@@ -343,8 +342,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
         this.items.push(malformed('an empty packet'));
         afterZero = false;
       }
-      const fds: number[] = nfds === 0 ? NO_FDS : new Array(nfds);
-      for (let j = 0; j < nfds; j++) fds[j] = this.fdsOut[j]!;
+      const fds = fdsOf(this.fdsOut, 0, nfds);
       const regionBytes = target.regions.reduce((sum, v) => sum + v.byteLength, 0);
       if (r >= FRAGMENT_HEADER && this.parser.parseDirect(target.stream, DIRECT_HEADER, r - FRAGMENT_HEADER, regionBytes, fds, flags, this.items)) {
         this.bigAhead = true;
@@ -420,4 +418,16 @@ export abstract class ReceiverReading extends ReceiverSockets {
     if (wasWatching) this.demand();
     return true;
   }
+}
+
+/**
+ * The `nfds` descriptors of a packet from `fdsOut` at `at`, as the record's array: one descriptor
+ * (the common case) as a packed one-element literal, not a holey `new Array(n)` filled in a loop.
+ */
+function fdsOf(fdsOut: Int32Array, at: number, nfds: number): number[] {
+  if (nfds === 0) return NO_FDS;
+  if (nfds === 1) return [fdsOut[at]!];
+  const fds = new Array<number>(nfds);
+  for (let j = 0; j < nfds; j++) fds[j] = fdsOut[at + j]!;
+  return fds;
 }

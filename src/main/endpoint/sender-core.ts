@@ -149,19 +149,15 @@ export class SenderCore extends Pinnable {
     let moved = NO_FDS;
     let fds = NO_FDS;
     const n = handles.length;
+    // One handle (the common case of a descriptor): its info and descriptor, no array unless
+    // the message is queued or fragmented (made below).
+    let info: HandleInfo | undefined;
+    let one = -1;
     if (n === 1) {
-      // One handle (the common case of a descriptor): no array but the three of one element.
       const h = handles[0]!;
-      const info = h[kHandle]();
+      info = h[kHandle]();
       this.checkHandle(h, info);
-      infos = [info];
-      if (info.move) {
-        moved = [h[kDetach]!()];
-        fds = moved;
-      } else {
-        moved = NOT_MOVED;
-        fds = [info.fd];
-      }
+      one = info.move ? h[kDetach]!() : info.fd;
     } else if (n > 1) {
       infos = handles.map((h) => h[kHandle]());
       for (let i = 0; i < n; i++) this.checkHandle(handles[i]!, infos[i]!);
@@ -170,31 +166,49 @@ export class SenderCore extends Pinnable {
       moved = this.detachMoved(handles, infos);
       fds = infos.map((info, i) => (info.move ? moved[i]! : info.fd));
     }
-    const single = fitsOnePacket(bytes, fds.length);
+    const single = fitsOnePacket(bytes, n);
     // Written as is (one iovec per part) only when sendmsg takes that many parts: a message with
     // hundreds of small binaries has more, and goes through the batcher, which copies.
     if (single && this.idle && this.sentAt !== thisTick() && parts.length + 2 <= MAX_SEND_PARTS) {
+      const t = this.t;
+      const movedOne = info !== undefined && info.move;
       let r: number;
       try {
-        r = this.t.send(this.fd, immediateRecordParts(parts, bytes, fds.length), fds.length ? fds : null);
+        const iov = immediateRecordParts(parts, bytes, n);
+        // One descriptor travels as a number where the backend takes one (no array across Node-API).
+        r = n === 1 ? (t.sendOne !== undefined ? t.sendOne(this.fd, iov, one) : t.send(this.fd, iov, [one])) : t.send(this.fd, iov, n > 0 ? fds : null);
       } catch (e) {
         // Nothing was written; this sender stays usable (a message without descriptors may pass).
-        closeMoved(moved);
+        if (movedOne) closeFds([one]);
+        else closeMoved(moved);
         throw osError(e, 'sendmsg');
       }
       if (r >= 0) {
         this.sentAt = tick();
-        closeMoved(moved);
+        if (movedOne) closeFds([one]);
+        else if (n > 1) closeMoved(moved);
         // A backend that took the packet in part finishes it from drain().
-        if (this.t.hasPending?.(this.fd)) this.schedule();
+        if (t.hasPending?.(this.fd)) this.schedule();
         return;
       }
       if (r === GONE) {
-        closeMoved(moved);
+        if (movedOne) closeFds([one]);
+        else closeMoved(moved);
         this.setDisconnected();
         throw disconnected(this.what);
       }
       // AGAIN (full) or TOO_BIG (smaller socket buffer than our packet): queued below.
+    }
+    if (info !== undefined) {
+      // One handle that could not be written at once: the arrays the queue and fragments take.
+      infos = [info];
+      if (info.move) {
+        moved = [one];
+        fds = moved;
+      } else {
+        moved = NOT_MOVED;
+        fds = [one];
+      }
     }
     if (!single) {
       this.writeFragments(parts, bytes, infos, moved, fds);

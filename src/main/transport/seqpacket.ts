@@ -90,6 +90,10 @@ export function seqpacketTransport(addon: NativeBinding): Transport {
       const r = n.sendPacket(fd, parts, fds);
       return r >= 0 ? r : result(r, 'sendmsg');
     },
+    sendOne: (fd, parts, oneFd) => {
+      const r = n.sendPacket(fd, parts, oneFd);
+      return r >= 0 ? r : result(r, 'sendmsg');
+    },
     recv: (fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block) => {
       const r = n.recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block);
       return r >= 0 ? r : result(r, 'recvmsg');

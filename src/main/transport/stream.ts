@@ -85,6 +85,10 @@ export function streamTransport(n: NativeBinding): Transport {
       const r = s.sendPacket(fd, parts, fds);
       return r >= 0 ? r : result(r, 'sendmsg');
     },
+    sendOne: (fd, parts, oneFd) => {
+      const r = s.sendPacket(fd, parts, oneFd);
+      return r >= 0 ? r : result(r, 'sendmsg');
+    },
     flushPending: (fd) => {
       const r = s.flushPending(fd);
       return r >= 0 ? 0 : result(r, 'sendmsg');

@@ -93,6 +93,11 @@ export interface Transport {
    */
   send(fd: number, parts: Uint8Array[], fds: number[] | null): number;
   /**
+   * {@link send} with exactly one descriptor, passed as a number (no array made or read across
+   * Node-API: the common case of a message carrying one handle). Absent: callers use `send`.
+   */
+  sendOne?(fd: number, parts: Uint8Array[], oneFd: number): number;
+  /**
    * Backends that may accept a packet they could write only in part: finishes it. 0 when
    * nothing is left, AGAIN when some is, GONE. Absent where writes are all or nothing.
    */
