@@ -42,6 +42,7 @@ const CONTRACT = [
   'test/receiver-tryrecv-tick.test.ts',
   'test/receiver-idle-settle.test.ts',
   'test/framing-immediate.test.ts',
+  'test/fd4-descriptor.test.ts',
   'test/containment/**/*.test.ts',
 ];
 
