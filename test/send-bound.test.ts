@@ -6,20 +6,21 @@
 import { openSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { singleRecordPacket } from '../src/main/framing.js';
-import { IMMEDIATE_SCRATCH, copyImmediate } from '../src/main/framing/send.js';
+import { IMMEDIATE_BODY, IMMEDIATE_SCRATCH, copyImmediate, inPlaceParts } from '../src/main/framing/send.js';
 import { IpcFileHandle, channel } from '../src/main/index.js';
 import { native } from '../src/main/native.js';
 import type { NativeBinding } from '../src/main/native.js';
 
 const linux = process.platform === 'linux' && process.env.ELECTRON_IPC_CHANNEL_TRANSPORT !== 'stream';
 const ESTALE = 116;
+type Linux = NativeBinding & Required<Pick<NativeBinding, 'bindSend' | 'sendBound' | 'recvPackets' | 'socketpair' | 'sendPacket'>>;
 
 /** One packet read from `fd`: its bytes and descriptors. */
 function readOne(fd: number): { bytes: Uint8Array; fds: number[] } {
   const meta = new Int32Array(2 + 4 * 256);
   const fdsOut = new Int32Array(253);
   const arena = new Uint8Array(1 << 16);
-  const n = native();
+  const n = native() as Linux;
   const r = n.recvPackets(fd, meta, fdsOut, 1, 4096, arena, 0, false);
   expect(r).toBe(1);
   return { bytes: arena.slice(meta[2]!, meta[2]! + meta[3]!), fds: Array.from(fdsOut.subarray(0, meta[4]!)) };
@@ -27,7 +28,7 @@ function readOne(fd: number): { bytes: Uint8Array; fds: number[] } {
 
 describe.runIf(linux)('sendBound (addon)', () => {
   it('sends the first `length` bytes of the bound scratch, with a descriptor as a number or a list', () => {
-    const n = native() as NativeBinding & Required<Pick<NativeBinding, 'bindSend' | 'sendBound'>>;
+    const n = native() as Linux;
     const [a, b] = n.socketpair();
     const scratch = new Uint8Array(new ArrayBuffer(64));
     for (let i = 0; i < 64; i++) scratch[i] = i + 1;
@@ -77,6 +78,17 @@ describe('copyImmediate', () => {
         expect(IMMEDIATE_SCRATCH.slice(0, total)).toEqual(new Uint8Array(ref));
       } else expect(total).toBe(0);
     }
+    // A body encoded in place (inPlaceParts) is taken as it is; any other body of the same
+    // length is copied over it, whatever the scratch held.
+    for (const n of [8, 64, 4072]) {
+      for (let i = 0; i < n; i++) IMMEDIATE_BODY[i] = (i * 5 + n) & 255;
+      const inPlace = IMMEDIATE_BODY.slice(0, n);
+      const total = copyImmediate(inPlaceParts(n), n, 0);
+      expect(IMMEDIATE_SCRATCH.slice(0, total)).toEqual(new Uint8Array(Buffer.concat(singleRecordPacket([inPlace], n, []).parts)));
+      const other = new Uint8Array(n).fill(0x3c);
+      expect(copyImmediate([other], n, 0)).toBe(total);
+      expect(IMMEDIATE_SCRATCH.slice(0, total)).toEqual(new Uint8Array(Buffer.concat(singleRecordPacket([other], n, []).parts)));
+    }
     // A byte count that does not match the parts: not built here.
     expect(copyImmediate([new Uint8Array(40)], 24, 0)).toBe(0);
   });
@@ -84,7 +96,7 @@ describe('copyImmediate', () => {
 
 describe.runIf(linux)('the channel sends small messages with sendBound', () => {
   it('uses no sendPacket for immediate sends, and stays intact when another binding comes between sends', async () => {
-    const n = native() as NativeBinding & Required<Pick<NativeBinding, 'bindSend' | 'sendBound'>>;
+    const n = native() as Linux;
     const [tx, rx] = channel<{ s: string; fh?: IpcFileHandle }>();
     const sendPacket = n.sendPacket;
     let packets = 0;

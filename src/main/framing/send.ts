@@ -71,9 +71,11 @@ export function copyImmediate(parts: Uint8Array[], bytes: number, fdCount: numbe
   if (total > IMMEDIATE_COPY_BYTES) return 0;
   const out = IMMEDIATE_SCRATCH;
   let at = PACKET_HEADER + RECORD_HEADER;
-  // A body encoded in place is there already.
-  const inPlace = parts.length === 1 && parts[0]!.buffer === out.buffer && parts[0]!.byteOffset === at;
-  if (inPlace) at += parts[0]!.byteLength;
+  // A body encoded in place (the parts inPlaceParts gave) is there already: told by identity,
+  // with no `.buffer` of a view to look up. Any other part is copied (a view of the scratch too:
+  // set() copies overlapping memory correctly).
+  const inPlace = parts === IMMEDIATE_BODIES[bytes >>> 3] && parts[0]!.byteLength === bytes;
+  if (inPlace) at += bytes;
   for (let i = 0; i < parts.length && !inPlace; i++) {
     const part = parts[i]!;
     // `bytes` is the parts' sum; a caller that got it wrong is sent as parts instead.
