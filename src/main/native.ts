@@ -418,6 +418,18 @@ export interface NativeBinding {
    * Linux addon only.
    */
   recvBound?(fd: number, maxPackets: number, block?: boolean): number;
+  /**
+   * Binds the scratch {@link sendBound} sends from on this thread (kept alive until the next
+   * call); returns the binding's id (> 0). Linux addon only.
+   */
+  bindSend?(scratch: Uint8Array): number;
+  /**
+   * sendPacket(fd, [scratch.subarray(0, length)], fds) with the scratch {@link bindSend} bound (no
+   * typed array per call): the same results and errors; -errno.ESTALE (nothing sent) when `id`
+   * is not the current binding's id (another bindSend on this thread since: bind again).
+   * RangeError for a `length` outside [1, scratch.length]. Linux addon only.
+   */
+  sendBound?(fd: number, id: number, length: number, fds: number[] | number | null): number;
 
   /** The POSIX stream transport (see {@link NativeStream}). */
   stream: NativeStream;

@@ -103,22 +103,12 @@ Napi::Value NeutralizeSocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value SendPacket(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = ArgFd(info, 0);
-  Iovecs iovecs(env, info[1], false, "parts must be an array of 0 to 1024 typed arrays");
-  struct iovec* iov = iovecs.data();
-  uint32_t count = iovecs.count();
-  struct msghdr msg = {};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = count;
-  ControlBuffer ctrl;
-  int fds[kMaxFdsPerPacket];
-  SetRights(&msg, &ctrl, fds, ArgFdList(env, info[2], fds));
-
+// sendmsg(fd, msg) without waiting, EINTR retried: the byte count, or -errno for EAGAIN, EPIPE,
+// ECONNRESET, EMSGSIZE and ENOBUFS; any other errno throws.
+Napi::Value SendmsgResult(napi_env env, int fd, struct msghdr* msg) {
   ssize_t r;
   do {
-    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    r = sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   napi_value result;
   if (r < 0) {
@@ -137,6 +127,82 @@ Napi::Value SendPacket(const Napi::CallbackInfo& info) {
   }
   napi_create_double(env, static_cast<double>(r), &result);
   return Napi::Value(env, result);
+}
+
+Napi::Value SendPacket(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  Iovecs iovecs(env, info[1], false, "parts must be an array of 0 to 1024 typed arrays");
+  struct iovec* iov = iovecs.data();
+  uint32_t count = iovecs.count();
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ControlBuffer ctrl;
+  int fds[kMaxFdsPerPacket];
+  SetRights(&msg, &ctrl, fds, ArgFdList(env, info[2], fds));
+
+  return SendmsgResult(env, fd, &msg);
+}
+
+// The send binding of this thread (bindSend): a scratch the JS side builds small packets in
+// (src/main/framing/send.ts), so that sendBound takes no typed array (no array element read, no
+// typed-array info) per packet. One per thread; `env` tells whose it is.
+struct SendBinding {
+  napi_env env = nullptr;
+  napi_ref ref = nullptr;
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  int32_t id = 0;
+};
+thread_local SendBinding tSend;
+// Ids of this thread's send bindings (two copies of the library on one thread, say its ESM and
+// CommonJS builds, each bind their own scratch: an id tells whose binding is current).
+thread_local int32_t tSendIds = 0;
+
+// bindSend(scratch: Uint8Array): what sendBound sends from on this thread from now on (kept alive
+// until the next call). Returns the binding's id (> 0), which sendBound takes.
+Napi::Value BindSend(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    ThrowTypeError(env, "scratch must be a Uint8Array");
+  }
+  napi_ref ref;
+  if (napi_create_reference(env, info[0], 1, &ref) != napi_ok) throw Napi::Error::New(env, "bindSend: napi_create_reference failed");
+  SendBinding& old = tSend;
+  // A binding of another environment (one that ended on this thread) is not ours to release.
+  if (old.env == env && old.ref != nullptr) napi_delete_reference(env, old.ref);
+  old.env = env;
+  old.ref = ref;
+  old.data = static_cast<uint8_t*>(data);
+  old.length = length;
+  tSendIds = tSendIds == INT32_MAX ? 1 : tSendIds + 1;
+  old.id = tSendIds;
+  return Napi::Number::New(info.Env(), old.id);
+}
+
+// sendBound(fd, id, length, fds): sendPacket(fd, [scratch.subarray(0, length)], fds) with this
+// thread's binding (bindSend): the same results and errors; -ESTALE (nothing sent) when `id` is
+// not the current binding's (another bindSend came since: bind again). Throws RangeError for a
+// length outside [1, scratch.length].
+Napi::Value SendBound(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = ArgFd(info, 0);
+  const SendBinding& b = tSend;
+  int id = ArgInt(info, 1, 0, INT32_MAX, "sendBound: id must be an integer >= 0");
+  if (b.env != env || b.data == nullptr || id != b.id) return Napi::Number::New(env, -ESTALE);
+  int length = ArgInt(info, 2, 1, static_cast<int>(std::min<size_t>(b.length, INT_MAX)), "sendBound: length must be an integer from 1 to the scratch's length");
+  struct iovec iov = {b.data, static_cast<size_t>(length)};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ControlBuffer ctrl;
+  int fds[kMaxFdsPerPacket];
+  SetRights(&msg, &ctrl, fds, ArgFdList(env, info[3], fds));
+  return SendmsgResult(env, fd, &msg);
 }
 
 // Runs on the JS thread, right after recvmsg: stores up to `room` of the SCM_RIGHTS descriptors
@@ -364,6 +430,8 @@ Napi::Value IsSocketPeer(const Napi::CallbackInfo& info) {
 void InitSeqpacket(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
   exports.Set("sendPacket", Napi::Function::New(env, SendPacket, "sendPacket"));
+  exports.Set("bindSend", Napi::Function::New(env, BindSend, "bindSend"));
+  exports.Set("sendBound", Napi::Function::New(env, SendBound, "sendBound"));
   exports.Set("recvPackets", Napi::Function::New(env, RecvPackets, "recvPackets"));
   exports.Set("recvInto", Napi::Function::New(env, RecvInto, "recvInto"));
   exports.Set("peekFd", Napi::Function::New(env, PeekFd, "peekFd"));

@@ -18,7 +18,7 @@ import {
   sliceParts,
 } from '../framing.js';
 import type { OutPacket } from '../framing.js';
-import { IMMEDIATE_BODY, inPlaceParts } from '../framing/send.js';
+import { IMMEDIATE_BODY, IMMEDIATE_SCRATCH, copyImmediate, inPlaceParts } from '../framing/send.js';
 import { closedError, kDetach, kHandle, osError, trackForGc, untrackForGc } from '../handles.js';
 import type { Disposer, HandleInfo, HandleSource } from '../handles.js';
 import { POLL_WRITABLE, native } from '../native.js';
@@ -174,9 +174,15 @@ export class SenderCore extends Pinnable {
       const movedOne = info !== undefined && info.move;
       let r: number;
       try {
-        const iov = immediateRecordParts(parts, bytes, n);
-        // One descriptor travels as a number where the backend takes one (no array across Node-API).
-        r = n === 1 ? (t.sendOne !== undefined ? t.sendOne(this.fd, iov, one) : t.send(this.fd, iov, [one])) : t.send(this.fd, iov, n > 0 ? fds : null);
+        // A small packet is built in the thread's scratch, which a backend that binds it sends
+        // with no typed array across Node-API.
+        const copied = t.sendScratch !== undefined ? copyImmediate(parts, bytes, n) : 0;
+        if (copied > 0) r = t.sendScratch!(this.fd, IMMEDIATE_SCRATCH, copied, n === 1 ? one : n > 0 ? fds : null);
+        else {
+          const iov = immediateRecordParts(parts, bytes, n);
+          // One descriptor travels as a number where the backend takes one (no array across Node-API).
+          r = n === 1 ? (t.sendOne !== undefined ? t.sendOne(this.fd, iov, one) : t.send(this.fd, iov, [one])) : t.send(this.fd, iov, n > 0 ? fds : null);
+        }
       } catch (e) {
         // Nothing was written; this sender stays usable (a message without descriptors may pass).
         if (movedOne) closeFds([one]);

@@ -37,7 +37,7 @@ const ONE_PART_PADDED: Uint8Array[] = [IMMEDIATE_HEADER, IMMEDIATE_HEADER, OFFHE
  * a few kilobytes in JavaScript does.
  */
 const IMMEDIATE_COPY_BYTES = 4096;
-const IMMEDIATE_SCRATCH = new Uint8Array(new ArrayBuffer(IMMEDIATE_COPY_BYTES));
+export const IMMEDIATE_SCRATCH = new Uint8Array(new ArrayBuffer(IMMEDIATE_COPY_BYTES));
 const IMMEDIATE_SCRATCH_VIEW = new DataView(IMMEDIATE_SCRATCH.buffer);
 /**
  * The one-part array of a copied packet, by its length / 8 (lengths are multiples of 8): made
@@ -60,40 +60,52 @@ export function inPlaceParts(bytes: number): Uint8Array[] {
 }
 
 /**
+ * Builds the RECORDS packet holding one record of `bytes` (the parts' sum) with `fdCount`
+ * descriptors in IMMEDIATE_SCRATCH when it fits there (copying the parts, unless the body was
+ * encoded in place): returns its length, else 0 (nothing written). Valid until the next send of
+ * this thread.
+ */
+export function copyImmediate(parts: Uint8Array[], bytes: number, fdCount: number): number {
+  const padded = pad8(bytes);
+  const total = PACKET_HEADER + RECORD_HEADER + padded;
+  if (total > IMMEDIATE_COPY_BYTES) return 0;
+  const out = IMMEDIATE_SCRATCH;
+  let at = PACKET_HEADER + RECORD_HEADER;
+  // A body encoded in place (the parts inPlaceParts gave) is there already: told by identity,
+  // with no `.buffer` of a view to look up. Any other part is copied (a view of the scratch too:
+  // set() copies overlapping memory correctly).
+  const inPlace = parts === IMMEDIATE_BODIES[bytes >>> 3] && parts[0]!.byteLength === bytes;
+  if (inPlace) at += bytes;
+  for (let i = 0; i < parts.length && !inPlace; i++) {
+    const part = parts[i]!;
+    // `bytes` is the parts' sum; a caller that got it wrong is sent as parts instead.
+    if (at + part.byteLength > total) return 0;
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  if (at !== PACKET_HEADER + RECORD_HEADER + bytes) return 0;
+  // The padding is zeros, never what an earlier (longer) packet left in the scratch.
+  for (; at < total; at++) out[at] = 0;
+  const v = IMMEDIATE_SCRATCH_VIEW;
+  v.setUint32(0, MAGIC, true);
+  out[4] = TYPE_RECORDS;
+  out[5] = VERSION;
+  out[6] = 0;
+  out[7] = 0;
+  v.setUint32(PACKET_HEADER, bytes, true);
+  v.setUint32(PACKET_HEADER + 4, fdCount, true);
+  return total;
+}
+
+/**
  * The parts of a RECORDS packet holding one record, for a sendmsg made right away: the header
  * (or, for a small packet, the whole packet copied into one part) and the returned array are
  * reused by the next call, so they must be handed to the transport before anything else sends.
  */
 export function immediateRecordParts(parts: Uint8Array[], bytes: number, fdCount: number): Uint8Array[] {
+  const total = copyImmediate(parts, bytes, fdCount);
+  if (total > 0) return (IMMEDIATE_COPIES[total >>> 3] ??= [IMMEDIATE_SCRATCH.subarray(0, total)]);
   const padded = pad8(bytes);
-  const total = PACKET_HEADER + RECORD_HEADER + padded;
-  if (total <= IMMEDIATE_COPY_BYTES) {
-    const out = IMMEDIATE_SCRATCH;
-    let at = PACKET_HEADER + RECORD_HEADER;
-    // A body encoded in place is there already.
-    const inPlace = parts.length === 1 && parts[0]!.buffer === out.buffer && parts[0]!.byteOffset === at;
-    if (inPlace) at += parts[0]!.byteLength;
-    for (let i = 0; i < parts.length && !inPlace; i++) {
-      const part = parts[i]!;
-      // `bytes` is the parts' sum; a caller that got it wrong is sent as parts (below) instead.
-      if (at + part.byteLength > total) break;
-      out.set(part, at);
-      at += part.byteLength;
-    }
-    if (at === PACKET_HEADER + RECORD_HEADER + bytes) {
-      // The padding is zeros, never what an earlier (longer) packet left in the scratch.
-      for (; at < total; at++) out[at] = 0;
-      const v = IMMEDIATE_SCRATCH_VIEW;
-      v.setUint32(0, MAGIC, true);
-      out[4] = TYPE_RECORDS;
-      out[5] = VERSION;
-      out[6] = 0;
-      out[7] = 0;
-      v.setUint32(PACKET_HEADER, bytes, true);
-      v.setUint32(PACKET_HEADER + 4, fdCount, true);
-      return (IMMEDIATE_COPIES[total >>> 3] ??= [out.subarray(0, total)]);
-    }
-  }
   if (IMMEDIATE_VIEW.getUint32(0, true) !== MAGIC) {
     IMMEDIATE_VIEW.setUint32(0, MAGIC, true);
     IMMEDIATE_HEADER[4] = TYPE_RECORDS;

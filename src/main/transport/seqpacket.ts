@@ -77,6 +77,12 @@ function result(r: number, syscall: string): number {
 }
 
 /** The seqpacket backend over the addon's Linux half (an Error naming it on other systems). */
+/** The scratch this thread's addon sends from (sendBound) once bound, and its binding's id. */
+let boundScratch: Uint8Array | undefined;
+let boundId = 0;
+/** sendBound's result when another binding came since ours. */
+const STALE = -116; // -ESTALE (Linux)
+
 export function seqpacketTransport(addon: NativeBinding): Transport {
   const n = linuxNative('the seqpacket transport', addon);
   return {
@@ -94,6 +100,22 @@ export function seqpacketTransport(addon: NativeBinding): Transport {
       const r = n.sendPacket(fd, parts, oneFd);
       return r >= 0 ? r : result(r, 'sendmsg');
     },
+    sendScratch:
+      n.sendBound === undefined || n.bindSend === undefined
+        ? undefined
+        : (fd, scratch, length, fds) => {
+            if (scratch !== boundScratch) {
+              boundId = n.bindSend!(scratch);
+              boundScratch = scratch;
+            }
+            let r = n.sendBound!(fd, boundId, length, fds);
+            if (r === STALE) {
+              // Another copy of the library on this thread bound its own scratch since.
+              boundId = n.bindSend!(scratch);
+              r = n.sendBound!(fd, boundId, length, fds);
+            }
+            return r >= 0 ? r : result(r, 'sendmsg');
+          },
     recv: (fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block) => {
       const r = n.recvPackets(fd, meta, fdsOut, maxPackets, maxPacketBytes, arena, arenaOffset, block);
       return r >= 0 ? r : result(r, 'recvmsg');

@@ -98,6 +98,12 @@ export interface Transport {
    */
   sendOne?(fd: number, parts: Uint8Array[], oneFd: number): number;
   /**
+   * {@link send} of the packet in the first `length` bytes of `scratch` (a long-lived buffer,
+   * bound in the addon on first use: no typed array crosses Node-API per packet); one descriptor
+   * may be a number. Absent: callers use `send`.
+   */
+  sendScratch?(fd: number, scratch: Uint8Array, length: number, fds: number[] | number | null): number;
+  /**
    * Backends that may accept a packet they could write only in part: finishes it. 0 when
    * nothing is left, AGAIN when some is, GONE. Absent where writes are all or nothing.
    */
