@@ -374,16 +374,9 @@ constexpr int kMaxBoundPackets = 256;
 // holds 2 + 4 * 256 entries, fdsOut at least 253. All are kept alive until the next call.
 Napi::Value BindRecv(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-    ThrowTypeError(env, "arena must be a Uint8Array");
-  }
   RecvBinding b;
   b.env = env;
-  b.data = static_cast<uint8_t*>(data);
-  b.length = length;
+  b.data = GetUint8Array(env, info[0], &b.length, "arena must be a Uint8Array");
   size_t offsetLength;
   GetInt32Array(env, info[1], &b.offset, &offsetLength, "offset must be an Int32Array");
   GetInt32Array(env, info[2], &b.meta, &b.metaLength, "meta must be an Int32Array");

@@ -291,6 +291,16 @@ inline void GetInt32Array(napi_env env, napi_value value, int32_t** data, size_t
   *data = static_cast<int32_t*>(p);
 }
 
+// The bytes of a Uint8Array argument, or a TypeError with `message`.
+inline uint8_t* GetUint8Array(napi_env env, napi_value value, size_t* length, const char* message) {
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, length, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    ThrowTypeError(env, message);
+  }
+  return static_cast<uint8_t*>(p);
+}
+
 inline size_t ElementSize(napi_typedarray_type type) {
   switch (type) {
     case napi_int16_array:

@@ -164,12 +164,8 @@ thread_local int32_t tSendIds = 0;
 // until the next call). Returns the binding's id (> 0), which sendBound takes.
 Napi::Value BindSend(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  napi_typedarray_type type;
   size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-    ThrowTypeError(env, "scratch must be a Uint8Array");
-  }
+  uint8_t* data = GetUint8Array(env, info[0], &length, "scratch must be a Uint8Array");
   napi_ref ref;
   if (napi_create_reference(env, info[0], 1, &ref) != napi_ok) throw Napi::Error::New(env, "bindSend: napi_create_reference failed");
   SendBinding& old = tSend;
@@ -177,7 +173,7 @@ Napi::Value BindSend(const Napi::CallbackInfo& info) {
   if (old.env == env && old.ref != nullptr) napi_delete_reference(env, old.ref);
   old.env = env;
   old.ref = ref;
-  old.data = static_cast<uint8_t*>(data);
+  old.data = data;
   old.length = length;
   tSendIds = tSendIds == INT32_MAX ? 1 : tSendIds + 1;
   old.id = tSendIds;

@@ -25,6 +25,24 @@ const noHandleHooks = {
   },
 };
 
+/** The bare kind of the last tag tagEntry() looked up (for error messages; no object per lookup). */
+let tagKind = '';
+
+/**
+ * The registered kind of a handle tag (`kind`, or `kind.secret...` for receivers, whose secrets
+ * go to ctx.secrets), or MALFORMED for a kind this process does not know.
+ */
+function tagEntry(tag: string, ctx: { secrets: readonly string[] }): NonNullable<ReturnType<typeof handleKind>> {
+  let kind = tag;
+  let secrets = NO_SECRETS;
+  if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
+  const entry = handleKind(kind);
+  if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
+  tagKind = kind;
+  ctx.secrets = secrets;
+  return entry;
+}
+
 /**
  * The hooks of one record's decoding with descriptors: revives handle #i from `rec.fds[i]`,
  * once each (a class, so that no closure is made per message).
@@ -46,14 +64,9 @@ class RecordReviver implements DecodeHooks {
   }
 
   reviveHandle(tag: string, index: number): unknown {
-    // Only receivers' tags carry secrets (after a dot).
-    let kind = tag;
-    let secrets = NO_SECRETS;
-    if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
-    const entry = handleKind(kind);
-    if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
     const ctx = this.ctx;
-    ctx.secrets = secrets;
+    const entry = tagEntry(tag, ctx);
+    const kind = tagKind;
     const fds = this.fds;
     const one = fds.length === 1;
     if (!(index >= 0 && index < fds.length) || (one ? this.usedCount !== 0 : this.used?.[index] === true)) {
@@ -99,14 +112,10 @@ class OneReviver implements DecodeHooks {
   readonly ctx: { limits: Limits; sharedBytes: number; secrets: readonly string[] } = { limits: undefined as unknown as Limits, sharedBytes: 0, secrets: NO_SECRETS };
 
   reviveHandle(tag: string, index: number): unknown {
-    let kind = tag;
-    let secrets = NO_SECRETS;
-    if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
-    const entry = handleKind(kind);
-    if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
-    if (index !== 0 || this.taken) throw malformed(`a bad or repeated handle reference #${index}`);
     const ctx = this.ctx;
-    ctx.secrets = secrets;
+    const entry = tagEntry(tag, ctx);
+    const kind = tagKind;
+    if (index !== 0 || this.taken) throw malformed(`a bad or repeated handle reference #${index}`);
     const fd = this.fd;
     const packed = entry.packed === undefined ? undefined : fdInfoPacked(fd);
     let obj: { close(): void };
