@@ -418,10 +418,8 @@ class SnapshotWalk {
    * walk, which continues from what was read: nothing is read twice.
    */
   fast(v: object, depth: number): unknown {
-    if (this.seenCount !== 0) {
-      const seen = this.seenCopy(v);
-      if (seen !== undefined) return this.again(v, seen);
-    }
+    const seen = this.seenCopy(v);
+    if (seen !== undefined) return this.again(v, seen);
     if (depth > this.maxDepth) {
       throw unserializable(describe(v), this.pathOf(this.fastPath.length), `it nests deeper than maxDepth ${this.maxDepth}`);
     }
@@ -463,12 +461,10 @@ class SnapshotWalk {
     }
     const copy = { ...(v as Record<string, unknown>) };
     this.remember(v, copy);
-    // The copy's own data properties, in Object.keys order (no keyed lookup per key).
     const keys = Object.keys(copy);
-    const values = Object.values(copy);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
-      const e = values[i];
+      const e = copy[k];
       if (k === '__proto__') this.notJson();
       if (typeof e === 'object' ? e === null : typeof e !== 'function') {
         if (e !== null && !isJsonScalar(e)) this.notJson();
