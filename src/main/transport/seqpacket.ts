@@ -76,13 +76,13 @@ function result(r: number, syscall: string): number {
   throw Object.assign(new Error(`${syscall} failed`), { errno: -r, syscall });
 }
 
-/** The seqpacket backend over the addon's Linux half (an Error naming it on other systems). */
 /** The scratch this thread's addon sends from (sendBound) once bound, and its binding's id. */
 let boundScratch: Uint8Array | undefined;
 let boundId = 0;
 /** sendBound's result when another binding came since ours. */
 const STALE = -116; // -ESTALE (Linux)
 
+/** The seqpacket backend over the addon's Linux half (an Error naming it on other systems). */
 export function seqpacketTransport(addon: NativeBinding): Transport {
   const n = linuxNative('the seqpacket transport', addon);
   return {
