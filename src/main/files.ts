@@ -57,10 +57,11 @@ export class IpcFileHandle extends OwnedDescriptor {
 // socket), so a FUSE file, a socket or a pipe cannot block or exhaust the receiver here. Its size
 // is not limited (unlike shared memory, nothing of it is read into this process): what the
 // application does with `fd` is up to the application, which should treat it as untrusted.
+const reviveFile = (fd: number): IpcFileHandle => new IpcFileHandle(fd);
 registerHandleKind(
   'F',
   (info) => (info.listening ? 'is a listening socket' : undefined),
-  (fd) => new IpcFileHandle(fd),
+  reviveFile,
   // The same check on fdInfo's packed flags: no FdInfo object per received file (POSIX).
-  { check: (packed) => ((packed & FD_PACKED_LISTENING) !== 0 ? 'is a listening socket' : undefined), revive: (fd) => new IpcFileHandle(fd) },
+  { check: (packed) => ((packed & FD_PACKED_LISTENING) !== 0 ? 'is a listening socket' : undefined), revive: reviveFile },
 );

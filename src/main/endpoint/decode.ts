@@ -173,17 +173,16 @@ export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived?: Array
   if (rec.fds.length === 0 && body.length >= 16 && (body[12]! | body[13]! | body[14]! | body[15]!) === 0) {
     return decodeMessage(body, 0, noHandleHooks, limits, rec.sections) as T;
   }
-  let expected: number;
   // One descriptor, and the header says 1 (decodeMessage checks the rest of it).
   if (rec.fds.length === 1 && body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) {
     return decodeOne<T>(rec, limits, revived);
-  } else {
-    try {
-      expected = peekHandleCount(rec.body);
-    } catch (e) {
-      closeFds(rec.fds);
-      throw e;
-    }
+  }
+  let expected: number;
+  try {
+    expected = peekHandleCount(rec.body);
+  } catch (e) {
+    closeFds(rec.fds);
+    throw e;
   }
   if (expected !== rec.fds.length) {
     closeFds(rec.fds);
