@@ -3,15 +3,20 @@
 // includeObjectsCollectedByMinorGC): what garbage a hot path makes, where instruction counts
 // (bench/instructions.mjs) only show the collector's share.
 //
-// Usage: node --single-threaded bench/alloc-profile.mjs [--lib dist/main/index.js] [--case fd|fd-none|small] [--n 100000]
+// Usage: node --single-threaded bench/alloc-profile.mjs [--lib dist/main/index.js] [--case fd|fd-none|small|async|async-floor] [--n 100000]
 //   fd       send({ fh }) of an IpcFileHandle of /dev/null + tryRecv + close() of the received handle
 //   fd-none  send({ fh: 1 }) + tryRecv: the same shape without the descriptor
 //   small    the small object of bench/instructions.mjs's `sync` case
+//   async    bench/instructions.mjs's `async` case: two channels in one process, an echo loop
+//            (`for await`) and `send` + `await recv()`: per message (half a round trip)
+//   async-floor  the same over bench/floor.mjs's endpoint (the addon, one promise, JSON)
 // Prints bytes per message in all, then the 25 largest allocating functions.
 import { openSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { floorEndpoint } from './floor.mjs';
 
 const opt = (name, dflt) => {
   const i = process.argv.indexOf(name);
@@ -38,14 +43,45 @@ const cases = {
     return rx.tryRecv().message;
   },
 };
+const small = { id: 42, name: 'sensor-7', ok: true, values: [1.5, 2.5, 3.5] };
+// The async cases: a ping-pong whose round trip is two messages (so `n` messages = n / 2 trips).
+const pingPong = (pair) => async (trips) => {
+  for (let i = 0; i < trips; i++) {
+    pair.send(small);
+    await pair.recv();
+  }
+};
+const asyncCases = {
+  async: () => {
+    const [atx, arx] = lib.channel();
+    const [btx, brx] = lib.channel();
+    (async () => {
+      for await (const m of arx) btx.send(m);
+    })().catch(() => {});
+    return pingPong({ send: (v) => atx.send(v), recv: () => brx.recv() });
+  },
+  'async-floor': () => {
+    const addon = createRequire(import.meta.url)(new URL('../build/Release/electron_ipc_channel.node', import.meta.url).pathname);
+    const [a1, a2] = addon.socketpair();
+    const [b1, b2] = addon.socketpair();
+    const echo = floorEndpoint(addon, a2, b1);
+    (async () => {
+      for (;;) echo.send(await echo.recv());
+    })();
+    return pingPong(floorEndpoint(addon, b2, a1));
+  },
+};
 const op = cases[which];
-if (op === undefined) throw new Error(`unknown --case ${which} (${Object.keys(cases).join(', ')})`);
-for (let i = 0; i < 20_000; i++) op(); // warm-up: optimized code, as in the benchmarks
+const trips = asyncCases[which]?.();
+if (op === undefined && trips === undefined) throw new Error(`unknown --case ${which} (${[...Object.keys(cases), ...Object.keys(asyncCases)].join(', ')})`);
+if (trips) await trips(10_000);
+else for (let i = 0; i < 20_000; i++) op(); // warm-up: optimized code, as in the benchmarks
 
 const session = new Session();
 session.connect();
 await session.post('HeapProfiler.startSampling', { samplingInterval: 32, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
-for (let i = 0; i < n; i++) op();
+if (trips) await trips(n / 2);
+else for (let i = 0; i < n; i++) op();
 const { profile } = await session.post('HeapProfiler.stopSampling');
 session.disconnect();
 
@@ -63,3 +99,4 @@ for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25)
 tx.close();
 rx.close();
 fh.close();
+process.exit(0);

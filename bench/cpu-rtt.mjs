@@ -5,6 +5,7 @@
 // load on the machine than wall time does; rounds alternate the three so they share conditions.
 //
 // Usage: node bench/cpu-rtt.mjs [--rounds R] [--n N] [--lib path/to/dist/main/index.js] [--cpu C]
+//        [--modes lib,ipc,floor] (a subset, e.g. to count one case's system calls under strace -f -c)
 // Prints per round and the medians: wall µs per round trip, CPU µs of the parent and of the child.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -119,9 +120,10 @@ async function main() {
   // The parent pins itself too.
   spawn('taskset', ['-pc', cpu, String(process.pid)], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 100));
+  const modes = opt('--modes', 'lib,ipc,floor').split(',');
   const results = { lib: [], ipc: [], floor: [] };
   for (let r = 0; r < rounds; r++) {
-    for (const mode of ['lib', 'ipc', 'floor']) {
+    for (const mode of modes) {
       const x = await one(mode, n, lib, cpu);
       results[mode].push(x);
       console.log(`round ${r + 1} ${mode.padEnd(5)} wall ${x.wall.toFixed(1)} µs, CPU parent ${x.parent.toFixed(1)} µs, child ${x.child.toFixed(1)} µs`);
@@ -130,8 +132,8 @@ async function main() {
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   console.log('\n| | wall µs | CPU µs per process (parent, child) | CPU ÷ Node IPC |');
   console.log('|---|---|---|---|');
-  const ipcCpu = med(results.ipc.map((x) => x.parent + x.child));
-  for (const mode of ['lib', 'ipc', 'floor']) {
+  const ipcCpu = results.ipc.length ? med(results.ipc.map((x) => x.parent + x.child)) : NaN;
+  for (const mode of modes) {
     const xs = results[mode];
     const cpuBoth = med(xs.map((x) => x.parent + x.child));
     console.log(`| ${mode} | ${med(xs.map((x) => x.wall)).toFixed(1)} | ${med(xs.map((x) => x.parent)).toFixed(1)}, ${med(xs.map((x) => x.child)).toFixed(1)} | ${(cpuBoth / ipcCpu).toFixed(2)}× |`);
