@@ -20,12 +20,13 @@ import type { Limits } from '../shared/limits.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validate } from '../shared/validate.js';
 import { malformed } from './framing.js';
-import type { ParsedItem } from './framing.js';
+import type { ParsedItem, WireRecord } from './framing.js';
 import { assertThread, isHandleSource, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleSource, ReviveContext } from './handles.js';
 import type { FdInfo } from './native.js';
 import { transport } from './transport/index.js';
 import { closeUnreachable, decodeRecord } from './endpoint/decode.js';
+import { rewindArena } from './endpoint/receiver-reading.js';
 import { ReceiverBase, SenderBase, cloneOf } from './endpoint/endpoint.js';
 import { resolveLimits } from './endpoint/options.js';
 import type { ReceiverOptions } from './endpoint/options.js';
@@ -116,10 +117,16 @@ export class IpcReceiver<T> extends ReceiverBase<T> {
     if (item.sections !== undefined) for (const s of item.sections) bytes += s.byteLength;
     this.lastBytes = bytes;
     this.lastHandles = item.fds.length;
-    if (!this.schema) return decodeRecord<T>(item, this.core.limits);
+    if (!this.schema) {
+      const decoded = decodeRecord<T>(item, this.core.limits);
+      // Decoded: nothing refers to the body's bytes any more (see rewindArena).
+      if (item.sections === undefined) rewindArena(item.body);
+      return decoded;
+    }
     // A message the schema refuses releases the handles it carried.
     const revived: Array<{ close(): void }> = [];
     const value = decodeRecord<T>(item, this.core.limits, revived);
+    if (item.sections === undefined) rewindArena(item.body);
     const release = (e: unknown): never => {
       for (const o of revived) o.close();
       throw e;
@@ -197,7 +204,11 @@ export class IpcBytesReceiver extends ReceiverBase<Uint8Array> {
 
   /** @internal */
   finish(item: ParsedItem): Uint8Array {
-    return bytesOf(item);
+    const bytes = bytesOf(item);
+    // A body in the arena was copied out (bytesOf): its bytes can go back (see rewindArena).
+    const rec = item as WireRecord;
+    if (bytes !== rec.body && rec.sections === undefined) rewindArena(rec.body);
+    return bytes;
   }
 
   /** Changes this receiver's limits, as `IpcReceiver.configure()` does. */

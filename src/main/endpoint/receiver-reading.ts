@@ -5,7 +5,7 @@
  * receiver continues on.
  */
 import { trace } from '../debug.js';
-import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, malformed, pad8 } from '../framing.js';
+import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, PACKET_HEADER, RECORD_HEADER, malformed, pad8 } from '../framing.js';
 import type { SwitchItem } from '../framing.js';
 import { osError } from '../handles.js';
 import { EAGAIN, PACKET_DESYNC, native } from '../native.js';
@@ -50,6 +50,34 @@ function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
     native().bindRecv!(arenaState.buf, arenaState.off, RECV_META, RECV_FDS, MAX_RECV_PACKET_BYTES);
   }
   return arenaState;
+}
+
+/**
+ * Gives the arena back the bytes of a record whose body has just been decoded, when nothing was
+ * read after it: the next read then lands where that record's packet did, on lines still in the
+ * cache, instead of the arena marching through memory it never touched (a page fault every ~40
+ * small messages and every message on cold lines; issue 15 §1). Safe because:
+ * - nothing was read after it: its padded end is where the next read goes (`off`), so no record,
+ *   fragment or attach packet of any receiver on this thread lies beyond it;
+ * - what is given back starts at its own record header's packet header position, inside its own
+ *   packet: records before it in that packet were its receiver's, taken before it (a receiver's
+ *   queue is FIFO) and decoded (typed decoding copies whatever it keeps: a decoded value never
+ *   aliases the body);
+ * - it is called only for a body nothing refers to any more: decoded (typed channels), or copied
+ *   out (bytes channels; a body handed out as it is never lies in the arena), and the buffer must
+ *   still be this thread's arena.
+ * The transports all copy a whole packet into the arena during the read (win32 from its pipe
+ * buffer), so nothing is in flight into the arena between reads.
+ */
+export function rewindArena(body: Uint8Array): void {
+  const at = body.byteOffset;
+  if (body.buffer !== arenaState.buf.buffer || pad8(at + body.byteLength) !== arenaState.off[0]) return;
+  arenaState.off[0] = at - RECORD_HEADER - PACKET_HEADER;
+}
+
+/** @internal Where this thread's next read lands in its arena (tests: the arena does not march). */
+export function arenaOffsetForTests(): number {
+  return arenaState.off[0]!;
 }
 
 /** @internal For tests that bind an arena of their own through the addon: binds this thread's again. */
