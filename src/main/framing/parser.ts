@@ -38,6 +38,28 @@ import {
 } from './wire.js';
 import type { OutPacket, ParsedItem, SwitchItem } from './wire.js';
 
+/**
+ * The last body view {@link PacketParser.parseSingleRecord} made, and what of: the receive arena
+ * gives a decoded message's bytes back (rewindArena in endpoint/receiver-reading.ts), so the next
+ * small message mostly lands at the same offset with the same length, and the same view serves
+ * (a new view costs ~400 instructions and 96 bytes). A view never changes, and two records alive
+ * at once never hold the same bytes, so a record holding the view of a record already taken
+ * holds exactly its own bytes.
+ */
+let lastView: Uint8Array | undefined;
+let lastViewOf: Uint8Array | undefined;
+let lastViewStart = -1;
+let lastViewLength = -1;
+
+/** `buf.subarray(start, start + length)`, or the same view as last time when it is one. */
+function viewOf(buf: Uint8Array, start: number, length: number): Uint8Array {
+  if (buf === lastViewOf && start === lastViewStart && length === lastViewLength) return lastView!;
+  lastViewOf = buf;
+  lastViewStart = start;
+  lastViewLength = length;
+  return (lastView = buf.subarray(start, start + length));
+}
+
 /** Messages whose remaining fragments are consumed silently (already reported), at most this many kept. */
 const MAX_TOMBSTONES = 1024;
 
@@ -129,7 +151,7 @@ export class PacketParser {
       out.push(tooLarge(`a message with ${nfds} descriptors exceeds this receiver's maxHandles (${this.limits.maxHandles})`));
     } else {
       const bodyAt = at + RECORD_HEADER;
-      out.push({ body: buf.subarray(bodyAt, bodyAt + recLen), fds });
+      out.push({ body: viewOf(buf, bodyAt, recLen), fds });
     }
     return true;
   }
