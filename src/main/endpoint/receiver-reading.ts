@@ -59,10 +59,10 @@ function recvArena(bind: boolean): { buf: Uint8Array; off: Int32Array } {
  * small messages and every message on cold lines; issue 15 §1). Safe because:
  * - nothing was read after it: its padded end is where the next read goes (`off`), so no record,
  *   fragment or attach packet of any receiver on this thread lies beyond it;
- * - what is given back starts at its own record header's packet header position, inside its own
- *   packet: records before it in that packet were its receiver's, taken before it (a receiver's
- *   queue is FIFO) and decoded (typed decoding copies whatever it keeps: a decoded value never
- *   aliases the body);
+ * - what is given back starts PACKET_HEADER + RECORD_HEADER bytes before its body: its packet's
+ *   start when it is the packet's first record, else a place inside the records before it in the
+ *   same packet, which were its receiver's, taken before it (a receiver's queue is FIFO) and
+ *   decoded or copied out too (a decoded value never aliases the body);
  * - it is called only for a body nothing refers to any more: decoded (typed channels), or copied
  *   out (bytes channels; a body handed out as it is never lies in the arena), and the buffer must
  *   still be this thread's arena.
