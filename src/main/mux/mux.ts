@@ -43,7 +43,12 @@ export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
 import { PUMP_BUDGET, pumpFrames, startReading } from './reader.js';
 import { pumpLoop } from './writer.js';
-import { sendFrame, sendLocal } from './writer.js';
+import { sendFrame, sendLocal, writeControl } from './writer.js';
+import { IMMEDIATE_BODY } from '../framing/send.js';
+
+/** The parts of a body written in the sender's in-place scratch (SenderCore.write takes its own bytes of it). */
+const IN_PLACE: Uint8Array[] = [IMMEDIATE_BODY];
+const NO_HANDLES: never[] = [];
 
 /** A frame of the connection (see the module comment). */
 export type MuxFrame = readonly unknown[];
@@ -352,6 +357,21 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
   }
 
+  /** @internal Writes the body of `size` bytes the mux wrote in the sender's in-place scratch (see writer.ts, jsonBody). */
+  writeBody(size: number): void {
+    try {
+      // As tx.send() would: a closed sender object throws CLOSED (its core may live on in a clone).
+      if (this.tx.closed) throw new IpcError('CLOSED', 'the connection\'s IpcSender is closed');
+      this.tx.core.write(IN_PLACE, size, NO_HANDLES);
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        this.die();
+        throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended', { cause: e });
+      }
+      throw e;
+    }
+  }
+
   /**
    * Queues a control operation. They go out together as one frame `[0, op, id, n, op, id, n...]`
    * once the current event-loop turn's callbacks have run: a turn that closes many senders (a
@@ -419,7 +439,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
     for (let i = 0; i < ops.length && this.alive; i += 3 * MAX_CONTROL_OPS) {
       try {
-        this.write([0, ...ops.slice(i, i + 3 * MAX_CONTROL_OPS)]);
+        writeControl(this, ops.length <= 3 * MAX_CONTROL_OPS ? ops : ops.slice(i, i + 3 * MAX_CONTROL_OPS));
       } catch {
         /* the connection ended: nothing to tell */
       }
