@@ -25,7 +25,11 @@ import { IMMEDIATE_BODY } from '../framing/send.js';
 // codec would not send as plain JSON (undefined, NaN, -0, bigint, a `__proto__` key...) takes
 // the general path.
 
-const BODY_TEXT = IMMEDIATE_BODY.subarray(BODY_HEADER_BYTES);
+// Read once: in the bundles an imported binding of another entry is read through a getter.
+const HEADER = BODY_HEADER_BYTES;
+const FORMAT_JSON = BODY_FORMAT_JSON;
+const VERSION = BODY_VERSION;
+const BODY_TEXT = IMMEDIATE_BODY.subarray(HEADER);
 const textEncoder = new TextEncoder();
 
 /** The JSON text of a primitive the codec sends as plain JSON, else undefined (the general path). */
@@ -64,12 +68,12 @@ export function jsonBody(text: string): number {
     written = r.written;
   }
   const body = IMMEDIATE_BODY;
-  const end = BODY_HEADER_BYTES + written;
+  const end = HEADER + written;
   const size = (end + 7) & ~7;
   if (size > body.length) return -1;
   for (let j = end; j < size; j++) body[j] = 0;
-  body[0] = BODY_FORMAT_JSON;
-  body[1] = BODY_VERSION;
+  body[0] = FORMAT_JSON;
+  body[1] = VERSION;
   body[2] = 0;
   body[3] = 0;
   body[4] = written;
