@@ -7,7 +7,7 @@ import { IpcError, IpcMux, channel } from '../src/main/index.js';
 import type { MuxFrame } from '../src/main/index.js';
 import { encodeMessage } from '../src/shared/codec.js';
 import { IMMEDIATE_BODY } from '../src/main/framing/send.js';
-import { jsonBody, jsonOf } from '../src/main/mux/writer.js';
+import { jsonBody, jsonOf, quote } from '../src/main/mux/writer.js';
 
 const PRIMITIVES: unknown[] = [
   null, true, false, 0, 1, -1, 42, 2 ** 31, 2 ** 53 - 1, -(2 ** 53), 0.1, -2.5e-7, 1e21, 1.7976931348623157e308, 5e-324,
@@ -35,6 +35,12 @@ describe('frames the mux writes as JSON text', () => {
     for (const v of NOT_JSON) expect(jsonOf(v)).toBeUndefined();
     expect(jsonOf({})).toBeUndefined();
     expect(jsonOf([])).toBeUndefined();
+  });
+
+  it('quote is JSON.stringify for every string (its short printable ASCII case included)', () => {
+    const strings = ['', 'op', 'reply', 'a b', '~', ' ', '"', 'a"b', '\\', 'a\\b', '\u001f', '\u007f', 'é', '\ud800', 'x'.repeat(32), 'x'.repeat(33), `${'x'.repeat(31)}"`, `${'x'.repeat(40)}\\`];
+    for (let c = 0; c < 0x100; c++) strings.push(String.fromCharCode(c), `k${String.fromCharCode(c)}k`);
+    for (const s of strings) expect(quote(s)).toBe(JSON.stringify(s));
   });
 
   it('a body is byte for byte the codec\'s, for replies, the flat request and control frames', () => {
