@@ -7,7 +7,8 @@ import { IpcError, IpcMux, channel } from '../src/main/index.js';
 import type { MuxFrame } from '../src/main/index.js';
 import { encodeMessage } from '../src/shared/codec.js';
 import { IMMEDIATE_BODY } from '../src/main/framing/send.js';
-import { jsonBody, jsonOf, quote } from '../src/main/mux/writer.js';
+import { jsonBody, jsonOf, quote, sendFrame, writeControl } from '../src/main/mux/writer.js';
+import type { IpcMux as Mux } from '../src/main/mux/mux.js';
 
 const PRIMITIVES: unknown[] = [
   null, true, false, 0, 1, -1, 42, 2 ** 31, 2 ** 53 - 1, -(2 ** 53), 0.1, -2.5e-7, 1e21, 1.7976931348623157e308, 5e-324,
@@ -61,6 +62,54 @@ describe('frames the mux writes as JSON text', () => {
     const got = muxBody(long);
     if (got !== undefined) expect(got).toEqual(codecBody([5, 'y'.repeat(3000)]));
     expect(muxBody(`[5,${JSON.stringify('z'.repeat(70000))}]`)).toBeUndefined();
+  });
+
+  it('integer replies and control frames, their digits written in place, are the codec\'s bodies', () => {
+    let body: Uint8Array | undefined;
+    let general: unknown;
+    const fake = {
+      alive: true,
+      writeBody(size: number) {
+        body = IMMEDIATE_BODY.slice(0, size);
+      },
+      write(frame: unknown) {
+        general = frame;
+      },
+    } as unknown as Mux<unknown, unknown>;
+    const ints = [0, 1, 9, 10, 99, 100, 101, 12345, 1000000, -1, -10, -99999, 2 ** 31, 2 ** 32 + 5, 10 ** 15, 2 ** 53 - 1, -(2 ** 53 - 1)];
+    for (const key of [1, -1, 2, -2, 10, -100, 2 ** 47, -(2 ** 47)]) {
+      for (const v of ints) {
+        body = undefined;
+        IMMEDIATE_BODY.fill(0xff, 0, 256);
+        sendFrame(fake, key, v);
+        expect(body).toEqual(codecBody([key, v]));
+      }
+    }
+    // -0 and numbers past the safe integers are not written as digits.
+    for (const v of [-0, 2 ** 53, 1.5]) {
+      body = undefined;
+      general = undefined;
+      sendFrame(fake, 3, v);
+      if (body !== undefined) expect(body).toEqual(codecBody([3, v]));
+      else expect(Object.is((general as unknown[])[1], v)).toBe(true);
+    }
+    body = undefined;
+    general = undefined;
+    sendFrame(fake, 3, -0);
+    expect(body).toBeUndefined();
+    expect(Object.is((general as unknown[])[1], -0)).toBe(true);
+    const ops = [1, -5, 1, 2, 7, 0, 1, 2 ** 47, 4096, 2, -(2 ** 47), 0];
+    body = undefined;
+    IMMEDIATE_BODY.fill(0xff, 0, 256);
+    writeControl(fake, ops);
+    expect(body).toEqual(codecBody([0, ...ops]));
+    // A control frame too long for the scratch goes to the codec whole.
+    const many = Array.from({ length: 3 * 1000 }, (_, i) => (i % 3 === 1 ? -(i + 2) : 1));
+    body = undefined;
+    general = undefined;
+    writeControl(fake, many);
+    expect(body).toBeUndefined();
+    expect(general).toEqual([0, ...many]);
   });
 
   it('values sent on logical channels arrive as sent, whichever path wrote them', async () => {

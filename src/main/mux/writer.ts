@@ -81,6 +81,11 @@ export function jsonBody(text: string): number {
     if (r.read !== n) return -1;
     written = r.written;
   }
+  return finishBody(written);
+}
+
+/** The header and padding of a format-0 body whose `written` text bytes are in place; its size, or -1. */
+function finishBody(written: number): number {
   const body = IMMEDIATE_BODY;
   const end = HEADER + written;
   const size = (end + 7) & ~7;
@@ -107,12 +112,58 @@ function writeJson(mux: IpcMux<unknown, unknown>, text: string): boolean {
   return true;
 }
 
+/** Writes the decimal digits of `n` (a safe integer, not -0) at BODY_TEXT[p]; the next position. */
+function putInt(n: number, p: number): number {
+  const text = BODY_TEXT;
+  if (n < 0) {
+    text[p++] = 0x2d;
+    n = -n;
+  }
+  if (n < 10) {
+    text[p] = 0x30 + n;
+    return p + 1;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  const end = p + digits;
+  for (let q = end, x = n; q > p; ) {
+    const d = x % 10;
+    text[--q] = 0x30 + d;
+    x = (x - d) / 10;
+  }
+  return end;
+}
+
+/** Most bytes one safe integer takes in JSON (a sign and 16 digits), and a separator. */
+const INT_BYTES = 18;
+
+/**
+ * Writes frame `[head, ...ints]` (safe integers, none -0) as JSON with its digits written
+ * straight into the scratch; false when it may not fit (nothing written).
+ */
+function writeInts(mux: IpcMux<unknown, unknown>, head: number, ints: number[], count: number): boolean {
+  if ((count + 1) * INT_BYTES + 2 > BODY_TEXT.length) return false;
+  if (!mux.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+  const text = BODY_TEXT;
+  text[0] = 0x5b;
+  let p = putInt(head, 1);
+  for (let i = 0; i < count; i++) {
+    text[p++] = 0x2c;
+    p = putInt(ints[i]!, p);
+  }
+  text[p++] = 0x5d;
+  const size = finishBody(p);
+  if (size < 0) return false;
+  mux.writeBody(size);
+  return true;
+}
+
 /** Writes control frame `[0, ...ops]` (integers), as JSON text when it fits. */
 export function writeControl(mux: IpcMux<unknown, unknown>, ops: number[]): void {
-  let text = '[0';
-  for (let i = 0; i < ops.length; i++) text += `,${ops[i]!}`;
-  if (!writeJson(mux, `${text}]`)) mux.write([0, ...ops]);
+  if (!writeInts(mux, 0, ops, ops.length)) mux.write([0, ...ops]);
 }
+
+const ONE: number[] = [0];
 
 /**
  * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
@@ -239,6 +290,11 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     if (found.length > 0) refs = found;
   }
   if (refs === undefined) {
+    // An integer (the usual reply), its digits written in place; another primitive as its JSON text.
+    if (typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0)) {
+      ONE[0] = value;
+      if (writeInts(mux, key, ONE, 1)) return;
+    }
     const j = typeof value === 'object' ? undefined : jsonOf(value);
     if (j === undefined || !writeJson(mux, `[${key},${j}]`)) mux.write([key, value]);
     return;
