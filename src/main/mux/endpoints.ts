@@ -56,14 +56,12 @@ export class Chan {
   /** Messages not yet taken ({@link EMPTY} while none was queued). */
   queue: unknown[] = EMPTY;
   /**
-   * Bytes of each queued message as it came in the peer's frame (0: sent in this process), in
-   * queue order (made with the first queued message: most channels never queue one).
+   * Two numbers per queued message, in queue order: the bytes it came with in the peer's frame
+   * (0: sent in this process), then its descriptors times 2, plus 1 when it holds handles or
+   * endpoints (checked on arrival: all a dropped queue has to close). Made with the first queued
+   * message (most channels never queue one).
    */
-  queueBytes: number[] | undefined;
-  /** Descriptors each queued message carried in the peer's frame, in queue order (made with queueBytes). */
-  queueHandles: number[] | undefined;
-  /** The queued values that hold handles or endpoints (checked on arrival): all a dropped queue has to close. */
-  holding: Set<unknown> | undefined;
+  queueMeta: number[] | undefined;
   /** Pending receives ({@link EMPTY} while none waited). */
   waiters: Waiter[] = EMPTY;
   /** The receiver object is closed or moved away: messages are discarded (or relayed, see sink). */

@@ -37,12 +37,18 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { assertStandardSchema } from '../../shared/validate.js';
 
 import { Chan, EMPTY, MuxReceiver, MuxSender } from './endpoints.js';
+import { ChanTable } from './table.js';
 import type { Sink } from './endpoints.js';
 export { MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, holdsHandles } from './refs.js';
 import { PUMP_BUDGET, pumpFrames, startReading } from './reader.js';
 import { pumpLoop } from './writer.js';
-import { sendFrame, sendLocal } from './writer.js';
+import { sendFrame, sendLocal, writeControl } from './writer.js';
+import { IMMEDIATE_BODY } from '../framing/send.js';
+
+/** The parts of a body written in the sender's in-place scratch (SenderCore.write takes its own bytes of it). */
+const IN_PLACE: Uint8Array[] = [IMMEDIATE_BODY];
+const NO_HANDLES: never[] = [];
 
 /** A frame of the connection (see the module comment). */
 export type MuxFrame = readonly unknown[];
@@ -128,7 +134,7 @@ export interface MuxStats {
  */
 export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   /** @internal */
-  readonly chans = new Map<number, Chan>();
+  readonly chans = new ChanTable();
   /** Id 1 of each side is its root receiver (see `receiver`), so channels start at 2. */
   /** @internal */
   nextId = 2;
@@ -267,13 +273,13 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       throw new IpcError('TOO_LARGE', local ? `${msg}: close some, or open the connection with a higher maxChannels` : `${msg}; the peer asked for more`);
     }
     const c = new Chan(key, host, this.limits.maxQueue);
-    this.chans.set(key, c);
+    this.chans.add(c);
     return c;
   }
 
   /** @internal */
   forget(c: Chan): void {
-    if (this.chans.get(c.key) === c) this.chans.delete(c.key);
+    this.chans.delete(c);
   }
 
   /** @internal */
@@ -351,6 +357,21 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
   }
 
+  /** @internal Writes the body of `size` bytes the mux wrote in the sender's in-place scratch (see writer.ts, jsonBody). */
+  writeBody(size: number): void {
+    try {
+      // As tx.send() would: a closed sender object throws CLOSED (its core may live on in a clone).
+      if (this.tx.closed) throw new IpcError('CLOSED', 'the connection\'s IpcSender is closed');
+      this.tx.core.write(IN_PLACE, size, NO_HANDLES);
+    } catch (e) {
+      if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
+        this.die();
+        throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended', { cause: e });
+      }
+      throw e;
+    }
+  }
+
   /**
    * Queues a control operation. They go out together as one frame `[0, op, id, n, op, id, n...]`
    * once the current event-loop turn's callbacks have run: a turn that closes many senders (a
@@ -418,7 +439,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
     for (let i = 0; i < ops.length && this.alive; i += 3 * MAX_CONTROL_OPS) {
       try {
-        this.write([0, ...ops.slice(i, i + 3 * MAX_CONTROL_OPS)]);
+        writeControl(this, ops.length <= 3 * MAX_CONTROL_OPS ? ops : ops.slice(i, i + 3 * MAX_CONTROL_OPS));
       } catch {
         /* the connection ended: nothing to tell */
       }
@@ -524,9 +545,8 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     }
     if (c.queue === EMPTY) c.queue = [value];
     else c.queue.push(value);
-    (c.queueBytes ??= []).push(bytes);
-    (c.queueHandles ??= []).push(handles);
-    if (holds ?? holdsHandles(value)) (c.holding ??= new Set()).add(value);
+    const meta = (c.queueMeta ??= []);
+    meta.push(bytes, handles * 2 + ((holds ?? holdsHandles(value)) ? 1 : 0));
     this.queued++;
     this.queuedBytes += bytes;
     this.queuedHandles += handles;
@@ -547,22 +567,29 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
   takeQueued(c: Chan): unknown {
     const v = c.queue.shift();
     this.queued--;
-    this.queuedBytes -= c.queueBytes!.shift()!;
-    this.queuedHandles -= c.queueHandles!.shift()!;
-    c.holding?.delete(v);
+    const meta = c.queueMeta!;
+    this.queuedBytes -= meta.shift()!;
+    this.queuedHandles -= meta.shift()! >>> 1;
     return v;
   }
 
-  /** Empties `c`'s queue and releases its budget; returns what was queued. */
-  private clearQueue(c: Chan): unknown[] {
+  /**
+   * Empties `c`'s queue and releases its budget; returns what was queued. `close`: the messages
+   * that hold handles or endpoints are closed (a dropped queue).
+   */
+  private clearQueue(c: Chan, close = false): unknown[] {
     const q = c.queue;
     if (q.length === 0) return q;
+    const meta = c.queueMeta!;
     c.queue = EMPTY;
+    c.queueMeta = undefined;
     this.queued -= q.length;
-    for (const b of c.queueBytes!) this.queuedBytes -= b;
-    for (const h of c.queueHandles!) this.queuedHandles -= h;
-    c.queueBytes = undefined;
-    c.queueHandles = undefined;
+    for (let i = 0; i < q.length; i++) {
+      this.queuedBytes -= meta[2 * i]!;
+      this.queuedHandles -= meta[2 * i + 1]! >>> 1;
+    }
+    // Closed once the budget is released (closing may run the application's code).
+    if (close) for (let i = 0; i < q.length; i++) if ((meta[2 * i + 1]! & 1) === 1) closeValue(q[i]);
     return q;
   }
 
@@ -588,10 +615,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
 
   /** Drops `c`'s queue, closing only the messages that hold handles (marked as they arrived). */
   private dropQueue(c: Chan): void {
-    const holding = c.holding;
-    c.holding = undefined;
-    this.clearQueue(c);
-    if (holding !== undefined) for (const v of holding) closeValue(v);
+    this.clearQueue(c, true);
   }
 
   /** @internal The receiver object was closed or collected. */
@@ -634,7 +658,6 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
       w.reject(new IpcError('CLOSED', 'this MuxReceiver was sent away'));
     }
     const q = this.clearQueue(c);
-    c.holding = undefined;
     c.recvGone = true;
     c.sink = sink;
     for (const v of q) this.deliver(c, v);
@@ -693,7 +716,7 @@ export class IpcMux<Out = unknown, In = unknown> implements Disposable {
     if (!this.alive) return;
     this.alive = false;
     if (this.refed) this.rx.unref();
-    for (const c of [...this.chans.values()]) {
+    for (const c of this.chans.values()) {
       if (c.host) this.checkEnd(c);
       else {
         c.peerGone = true;

@@ -11,6 +11,159 @@ import type { MuxFrame } from './mux.js';
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { findRefs, place, substitute } from './refs.js';
 import type { PathKey, Ref } from './refs.js';
+import { BODY_FORMAT_JSON, BODY_HEADER_BYTES, BODY_VERSION } from '../../shared/codec.js';
+import { IMMEDIATE_BODY } from '../framing/send.js';
+
+// ---------------------------------------------------------------------------------------------
+// Frames written as JSON text by the mux itself
+//
+// The commonest frames (a reply `[id, primitive]`, the usual `[id, { op, reply: null }, 's', id,
+// 'reply']`, control `[0, op, id, n...]`) hold only what the codec sends as plain JSON (format 0):
+// the mux writes their text straight into the sender's in-place scratch, as the codec would
+// (byte for byte the same body: test/mux-json-frames.test.ts), without its walk and copy of the
+// value. The receiving side is unchanged: it decodes them as any format-0 body. Anything the
+// codec would not send as plain JSON (undefined, NaN, -0, bigint, a `__proto__` key...) takes
+// the general path.
+
+// Read once: in the bundles an imported binding of another entry is read through a getter.
+const HEADER = BODY_HEADER_BYTES;
+const FORMAT_JSON = BODY_FORMAT_JSON;
+const VERSION = BODY_VERSION;
+const BODY_TEXT = IMMEDIATE_BODY.subarray(HEADER);
+const textEncoder = new TextEncoder();
+
+/**
+ * `JSON.stringify(s)` for a string: a short one of printable ASCII without a quote or backslash (keys,
+ * ops) is quoted as it is, which costs less than the call (measured, docs/multiplexing.md).
+ */
+export function quote(s: string): string {
+  const n = s.length;
+  if (n > 32) return JSON.stringify(s);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+/** The JSON text of a primitive the codec sends as plain JSON, else undefined (the general path). */
+export function jsonOf(v: unknown): string | undefined {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'number':
+      // Finite numbers but -0 are plain JSON, and their JSON text is String(v).
+      return Number.isFinite(v) && !Object.is(v, -0) ? String(v) : undefined;
+    case 'string':
+      return quote(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Writes `text` (a frame's JSON) as a format-0 body into the in-place scratch; its size (a
+ * multiple of 8), or -1 when it does not fit (nothing to undo: the scratch is anyone's).
+ */
+export function jsonBody(text: string): number {
+  const n = text.length;
+  if (n > BODY_TEXT.length) return -1;
+  let written = n;
+  let i = 0;
+  for (; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch > 0x7f) break;
+    BODY_TEXT[i] = ch;
+  }
+  if (i < n) {
+    const r = textEncoder.encodeInto(text, BODY_TEXT);
+    if (r.read !== n) return -1;
+    written = r.written;
+  }
+  return finishBody(written);
+}
+
+/** The header and padding of a format-0 body whose `written` text bytes are in place; its size, or -1. */
+function finishBody(written: number): number {
+  const body = IMMEDIATE_BODY;
+  const end = HEADER + written;
+  const size = (end + 7) & ~7;
+  if (size > body.length) return -1;
+  for (let j = end; j < size; j++) body[j] = 0;
+  body[0] = FORMAT_JSON;
+  body[1] = VERSION;
+  body[2] = 0;
+  body[3] = 0;
+  body[4] = written;
+  body[5] = written >>> 8;
+  body[6] = written >>> 16;
+  body[7] = written >>> 24;
+  for (let j = 8; j < 16; j++) body[j] = 0;
+  return size;
+}
+
+/** Writes a frame whose JSON text the caller made: false when it does not fit (the caller takes the general path). */
+function writeJson(mux: IpcMux<unknown, unknown>, text: string): boolean {
+  if (!mux.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+  const size = jsonBody(text);
+  if (size < 0) return false;
+  mux.writeBody(size);
+  return true;
+}
+
+/** Writes the decimal digits of `n` (a safe integer, not -0) at BODY_TEXT[p]; the next position. */
+function putInt(n: number, p: number): number {
+  const text = BODY_TEXT;
+  if (n < 0) {
+    text[p++] = 0x2d;
+    n = -n;
+  }
+  if (n < 10) {
+    text[p] = 0x30 + n;
+    return p + 1;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  const end = p + digits;
+  for (let q = end, x = n; q > p; ) {
+    const d = x % 10;
+    text[--q] = 0x30 + d;
+    x = (x - d) / 10;
+  }
+  return end;
+}
+
+/** Most bytes one safe integer takes in JSON (a sign and 16 digits), and a separator. */
+const INT_BYTES = 18;
+
+/**
+ * Writes frame `[head, ...ints]` (safe integers, none -0) as JSON with its digits written
+ * straight into the scratch; false when it may not fit (nothing written).
+ */
+function writeInts(mux: IpcMux<unknown, unknown>, head: number, ints: number[], count: number): boolean {
+  if ((count + 1) * INT_BYTES + 2 > BODY_TEXT.length) return false;
+  if (!mux.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+  const text = BODY_TEXT;
+  text[0] = 0x5b;
+  let p = putInt(head, 1);
+  for (let i = 0; i < count; i++) {
+    text[p++] = 0x2c;
+    p = putInt(ints[i]!, p);
+  }
+  text[p++] = 0x5d;
+  const size = finishBody(p);
+  if (size < 0) return false;
+  mux.writeBody(size);
+  return true;
+}
+
+/** Writes control frame `[0, ...ops]` (integers), as JSON text when it fits. */
+export function writeControl(mux: IpcMux<unknown, unknown>, ops: number[]): void {
+  if (!writeInts(mux, 0, ops, ops.length)) mux.write([0, ...ops]);
+}
+
+const ONE: number[] = [0];
 
 /**
  * A message between two ends in this process: one frame `[value]` or `[value, [[index, path]...]]`
@@ -137,7 +290,13 @@ export function sendFrame(mux: IpcMux<unknown, unknown>, key: number, value: unk
     if (found.length > 0) refs = found;
   }
   if (refs === undefined) {
-    mux.write([key, value]);
+    // An integer (the usual reply), its digits written in place; another primitive as its JSON text.
+    if (typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0)) {
+      ONE[0] = value;
+      if (writeInts(mux, key, ONE, 1)) return;
+    }
+    const j = typeof value === 'object' ? undefined : jsonOf(value);
+    if (j === undefined || !writeJson(mux, `[${key},${j}]`)) mux.write([key, value]);
     return;
   }
   if (refs.length > MAX_REFS) throw new RangeError(`a message may carry at most ${MAX_REFS} logical endpoints`);
@@ -205,14 +364,29 @@ function sendFlat(mux: IpcMux<unknown, unknown>, key: number, value: object): bo
     at = k;
     ep = x;
   }
-  if (ep === undefined) {
-    mux.write([key, value]);
-    return true;
+  if (ep !== undefined && ep.closed) throw new IpcError('CLOSED', 'a MuxSender in the message is closed');
+  // Its JSON text, when every item is plain JSON (the sender's slot null); else the codec.
+  let text: string | undefined = `[${key},{`;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const j = k === at ? 'null' : k === '__proto__' ? undefined : jsonOf((value as Record<string, unknown>)[k]);
+    if (j === undefined) {
+      text = undefined;
+      break;
+    }
+    text += `${i === 0 ? '' : ','}${quote(k)}:${j}`;
   }
-  if (ep.closed) throw new IpcError('CLOSED', 'a MuxSender in the message is closed');
-  const copy: Record<string, unknown> = { ...value };
-  copy[at!] = null;
-  mux.write([key, copy, 's', ep.chan.key, at]);
+  if (text !== undefined) text += ep === undefined ? '}]' : `},"s",${ep.chan.key},${quote(at!)}]`;
+  if (text === undefined || !writeJson(mux, text)) {
+    if (ep === undefined) {
+      mux.write([key, value]);
+      return true;
+    }
+    const copy: Record<string, unknown> = { ...value };
+    copy[at!] = null;
+    mux.write([key, copy, 's', ep.chan.key, at]);
+  }
+  if (ep === undefined) return true;
   if (ep.chan.host) ep.chan.granted++;
   return true;
 }
