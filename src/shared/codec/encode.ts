@@ -21,7 +21,8 @@ import {
   unserializable,
 } from './format.js';
 import type { EncodeHooks, EncodeOptions, EncodedMessage } from './format.js';
-import { HandleMarker, snapshot } from './snapshot.js';
+import { HandleMarker, releaseSnapshot, snapshot } from './snapshot.js';
+import type { Snapshot } from './snapshot.js';
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -126,22 +127,26 @@ function buildJsonBody(format: number, text: string, handles: object[]): Encoded
   return { parts: [first], byteLength: first.length, handles };
 }
 
-/**
- * A body of format 3: the position table (u32 words: the number of positions, then each one's
- * number of keys and its keys' ranks), the kinds (each a u32 length and its ASCII bytes), zero
- * padding to a multiple of 8, then the JSON text. docs/wire-format.md, "Format 3".
- */
-function buildHandlesBody(text: string, table: number[], kinds: readonly string[], handles: object[]): EncodedMessage {
-  const words = table.length;
+/** Bytes of format 3's table of `words` position words and these kinds, padded to a multiple of 8. */
+function handlesTableBytes(words: number, kinds: readonly string[]): number {
   let tableBytes = 4 * words;
   for (let i = 0; i < kinds.length; i++) tableBytes += 4 + kinds[i].length;
-  tableBytes = align8(tableBytes);
-  const first = writeText(text, BODY_HEADER_BYTES + tableBytes);
+  return align8(tableBytes);
+}
+
+/**
+ * Writes a format-3 header (but the text's length) and table into `first`, whose text starts at
+ * `textStart` (16 + the table's bytes): the position table (u32 words: the number of positions,
+ * then each one's number of keys and its keys' ranks), the kinds (each a u32 length and its
+ * ASCII bytes), zero padding to the text. docs/wire-format.md, "Format 3".
+ */
+function writeHandlesTable(first: Uint8Array, table: readonly number[], words: number, kinds: readonly string[], textStart: number): void {
   first[0] = BODY_FORMAT_JSON_HANDLES;
   first[1] = BODY_VERSION;
-  setU32(first, 4, textBytesWritten);
-  setU32(first, 8, tableBytes / 8);
-  setU32(first, 12, handles.length);
+  first[2] = 0;
+  first[3] = 0;
+  setU32(first, 8, (textStart - BODY_HEADER_BYTES) >>> 3);
+  setU32(first, 12, kinds.length);
   let at = BODY_HEADER_BYTES;
   for (let i = 0; i < words; i++, at += 4) setU32(first, at, table[i]);
   for (let i = 0; i < kinds.length; i++) {
@@ -151,6 +156,15 @@ function buildHandlesBody(text: string, table: number[], kinds: readonly string[
     // Printable ASCII (the walk took format 3 only then): one byte per character.
     for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
   }
+  for (; at < textStart; at++) first[at] = 0;
+}
+
+/** A body of format 3 in a part of its own: the table (see {@link writeHandlesTable}), then the JSON text. */
+function buildHandlesBody(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, handles: object[]): EncodedMessage {
+  const textStart = BODY_HEADER_BYTES + tableBytes;
+  const first = writeText(text, textStart);
+  writeHandlesTable(first, snap.table, snap.tableLength, kinds, textStart);
+  setU32(first, 4, textBytesWritten);
   return { parts: [first], byteLength: first.length, handles };
 }
 
@@ -227,19 +241,27 @@ export function encodeMessageInto(value: unknown, hooks: EncodeHooks | undefined
   return encode(value, hooks, undefined, into);
 }
 
-/** What {@link encodeMessageInto} returns for a body written in place (reused). */
+/** What {@link encodeMessageInto} returns for a format-0 body written in place (reused). */
 const IN_PLACE: EncodedMessage = { parts: [], byteLength: 0, handles: [] };
+/** The handles of a value without any (never written to). */
+const NO_HANDLES: readonly object[] = Object.freeze([]);
 /** The last `into` of {@link encodeMessageInto}, and its view past the body header. */
 let intoBytes: Uint8Array | undefined;
 let intoText: Uint8Array | undefined;
+/** Views of that `into` from byte 8 * i on, for the text of format 3 after its table (made on first use). */
+let intoViews: Array<Uint8Array | undefined> = [];
+
+/** Switches the cached views to `into`. */
+function useInto(into: Uint8Array): void {
+  intoBytes = into;
+  intoText = into.subarray(BODY_HEADER_BYTES);
+  intoViews = [];
+}
 
 /** Writes a format-0 body of `text` into `into`; its length, or -1 when it does not fit. */
 function writeInPlace(text: string, into: Uint8Array): number {
   if (text.length > into.length - BODY_HEADER_BYTES) return -1;
-  if (into !== intoBytes) {
-    intoBytes = into;
-    intoText = into.subarray(BODY_HEADER_BYTES);
-  }
+  if (into !== intoBytes) useInto(into);
   const { read, written } = encoder.encodeInto(text, intoText!);
   if (read !== text.length) return -1;
   const end = BODY_HEADER_BYTES + written;
@@ -256,6 +278,27 @@ function writeInPlace(text: string, into: Uint8Array): number {
   return size;
 }
 
+/**
+ * Writes a format-3 body of `text` into `into`, its table (`tableBytes`) reserved before the text
+ * (the text is encoded where it stays: no copy, no view per message); its length, or -1 when it
+ * does not fit (`into` then holds garbage, never sent).
+ */
+function writeHandlesInPlace(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, into: Uint8Array): number {
+  const textStart = BODY_HEADER_BYTES + tableBytes;
+  if (textStart > into.length || text.length > into.length - textStart) return -1;
+  if (into !== intoBytes) useInto(into);
+  const view = (intoViews[textStart >>> 3] ??= into.subarray(textStart));
+  const { read, written } = encoder.encodeInto(text, view);
+  if (read !== text.length) return -1;
+  const end = textStart + written;
+  const size = align8(end);
+  if (size > into.length) return -1;
+  for (let i = end; i < size; i++) into[i] = 0;
+  writeHandlesTable(into, snap.table, snap.tableLength, kinds, textStart);
+  setU32(into, 4, written);
+  return size;
+}
+
 function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeOptions | undefined, into: Uint8Array | undefined): EncodedMessage {
   const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   try {
@@ -263,36 +306,57 @@ function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeO
       throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
     }
     const snap = snapshot(value, hooks, maxDepth);
-    if (snap.json) {
-      const text = JSON.stringify(snap.value);
-      if (into !== undefined) {
-        const size = writeInPlace(text, into);
-        if (size >= 0) {
-          IN_PLACE.parts[0] = into;
-          IN_PLACE.byteLength = size;
-          return IN_PLACE;
-        }
-      }
-      return buildJsonBody(BODY_FORMAT_JSON, text, []);
+    try {
+      return encodeSnapshot(snap, into);
+    } finally {
+      releaseSnapshot(snap);
     }
-    if (snap.jsonWithHandles && snap.handles.length > 0) {
-      // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
-      let root = snap.value;
-      if (root instanceof HandleMarker) root = root.index;
-      const slots = snap.slots;
-      if (slots !== undefined) {
-        for (let i = 0; i < slots.length; i += 3) {
-          (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
-        }
-      }
-      return buildHandlesBody(JSON.stringify(root), snap.table!, snap.kinds, snap.handles as object[]);
-    }
-    return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
     if (error instanceof IpcError || isHookMisuse(error)) throw error;
     // A getter, proxy trap or hook threw, or a raised maxDepth exhausted the stack.
     throw unserializable('the value', '', `serializing it threw ${String(error)}`, error);
   }
+}
+
+/** The body of a snapshot (see {@link encode}); the snapshot is released by the caller. */
+function encodeSnapshot(snap: Snapshot, into: Uint8Array | undefined): EncodedMessage {
+  if (snap.json) {
+    const text = JSON.stringify(snap.value);
+    if (into !== undefined) {
+      const size = writeInPlace(text, into);
+      if (size >= 0) {
+        IN_PLACE.parts[0] = into;
+        IN_PLACE.byteLength = size;
+        return IN_PLACE;
+      }
+    }
+    return buildJsonBody(BODY_FORMAT_JSON, text, []);
+  }
+  const handles = snap.handles;
+  if (snap.jsonWithHandles && handles !== undefined) {
+    // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
+    let root = snap.value;
+    if (root instanceof HandleMarker) root = root.index;
+    const slots = snap.slots;
+    if (slots !== undefined) {
+      for (let i = 0; i < slots.length; i += 3) {
+        (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
+      }
+    }
+    const text = JSON.stringify(root);
+    const kinds = snap.kinds!;
+    const tableBytes = handlesTableBytes(snap.tableLength, kinds);
+    if (into !== undefined) {
+      const size = writeHandlesInPlace(text, snap, kinds, tableBytes, into);
+      // A new result (not IN_PLACE): a reused one would keep the handles reachable.
+      if (size >= 0) {
+        IN_PLACE.parts[0] = into;
+        return { parts: IN_PLACE.parts, byteLength: size, handles };
+      }
+    }
+    return buildHandlesBody(text, snap, kinds, tableBytes, handles);
+  }
+  return encodeDevalue(snap.value, handles ?? NO_HANDLES);
 }
 
 function isHookMisuse(error: unknown): boolean {
