@@ -70,6 +70,19 @@ describe('encodeMessageInto with handles (format 3 in place)', () => {
     }
   });
 
+  it('writes the same bytes into an `into` that does not start on a 4-byte boundary (written byte by byte), format 0 too', () => {
+    const buffer = new ArrayBuffer(4096 + 8);
+    for (const offset of [1, 2, 3, 4, 8]) {
+      const into = new Uint8Array(buffer, offset, 4096);
+      for (const value of [...VALUES.slice(0, 13), { id: 42, name: 'sensor-7', ok: true, values: [1.5, 2.5, 3.5] }, 'x', { s: 'é€😀' }]) {
+        into.fill(0xee);
+        const enc = encodeMessageInto(value, handleHooks, into);
+        expect(enc.parts[0]).toBe(into);
+        expect([...into.subarray(0, enc.byteLength)]).toEqual([...joinParts(encodeMessage(value, handleHooks))]);
+      }
+    }
+  });
+
   it('writes into each `into` it is given (the views kept are the last `into`\'s)', () => {
     const one = new Uint8Array(256);
     const two = new Uint8Array(512);
@@ -189,6 +202,21 @@ describe('decoding format 3: its own header checks, and the text decoded whole o
       const bad = body.slice();
       bad[textEnd - 2] = 0xff; // inside the last number of the list
       expectIpcError(() => decodeMessage(bad, 1, revive, LIMITS), 'MALFORMED', /UTF-8/);
+    }
+  });
+
+  it('refuses every non-zero byte of the table\'s padding, naming its offset, whatever the kind\'s length', () => {
+    for (let n = 1; n <= 8; n++) {
+      const good = format3('{"h":0}', [[0]], ['K'.repeat(n)]);
+      expect(decodeMessage(good, 1, revive, LIMITS)).toStrictEqual({ h: { k: 'K'.repeat(n), i: 0 } });
+      // The table: count, keyCount, key, kind length (16 bytes), the kind, padding to a multiple of 8.
+      const tableEnd = 16 + 16 + n;
+      const textStart = 16 + ((16 + n + 7) & ~7);
+      for (let at = tableEnd; at < textStart; at++) {
+        const bad = good.slice();
+        bad[at] = 1;
+        expectIpcError(() => decodeMessage(bad, 1, revive, LIMITS), 'MALFORMED', new RegExp(`padding byte at offset ${at} is not zero`));
+      }
     }
   });
 

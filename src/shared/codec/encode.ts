@@ -50,14 +50,22 @@ const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PART = 4096;
 const SCRATCH_BYTES = 4096;
 const PARTS_END = SLAB_BYTES - SCRATCH_BYTES;
+/**
+ * True on a little-endian host (all that run Electron): a Uint32Array then writes the body's
+ * little-endian u32 fields in one store each instead of four byte stores.
+ */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 let slab = new ArrayBuffer(SLAB_BYTES);
 let slabBytes = new Uint8Array(slab);
+/** The slab as u32 words (parts start at multiples of 8), or undefined on a big-endian host. */
+let slabWords = LITTLE_ENDIAN ? new Uint32Array(slab) : undefined;
 let slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
 let slabUsed = 0;
 
 function newSlab(): void {
   slab = new ArrayBuffer(SLAB_BYTES);
   slabBytes = new Uint8Array(slab);
+  slabWords = LITTLE_ENDIAN ? new Uint32Array(slab) : undefined;
   slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
   slabUsed = 0;
 }
@@ -120,10 +128,19 @@ function writeText(text: string, headerBytes: number): Uint8Array {
 /** A body of format 0 or 2 (JSON text, no binaries). */
 function buildJsonBody(format: number, text: string, handles: object[]): EncodedMessage {
   const first = writeText(text, BODY_HEADER_BYTES);
-  first[0] = format;
-  first[1] = BODY_VERSION;
-  setU32(first, 4, textBytesWritten);
-  setU32(first, 12, handles.length);
+  // The part is zeroed: only the non-zero fields are written.
+  const words = first.buffer === slab ? slabWords : undefined;
+  if (words !== undefined) {
+    const w = first.byteOffset >>> 2;
+    words[w] = format | (BODY_VERSION << 8);
+    words[w + 1] = textBytesWritten;
+    words[w + 3] = handles.length;
+  } else {
+    first[0] = format;
+    first[1] = BODY_VERSION;
+    setU32(first, 4, textBytesWritten);
+    setU32(first, 12, handles.length);
+  }
   return { parts: [first], byteLength: first.length, handles };
 }
 
@@ -140,7 +157,34 @@ function handlesTableBytes(words: number, kinds: readonly string[]): number {
  * then each one's number of keys and its keys' ranks), the kinds (each a u32 length and its
  * ASCII bytes), zero padding to the text. docs/wire-format.md, "Format 3".
  */
-function writeHandlesTable(first: Uint8Array, table: readonly number[], words: number, kinds: readonly string[], textStart: number): void {
+function writeHandlesTable(
+  first: Uint8Array,
+  u32: Uint32Array | undefined,
+  table: readonly number[],
+  words: number,
+  kinds: readonly string[],
+  textStart: number,
+): void {
+  if (u32 !== undefined) {
+    // The same bytes, a word at a time where they are words (`first` starts on a word of `u32`).
+    const base = (first.byteOffset - u32.byteOffset) >>> 2;
+    u32[base] = BODY_FORMAT_JSON_HANDLES | (BODY_VERSION << 8);
+    u32[base + 2] = (textStart - BODY_HEADER_BYTES) >>> 3;
+    u32[base + 3] = kinds.length;
+    let w = base + (BODY_HEADER_BYTES >>> 2);
+    for (let i = 0; i < words; i++) u32[w++] = table[i];
+    // The kinds and the padding: zeroed up to the text, then the kinds written over.
+    for (const end = base + (textStart >>> 2); w < end; w++) u32[w] = 0;
+    let at = BODY_HEADER_BYTES + 4 * words;
+    for (let i = 0; i < kinds.length; i++) {
+      const kind = kinds[i];
+      if ((at & 3) === 0) u32[base + (at >>> 2)] = kind.length;
+      else setU32(first, at, kind.length);
+      at += 4;
+      for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
+    }
+    return;
+  }
   first[0] = BODY_FORMAT_JSON_HANDLES;
   first[1] = BODY_VERSION;
   first[2] = 0;
@@ -163,8 +207,10 @@ function writeHandlesTable(first: Uint8Array, table: readonly number[], words: n
 function buildHandlesBody(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, handles: object[]): EncodedMessage {
   const textStart = BODY_HEADER_BYTES + tableBytes;
   const first = writeText(text, textStart);
-  writeHandlesTable(first, snap.table, snap.tableLength, kinds, textStart);
-  setU32(first, 4, textBytesWritten);
+  const u32 = first.buffer === slab ? slabWords : undefined;
+  writeHandlesTable(first, u32, snap.table, snap.tableLength, kinds, textStart);
+  if (u32 !== undefined) u32[(first.byteOffset >>> 2) + 1] = textBytesWritten;
+  else setU32(first, 4, textBytesWritten);
   return { parts: [first], byteLength: first.length, handles };
 }
 
@@ -248,6 +294,8 @@ const NO_HANDLES: readonly object[] = Object.freeze([]);
 /** The last `into` of {@link encodeMessageInto}, and its view past the body header. */
 let intoBytes: Uint8Array | undefined;
 let intoText: Uint8Array | undefined;
+/** That `into` as u32 words, when it starts on a word (and the host is little-endian). */
+let intoWords: Uint32Array | undefined;
 /** Views of that `into` from byte 8 * i on, for the text of format 3 after its table (made on first use). */
 let intoViews: Array<Uint8Array | undefined> = [];
 
@@ -256,6 +304,21 @@ function useInto(into: Uint8Array): void {
   intoBytes = into;
   intoText = into.subarray(BODY_HEADER_BYTES);
   intoViews = [];
+  intoWords = LITTLE_ENDIAN && (into.byteOffset & 3) === 0 ? new Uint32Array(into.buffer, into.byteOffset, into.length >>> 2) : undefined;
+}
+
+/**
+ * Zeroes the padding of a body written in `words` from word 0: bytes `end` to `size` (`size`
+ * the multiple of 8 after `end`), in the last two words, keeping the body's bytes in them.
+ */
+function zeroPadding(words: Uint32Array, end: number, size: number): void {
+  if (end === size) return;
+  for (let w = (size - 8) >>> 2; w < size >>> 2; w++) {
+    // Bytes of this word that are the body's (little-endian: the low ones).
+    const keep = end - 4 * w;
+    if (keep <= 0) words[w] = 0;
+    else if (keep < 4) words[w] &= (1 << (8 * keep)) - 1;
+  }
 }
 
 /** Writes a format-0 body of `text` into `into`; its length, or -1 when it does not fit. */
@@ -267,6 +330,15 @@ function writeInPlace(text: string, into: Uint8Array): number {
   const end = BODY_HEADER_BYTES + written;
   const size = align8(end);
   if (size > into.length) return -1;
+  const words = intoWords;
+  if (words !== undefined) {
+    zeroPadding(words, end, size);
+    words[0] = BODY_FORMAT_JSON | (BODY_VERSION << 8);
+    words[1] = written;
+    words[2] = 0;
+    words[3] = 0;
+    return size;
+  }
   for (let i = end; i < size; i++) into[i] = 0;
   into[0] = BODY_FORMAT_JSON;
   into[1] = BODY_VERSION;
@@ -293,8 +365,15 @@ function writeHandlesInPlace(text: string, snap: Snapshot, kinds: readonly strin
   const end = textStart + written;
   const size = align8(end);
   if (size > into.length) return -1;
+  const words = intoWords;
+  if (words !== undefined) {
+    zeroPadding(words, end, size);
+    writeHandlesTable(into, words, snap.table, snap.tableLength, kinds, textStart);
+    words[1] = written;
+    return size;
+  }
   for (let i = end; i < size; i++) into[i] = 0;
-  writeHandlesTable(into, snap.table, snap.tableLength, kinds, textStart);
+  writeHandlesTable(into, undefined, snap.table, snap.tableLength, kinds, textStart);
   setU32(into, 4, written);
   return size;
 }
