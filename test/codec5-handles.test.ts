@@ -121,6 +121,23 @@ describe('encodeMessageInto with handles (format 3 in place)', () => {
   });
 });
 
+describe('encodeMessage with handles: the header and table written a word at a time into a slab part, byte by byte into a part of its own', () => {
+  it('writes the format\'s bytes for small and large bodies', () => {
+    for (const n of [0, 1, 5, 100, 4000, 4100, 9000]) {
+      const s = 'x'.repeat(n);
+      for (const [value, json, positions, kinds] of [
+        [{ fh: a, s }, JSON.stringify({ fh: 0, s }), [[0]], ['F']],
+        [[s, b, { c }], JSON.stringify([s, 0, { c: 1 }]), [[1], [2, 0]], ['S', 'R.abcdefgh']],
+      ] as Array<[unknown, string, number[][], string[]]>) {
+        const body = joinParts(encodeMessage(value, handleHooks));
+        expect([...body]).toEqual([...format3(json, positions, kinds)]);
+      }
+      // Format 0 beside it: its header as the decoder checks it.
+      expect(decodeMessage(joinParts(encodeMessage({ s })), 0, undefined, LIMITS)).toStrictEqual({ s });
+    }
+  });
+});
+
 describe('the walk\'s position table, reused from value to value', () => {
   it('holds only the current value\'s positions: long tables, then short ones', () => {
     const many = Array.from({ length: 600 }, (_, i) => (i % 2 ? { h: new Handle('F') } : new Handle('S')));

@@ -72,13 +72,23 @@ function newSlab(): void {
 
 /** A zeroed Uint8Array of `n` bytes (`n` a multiple of 8, so slab parts stay 8-aligned). */
 function allocPart(n: number): Uint8Array {
-  if (n > SLAB_MAX_PART) return new Uint8Array(n);
+  if (n > SLAB_MAX_PART) {
+    partWords = undefined;
+    return new Uint8Array(n);
+  }
   // A detached slab (someone transferred a part's buffer) is replaced too.
   if (slabUsed + n > PARTS_END || slab.byteLength === 0) newSlab();
   const part = new Uint8Array(slab, slabUsed, n);
   slabUsed += n;
+  partWords = slabWords;
   return part;
 }
+
+/**
+ * The words of the buffer of the part {@link allocPart} or {@link writeText} made last (the
+ * slab's; its `.buffer`, read instead, costs a runtime call), or undefined for a part of its own.
+ */
+let partWords: Uint32Array | undefined;
 
 /** UTF-8 bytes of the text {@link writeText} wrote last. */
 let textBytesWritten = 0;
@@ -99,6 +109,7 @@ function writeText(text: string, headerBytes: number): Uint8Array {
         const first = new Uint8Array(slab, slabUsed, size);
         slabBytes.copyWithin(slabUsed + headerBytes, PARTS_END, PARTS_END + written);
         slabUsed += size;
+        partWords = slabWords;
         return first;
       }
       const scratch = slabScratch;
@@ -129,7 +140,7 @@ function writeText(text: string, headerBytes: number): Uint8Array {
 function buildJsonBody(format: number, text: string, handles: object[]): EncodedMessage {
   const first = writeText(text, BODY_HEADER_BYTES);
   // The part is zeroed: only the non-zero fields are written.
-  const words = first.buffer === slab ? slabWords : undefined;
+  const words = partWords;
   if (words !== undefined) {
     const w = first.byteOffset >>> 2;
     words[w] = format | (BODY_VERSION << 8);
@@ -207,7 +218,7 @@ function writeHandlesTable(
 function buildHandlesBody(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, handles: object[]): EncodedMessage {
   const textStart = BODY_HEADER_BYTES + tableBytes;
   const first = writeText(text, textStart);
-  const u32 = first.buffer === slab ? slabWords : undefined;
+  const u32 = partWords;
   writeHandlesTable(first, u32, snap.table, snap.tableLength, kinds, textStart);
   if (u32 !== undefined) u32[(first.byteOffset >>> 2) + 1] = textBytesWritten;
   else setU32(first, 4, textBytesWritten);
