@@ -46,6 +46,9 @@ const VALUES: unknown[] = [
   { one: { deep: [1, { b }] }, two: a, three: [b, a], four: { n: null, s: 'é€😀' } },
   { k: [[[[c]]]], a, list: [1, 2, 3] },
   { kind: new Handle('K'.repeat(9)) },
+  { x: new Handle('ABCD'), y: a, z: new Handle('EFGHIJKL') },
+  [new Handle('ABCDEFGH'), new Handle('IJKLMNOP'), new Handle('QRS'), b],
+  { x: new Handle('ABCDEFG'), y: b },
   { kind: new Handle('Q'.repeat(4096)) },
 ];
 
