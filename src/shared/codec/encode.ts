@@ -184,32 +184,16 @@ function writeHandlesTable(
     u32[base + 3] = kinds.length;
     let w = base + (BODY_HEADER_BYTES >>> 2);
     for (let i = 0; i < words; i++) u32[w++] = table[i];
-    // The kinds: while they start on a word, a length word then their characters four to a
-    // word (charCodeAt past the end is NaN, a zero byte: the padding); the rest byte by byte.
-    const end = base + (textStart >>> 2);
-    let at = 4 * (w - base);
-    let i = 0;
-    for (; i < kinds.length && (at & 3) === 0; i++) {
+    // The kinds and the padding: zeroed up to the text, then the kinds written over.
+    for (const end = base + (textStart >>> 2); w < end; w++) u32[w] = 0;
+    let at = BODY_HEADER_BYTES + 4 * words;
+    for (let i = 0; i < kinds.length; i++) {
       const kind = kinds[i];
-      const n = kind.length;
-      u32[base + (at >>> 2)] = n;
-      for (let j = 0; j < n; j += 4) {
-        u32[base + (at >>> 2) + 1 + (j >>> 2)] =
-          kind.charCodeAt(j) | (kind.charCodeAt(j + 1) << 8) | (kind.charCodeAt(j + 2) << 16) | (kind.charCodeAt(j + 3) << 24);
-      }
-      at += 4 + n;
+      if ((at & 3) === 0) u32[base + (at >>> 2)] = kind.length;
+      else setU32(first, at, kind.length);
+      at += 4;
+      for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
     }
-    if (i < kinds.length) {
-      for (; i < kinds.length; i++) {
-        const kind = kinds[i];
-        setU32(first, at, kind.length);
-        at += 4;
-        for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
-      }
-      for (; (at & 3) !== 0; at++) first[at] = 0;
-    }
-    // The padding's whole words, up to the text.
-    for (let z = base + ((at + 3) >>> 2); z < end; z++) u32[z] = 0;
     return;
   }
   first[0] = BODY_FORMAT_JSON_HANDLES;
