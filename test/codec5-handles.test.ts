@@ -10,7 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { encodeMessageInto } from '../src/shared/codec.js';
 import { BODY_FORMAT_JSON_HANDLES, decodeMessage, DEFAULT_LIMITS, encodeMessage, joinParts } from '../src/shared/index.js';
 import type { DecodeHooks } from '../src/shared/index.js';
-import { expectIpcError, format3, Handle, handleHooks } from './codec-helpers.js';
+import { expectIpcError, format3, Handle, handleHooks as plainHooks } from './codec-helpers.js';
+import type { EncodeHooks } from '../src/shared/index.js';
+
+/** Hooks that allow format 3 in place for every kind but 'NO' (see EncodeHooks.inPlace). */
+const handleHooks: EncodeHooks = { handleKind: plainHooks.handleKind, inPlace: (kind) => kind !== 'NO' };
 
 const LIMITS = DEFAULT_LIMITS;
 
@@ -101,6 +105,25 @@ describe('encodeMessageInto with handles (format 3 in place)', () => {
         expect(enc.parts[0]).toBe(into);
         expect([...into.subarray(0, enc.byteLength)]).toEqual([...joinParts(encodeMessage(value, handleHooks))]);
       }
+    }
+  });
+
+  it('writes format 3 in place only when hooks.inPlace allows every kind of the body', () => {
+    const into = new Uint8Array(512);
+    const no = new Handle('NO');
+    for (const [hooks, value, inPlace] of [
+      [plainHooks, { fh: a }, false],
+      [handleHooks, { fh: a }, true],
+      [handleHooks, { fh: a, x: no }, false],
+      [handleHooks, [no], false],
+      [{ handleKind: plainHooks.handleKind, inPlace: () => 1 as unknown as boolean }, { fh: a }, false],
+    ] as Array<[EncodeHooks, unknown, boolean]>) {
+      into.fill(0xee);
+      const enc = encodeMessageInto(value, hooks, into);
+      expect(enc.parts[0] === into).toBe(inPlace);
+      if (!inPlace) expect(into.every((b) => b === 0xee)).toBe(true);
+      const body = inPlace ? into.subarray(0, enc.byteLength) : joinParts(enc);
+      expect([...body]).toEqual([...joinParts(encodeMessage(value, hooks))]);
     }
   });
 

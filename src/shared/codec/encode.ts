@@ -292,7 +292,8 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
  * {@link encodeMessage}, but a format-0 body that fits in `into` (a sender's scratch, at least
  * 16 bytes) is written there from its byte 0, and the result is a reused object whose only part
  * is `into` itself (its `byteLength` says how much of it is the body): read it before anything
- * else encodes. Any other body is encodeMessage's.
+ * else encodes. So is a format-3 body (JSON with handles) whose kinds `hooks.inPlace` all allows
+ * (its result is a new object, its parts array the reused one). Any other body is encodeMessage's.
  */
 export function encodeMessageInto(value: unknown, hooks: EncodeHooks | undefined, into: Uint8Array): EncodedMessage {
   return encode(value, hooks, undefined, into);
@@ -397,7 +398,7 @@ function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeO
     }
     const snap = snapshot(value, hooks, maxDepth);
     try {
-      return encodeSnapshot(snap, into);
+      return encodeSnapshot(snap, hooks, into);
     } finally {
       releaseSnapshot(snap);
     }
@@ -408,8 +409,15 @@ function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeO
   }
 }
 
+/** True when `hooks.inPlace` allows every one of these kinds. */
+function inPlaceKinds(hooks: EncodeHooks, kinds: readonly string[]): boolean {
+  if (hooks.inPlace === undefined) return false;
+  for (let i = 0; i < kinds.length; i++) if (hooks.inPlace(kinds[i]) !== true) return false;
+  return true;
+}
+
 /** The body of a snapshot (see {@link encode}); the snapshot is released by the caller. */
-function encodeSnapshot(snap: Snapshot, into: Uint8Array | undefined): EncodedMessage {
+function encodeSnapshot(snap: Snapshot, hooks: EncodeHooks | undefined, into: Uint8Array | undefined): EncodedMessage {
   if (snap.json) {
     const text = JSON.stringify(snap.value);
     if (into !== undefined) {
@@ -436,7 +444,7 @@ function encodeSnapshot(snap: Snapshot, into: Uint8Array | undefined): EncodedMe
     const text = JSON.stringify(root);
     const kinds = snap.kinds!;
     const tableBytes = handlesTableBytes(snap.tableLength, kinds);
-    if (into !== undefined) {
+    if (into !== undefined && inPlaceKinds(hooks!, kinds)) {
       const size = writeHandlesInPlace(text, snap, kinds, tableBytes, into);
       // A new result (not IN_PLACE): a reused one would keep the handles reachable.
       if (size >= 0) {
