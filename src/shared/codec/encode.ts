@@ -397,8 +397,17 @@ function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeO
       throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
     }
     const snap = snapshot(value, hooks, maxDepth);
+    if (snap.json || !snap.jsonWithHandles || snap.handles === undefined) {
+      // Let go of the walk first (a large value's map of objects met is garbage before the text
+      // is made): only format 3 reads more of it.
+      const copy = snap.value;
+      const json = snap.json;
+      const handles = snap.handles;
+      releaseSnapshot(snap);
+      return json ? encodeJson(copy, into) : encodeDevalue(copy, handles ?? NO_HANDLES);
+    }
     try {
-      return encodeSnapshot(snap, hooks, into);
+      return encodeHandles(snap, hooks, into);
     } finally {
       releaseSnapshot(snap);
     }
@@ -416,45 +425,44 @@ function inPlaceKinds(hooks: EncodeHooks, kinds: readonly string[]): boolean {
   return true;
 }
 
-/** The body of a snapshot (see {@link encode}); the snapshot is released by the caller. */
-function encodeSnapshot(snap: Snapshot, hooks: EncodeHooks | undefined, into: Uint8Array | undefined): EncodedMessage {
-  if (snap.json) {
-    const text = JSON.stringify(snap.value);
-    if (into !== undefined) {
-      const size = writeInPlace(text, into);
-      if (size >= 0) {
-        IN_PLACE.parts[0] = into;
-        IN_PLACE.byteLength = size;
-        return IN_PLACE;
-      }
+/** A format-0 body of the JSON-exact copy `value` (in `into` when given and it fits). */
+function encodeJson(value: unknown, into: Uint8Array | undefined): EncodedMessage {
+  const text = JSON.stringify(value);
+  if (into !== undefined) {
+    const size = writeInPlace(text, into);
+    if (size >= 0) {
+      IN_PLACE.parts[0] = into;
+      IN_PLACE.byteLength = size;
+      return IN_PLACE;
     }
-    return buildJsonBody(BODY_FORMAT_JSON, text, []);
   }
-  const handles = snap.handles;
-  if (snap.jsonWithHandles && handles !== undefined) {
-    // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
-    let root = snap.value;
-    if (root instanceof HandleMarker) root = root.index;
-    const slots = snap.slots;
-    if (slots !== undefined) {
-      for (let i = 0; i < slots.length; i += 3) {
-        (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
-      }
+  return buildJsonBody(BODY_FORMAT_JSON, text, []);
+}
+
+/** The format-3 body of a snapshot that is JSON-exact but for handles; the caller releases the snapshot. */
+function encodeHandles(snap: Snapshot, hooks: EncodeHooks | undefined, into: Uint8Array | undefined): EncodedMessage {
+  const handles = snap.handles!;
+  // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
+  let root = snap.value;
+  if (root instanceof HandleMarker) root = root.index;
+  const slots = snap.slots;
+  if (slots !== undefined) {
+    for (let i = 0; i < slots.length; i += 3) {
+      (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
     }
-    const text = JSON.stringify(root);
-    const kinds = snap.kinds!;
-    const tableBytes = handlesTableBytes(snap.tableLength, kinds);
-    if (into !== undefined && inPlaceKinds(hooks!, kinds)) {
-      const size = writeHandlesInPlace(text, snap, kinds, tableBytes, into);
-      // A new result (not IN_PLACE): a reused one would keep the handles reachable.
-      if (size >= 0) {
-        IN_PLACE.parts[0] = into;
-        return { parts: IN_PLACE.parts, byteLength: size, handles };
-      }
-    }
-    return buildHandlesBody(text, snap, kinds, tableBytes, handles);
   }
-  return encodeDevalue(snap.value, handles ?? NO_HANDLES);
+  const text = JSON.stringify(root);
+  const kinds = snap.kinds!;
+  const tableBytes = handlesTableBytes(snap.tableLength, kinds);
+  if (into !== undefined && inPlaceKinds(hooks!, kinds)) {
+    const size = writeHandlesInPlace(text, snap, kinds, tableBytes, into);
+    // A new result (not IN_PLACE): a reused one would keep the handles reachable.
+    if (size >= 0) {
+      IN_PLACE.parts[0] = into;
+      return { parts: IN_PLACE.parts, byteLength: size, handles };
+    }
+  }
+  return buildHandlesBody(text, snap, kinds, tableBytes, handles);
 }
 
 function isHookMisuse(error: unknown): boolean {
