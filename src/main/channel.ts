@@ -52,6 +52,10 @@ const encodeHooks: EncodeHooks = {
     if (value instanceof ReceiverBase) value.core.prepareMove();
     return value[kHandle]().kind;
   },
+  // A body with file handles only is encoded into the send scratch (IMMEDIATE_BODY): sending a
+  // file handle only reads its descriptor. Senders and receivers (plain or logical) may send
+  // a message of their own on the way (a logical channel upgrades), which would write there.
+  inPlace: (kind: string): boolean => kind === 'F',
 };
 
 /** The sending end of a typed channel. Cloneable, and sendable inside messages (it stays usable). */

@@ -21,7 +21,8 @@ import {
   unserializable,
 } from './format.js';
 import type { EncodeHooks, EncodeOptions, EncodedMessage } from './format.js';
-import { HandleMarker, snapshot } from './snapshot.js';
+import { HandleMarker, releaseSnapshot, snapshot } from './snapshot.js';
+import type { Snapshot } from './snapshot.js';
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -49,27 +50,45 @@ const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PART = 4096;
 const SCRATCH_BYTES = 4096;
 const PARTS_END = SLAB_BYTES - SCRATCH_BYTES;
+/**
+ * True on a little-endian host (all that run Electron): a Uint32Array then writes the body's
+ * little-endian u32 fields in one store each instead of four byte stores.
+ */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 let slab = new ArrayBuffer(SLAB_BYTES);
 let slabBytes = new Uint8Array(slab);
+/** The slab as u32 words (parts start at multiples of 8), or undefined on a big-endian host. */
+let slabWords = LITTLE_ENDIAN ? new Uint32Array(slab) : undefined;
 let slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
 let slabUsed = 0;
 
 function newSlab(): void {
   slab = new ArrayBuffer(SLAB_BYTES);
   slabBytes = new Uint8Array(slab);
+  slabWords = LITTLE_ENDIAN ? new Uint32Array(slab) : undefined;
   slabScratch = new Uint8Array(slab, PARTS_END, SCRATCH_BYTES);
   slabUsed = 0;
 }
 
 /** A zeroed Uint8Array of `n` bytes (`n` a multiple of 8, so slab parts stay 8-aligned). */
 function allocPart(n: number): Uint8Array {
-  if (n > SLAB_MAX_PART) return new Uint8Array(n);
+  if (n > SLAB_MAX_PART) {
+    partWords = undefined;
+    return new Uint8Array(n);
+  }
   // A detached slab (someone transferred a part's buffer) is replaced too.
   if (slabUsed + n > PARTS_END || slab.byteLength === 0) newSlab();
   const part = new Uint8Array(slab, slabUsed, n);
   slabUsed += n;
+  partWords = slabWords;
   return part;
 }
+
+/**
+ * The words of the buffer of the part {@link allocPart} or {@link writeText} made last (the
+ * slab's; its `.buffer`, read instead, costs a runtime call), or undefined for a part of its own.
+ */
+let partWords: Uint32Array | undefined;
 
 /** UTF-8 bytes of the text {@link writeText} wrote last. */
 let textBytesWritten = 0;
@@ -90,6 +109,7 @@ function writeText(text: string, headerBytes: number): Uint8Array {
         const first = new Uint8Array(slab, slabUsed, size);
         slabBytes.copyWithin(slabUsed + headerBytes, PARTS_END, PARTS_END + written);
         slabUsed += size;
+        partWords = slabWords;
         return first;
       }
       const scratch = slabScratch;
@@ -119,29 +139,69 @@ function writeText(text: string, headerBytes: number): Uint8Array {
 /** A body of format 0 or 2 (JSON text, no binaries). */
 function buildJsonBody(format: number, text: string, handles: object[]): EncodedMessage {
   const first = writeText(text, BODY_HEADER_BYTES);
-  first[0] = format;
-  first[1] = BODY_VERSION;
-  setU32(first, 4, textBytesWritten);
-  setU32(first, 12, handles.length);
+  // The part is zeroed: only the non-zero fields are written.
+  const words = partWords;
+  if (words !== undefined) {
+    const w = first.byteOffset >>> 2;
+    words[w] = format | (BODY_VERSION << 8);
+    words[w + 1] = textBytesWritten;
+    words[w + 3] = handles.length;
+  } else {
+    first[0] = format;
+    first[1] = BODY_VERSION;
+    setU32(first, 4, textBytesWritten);
+    setU32(first, 12, handles.length);
+  }
   return { parts: [first], byteLength: first.length, handles };
 }
 
-/**
- * A body of format 3: the position table (u32 words: the number of positions, then each one's
- * number of keys and its keys' ranks), the kinds (each a u32 length and its ASCII bytes), zero
- * padding to a multiple of 8, then the JSON text. docs/wire-format.md, "Format 3".
- */
-function buildHandlesBody(text: string, table: number[], kinds: readonly string[], handles: object[]): EncodedMessage {
-  const words = table.length;
+/** Bytes of format 3's table of `words` position words and these kinds, padded to a multiple of 8. */
+function handlesTableBytes(words: number, kinds: readonly string[]): number {
   let tableBytes = 4 * words;
   for (let i = 0; i < kinds.length; i++) tableBytes += 4 + kinds[i].length;
-  tableBytes = align8(tableBytes);
-  const first = writeText(text, BODY_HEADER_BYTES + tableBytes);
+  return align8(tableBytes);
+}
+
+/**
+ * Writes a format-3 header (but the text's length) and table into `first`, whose text starts at
+ * `textStart` (16 + the table's bytes): the position table (u32 words: the number of positions,
+ * then each one's number of keys and its keys' ranks), the kinds (each a u32 length and its
+ * ASCII bytes), zero padding to the text. docs/wire-format.md, "Format 3".
+ */
+function writeHandlesTable(
+  first: Uint8Array,
+  u32: Uint32Array | undefined,
+  table: readonly number[],
+  words: number,
+  kinds: readonly string[],
+  textStart: number,
+): void {
+  if (u32 !== undefined) {
+    // The same bytes, a word at a time where they are words (`first` starts on a word of `u32`).
+    const base = (first.byteOffset - u32.byteOffset) >>> 2;
+    u32[base] = BODY_FORMAT_JSON_HANDLES | (BODY_VERSION << 8);
+    u32[base + 2] = (textStart - BODY_HEADER_BYTES) >>> 3;
+    u32[base + 3] = kinds.length;
+    let w = base + (BODY_HEADER_BYTES >>> 2);
+    for (let i = 0; i < words; i++) u32[w++] = table[i];
+    // The kinds and the padding: zeroed up to the text, then the kinds written over.
+    for (const end = base + (textStart >>> 2); w < end; w++) u32[w] = 0;
+    let at = BODY_HEADER_BYTES + 4 * words;
+    for (let i = 0; i < kinds.length; i++) {
+      const kind = kinds[i];
+      if ((at & 3) === 0) u32[base + (at >>> 2)] = kind.length;
+      else setU32(first, at, kind.length);
+      at += 4;
+      for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
+    }
+    return;
+  }
   first[0] = BODY_FORMAT_JSON_HANDLES;
   first[1] = BODY_VERSION;
-  setU32(first, 4, textBytesWritten);
-  setU32(first, 8, tableBytes / 8);
-  setU32(first, 12, handles.length);
+  first[2] = 0;
+  first[3] = 0;
+  setU32(first, 8, (textStart - BODY_HEADER_BYTES) >>> 3);
+  setU32(first, 12, kinds.length);
   let at = BODY_HEADER_BYTES;
   for (let i = 0; i < words; i++, at += 4) setU32(first, at, table[i]);
   for (let i = 0; i < kinds.length; i++) {
@@ -151,6 +211,17 @@ function buildHandlesBody(text: string, table: number[], kinds: readonly string[
     // Printable ASCII (the walk took format 3 only then): one byte per character.
     for (let j = 0; j < kind.length; j++) first[at++] = kind.charCodeAt(j);
   }
+  for (; at < textStart; at++) first[at] = 0;
+}
+
+/** A body of format 3 in a part of its own: the table (see {@link writeHandlesTable}), then the JSON text. */
+function buildHandlesBody(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, handles: object[]): EncodedMessage {
+  const textStart = BODY_HEADER_BYTES + tableBytes;
+  const first = writeText(text, textStart);
+  const u32 = partWords;
+  writeHandlesTable(first, u32, snap.table, snap.tableLength, kinds, textStart);
+  if (u32 !== undefined) u32[(first.byteOffset >>> 2) + 1] = textBytesWritten;
+  else setU32(first, 4, textBytesWritten);
   return { parts: [first], byteLength: first.length, handles };
 }
 
@@ -221,30 +292,65 @@ export function encodeMessage(value: unknown, hooks?: EncodeHooks, options?: Enc
  * {@link encodeMessage}, but a format-0 body that fits in `into` (a sender's scratch, at least
  * 16 bytes) is written there from its byte 0, and the result is a reused object whose only part
  * is `into` itself (its `byteLength` says how much of it is the body): read it before anything
- * else encodes. Any other body is encodeMessage's.
+ * else encodes. So is a format-3 body (JSON with handles) whose kinds `hooks.inPlace` all allows
+ * (its result is a new object, its parts array the reused one). Any other body is encodeMessage's.
  */
 export function encodeMessageInto(value: unknown, hooks: EncodeHooks | undefined, into: Uint8Array): EncodedMessage {
   return encode(value, hooks, undefined, into);
 }
 
-/** What {@link encodeMessageInto} returns for a body written in place (reused). */
+/** What {@link encodeMessageInto} returns for a format-0 body written in place (reused). */
 const IN_PLACE: EncodedMessage = { parts: [], byteLength: 0, handles: [] };
+/** The handles of a value without any (never written to). */
+const NO_HANDLES: readonly object[] = Object.freeze([]);
 /** The last `into` of {@link encodeMessageInto}, and its view past the body header. */
 let intoBytes: Uint8Array | undefined;
 let intoText: Uint8Array | undefined;
+/** That `into` as u32 words, when it starts on a word (and the host is little-endian). */
+let intoWords: Uint32Array | undefined;
+/** Views of that `into` from byte 8 * i on, for the text of format 3 after its table (made on first use). */
+let intoViews: Array<Uint8Array | undefined> = [];
+
+/** Switches the cached views to `into`. */
+function useInto(into: Uint8Array): void {
+  intoBytes = into;
+  intoText = into.subarray(BODY_HEADER_BYTES);
+  intoViews = [];
+  intoWords = LITTLE_ENDIAN && (into.byteOffset & 3) === 0 ? new Uint32Array(into.buffer, into.byteOffset, into.length >>> 2) : undefined;
+}
+
+/**
+ * Zeroes the padding of a body written in `words` from word 0: bytes `end` to `size` (`size`
+ * the multiple of 8 after `end`), in the last two words, keeping the body's bytes in them.
+ */
+function zeroPadding(words: Uint32Array, end: number, size: number): void {
+  if (end === size) return;
+  for (let w = (size - 8) >>> 2; w < size >>> 2; w++) {
+    // Bytes of this word that are the body's (little-endian: the low ones).
+    const keep = end - 4 * w;
+    if (keep <= 0) words[w] = 0;
+    else if (keep < 4) words[w] &= (1 << (8 * keep)) - 1;
+  }
+}
 
 /** Writes a format-0 body of `text` into `into`; its length, or -1 when it does not fit. */
 function writeInPlace(text: string, into: Uint8Array): number {
   if (text.length > into.length - BODY_HEADER_BYTES) return -1;
-  if (into !== intoBytes) {
-    intoBytes = into;
-    intoText = into.subarray(BODY_HEADER_BYTES);
-  }
+  if (into !== intoBytes) useInto(into);
   const { read, written } = encoder.encodeInto(text, intoText!);
   if (read !== text.length) return -1;
   const end = BODY_HEADER_BYTES + written;
   const size = align8(end);
   if (size > into.length) return -1;
+  const words = intoWords;
+  if (words !== undefined) {
+    zeroPadding(words, end, size);
+    words[0] = BODY_FORMAT_JSON | (BODY_VERSION << 8);
+    words[1] = written;
+    words[2] = 0;
+    words[3] = 0;
+    return size;
+  }
   for (let i = end; i < size; i++) into[i] = 0;
   into[0] = BODY_FORMAT_JSON;
   into[1] = BODY_VERSION;
@@ -256,6 +362,34 @@ function writeInPlace(text: string, into: Uint8Array): number {
   return size;
 }
 
+/**
+ * Writes a format-3 body of `text` into `into`, its table (`tableBytes`) reserved before the text
+ * (the text is encoded where it stays: no copy, no view per message); its length, or -1 when it
+ * does not fit (`into` then holds garbage, never sent).
+ */
+function writeHandlesInPlace(text: string, snap: Snapshot, kinds: readonly string[], tableBytes: number, into: Uint8Array): number {
+  const textStart = BODY_HEADER_BYTES + tableBytes;
+  if (textStart > into.length || text.length > into.length - textStart) return -1;
+  if (into !== intoBytes) useInto(into);
+  const view = (intoViews[textStart >>> 3] ??= into.subarray(textStart));
+  const { read, written } = encoder.encodeInto(text, view);
+  if (read !== text.length) return -1;
+  const end = textStart + written;
+  const size = align8(end);
+  if (size > into.length) return -1;
+  const words = intoWords;
+  if (words !== undefined) {
+    zeroPadding(words, end, size);
+    writeHandlesTable(into, words, snap.table, snap.tableLength, kinds, textStart);
+    words[1] = written;
+    return size;
+  }
+  for (let i = end; i < size; i++) into[i] = 0;
+  writeHandlesTable(into, undefined, snap.table, snap.tableLength, kinds, textStart);
+  setU32(into, 4, written);
+  return size;
+}
+
 function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeOptions | undefined, into: Uint8Array | undefined): EncodedMessage {
   const maxDepth = options?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   try {
@@ -263,36 +397,72 @@ function encode(value: unknown, hooks: EncodeHooks | undefined, options: EncodeO
       throw unserializable('an object', '', `it nests deeper than maxDepth ${maxDepth}`);
     }
     const snap = snapshot(value, hooks, maxDepth);
-    if (snap.json) {
-      const text = JSON.stringify(snap.value);
-      if (into !== undefined) {
-        const size = writeInPlace(text, into);
-        if (size >= 0) {
-          IN_PLACE.parts[0] = into;
-          IN_PLACE.byteLength = size;
-          return IN_PLACE;
-        }
-      }
-      return buildJsonBody(BODY_FORMAT_JSON, text, []);
+    if (snap.json || !snap.jsonWithHandles || snap.handles === undefined) {
+      // Let go of the walk first (a large value's map of objects met is garbage before the text
+      // is made): only format 3 reads more of it.
+      const copy = snap.value;
+      const json = snap.json;
+      const handles = snap.handles;
+      releaseSnapshot(snap);
+      return json ? encodeJson(copy, into) : encodeDevalue(copy, handles ?? NO_HANDLES);
     }
-    if (snap.jsonWithHandles && snap.handles.length > 0) {
-      // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
-      let root = snap.value;
-      if (root instanceof HandleMarker) root = root.index;
-      const slots = snap.slots;
-      if (slots !== undefined) {
-        for (let i = 0; i < slots.length; i += 3) {
-          (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
-        }
-      }
-      return buildHandlesBody(JSON.stringify(root), snap.table!, snap.kinds, snap.handles as object[]);
+    try {
+      return encodeHandles(snap, hooks, into);
+    } finally {
+      releaseSnapshot(snap);
     }
-    return encodeDevalue(snap.value, snap.handles);
   } catch (error) {
     if (error instanceof IpcError || isHookMisuse(error)) throw error;
     // A getter, proxy trap or hook threw, or a raised maxDepth exhausted the stack.
     throw unserializable('the value', '', `serializing it threw ${String(error)}`, error);
   }
+}
+
+/** True when `hooks.inPlace` allows every one of these kinds. */
+function inPlaceKinds(hooks: EncodeHooks, kinds: readonly string[]): boolean {
+  if (hooks.inPlace === undefined) return false;
+  for (let i = 0; i < kinds.length; i++) if (hooks.inPlace(kinds[i]) !== true) return false;
+  return true;
+}
+
+/** A format-0 body of the JSON-exact copy `value` (in `into` when given and it fits). */
+function encodeJson(value: unknown, into: Uint8Array | undefined): EncodedMessage {
+  const text = JSON.stringify(value);
+  if (into !== undefined) {
+    const size = writeInPlace(text, into);
+    if (size >= 0) {
+      IN_PLACE.parts[0] = into;
+      IN_PLACE.byteLength = size;
+      return IN_PLACE;
+    }
+  }
+  return buildJsonBody(BODY_FORMAT_JSON, text, []);
+}
+
+/** The format-3 body of a snapshot that is JSON-exact but for handles; the caller releases the snapshot. */
+function encodeHandles(snap: Snapshot, hooks: EncodeHooks | undefined, into: Uint8Array | undefined): EncodedMessage {
+  const handles = snap.handles!;
+  // Each marker becomes its handle's index in the copy (the walk's own, read by no one else).
+  let root = snap.value;
+  if (root instanceof HandleMarker) root = root.index;
+  const slots = snap.slots;
+  if (slots !== undefined) {
+    for (let i = 0; i < slots.length; i += 3) {
+      (slots[i] as Record<string | number, unknown>)[slots[i + 1] as string | number] = (slots[i + 2] as HandleMarker).index;
+    }
+  }
+  const text = JSON.stringify(root);
+  const kinds = snap.kinds!;
+  const tableBytes = handlesTableBytes(snap.tableLength, kinds);
+  if (into !== undefined && inPlaceKinds(hooks!, kinds)) {
+    const size = writeHandlesInPlace(text, snap, kinds, tableBytes, into);
+    // A new result (not IN_PLACE): a reused one would keep the handles reachable.
+    if (size >= 0) {
+      IN_PLACE.parts[0] = into;
+      return { parts: IN_PLACE.parts, byteLength: size, handles };
+    }
+  }
+  return buildHandlesBody(text, snap, kinds, tableBytes, handles);
 }
 
 function isHookMisuse(error: unknown): boolean {

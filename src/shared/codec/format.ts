@@ -14,6 +14,14 @@ export interface EncodeHooks {
    * object of the value (also when encoding then fails), before anything is serialized.
    */
   handleKind(value: object): string | undefined;
+  /**
+   * Optional, for {@link encodeMessageInto}: true when a body with handles of this kind may be
+   * written into `into` (JSON with handles, as a body without handles is): when nothing the
+   * caller does with such a handle between the encode and the send can write `into` again (a
+   * handle that sends a message of its own when it is sent, such as a logical channel upgraded
+   * on the way, must answer false). Absent: such bodies get a part of their own.
+   */
+  inPlace?(kind: string): boolean;
 }
 
 /** Options of {@link encodeMessage}. */

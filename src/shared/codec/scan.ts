@@ -40,7 +40,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * `length` -1 decodes the whole of `body` (no view made).
  */
 export function decodeText(body: Uint8Array, start: number, length: number): string {
-  const bytes = length < 0 ? body : new Uint8Array(body.buffer, body.byteOffset + start, length);
+  const bytes = length < 0 ? body : body.subarray(start, start + length);
   try {
     return decoder.decode(bytes);
   } catch (cause) {

@@ -93,10 +93,6 @@ function framesPath(frames: CopyFrame[]): string {
   return path;
 }
 
-/** The handles of a value without any (never written to). */
-const NO_HANDLES: readonly object[] = Object.freeze([]);
-const NO_KINDS: readonly string[] = Object.freeze([]);
-
 /**
  * What a handle object becomes in the copy: its index (in the order the handles are first met)
  * and kind. Only the walk makes them, so a copy is a marker exactly when it is an instance; the
@@ -147,33 +143,36 @@ function isSliceable(v: unknown[]): boolean {
   );
 }
 
-/** What {@link snapshot} made of a value. */
-interface Snapshot {
+/** What {@link snapshot} made of a value (the walk itself: see {@link releaseSnapshot}). */
+export interface Snapshot {
   /** The copy: see {@link snapshot}. */
-  value: unknown;
+  readonly value: unknown;
   /** True when JSON.stringify + JSON.parse of the copy gives exactly what devalue would. */
-  json: boolean;
+  readonly json: boolean;
   /** True when the copy is JSON-exact but for handles, and format 3 can carry it (see below). */
-  jsonWithHandles: boolean;
+  readonly jsonWithHandles: boolean;
   /**
    * Handle objects (the caller's), in the order first met: handle i is a {@link HandleMarker}
-   * numbered i in the copy.
+   * numbered i in the copy. Undefined when there is none (a new array per value otherwise: it
+   * becomes the encoded message's `handles`).
    */
-  handles: readonly object[];
+  readonly handles: object[] | undefined;
   /**
    * When `jsonWithHandles`: format 3's table of where the markers are in the copy, each place a
    * handle was met (a handle met twice has two) in the order met: the number of places, then for
-   * each, its number of keys, then the ranks (see CopyFrame.rank) from the root to it. Else
-   * undefined or incomplete.
+   * each, its number of keys, then the ranks (see CopyFrame.rank) from the root to it. Its first
+   * {@link tableLength} words only (the array is the walk's, reused). Else incomplete.
    */
-  table: number[] | undefined;
-  /** The handles' kinds, by index. */
-  kinds: readonly string[];
+  readonly table: readonly number[];
+  /** Words of {@link table} written (0: no handle position). */
+  readonly tableLength: number;
+  /** The handles' kinds, by index (undefined when there is no handle). */
+  readonly kinds: readonly string[] | undefined;
   /**
    * When `jsonWithHandles`: (container, key, marker) triples, each place in the copy (but the
    * root) that holds a marker, so that format 3 puts the handle's index there.
    */
-  slots: unknown[] | undefined;
+  readonly slots: unknown[] | undefined;
 }
 
 /**
@@ -195,28 +194,52 @@ interface Snapshot {
  * Format 3 also allows handles (shared or not), at the positions recorded.
  */
 export function snapshot(root: unknown, hooks: EncodeHooks | undefined, maxDepth: number): Snapshot {
-  if (typeof root === 'object' ? root === null : typeof root !== 'function') {
-    const json = root === null || isJsonScalar(root);
-    return { value: root, json, jsonWithHandles: json && hooks !== undefined, handles: NO_HANDLES, table: undefined, kinds: NO_KINDS, slots: undefined };
-  }
   const walk = idleWalk ?? new SnapshotWalk();
   idleWalk = undefined;
-  try {
-    walk.start(hooks, maxDepth);
-    const value = walk.fast(root as object, 1);
-    return {
-      value,
-      json: walk.json,
-      jsonWithHandles: walk.jsonWithHandles,
-      handles: walk.handles ?? NO_HANDLES,
-      table: walk.table,
-      kinds: walk.kinds ?? NO_KINDS,
-      slots: walk.slots,
-    };
-  } finally {
-    walk.clear();
-    idleWalk = walk;
+  walk.start(hooks, maxDepth);
+  if (typeof root === 'object' ? root === null : typeof root !== 'function') {
+    const json = root === null || isJsonScalar(root);
+    walk.value = root;
+    walk.json = json;
+    walk.jsonWithHandles = json && hooks !== undefined;
+    return walk;
   }
+  try {
+    walk.value = walk.fast(root as object, 1);
+  } catch (error) {
+    releaseSnapshot(walk);
+    throw error;
+  }
+  return walk;
+}
+
+/**
+ * Lets go of what a {@link snapshot} referenced (the caller's objects, the copies) once its
+ * result has been used (its table is reused by the next snapshot); call it exactly once.
+ */
+export function releaseSnapshot(snap: Snapshot): void {
+  const walk = snap as SnapshotWalk;
+  walk.clear();
+  idleWalk = walk;
+}
+
+/** Words of a walk's table made with it (a few handles at small depths need no more). */
+const TABLE_WORDS = 32;
+/** A walk's table longer than this (grown by a large value) is replaced after the value. */
+const TABLE_KEEP_WORDS = 1024;
+
+/** A table of TABLE_WORDS zeros (a packed array of small integers). */
+function newTable(): number[] {
+  const table: number[] = [];
+  for (let i = 0; i < TABLE_WORDS; i++) table.push(0);
+  return table;
+}
+
+/** Writes `word` at `n` of `table` (at most its length); returns n + 1. */
+function putWord(table: number[], n: number, word: number): number {
+  if (n < table.length) table[n] = word;
+  else table.push(word);
+  return n + 1;
 }
 
 /** The walk {@link snapshot} reuses, when no snapshot is running. */
@@ -233,13 +256,18 @@ const FAST_MAX_DEPTH = 64;
  * instance is reused by every snapshot that is not taken while another runs (a getter may send),
  * so that a small value costs no allocation but its copies.
  */
-class SnapshotWalk {
+class SnapshotWalk implements Snapshot {
+  value: unknown = undefined;
   json = true;
   jsonWithHandles = false;
-  /** Handle objects met, in order (created at the first). */
+  /** Handle objects met, in order (created at the first, as a one-item literal: no growth). */
   handles: object[] | undefined;
-  /** Where handles were met (see {@link Snapshot.table}), while jsonWithHandles holds. */
-  table: number[] | undefined;
+  /**
+   * Where handles were met (see {@link Snapshot.table}), while jsonWithHandles holds: small
+   * integers only, kept from walk to walk (no array grown per message, no write barrier).
+   */
+  table: number[] = newTable();
+  tableLength = 0;
   /** The handles' kinds (created at the first). */
   kinds: string[] | undefined;
   /** Where the copy holds markers (see {@link Snapshot.slots}), while jsonWithHandles holds. */
@@ -283,8 +311,11 @@ class SnapshotWalk {
     }
     this.seenCount = 0;
     this.seenMap = undefined;
+    this.value = undefined;
     this.handles = undefined;
-    this.table = undefined;
+    // A table grown for a large value is not kept.
+    if (this.table.length > TABLE_KEEP_WORDS) this.table = newTable();
+    this.tableLength = 0;
     this.kinds = undefined;
     this.slots = undefined;
     this.hooks = undefined;
@@ -396,10 +427,18 @@ class SnapshotWalk {
     if (typeof kind !== 'string' || kind.length === 0) {
       throw new TypeError('EncodeHooks.handleKind must return a non-empty string or undefined.');
     }
-    const handles = (this.handles ??= []);
-    const marker = new HandleMarker(handles.length, kind);
-    handles.push(v);
-    (this.kinds ??= []).push(kind);
+    let marker: HandleMarker;
+    const handles = this.handles;
+    if (handles === undefined) {
+      // The first handle: arrays of one made as literals (pushing onto [] grows them).
+      marker = new HandleMarker(0, kind);
+      this.handles = [v];
+      this.kinds = [kind];
+    } else {
+      marker = new HandleMarker(handles.length, kind);
+      handles.push(v);
+      this.kinds!.push(kind);
+    }
     this.remember(v, marker);
     this.json = false;
     if (this.jsonWithHandles) {
@@ -586,21 +625,32 @@ class SnapshotWalk {
    * those of the iterative walk's frames (only arrays and objects while jsonWithHandles holds).
    */
   private slot(copy: object, key: string | number, marker: HandleMarker): void {
-    (this.slots ??= []).push(copy, key, marker);
+    const slots = this.slots;
+    if (slots === undefined) this.slots = [copy, key, marker];
+    else slots.push(copy, key, marker);
   }
 
   private recordPosition(): void {
-    const table = (this.table ??= [0]);
-    table[0]++;
+    const table = this.table;
+    let n = this.tableLength;
     const path = this.fastPath;
     const ranks = this.fastRanks;
     const frames = this.frames;
-    table.push(path.length + frames.length);
+    const keys = path.length + frames.length;
+    if (n === 0) {
+      table[0] = 1;
+      n = 1;
+    } else {
+      table[0]++;
+    }
+    // Within the table's length, words are overwritten in place; past it, pushed.
+    n = putWord(table, n, keys);
     for (let i = 0, r = 0; i < path.length; i++) {
       const k = path[i];
-      table.push(typeof k === 'number' ? k : ranks[r++]);
+      n = putWord(table, n, typeof k === 'number' ? k : ranks[r++]);
     }
-    for (let i = 0; i < frames.length; i++) table.push(frames[i].rank);
+    for (let i = 0; i < frames.length; i++) n = putWord(table, n, frames[i].rank);
+    this.tableLength = n;
   }
 
   /**
