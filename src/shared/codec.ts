@@ -17,6 +17,6 @@ export {
   BODY_VERSION,
 } from './codec/format.js';
 export type { DecodeHooks, EncodedMessage, EncodeHooks, EncodeOptions } from './codec/format.js';
-export { encodeMessage, encodeMessageInto, joinParts } from './codec/encode.js';
+export { encodeMessage, encodeMessageInto, finishJsonBody, joinParts } from './codec/encode.js';
 export { bodyLayout, decodeMessage, peekHandleCount } from './codec/decode.js';
 export type { BodyLayout } from './codec/decode.js';

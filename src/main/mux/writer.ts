@@ -11,7 +11,7 @@ import type { MuxFrame } from './mux.js';
 import { Chan, MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { findRefs, place, substitute } from './refs.js';
 import type { PathKey, Ref } from './refs.js';
-import { BODY_FORMAT_JSON, BODY_HEADER_BYTES, BODY_VERSION } from '../../shared/codec.js';
+import { BODY_HEADER_BYTES, finishJsonBody } from '../../shared/codec.js';
 import { IMMEDIATE_BODY } from '../framing/send.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -26,10 +26,8 @@ import { IMMEDIATE_BODY } from '../framing/send.js';
 // the general path.
 
 // Read once: in the bundles an imported binding of another entry is read through a getter.
-const HEADER = BODY_HEADER_BYTES;
-const FORMAT_JSON = BODY_FORMAT_JSON;
-const VERSION = BODY_VERSION;
-const BODY_TEXT = IMMEDIATE_BODY.subarray(HEADER);
+const BODY_TEXT = IMMEDIATE_BODY.subarray(BODY_HEADER_BYTES);
+const finishJson = finishJsonBody;
 const textEncoder = new TextEncoder();
 
 /**
@@ -86,21 +84,7 @@ export function jsonBody(text: string): number {
 
 /** The header and padding of a format-0 body whose `written` text bytes are in place; its size, or -1. */
 function finishBody(written: number): number {
-  const body = IMMEDIATE_BODY;
-  const end = HEADER + written;
-  const size = (end + 7) & ~7;
-  if (size > body.length) return -1;
-  for (let j = end; j < size; j++) body[j] = 0;
-  body[0] = FORMAT_JSON;
-  body[1] = VERSION;
-  body[2] = 0;
-  body[3] = 0;
-  body[4] = written;
-  body[5] = written >>> 8;
-  body[6] = written >>> 16;
-  body[7] = written >>> 24;
-  for (let j = 8; j < 16; j++) body[j] = 0;
-  return size;
+  return finishJson(IMMEDIATE_BODY, written);
 }
 
 /** Writes a frame whose JSON text the caller made: false when it does not fit (the caller takes the general path). */

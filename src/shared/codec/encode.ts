@@ -339,6 +339,16 @@ function writeInPlace(text: string, into: Uint8Array): number {
   if (into !== intoBytes) useInto(into);
   const { read, written } = encoder.encodeInto(text, intoText!);
   if (read !== text.length) return -1;
+  return finishJsonBody(into, written);
+}
+
+/**
+ * Writes the header and the zero padding of a format-0 body whose `written` bytes of UTF-8 JSON
+ * text are in `into` from byte 16 on (as {@link encodeMessageInto} leaves one; the multiplexer
+ * writes its own frames' text there too); the body's length, or -1 when it does not fit.
+ */
+export function finishJsonBody(into: Uint8Array, written: number): number {
+  if (into !== intoBytes) useInto(into);
   const end = BODY_HEADER_BYTES + written;
   const size = align8(end);
   if (size > into.length) return -1;
