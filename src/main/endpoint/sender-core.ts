@@ -308,18 +308,25 @@ export class SenderCore extends Pinnable {
   }
 
   /**
-   * Where the unsent rest of a big message is copied. Reused while it is free (fresh memory
-   * costs a page fault per 4 KiB, as much as the copy itself), and dropped a second after use.
+   * Where the unsent rest of a big message is copied: up to SPILL_KEEP buffers, reused while
+   * the queue holds them and kept a second after it empties (fresh memory costs a page fault
+   * per 4 KiB inside the copy, as much as the copy itself). `spillsUsed` of them hold queued
+   * bytes; all are free again once the queue is empty.
    */
-  private spill: Uint8Array | undefined;
-  private spillBusy = false;
+  private spills: Uint8Array[] = [];
+  private spillsUsed = 0;
   private spillTimer: ReturnType<typeof setTimeout> | undefined;
 
   private spillCopy(parts: Uint8Array[], offset: number, n: number): Uint8Array {
-    if (this.spillBusy || n < SPILL_MIN_BYTES) return copyParts(parts, offset, n);
-    if (!this.spill || this.spill.byteLength < n) this.spill = new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
-    this.spillBusy = true;
-    const out = this.spill.subarray(0, n);
+    if (n < SPILL_MIN_BYTES || this.spillsUsed >= SPILL_KEEP) return copyParts(parts, offset, n);
+    const k = this.spillsUsed;
+    let spill = this.spills[k];
+    if (spill === undefined || spill.byteLength < n) {
+      spill = new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+      this.spills[k] = spill;
+    }
+    this.spillsUsed = k + 1;
+    const out = spill.subarray(0, n);
     let at = 0;
     for (const v of sliceParts(parts, offset, n)) {
       out.set(v, at);
@@ -328,13 +335,13 @@ export class SenderCore extends Pinnable {
     return out;
   }
 
-  /** The queue is empty: the spill buffer is free again, and released if not reused soon. */
+  /** The queue is empty: the spill buffers are free again, and released if not reused soon. */
   private releaseSpill(): void {
-    if (!this.spillBusy) return;
-    this.spillBusy = false;
+    if (this.spillsUsed === 0) return;
+    this.spillsUsed = 0;
     clearTimeout(this.spillTimer);
     this.spillTimer = setTimeout(() => {
-      if (!this.spillBusy) this.spill = undefined;
+      if (this.spillsUsed === 0) this.spills = [];
     }, 1000);
     this.spillTimer.unref();
   }
@@ -681,5 +688,10 @@ function disconnected(what: string): IpcError {
 }
 /** Socket send buffer asked for once a sender writes big messages (the kernel caps it). */
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
-/** The rest of a message at least this big is copied into the sender's reusable spill buffer. */
+/** The rest of a message at least this big is copied into one of the sender's reusable spill buffers. */
 const SPILL_MIN_BYTES = 1024 * 1024;
+/**
+ * Spill buffers a sender reuses (a writer that waits for flush() every few big messages has
+ * that many queued); the rest of a message queued beyond them is copied into fresh memory.
+ */
+const SPILL_KEEP = 4;
