@@ -47,6 +47,11 @@ export function parseFrame(body: Uint8Array, limits: DecodeLimits): unknown[] | 
   if (((end + 7) & ~7) !== n) return undefined;
   for (let i = end; i < n; i++) if (body[i] !== 0) return undefined;
   if (textBytes < 2 || body[HEADER] !== 0x5b || body[end - 1] !== 0x5d) return undefined;
+  // A frame whose value nests (not one of the mux's own) mostly ends with it: `]]`, or `}]`
+  // after a `}` or `]`. Given up at once, before its objects and strings are made for nothing
+  // (looking for an inner bracket in the whole text cost a frame the mux reads 10-25 %).
+  const last = body[end - 2];
+  if (last === 0x5d || (last === 0x7d && (body[end - 3] === 0x7d || body[end - 3] === 0x5d))) return undefined;
   pos = HEADER + 1;
   count = 1;
   let depth = 1;
