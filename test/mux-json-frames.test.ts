@@ -168,3 +168,62 @@ describe('frames the mux writes as JSON text', () => {
     b.close();
   });
 });
+
+describe('the flat request written byte by byte (writer.ts, flatBody)', () => {
+  it('is the codec\'s body, with and without a sender, for every kind of item; other items take the text or the codec', async () => {
+    const [aTx, bRx] = channel<MuxFrame>();
+    const [bTx, aRx] = channel<MuxFrame>();
+    const a = IpcMux.open(aTx, aRx) as unknown as Mux<unknown, unknown> & { sender: { send(v: unknown): void } };
+    const b = IpcMux.open(bTx, bRx);
+    const bodies: Uint8Array[] = [];
+    const real = a.writeBody.bind(a);
+    a.writeBody = (size: number): void => {
+      bodies.push(IMMEDIATE_BODY.slice(0, size));
+      real(size);
+    };
+    const objs: Array<Record<string, unknown>> = [
+      { op: 'get', key: 'k1', n: 3, neg: -12345, big: 2 ** 53 - 1, t: true, f: false, z: null, e: '', '7': 1, '': 'empty' },
+      { a: 'x'.repeat(32) },
+      { ['k'.repeat(32)]: 0 },
+      { op: '~!@#$%^&*()_+{}|:<>?`-=[];\',./ ' },
+      {},
+    ];
+    // Not written byte by byte (a float, a long or escaped or non-ASCII string or key): the
+    // text path or the codec, still the codec's body or value.
+    const others: Array<Record<string, unknown>> = [{ n: 1.5 }, { s: 'x'.repeat(33) }, { ['k'.repeat(33)]: 1 }, { s: 'a"b' }, { s: 'a\\b' }, { s: 'é' }, { 'k"': 1 }, { n: 2 ** 53 }, { n: -0 }, { u: undefined }];
+    let id = 0;
+    for (const withSender of [false, true]) {
+      for (const o of [...objs, ...others]) {
+        IMMEDIATE_BODY.fill(0xff, 0, 1024);
+        bodies.length = 0;
+        let frame: unknown[];
+        if (withSender) {
+          const [s, r] = a.channel<unknown>();
+          a.sender.send({ ...o, reply: s });
+          s.close();
+          r.close();
+          id = (s as unknown as { chan: { key: number } }).chan.key;
+          frame = [-1, { ...o, reply: null }, 's', id, 'reply'];
+        } else {
+          a.sender.send(o);
+          frame = [-1, o];
+        }
+        const enc = encodeMessage(frame);
+        if (objs.includes(o)) {
+          expect(bodies.length, JSON.stringify(frame)).toBe(1);
+          expect(bodies[0], JSON.stringify(frame)).toEqual(enc.parts[0]!.slice());
+        } else if (bodies.length === 1 && enc.parts.length === 1) expect(bodies[0]).toEqual(enc.parts[0]!.slice());
+        const got = (await b.receiver.recv({ timeout: 5000 })) as Record<string, unknown>;
+        expect(Object.keys(got)).toEqual(Object.keys(frame[1] as object));
+        for (const k of Object.keys(o)) expect(Object.is(got[k], o[k]), k).toBe(true);
+        if (withSender) (got.reply as { close(): void }).close();
+      }
+    }
+    // A __proto__ key is still refused (UNSERIALIZABLE), nothing written.
+    bodies.length = 0;
+    expect(() => a.sender.send(JSON.parse('{"__proto__": 1, "op": "e"}'))).toThrow(IpcError);
+    expect(bodies.length).toBe(0);
+    a.close();
+    b.close();
+  });
+});

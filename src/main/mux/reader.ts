@@ -8,7 +8,8 @@ import { IpcError } from '../../shared/errors.js';
 import { IpcMux, MAX_CONTROL_OPS, MAX_REFS, OP_DROP, OP_RCLOSED, PLACEHOLDER, frameError, isId } from './mux.js';
 import { MuxEndpoint, MuxReceiver, MuxSender } from './endpoints.js';
 import { closeValue, place } from './refs.js';
-import type { MuxFrame } from './mux.js';
+import { parseFrame } from './raw.js';
+import { finishItem, plainBody, releaseBody, takeItem } from '../endpoint/mux-entry.js';
 import { receiverCore } from '../channel.js';
 import type { IpcReceiver } from '../channel.js';
 
@@ -45,7 +46,8 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
   mux.pumping = true;
   let bytes = 0;
   let n = 0;
-  const core = receiverCore(mux.rx as IpcReceiver<unknown>);
+  const rx = mux.rx as IpcReceiver<unknown>;
+  const core = receiverCore(rx);
   try {
     for (; n < budget && bytes < PUMP_BYTES; n++) {
       // Nothing read ahead, the receiver open and not at its end: the rest is in the socket.
@@ -53,9 +55,20 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
       // is likely there already (fewer wake-ups, and DROPs taken before the replies' receivers
       // close, which saves their RCLOSED).
       if (!readSocket && n < 2 && core.pending === 0 && !core.eof && !core.closed) return n;
-      let r: { message: MuxFrame } | undefined;
+      let f: unknown;
       try {
-        r = mux.rx.tryRecv();
+        const item = takeItem(rx);
+        if (item === undefined) return n;
+        // The frames the mux writes itself are read from the body's bytes (raw.ts); any other
+        // record (or one that only looks like them) takes the receiver's decode, as tryRecv().
+        const body = plainBody(rx, item);
+        const raw = body === undefined ? undefined : parseFrame(body, core.limits);
+        if (raw !== undefined) {
+          rx.lastBytes = body!.byteLength;
+          rx.lastHandles = 0;
+          releaseBody(body!);
+          f = raw;
+        } else f = finishItem(rx, item);
       } catch (e) {
         if (e instanceof IpcError && (e.code === 'DISCONNECTED' || e.code === 'CLOSED')) {
           mux.die();
@@ -64,10 +77,9 @@ export function pumpFrames(mux: IpcMux<unknown, unknown>, budget = PUMP_BUDGET, 
         mux.report(e instanceof IpcError ? e : new IpcError('MALFORMED', String(e)));
         continue;
       }
-      if (r === undefined) return n;
-      bytes += mux.rx.lastBytes;
+      bytes += rx.lastBytes;
       try {
-        onFrame(mux, r.message);
+        onFrame(mux, f);
       } catch (e) {
         mux.report(e instanceof IpcError ? e : frameError(String((e as Error)?.message ?? e)));
       }

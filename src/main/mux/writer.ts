@@ -349,7 +349,15 @@ function sendFlat(mux: IpcMux<unknown, unknown>, key: number, value: object): bo
     ep = x;
   }
   if (ep !== undefined && ep.closed) throw new IpcError('CLOSED', 'a MuxSender in the message is closed');
-  // Its JSON text, when every item is plain JSON (the sender's slot null); else the codec.
+  // Its bytes written in place when its keys and strings are short printable ASCII and its
+  // numbers integers (the usual request); else its JSON text; else the codec.
+  const size = flatBody(key, value as Record<string, unknown>, keys, at, ep === undefined ? 0 : ep.chan.key);
+  if (size > 0) {
+    if (!mux.alive) throw new IpcError('DISCONNECTED', 'the multiplexed connection has ended');
+    mux.writeBody(size);
+    if (ep !== undefined && ep.chan.host) ep.chan.granted++;
+    return true;
+  }
   let text: string | undefined = `[${key},{`;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
@@ -373,6 +381,87 @@ function sendFlat(mux: IpcMux<unknown, unknown>, key: number, value: object): bo
   if (ep === undefined) return true;
   if (ep.chan.host) ep.chan.granted++;
   return true;
+}
+
+/**
+ * Writes `s` quoted at BODY_TEXT[p] when it is at most 32 characters of printable ASCII without a
+ * quote or backslash (its JSON text is then itself in quotes, see quote()); the next position,
+ * or -1 (nothing else to undo: the scratch is anyone's).
+ */
+function putSimple(s: string, p: number): number {
+  const n = s.length;
+  const text = BODY_TEXT;
+  if (n > 32 || p + n + 2 > text.length) return -1;
+  text[p++] = 0x22;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+    text[p++] = c;
+  }
+  text[p++] = 0x22;
+  return p;
+}
+
+/**
+ * The body of the flat frame `[key,{k:v,...},"s",id,"at"]` (or without the reference when `id`
+ * is 0) written straight into the scratch, as the codec writes it: its size, or -1 when an item
+ * is not a short simple string, a safe integer (not -0), a boolean or null, or it does not fit.
+ * `at` is the sender's key (null on the wire).
+ */
+function flatBody(key: number, value: Record<string, unknown>, keys: string[], at: string | undefined, id: number): number {
+  const text = BODY_TEXT;
+  const cap = text.length - INT_BYTES - 8;
+  text[0] = 0x5b;
+  let p = putInt(key, 1);
+  text[p++] = 0x2c;
+  text[p++] = 0x7b;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k === '__proto__') return -1; // the codec's to refuse
+    if (i !== 0) text[p++] = 0x2c;
+    p = putSimple(k, p);
+    if (p < 0 || p > cap) return -1;
+    text[p++] = 0x3a;
+    const v = k === at ? null : value[k];
+    if (v === null) {
+      text[p++] = 0x6e;
+      text[p++] = 0x75;
+      text[p++] = 0x6c;
+      text[p++] = 0x6c;
+    } else if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v) || Object.is(v, -0)) return -1;
+      p = putInt(v, p);
+    } else if (typeof v === 'string') {
+      p = putSimple(v, p);
+      if (p < 0) return -1;
+    } else if (v === true) {
+      text[p++] = 0x74;
+      text[p++] = 0x72;
+      text[p++] = 0x75;
+      text[p++] = 0x65;
+    } else if (v === false) {
+      text[p++] = 0x66;
+      text[p++] = 0x61;
+      text[p++] = 0x6c;
+      text[p++] = 0x73;
+      text[p++] = 0x65;
+    } else return -1;
+    if (p > cap) return -1;
+  }
+  text[p++] = 0x7d;
+  if (id !== 0) {
+    text[p++] = 0x2c;
+    text[p++] = 0x22;
+    text[p++] = 0x73;
+    text[p++] = 0x22;
+    text[p++] = 0x2c;
+    p = putInt(id, p);
+    text[p++] = 0x2c;
+    p = putSimple(at!, p);
+    if (p < 0 || p > cap) return -1;
+  }
+  text[p++] = 0x5d;
+  return finishBody(p);
 }
 
 /**
