@@ -239,6 +239,11 @@ describe('decoding a record in the number form', () => {
       expect(code).toBe('MALFORMED');
       expect(fdCount()).toBe(before);
     }
+    // The header says 1 (the one-descriptor reviver) but the handle's kind is unknown: closed too.
+    const fd = adopted();
+    const unknownKind = joinParts(encodeMessage({ fh: marker }, { handleKind: (v) => (v === marker ? 'Q' : undefined) }));
+    expect(() => decodeRecord({ body: unknownKind, fds: fd }, resolveLimits(LIMITS))).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
+    expect(fdCount()).toBe(before);
   });
 
   it('closeFds takes a number as well as an array', linuxOnly, () => {
