@@ -15,6 +15,7 @@ import { closeFds } from '../src/main/endpoint/thread-state.js';
 import { resolveLimits } from '../src/main/endpoint/options.js';
 import { transport } from '../src/main/transport/index.js';
 import { native } from '../src/main/native.js';
+import { registerHandleKind } from '../src/main/handles.js';
 import { fdCount, skipOnWin32 } from './helpers.js';
 
 const linuxOnly = skipOnWin32('raw packets through the POSIX transports');
@@ -251,6 +252,46 @@ describe('decoding a record in the number form', () => {
     closeFds(adopted());
     closeFds([adopted(), adopted()]);
     expect(fdCount()).toBe(before);
+  });
+});
+
+describe('the kind tag of the last handle revived is remembered (decode.ts tagEntry)', () => {
+  const tagged = (tag: string) => (v: object) => (v === marker ? tag : undefined);
+  const body = (tag: string) => joinParts(encodeMessage({ fh: marker }, { handleKind: tagged(tag) }));
+  const decodeTag = (tag: string): unknown => decodeRecord<{ fh: unknown }>({ body: body(tag), fds: adopted() }, resolveLimits(LIMITS)).fh;
+
+  it('kinds alternating with the remembered one each get their own reviver; an unknown one after it is MALFORMED', linuxOnly, () => {
+    const before = fdCount();
+    const made: string[] = [];
+    registerHandleKind('fd6A', () => undefined, (fd) => (made.push('A'), { kind: 'A', close: () => native().close(fd) }));
+    registerHandleKind('fd6B', () => undefined, (fd) => (made.push('B'), { kind: 'B', close: () => native().close(fd) }));
+    const got: unknown[] = [];
+    for (const tag of ['F', 'F', 'fd6A', 'fd6A', 'F', 'fd6B', 'fd6A']) got.push(decodeTag(tag));
+    expect(got.map((h) => (h instanceof IpcFileHandle ? 'F' : (h as { kind: string }).kind))).toEqual(['F', 'F', 'A', 'A', 'F', 'B', 'A']);
+    for (const h of got) (h as { close(): void }).close();
+    // An unknown kind right after a remembered one, and a kind that differs from it only in case.
+    for (const tag of ['fd6C', 'f', 'fd6a', 'F.x']) {
+      (decodeTag('fd6A') as { close(): void }).close();
+      expect(() => decodeTag(tag), tag).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
+    }
+    expect(made.filter((k) => k === 'A')).toHaveLength(7);
+    expect(fdCount()).toBe(before);
+  });
+
+  it('a kind registered again after it was remembered revives with its new entry', linuxOnly, () => {
+    registerHandleKind('fd6R', () => undefined, (fd) => ({ v: 1, close: () => native().close(fd) }));
+    const one = decodeTag('fd6R') as { v: number; close(): void };
+    expect(one.v).toBe(1);
+    registerHandleKind('fd6R', () => undefined, (fd) => ({ v: 2, close: () => native().close(fd) }));
+    const two = decodeTag('fd6R') as { v: number; close(): void };
+    expect(two.v).toBe(2);
+    // And a check the new entry adds is applied (refused: the descriptor is closed, MALFORMED).
+    const before = fdCount();
+    registerHandleKind('fd6R', () => 'is refused by the new entry', (fd) => ({ v: 3, close: () => native().close(fd) }));
+    expect(() => decodeTag('fd6R')).toThrow(/refused by the new entry/);
+    expect(fdCount()).toBe(before);
+    one.close();
+    two.close();
   });
 });
 

@@ -9,7 +9,7 @@ import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
 import { fdList, malformed } from '../framing.js';
 import type { WireRecord } from '../framing.js';
-import { handleKind, isHandleSource } from '../handles.js';
+import { handleKind, handleKindsVersion, isHandleSource } from '../handles.js';
 import type { ReviveContext } from '../handles.js';
 import { fdInfo, fdInfoPacked } from '../native.js';
 import { closeFds } from './thread-state.js';
@@ -27,12 +27,25 @@ const noHandleHooks = {
 
 /** The bare kind of the last tag tagEntry() looked up (for error messages; no object per lookup). */
 let tagKind = '';
+/**
+ * The last tag without secrets that tagEntry() found, its entry, and handleKindsVersion then: a
+ * stream of messages carries the same kind again and again ('F' for files), and looking it up
+ * (the tag scanned for secrets, hashed, the registry's Map probed) cost ~260 instructions each.
+ */
+let lastTag = '';
+let lastEntry: NonNullable<ReturnType<typeof handleKind>> | undefined;
+let lastVersion = -1;
 
 /**
  * The registered kind of a handle tag (`kind`, or `kind.secret...` for receivers, whose secrets
  * go to ctx.secrets), or MALFORMED for a kind this process does not know.
  */
 function tagEntry(tag: string, ctx: { secrets: readonly string[] }): NonNullable<ReturnType<typeof handleKind>> {
+  if (tag === lastTag && lastVersion === handleKindsVersion) {
+    tagKind = tag;
+    ctx.secrets = NO_SECRETS;
+    return lastEntry!;
+  }
   let kind = tag;
   let secrets = NO_SECRETS;
   if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
@@ -40,6 +53,11 @@ function tagEntry(tag: string, ctx: { secrets: readonly string[] }): NonNullable
   if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
   tagKind = kind;
   ctx.secrets = secrets;
+  if (secrets === NO_SECRETS) {
+    lastTag = tag;
+    lastEntry = entry;
+    lastVersion = handleKindsVersion;
+  }
   return entry;
 }
 
