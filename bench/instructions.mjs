@@ -21,6 +21,15 @@
 //           kernel time (SCM_RIGHTS, statx, close) is not in these figures. `fd-none` sends the
 //           same shape without a descriptor (`{ fh: 1 }`): what the descriptor itself adds;
 //           `fd-floor-none` the floor's packet without it (what the descriptor adds to the floor).
+//   fd-async        one process, two channels, a descriptor round trip through the event loop as
+//                   bench/library.mjs's fd case makes it (send `{ fh }`, `await recv()`, close; the
+//                   echo side sends `{ fh: m.fh }` back and closes it a message later): per round
+//                   trip (two messages), against `fd-async-floor` (bench/peer-napi.mjs's fd mode with
+//                   `async`: the addon's Poller, a non-blocking recvPackets in its callback, one
+//                   promise per packet, fdInfo and close of every descriptor received, a 64-byte
+//                   packet: the event-loop Node-API floor of issue 15 §2). `fd-async-none` is
+//                   fd-async with `{ fh: 1 }` (what the descriptor adds to a round trip),
+//                   `fd-async-floor-none` the floor's round trip without the descriptor.
 //   fd-handle       IpcFileHandle.from(/dev/null) + close(): the handle object's own cost (its GC
 //                   safety net bookkeeping), against `fd-handle-floor` (the addon's dup + close);
 //   fd-encode       encodeMessage({ fh }) with a handle hook, against `fd-encode-none` ({ fh: 1 });
@@ -52,12 +61,12 @@ function main() {
   console.log(`| case | instructions per operation | operation | lib |`);
   console.log(`|---|---|---|---|`);
   for (const c of cases) {
-    const [n1, n2] = opt('--n', c.startsWith('async') ? '3000,13000' : '10000,60000').split(',').map(Number);
+    const [n1, n2] = opt('--n', c.startsWith('async') || c.startsWith('fd-async') ? '3000,13000' : '10000,60000').split(',').map(Number);
     const a = count(c, n1, lib);
     const b = count(c, n2, lib);
     const per = Math.round((b - a) / (n2 - n1));
-    const what = c.startsWith('async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c === 'fd-floor-none' ? 'sendPacket + recvPackets, no descriptor' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
-    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') || c === 'fd-floor-none' ? '(addon only)' : path.relative(root, lib)} |`);
+    const what = c.startsWith('async') || c.startsWith('fd-async') ? 'round trip (2 messages)' : c.startsWith('sync') ? 'send + tryRecv' : c.startsWith('fd-handle') ? 'from() or dup, close()' : c.startsWith('fd-encode') || c.startsWith('fd-decode') ? c.slice(3) : c === 'fd-none' ? 'send + tryRecv of { fh: 1 }' : c === 'fd-floor-none' ? 'sendPacket + recvPackets, no descriptor' : c.startsWith('fd') ? 'send + tryRecv + close, one descriptor' : c.startsWith('churn') ? 'new channel, send + tryRecv, close both' : c.replace('-floor', '');
+    console.log(`| ${c} | ${per.toLocaleString('en-US')} | ${what} | ${c.endsWith('floor') || c.endsWith('floor-none') ? '(addon only)' : path.relative(root, lib)} |`);
   }
 }
 
@@ -71,7 +80,7 @@ async function runCase(c, n, libPath) {
   const small = { id: 42, name: 'sensor-7', ok: true, values: [1.5, 2.5, 3.5] };
   const te = new TextEncoder();
   const td = new TextDecoder('utf-8', { fatal: true });
-  const warm = c.startsWith('async') ? 3000 : 20000;
+  const warm = c.startsWith('async') || c.startsWith('fd-async') ? 3000 : 20000;
   if (c === 'async' || c === 'async-floor') {
     let pair;
     if (c === 'async') {
@@ -98,6 +107,87 @@ async function runCase(c, n, libPath) {
       pair.send(small);
       await pair.recv();
     }
+    process.exit(0);
+  }
+  if (c.startsWith('fd-async')) {
+    let roundTrip;
+    if (!c.startsWith('fd-async-floor')) {
+      const lib = await import(libPath);
+      const [atx, arx] = lib.channel();
+      const [btx, brx] = lib.channel();
+      const none = c === 'fd-async-none';
+      (async () => {
+        let prev;
+        try {
+          for await (const m of arx) {
+            btx.send({ fh: m.fh });
+            if (!none) prev?.close(); // closed one message later, as bench/library.mjs's child does
+            prev = m.fh;
+          }
+        } catch {}
+      })();
+      const fh = none ? 1 : lib.IpcFileHandle.from(openSync('/dev/null', 'r'));
+      roundTrip = none
+        ? async () => {
+            atx.send({ fh });
+            await brx.recv();
+          }
+        : async () => {
+            atx.send({ fh });
+            (await brx.recv()).fh.close();
+          };
+    } else {
+      const keep = [];
+      const receiver = (fd) => {
+        const meta = new Int32Array(2 + 4);
+        const fdsOut = new Int32Array(1024);
+        const arena = new Uint8Array(128 * 1024);
+        let waiter;
+        const poller = new addon.Poller(fd, () => {
+          if (addon.recvPackets(fd, meta, fdsOut, 1, 64 * 1024, arena, 0, false) <= 0) return;
+          const w = waiter;
+          waiter = undefined;
+          w(meta[4] > 0 ? fdsOut[0] : -1);
+        });
+        poller.start(1);
+        keep.push(poller); // a poller nothing refers to is collected, and its watch with it
+        return () => new Promise((r) => (waiter = r));
+      };
+      const [a1, a2] = addon.socketpair();
+      const [b1, b2] = addon.socketpair();
+      const packet = [new Uint8Array(64)];
+      const info = new Float64Array(6);
+      const echoRecv = receiver(a2);
+      const none = c === 'fd-async-floor-none';
+      (async () => {
+        let prev = -1;
+        for (;;) {
+          const got = await echoRecv();
+          if (none) {
+            addon.sendPacket(b1, packet, null);
+            continue;
+          }
+          addon.fdInfo(got, info);
+          addon.sendPacket(b1, packet, [got]);
+          if (prev >= 0) addon.close(prev);
+          prev = got;
+        }
+      })();
+      const recv = receiver(b2);
+      const sent = none ? null : [openSync('/dev/null', 'r')];
+      roundTrip = none
+        ? async () => {
+            addon.sendPacket(a1, packet, null);
+            await recv();
+          }
+        : async () => {
+            addon.sendPacket(a1, packet, sent);
+            const got = await recv();
+            addon.fdInfo(got, info);
+            addon.close(got);
+          };
+    }
+    for (let i = 0; i < warm + n; i++) await roundTrip();
     process.exit(0);
   }
   let f;

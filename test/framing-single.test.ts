@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IpcError } from '../src/shared/index.js';
-import { NO_FDS, PacketParser, singleRecordPacket } from '../src/main/framing.js';
+import { NO_FDS, PacketParser, fdList, singleRecordPacket } from '../src/main/framing.js';
 import type { ParsedItem } from '../src/main/framing.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_261_204);
@@ -16,7 +16,7 @@ const LIMITS = { maxMessageBytes: 200, maxHandles: 2 };
 function describeItem(it: ParsedItem): unknown {
   if (it instanceof IpcError) return { code: it.code, message: it.message };
   if (it instanceof Error) return { error: it.message };
-  return { body: Array.from(it.body), fds: [...it.fds], sections: it.sections };
+  return { body: Array.from(it.body), fds: [...fdList(it.fds)], sections: it.sections };
 }
 
 /** The bytes of one packet of the sender's own framing (one record of `body`). */
@@ -35,8 +35,8 @@ function packetOf(body: Uint8Array, nfds: number): Uint8Array {
 function both(packet: Uint8Array, off: number, nfds: number) {
   const closedFast: number[] = [];
   const closedSlow: number[] = [];
-  const fast = new PacketParser(LIMITS, (fds) => closedFast.push(...fds));
-  const slow = new PacketParser(LIMITS, (fds) => closedSlow.push(...fds));
+  const fast = new PacketParser(LIMITS, (fds) => closedFast.push(...fdList(fds)));
+  const slow = new PacketParser(LIMITS, (fds) => closedSlow.push(...fdList(fds)));
   const buf = new Uint8Array(off + packet.byteLength + 16).fill(0xee);
   buf.set(packet, off);
   const fds = nfds === 0 ? NO_FDS : Array.from({ length: nfds }, (_, i) => 100 + i);

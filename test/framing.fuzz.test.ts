@@ -17,12 +17,13 @@ import {
   PacketParser,
   RecordBatcher,
   STALE_PACKETS,
+  fdList,
   fragmentPackets,
   openFileLimit,
   partialBudgets,
   singleRecordPacket,
 } from '../src/main/framing.js';
-import type { OutPacket, ParsedItem } from '../src/main/framing.js';
+import type { OutPacket, ParsedItem, RecordFds } from '../src/main/framing.js';
 import { linuxNative, native } from '../src/main/native.js';
 import { fdCount } from './helpers.js';
 
@@ -49,8 +50,8 @@ class FdPool {
     for (const fd of out) this.live.add(fd);
     return out;
   }
-  close(fds: number[]): void {
-    for (const fd of fds) {
+  close(fds: RecordFds): void {
+    for (const fd of fdList(fds)) {
       if (!this.live.delete(fd)) throw new Error(`descriptor ${fd} closed twice or never given`);
       native().close(fd);
     }
@@ -90,8 +91,8 @@ function feedInto(pool: FdPool, packets: Array<{ bytes: Uint8Array; fds: number;
       continue;
     }
     expect(item.body.byteLength).toBeLessThanOrEqual(LIMITS.maxMessageBytes);
-    expect(item.fds.length).toBeLessThanOrEqual(LIMITS.maxHandles);
-    decodeOrReject(item.body, item.fds.length);
+    expect(fdList(item.fds).length).toBeLessThanOrEqual(LIMITS.maxHandles);
+    decodeOrReject(item.body, fdList(item.fds).length);
     pool.close(item.fds);
   }
   // Everything handed to the parser was either yielded (and closed above) or closed by it.
@@ -485,7 +486,7 @@ describe('unfinished fragmented messages stay within their budgets', () => {
     expect(rig.send([e[1]!])).toEqual([]);
     // A, C and D complete, whole.
     const done = rig.send([a[1]!, c[1]!, d[1]!]);
-    expect(done.map((r) => (r instanceof Error ? r.message : [r.body.byteLength, r.fds.length]))).toEqual([
+    expect(done.map((r) => (r instanceof Error ? r.message : [r.body.byteLength, fdList(r.fds).length]))).toEqual([
       [100, 10],
       [100, 20],
       [100, 15],
@@ -522,8 +523,8 @@ describe('unfinished fragmented messages stay within their budgets', () => {
     const c = messagePackets(3n, 0, 100, 20, 2);
     const got = rig.send(c);
     expect(errorsOf(got).map((e) => e.message)).toEqual([expect.stringMatching(/25 descriptors was dropped.*no fragment of it came while this receiver read 25[78] packets/)]);
-    expect(recordsOf(got).map((r) => r.fds.length)).toEqual([20]);
-    expect(recordsOf(rig.send([a[1]!, b[1]!])).map((r) => r.fds.length)).toEqual([35]);
+    expect(recordsOf(got).map((r) => fdList(r.fds).length)).toEqual([20]);
+    expect(recordsOf(rig.send([a[1]!, b[1]!])).map((r) => fdList(r.fds).length)).toEqual([35]);
     expect(errorsOf(rig.items.filter((i) => i instanceof Error))).toHaveLength(1);
     rig.end();
   });
@@ -589,7 +590,7 @@ describe('unfinished fragmented messages stay within their budgets', () => {
           const v = new DataView(r.body.buffer, r.body.byteOffset, 8);
           const want = expected.get(`${v.getUint32(0, true)}/${v.getUint32(4, true)}`)!;
           expect(r.body).toEqual(want.body);
-          expect(r.fds.length).toBe(want.fds);
+          expect(fdList(r.fds).length).toBe(want.fds);
         }
         rig.end();
       }),

@@ -19,7 +19,7 @@ import type { EncodeHooks } from '../shared/codec.js';
 import type { Limits } from '../shared/limits.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { validate } from '../shared/validate.js';
-import { malformed } from './framing.js';
+import { fdCount, malformed } from './framing.js';
 import type { ParsedItem, WireRecord } from './framing.js';
 import { assertThread, isHandleSource, kHandle, kKindTag, osError, registerHandleKind } from './handles.js';
 import type { HandleSource, ReviveContext } from './handles.js';
@@ -114,13 +114,18 @@ export class IpcReceiver<T> extends ReceiverBase<T> {
     this.schema = options?.schema;
   }
 
+  /** @internal Whether a schema checks this receiver's messages (IpcMux reads its own frames only without one). */
+  get hasSchema(): boolean {
+    return this.schema !== undefined;
+  }
+
   /** @internal Turns a queued item into the message (or throws the error it stands for). */
   finish(item: ParsedItem): T {
     if (item instanceof Error) throw item;
     let bytes = item.body.byteLength;
     if (item.sections !== undefined) for (const s of item.sections) bytes += s.byteLength;
     this.lastBytes = bytes;
-    this.lastHandles = item.fds.length;
+    this.lastHandles = fdCount(item.fds);
     if (!this.schema) {
       const decoded = decodeRecord<T>(item, this.core.limits);
       // Decoded: nothing refers to the body's bytes any more (see rewindArena).
@@ -227,7 +232,7 @@ export class IpcBytesReceiver extends ReceiverBase<Uint8Array> {
 
 function bytesOf(item: ParsedItem): Uint8Array {
   if (item instanceof Error) throw item;
-  if (item.fds.length > 0) {
+  if (fdCount(item.fds) > 0) {
     closeFds(item.fds);
     throw malformed('a bytes-channel message carried descriptors');
   }

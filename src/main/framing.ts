@@ -26,11 +26,14 @@ export {
   TYPE_RECORDS,
   TYPE_SWITCH,
   VERSION,
+  fdCount,
+  fdList,
+  fdSlice,
   malformed,
   pad8,
   switchPacket,
 } from './framing/wire.js';
-export type { OutPacket, ParsedItem, SwitchItem, WireRecord } from './framing/wire.js';
+export type { OutPacket, ParsedItem, RecordFds, SwitchItem, WireRecord } from './framing/wire.js';
 export {
   RecordBatcher,
   copyParts,

@@ -77,9 +77,12 @@ interface KindEntry {
 }
 
 const kinds = new Map<string, KindEntry>();
+/** Changes whenever a kind is registered (so that a lookup remembered by a caller is known stale). */
+export let handleKindsVersion = 0;
 
 export function registerHandleKind(kind: string, check: KindEntry['check'], revive: HandleReviver, packed?: KindEntry['packed']): void {
   kinds.set(kind, { check, revive, packed });
+  handleKindsVersion++;
 }
 
 export function handleKind(kind: string): KindEntry | undefined {

@@ -7,9 +7,9 @@ import { decodeMessage, peekHandleCount } from '../../shared/codec.js';
 import type { DecodeHooks } from '../../shared/codec.js';
 import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
-import { malformed } from '../framing.js';
+import { fdList, malformed } from '../framing.js';
 import type { WireRecord } from '../framing.js';
-import { handleKind, isHandleSource } from '../handles.js';
+import { handleKind, handleKindsVersion, isHandleSource } from '../handles.js';
 import type { ReviveContext } from '../handles.js';
 import { fdInfo, fdInfoPacked } from '../native.js';
 import { closeFds } from './thread-state.js';
@@ -27,12 +27,25 @@ const noHandleHooks = {
 
 /** The bare kind of the last tag tagEntry() looked up (for error messages; no object per lookup). */
 let tagKind = '';
+/**
+ * The last tag without secrets that tagEntry() found, its entry, and handleKindsVersion then: a
+ * stream of messages carries the same kind again and again ('F' for files), and looking it up
+ * (the tag scanned for secrets, hashed, the registry's Map probed) cost ~260 instructions each.
+ */
+let lastTag = '';
+let lastEntry: NonNullable<ReturnType<typeof handleKind>> | undefined;
+let lastVersion = -1;
 
 /**
  * The registered kind of a handle tag (`kind`, or `kind.secret...` for receivers, whose secrets
  * go to ctx.secrets), or MALFORMED for a kind this process does not know.
  */
 function tagEntry(tag: string, ctx: { secrets: readonly string[] }): NonNullable<ReturnType<typeof handleKind>> {
+  if (tag === lastTag && lastVersion === handleKindsVersion) {
+    tagKind = tag;
+    ctx.secrets = NO_SECRETS;
+    return lastEntry!;
+  }
   let kind = tag;
   let secrets = NO_SECRETS;
   if (tag.indexOf('.') >= 0) ({ kind, secrets } = parseKindTag(tag));
@@ -40,6 +53,11 @@ function tagEntry(tag: string, ctx: { secrets: readonly string[] }): NonNullable
   if (!entry) throw malformed(`unknown handle kind ${JSON.stringify(tag.slice(0, 40))}`);
   tagKind = kind;
   ctx.secrets = secrets;
+  if (secrets === NO_SECRETS) {
+    lastTag = tag;
+    lastEntry = entry;
+    lastVersion = handleKindsVersion;
+  }
   return entry;
 }
 
@@ -138,12 +156,12 @@ class OneReviver implements DecodeHooks {
 }
 let oneReviver: OneReviver | undefined;
 
-/** decodeRecord of a record with one descriptor whose header says one. */
-function decodeOne<T>(rec: WireRecord, limits: Limits, revived: Array<{ close(): void }> | undefined): T {
+/** decodeRecord of a record with one descriptor, `fd`, whose header says one. */
+function decodeOne<T>(rec: WireRecord, fd: number, limits: Limits, revived: Array<{ close(): void }> | undefined): T {
   let r = (oneReviver ??= new OneReviver());
   if (r.busy) r = new OneReviver();
   r.busy = true;
-  r.fd = rec.fds[0]!;
+  r.fd = fd;
   r.taken = false;
   r.obj = undefined;
   const ctx = r.ctx;
@@ -152,12 +170,12 @@ function decodeOne<T>(rec: WireRecord, limits: Limits, revived: Array<{ close():
   ctx.secrets = NO_SECRETS;
   try {
     const value = decodeMessage(rec.body, 1, r, limits, rec.sections) as T;
-    if (!r.taken) closeFds(rec.fds);
+    if (!r.taken) closeFds(fd);
     else if (revived !== undefined && r.obj !== undefined) revived.push(r.obj);
     return value;
   } catch (e) {
     (r.obj as { close(): void } | undefined)?.close();
-    if (!r.taken) closeFds(rec.fds);
+    if (!r.taken) closeFds(fd);
     throw e instanceof IpcError ? e : malformed((e as Error).message ?? String(e));
   } finally {
     r.busy = false;
@@ -169,30 +187,34 @@ function decodeOne<T>(rec: WireRecord, limits: Limits, revived: Array<{ close():
 /** Decodes a record; the handle objects it creates are also pushed to `revived` when given. */
 export function decodeRecord<T>(rec: WireRecord, limits: Limits, revived?: Array<{ close(): void }>): T {
   const body = rec.body;
-  // Most messages carry no descriptor: their header (checked whole by decodeMessage) says 0.
-  if (rec.fds.length === 0 && body.length >= 16 && (body[12]! | body[13]! | body[14]! | body[15]!) === 0) {
-    return decodeMessage(body, 0, noHandleHooks, limits, rec.sections) as T;
+  const recFds = rec.fds;
+  if (typeof recFds === 'number') {
+    // One descriptor (the record's number form), and the header says 1 (decodeMessage checks the rest of it).
+    if (body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) return decodeOne<T>(rec, recFds, limits, revived);
+  } else if (recFds.length === 0) {
+    // Most messages carry no descriptor: their header (checked whole by decodeMessage) says 0.
+    if (body.length >= 16 && (body[12]! | body[13]! | body[14]! | body[15]!) === 0) return decodeMessage(body, 0, noHandleHooks, limits, rec.sections) as T;
+  } else if (recFds.length === 1 && body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) {
+    // One descriptor in an array (a record built by hand): the same path.
+    return decodeOne<T>(rec, recFds[0]!, limits, revived);
   }
-  // One descriptor, and the header says 1 (decodeMessage checks the rest of it).
-  if (rec.fds.length === 1 && body.length >= 16 && body[12] === 1 && (body[13]! | body[14]! | body[15]!) === 0) {
-    return decodeOne<T>(rec, limits, revived);
-  }
+  const fds = fdList(recFds);
   let expected: number;
   try {
     expected = peekHandleCount(rec.body);
   } catch (e) {
-    closeFds(rec.fds);
+    closeFds(fds);
     throw e;
   }
-  if (expected !== rec.fds.length) {
-    closeFds(rec.fds);
-    throw malformed(`the message names ${expected} descriptors but ${rec.fds.length} arrived with it`);
+  if (expected !== fds.length) {
+    closeFds(fds);
+    throw malformed(`the message names ${expected} descriptors but ${fds.length} arrived with it`);
   }
-  if (rec.fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
+  if (fds.length === 0) return decodeMessage(rec.body, 0, noHandleHooks, limits, rec.sections) as T;
   const all = revived ?? [];
-  const reviver = new RecordReviver(rec.fds, limits, all);
+  const reviver = new RecordReviver(fds, limits, all);
   try {
-    const value = decodeMessage(rec.body, rec.fds.length, reviver, limits, rec.sections) as T;
+    const value = decodeMessage(rec.body, fds.length, reviver, limits, rec.sections) as T;
     reviver.closeUnused();
     return value;
   } catch (e) {

@@ -5,6 +5,7 @@
  * `takeItem` then `finishItem` is exactly `tryRecv()`.
  */
 import { closedError, currentThreadId, assertThread } from '../handles.js';
+import { fdCount } from '../framing.js';
 import type { ParsedItem } from '../framing.js';
 import type { IpcReceiver } from '../channel.js';
 import { asyncSchemaError } from './options.js';
@@ -43,8 +44,7 @@ export function finishItem<T>(rx: IpcReceiver<T>, item: ParsedItem): T {
  * undefined: the item goes to {@link finishItem}.
  */
 export function plainBody(rx: IpcReceiver<unknown>, item: ParsedItem): Uint8Array | undefined {
-  if (item instanceof Error || item.sections !== undefined || item.fds.length !== 0) return undefined;
-  if ((rx as unknown as { schema: unknown }).schema !== undefined) return undefined;
+  if (item instanceof Error || item.sections !== undefined || fdCount(item.fds) !== 0 || rx.hasSchema) return undefined;
   return item.body;
 }
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { IpcError } from '../../shared/errors.js';
 import { armDeadline } from '../../shared/deadline.js';
 import type { Disarm } from '../../shared/deadline.js';
-import { fitsOnePacket, fragmentPackets, singleRecordPacket, switchPacket } from '../framing.js';
+import { fdList, fitsOnePacket, fragmentPackets, singleRecordPacket, switchPacket } from '../framing.js';
 import type { OutPacket, ParsedItem } from '../framing.js';
 import { closedError, osError, untrackForGc } from '../handles.js';
 import { attachPacket } from '../writers.js';
@@ -224,8 +224,9 @@ export class ReceiverCore extends ReceiverReading {
       if (it instanceof Error) continue; // an error stands for a message already refused
       const parts = recordParts(it);
       const bytes = parts.reduce((sum, part) => sum + part.byteLength, 0);
-      if (fitsOnePacket(bytes, it.fds.length)) packets.push(singleRecordPacket(parts, bytes, it.fds));
-      else packets.push(...fragmentPackets(randomBytes(8).readBigUInt64LE(0), 0, parts, bytes, it.fds));
+      const fds = fdList(it.fds);
+      if (fitsOnePacket(bytes, fds.length)) packets.push(singleRecordPacket(parts, bytes, fds));
+      else packets.push(...fragmentPackets(randomBytes(8).readBigUInt64LE(0), 0, parts, bytes, fds));
     }
     this.items = [];
     this.head = 0;

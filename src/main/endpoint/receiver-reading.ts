@@ -6,7 +6,7 @@
  */
 import { trace } from '../debug.js';
 import { FRAGMENT_HEADER, MAX_RECV_PACKET_BYTES, NO_FDS, PACKET_HEADER, RECORD_HEADER, malformed, pad8 } from '../framing.js';
-import type { SwitchItem } from '../framing.js';
+import type { RecordFds, SwitchItem } from '../framing.js';
 import { osError } from '../handles.js';
 import { EAGAIN, PACKET_DESYNC, native } from '../native.js';
 import { isAttachPacket } from '../writers.js';
@@ -244,7 +244,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
     if (r <= 0) return;
     let n = 0;
     for (let i = 0; i < this.meta[0]!; i++) n += this.meta[4 + 4 * i]!;
-    for (let j = 0; j < n; j++) closeFds([this.fdsOut[j]!]);
+    for (let j = 0; j < n; j++) closeFds(this.fdsOut[j]!);
   }
 
   /** Reads `fd`, or the attached writer `w`; returns true when it saw what may be end-of-file (see read()). */
@@ -325,7 +325,7 @@ export abstract class ReceiverReading extends ReceiverSockets {
       if (sw && this.switchTo(sw)) {
         // The rest of the channel comes on another socket; this one is done.
         const rest = this.remainingFds(i + 1, count);
-        for (let j = 0; j < rest; j++) closeFds([this.fdsOut[fdAt + j]!]);
+        for (let j = 0; j < rest; j++) closeFds(this.fdsOut[fdAt + j]!);
         return false;
       }
     }
@@ -449,12 +449,12 @@ export abstract class ReceiverReading extends ReceiverSockets {
 }
 
 /**
- * The `nfds` descriptors of a packet from `fdsOut` at `at`, as the record's array: one descriptor
- * (the common case) as a packed one-element literal, not a holey `new Array(n)` filled in a loop.
+ * The `nfds` descriptors of a packet from `fdsOut` at `at`, in the record's form (RecordFds): none
+ * the shared NO_FDS, one (the common case) the descriptor itself, no array; more a packed array.
  */
-function fdsOf(fdsOut: Int32Array, at: number, nfds: number): number[] {
+function fdsOf(fdsOut: Int32Array, at: number, nfds: number): RecordFds {
   if (nfds === 0) return NO_FDS;
-  if (nfds === 1) return [fdsOut[at]!];
+  if (nfds === 1) return fdsOut[at]!;
   const fds = new Array<number>(nfds);
   for (let j = 0; j < nfds; j++) fds[j] = fdsOut[at + j]!;
   return fds;

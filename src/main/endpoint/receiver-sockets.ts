@@ -8,8 +8,8 @@
 import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
 import { describeError, trace, traceEnabled } from '../debug.js';
-import { PacketParser, malformed } from '../framing.js';
-import type { LayoutOf, ParsedItem } from '../framing.js';
+import { PacketParser, fdList, malformed } from '../framing.js';
+import type { LayoutOf, ParsedItem, RecordFds } from '../framing.js';
 import { trackForGc } from '../handles.js';
 import type { Disposer } from '../handles.js';
 import { POLL_READABLE, native } from '../native.js';
@@ -262,7 +262,8 @@ export abstract class ReceiverSockets extends Pinnable {
   }
 
   /** Reads the socket of a new sender from now on (an ATTACH packet), or one MALFORMED item. */
-  protected attachWriter(packet: Uint8Array, fds: number[]): void {
+  protected attachWriter(packet: Uint8Array, packetFds: RecordFds): void {
+    const fds = fdList(packetFds);
     let problem = attachProblem(packet, fds);
     if (problem === undefined && !this.t.singleWriter) problem = `an attach packet, which the ${this.t.name} transport never sends (its senders share one socket)`;
     if (problem === undefined && this.writers.length >= maxAttachedWriters()) {

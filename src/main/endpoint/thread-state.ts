@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 import { IpcError } from '../../shared/errors.js';
 import { errnoError } from '../handles.js';
 import { native } from '../native.js';
+import type { RecordFds } from '../framing.js';
 import type { SenderCore } from './sender-core.js';
 
 /**
@@ -181,9 +182,17 @@ export function flushAtExit(): void {
   }
 }
 
-/** Closes descriptors, ignoring those already closed. */
-export function closeFds(fds: number[]): void {
+/** Closes descriptors (one as a number, or an array), ignoring those already closed. */
+export function closeFds(fds: RecordFds): void {
   const n = native();
+  if (typeof fds === 'number') {
+    try {
+      n.close(fds);
+    } catch {
+      // Already gone; nothing to release.
+    }
+    return;
+  }
   for (const fd of fds) {
     try {
       n.close(fd);

@@ -32,11 +32,13 @@ import {
   TYPE_RECORDS,
   TYPE_SWITCH,
   VERSION,
+  fdCount,
+  fdSlice,
   malformed,
   pad8,
   tooLarge,
 } from './wire.js';
-import type { OutPacket, ParsedItem, SwitchItem } from './wire.js';
+import type { OutPacket, ParsedItem, RecordFds, SwitchItem } from './wire.js';
 
 /**
  * The last body view {@link PacketParser.parseSingleRecord} made, and what of: the receive arena
@@ -87,15 +89,16 @@ export class PacketParser {
 
   constructor(
     private readonly limits: FramingLimits,
-    private readonly close: (fds: number[]) => void,
+    private readonly close: (fds: RecordFds) => void,
     private readonly layoutOf?: LayoutOf,
   ) {}
 
   /**
-   * Parses one packet; `fds` are the descriptors that came with it. Returns a SwitchItem for a
-   * valid SWITCH packet (which the caller acts on), else undefined.
+   * Parses one packet; `fds` are the descriptors that came with it (a record takes them in the
+   * same form: none, one as a number, else an array). Returns a SwitchItem for a valid SWITCH
+   * packet (which the caller acts on), else undefined.
    */
-  parse(packet: Uint8Array, fds: number[], flags: number, out: ParsedItem[]): SwitchItem | undefined {
+  parse(packet: Uint8Array, fds: RecordFds, flags: number, out: ParsedItem[]): SwitchItem | undefined {
     this.clock++;
     if (flags !== 0) {
       this.close(fds);
@@ -116,8 +119,8 @@ export class PacketParser {
     if (packet[4] === TYPE_RECORDS) this.parseRecords(packet, fds, out);
     else if (packet[4] === TYPE_FRAGMENT) this.parseFragment(packet, new DataView(packet.buffer, packet.byteOffset, packet.byteLength), fds, out);
     else if (packet[4] === TYPE_SWITCH) {
-      if (packet.byteLength === PACKET_HEADER + SWITCH_SECRET_BYTES && fds.length === 1) {
-        return { switchTo: fds[0]!, secret: Buffer.from(packet.buffer, packet.byteOffset + PACKET_HEADER, SWITCH_SECRET_BYTES).toString('hex') };
+      if (packet.byteLength === PACKET_HEADER + SWITCH_SECRET_BYTES && fdCount(fds) === 1) {
+        return { switchTo: typeof fds === 'number' ? fds : fds[0]!, secret: Buffer.from(packet.buffer, packet.byteOffset + PACKET_HEADER, SWITCH_SECRET_BYTES).toString('hex') };
       }
       this.close(fds);
       out.push(malformed(`a switch packet must be ${PACKET_HEADER + SWITCH_SECRET_BYTES} bytes with exactly one descriptor`));
@@ -134,14 +137,14 @@ export class PacketParser {
    * other packet returns false, touching nothing (the caller then calls parse()). Saves the
    * packet's view and the second pass over its records.
    */
-  parseSingleRecord(buf: Uint8Array, off: number, len: number, fds: number[], out: ParsedItem[]): boolean {
+  parseSingleRecord(buf: Uint8Array, off: number, len: number, fds: RecordFds, out: ParsedItem[]): boolean {
     if (len < PACKET_HEADER + RECORD_HEADER || buf[off + 4] !== TYPE_RECORDS || buf[off + 5] !== VERSION || buf[off + 6] !== 0 || buf[off + 7] !== 0) return false;
     if (getU32(buf, off) !== MAGIC) return false;
     const at = off + PACKET_HEADER;
     const recLen = getU32(buf, at);
     const nfds = getU32(buf, at + 4);
     // Exactly one record (a longer packet holds more, a shorter one is malformed: parse() says how).
-    if (recLen > len - PACKET_HEADER - RECORD_HEADER || PACKET_HEADER + RECORD_HEADER + pad8(recLen) !== len || nfds !== fds.length) return false;
+    if (recLen > len - PACKET_HEADER - RECORD_HEADER || PACKET_HEADER + RECORD_HEADER + pad8(recLen) !== len || nfds !== fdCount(fds)) return false;
     this.clock++;
     if (recLen > this.limits.maxMessageBytes) {
       this.close(fds);
@@ -156,7 +159,7 @@ export class PacketParser {
     return true;
   }
 
-  private parseRecords(packet: Uint8Array, fds: number[], out: ParsedItem[]): void {
+  private parseRecords(packet: Uint8Array, fds: RecordFds, out: ParsedItem[]): void {
     // Validate the whole packet first, so that a bad packet yields one error and no records.
     let at = PACKET_HEADER;
     let fdSum = 0;
@@ -178,7 +181,7 @@ export class PacketParser {
       at += RECORD_HEADER + pad8(len);
     }
     if (!problem && count === 0) problem = 'a packet with no records';
-    if (!problem && fdSum !== fds.length) problem = `records name ${fdSum} descriptors but the packet carried ${fds.length}`;
+    if (!problem && fdSum !== fdCount(fds)) problem = `records name ${fdSum} descriptors but the packet carried ${fdCount(fds)}`;
     if (problem) {
       this.close(fds);
       out.push(malformed(problem));
@@ -189,7 +192,7 @@ export class PacketParser {
     while (at < packet.byteLength) {
       const len = getU32(packet, at);
       const nfds = getU32(packet, at + 4);
-      const recFds = nfds === 0 ? NO_FDS : fds.slice(fdAt, fdAt + nfds);
+      const recFds = fdSlice(fds, fdAt, nfds);
       fdAt += nfds;
       const body = packet.subarray(at + RECORD_HEADER, at + RECORD_HEADER + len);
       at += RECORD_HEADER + pad8(len);
@@ -203,7 +206,7 @@ export class PacketParser {
     }
   }
 
-  private parseFragment(packet: Uint8Array, v: DataView, fds: number[], out: ParsedItem[]): void {
+  private parseFragment(packet: Uint8Array, v: DataView, fds: RecordFds, out: ParsedItem[]): void {
     if (packet.byteLength < FRAGMENT_HEADER) {
       this.close(fds);
       out.push(malformed('a fragment packet shorter than its header'));
@@ -234,7 +237,7 @@ export class PacketParser {
       out.push(malformed('a fragment from another message interleaved with a fragmented message'));
       return;
     }
-    if (nfds !== fds.length) return this.fail(stream, p, seq, fds, out, `a fragment names ${nfds} descriptors but carried ${fds.length}`);
+    if (nfds !== fdCount(fds)) return this.fail(stream, p, seq, fds, out, `a fragment names ${nfds} descriptors but carried ${fdCount(fds)}`);
     if (flags & ~(FRAG_FIRST | FRAG_LAST)) return this.fail(stream, p, seq, fds, out, 'a fragment with unknown flags');
     if (flags & FRAG_FIRST) {
       if (p) {
@@ -387,7 +390,7 @@ export class PacketParser {
    * remembers the message as failed (a tombstone holding nothing, until the sender's next first
    * fragment) so that its other fragments are consumed without further errors.
    */
-  private fail(stream: bigint, p: Partial | undefined, seq: number, fds: number[], out: ParsedItem[], why: string): void {
+  private fail(stream: bigint, p: Partial | undefined, seq: number, fds: RecordFds, out: ParsedItem[], why: string): void {
     this.close(fds);
     if (p) this.drop(stream, p);
     this.tombstone(stream, seq);
@@ -402,7 +405,7 @@ export class PacketParser {
     totalFds: number,
     flags: number,
     chunk: Uint8Array | number,
-    fds: number[],
+    fds: RecordFds,
     out: ParsedItem[],
   ): void {
     // A number: that many bytes were already received in place (readDirect).
@@ -412,10 +415,11 @@ export class PacketParser {
     if (totalFds !== p.totalFds) return bad('fragments of one message disagree on its descriptor count');
     if (offset !== BigInt(p.received)) return bad('a fragment out of order (offset mismatch)');
     if (p.received + n > p.total) return bad('fragments carry more bytes than their message size');
-    if (p.fds.length + fds.length > p.totalFds) return bad('fragments carry more descriptors than their message names');
+    if (p.fds.length + fdCount(fds) > p.totalFds) return bad('fragments carry more descriptors than their message names');
     if (typeof chunk !== 'number') scatter(p.segs!, p.received, chunk);
     p.received += n;
-    for (const fd of fds) p.fds.push(fd);
+    if (typeof fds === 'number') p.fds.push(fds);
+    else for (const fd of fds) p.fds.push(fd);
     p.touched = this.clock;
     p.touchedAt = performance.now();
     if (flags & FRAG_LAST) {
@@ -425,7 +429,9 @@ export class PacketParser {
         out.push(malformed('the last fragment arrived before the whole message'));
         return;
       }
-      out.push(p.sections ? { body: p.head!, sections: p.sections, fds: p.fds } : { body: p.body!, fds: p.fds });
+      // The record's form (none, one as a number, else the array).
+      const whole = p.fds.length === 0 ? NO_FDS : p.fds.length === 1 ? p.fds[0]! : p.fds;
+      out.push(p.sections ? { body: p.head!, sections: p.sections, fds: whole } : { body: p.body!, fds: whole });
     }
   }
 
@@ -517,7 +523,7 @@ export class PacketParser {
    * `n` more bytes went to the regions. Returns false, touching nothing, unless it is the next
    * fragment of that message (the caller then rebuilds the packet and calls parse()).
    */
-  parseDirect(stream: bigint, header: Uint8Array, n: number, regionBytes: number, fds: number[], flags: number, out: ParsedItem[]): boolean {
+  parseDirect(stream: bigint, header: Uint8Array, n: number, regionBytes: number, fds: RecordFds, flags: number, out: ParsedItem[]): boolean {
     const p = this.partials.get(stream);
     if (!p || flags !== 0 || n > regionBytes) return false;
     const v = new DataView(header.buffer, header.byteOffset, FRAGMENT_HEADER);
@@ -525,7 +531,7 @@ export class PacketParser {
     if (v.getBigUint64(8, true) !== stream || v.getUint32(16, true) !== p.seq) return false;
     const fflags = v.getUint32(44, true);
     if (Boolean(fflags & FRAG_FIRST) !== Boolean(p.awaitingFirst)) return false;
-    if (v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fds.length) return false;
+    if (v.getBigUint64(32, true) !== BigInt(p.received) || v.getUint32(20, true) !== fdCount(fds)) return false;
     if (fflags & ~(FRAG_FIRST | FRAG_LAST)) return false;
     p.awaitingFirst = false;
     this.clock++;

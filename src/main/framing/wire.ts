@@ -7,6 +7,31 @@ import { IpcError } from '../../shared/errors.js';
 /** The descriptors of a packet, record or message that carries none: shared, never written to. */
 export const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 
+/**
+ * The descriptors of a received packet or record, without an array for the common cases: none
+ * is {@link NO_FDS}, exactly one is the descriptor itself (a number), two or more an array.
+ * The receive path makes only these forms; an array of any length (tests, callers that build
+ * one) is read the same way. Whoever holds a RecordFds owns each descriptor in it exactly once.
+ */
+export type RecordFds = number | number[];
+
+/** How many descriptors `fds` holds. */
+export function fdCount(fds: RecordFds): number {
+  return typeof fds === 'number' ? 1 : fds.length;
+}
+
+/** `fds` as an array (a new one for a single descriptor): for the paths that are not per message. */
+export function fdList(fds: RecordFds): number[] {
+  return typeof fds === 'number' ? [fds] : fds;
+}
+
+/** The `n` descriptors of `fds` from `at`, in the record's form (none, one as a number, else a new array). */
+export function fdSlice(fds: RecordFds, at: number, n: number): RecordFds {
+  if (n === 0) return NO_FDS;
+  if (typeof fds === 'number') return fds;
+  return n === 1 ? fds[at]! : fds.slice(at, at + n);
+}
+
 /** First 4 bytes of every packet: "EIPC", little endian. */
 export const MAGIC = 0x43504945;
 /** Packet format version (byte 5 of the packet header). */
@@ -66,7 +91,8 @@ export const ZEROS = new Uint8Array(8);
 export interface WireRecord {
   /** The body; for a split record, its head only (see `sections`). */
   body: Uint8Array;
-  fds: number[];
+  /** Its descriptors: none (NO_FDS), one (the number), or an array (see RecordFds). */
+  fds: RecordFds;
   /** Binary sections received straight into buffers of their own (see codec bodyLayout). */
   sections?: Uint8Array[];
 }
