@@ -9,6 +9,8 @@
 //   into        encodeMessageInto(small, hooks, scratch): the send path's encode (a handleKind hook
 //               asked about every object, as IpcSender's), of the same (old) object every time;
 //   into-young  the same of a new object each time (as a message built per send, or echoed);
+//   into-echo   the same of the object JSON.parse makes of its text (as an echo sends what it
+//               received), the parse included: compare with `parse`, JSON.parse alone;
 //   floor       JSON.stringify + encodeInto of the small object (bench/instructions.mjs encode-floor);
 //   stringify   JSON.stringify alone;
 //   symbols     Object.getOwnPropertySymbols of the object (the walk's check, devalue refuses
@@ -17,6 +19,9 @@
 //               of its array;
 //   decode      decodeMessage of its body; decode-floor: TextDecoder + JSON.parse of the text
 //               through a view of the body, as the receive path holds it.
+//   row-encode, row-decode, row-stringify, row-parse: encodeMessage / decodeMessage / JSON.stringify /
+//               JSON.parse of the codec row's value (bench/codec.mjs: 10,000 small objects in one
+//               array); run with --n 10,40 (each operation is ~10^7 instructions).
 // Each lib is counted in turn, case by case, so the figures of one case sit side by side.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -52,10 +57,17 @@ async function runCase(c, n, libPath) {
   const scratch = new Uint8Array(4096);
   const body = codec.joinParts(codec.encodeMessage(small));
   const textBytes = body[4] | (body[5] << 8);
+  const smallText = JSON.stringify(small);
   const limits = { maxMessageBytes: 1 << 26, maxDepth: 64, maxElements: 1e6, maxHandles: 1024 };
+  // The codec row's value (bench/codec.mjs): 10,000 small objects in one array.
+  const row = Array.from({ length: 10_000 }, (_, i) => ({ ...small, values: [1.5, 2.5, 3.5], id: i }));
+  const rowBody = c.startsWith('row') ? codec.joinParts(codec.encodeMessage(row)) : undefined;
+  const rowText = JSON.stringify(row);
   const f = {
     into: () => codec.encodeMessageInto(small, hooks, scratch),
     'into-young': () => codec.encodeMessageInto({ id: 42, name: 'sensor-7', ok: true, values: [1.5, 2.5, 3.5] }, hooks, scratch),
+    'into-echo': () => codec.encodeMessageInto(JSON.parse(smallText), hooks, scratch),
+    'parse': () => JSON.parse(smallText),
     floor: () => te.encodeInto(JSON.stringify(small), scratch),
     stringify: () => JSON.stringify(small),
     symbols: () => Object.getOwnPropertySymbols(small),
@@ -68,10 +80,15 @@ async function runCase(c, n, libPath) {
     },
     decode: () => codec.decodeMessage(body, 0, undefined, limits),
     'decode-floor': () => JSON.parse(td.decode(body.subarray(16, 16 + textBytes))),
+    'row-encode': () => codec.encodeMessage(row),
+    'row-decode': () => codec.decodeMessage(rowBody, 0, undefined, limits),
+    'row-stringify': () => JSON.stringify(row),
+    'row-parse': () => JSON.parse(rowText),
   }[c];
   if (!f) throw new Error(`unknown case ${c}`);
   let sink;
-  for (let i = 0; i < 20000 + n; i++) sink = f();
+  const warmup = c.startsWith('row') ? 20 : 20000;
+  for (let i = 0; i < warmup + n; i++) sink = f();
   if (sink === 'never') console.log(sink);
   process.exit(0);
 }

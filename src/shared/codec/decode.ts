@@ -23,7 +23,7 @@ import {
   tooLarge,
 } from './format.js';
 import type { DecodeHooks } from './format.js';
-import { checkDevalueText, checkJsonText, decodeText, hasProtoKey, scanFlat } from './scan.js';
+import { MAY_HAVE_PROTO, NOT_SCANNED, checkDevalueText, checkJsonBytes, checkJsonText, decodeText, hasProtoKey, scanFlat } from './scan.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decoding
@@ -121,7 +121,7 @@ export function decodeMessage(
         const whole = decodeText(body, 0, -1);
         return decodeJson(whole.slice(BODY_HEADER_BYTES, whole.length - (body.length - textEnd)), limits);
       }
-      return decodeJson(decodeText(body, BODY_HEADER_BYTES, textBytes), limits);
+      return decodeJsonBody(body, textEnd, limits);
     }
   }
   const header = readHeader(body);
@@ -171,6 +171,21 @@ export function decodeMessage(
     copy.set(new Uint8Array(body.buffer, body.byteOffset + starts[index], length));
     return copy.buffer;
   });
+}
+
+/**
+ * The text of a format-0 body checked as decodeMessage's common case checks it (its header and
+ * padding), 128 bytes or more, decoded: valid UTF-8 first (the same error as the general path),
+ * then the limits, on the bytes (see checkJsonBytes). Out of decodeMessage: a small message's
+ * path does not take it.
+ */
+function decodeJsonBody(body: Uint8Array, textEnd: number, limits: DecodeLimits): unknown {
+  const text = decodeText(body, BODY_HEADER_BYTES, textEnd - BODY_HEADER_BYTES);
+  const scan = checkJsonBytes(body, BODY_HEADER_BYTES, textEnd, limits);
+  if (scan === NOT_SCANNED) return decodeJson(text, limits);
+  const value = parseChecked(text);
+  if (scan === MAY_HAVE_PROTO && hasProtoKey(value)) throw malformed('an object has a __proto__ key');
+  return value;
 }
 
 /** Where the parts of a message body lie: see {@link bodyLayout}. */
@@ -253,6 +268,11 @@ function decodeSplit(
 /** The JSON text's limits checked, then parsed: MALFORMED if it does not parse. */
 function parseJsonText(text: string, limits: DecodeLimits): unknown {
   checkJsonText(text, limits);
+  return parseChecked(text);
+}
+
+/** JSON.parse of text whose limits are checked: MALFORMED if it does not parse. */
+function parseChecked(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (cause) {

@@ -83,6 +83,69 @@ function scanJson(text: string, maxDepth: number): { values: number; containers:
   return { values: commas + containers - empty + 1, containers };
 }
 
+/** {@link checkJsonBytes}: the text may hold a `__proto__` key (a string `"__proto__"` or a `\u` escape). */
+export const MAY_HAVE_PROTO = 1;
+/** {@link checkJsonBytes}: the text is short enough not to be scanned (the caller looks for `__proto__` itself). */
+export const NOT_SCANNED = 2;
+
+/**
+ * {@link checkJsonText} of the UTF-8 text at `start` to `end` of `body`, read as bytes (a typed
+ * array's loads are cheaper than a string's `charCodeAt`), for text already known to be valid
+ * UTF-8: every byte of a multi-byte character is at least 0x80, so quotes, backslashes, brackets
+ * and commas are the same characters in the bytes as in the text. Returns NOT_SCANNED when the
+ * text is too short to need the scan (as checkJsonText), else MAY_HAVE_PROTO when a string
+ * begins `"__proto__"` or holds a `\u` escape (the only two ways to write a `__proto__` key in
+ * JSON), else 0. Throws TOO_LARGE as checkJsonText does.
+ */
+export function checkJsonBytes(body: Uint8Array, start: number, end: number, limits: DecodeLimits): number {
+  const n = end - start;
+  if (n <= 2 * limits.maxDepth + 1 && (n + 1) / 2 <= limits.maxElements) return NOT_SCANNED;
+  const maxDepth = limits.maxDepth;
+  let depth = 0;
+  let containers = 0;
+  let empty = 0;
+  let commas = 0;
+  let proto = 0;
+  for (let i = start; i < end; i++) {
+    const c = body[i];
+    if (c === 0x22) {
+      if (body[i + 1] === 0x5f && isProtoString(body, i, end)) proto = MAY_HAVE_PROTO;
+      for (i++; i < end; i++) {
+        const d = body[i];
+        if (d === 0x22) break;
+        if (d === 0x5c) {
+          i++;
+          if (body[i] === 0x75) proto = MAY_HAVE_PROTO;
+        }
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw tooLarge(`nesting deeper than maxDepth ${maxDepth}`);
+      containers++;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+      const p = body[i - 1];
+      if (p === 0x5b || p === 0x7b) empty++;
+    } else if (c === 0x2c) {
+      commas++;
+    }
+  }
+  const values = commas + containers - empty + 1;
+  if (values > limits.maxElements) {
+    throw tooLarge(`${values} values, more than maxElements ${limits.maxElements}`);
+  }
+  return proto;
+}
+
+/** `"__proto__"`, quotes included, in bytes. */
+const PROTO_STRING = [0x22, 0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f, 0x22];
+
+/** True when the string starting at `i` of `body` (its opening quote) is `"__proto__"`. */
+function isProtoString(body: Uint8Array, i: number, end: number): boolean {
+  if (end - i < PROTO_STRING.length) return false;
+  for (let j = 2; j < PROTO_STRING.length; j++) if (body[i + j] !== PROTO_STRING[j]) return false;
+  return true;
+}
+
 /** Checks the nesting depth and value count of a JSON body's text (format 0 or 3) before JSON.parse. */
 export function checkJsonText(text: string, limits: DecodeLimits): void {
   const n = text.length;

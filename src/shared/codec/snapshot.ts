@@ -36,6 +36,7 @@ const DEVALUE_TAGS = new Set(
 );
 
 const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
+const hasOwnProperty = Object.prototype.hasOwnProperty;
 
 const FRAME_ARRAY = 0;
 const FRAME_SPARSE = 1;
@@ -276,12 +277,18 @@ class SnapshotWalk implements Snapshot {
   maxDepth = 0;
   /**
    * The caller's objects already met -> their copies (or themselves when kept): the first
-   * SEEN_LIST_MAX in two lists (cheaper than a Map for small values), all in `seenMap` after.
-   * Slots past `seenCount` are undefined.
+   * SEEN_LIST_MAX in two lists (cheaper than a Map for small values); after them, all in
+   * `seenSet`, their copies in `setCopies` in the same (insertion) order, so that {@link claim}
+   * looks an object up and adds it in one step; at the first object met twice there, all in
+   * `seenMap`. Slots past `seenCount` are undefined.
    */
   private readonly seenObjects: object[] = [];
   private readonly seenCopies: unknown[] = [];
   private seenCount = 0;
+  private seenSet: Set<object> | undefined;
+  private setCopies: unknown[] | undefined;
+  /** Index in `setCopies` of the object {@link claim} added, until its copy is remembered (else -1). */
+  private claimed = -1;
   private seenMap: Map<object, unknown> | undefined;
   private readonly frames: CopyFrame[] = [];
   /**
@@ -310,6 +317,9 @@ class SnapshotWalk implements Snapshot {
       this.seenCopies[i] = undefined;
     }
     this.seenCount = 0;
+    this.seenSet = undefined;
+    this.setCopies = undefined;
+    this.claimed = -1;
     this.seenMap = undefined;
     this.value = undefined;
     this.handles = undefined;
@@ -330,6 +340,7 @@ class SnapshotWalk implements Snapshot {
   /** The copy of `v` when met before (`undefined`: not met; `v` itself when kept). */
   private seenCopy(v: object): unknown {
     if (this.seenMap !== undefined) return this.seenMap.get(v);
+    if (this.seenSet !== undefined) return this.seenSet.has(v) ? this.toMap().get(v) : undefined;
     const objects = this.seenObjects;
     for (let i = 0, n = this.seenCount; i < n; i++) {
       if (objects[i] === v) return this.seenCopies[i];
@@ -337,9 +348,37 @@ class SnapshotWalk implements Snapshot {
     return undefined;
   }
 
+  /**
+   * {@link seenCopy}, and when `v` was not met, and the walk is past its short lists, `v` is
+   * added as met (one Set operation instead of a lookup and an insertion): its copy must then
+   * be {@link remember}ed before any other object is claimed or looked up.
+   */
+  private claim(v: object): unknown {
+    const set = this.seenSet;
+    if (set === undefined || this.seenMap !== undefined) return this.seenCopy(v);
+    const n = set.size;
+    set.add(v);
+    if (set.size === n) return this.toMap().get(v);
+    this.claimed = n;
+    this.setCopies!.push(undefined);
+    return undefined;
+  }
+
   private remember(v: object, copy: unknown): void {
     if (this.seenMap !== undefined) {
       this.seenMap.set(v, copy);
+      return;
+    }
+    const set = this.seenSet;
+    if (set !== undefined) {
+      const claimed = this.claimed;
+      if (claimed >= 0) {
+        this.setCopies![claimed] = copy;
+        this.claimed = -1;
+      } else {
+        set.add(v);
+        this.setCopies!.push(copy);
+      }
       return;
     }
     const n = this.seenCount;
@@ -349,10 +388,31 @@ class SnapshotWalk implements Snapshot {
       this.seenCount = n + 1;
       return;
     }
+    const objects = this.seenObjects;
+    const copies = this.seenCopies;
+    const setCopies: unknown[] = [];
+    const seenSet = new Set<object>();
+    for (let i = 0; i < n; i++) {
+      seenSet.add(objects[i]);
+      setCopies.push(copies[i]);
+    }
+    seenSet.add(v);
+    setCopies.push(copy);
+    this.seenSet = seenSet;
+    this.setCopies = setCopies;
+  }
+
+  /** The objects met, from `seenSet` and `setCopies` into `seenMap` (from now on the walk's only record). */
+  private toMap(): Map<object, unknown> {
     const map = new Map<object, unknown>();
-    for (let i = 0; i < n; i++) map.set(this.seenObjects[i], this.seenCopies[i]);
-    map.set(v, copy);
+    const copies = this.setCopies!;
+    let i = 0;
+    for (const v of this.seenSet!) map.set(v, copies[i++]);
     this.seenMap = map;
+    this.seenSet = undefined;
+    this.setCopies = undefined;
+    this.claimed = -1;
+    return map;
   }
 
   /** Marks the value as neither JSON-exact nor JSON-exact but for handles. */
@@ -399,6 +459,11 @@ class SnapshotWalk implements Snapshot {
     }
     const seen = this.seenCopy(v);
     if (seen !== undefined) return this.again(v, seen);
+    return this.visitUnseen(v);
+  }
+
+  /** {@link visit} of an object or function not met before (or just claimed by {@link fast}). */
+  private visitUnseen(v: object): unknown {
     const frames = this.frames;
     const depth = this.baseDepth + frames.length + 1;
     if (depth > this.maxDepth) {
@@ -457,12 +522,12 @@ class SnapshotWalk implements Snapshot {
    * walk, which continues from what was read: nothing is read twice.
    */
   fast(v: object, depth: number): unknown {
-    const seen = this.seenCopy(v);
+    const seen = this.claim(v);
     if (seen !== undefined) return this.again(v, seen);
     if (depth > this.maxDepth) {
       throw unserializable(describe(v), this.pathOf(this.fastPath.length), `it nests deeper than maxDepth ${this.maxDepth}`);
     }
-    if (typeof v === 'function' || depth > FAST_MAX_DEPTH) return this.handOver(depth, () => this.visit(v));
+    if (typeof v === 'function' || depth > FAST_MAX_DEPTH) return this.handOver(depth, () => this.visitUnseen(v));
     if (this.hooks !== undefined) {
       const marker = this.handleMarker(v);
       if (marker !== undefined) return marker;
@@ -500,14 +565,22 @@ class SnapshotWalk implements Snapshot {
     }
     const copy = { ...(v as Record<string, unknown>) };
     this.remember(v, copy);
-    const keys = Object.keys(copy);
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i];
+    // for-in rather than Object.keys: no key array, and V8 reads each value by its field index
+    // (the copy's enum cache) rather than by a keyed lookup. It yields the copy's own keys
+    // first, in Object.keys order (so `i` is the key's rank), then any enumerable key of
+    // Object.prototype (only if something put one there). Such a key's value is not the copy's:
+    // a scalar can only make the value take the devalue path (which reads the copy's own keys),
+    // and an object child is checked to be the copy's own before it is copied.
+    let i = -1;
+    for (const k in copy) {
+      i++;
       const e = copy[k];
       if (k === '__proto__') this.notJson();
       if (typeof e === 'object' ? e === null : typeof e !== 'function') {
         if (e !== null && !isJsonScalar(e)) this.notJson();
       } else {
+        // Inherited: the copy's own keys are done.
+        if (!hasOwnProperty.call(copy, k)) break;
         const path = this.fastPath;
         const ranks = this.fastRanks;
         path.push(k);
