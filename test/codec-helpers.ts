@@ -1,9 +1,9 @@
 // What the codec test files share: handle objects the encoder's handleKind hook recognises (the
-// library's own hooks recognise senders, receivers, files and shared memory), and the check that
-// a call throws one IpcError.
+// library's own hooks recognise senders, receivers, files and shared memory), the check that
+// a call throws one IpcError, and an encode + decode round trip that reports the body's format.
 import { expect } from 'vitest';
-import { BODY_FORMAT_JSON_HANDLES, IpcError } from '../src/shared/index.js';
-import type { EncodeHooks } from '../src/shared/index.js';
+import { BODY_FORMAT_JSON_HANDLES, DEFAULT_LIMITS, IpcError, decodeMessage, encodeMessage, joinParts } from '../src/shared/index.js';
+import type { DecodeHooks, DecodeLimits, EncodeHooks } from '../src/shared/index.js';
 
 export class Handle {
   constructor(readonly kind: string) {}
@@ -11,6 +11,16 @@ export class Handle {
 
 /** Encode hooks that make every {@link Handle} a handle of its kind. */
 export const handleHooks: EncodeHooks = { handleKind: (v) => (v instanceof Handle ? v.kind : undefined) };
+
+/** Decode hooks that revive handle `index` of `kind` as `{ revived: kind, index }`. */
+export const reviveHooks: DecodeHooks = { reviveHandle: (kind, index) => ({ revived: kind, index }) };
+
+/** Encodes `value` (with `hooks`), decodes the joined body with {@link reviveHooks}; the body's format and the value. */
+export function roundTrip(value: unknown, hooks?: EncodeHooks, limits: DecodeLimits = DEFAULT_LIMITS): { format: number; value: unknown } {
+  const encoded = encodeMessage(value, hooks);
+  const body = joinParts(encoded);
+  return { format: body[0]!, value: decodeMessage(body, encoded.handles.length, reviveHooks, limits) };
+}
 
 /** Expects `f()` to throw an IpcError with `code` (and a message matching `message`); returns it. */
 export function expectIpcError(f: () => unknown, code: string, message?: RegExp): IpcError {

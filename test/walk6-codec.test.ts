@@ -12,19 +12,11 @@ import {
   DEFAULT_LIMITS,
   encodeMessage,
   joinParts,
-  type DecodeHooks,
-  type EncodeHooks,
 } from '../src/shared/index.js';
-import { expectIpcError, Handle, handleHooks } from './codec-helpers.js';
+import { expectIpcError, Handle, handleHooks, roundTrip } from './codec-helpers.js';
 
 const LIMITS = DEFAULT_LIMITS;
-const reviveHooks: DecodeHooks = { reviveHandle: (kind, index) => ({ revived: kind, index }) };
 
-function roundTrip(value: unknown, hooks?: EncodeHooks, limits = LIMITS): { format: number; value: unknown } {
-  const encoded = encodeMessage(value, hooks);
-  const body = joinParts(encoded);
-  return { format: body[0], value: decodeMessage(body, encoded.handles.length, reviveHooks, limits) };
-}
 
 /** `n` distinct small objects (so that a value holding them is past the walk's short lists). */
 const filler = (n: number): object[] => Array.from({ length: n }, (_, i) => ({ i }));
