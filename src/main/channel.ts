@@ -13,7 +13,7 @@
  * This module is the public face: the classes, the channel constructors, the handle kinds, and
  * the internal entry points other modules use (re-exported from where they live).
  */
-import { bodyLayout, encodeMessageInto } from '../shared/codec.js';
+import { bodyLayout, encodeMessageInto as encodeMessageIntoExport } from '../shared/codec.js';
 import { IMMEDIATE_BODY } from './framing/send.js';
 import type { EncodeHooks } from '../shared/codec.js';
 import type { Limits } from '../shared/limits.js';
@@ -33,6 +33,9 @@ import type { ReceiverOptions } from './endpoint/options.js';
 import type { ReceiverCore } from './endpoint/receiver-core.js';
 import { neutralizeSocket } from './endpoint/socket-checks.js';
 import { closeFds } from './endpoint/thread-state.js';
+
+/** Read once (a getter on another module's exports in the CommonJS bundle: see endpoint/decode.ts). */
+const encodeMessageInto = encodeMessageIntoExport;
 
 export { asyncSchemaError } from './endpoint/options.js';
 export type { ReceiverOptions, RecvOptions } from './endpoint/options.js';

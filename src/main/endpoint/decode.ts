@@ -3,7 +3,7 @@
  * switch secrets), closing the ones a schema dropped, and a record's bytes as parts (to send it
  * on when its receiver moves).
  */
-import { decodeMessage, peekHandleCount } from '../../shared/codec.js';
+import { decodeMessage as decodeMessageExport, peekHandleCount } from '../../shared/codec.js';
 import type { DecodeHooks } from '../../shared/codec.js';
 import { IpcError } from '../../shared/errors.js';
 import type { Limits } from '../../shared/limits.js';
@@ -13,6 +13,13 @@ import { handleKind, handleKindsVersion, isHandleSource } from '../handles.js';
 import type { ReviveContext } from '../handles.js';
 import { fdInfo, fdInfoPacked } from '../native.js';
 import { closeFds } from './thread-state.js';
+
+/**
+ * Read once. In the CommonJS bundle every import from src/shared is a getter on that module's
+ * exports, itself forwarding to another getter: read per message it cost two calls and a
+ * megamorphic lookup on each decode (perf of bench/cpu-rtt.mjs).
+ */
+const decodeMessage = decodeMessageExport;
 
 /** No switch secrets. */
 const NO_SECRETS: readonly string[] = Object.freeze([]);
