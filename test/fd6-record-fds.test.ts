@@ -8,7 +8,7 @@ import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcFileHandle, IpcReceiver, bytesChannel, channel } from '../src/main/index.js';
 import { encodeMessage, joinParts } from '../src/shared/codec.js';
-import { FRAG_FIRST, FRAG_LAST, NO_FDS, PacketParser, RecordBatcher, fdCount as recordFdCount, fdList, fdSlice, fragmentPackets, singleRecordPacket, switchPacket } from '../src/main/framing.js';
+import { FRAG_FIRST, FRAG_LAST, NO_FDS, PacketParser, copyParts, RecordBatcher, fdCount as recordFdCount, fdList, fdSlice, fragmentPackets, singleRecordPacket, switchPacket } from '../src/main/framing.js';
 import type { ParsedItem, RecordFds, WireRecord } from '../src/main/framing.js';
 import { decodeRecord } from '../src/main/endpoint/decode.js';
 import { closeFds } from '../src/main/endpoint/thread-state.js';
@@ -32,13 +32,7 @@ function bodyOf(value: unknown): Uint8Array {
 
 /** The bytes of an out packet, joined. */
 function bytesOf(p: { parts: Uint8Array[] }): Uint8Array {
-  const out = new Uint8Array(p.parts.reduce((n, x) => n + x.byteLength, 0));
-  let at = 0;
-  for (const x of p.parts) {
-    out.set(x, at);
-    at += x.byteLength;
-  }
-  return out;
+  return copyParts(p.parts, 0, p.parts.reduce((n, x) => n + x.byteLength, 0));
 }
 
 /** A RECORDS packet holding one record per body, with `counts[i]` descriptor slots each (numbered from `first`). */

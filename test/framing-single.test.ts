@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IpcError } from '../src/shared/index.js';
-import { NO_FDS, PacketParser, fdList, singleRecordPacket } from '../src/main/framing.js';
+import { NO_FDS, PacketParser, copyParts, fdList, singleRecordPacket } from '../src/main/framing.js';
 import type { ParsedItem } from '../src/main/framing.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_261_204);
@@ -22,13 +22,7 @@ function describeItem(it: ParsedItem): unknown {
 /** The bytes of one packet of the sender's own framing (one record of `body`). */
 function packetOf(body: Uint8Array, nfds: number): Uint8Array {
   const p = singleRecordPacket([body], body.byteLength, new Array<number>(nfds).fill(-1));
-  const out = new Uint8Array(p.parts.reduce((n, x) => n + x.byteLength, 0));
-  let at = 0;
-  for (const x of p.parts) {
-    out.set(x, at);
-    at += x.byteLength;
-  }
-  return out;
+  return copyParts(p.parts, 0, p.parts.reduce((n, x) => n + x.byteLength, 0));
 }
 
 /** Runs the fast path on `packet` placed at `off` in a bigger buffer, and parse() on a copy. */
