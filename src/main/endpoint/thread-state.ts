@@ -184,21 +184,16 @@ export function flushAtExit(): void {
 
 /** Closes descriptors (one as a number, or an array), ignoring those already closed. */
 export function closeFds(fds: RecordFds): void {
-  const n = native();
-  if (typeof fds === 'number') {
-    try {
-      n.close(fds);
-    } catch {
-      // Already gone; nothing to release.
-    }
-    return;
-  }
-  for (const fd of fds) {
-    try {
-      n.close(fd);
-    } catch {
-      // Already gone; nothing to release.
-    }
+  if (typeof fds === 'number') closeQuietly(fds);
+  else for (const fd of fds) closeQuietly(fd);
+}
+
+/** Closes `fd` through the addon; one already gone has nothing to release. */
+function closeQuietly(fd: number): void {
+  try {
+    native().close(fd);
+  } catch {
+    // Already gone.
   }
 }
 
